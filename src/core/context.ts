@@ -1,0 +1,228 @@
+/**
+ * The execution context every policy and the user's function see.
+ *
+ * One context object is made per `execute()` call. A timeout makes a child context per
+ * call so that its abort does not leak to the layers outside it. The `signal` is made
+ * lazily: a call whose function never reads `ctx.signal` creates no AbortController and
+ * adds no listener anywhere.
+ */
+
+/** Built-in priority classes, most important first. Any other string is allowed too. */
+export type Priority = 'critical' | 'high' | 'normal' | 'low' | (string & {});
+
+/**
+ * What the function passed to `execute` receives.
+ *
+ * @example
+ * ```ts
+ * import { retry } from 'bulwark';
+ * await retry({ maxAttempts: 3 }).execute(
+ *   ({ signal, attempt, priority, props }) => fetch(`https://api.example/${props.id}?try=${attempt}`, { signal }),
+ *   { priority: 'critical', props: { id: 42 } },
+ * );
+ * ```
+ */
+export interface Context<P extends object = Record<string, unknown>> {
+  /**
+   * Aborted when the caller's signal aborts or an enclosing timeout elapses.
+   * Created on first read, so reading it is the only thing that costs an AbortController.
+   */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt, 2 for the first retry, and so on. */
+  readonly attempt: number;
+  /** The priority given to `execute` (`normal` when none was). */
+  readonly priority: Priority;
+  /** The operation name given to `execute`, if any (used in events and metrics). */
+  readonly name: string | undefined;
+  /** The typed property bag given to `execute` as `props` (an empty object when none was). */
+  readonly props: P;
+}
+
+/**
+ * Options of one `execute()` call.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * await policy.execute(work, { signal: controller.signal, priority: 'low', name: 'nightly-sync' });
+ * ```
+ */
+export interface ExecuteOptions<P extends object = Record<string, unknown>> {
+  /** The caller's signal: honoured by every policy and propagated to `ctx.signal`. */
+  signal?: AbortSignal | undefined;
+  /** Priority class of this call; policies may treat tiers differently. Default `normal`. */
+  priority?: Priority | undefined;
+  /** Operation name, for events and metrics. */
+  name?: string | undefined;
+  /** A typed property bag, visible to the function and to option functions as `ctx.props`. */
+  props?: P | undefined;
+}
+
+const EMPTY_PROPS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+/** A function run by a policy. */
+export type Operation<T, P extends object> = (ctx: Context<P>) => T | PromiseLike<T>;
+
+/**
+ * The concrete context of an `execute()` call (the root). Its underscore members are
+ * internal to Bulwark. Kept small: it is the one object every call allocates.
+ * @internal
+ */
+export class ExecutionContext implements Context<Record<string, unknown>> {
+  attempt = 1;
+  readonly priority: Priority;
+  readonly name: string | undefined;
+  readonly props: Record<string, unknown>;
+
+  /** The user's function. */
+  readonly _fn: (ctx: ExecutionContext) => unknown;
+  /** The caller's signal (root only). */
+  readonly _callerSignal: AbortSignal | null;
+  _controller: AbortController | null = null;
+
+  constructor(
+    fn: (ctx: ExecutionContext) => unknown,
+    callerSignal: AbortSignal | null,
+    priority: Priority,
+    name: string | undefined,
+    props: Record<string, unknown>,
+  ) {
+    this._fn = fn;
+    this._callerSignal = callerSignal;
+    this.priority = priority;
+    this.name = name;
+    this.props = props;
+  }
+
+  /** Makes the root context of an `execute()` call. */
+  static root(fn: (ctx: never) => unknown, options: ExecuteOptions<object> | undefined): ExecutionContext {
+    if (options === undefined) {
+      return new ExecutionContext(fn as (ctx: ExecutionContext) => unknown, null, 'normal', undefined, EMPTY_PROPS);
+    }
+    return new ExecutionContext(
+      fn as (ctx: ExecutionContext) => unknown,
+      options.signal ?? null,
+      options.priority ?? 'normal',
+      options.name,
+      (options.props as Record<string, unknown> | undefined) ?? EMPTY_PROPS,
+    );
+  }
+
+  /** Makes a child context that can be aborted on its own (used by timeouts). */
+  child(): ChildContext {
+    const c = new ChildContext(this);
+    c.attempt = this.attempt;
+    return c;
+  }
+
+  get signal(): AbortSignal {
+    if (this._controller !== null) return this._controller.signal;
+    if (this._callerSignal !== null) return this._callerSignal;
+    this._controller = new AbortController();
+    return this._controller.signal;
+  }
+
+  /** True when this context (or one enclosing it, or the caller) was aborted. */
+  get _isAborted(): boolean {
+    return this._callerSignal !== null && this._callerSignal.aborted;
+  }
+
+  /** The abort reason, when `_isAborted`. */
+  get _abortReason(): unknown {
+    return this._callerSignal?.reason;
+  }
+
+  /** True when this context can ever be aborted (so waiting code must listen). */
+  get _canAbort(): boolean {
+    return this._callerSignal !== null;
+  }
+
+  /** The signal to listen on for aborts, or null when nothing can abort this context. */
+  _abortSource(): AbortSignal | null {
+    return this._callerSignal === null ? null : this.signal;
+  }
+}
+
+/**
+ * A context a timeout makes per call: aborted by its own deadline, or when its parent aborts.
+ * It is also its own node in the timeout's deadline queue.
+ * @internal
+ */
+export class ChildContext extends ExecutionContext {
+  readonly _parent: ExecutionContext;
+  _aborted = false;
+  _reason: unknown = undefined;
+  _parentSignal: AbortSignal | null = null;
+  _parentListener: (() => void) | null = null;
+
+  // Deadline-queue links.
+  _dlPrev: ChildContext | null = null;
+  _dlNext: ChildContext | null = null;
+  _dlDeadline = 0;
+  _dlQueued = false;
+  /** The timeout (ms) the timeout policy set on this context. */
+  _timeoutMs = 0;
+  /** Set by an abandon timeout: called when the deadline passes. */
+  _onExpire: ((ctx: ChildContext) => void) | null = null;
+
+  constructor(parent: ExecutionContext) {
+    super(parent._fn, null, parent.priority, parent.name, parent.props);
+    this._parent = parent;
+  }
+
+  override get signal(): AbortSignal {
+    if (this._controller !== null) return this._controller.signal;
+    const controller = new AbortController();
+    this._controller = controller;
+    if (this._aborted) {
+      controller.abort(this._reason);
+      return controller.signal;
+    }
+    const parentSignal = this._parent._abortSource();
+    if (parentSignal !== null) {
+      if (parentSignal.aborted) {
+        this._abort(parentSignal.reason);
+      } else {
+        const listener = () => this._abort(parentSignal.reason);
+        this._parentSignal = parentSignal;
+        this._parentListener = listener;
+        parentSignal.addEventListener('abort', listener, { once: true });
+      }
+    }
+    return controller.signal;
+  }
+
+  override get _isAborted(): boolean {
+    return this._aborted || this._parent._isAborted;
+  }
+
+  override get _abortReason(): unknown {
+    return this._aborted ? this._reason : this._parent._abortReason;
+  }
+
+  override get _canAbort(): boolean {
+    return true;
+  }
+
+  override _abortSource(): AbortSignal | null {
+    return this.signal;
+  }
+
+  /** Aborts this context. */
+  _abort(reason: unknown): void {
+    if (this._aborted) return;
+    this._aborted = true;
+    this._reason = reason;
+    this._detach();
+    if (this._controller !== null) this._controller.abort(reason);
+  }
+
+  /** Removes the listener this context put on its parent's signal. */
+  _detach(): void {
+    if (this._parentListener !== null) {
+      this._parentSignal!.removeEventListener('abort', this._parentListener);
+      this._parentListener = null;
+      this._parentSignal = null;
+    }
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Typed errors. Every error Bulwark throws is a `BulwarkError` with a stable `code`,
+ * a message that says what to do, and the underlying `cause` chained where there is one.
+ */
+
+/**
+ * Base class of every error Bulwark throws.
+ *
+ * @example
+ * ```ts
+ * import { BulwarkError } from 'bulwark';
+ * try { await policy.execute(work); } catch (err) {
+ *   if (err instanceof BulwarkError) console.log(err.code);
+ * }
+ * ```
+ */
+export class BulwarkError extends Error {
+  /** A stable machine-readable code, e.g. `BREAKER_OPEN`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An option was missing, of the wrong type or out of range. Thrown when a policy is
+ * constructed (or, for options given as functions, when the function returns a bad value).
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, retry } from 'bulwark';
+ * try { retry({ maxAttempts: 0 }); } catch (err) {
+ *   if (err instanceof ConfigError) console.log(err.option); // 'retry.maxAttempts'
+ * }
+ * ```
+ */
+export class ConfigError extends BulwarkError {
+  /** The dotted path of the offending option, e.g. `retry.maxAttempts`. */
+  readonly option: string;
+
+  constructor(option: string, expectation: string, got: unknown) {
+    super('INVALID_OPTION', `${option} must be ${expectation} (got ${describe(got)})`);
+    this.option = option;
+  }
+}
+
+/**
+ * A circuit breaker refused the call because it is open, isolated, or already running
+ * its half-open probes. Retry after `retryAfterMs`, or serve a fallback.
+ *
+ * @example
+ * ```ts
+ * import { BrokenCircuitError } from 'bulwark';
+ * try { await breaker.execute(work); } catch (err) {
+ *   if (err instanceof BrokenCircuitError) console.log(`retry in ${err.retryAfterMs} ms`);
+ * }
+ * ```
+ */
+export class BrokenCircuitError extends BulwarkError {
+  /** Milliseconds until the breaker will admit a probe (`Infinity` while isolated or forced open). */
+  readonly retryAfterMs: number;
+  /** The breaker's name. */
+  readonly breaker: string;
+  /** The breaker state that caused the rejection. */
+  readonly state: 'open' | 'half-open' | 'isolated' | 'forced-open';
+
+  constructor(
+    breaker: string,
+    state: 'open' | 'half-open' | 'isolated' | 'forced-open',
+    retryAfterMs: number,
+    cause?: unknown,
+  ) {
+    const why =
+      state === 'isolated' || state === 'forced-open'
+        ? `it was ${state === 'isolated' ? 'isolated' : 'forced open'} by an operator; release the isolation or call reset() to admit calls again`
+        : state === 'half-open'
+          ? 'it is half-open and its probe slots are taken; retry shortly'
+          : `it opened after repeated failures; retry in ${Math.ceil(retryAfterMs)} ms or serve a fallback`;
+    super('BREAKER_OPEN', `Circuit breaker "${breaker}" rejected the call: ${why}`, { cause });
+    this.breaker = breaker;
+    this.state = state;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * A timeout policy's deadline passed. With the `cooperative` strategy the signal was
+ * aborted and the function failed; with `abandon` the call was abandoned at the deadline.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from 'bulwark';
+ * try { await policy.execute(work); } catch (err) {
+ *   if (err instanceof TimeoutError) console.log(`gave up after ${err.timeoutMs} ms`);
+ * }
+ * ```
+ */
+export class TimeoutError extends BulwarkError {
+  /** The timeout that elapsed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, cause?: unknown) {
+    super(
+      'TIMEOUT',
+      `The operation timed out after ${timeoutMs} ms; raise the timeout if the dependency is legitimately slow, or treat it as a failure`,
+      { cause },
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A bulkhead refused the call: its concurrency limit and queue were full
+ * (`BULKHEAD_FULL`), or the call waited in the queue longer than `queueTimeout`
+ * (`BULKHEAD_QUEUE_TIMEOUT`).
+ *
+ * @example
+ * ```ts
+ * import { BulkheadRejectedError } from 'bulwark';
+ * try { await policy.execute(work); } catch (err) {
+ *   if (err instanceof BulkheadRejectedError) res.statusCode = 503;
+ * }
+ * ```
+ */
+export class BulkheadRejectedError extends BulwarkError {
+  override readonly code: 'BULKHEAD_FULL' | 'BULKHEAD_QUEUE_TIMEOUT';
+  /** The bulkhead's name. */
+  readonly bulkhead: string;
+  /** Calls running when the call was rejected. */
+  readonly active: number;
+  /** Calls queued when the call was rejected. */
+  readonly queued: number;
+
+  constructor(
+    bulkhead: string,
+    code: 'BULKHEAD_FULL' | 'BULKHEAD_QUEUE_TIMEOUT',
+    active: number,
+    queued: number,
+  ) {
+    super(
+      code,
+      code === 'BULKHEAD_FULL'
+        ? `Bulkhead "${bulkhead}" is full (${active} running, ${queued} queued); shed the call, retry later or raise limit/queue`
+        : `Call waited too long in bulkhead "${bulkhead}"'s queue; retry later or raise queueTimeout`,
+    );
+    this.code = code;
+    this.bulkhead = bulkhead;
+    this.active = active;
+    this.queued = queued;
+  }
+}
+
+/**
+ * Wraps a non-object value passed to `nonRetryable()` so that it can carry the mark.
+ *
+ * @example
+ * ```ts
+ * import { NonRetryableError } from 'bulwark';
+ * const err = new NonRetryableError('bad input');
+ * ```
+ */
+export class NonRetryableError extends BulwarkError {
+  constructor(cause: unknown) {
+    super('NON_RETRYABLE', `A failure marked non-retryable: ${describe(cause)}`, { cause });
+  }
+}
+
+const NON_RETRYABLE: unique symbol = Symbol.for('bulwark.nonRetryable');
+
+/**
+ * Marks an error so that no retry policy ever retries it (the error object itself is
+ * returned, so its class and stack are kept). Non-objects are wrapped in `NonRetryableError`.
+ *
+ * @example
+ * ```ts
+ * import { nonRetryable } from 'bulwark';
+ * if (res.status === 400) throw nonRetryable(new Error('invalid order'));
+ * ```
+ */
+export function nonRetryable<E>(error: E): E extends object ? E : NonRetryableError {
+  const target: object = typeof error === 'object' && error !== null ? error : new NonRetryableError(error);
+  Object.defineProperty(target, NON_RETRYABLE, { value: true, enumerable: false, configurable: true });
+  return target as E extends object ? E : NonRetryableError;
+}
+
+/**
+ * True when `error` was marked with `nonRetryable()` (or is a `NonRetryableError`).
+ *
+ * @example
+ * ```ts
+ * import { isNonRetryable, nonRetryable } from 'bulwark';
+ * isNonRetryable(nonRetryable(new Error('x'))); // true
+ * ```
+ */
+export function isNonRetryable(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    ((error as { [NON_RETRYABLE]?: boolean })[NON_RETRYABLE] === true || error instanceof NonRetryableError)
+  );
+}
+
+/** A short, safe description of a value for error messages. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  return 'an object';
+}

@@ -1,0 +1,129 @@
+/**
+ * What counts as a failure: errors by class or predicate, results by predicate, or the
+ * built-in transient classification. Handlers combine with `or…` and narrow with `except`.
+ */
+
+import { BulkheadRejectedError } from './errors.js';
+import { isTransient } from './transient.js';
+
+/** An error class (any constructor whose instances are errors). */
+// biome-ignore lint/suspicious/noExplicitAny: constructor parameter lists are arbitrary
+export type ErrorClass = abstract new (...args: any[]) => unknown;
+
+/** A predicate on an error. */
+export type ErrorPredicate = (error: unknown) => boolean;
+
+function isErrorClass(x: unknown): x is ErrorClass {
+  return (
+    typeof x === 'function' &&
+    typeof (x as { prototype?: unknown }).prototype === 'object' &&
+    ((x as { prototype: unknown }).prototype instanceof Error || x === Error)
+  );
+}
+
+function toPredicate(matchers: readonly (ErrorClass | ErrorPredicate)[]): ErrorPredicate {
+  if (matchers.length === 0) return () => true;
+  const preds = matchers.map((m): ErrorPredicate => {
+    if (isErrorClass(m)) return (e) => e instanceof m;
+    if (typeof m === 'function') return m as ErrorPredicate;
+    throw new TypeError('handle.errors() takes error classes or predicates (error) => boolean');
+  });
+  return preds.length === 1 ? preds[0]! : (e) => preds.some((p) => p(e));
+}
+
+/**
+ * Decides which errors and results a policy treats as failures. Immutable: every method
+ * returns a new handler.
+ *
+ * @example
+ * ```ts
+ * import { handle } from 'bulwark';
+ * const h = handle.errors(TypeError).orResults((r: Response) => r.status >= 500).except((e) => e instanceof RangeError);
+ * h.handlesError(new TypeError('x')); // true
+ * ```
+ */
+export class Handler {
+  constructor(
+    /** Predicate for errors, or null when no error is handled. */
+    readonly errorPredicate: ErrorPredicate | null,
+    /** Predicate for results, or null when no result is a failure. */
+    readonly resultPredicate: ((result: unknown) => boolean) | null,
+  ) {}
+
+  /** True when `error` counts as a failure. */
+  handlesError(error: unknown): boolean {
+    return this.errorPredicate !== null && this.errorPredicate(error);
+  }
+
+  /** True when `result` counts as a failure. */
+  handlesResult(result: unknown): boolean {
+    return this.resultPredicate !== null && this.resultPredicate(result);
+  }
+
+  /** Also handle errors of these classes or matching these predicates. */
+  orErrors(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
+    return this.or(new Handler(toPredicate(matchers), null));
+  }
+
+  /** Also handle results matching `predicate`. */
+  orResults<R = unknown>(predicate: (result: R) => boolean): Handler {
+    return this.or(new Handler(null, predicate as (r: unknown) => boolean));
+  }
+
+  /** Also handle what `other` handles. */
+  or(other: Handler): Handler {
+    const a = this.errorPredicate;
+    const b = other.errorPredicate;
+    const ra = this.resultPredicate;
+    const rb = other.resultPredicate;
+    return new Handler(
+      a === null ? b : b === null ? a : (e) => a(e) || b(e),
+      ra === null ? rb : rb === null ? ra : (r) => ra(r) || rb(r),
+    );
+  }
+
+  /** Never handle errors of these classes or matching these predicates. */
+  except(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
+    const a = this.errorPredicate;
+    const not = toPredicate(matchers);
+    return new Handler(a === null ? null : (e) => a(e) && !not(e), this.resultPredicate);
+  }
+}
+
+/**
+ * Builders for handlers.
+ *
+ * @example
+ * ```ts
+ * import { handle, retry } from 'bulwark';
+ * retry({ handle: handle.transient() });
+ * retry({ handle: handle.errors(TypeError, (e) => (e as { code?: string }).code === 'EBUSY') });
+ * retry({ handle: handle.results((r: Response) => r.status === 503) });
+ * retry({ handle: handle.transient().orErrors(MyFlakyError) });
+ * ```
+ */
+export const handle = {
+  /** Every error; no result. */
+  all(): Handler {
+    return new Handler(() => true, null);
+  },
+  /** Errors of these classes or matching these predicates (every error when none is given). */
+  errors(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
+    return new Handler(toPredicate(matchers), null);
+  },
+  /** Results matching `predicate` (e.g. a Response with status 503). */
+  results<R = unknown>(predicate: (result: R) => boolean): Handler {
+    return new Handler(null, predicate as (r: unknown) => boolean);
+  },
+  /** Transient errors and results, as classified by `isTransient`. */
+  transient(): Handler {
+    return new Handler(isTransient, isTransient);
+  },
+  /** Nothing at all. */
+  none(): Handler {
+    return new Handler(null, null);
+  },
+};
+
+/** Default for breakers: every error except a bulkhead's own rejection (local overload, not a dependency failure). */
+export const DEFAULT_FAILURES: Handler = handle.all().except(BulkheadRejectedError);

@@ -1,0 +1,76 @@
+/**
+ * Bulwark core: composable resilience policies with zero runtime dependencies.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, retry, circuitBreaker, timeout, bulkhead, backoff, handle } from 'bulwark';
+ * const policy = pipeline(
+ *   timeout(10_000),
+ *   retry({ maxAttempts: 4, backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }), handle: handle.transient() }),
+ *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfter: 15_000 }),
+ *   timeout({ ms: 2_000, strategy: 'abandon' }),
+ *   bulkhead({ limit: 10, queue: 100 }),
+ * );
+ * ```
+ * @module
+ */
+
+export {
+  type Backoff,
+  type BackoffSequence,
+  backoff,
+  type ConstantBackoffOptions,
+  type ExponentialBackoffOptions,
+  type Jitter,
+  type LinearBackoffOptions,
+} from './core/backoff.js';
+export type {
+  BreakerOptions,
+  ConsecutiveBreakerOptions,
+  CountBreakerOptions,
+  SlowCallOptions,
+  TimeBreakerOptions,
+  WindowFigures,
+} from './core/breaker-window.js';
+export { type BulkheadOptions, BulkheadPolicy, bulkhead } from './core/bulkhead.js';
+export {
+  type CircuitBreakerOptions,
+  CircuitBreakerPolicy,
+  type CircuitBreakerStats,
+  type CircuitState,
+  circuitBreaker,
+  type IsolationHandle,
+  type SavedCircuitState,
+} from './core/circuit-breaker.js';
+export { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './core/clock.js';
+export type { Context, ExecuteOptions, Operation, Priority } from './core/context.js';
+export {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  BulwarkError,
+  ConfigError,
+  isNonRetryable,
+  NonRetryableError,
+  nonRetryable,
+  TimeoutError,
+} from './core/errors.js';
+export {
+  type BulkheadEvent,
+  type CircuitBreakerEvent,
+  type Disposer,
+  type EventBase,
+  type FallbackEvent,
+  type Listener,
+  type PolicyEvent,
+  type RetryEvent,
+  type TimeoutEvent,
+  telemetry,
+} from './core/events.js';
+export { type FallbackOptions, type FallbackOutcome, FallbackPolicy, fallback } from './core/fallback.js';
+export { type ErrorClass, type ErrorPredicate, Handler, handle } from './core/handle.js';
+export type { Dynamic } from './core/options.js';
+export { type AltOf, type CommonOptions, type EventOf, type Policy, pipeline } from './core/policy.js';
+export { type RetryOptions, RetryPolicy, retry } from './core/retry.js';
+export { parseRetryAfter, retryAfterOf } from './core/retry-after.js';
+export { type TimeoutOptions, TimeoutPolicy, timeout } from './core/timeout.js';
+export { isResponseLike, isTransient, isTransientStatus } from './core/transient.js';
