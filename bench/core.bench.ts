@@ -43,7 +43,10 @@ const ours = {
   pipeline: pipeline(
     timeout(TIMEOUT_MS),
     retry({ maxAttempts: ATTEMPTS }),
-    circuitBreaker({ breaker: { kind: 'consecutive', threshold: THRESHOLD }, halfOpenAfter: HALF_OPEN_AFTER }),
+    circuitBreaker({
+      breaker: { kind: 'consecutive', threshold: THRESHOLD },
+      halfOpenAfter: HALF_OPEN_AFTER,
+    }),
     bulkhead({ limit: LIMIT, queue: QUEUE }),
   ),
 };
@@ -61,13 +64,20 @@ const cockatiel = {
   pipeline: ck.wrap(
     ck.timeout(TIMEOUT_MS, ck.TimeoutStrategy.Cooperative),
     ck.retry(ck.handleAll, { maxAttempts: ATTEMPTS - 1, backoff: new ck.ExponentialBackoff() }),
-    ck.circuitBreaker(ck.handleAll, { halfOpenAfter: HALF_OPEN_AFTER, breaker: new ck.ConsecutiveBreaker(THRESHOLD) }),
+    ck.circuitBreaker(ck.handleAll, {
+      halfOpenAfter: HALF_OPEN_AFTER,
+      breaker: new ck.ConsecutiveBreaker(THRESHOLD),
+    }),
     ck.bulkhead(LIMIT, QUEUE),
   ),
 };
 
 // opossum's breaker always carries a timeout (its `timeout` option); same 10 s.
-const opossum = new CircuitBreaker(work, { timeout: TIMEOUT_MS, resetTimeout: HALF_OPEN_AFTER, errorThresholdPercentage: 50 });
+const opossum = new CircuitBreaker(work, {
+  timeout: TIMEOUT_MS,
+  resetTimeout: HALF_OPEN_AFTER,
+  errorThresholdPercentage: 50,
+});
 
 type Name = keyof typeof ours;
 const names = Object.keys(ours) as Name[];
@@ -109,7 +119,11 @@ const targets: Target[] = [
     ratio: ops('bulwark pipeline') / ops('opossum breaker+timeout'),
     goal: 1.3,
   },
-  { what: 'timeout vs cockatiel timeout (cooperative)', ratio: ops('bulwark timeout') / ops('cockatiel timeout'), goal: 20 },
+  {
+    what: 'timeout vs cockatiel timeout (cooperative)',
+    ratio: ops('bulwark timeout') / ops('cockatiel timeout'),
+    goal: 20,
+  },
   ...(['retry', 'circuitBreaker', 'bulkhead', 'fallback', 'timeout (abandon)'] as const).map((n) => ({
     what: `${n} vs cockatiel ${n}`,
     ratio: ops(`bulwark ${n}`) / ops(`cockatiel ${n}`),
@@ -122,8 +136,9 @@ const pkg = (name: string): string => {
   const path = fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url));
   return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
 };
-const ourVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const ourVersion = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 const lines: string[] = [];
 lines.push('# Benchmark results: core policies', '');
@@ -148,7 +163,8 @@ lines.push(
   '',
 );
 lines.push('## Targets', '', '| Comparison | Ratio | Goal | Met |', '|---|---:|---:|:---:|');
-for (const t of targets) lines.push(`| ${t.what} | ${t.ratio.toFixed(2)}× | ≥ ${t.goal}× | ${t.ratio >= t.goal ? 'yes' : 'NO'} |`);
+for (const t of targets)
+  lines.push(`| ${t.what} | ${t.ratio.toFixed(2)}× | ≥ ${t.goal}× | ${t.ratio >= t.goal ? 'yes' : 'NO'} |`);
 lines.push('', '## All cases', '', '| Case | ops/s | ns/op |', '|---|---:|---:|');
 for (const r of results) lines.push(`| ${r.name} | ${formatOps(r.opsPerSec)} | ${r.nsPerOp.toFixed(0)} |`);
 lines.push('');

@@ -100,16 +100,25 @@ function describe(error: unknown): string {
 
 // Narrate what the policies do, from their events.
 retries.onRetry((e) =>
-  say(yellow(`  ↻ retry: attempt ${e.attempt} failed (${describe(e.error)}); waiting ${Math.round(e.delayMs)} ms`)),
+  say(
+    yellow(
+      `  ↻ retry: attempt ${e.attempt} failed (${describe(e.error)}); waiting ${Math.round(e.delayMs)} ms`,
+    ),
+  ),
 );
 retries.onGiveUp((e) => say(red(`  ✗ retry gave up after attempt ${e.attempt} (${e.reason})`)));
 breaker.onStateChange((e) => {
   const why = e.reason ? ` — ${e.reason}` : '';
   const paintState = e.to === 'open' ? red : e.to === 'closed' ? green : cyan;
-  say(paintState(`  ⚡ breaker ${e.from} → ${e.to}${why}${e.breakMs !== undefined ? `; probing in ${e.breakMs} ms` : ''}`));
+  say(
+    paintState(
+      `  ⚡ breaker ${e.from} → ${e.to}${why}${e.breakMs !== undefined ? `; probing in ${e.breakMs} ms` : ''}`,
+    ),
+  );
 });
 pool.onEvent((e) => {
-  if (e.event === 'reject') say(red(`  ⛔ bulkhead rejected a call: ${e.active} running, ${e.queued} queued`));
+  if (e.event === 'reject')
+    say(red(`  ⛔ bulkhead rejected a call: ${e.active} running, ${e.queued} queued`));
 });
 
 async function charge(amount: number): Promise<void> {
@@ -135,29 +144,53 @@ console.log(
 chapter(1, 'A healthy dependency', 'On the success path every policy is nearly free: one call, no retries.');
 await charge(10);
 
-chapter(2, 'A flaky dependency: retries with backoff', 'ECONNRESET is transient, so the retry policy tries again after a jittered, growing delay.');
+chapter(
+  2,
+  'A flaky dependency: retries with backoff',
+  'ECONNRESET is transient, so the retry policy tries again after a jittered, growing delay.',
+);
 mode = 'flaky';
 flakyFailuresLeft = 2;
 await charge(20);
 
-chapter(3, 'The dependency goes down: the breaker opens', '503s are transient, so they are retried; after 3 consecutive failures the breaker opens and later calls fail fast — the fallback answers instead.');
+chapter(
+  3,
+  'The dependency goes down: the breaker opens',
+  '503s are transient, so they are retried; after 3 consecutive failures the breaker opens and later calls fail fast — the fallback answers instead.',
+);
 mode = 'down';
 await charge(30);
 await charge(40);
 say(dim(`  breaker state: ${breaker.state}; upstream calls so far: ${calls}`));
 
-chapter(4, 'Half-open: probing for recovery', 'After the break the next call is let through as a probe; its success closes the breaker.');
+chapter(
+  4,
+  'Half-open: probing for recovery',
+  'After the break the next call is let through as a probe; its success closes the breaker.',
+);
 mode = 'healthy';
 await sleep(650);
 await charge(50);
 say(dim(`  breaker state: ${breaker.state}`));
 
-chapter(5, 'Overload: the bulkhead rejects', 'Only 2 calls run at once and 2 may wait; the other 4 of 8 concurrent calls are rejected at once, and the fallback answers them.');
+chapter(
+  5,
+  'Overload: the bulkhead rejects',
+  'Only 2 calls run at once and 2 may wait; the other 4 of 8 concurrent calls are rejected at once, and the fallback answers them.',
+);
 mode = 'slow';
 await Promise.all([60, 61, 62, 63, 64, 65, 66, 67].map((amount) => charge(amount)));
-say(dim(`  bulkhead now: ${pool.active} running, ${pool.queued} queued, ${pool.stats.rejected} rejected in total`));
+say(
+  dim(
+    `  bulkhead now: ${pool.active} running, ${pool.queued} queued, ${pool.stats.rejected} rejected in total`,
+  ),
+);
 
-chapter(6, 'A hung dependency: timeouts', 'Each attempt is abandoned after 300 ms even though the call never returns; the overall 2 s timeout bounds everything.');
+chapter(
+  6,
+  'A hung dependency: timeouts',
+  'Each attempt is abandoned after 300 ms even though the call never returns; the overall 2 s timeout bounds everything.',
+);
 mode = 'hung';
 await charge(70);
 

@@ -68,6 +68,14 @@ class ConstantBackoff implements Backoff {
   private readonly delay: DynamicNumber;
   private readonly jitter: Jitter;
   constructor(options: ConstantBackoffOptions) {
+    checkKeys('backoff.constant', options as unknown as Record<string, unknown>, ['delay', 'jitter']);
+    if (options.delay === undefined) {
+      throw new ConfigError(
+        'backoff.constant.delay',
+        'a finite number >= 0 (the delay is required)',
+        undefined,
+      );
+    }
     this.delay = DynamicNumber.of('backoff.constant.delay', options.delay, rules.finite(0), 0);
     this.jitter = checkEnum('backoff.constant.jitter', options.jitter, ['none', 'full', 'equal'], 'none');
   }
@@ -131,8 +139,11 @@ export interface ExponentialBackoffOptions {
   factor?: Dynamic<number>;
   /**
    * Jitter. Default `full`: uniform in [0, min(max, initial·factor^n)], which does the least
-   * total work under contention. `decorrelated-v2` spreads retries evenly without the
-   * clamping defect of plain `decorrelated` (whose delays pile up at `max`).
+   * total work under contention. `decorrelated-v2` (Polly's V2) spreads retries smoothly
+   * around an exponential median with no spike; like any capped exponential, it sits at `max`
+   * once its growth passes it. Plain `decorrelated` (AWS) has the clamping defect: its clamped
+   * delay feeds the next draw, so once at `max` about 2/3 of its next delays are exactly `max`
+   * again (clients re-synchronise there) while the rest scatter back towards `initial`.
    */
   jitter?: Jitter;
 }

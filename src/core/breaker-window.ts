@@ -283,11 +283,16 @@ class TimeWindow implements FailureWindow {
     const s = saved as { bucketMs?: unknown; buckets?: unknown; ageMs?: unknown } | null;
     if (s?.bucketMs !== this.bucketMs || !Array.isArray(s.buckets)) return;
     this.reset();
-    const shift = typeof s.ageMs === 'number' ? Math.floor(s.ageMs / this.bucketMs) : 0;
+    const shift =
+      typeof s.ageMs === 'number' && Number.isFinite(s.ageMs) && s.ageMs > 0
+        ? Math.floor(s.ageMs / this.bucketMs)
+        : 0;
     const e = this.roll(now);
     for (const b of s.buckets as unknown[]) {
-      if (!Array.isArray(b) || b.length !== 4 || !b.every((x) => typeof x === 'number')) continue;
+      // Skip anything a toJSON() could not have produced: a bad entry must not corrupt the totals.
+      if (!Array.isArray(b) || b.length !== 4 || !b.every((x) => Number.isInteger(x) && x >= 0)) continue;
       const [age, calls, fails, slow] = b as [number, number, number, number];
+      if (fails > calls || slow > calls) continue;
       const at = age + shift;
       if (at >= this.buckets) continue;
       const i = (((e - at) % this.buckets) + this.buckets) % this.buckets;

@@ -7,7 +7,7 @@
 
 import type { Clock } from './clock.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from './context.js';
-import { type DeadlineNode, DeadlineQueues } from './deadline-queue.js';
+import { type DeadlineNode, type DeadlineQueue, DeadlineQueues } from './deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from './errors.js';
 import { type BulkheadEvent, PolicyEmitter } from './events.js';
 import {
@@ -40,9 +40,9 @@ class Waiter implements DeadlineNode<Waiter> {
   _dlQueued = false;
   prev: Waiter | null = null;
   next: Waiter | null = null;
-  source: AbortSignal | null = null;
   onAbort: (() => void) | null = null;
-  timeoutMs = 0;
+  /** The deadline queue this waiter is in (for its queueTimeout), if any. */
+  timeoutQueue: DeadlineQueue<Waiter> | null = null;
   constructor(
     readonly ctx: ExecutionContext,
     readonly limit: number,
@@ -60,6 +60,8 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   /** @internal */
   readonly emitter = new PolicyEmitter<BulkheadEvent>();
   private readonly limit: DynamicNumber;
+  /** The limit when it is a constant (read without a call on the hot path), else 0. */
+  private readonly fixedLimit: number;
   private readonly queue: DynamicNumber;
   private readonly queueTimeout: DynamicNumber;
   private readonly bypass: readonly string[];
@@ -68,6 +70,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   private running = 0;
   private waiting = 0;
   private bypassing = 0;
+  private bypassed = 0;
   private head: Waiter | null = null;
   private tail: Waiter | null = null;
   private rejected = 0;
@@ -84,6 +87,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     ]);
     if (options.limit === undefined) throw new ConfigError('bulkhead.limit', 'an integer >= 1', undefined);
     this.limit = DynamicNumber.of('bulkhead.limit', options.limit, rules.int(1), 1);
+    this.fixedLimit = this.limit.fn === null ? this.limit.constant : 0;
     this.queue = DynamicNumber.of('bulkhead.queue', options.queue, rules.intOrInfinity(0), 0);
     this.queueTimeout = DynamicNumber.of(
       'bulkhead.queueTimeout',
@@ -107,14 +111,24 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     return this.waiting;
   }
 
-  /** Live figures and counters. */
+  /**
+   * Live figures (`active`, `queued`, `bypassing`: running now without a slot) and counters
+   * since creation (`rejected`, `bypassed`).
+   */
   get stats(): {
     readonly active: number;
     readonly queued: number;
     readonly bypassing: number;
     readonly rejected: number;
+    readonly bypassed: number;
   } {
-    return { active: this.running, queued: this.waiting, bypassing: this.bypassing, rejected: this.rejected };
+    return {
+      active: this.running,
+      queued: this.waiting,
+      bypassing: this.bypassing,
+      rejected: this.rejected,
+      bypassed: this.bypassed,
+    };
   }
 
   /**
@@ -130,13 +144,30 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
 
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-    const limit = this.limit.get(ctx);
+    // A caller that aborted before the call gets its reason at once (as retry and fetch do).
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+    let limit = this.fixedLimit;
+    if (limit === 0) {
+      try {
+        limit = this.limit.get(ctx);
+      } catch (error) {
+        return Promise.reject(error); // a bad dynamic value rejects; execute() never throws synchronously
+      }
+    }
     if (this.running < limit) {
       this.running++;
       return start(ctx, next).then(this.releaseOk, this.releaseError);
     }
     if (this.bypass.length !== 0 && this.bypass.includes(ctx.priority)) return this.runBypassing(ctx, next);
-    if (this.waiting < this.queue.get(ctx)) return this.runQueued(ctx, next, limit);
+    let queue: number;
+    let queueTimeout: number;
+    try {
+      queue = this.queue.get(ctx);
+      queueTimeout = this.waiting < queue ? this.queueTimeout.get(ctx) : 0;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.waiting < queue) return this.runQueued(ctx, next, limit, queueTimeout);
     return Promise.reject(this.rejection(ctx, 'full'));
   }
 
@@ -150,8 +181,13 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     throw error;
   };
 
-  private async runQueued(ctx: ExecutionContext, next: Link | null, limit: number): Promise<unknown> {
-    await this.enqueue(ctx, limit); // resolves with the slot already taken for us
+  private async runQueued(
+    ctx: ExecutionContext,
+    next: Link | null,
+    limit: number,
+    queueTimeout: number,
+  ): Promise<unknown> {
+    await this.enqueue(ctx, limit, queueTimeout); // resolves with the slot already taken for us
     try {
       return await invoke(ctx, next);
     } finally {
@@ -161,6 +197,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
 
   private async runBypassing(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     this.bypassing++;
+    this.bypassed++;
     this.emit('bypass', ctx);
     try {
       return await invoke(ctx, next);
@@ -204,8 +241,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     });
   }
 
-  private enqueue(ctx: ExecutionContext, limit: number): Promise<void> {
-    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+  private enqueue(ctx: ExecutionContext, limit: number, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const w = new Waiter(ctx, limit, resolve, reject);
       w.prev = this.tail;
@@ -213,19 +249,20 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
       else this.tail.next = w;
       this.tail = w;
       this.waiting++;
-      const timeoutMs = this.queueTimeout.get(ctx);
       if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        w.timeoutMs = timeoutMs;
-        this.timers.for(timeoutMs).add(w);
+        // Kept on the waiter: past the bound on distinct durations `for()` makes a new queue each time.
+        const q = this.timers.for(timeoutMs);
+        w.timeoutQueue = q;
+        q.add(w);
       }
-      const source = ctx._abortSource();
-      if (source !== null) {
-        w.source = source;
-        w.onAbort = () => {
+      if (ctx._canAbort) {
+        // Watched without an AbortController (ctx.signal is made only when the function reads it).
+        const onAbort = () => {
           this.unlink(w);
-          reject(source.reason);
+          reject(ctx._abortReason);
         };
-        source.addEventListener('abort', w.onAbort, { once: true });
+        w.onAbort = onAbort;
+        ctx._watch(onAbort);
       }
       this.emit('queued', ctx);
     });
@@ -242,9 +279,12 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     w.prev = null;
     w.next = null;
     this.waiting--;
-    if (w._dlQueued) this.timers.for(w.timeoutMs).remove(w);
+    if (w.timeoutQueue !== null) {
+      w.timeoutQueue.remove(w);
+      w.timeoutQueue = null;
+    }
     if (w.onAbort !== null) {
-      w.source!.removeEventListener('abort', w.onAbort);
+      w.ctx._unwatch(w.onAbort);
       w.onAbort = null;
     }
   }

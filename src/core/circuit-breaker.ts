@@ -23,7 +23,7 @@ import type { Clock } from './clock.js';
 import { type RandomSource, systemRandom } from './clock.js';
 import type { Priority } from './context.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
-import { BrokenCircuitError, ConfigError, TimeoutError } from './errors.js';
+import { BrokenCircuitError, BulkheadRejectedError, ConfigError, TimeoutError } from './errors.js';
 import { type CircuitBreakerEvent, type Disposer, type Listener, PolicyEmitter } from './events.js';
 import { DEFAULT_FAILURES, Handler } from './handle.js';
 import {
@@ -238,7 +238,9 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       probe = admitted === 1;
     }
     const gen = this.gen;
-    const t0 = this.window.slowMs !== Number.POSITIVE_INFINITY || this.emitter.active ? this.clock.now() : 0;
+    // NaN: not timed (no slow-call threshold, nobody listening when the call started).
+    const t0 =
+      this.window.slowMs !== Number.POSITIVE_INFINITY || this.emitter.active ? this.clock.now() : Number.NaN;
     return start(ctx, next).then(
       (result) => {
         this.settle(gen, probe, this.classifyResult(result), t0, ctx, undefined);
@@ -260,7 +262,10 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     if (this.excluded !== null && this.excluded.handlesError(error)) return NEUTRAL;
     // Cancelled by the caller: says nothing about the dependency. (An enclosing timeout does.)
     if (ctx._isAborted && !(ctx._abortReason instanceof TimeoutError)) return NEUTRAL;
-    return this.handler.handlesError(error) ? FAILURE : SUCCESS;
+    if (this.handler.handlesError(error)) return FAILURE;
+    // An unhandled error means the dependency answered, except a bulkhead's rejection:
+    // the call never reached the dependency, so it says nothing either way.
+    return error instanceof BulkheadRejectedError ? NEUTRAL : SUCCESS;
   }
 
   /** Admission outside `closed`: 1 = probe, 2 = bypass; throws when rejected. */
@@ -322,10 +327,11 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   ): void {
     const emitter = this.emitter;
     const slowMs = this.window.slowMs;
-    const now =
-      slowMs !== Number.POSITIVE_INFINITY || emitter.active || this.window.kind === 'time'
-        ? this.clock.now()
-        : 0;
+    // The clock is read only when something needs it; otherwise `at` is undefined and a
+    // transition reads it itself (a break must start now, not at time 0).
+    const timed = slowMs !== Number.POSITIVE_INFINITY || emitter.active || this.window.kind === 'time';
+    const now = timed ? this.clock.now() : 0;
+    const at = timed ? now : undefined;
     const slow = slowMs !== Number.POSITIVE_INFINITY && now - t0 >= slowMs;
     if (emitter.active) {
       const event = kind === SUCCESS ? 'success' : kind === FAILURE ? 'failure' : 'excluded';
@@ -335,7 +341,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
         name: this.name,
         priority: ctx.priority,
         attempt: ctx.attempt,
-        durationMs: now - t0,
+        durationMs: Number.isNaN(t0) ? 0 : now - t0,
         slow,
         ...(error === undefined ? {} : { error }),
       });
@@ -349,16 +355,16 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
           'open',
           ctx,
           slow && kind !== FAILURE ? 'slow half-open probe' : 'half-open probe failed',
-          now,
+          at,
         );
       } else if (++this.probeSuccesses >= this.successThreshold) {
-        this.transition('closed', ctx, undefined, now);
+        this.transition('closed', ctx, undefined, at);
       }
       return;
     }
     if (this._state !== 'closed' || kind === NEUTRAL) return;
     const reason = this.window.record(kind === FAILURE, slow, now);
-    if (reason !== null) this.transition('open', ctx, reason, now);
+    if (reason !== null) this.transition('open', ctx, reason, at);
   }
 
   private transition(
@@ -378,7 +384,11 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.openCount++;
       this.opened++;
       if (this.breakBackoff !== null) {
-        if (this.breakSeq === null) this.breakSeq = this.breakBackoff.start(undefined, this.random);
+        if (this.breakSeq === null) {
+          this.breakSeq = this.breakBackoff.start(undefined, this.random);
+          // A restored breaker (openCount from initialState) resumes the growth where it was.
+          for (let k = Math.min(this.openCount, 64); k > 1; k--) this.breakSeq.next();
+        }
         breakMs = this.breakSeq.next();
       } else {
         breakMs = this.breakFixed;
@@ -499,12 +509,14 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       throw new ConfigError('circuitBreaker.initialState', 'a value returned by toJSON() (v: 1)', saved);
     }
     const now = this.clock.now();
-    const age = typeof s.savedAt === 'number' ? Math.max(0, this.clock.date() - s.savedAt) : 0;
+    // Fields a toJSON() could not have produced (NaN, Infinity) are ignored, so that a
+    // corrupt saved state can never hold the breaker open forever.
+    const age = isFiniteNumber(s.savedAt) ? Math.max(0, this.clock.date() - s.savedAt) : 0;
     const state = s.state as CircuitState;
-    this.openCount = typeof s.openCount === 'number' && s.openCount >= 0 ? Math.floor(s.openCount) : 0;
+    this.openCount = isFiniteNumber(s.openCount) && s.openCount >= 0 ? Math.floor(s.openCount) : 0;
     if (state === 'open' || state === 'half-open') {
       this._state = 'open';
-      const left = state === 'open' && typeof s.openRemainingMs === 'number' ? s.openRemainingMs - age : 0;
+      const left = state === 'open' && isFiniteNumber(s.openRemainingMs) ? s.openRemainingMs - age : 0;
       this.openUntil = now + Math.max(0, left);
     } else if (state === 'isolated') {
       // Isolation handles do not survive a restart: restore as forced open (reset() releases it).
@@ -516,6 +528,10 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.window.restore({ ...(s.window as object), ageMs: age }, now);
     }
   }
+}
+
+function isFiniteNumber(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
 }
 
 /**

@@ -97,7 +97,13 @@ export class ExecutionContext implements Context<Record<string, unknown>> {
   /** Makes the root context of an `execute()` call. */
   static root(fn: (ctx: never) => unknown, options: ExecuteOptions<object> | undefined): ExecutionContext {
     if (options === undefined) {
-      return new ExecutionContext(fn as (ctx: ExecutionContext) => unknown, null, 'normal', undefined, EMPTY_PROPS);
+      return new ExecutionContext(
+        fn as (ctx: ExecutionContext) => unknown,
+        null,
+        'normal',
+        undefined,
+        EMPTY_PROPS,
+      );
     }
     return new ExecutionContext(
       fn as (ctx: ExecutionContext) => unknown,
@@ -141,6 +147,20 @@ export class ExecutionContext implements Context<Record<string, unknown>> {
   _abortSource(): AbortSignal | null {
     return this._callerSignal === null ? null : this.signal;
   }
+
+  /**
+   * Calls `fn` once when this context is aborted, WITHOUT creating an AbortController (the
+   * root listens on the caller's signal; a child keeps a list). Call only when `_canAbort`
+   * and not `_isAborted`; undo with `_unwatch(fn)`.
+   */
+  _watch(fn: () => void): void {
+    if (this._callerSignal !== null) this._callerSignal.addEventListener('abort', fn, { once: true });
+  }
+
+  /** Undoes `_watch(fn)` (harmless when `fn` was already called or removed). */
+  _unwatch(fn: () => void): void {
+    if (this._callerSignal !== null) this._callerSignal.removeEventListener('abort', fn);
+  }
 }
 
 /**
@@ -152,8 +172,12 @@ export class ChildContext extends ExecutionContext {
   readonly _parent: ExecutionContext;
   _aborted = false;
   _reason: unknown = undefined;
-  _parentSignal: AbortSignal | null = null;
+  /** Registered on the parent (by `_link`) so that the parent's abort reaches this context. */
   _parentListener: (() => void) | null = null;
+  /** Internal abort watchers (see `_watch`); null when none. */
+  _watchers: (() => void)[] | null = null;
+  /** Set by `_finish`: the call is over, so nothing links this context to its parent again. */
+  _done = false;
 
   // Deadline-queue links.
   _dlPrev: ChildContext | null = null;
@@ -174,21 +198,8 @@ export class ChildContext extends ExecutionContext {
     if (this._controller !== null) return this._controller.signal;
     const controller = new AbortController();
     this._controller = controller;
-    if (this._aborted) {
-      controller.abort(this._reason);
-      return controller.signal;
-    }
-    const parentSignal = this._parent._abortSource();
-    if (parentSignal !== null) {
-      if (parentSignal.aborted) {
-        this._abort(parentSignal.reason);
-      } else {
-        const listener = () => this._abort(parentSignal.reason);
-        this._parentSignal = parentSignal;
-        this._parentListener = listener;
-        parentSignal.addEventListener('abort', listener, { once: true });
-      }
-    }
+    if (this._aborted) controller.abort(this._reason);
+    else this._link(); // may abort this context (and so the controller) at once
     return controller.signal;
   }
 
@@ -208,21 +219,65 @@ export class ChildContext extends ExecutionContext {
     return this.signal;
   }
 
-  /** Aborts this context. */
+  override _watch(fn: () => void): void {
+    if (this._watchers === null) this._watchers = [fn];
+    else this._watchers.push(fn);
+    this._link();
+  }
+
+  override _unwatch(fn: () => void): void {
+    const watchers = this._watchers;
+    if (watchers === null) return;
+    const i = watchers.indexOf(fn);
+    if (i >= 0) watchers.splice(i, 1);
+  }
+
+  /**
+   * Makes the parent's abort reach this context: through the parent's own watch list, so an
+   * enclosing timeout's context needs no AbortController for it either.
+   */
+  private _link(): void {
+    if (this._parentListener !== null || this._aborted) return;
+    const parent = this._parent;
+    if (parent._isAborted) {
+      this._abort(parent._abortReason);
+      return;
+    }
+    if (this._done || !parent._canAbort) return;
+    const listener = () => this._abort(parent._abortReason);
+    this._parentListener = listener;
+    parent._watch(listener);
+  }
+
+  /** Aborts this context: its signal (if made) and its watchers. */
   _abort(reason: unknown): void {
     if (this._aborted) return;
     this._aborted = true;
     this._reason = reason;
     this._detach();
     if (this._controller !== null) this._controller.abort(reason);
+    const watchers = this._watchers;
+    if (watchers !== null) {
+      this._watchers = null; // an _unwatch from a watcher then changes nothing mid-loop
+      for (let i = 0; i < watchers.length; i++) watchers[i]!();
+    }
   }
 
-  /** Removes the listener this context put on its parent's signal. */
+  /**
+   * The call this context belongs to is over: unlinks it from its parent for good, so that a
+   * late read of `signal` (from work the function left behind) adds no listener anywhere.
+   */
+  _finish(): void {
+    this._done = true;
+    this._detach();
+  }
+
+  /** Removes the listener this context put on its parent. */
   _detach(): void {
-    if (this._parentListener !== null) {
-      this._parentSignal!.removeEventListener('abort', this._parentListener);
+    const listener = this._parentListener;
+    if (listener !== null) {
       this._parentListener = null;
-      this._parentSignal = null;
+      this._parent._unwatch(listener);
     }
   }
 }

@@ -11,6 +11,19 @@
 
 import type { Clock, TimerHandle } from './clock.js';
 
+/**
+ * Stands in for the timer while it fires: a node added by an expiry callback then finds a
+ * "timer" and arms nothing, so the timer re-armed after the loop is the one for the head
+ * (otherwise it would be armed for the new node's full period, late for the nodes waiting).
+ */
+const FIRING: TimerHandle = { ref: () => FIRING, unref: () => FIRING };
+
+/**
+ * Node's longest timer (~24.8 days): a longer one fires after 1 ms instead. A timer is armed
+ * for at most this long; when it fires before the head's deadline it is simply re-armed.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** An entry of a deadline queue: the fields live on the entry itself. @internal */
 export interface DeadlineNode<N> {
   _dlPrev: N | null;
@@ -27,10 +40,15 @@ export class DeadlineQueue<N extends DeadlineNode<N>> {
   private refed = false;
   private readonly fire = () => this.onTimer();
 
+  /**
+   * @param shared false for a one-off queue (used by a single call and dropped): its timer is
+   * cleared as soon as it empties, since no later call will reuse it.
+   */
   constructor(
     private readonly clock: Clock,
     readonly ms: number,
     private readonly onExpire: (node: N) => void,
+    private readonly shared = true,
   ) {}
 
   /** True when nothing is queued. */
@@ -48,7 +66,7 @@ export class DeadlineQueue<N extends DeadlineNode<N>> {
     else this.tail._dlNext = node;
     this.tail = node;
     if (this.timer === null) {
-      this.timer = this.clock.setTimeout(this.fire, this.ms);
+      this.timer = this.clock.setTimeout(this.fire, this.ms > MAX_TIMER_MS ? MAX_TIMER_MS : this.ms);
       this.refed = true;
     } else if (!this.refed) {
       this.timer.ref();
@@ -68,35 +86,51 @@ export class DeadlineQueue<N extends DeadlineNode<N>> {
     else next._dlPrev = prev;
     node._dlPrev = null;
     node._dlNext = null;
-    if (this.head === null && this.refed && this.timer !== null) {
-      this.timer.unref();
-      this.refed = false;
+    if (this.head === null && this.timer !== null) {
+      if (!this.shared) {
+        if (this.timer !== FIRING) {
+          this.clock.clearTimeout(this.timer);
+          this.timer = null;
+          this.refed = false;
+        }
+      } else if (this.refed) {
+        this.timer.unref();
+        this.refed = false;
+      }
     }
   }
 
   private onTimer(): void {
-    this.timer = null;
-    this.refed = false;
+    this.timer = FIRING;
+    this.refed = true;
     const now = this.clock.now();
-    let node = this.head;
-    // Expire every node whose deadline has passed.
-    while (node !== null && node._dlDeadline <= now) {
-      const next: N | null = node._dlNext;
-      this.remove(node);
-      this.onExpire(node);
-      node = next === null || !next._dlQueued ? this.head : next;
-    }
-    const head = this.head;
-    if (head !== null && this.timer === null) {
-      this.timer = this.clock.setTimeout(this.fire, Math.max(1, Math.ceil(head._dlDeadline - now)));
-      this.refed = true;
+    try {
+      let node = this.head;
+      // Expire every node whose deadline has passed.
+      while (node !== null && node._dlDeadline <= now) {
+        const next: N | null = node._dlNext;
+        this.remove(node);
+        this.onExpire(node);
+        node = next === null || !next._dlQueued ? this.head : next;
+      }
+    } finally {
+      // Re-armed even if a callback threw, so the nodes still waiting expire on time.
+      this.timer = null;
+      this.refed = false;
+      const head = this.head;
+      if (head !== null) {
+        const delay = Math.max(1, Math.ceil(head._dlDeadline - now));
+        this.timer = this.clock.setTimeout(this.fire, delay > MAX_TIMER_MS ? MAX_TIMER_MS : delay);
+        this.refed = true;
+      }
     }
   }
 }
 
 /**
  * Deadline queues keyed by duration (a per-call duration usually takes few values, e.g. one
- * per priority). Bounded: past `max` distinct durations, a one-off queue is made per call.
+ * per priority). Bounded: past `max` distinct durations, a one-off queue is made per call,
+ * whose timer is cleared when the call ends.
  * @internal
  */
 export class DeadlineQueues<N extends DeadlineNode<N>> {
@@ -112,8 +146,9 @@ export class DeadlineQueues<N extends DeadlineNode<N>> {
   for(ms: number): DeadlineQueue<N> {
     let q = this.queues.get(ms);
     if (q === undefined) {
-      q = new DeadlineQueue<N>(this.clock, ms, this.onExpire);
-      if (this.queues.size < this.max) this.queues.set(ms, q);
+      const shared = this.queues.size < this.max;
+      q = new DeadlineQueue<N>(this.clock, ms, this.onExpire, shared);
+      if (shared) this.queues.set(ms, q);
     }
     return q;
   }

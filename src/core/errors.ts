@@ -169,6 +169,8 @@ export class NonRetryableError extends BulwarkError {
 }
 
 const NON_RETRYABLE: unique symbol = Symbol.for('bulwark.nonRetryable');
+/** Marked objects that cannot take the symbol property (frozen, sealed, non-extensible). */
+const markedSealed = new WeakSet<object>();
 
 /**
  * Marks an error so that no retry policy ever retries it (the error object itself is
@@ -182,7 +184,11 @@ const NON_RETRYABLE: unique symbol = Symbol.for('bulwark.nonRetryable');
  */
 export function nonRetryable<E>(error: E): E extends object ? E : NonRetryableError {
   const target: object = typeof error === 'object' && error !== null ? error : new NonRetryableError(error);
-  Object.defineProperty(target, NON_RETRYABLE, { value: true, enumerable: false, configurable: true });
+  if (Object.isExtensible(target)) {
+    Object.defineProperty(target, NON_RETRYABLE, { value: true, enumerable: false, configurable: true });
+  } else {
+    markedSealed.add(target);
+  }
   return target as E extends object ? E : NonRetryableError;
 }
 
@@ -199,7 +205,9 @@ export function isNonRetryable(error: unknown): boolean {
   return (
     typeof error === 'object' &&
     error !== null &&
-    ((error as { [NON_RETRYABLE]?: boolean })[NON_RETRYABLE] === true || error instanceof NonRetryableError)
+    ((error as { [NON_RETRYABLE]?: boolean })[NON_RETRYABLE] === true ||
+      error instanceof NonRetryableError ||
+      markedSealed.has(error))
   );
 }
 

@@ -3,7 +3,7 @@
  * built-in transient classification. Handlers combine with `or…` and narrow with `except`.
  */
 
-import { BulkheadRejectedError } from './errors.js';
+import { BulkheadRejectedError, ConfigError } from './errors.js';
 import { isTransient } from './transient.js';
 
 /** An error class (any constructor whose instances are errors). */
@@ -13,22 +13,28 @@ export type ErrorClass = abstract new (...args: any[]) => unknown;
 /** A predicate on an error. */
 export type ErrorPredicate = (error: unknown) => boolean;
 
+/** A class to match with `instanceof`: an Error subclass, or any `class` (which cannot be called as a predicate). */
 function isErrorClass(x: unknown): x is ErrorClass {
-  return (
-    typeof x === 'function' &&
-    typeof (x as { prototype?: unknown }).prototype === 'object' &&
-    ((x as { prototype: unknown }).prototype instanceof Error || x === Error)
-  );
+  if (typeof x !== 'function') return false;
+  const proto = (x as { prototype?: unknown }).prototype;
+  if (typeof proto !== 'object' || proto === null) return false;
+  return proto instanceof Error || x === Error || /^class[\s{]/.test(Function.prototype.toString.call(x));
 }
 
-function toPredicate(matchers: readonly (ErrorClass | ErrorPredicate)[]): ErrorPredicate {
+function toPredicate(path: string, matchers: readonly (ErrorClass | ErrorPredicate)[]): ErrorPredicate {
   if (matchers.length === 0) return () => true;
   const preds = matchers.map((m): ErrorPredicate => {
     if (isErrorClass(m)) return (e) => e instanceof m;
     if (typeof m === 'function') return m as ErrorPredicate;
-    throw new TypeError('handle.errors() takes error classes or predicates (error) => boolean');
+    throw new ConfigError(path, 'error classes or predicates (error) => boolean', m);
   });
   return preds.length === 1 ? preds[0]! : (e) => preds.some((p) => p(e));
+}
+
+function checkResultPredicate<R>(path: string, predicate: (result: R) => boolean): (r: unknown) => boolean {
+  if (typeof predicate !== 'function')
+    throw new ConfigError(path, 'a predicate (result) => boolean', predicate);
+  return predicate as (r: unknown) => boolean;
 }
 
 /**
@@ -62,12 +68,12 @@ export class Handler {
 
   /** Also handle errors of these classes or matching these predicates. */
   orErrors(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
-    return this.or(new Handler(toPredicate(matchers), null));
+    return this.or(new Handler(toPredicate('handle.orErrors', matchers), null));
   }
 
   /** Also handle results matching `predicate`. */
   orResults<R = unknown>(predicate: (result: R) => boolean): Handler {
-    return this.or(new Handler(null, predicate as (r: unknown) => boolean));
+    return this.or(new Handler(null, checkResultPredicate('handle.orResults', predicate)));
   }
 
   /** Also handle what `other` handles. */
@@ -85,7 +91,8 @@ export class Handler {
   /** Never handle errors of these classes or matching these predicates. */
   except(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
     const a = this.errorPredicate;
-    const not = toPredicate(matchers);
+    if (matchers.length === 0) return new Handler(a, this.resultPredicate); // except nothing
+    const not = toPredicate('handle.except', matchers);
     return new Handler(a === null ? null : (e) => a(e) && !not(e), this.resultPredicate);
   }
 }
@@ -109,11 +116,11 @@ export const handle = {
   },
   /** Errors of these classes or matching these predicates (every error when none is given). */
   errors(...matchers: (ErrorClass | ErrorPredicate)[]): Handler {
-    return new Handler(toPredicate(matchers), null);
+    return new Handler(toPredicate('handle.errors', matchers), null);
   },
   /** Results matching `predicate` (e.g. a Response with status 503). */
   results<R = unknown>(predicate: (result: R) => boolean): Handler {
-    return new Handler(null, predicate as (r: unknown) => boolean);
+    return new Handler(null, checkResultPredicate('handle.results', predicate));
   },
   /** Transient errors and results, as classified by `isTransient`. */
   transient(): Handler {

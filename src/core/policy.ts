@@ -37,6 +37,11 @@ export interface Policy<Alt = never, E extends PolicyEvent = PolicyEvent> {
   ): Promise<T | Alt>;
   /** Subscribes to this policy's events. Returns a disposer. */
   onEvent(listener: Listener<E>): Disposer;
+  /**
+   * Type-level only, never set at run time: carries `Alt` so that `pipeline()` can infer the
+   * union of its members' alternatives (it cannot be read back from the generic `execute`).
+   */
+  readonly _alt?: () => Alt;
 }
 
 /** What a chain needs of a policy. @internal */
@@ -81,6 +86,8 @@ export function start(ctx: ExecutionContext, next: Link | null): Promise<unknown
  * Base class of the built-in policies. @internal
  */
 export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
+  /** Type-level only (see `Policy._alt`). */
+  declare readonly _alt?: () => Alt;
   abstract readonly kind: string;
   abstract readonly name: string;
   /** @internal */
@@ -108,7 +115,7 @@ export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<A
 
 /** Alternative result types of a list of policies. */
 export type AltOf<Ps extends readonly Policy<unknown, PolicyEvent>[]> = {
-  [K in keyof Ps]: Ps[K] extends Policy<infer A, PolicyEvent> ? A : never;
+  [K in keyof Ps]: Ps[K] extends { readonly _alt?: () => infer A } ? A : never;
 }[number];
 
 /** Event types of a list of policies. */
@@ -134,6 +141,8 @@ class PipelineEmitterView {
  * @internal
  */
 export class Pipeline<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
+  /** Type-level only (see `Policy._alt`). */
+  declare readonly _alt?: () => Alt;
   readonly kind = 'pipeline';
   readonly name: string;
   /** The policies, outermost first. */

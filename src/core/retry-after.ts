@@ -10,6 +10,9 @@ export function parseRetryAfter(value: unknown, nowEpochMs: number): number | un
   const v = value.trim();
   if (v === '') return undefined;
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  // An HTTP date always has a time of day; without one, Date.parse's leniency would turn
+  // garbage such as "x 2030" into a date years away.
+  if (!/\d\d:\d\d:\d\d/.test(v)) return undefined;
   const at = Date.parse(v);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowEpochMs);

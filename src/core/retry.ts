@@ -6,7 +6,7 @@ import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
 import type { Clock } from './clock.js';
 import { type RandomSource, systemRandom } from './clock.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
-import { ConfigError, isNonRetryable } from './errors.js';
+import { BrokenCircuitError, ConfigError, isNonRetryable } from './errors.js';
 import { type Disposer, type Listener, PolicyEmitter, type RetryEvent } from './events.js';
 import { Handler } from './handle.js';
 import {
@@ -16,6 +16,7 @@ import {
   checkString,
   type Dynamic,
   DynamicNumber,
+  type NumberRule,
   optNumber,
   rules,
 } from './options.js';
@@ -31,12 +32,13 @@ export interface RetryOptions extends CommonOptions {
   backoff?: Backoff;
   /**
    * Which errors and results are retried. Default: every error except aborts (the caller's
-   * signal or an enclosing timeout) and errors marked `nonRetryable()`; no result.
+   * signal or an enclosing timeout), an open breaker's `BrokenCircuitError` (it exists to fail
+   * fast) and errors marked `nonRetryable()`; no result.
    */
   handle?: Handler;
   /**
    * Longest total time in ms from the start of the first attempt: a retry whose delay would
-   * end past it is not made. Default Infinity. May be a function of the context.
+   * end at or past it is not made. Default Infinity. May be a function of the context.
    */
   maxDuration?: Dynamic<number>;
   /**
@@ -54,6 +56,10 @@ export interface RetryOptions extends CommonOptions {
 const NO_FAILURE: unique symbol = Symbol('none');
 
 const DEFAULT_BACKOFF = backoffs.exponential({ initial: 100, max: 30_000, jitter: 'full' });
+
+/** `maxAttempts`: an integer >= 1 or Infinity (the message keeps the documented wording). */
+const ATTEMPTS_RULE: NumberRule = (v) =>
+  (Number.isInteger(v) && v >= 1) || v === Number.POSITIVE_INFINITY ? null : 'an integer >= 1';
 
 /**
  * A retry policy. See `retry()`.
@@ -86,7 +92,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       'name',
       'clock',
     ]);
-    this.maxAttempts = DynamicNumber.of('retry.maxAttempts', options.maxAttempts, rules.intOrInfinity(1), 3);
+    this.maxAttempts = DynamicNumber.of('retry.maxAttempts', options.maxAttempts, ATTEMPTS_RULE, 3);
     this.maxDuration = DynamicNumber.of(
       'retry.maxDuration',
       options.maxDuration,
@@ -138,7 +144,9 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
 
   private handlesError(error: unknown, ctx: ExecutionContext): boolean {
     if (ctx._isAborted || isNonRetryable(error)) return false;
-    if (this.handler === null) return !isAbortError(error);
+    // Default: not an abort, and not an open breaker (it exists to fail fast; handle it
+    // explicitly to wait for its retryAfterMs).
+    if (this.handler === null) return !isAbortError(error) && !(error instanceof BrokenCircuitError);
     return this.handler.handlesError(error);
   }
 
@@ -155,8 +163,15 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
 
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    // A caller that aborted before the call gets its reason at once, like fetch does.
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     this.counts.executions++;
-    const maxAttempts = this.maxAttempts.get(ctx);
+    let maxAttempts: number;
+    try {
+      maxAttempts = this.maxAttempts.get(ctx);
+    } catch (error) {
+      return Promise.reject(error); // a bad dynamic value rejects; execute() never throws synchronously
+    }
     if (
       this.timed ||
       this.emitter.active ||
@@ -209,6 +224,8 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         failure = error;
         isError = true;
       }
+      // (an aborted error is never handled; a handled result may still arrive after an abort)
+      if (ctx._isAborted) return this.giveUp(ctx, attempt, 'aborted', ctx._abortReason, true);
       if (attempt >= maxAttempts) return this.giveUp(ctx, attempt, 'maxAttempts', failure, isError);
       if (delays === null) delays = this.backoff.start(ctx as unknown as Context, this.random);
       let delay = delays.next();
@@ -228,8 +245,13 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
             : retryEvent(this.name, ctx, attempt, delay, 'result', failure),
         );
       }
-      if (delay > 0) await sleep(this.clock, delay, ctx);
-      else if (ctx._isAborted) throw ctx._abortReason;
+      if (delay > 0) {
+        try {
+          await sleep(this.clock, delay, ctx);
+        } catch (reason) {
+          return this.giveUp(ctx, attempt, 'aborted', reason, true); // aborted during the wait
+        }
+      }
       attempt++;
     }
   }

@@ -24,9 +24,12 @@ import {
   checkString,
   type Dynamic,
   DynamicNumber,
-  rules,
+  type NumberRule,
 } from './options.js';
 import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
+
+/** `timeout.ms`: a number > 0 (Infinity allowed; NaN and 0 refused). */
+const positiveMs: NumberRule = (v) => (v > 0 ? null : 'a number of milliseconds > 0 (or Infinity)');
 
 /** Options of `timeout()`. */
 export interface TimeoutOptions extends CommonOptions {
@@ -55,7 +58,7 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     checkKeys('timeout', options as unknown as Record<string, unknown>, ['ms', 'strategy', 'name', 'clock']);
     if (options.ms === undefined)
       throw new ConfigError('timeout.ms', 'a number of milliseconds > 0', undefined);
-    this.ms = DynamicNumber.of('timeout.ms', options.ms, rules.atLeast(Number.MIN_VALUE), 0);
+    this.ms = DynamicNumber.of('timeout.ms', options.ms, positiveMs, 0);
     this.strategy = checkEnum(
       'timeout.strategy',
       options.strategy,
@@ -104,7 +107,15 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
 
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-    const ms = this.ms.get(ctx);
+    // A caller that aborted before the call gets its reason at once (as retry and fetch do).
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+    let ms: number;
+    try {
+      ms = this.ms.get(ctx);
+    } catch (error) {
+      // A bad (or throwing) dynamic `ms`: execute() must reject, never throw.
+      return Promise.reject(error);
+    }
     if (ms === Number.POSITIVE_INFINITY) return passThrough(ctx, next);
     const child = ctx.child();
     child._timeoutMs = ms;
@@ -135,12 +146,12 @@ function cooperative(
   return start(child, next).then(
     (value) => {
       queue.remove(child);
-      child._detach();
+      child._finish();
       return value;
     },
     (error: unknown) => {
       queue.remove(child);
-      child._detach();
+      child._finish();
       throw timeoutFailure(child, error);
     },
   );
@@ -154,13 +165,12 @@ function abandon(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    let abortSource: AbortSignal | null = null;
     let onAbort: (() => void) | null = null;
     const finish = () => {
       settled = true;
       queue.remove(child);
-      child._detach();
-      if (onAbort !== null) abortSource!.removeEventListener('abort', onAbort);
+      child._finish();
+      if (onAbort !== null) parent._unwatch(onAbort);
     };
     child._onExpire = () => {
       if (settled) return;
@@ -168,19 +178,15 @@ function abandon(
       reject(child._reason);
     };
     if (parent._canAbort) {
-      const source = parent._abortSource()!;
-      if (source.aborted) {
-        reject(source.reason);
-        return;
-      }
-      abortSource = source;
+      // Watched without an AbortController: only the function's read of ctx.signal makes one.
       onAbort = () => {
         if (settled) return;
-        child._abort(source.reason);
+        const reason = parent._abortReason;
+        child._abort(reason);
         finish();
-        reject(source.reason);
+        reject(reason);
       };
-      source.addEventListener('abort', onAbort, { once: true });
+      parent._watch(onAbort);
     }
     queue.add(child);
     let result: unknown;
