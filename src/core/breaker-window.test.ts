@@ -290,7 +290,7 @@ describe('createWindow: validation', () => {
     ],
     [
       { kind: 'consecutive', slowCall: { durationMs: 10 } },
-      'circuitBreaker.breaker.slowCall must be one of the known options (kind, threshold) (got "an unknown option")',
+      'circuitBreaker.breaker.slowCall is not an option of circuitBreaker.breaker; the known options are kind, threshold',
     ],
     [{ kind: 'count', size: 0 }, 'circuitBreaker.breaker.size must be an integer >= 1 (got 0)'],
     [
@@ -315,7 +315,7 @@ describe('createWindow: validation', () => {
     ],
     [
       { kind: 'count', slowCall: { durationMs: -1 } },
-      'circuitBreaker.breaker.slowCall.durationMs must be a finite number >= 0 (got -1)',
+      'circuitBreaker.breaker.slowCall.durationMs must be a finite number > 0 (got -1)',
     ],
     [
       { kind: 'count', slowCall: { durationMs: 10, rateThreshold: 2 } },
@@ -323,12 +323,12 @@ describe('createWindow: validation', () => {
     ],
     [
       { kind: 'count', slowCall: { durationMs: 10, rate: 0.5 } },
-      'circuitBreaker.breaker.slowCall.rate must be one of the known options (durationMs, rateThreshold) (got "an unknown option")',
+      'circuitBreaker.breaker.slowCall.rate is not an option of circuitBreaker.breaker.slowCall; the known options are durationMs, rateThreshold',
     ],
     [{ kind: 'count', slowCall: 100 }, 'circuitBreaker.breaker.slowCall must be an options object (got 100)'],
     [
       { kind: 'count', windowMs: 100 },
-      'circuitBreaker.breaker.windowMs must be one of the known options (kind, size, minimumCalls, failureRateThreshold, slowCall) (got "an unknown option")',
+      'circuitBreaker.breaker.windowMs is not an option of circuitBreaker.breaker; the known options are kind, size, minimumCalls, failureRateThreshold, slowCall',
     ],
     [{ kind: 'time', windowMs: 0 }, 'circuitBreaker.breaker.windowMs must be a finite number >= 1 (got 0)'],
     [
@@ -346,7 +346,7 @@ describe('createWindow: validation', () => {
     ],
     [
       { kind: 'time', size: 10 },
-      'circuitBreaker.breaker.size must be one of the known options (kind, windowMs, buckets, minimumThroughput, failureRateThreshold, slowCall) (got "an unknown option")',
+      'circuitBreaker.breaker.size is not an option of circuitBreaker.breaker; the known options are kind, windowMs, buckets, minimumThroughput, failureRateThreshold, slowCall',
     ],
     [
       { kind: 'time', slowCall: { durationMs: 10, rateThreshold: 0 } },

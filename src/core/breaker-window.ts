@@ -84,7 +84,7 @@ function slowOf(path: string, raw: unknown): { ms: number; rate: number } {
   if (o.durationMs === undefined)
     throw new ConfigError(`${path}.durationMs`, 'a number of ms > 0', undefined);
   return {
-    ms: optNumber(`${path}.durationMs`, o.durationMs, rules.finite(0), 0),
+    ms: optNumber(`${path}.durationMs`, o.durationMs, rules.positive, 0),
     rate: optNumber(`${path}.rateThreshold`, o.rateThreshold, rules.ratio, 1),
   };
 }

@@ -536,11 +536,11 @@ describe('bulkhead: events', () => {
     await flushMicrotasks();
     void b.execute(() => 2).catch(() => {});
     await clock.tick(50);
-    const base = { policy: 'bulkhead', name: 'pool', attempt: 1 };
+    const base = { policy: 'bulkhead', name: 'pool', operation: undefined, attempt: 1 };
     expect(events).toEqual([
-      { ...base, event: 'queued', priority: 'high', active: 1, queued: 1 },
+      { ...base, event: 'queued', priority: 'high', operation: 'op', active: 1, queued: 1 },
       { ...base, event: 'reject', reason: 'full', priority: 'low', active: 1, queued: 1 },
-      { ...base, event: 'dequeued', priority: 'high', active: 1, queued: 0 },
+      { ...base, event: 'dequeued', priority: 'high', operation: 'op', active: 1, queued: 0 },
       { ...base, event: 'queued', priority: 'normal', active: 1, queued: 1 },
       { ...base, event: 'reject', reason: 'queueTimeout', priority: 'normal', active: 1, queued: 0 },
     ]);
@@ -563,7 +563,9 @@ describe('bulkhead: validation', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).option).toBe(option);
-    expect((error as Error).message).toMatch(new RegExp(`^${option.replace(/[.()]/g, '\\$&')} must be`));
+    expect((error as Error).message).toMatch(
+      new RegExp(`^${option.replace(/[.()]/g, '\\$&')} (must be|is not an option)`),
+    );
   };
 
   it('limit is required and must be an integer >= 1', () => {
@@ -769,5 +771,39 @@ describe('bulkhead: property', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('bulkhead: per-priority limits', () => {
+  it('a waiter whose own limit is reached does not block a later waiter with a higher limit', async () => {
+    const b = bulkhead({ limit: (ctx) => (ctx.priority === 'critical' ? 2 : 1), queue: 10 });
+    const started: string[] = [];
+    const gates = new Map<string, Deferred<void>>();
+    const run = (label: string) => async () => {
+      started.push(label);
+      const d = deferred<void>();
+      gates.set(label, d);
+      await d.promise;
+    };
+    const all = [
+      b.execute(run('normal-1')),
+      b.execute(run('critical-1'), { priority: 'critical' }),
+      b.execute(run('normal-2')), // queued: 2 running >= 1
+      b.execute(run('critical-2'), { priority: 'critical' }), // queued: 2 running >= 2
+    ];
+    await flushMicrotasks();
+    expect(started).toEqual(['normal-1', 'critical-1']);
+    expect(b.queued).toBe(2);
+    gates.get('critical-1')!.resolve(); // 1 running: normal-2 (limit 1) must wait, critical-2 (limit 2) may start
+    await flushMicrotasks();
+    expect(started).toEqual(['normal-1', 'critical-1', 'critical-2']);
+    expect(b.queued).toBe(1);
+    gates.get('normal-1')!.resolve();
+    gates.get('critical-2')!.resolve();
+    await flushMicrotasks();
+    expect(started).toEqual(['normal-1', 'critical-1', 'critical-2', 'normal-2']);
+    gates.get('normal-2')!.resolve();
+    await Promise.all(all);
+    expect(b.active).toBe(0);
   });
 });

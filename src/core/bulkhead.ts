@@ -97,7 +97,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     );
     this.bypass = checkPriorities('bulkhead.bypass', options.bypass);
     this.name = checkString('bulkhead.name', options.name, 'bulkhead');
-    this.clock = clockOf(options.clock);
+    this.clock = clockOf(options.clock, 'bulkhead.clock');
     this.timers = new DeadlineQueues<Waiter>(this.clock, (w) => this.onQueueTimeout(w));
   }
 
@@ -215,6 +215,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
         reason,
         name: this.name,
         priority: ctx.priority,
+        operation: ctx.name,
         attempt: ctx.attempt,
         active: this.running,
         queued: this.waiting,
@@ -235,6 +236,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
       event,
       name: this.name,
       priority: ctx.priority,
+      operation: ctx.name,
       attempt: ctx.attempt,
       active: this.running,
       queued: this.waiting,
@@ -296,16 +298,31 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
 
   private release(): void {
     this.running--;
-    // Hand free slots to the queue, oldest first.
     let w = this.head;
-    while (w !== null && this.running < w.limit) {
+    if (this.fixedLimit !== 0) {
+      // One limit for all: hand free slots to the queue, oldest first.
+      while (w !== null && this.running < this.fixedLimit) {
+        const next = w.next;
+        this.handOver(w);
+        w = next;
+      }
+      return;
+    }
+    // A limit per call (e.g. per priority): first fit in FIFO order, so a waiter whose own
+    // limit is reached does not block a later one whose limit is higher (e.g. critical).
+    while (w !== null) {
       const next = w.next;
-      this.unlink(w);
-      this.running++;
-      this.emit('dequeued', w.ctx);
-      w.resolve();
+      if (this.running < w.limit) this.handOver(w);
       w = next;
     }
+  }
+
+  /** Gives a free slot to a queued call. */
+  private handOver(w: Waiter): void {
+    this.unlink(w);
+    this.running++;
+    this.emit('dequeued', w.ctx);
+    w.resolve();
   }
 }
 

@@ -1517,7 +1517,7 @@ describe('circuitBreaker: validation', () => {
     ],
     [
       { halfOpen: { calls: 2 } },
-      'circuitBreaker.halfOpen.calls must be one of the known options (probes, successThreshold) (got "an unknown option")',
+      'circuitBreaker.halfOpen.calls is not an option of circuitBreaker.halfOpen; the known options are probes, successThreshold',
     ],
     [
       { handle: () => true },
@@ -1539,7 +1539,7 @@ describe('circuitBreaker: validation', () => {
     [{ name: '' }, 'circuitBreaker.name must be a non-empty string (got "")'],
     [
       { halfOpenAfterMs: 10 },
-      'circuitBreaker.halfOpenAfterMs must be one of the known options (breaker, halfOpenAfter, halfOpen, handle, exclude, bypass, initialState, random, name, clock) (got "an unknown option")',
+      'circuitBreaker.halfOpenAfterMs is not an option of circuitBreaker; the known options are breaker, halfOpenAfter, halfOpen, handle, exclude, bypass, initialState, random, name, clock',
     ],
   ])('rejects %j', (options, message) => {
     const error = configError(() => circuitBreaker(options as never));
@@ -1556,5 +1556,33 @@ describe('circuitBreaker: validation', () => {
     expect(circuitBreaker().state).toBe('closed');
     expect(circuitBreaker({}).name).toBe('circuitBreaker');
     expect(circuitBreaker({}).kind).toBe('circuitBreaker');
+  });
+});
+
+describe('circuit breaker: integration details', () => {
+  it('reset() of a closed breaker forgets the counts but emits no state change', () => {
+    const breaker = circuitBreaker({ breaker: { kind: 'consecutive', threshold: 2 } });
+    const changes: string[] = [];
+    breaker.onStateChange((e) => changes.push(`${e.from}->${e.to}`));
+    breaker.reset();
+    expect(changes).toEqual([]);
+    breaker.forceOpen();
+    breaker.reset();
+    expect(changes).toEqual(['closed->forced-open', 'forced-open->closed']);
+  });
+
+  it('events carry the operation name given to execute', async () => {
+    const breaker = circuitBreaker();
+    const ops: (string | undefined)[] = [];
+    breaker.onEvent((e) => ops.push(e.operation));
+    await breaker.execute(() => 1, { name: 'get-user' });
+    await breaker.execute(() => 2);
+    expect(ops).toEqual(['get-user', undefined]);
+  });
+
+  it('a clock that is not a Clock is refused, naming circuitBreaker.clock', () => {
+    expect(() => circuitBreaker({ clock: {} as never })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', option: 'circuitBreaker.clock' }),
+    );
   });
 });

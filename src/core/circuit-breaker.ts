@@ -189,7 +189,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     this.bypass = checkPriorities('circuitBreaker.bypass', options.bypass);
     this.random = checkFunction<RandomSource>('circuitBreaker.random', options.random) ?? systemRandom;
     this.name = checkString('circuitBreaker.name', options.name, 'circuitBreaker');
-    this.clock = clockOf(options.clock);
+    this.clock = clockOf(options.clock, 'circuitBreaker.clock');
     if (options.initialState !== undefined) this.restore(options.initialState);
   }
 
@@ -224,6 +224,8 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
 
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    // A caller that aborted before the call gets its reason at once (as every policy does).
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     let probe = false;
     const state = this._state;
     if (state !== 'closed') {
@@ -292,6 +294,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
           event: 'bypass',
           name: this.name,
           priority: ctx.priority,
+          operation: ctx.name,
           attempt: ctx.attempt,
           state,
         });
@@ -305,6 +308,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
         event: 'reject',
         name: this.name,
         priority: ctx.priority,
+        operation: ctx.name,
         attempt: ctx.attempt,
         state,
         retryAfterMs,
@@ -340,6 +344,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
         event,
         name: this.name,
         priority: ctx.priority,
+        operation: ctx.name,
         attempt: ctx.attempt,
         durationMs: Number.isNaN(t0) ? 0 : now - t0,
         slow,
@@ -399,12 +404,14 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.breakSeq = null;
       this.window.reset();
     }
-    if (this.emitter.active) {
+    // (reset() of a closed breaker forgets the counts but changes no state: no event.)
+    if (from !== to && this.emitter.active) {
       this.emitter.emit({
         policy: 'circuitBreaker',
         event: 'stateChange',
         name: this.name,
         priority: ctx?.priority ?? 'normal',
+        operation: ctx?.name,
         attempt: ctx?.attempt ?? 0,
         from,
         to,

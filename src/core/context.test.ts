@@ -220,6 +220,8 @@ describe('context: signal', () => {
       timeout({ ms: 100, strategy: 'abandon', clock }),
       timeout({ ms: Number.POSITIVE_INFINITY, clock }),
       bulkhead(1),
+      circuitBreaker(),
+      fallback('fb'),
       pipeline(timeout({ ms: 100, clock }), retry(), timeout({ ms: 50, clock }), bulkhead(1)),
     ];
     for (const p of policies) await expect(p.execute(fn, { signal: caller.signal })).rejects.toBe('before');

@@ -41,9 +41,21 @@ export class ConfigError extends BulwarkError {
   /** The dotted path of the offending option, e.g. `retry.maxAttempts`. */
   readonly option: string;
 
-  constructor(option: string, expectation: string, got: unknown) {
-    super('INVALID_OPTION', `${option} must be ${expectation} (got ${describe(got)})`);
+  constructor(option: string, expectation: string, got: unknown, message?: string) {
+    super('INVALID_OPTION', message ?? `${option} must be ${expectation} (got ${describe(got)})`);
     this.option = option;
+  }
+
+  /** An option name the policy does not know (usually a typo). */
+  static unknown(option: string, known: readonly string[]): ConfigError {
+    const dot = option.lastIndexOf('.');
+    const owner = dot < 0 ? option : option.slice(0, dot);
+    return new ConfigError(
+      option,
+      '',
+      undefined,
+      `${option} is not an option of ${owner}; the known options are ${known.join(', ')}`,
+    );
   }
 }
 

@@ -25,6 +25,7 @@ const sample: FallbackEvent = {
   event: 'fallback',
   name: 'f',
   priority: 'normal',
+  operation: undefined,
   attempt: 1,
   error: new Error('x'),
 };
@@ -159,6 +160,7 @@ describe('listener errors', () => {
         event: 'timeout',
         name: t.name,
         priority: 'normal',
+        operation: undefined,
         attempt: 1,
         timeoutMs: 1,
         strategy: 'cooperative',

@@ -12,6 +12,8 @@ export interface EventBase {
   readonly name: string;
   /** The priority of the execution that caused the event (`normal` when none was given). */
   readonly priority: string;
+  /** The operation name given to `execute(fn, { name })`, if any. */
+  readonly operation: string | undefined;
   /** The attempt number (1-based) of the execution when the event happened. */
   readonly attempt: number;
 }

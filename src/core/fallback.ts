@@ -70,12 +70,14 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
 
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    // A caller that aborted before the call gets its reason at once (as every policy does).
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     return start(ctx, next).then(
       this.handler.resultPredicate === null
         ? undefined
         : (result: unknown) => (this.handler.handlesResult(result) ? this.answer({ result }, ctx) : result),
       (error: unknown) => {
-        // The caller cancelled: it wants no answer at all.
+        // The caller (or an enclosing timeout) cancelled this scope: it wants no answer at all.
         if (ctx._isAborted && ctx._abortReason === error) throw error;
         if (!this.handler.handlesError(error)) throw error;
         return this.answer({ error }, ctx);
@@ -91,6 +93,7 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
         event: 'fallback',
         name: this.name,
         priority: ctx.priority,
+        operation: ctx.name,
         attempt: ctx.attempt,
         ...outcome,
       });

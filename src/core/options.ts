@@ -45,6 +45,8 @@ export const rules = {
     (min: number): NumberRule =>
     (v) =>
       !Number.isNaN(v) && v >= min ? null : `a number >= ${min}`,
+  /** A finite number > 0. */
+  positive: ((v) => (Number.isFinite(v) && v > 0 ? null : 'a finite number > 0')) as NumberRule,
   /** A ratio in (0, 1]. */
   ratio: ((v) => (v > 0 && v <= 1 ? null : 'a number in (0, 1]')) as NumberRule,
 } as const;
@@ -110,11 +112,7 @@ export function checkObject(path: string, value: unknown): Record<string, unknow
 export function checkKeys(path: string, value: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
-      throw new ConfigError(
-        `${path}.${key}`,
-        `one of the known options (${known.join(', ')})`,
-        'an unknown option',
-      );
+      throw ConfigError.unknown(`${path}.${key}`, known);
     }
   }
 }

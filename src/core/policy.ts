@@ -8,6 +8,7 @@
 
 import { type Clock, systemClock } from './clock.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
+import { ConfigError } from './errors.js';
 import type { Disposer, Listener, PolicyEmitter, PolicyEvent } from './events.js';
 
 /**
@@ -223,9 +224,25 @@ export interface CommonOptions {
   clock?: Clock;
 }
 
-/** Resolves the clock option. @internal */
-export function clockOf(clock: Clock | undefined): Clock {
-  return clock ?? systemClock;
+/** Validates and resolves the clock option (`path` names it in errors). @internal */
+export function clockOf(clock: Clock | undefined, path = 'clock'): Clock {
+  if (clock === undefined) return systemClock;
+  const c = clock as Partial<Record<keyof Clock, unknown>> | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.date !== 'function' ||
+    typeof c.setTimeout !== 'function' ||
+    typeof c.clearTimeout !== 'function'
+  ) {
+    throw new ConfigError(
+      path,
+      'a Clock (now, date, setTimeout, clearTimeout), e.g. createFakeClock()',
+      clock,
+    );
+  }
+  return clock;
 }
 
 export type { Context, ExecuteOptions, Operation };

@@ -1186,7 +1186,7 @@ describe('validation', () => {
       expect.objectContaining({ code: 'INVALID_OPTION', option: 'retry.maxAttemps' }),
     );
     expect(() => retry({ maxAttemps: 3 } as never)).toThrow(
-      /^retry\.maxAttemps must be one of the known options \(maxAttempts, /,
+      /^retry\.maxAttemps is not an option of retry; the known options are maxAttempts, /,
     );
     expect(() => retry({ retryAfter: { maximum: 5 } } as never)).toThrow(
       expect.objectContaining({ option: 'retry.retryAfter.maximum' }),
@@ -1305,4 +1305,34 @@ describe('property: the number of calls', () => {
 
 afterEach(() => {
   vi.restoreAllMocks();
+});
+
+describe('retry: a retried Response is discarded', () => {
+  it("cancels the unread body of each retried Response (freeing its connection), not the returned one's", async () => {
+    const clock = createFakeClock();
+    const cancelled: number[] = [];
+    let n = 0;
+    const make = () => {
+      const id = ++n;
+      if (id === 3) return new Response('ok', { status: 200 });
+      const body = new ReadableStream({
+        cancel() {
+          cancelled.push(id);
+        },
+      });
+      return new Response(body, { status: 503 });
+    };
+    const policy = retry({
+      maxAttempts: 3,
+      handle: handle.transient(),
+      backoff: backoff.constant(10),
+      clock,
+    });
+    const done = policy.execute(make);
+    await clock.tick(100);
+    const res = await done;
+    expect(res.status).toBe(200);
+    expect(cancelled).toEqual([1, 2]);
+    expect(await res.text()).toBe('ok');
+  });
 });

@@ -120,7 +120,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     }
     this.random = checkFunction<RandomSource>('retry.random', options.random) ?? systemRandom;
     this.name = checkString('retry.name', options.name, 'retry');
-    this.clock = clockOf(options.clock);
+    this.clock = clockOf(options.clock, 'retry.clock');
   }
 
   /** Counters since creation: executions, retries made, and executions that gave up. */
@@ -245,6 +245,8 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
             : retryEvent(this.name, ctx, attempt, delay, 'result', failure),
         );
       }
+      // A retried Response is thrown away: free its connection by cancelling its unread body.
+      if (!isError) discardBody(failure);
       if (delay > 0) {
         try {
           await sleep(this.clock, delay, ctx);
@@ -262,6 +264,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       event: 'success',
       name: this.name,
       priority: ctx.priority,
+      operation: ctx.name,
       attempt,
       durationMs: this.clock.now() - start,
     });
@@ -286,6 +289,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         event: 'giveUp',
         name: this.name,
         priority: ctx.priority,
+        operation: ctx.name,
         attempt,
         reason,
       } as const;
@@ -304,8 +308,36 @@ function retryEvent(
   kind: 'error' | 'result',
   failure: unknown,
 ): RetryEvent {
-  const base = { policy: 'retry', event: 'retry', name, priority: ctx.priority, attempt, delayMs } as const;
+  const base = {
+    policy: 'retry',
+    event: 'retry',
+    name,
+    priority: ctx.priority,
+    operation: ctx.name,
+    attempt,
+    delayMs,
+  } as const;
   return kind === 'error' ? { ...base, error: failure } : { ...base, result: failure };
+}
+
+/** Cancels the unread body of a fetch-style Response (so its socket is released). */
+function discardBody(result: unknown): void {
+  if (typeof result !== 'object' || result === null) return;
+  const r = result as { bodyUsed?: unknown; body?: { cancel?: unknown } | null };
+  const body = r.body;
+  if (
+    r.bodyUsed === false &&
+    typeof body === 'object' &&
+    body !== null &&
+    typeof body.cancel === 'function'
+  ) {
+    try {
+      const p = (body.cancel as () => unknown).call(body);
+      if (p instanceof Promise) p.catch(() => {});
+    } catch {
+      // a body that cannot be cancelled is left to the garbage collector
+    }
+  }
 }
 
 function isAbortError(error: unknown): boolean {

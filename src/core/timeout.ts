@@ -66,7 +66,7 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
       'cooperative',
     );
     this.name = checkString('timeout.name', options.name, 'timeout');
-    this.clock = clockOf(options.clock);
+    this.clock = clockOf(options.clock, 'timeout.clock');
     this.queues = new DeadlineQueues<ChildContext>(this.clock, (ctx) => this.onExpire(ctx));
   }
 
@@ -85,6 +85,7 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
         event: 'timeout',
         name: this.name,
         priority: child.priority,
+        operation: child.name,
         attempt: child.attempt,
         timeoutMs: ms,
         strategy: this.strategy,

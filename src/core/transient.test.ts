@@ -263,3 +263,13 @@ describe('isResponseLike', () => {
     expect(isResponseLike('HTTP/1.1 200 OK')).toBe(false);
   });
 });
+
+describe('isTransient: the platform timeout', () => {
+  it("counts AbortSignal.timeout()'s DOMException TimeoutError as transient", async () => {
+    const signal = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect((signal.reason as Error).name).toBe('TimeoutError');
+    expect(isTransient(signal.reason)).toBe(true);
+    expect(isTransient(new DOMException('stop', 'AbortError'))).toBe(false);
+  });
+});

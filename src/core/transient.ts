@@ -86,7 +86,8 @@ function isAbortLike(err: object): boolean {
 }
 
 function errorIsTransient(err: object): boolean {
-  if (err instanceof TimeoutError) return true;
+  // Ours, and the platform's (a DOMException named TimeoutError, e.g. from AbortSignal.timeout()).
+  if (err instanceof TimeoutError || (err as { name?: unknown }).name === 'TimeoutError') return true;
   const e = err as { code?: unknown; errno?: unknown; message?: unknown };
   const code = e.code;
   if (typeof code === 'string') {
@@ -111,7 +112,8 @@ function errorIsTransient(err: object): boolean {
  * - PostgreSQL SQLSTATE 40001, 40P01, 55P03, 57P01–57P03, 53300 and class 08;
  * - Redis LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN replies;
  * - MySQL errors 1205 (lock wait timeout) and 1213 (deadlock);
- * - Bulwark's own `TimeoutError`.
+ * - Bulwark's own `TimeoutError` and the platform's (a DOMException named `TimeoutError`, as
+ *   `AbortSignal.timeout()` produces).
  *
  * Never transient: errors marked with `nonRetryable()`, and aborts (`AbortError`).
  * The `cause` chain (and an `AggregateError`'s errors) is followed a few levels deep.
