@@ -49,4 +49,18 @@ describe('package', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
     expect(stdout.trim()).toBe('ok');
   });
+
+  it('package-lock.json lists every optional platform binary, so `npm ci` accepts it (see scripts/complete-lockfile.mjs)', () => {
+    const lock = JSON.parse(readFileSync(`${root}package-lock.json`, 'utf8')) as {
+      packages: Record<string, { optionalDependencies?: Record<string, string> }>;
+    };
+    const missing: string[] = [];
+    for (const [key, meta] of Object.entries(lock.packages)) {
+      for (const dep of Object.keys(meta.optionalDependencies ?? {})) {
+        const nested = `${key ? `${key}/` : ''}node_modules/${dep}`;
+        if (!lock.packages[nested] && !lock.packages[`node_modules/${dep}`]) missing.push(dep);
+      }
+    }
+    expect(missing, 'run `node scripts/complete-lockfile.mjs`').toEqual([]);
+  });
 });
