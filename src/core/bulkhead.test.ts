@@ -13,23 +13,7 @@ import {
   TimeoutError,
   timeout,
 } from '../index.js';
-import { createFakeClock, flushMicrotasks } from '../testing/index.js';
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T = unknown>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { createFakeClock, type Deferred, deferred, flushMicrotasks } from '../testing/index.js';
 
 type Settled =
   | { state: 'pending' }

@@ -208,19 +208,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
 
   private rejection(ctx: ExecutionContext, reason: 'full' | 'queueTimeout'): BulkheadRejectedError {
     this.rejected++;
-    if (this.emitter.active) {
-      this.emitter.emit({
-        policy: 'bulkhead',
-        event: 'reject',
-        reason,
-        name: this.name,
-        priority: ctx.priority,
-        operation: ctx.name,
-        attempt: ctx.attempt,
-        active: this.running,
-        queued: this.waiting,
-      });
-    }
+    this.emit('reject', ctx, reason);
     return new BulkheadRejectedError(
       this.name,
       reason === 'full' ? 'BULKHEAD_FULL' : 'BULKHEAD_QUEUE_TIMEOUT',
@@ -229,18 +217,22 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     );
   }
 
-  private emit(event: 'queued' | 'dequeued' | 'bypass', ctx: ExecutionContext): void {
+  private emit(
+    event: 'queued' | 'dequeued' | 'bypass' | 'reject',
+    ctx: ExecutionContext,
+    reason: 'full' | 'queueTimeout' = 'full',
+  ): void {
     if (!this.emitter.active) return;
-    this.emitter.emit({
+    const base = {
       policy: 'bulkhead',
-      event,
       name: this.name,
       priority: ctx.priority,
       operation: ctx.name,
       attempt: ctx.attempt,
       active: this.running,
       queued: this.waiting,
-    });
+    } as const;
+    this.emitter.emit(event === 'reject' ? { ...base, event, reason } : { ...base, event });
   }
 
   private enqueue(ctx: ExecutionContext, limit: number, timeoutMs: number): Promise<void> {

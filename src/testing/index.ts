@@ -4,5 +4,6 @@
  * @module
  */
 
+export { type Deferred, deferred } from './deferred.js';
 export { createFakeClock, type FakeClock, type FakeClockOptions, flushMicrotasks } from './fake-clock.js';
 export { fixedRandom, seededRandom } from './random.js';
