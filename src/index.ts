@@ -62,6 +62,7 @@ export {
   type FallbackEvent,
   type Listener,
   type PolicyEvent,
+  type PolicyEventMap,
   type RetryEvent,
   type TimeoutEvent,
   telemetry,

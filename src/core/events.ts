@@ -103,10 +103,27 @@ export type FallbackEvent = EventBase & {
 };
 
 /**
- * Every event any policy emits: a discriminated union on `policy` and `event`.
- * Later capabilities add their own members.
+ * The events of each policy kind, keyed by kind. Other modules add their kinds by module
+ * augmentation, so the union below grows without this file changing:
+ *
+ * ```ts nocheck
+ * declare module '../core/events.js' {
+ *   interface PolicyEventMap { rateLimit: RateLimitEvent }
+ * }
+ * ```
  */
-export type PolicyEvent = RetryEvent | CircuitBreakerEvent | TimeoutEvent | BulkheadEvent | FallbackEvent;
+export interface PolicyEventMap {
+  retry: RetryEvent;
+  circuitBreaker: CircuitBreakerEvent;
+  timeout: TimeoutEvent;
+  bulkhead: BulkheadEvent;
+  fallback: FallbackEvent;
+}
+
+/**
+ * Every event any policy emits: a discriminated union on `policy` and `event`.
+ */
+export type PolicyEvent = PolicyEventMap[keyof PolicyEventMap];
 
 /** A listener for events of type `E`. */
 export type Listener<E> = (event: E) => void;
