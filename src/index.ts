@@ -74,4 +74,4 @@ export { type AltOf, type CommonOptions, type EventOf, type Policy, pipeline } f
 export { type RetryOptions, RetryPolicy, retry } from './core/retry.js';
 export { parseRetryAfter, retryAfterOf } from './core/retry-after.js';
 export { type TimeoutOptions, TimeoutPolicy, timeout } from './core/timeout.js';
-export { isResponseLike, isTransient, isTransientStatus } from './core/transient.js';
+export { isResponseLike, isTransient, isTransientResult, isTransientStatus } from './core/transient.js';

@@ -189,6 +189,8 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   ): Promise<unknown> {
     await this.enqueue(ctx, limit, queueTimeout); // resolves with the slot already taken for us
     try {
+      // Aborted between the handover and now: give the slot back without running.
+      if (ctx._isAborted) throw ctx._abortReason;
       return await invoke(ctx, next);
     } finally {
       this.release();

@@ -936,14 +936,69 @@ describe('circuitBreaker: manual control', () => {
     expect(breaker.state).toBe('isolated');
   });
 
-  it('isolating an open breaker, then releasing, closes it', async () => {
-    const { breaker, fail } = setup({ breaker: { kind: 'consecutive', threshold: 1 } });
+  it('isolating an open breaker, then releasing, leaves it open with the break over: the next call is a probe', async () => {
+    const { breaker, fail, pass } = setup({ breaker: { kind: 'consecutive', threshold: 1 } });
     await fail();
     const h = breaker.isolate();
     expect(breaker.stats.retryAfterMs).toBe(0);
     h.release();
+    expect(breaker.state).toBe('open');
+    expect(breaker.stats.opened).toBe(1); // not counted as another open
+    expectPassed(await pass());
     expect(breaker.state).toBe('closed');
-    expect(breaker.stats.failures).toBe(0);
+  });
+
+  it('isolating a disabled breaker, then releasing, leaves it disabled', () => {
+    const { breaker } = setup();
+    breaker.disable();
+    breaker.isolate().release();
+    expect(breaker.state).toBe('disabled');
+  });
+
+  it('a handle predicate that throws neither breaks the call nor leaks a half-open probe slot', async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const clock = createFakeClock();
+      const breaker = circuitBreaker({
+        breaker: { kind: 'consecutive', threshold: 1 },
+        halfOpenAfter: 10,
+        handle: handle.errors((e) => (e as { response: { status: number } }).response.status >= 500),
+        clock,
+      });
+      const e500 = Object.assign(new Error('5xx'), { response: { status: 500 } });
+      await breaker.execute(() => Promise.reject(e500)).catch(() => {});
+      expect(breaker.state).toBe('open');
+      await clock.tick(10);
+      // the probe fails with an error the predicate cannot read: counted neither way, slot freed
+      await expect(breaker.execute(() => Promise.reject(new Error('plain')))).rejects.toThrow('plain');
+      expect(breaker.state).toBe('half-open');
+      await expect(breaker.execute(() => 'ok')).resolves.toBe('ok');
+      expect(breaker.state).toBe('closed');
+      expect(warn).toHaveBeenCalledWith(expect.objectContaining({ name: 'BulwarkListenerError' }));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('a halfOpenAfter backoff that throws keeps the last break duration (and is reported)', async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const clock = createFakeClock();
+      const breaker = circuitBreaker({
+        breaker: { kind: 'consecutive', threshold: 1 },
+        halfOpenAfter: backoff.delegate((n) => (n === 1 ? 100 : Number.NaN)),
+        clock,
+      });
+      await breaker.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+      expect(breaker.stats.retryAfterMs).toBe(100);
+      await clock.tick(100);
+      await breaker.execute(() => Promise.reject(new Error('probe fails'))).catch(() => {});
+      expect(breaker.state).toBe('open');
+      expect(breaker.stats.retryAfterMs).toBe(100);
+      expect(warn).toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('forceOpen() rejects everything until reset(); releasing isolations does not close it', async () => {

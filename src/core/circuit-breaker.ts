@@ -24,7 +24,14 @@ import { type RandomSource, systemRandom } from './clock.js';
 import type { Priority } from './context.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { BrokenCircuitError, BulkheadRejectedError, ConfigError, TimeoutError } from './errors.js';
-import { type CircuitBreakerEvent, type Disposer, type Listener, PolicyEmitter } from './events.js';
+import {
+  type CircuitBreakerEvent,
+  type Disposer,
+  disposeSymbol,
+  type Listener,
+  PolicyEmitter,
+  reportError,
+} from './events.js';
 import { DEFAULT_FAILURES, Handler } from './handle.js';
 import {
   checkFunction,
@@ -137,6 +144,10 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   private probesInFlight = 0;
   private probeSuccesses = 0;
   private isolations = 0;
+  /** The state `isolate()` interrupted, restored when the last isolation is released. */
+  private beforeIsolation: CircuitState = 'closed';
+  /** The last break duration computed (used if a backoff throws). */
+  private lastBreakMs = 30_000;
   private isolationEpoch = 0;
   private rejected = 0;
   private bypassed = 0;
@@ -174,10 +185,10 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       rules.int(1),
       this.probes,
     );
-    if (options.handle !== undefined && !(options.handle instanceof Handler)) {
+    if (options.handle !== undefined && !Handler.is(options.handle)) {
       throw new ConfigError('circuitBreaker.handle', 'a handler, e.g. handle.transient()', options.handle);
     }
-    if (options.exclude !== undefined && !(options.exclude instanceof Handler)) {
+    if (options.exclude !== undefined && !Handler.is(options.exclude)) {
       throw new ConfigError(
         'circuitBreaker.exclude',
         'a handler, e.g. handle.errors(NotFoundError)',
@@ -240,9 +251,9 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       probe = admitted === 1;
     }
     const gen = this.gen;
-    // NaN: not timed (no slow-call threshold, nobody listening when the call started).
+    // NaN: not timed (no slow-call threshold, nobody listening to outcomes when the call started).
     const t0 =
-      this.window.slowMs !== Number.POSITIVE_INFINITY || this.emitter.active ? this.clock.now() : Number.NaN;
+      this.window.slowMs !== Number.POSITIVE_INFINITY || this.wantsOutcomes() ? this.clock.now() : Number.NaN;
     return start(ctx, next).then(
       (result) => {
         this.settle(gen, probe, this.classifyResult(result), t0, ctx, undefined);
@@ -255,12 +266,36 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     );
   }
 
+  /** True when someone listens to per-call outcome events. */
+  private wantsOutcomes(): boolean {
+    const e = this.emitter;
+    return e.active && (e.wants('success') || e.wants('failure') || e.wants('excluded'));
+  }
+
+  /**
+   * Classifies a result. A `handle`/`exclude` predicate that throws must not break the call
+   * nor leak a probe slot: the outcome then counts neither way and the error is reported.
+   */
   private classifyResult(result: unknown): number {
-    if (this.excluded !== null && this.excluded.handlesResult(result)) return NEUTRAL;
-    return this.handler.handlesResult(result) ? FAILURE : SUCCESS;
+    try {
+      if (this.excluded !== null && this.excluded.handlesResult(result)) return NEUTRAL;
+      return this.handler.handlesResult(result) ? FAILURE : SUCCESS;
+    } catch (predicateError) {
+      reportError(`circuitBreaker "${this.name}": a handle/exclude predicate`, predicateError);
+      return NEUTRAL;
+    }
   }
 
   private classifyError(error: unknown, ctx: ExecutionContext): number {
+    try {
+      return this.classifyErrorUnsafe(error, ctx);
+    } catch (predicateError) {
+      reportError(`circuitBreaker "${this.name}": a handle/exclude predicate`, predicateError);
+      return NEUTRAL;
+    }
+  }
+
+  private classifyErrorUnsafe(error: unknown, ctx: ExecutionContext): number {
     if (this.excluded !== null && this.excluded.handlesError(error)) return NEUTRAL;
     // Cancelled by the caller: says nothing about the dependency. (An enclosing timeout does.)
     if (ctx._isAborted && !(ctx._abortReason instanceof TimeoutError)) return NEUTRAL;
@@ -333,11 +368,12 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     const slowMs = this.window.slowMs;
     // The clock is read only when something needs it; otherwise `at` is undefined and a
     // transition reads it itself (a break must start now, not at time 0).
-    const timed = slowMs !== Number.POSITIVE_INFINITY || emitter.active || this.window.kind === 'time';
+    const wanted = this.wantsOutcomes();
+    const timed = slowMs !== Number.POSITIVE_INFINITY || wanted || this.window.kind === 'time';
     const now = timed ? this.clock.now() : 0;
     const at = timed ? now : undefined;
     const slow = slowMs !== Number.POSITIVE_INFINITY && now - t0 >= slowMs;
-    if (emitter.active) {
+    if (wanted) {
       const event = kind === SUCCESS ? 'success' : kind === FAILURE ? 'failure' : 'excluded';
       emitter.emit({
         policy: 'circuitBreaker',
@@ -389,12 +425,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.openCount++;
       this.opened++;
       if (this.breakBackoff !== null) {
-        if (this.breakSeq === null) {
-          this.breakSeq = this.breakBackoff.start(undefined, this.random);
-          // A restored breaker (openCount from initialState) resumes the growth where it was.
-          for (let k = Math.min(this.openCount, 64); k > 1; k--) this.breakSeq.next();
-        }
-        breakMs = this.breakSeq.next();
+        breakMs = this.nextBreak();
       } else {
         breakMs = this.breakFixed;
       }
@@ -405,7 +436,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.window.reset();
     }
     // (reset() of a closed breaker forgets the counts but changes no state: no event.)
-    if (from !== to && this.emitter.active) {
+    if (from !== to && this.emitter.wants('stateChange')) {
       this.emitter.emit({
         policy: 'circuitBreaker',
         event: 'stateChange',
@@ -421,11 +452,34 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     }
   }
 
+  /**
+   * The next break duration from the `halfOpenAfter` backoff (called with `openCount` already
+   * counting this open). A backoff that throws keeps the last duration and is reported.
+   */
+  private nextBreak(): number {
+    try {
+      if (this.breakSeq === null) {
+        this.breakSeq = this.breakBackoff!.start(undefined, this.random);
+        // A restored breaker (openCount from initialState) resumes the growth where it was.
+        for (let k = Math.min(this.openCount, 64); k > 1; k--) this.breakSeq.next();
+      }
+      const ms = this.breakSeq.next();
+      this.lastBreakMs = ms;
+      return ms;
+    } catch (error) {
+      reportError(`circuitBreaker "${this.name}": the halfOpenAfter backoff`, error);
+      return this.lastBreakMs;
+    }
+  }
+
   /** Subscribes to every state change. */
   onStateChange(listener: Listener<Extract<CircuitBreakerEvent, { event: 'stateChange' }>>): Disposer {
-    return this.emitter.on((e) => {
-      if (e.event === 'stateChange') listener(e);
-    });
+    return this.emitter.on(
+      (e) => {
+        if (e.event === 'stateChange') listener(e);
+      },
+      ['stateChange'],
+    );
   }
 
   /** Subscribes to the breaker opening. */
@@ -451,9 +505,12 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
 
   /** Subscribes to rejected calls. */
   onReject(listener: Listener<Extract<CircuitBreakerEvent, { event: 'reject' }>>): Disposer {
-    return this.emitter.on((e) => {
-      if (e.event === 'reject') listener(e);
-    });
+    return this.emitter.on(
+      (e) => {
+        if (e.event === 'reject') listener(e);
+      },
+      ['reject'],
+    );
   }
 
   /**
@@ -463,21 +520,51 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
    */
   isolate(): IsolationHandle {
     this.isolations++;
-    if (this._state !== 'isolated' && this._state !== 'forced-open')
+    if (this._state !== 'isolated' && this._state !== 'forced-open') {
+      this.beforeIsolation = this._state;
       this.transition('isolated', null, 'isolated', undefined);
+    }
     const epoch = this.isolationEpoch;
     let released = false;
     const release = () => {
       if (released || epoch !== this.isolationEpoch) return;
       released = true;
-      if (--this.isolations === 0 && this._state === 'isolated')
-        this.transition('closed', null, undefined, undefined);
+      if (--this.isolations === 0 && this._state === 'isolated') this.endIsolation();
     };
-    return {
-      release,
-      dispose: release,
-      [Symbol.dispose ?? Symbol.for('nodejs.dispose')]: release,
-    } as IsolationHandle;
+    return { release, dispose: release, [disposeSymbol]: release } as IsolationHandle;
+  }
+
+  /**
+   * Leaves isolation for the state it interrupted: closed and disabled come back as they were;
+   * an open or half-open breaker comes back open, with its break already over, so the next call
+   * is a probe (a dependency that was failing does not get full traffic at once).
+   */
+  private endIsolation(): void {
+    const before = this.beforeIsolation;
+    if (before === 'open' || before === 'half-open') {
+      const now = this.clock.now();
+      const openCount = this.openCount;
+      this._state = 'open'; // through `transition` it would count as one more open
+      this.gen++;
+      this.openUntil = now;
+      this.openCount = openCount;
+      if (this.emitter.wants('stateChange')) {
+        this.emitter.emit({
+          policy: 'circuitBreaker',
+          event: 'stateChange',
+          name: this.name,
+          priority: 'normal',
+          operation: undefined,
+          attempt: 0,
+          from: 'isolated',
+          to: 'open',
+          reason: 'isolation released',
+          breakMs: 0,
+        });
+      }
+    } else {
+      this.transition(before === 'disabled' ? 'disabled' : 'closed', null, undefined, undefined);
+    }
   }
 
   /** Opens the breaker until `reset()`, whatever the outcomes. */

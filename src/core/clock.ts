@@ -33,6 +33,9 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
+/** Node's longest timer (~24.8 days): a longer one fires after 1 ms, so longer waits are chained. @internal */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** A source of uniform random numbers in [0, 1). */
 export type RandomSource = () => number;
 

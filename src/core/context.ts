@@ -58,6 +58,38 @@ export interface ExecuteOptions<P extends object = Record<string, unknown>> {
   props?: P | undefined;
 }
 
+/**
+ * Abort watchers of callers' signals, multiplexed: however many calls wait on one long-lived
+ * signal (a shutdown signal shared by every request), the signal carries ONE listener of ours,
+ * so Node never warns of a possible listener leak, and the listener goes when the last watcher
+ * does.
+ */
+const signalWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function fireWatchers(this: AbortSignal): void {
+  const set = signalWatchers.get(this);
+  if (set === undefined) return;
+  signalWatchers.delete(this);
+  for (const fn of set) fn();
+}
+
+function watchSignal(signal: AbortSignal, fn: () => void): void {
+  let set = signalWatchers.get(signal);
+  if (set === undefined) {
+    set = new Set();
+    signalWatchers.set(signal, set);
+    signal.addEventListener('abort', fireWatchers, { once: true });
+  }
+  set.add(fn);
+}
+
+function unwatchSignal(signal: AbortSignal, fn: () => void): void {
+  const set = signalWatchers.get(signal);
+  if (set === undefined || !set.delete(fn) || set.size !== 0) return;
+  signalWatchers.delete(signal);
+  signal.removeEventListener('abort', fireWatchers);
+}
+
 const EMPTY_PROPS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** A function run by a policy. */
@@ -143,23 +175,18 @@ export class ExecutionContext implements Context<Record<string, unknown>> {
     return this._callerSignal !== null;
   }
 
-  /** The signal to listen on for aborts, or null when nothing can abort this context. */
-  _abortSource(): AbortSignal | null {
-    return this._callerSignal === null ? null : this.signal;
-  }
-
   /**
    * Calls `fn` once when this context is aborted, WITHOUT creating an AbortController (the
    * root listens on the caller's signal; a child keeps a list). Call only when `_canAbort`
    * and not `_isAborted`; undo with `_unwatch(fn)`.
    */
   _watch(fn: () => void): void {
-    if (this._callerSignal !== null) this._callerSignal.addEventListener('abort', fn, { once: true });
+    if (this._callerSignal !== null) watchSignal(this._callerSignal, fn);
   }
 
   /** Undoes `_watch(fn)` (harmless when `fn` was already called or removed). */
   _unwatch(fn: () => void): void {
-    if (this._callerSignal !== null) this._callerSignal.removeEventListener('abort', fn);
+    if (this._callerSignal !== null) unwatchSignal(this._callerSignal, fn);
   }
 }
 
@@ -213,10 +240,6 @@ export class ChildContext extends ExecutionContext {
 
   override get _canAbort(): boolean {
     return true;
-  }
-
-  override _abortSource(): AbortSignal | null {
-    return this.signal;
   }
 
   override _watch(fn: () => void): void {

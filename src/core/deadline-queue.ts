@@ -9,7 +9,7 @@
  * idle queue never keeps the process alive.
  */
 
-import type { Clock, TimerHandle } from './clock.js';
+import { type Clock, MAX_TIMER_MS, type TimerHandle } from './clock.js';
 
 /**
  * Stands in for the timer while it fires: a node added by an expiry callback then finds a
@@ -22,7 +22,6 @@ const FIRING: TimerHandle = { ref: () => FIRING, unref: () => FIRING };
  * Node's longest timer (~24.8 days): a longer one fires after 1 ms instead. A timer is armed
  * for at most this long; when it fires before the head's deadline it is simply re-armed.
  */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** An entry of a deadline queue: the fields live on the entry itself. @internal */
 export interface DeadlineNode<N> {

@@ -144,7 +144,13 @@ describe('listener errors', () => {
     await expect(f.execute(() => Promise.reject(new Error('x')))).resolves.toBe('fb');
     expect(after).toHaveLength(1);
     expect(warn).toHaveBeenCalledTimes(1);
-    expect(warn).toHaveBeenCalledWith(boom, 'BulwarkListenerError');
+    expect(warn).toHaveBeenCalledWith(
+      expect.objectContaining({
+        name: 'BulwarkListenerError',
+        cause: boom,
+        message: expect.stringContaining(boom.message),
+      }),
+    );
   });
 
   it('a thrown non-Error is reported as an Error', async () => {
@@ -169,10 +175,11 @@ describe('listener errors', () => {
       stop();
     }
     expect(warn).toHaveBeenCalledTimes(1);
-    const [reported, type] = warn.mock.calls[0]!;
+    const [reported] = warn.mock.calls[0]!;
     expect(reported).toBeInstanceOf(Error);
-    expect((reported as Error).message).toBe('a string');
-    expect(type).toBe('BulwarkListenerError');
+    expect((reported as Error).name).toBe('BulwarkListenerError');
+    expect((reported as Error).message).toBe('A Bulwark event listener threw: a string');
+    expect((reported as Error).cause).toBe('a string');
   });
 
   it('a throwing bus listener does not break a pipeline of policies either', async () => {

@@ -138,9 +138,11 @@ export interface Disposer {
   [Symbol.dispose](): void;
 }
 
-const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+/** `Symbol.dispose`, or Node's well-known stand-in where the runtime lacks it. @internal */
+export const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
-function makeDisposer(fn: () => void): Disposer {
+/** Makes an idempotent disposer (callable, `.dispose()`, `using`) around `fn`. @internal */
+export function makeDisposer(fn: () => void): Disposer {
   let done = false;
   const d = (() => {
     if (done) return;
@@ -152,44 +154,87 @@ function makeDisposer(fn: () => void): Disposer {
   return d;
 }
 
-const NONE: readonly never[] = Object.freeze([]);
-
-function reportListenerError(error: unknown): void {
-  const proc = (globalThis as { process?: { emitWarning?: (w: string | Error, type?: string) => void } })
-    .process;
-  const err = error instanceof Error ? error : new Error(String(error));
-  if (proc?.emitWarning) proc.emitWarning(err, 'BulwarkListenerError');
+/**
+ * Reports an error that must not break a call (a throwing listener or predicate) as a process
+ * warning named `BulwarkListenerError`, with the original error as `cause`. @internal
+ */
+export function reportError(what: string, error: unknown): void {
+  const proc = (globalThis as { process?: { emitWarning?: (w: Error) => void } }).process;
+  if (proc?.emitWarning === undefined) return;
+  const message = error instanceof Error ? error.message : String(error);
+  const warning = new Error(`${what} threw: ${message}`, { cause: error });
+  warning.name = 'BulwarkListenerError';
+  proc.emitWarning(warning);
 }
+
+interface Registration<E> {
+  readonly listener: Listener<E>;
+  /** The events this registration wants, or null for all. */
+  readonly only: ReadonlySet<string> | null;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
 
 /**
  * A list of listeners. Listeners are called synchronously in registration order; a
  * listener that throws is reported as a process warning and never breaks the policy.
+ * A registration may ask for some event names only, so that a policy can tell which
+ * events anyone wants (`wants`) and skip building the others.
  */
 export class Emitter<E> {
-  private list: readonly Listener<E>[] = NONE;
+  private list: readonly Registration<E>[] = NONE;
+  /** Registrations that want every event. */
+  private all = 0;
+  /** For registrations that want some events: how many want each. */
+  private some: Map<string, number> | null = null;
 
-  /** True when at least one listener is registered. */
+  /** How many listeners are registered. */
   get size(): number {
     return this.list.length;
   }
 
-  /** Registers `listener`; returns its disposer. */
-  on(listener: Listener<E>): Disposer {
-    this.list = [...this.list, listener];
+  /** True when some listener would receive an event named `event`. */
+  wants(event: string): boolean {
+    return this.all !== 0 || (this.some !== null && this.some.has(event));
+  }
+
+  /** Registers `listener` (for the named events only, when `only` is given); returns its disposer. */
+  on(listener: Listener<E>, only?: readonly string[]): Disposer {
+    const reg: Registration<E> = { listener, only: only === undefined ? null : new Set(only) };
+    this.list = [...this.list, reg];
+    this.count(reg, 1);
     return makeDisposer(() => {
-      const i = this.list.indexOf(listener);
-      if (i >= 0) this.list = this.list.filter((_, j) => j !== i);
+      const i = this.list.indexOf(reg);
+      if (i < 0) return;
+      this.list = this.list.filter((_, j) => j !== i);
+      this.count(reg, -1);
     });
   }
 
-  /** Calls every listener with `event`. */
+  private count(reg: Registration<E>, delta: number): void {
+    if (reg.only === null) {
+      this.all += delta;
+      return;
+    }
+    const some = this.some ?? new Map<string, number>();
+    for (const name of reg.only) {
+      const n = (some.get(name) ?? 0) + delta;
+      if (n === 0) some.delete(name);
+      else some.set(name, n);
+    }
+    this.some = some.size === 0 ? null : some;
+  }
+
+  /** Calls every listener that wants `event`. */
   emit(event: E): void {
     const list = this.list;
     for (let i = 0; i < list.length; i++) {
+      const reg = list[i]!;
+      if (reg.only !== null && !reg.only.has((event as { event?: string }).event ?? '')) continue;
       try {
-        list[i]!(event);
+        reg.listener(event);
       } catch (error) {
-        reportListenerError(error);
+        reportError('A Bulwark event listener', error);
       }
     }
   }
@@ -217,18 +262,25 @@ export const telemetry = {
 
 /**
  * A policy's own emitter, which also forwards to the process-wide bus.
- * `active` is the one check a hot path makes before building an event object.
+ * `active` (anyone listening at all) and `wants(event)` (anyone listening to that event) are
+ * the checks a hot path makes before building an event object.
  */
 export class PolicyEmitter<E extends PolicyEvent> {
   private readonly local = new Emitter<E>();
 
-  /** True when anyone (this policy's listeners or the bus) would receive an event. */
+  /** True when anyone (this policy's listeners or the bus) would receive some event. */
   get active(): boolean {
     return this.local.size !== 0 || bus.size !== 0;
   }
 
-  on(listener: Listener<E>): Disposer {
-    return this.local.on(listener);
+  /** True when anyone would receive an event named `event`. */
+  wants(event: E['event']): boolean {
+    return bus.size !== 0 || this.local.wants(event);
+  }
+
+  /** Registers a listener, for the named events only when `only` is given. */
+  on(listener: Listener<E>, only?: readonly E['event'][]): Disposer {
+    return this.local.on(listener, only);
   }
 
   emit(event: E): void {

@@ -41,7 +41,7 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
   ) {
     super();
     checkKeys('fallback', options as Record<string, unknown>, ['handle', 'name']);
-    if (options.handle !== undefined && !(options.handle instanceof Handler)) {
+    if (options.handle !== undefined && !Handler.is(options.handle)) {
       throw new ConfigError('fallback.handle', 'a handler, e.g. handle.all()', options.handle);
     }
     this.handler = options.handle ?? handlers.all();

@@ -4,7 +4,7 @@
  */
 
 import { BulkheadRejectedError, ConfigError } from './errors.js';
-import { isTransient } from './transient.js';
+import { isTransient, isTransientResult } from './transient.js';
 
 /** An error class (any constructor whose instances are errors). */
 // biome-ignore lint/suspicious/noExplicitAny: constructor parameter lists are arbitrary
@@ -48,7 +48,23 @@ function checkResultPredicate<R>(path: string, predicate: (result: R) => boolean
  * h.handlesError(new TypeError('x')); // true
  * ```
  */
+const HANDLER_BRAND: unique symbol = Symbol.for('bulwark.handler');
+
 export class Handler {
+  /** Recognises handlers across copies of the library (instanceof would not). */
+  static is(value: unknown): value is Handler {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { [HANDLER_BRAND]?: boolean })[HANDLER_BRAND] === true
+    );
+  }
+
+  /** @internal */
+  get [HANDLER_BRAND](): boolean {
+    return true;
+  }
+
   constructor(
     /** Predicate for errors, or null when no error is handled. */
     readonly errorPredicate: ErrorPredicate | null,
@@ -124,7 +140,7 @@ export const handle = {
   },
   /** Transient errors and results, as classified by `isTransient`. */
   transient(): Handler {
-    return new Handler(isTransient, isTransient);
+    return new Handler(isTransient, isTransientResult);
   },
   /** Nothing at all. */
   none(): Handler {

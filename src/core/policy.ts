@@ -9,7 +9,13 @@
 import { type Clock, systemClock } from './clock.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { ConfigError } from './errors.js';
-import type { Disposer, Listener, PolicyEmitter, PolicyEvent } from './events.js';
+import {
+  type Disposer,
+  type Listener,
+  makeDisposer,
+  type PolicyEmitter,
+  type PolicyEvent,
+} from './events.js';
 
 /**
  * A resilience policy: anything with `execute`. Every policy works alone, and so does a
@@ -128,12 +134,9 @@ class PipelineEmitterView {
   constructor(private readonly policies: readonly Runnable[]) {}
   on(listener: Listener<PolicyEvent>): Disposer {
     const disposers = this.policies.map((p) => p.onEvent(listener));
-    const d = (() => {
+    return makeDisposer(() => {
       for (const x of disposers) x();
-    }) as Disposer;
-    d.dispose = d;
-    d[Symbol.dispose ?? Symbol.for('nodejs.dispose')] = d;
-    return d;
+    });
   }
 }
 
@@ -166,7 +169,7 @@ export class Pipeline<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
   ): Promise<T | Alt> {
     const ctx = ExecutionContext.root(fn, options);
     const head = this.head;
-    if (head === null) return runBare(ctx) as Promise<T | Alt>;
+    if (head === null) return start(ctx, null) as Promise<T | Alt>;
     return head.policy._run(ctx, head.next) as Promise<T | Alt>;
   }
 
@@ -178,10 +181,6 @@ export class Pipeline<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
   _flatten(): readonly Runnable[] {
     return this.policies;
   }
-}
-
-function runBare(ctx: ExecutionContext): Promise<unknown> {
-  return start(ctx, null);
 }
 
 /**

@@ -308,11 +308,27 @@ describe('backoff: the delays are really waited on the clock', () => {
     ]);
   });
 
-  it('a zero delay retries at once, without a timer', async () => {
+  it('a zero delay retries without a timer (it only yields to the event loop)', async () => {
     const { policy, clock } = setup({ backoff: backoff.constant(0) });
     const fn = flaky(2);
     await expect(policy.execute(fn)).resolves.toBe('ok@3');
     expect(clock.pending).toBe(0);
+  });
+
+  it('a zero-delay retry loop that fails at once can still be stopped by an enclosing timeout (it yields)', async () => {
+    const policy = pipeline(
+      timeout(20),
+      retry({ maxAttempts: Number.POSITIVE_INFINITY, backoff: backoff.constant(0) }),
+    );
+    let calls = 0;
+    const err = await policy
+      .execute(() => {
+        calls++;
+        throw new Error('fails at once');
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(calls).toBeGreaterThan(1);
   });
 
   it("a delay longer than Node's timer limit (~24.8 days) is waited in full, not fired early", async () => {
@@ -920,8 +936,11 @@ describe('events', () => {
       await clock.runAll();
       expect(done.value).toBe('ok@2');
       expect(warn).toHaveBeenCalledWith(
-        expect.objectContaining({ message: 'listener bug' }),
-        'BulwarkListenerError',
+        expect.objectContaining({
+          name: 'BulwarkListenerError',
+          message: 'A Bulwark event listener threw: listener bug',
+          cause: expect.objectContaining({ message: 'listener bug' }),
+        }),
       );
     } finally {
       warn.mockRestore();
@@ -1158,7 +1177,7 @@ describe('validation', () => {
       'retry.backoff must be a backoff, e.g. backoff.exponential({ initial: 100 }) (got an object)',
     ],
     [{ handle: () => true }, 'retry.handle must be a handler, e.g. handle.transient() (got a function)'],
-    [{ retryAfter: true }, 'retry.retryAfter must be an options object (got true)'],
+    [{ retryAfter: true }, 'retry.retryAfter must be false or an options object ({ max }) (got true)'],
     [{ retryAfter: { max: -1 } }, 'retry.retryAfter.max must be a number >= 0 (got -1)'],
     [{ random: 0.5 }, 'retry.random must be a function (got 0.5)'],
     [{ name: '' }, 'retry.name must be a non-empty string (got "")'],
@@ -1276,7 +1295,8 @@ describe('property: the number of calls', () => {
               return o;
             }),
           );
-          await clock.runAll();
+          // (zero-delay retries yield a macrotask each, so run until the execution settles)
+          for (let i = 0; i < 50 && done.state === 'pending'; i++) await clock.runAll();
           const firstOk = [...script, 'ok'].indexOf('ok') + 1; // 1-based attempt of the first success
           const expectedCalls = Math.min(maxAttempts, firstOk);
           expect(calls).toBe(expectedCalls);
@@ -1334,5 +1354,51 @@ describe('retry: a retried Response is discarded', () => {
     expect(res.status).toBe(200);
     expect(cancelled).toEqual([1, 2]);
     expect(await res.text()).toBe('ok');
+  });
+});
+
+describe('retry: predicates that throw', () => {
+  it('a result predicate that throws rejects the execution without running the operation again', async () => {
+    const clock = createFakeClock();
+    const policy = retry({
+      clock,
+      handle: handle.all().orResults((r: { status: number }) => r.status >= 500),
+    });
+    let charges = 0;
+    const err = await policy
+      .execute(() => {
+        charges++;
+        return undefined as unknown as { status: number };
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect(charges).toBe(1);
+  });
+});
+
+describe('retry: many waits on one caller signal', () => {
+  it('share one abort listener (no MaxListenersExceededWarning), removed when the waits end', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const clock = createFakeClock();
+      const caller = new AbortController();
+      const policy = retry({ clock, maxAttempts: 2, backoff: backoff.constant(100) });
+      const runs = Array.from({ length: 20 }, () =>
+        policy.execute((ctx) => (ctx.attempt === 1 ? Promise.reject(new Error('once')) : 'ok'), {
+          signal: caller.signal,
+        }),
+      );
+      await clock.tick(0);
+      expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
+      await clock.tick(100);
+      await expect(Promise.all(runs)).resolves.toHaveLength(20);
+      expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

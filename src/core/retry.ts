@@ -23,6 +23,7 @@ import {
 import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
 import { retryAfterOf } from './retry-after.js';
 import { sleep } from './sleep.js';
+import { isAbortError } from './transient.js';
 
 /** Options of `retry()`. */
 export interface RetryOptions extends CommonOptions {
@@ -108,12 +109,18 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       );
     }
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
-    if (options.handle !== undefined && !(options.handle instanceof Handler)) {
+    if (options.handle !== undefined && !Handler.is(options.handle)) {
       throw new ConfigError('retry.handle', 'a handler, e.g. handle.transient()', options.handle);
     }
     this.handler = options.handle ?? null;
     if (options.retryAfter === false) this.retryAfterMax = 0;
     else {
+      if (
+        options.retryAfter !== undefined &&
+        (typeof options.retryAfter !== 'object' || options.retryAfter === null)
+      ) {
+        throw new ConfigError('retry.retryAfter', 'false or an options object ({ max })', options.retryAfter);
+      }
       const ra = checkObject('retry.retryAfter', options.retryAfter);
       checkKeys('retry.retryAfter', ra, ['max']);
       this.retryAfterMax = optNumber('retry.retryAfter.max', ra.max, rules.atLeast(0), 60_000);
@@ -130,16 +137,22 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
 
   /** Subscribes to retries (one event before each wait). */
   onRetry(listener: Listener<Extract<RetryEvent, { event: 'retry' }>>): Disposer {
-    return this.emitter.on((e) => {
-      if (e.event === 'retry') listener(e);
-    });
+    return this.emitter.on(
+      (e) => {
+        if (e.event === 'retry') listener(e);
+      },
+      ['retry'],
+    );
   }
 
   /** Subscribes to executions that end in failure after the policy stopped retrying. */
   onGiveUp(listener: Listener<Extract<RetryEvent, { event: 'giveUp' }>>): Disposer {
-    return this.emitter.on((e) => {
-      if (e.event === 'giveUp') listener(e);
-    });
+    return this.emitter.on(
+      (e) => {
+        if (e.event === 'giveUp') listener(e);
+      },
+      ['giveUp'],
+    );
   }
 
   private handlesError(error: unknown, ctx: ExecutionContext): boolean {
@@ -165,67 +178,77 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     // A caller that aborted before the call gets its reason at once, like fetch does.
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
-    this.counts.executions++;
     let maxAttempts: number;
     try {
       maxAttempts = this.maxAttempts.get(ctx);
     } catch (error) {
       return Promise.reject(error); // a bad dynamic value rejects; execute() never throws synchronously
     }
-    if (
-      this.timed ||
-      this.emitter.active ||
-      (this.handler !== null && this.handler.resultPredicate !== null)
-    ) {
-      return this.loop(ctx, next, maxAttempts, NO_FAILURE);
-    }
+    this.counts.executions++;
+    if (this.timed || this.emitter.wants('success'))
+      return this.loop(ctx, next, maxAttempts, NO_FAILURE, true);
     // Fast path: the first attempt costs one promise reaction; the loop starts only on failure.
     ctx.attempt = 1;
-    return start(ctx, next).then(undefined, (error: unknown) => this.loop(ctx, next, maxAttempts, error));
+    const handler = this.handler;
+    return start(ctx, next).then(
+      handler === null || handler.resultPredicate === null
+        ? undefined
+        : (result: unknown) =>
+            // A predicate that throws rejects the execution (it is not the operation's failure).
+            handler.handlesResult(result) ? this.loop(ctx, next, maxAttempts, result, false) : result,
+      (error: unknown) => this.loop(ctx, next, maxAttempts, error, true),
+    );
   }
 
   /**
-   * The retry loop. `firstError` is the first attempt's error when the fast path already
-   * ran it, or NO_FAILURE to start from the first attempt.
+   * The retry loop. `first` is the first attempt's failure (an error when `firstIsError`, else a
+   * handled result) when the fast path already ran it, or NO_FAILURE to start from attempt 1.
    */
   private async loop(
     ctx: ExecutionContext,
     next: Link | null,
     maxAttempts: number,
-    firstError: unknown,
+    first: unknown,
+    firstIsError: boolean,
   ): Promise<unknown> {
     const emitter = this.emitter;
-    const start = emitter.active || this.timed ? this.clock.now() : 0;
+    const startedAt = emitter.wants('success') || this.timed ? this.clock.now() : 0;
     let attempt = 1;
-    let pending = firstError !== NO_FAILURE;
     let delays: { next(): number } | null = null;
+    let failure: unknown = first;
+    let isError = firstIsError;
+    let ran = first !== NO_FAILURE; // the first attempt already ran (on the fast path)
     for (;;) {
       ctx.attempt = attempt;
-      let failure: unknown;
-      let isError: boolean;
-      try {
-        if (pending) {
-          pending = false;
-          throw firstError;
+      if (!ran) {
+        let result: unknown;
+        try {
+          result = await invoke(ctx, next);
+          isError = false;
+        } catch (error) {
+          failure = error;
+          isError = true;
         }
-        const result = await invoke(ctx, next);
-        if (this.handler === null || !this.handler.handlesResult(result)) {
-          if (emitter.active) this.emitSuccess(ctx, attempt, start);
-          return result;
+        // Outside the try: a result predicate that throws rejects the execution, unretried.
+        if (!isError) {
+          if (this.handler === null || !this.handler.handlesResult(result)) {
+            if (emitter.wants('success')) this.emitSuccess(ctx, attempt, startedAt);
+            return result;
+          }
+          failure = result;
         }
-        failure = result;
-        isError = false;
-      } catch (error) {
-        if (!this.handlesError(error, ctx)) {
-          if (isNonRetryable(error)) this.giveUp(ctx, attempt, 'nonRetryable', error, true, false);
-          else if (ctx._isAborted) this.giveUp(ctx, attempt, 'aborted', error, true, false);
-          throw error;
-        }
-        failure = error;
-        isError = true;
+      }
+      ran = false;
+      if (isError && !this.handlesError(failure, ctx)) {
+        if (isNonRetryable(failure)) this.giveUp(ctx, attempt, 'nonRetryable', failure, true, false);
+        else if (ctx._isAborted) this.giveUp(ctx, attempt, 'aborted', failure, true, false);
+        throw failure;
       }
       // (an aborted error is never handled; a handled result may still arrive after an abort)
-      if (ctx._isAborted) return this.giveUp(ctx, attempt, 'aborted', ctx._abortReason, true);
+      if (ctx._isAborted) {
+        if (!isError) discardBody(failure);
+        return this.giveUp(ctx, attempt, 'aborted', ctx._abortReason, true);
+      }
       if (attempt >= maxAttempts) return this.giveUp(ctx, attempt, 'maxAttempts', failure, isError);
       if (delays === null) delays = this.backoff.start(ctx as unknown as Context, this.random);
       let delay = delays.next();
@@ -234,11 +257,11 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         if (asked !== undefined) delay = Math.max(delay, Math.min(asked, this.retryAfterMax));
       }
       const maxDuration = this.maxDuration.get(ctx);
-      if (maxDuration !== Number.POSITIVE_INFINITY && this.clock.now() - start + delay >= maxDuration) {
+      if (maxDuration !== Number.POSITIVE_INFINITY && this.clock.now() - startedAt + delay >= maxDuration) {
         return this.giveUp(ctx, attempt, 'maxDuration', failure, isError);
       }
       this.counts.retries++;
-      if (emitter.active) {
+      if (emitter.wants('retry')) {
         emitter.emit(
           isError
             ? retryEvent(this.name, ctx, attempt, delay, 'error', failure)
@@ -247,12 +270,12 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       }
       // A retried Response is thrown away: free its connection by cancelling its unread body.
       if (!isError) discardBody(failure);
-      if (delay > 0) {
-        try {
-          await sleep(this.clock, delay, ctx);
-        } catch (reason) {
-          return this.giveUp(ctx, attempt, 'aborted', reason, true); // aborted during the wait
-        }
+      try {
+        // Even a zero delay yields to the event loop, so that timers (an enclosing timeout) and
+        // aborts can stop a retry loop that fails at once.
+        await sleep(this.clock, delay, ctx);
+      } catch (reason) {
+        return this.giveUp(ctx, attempt, 'aborted', reason, true); // aborted during the wait
       }
       attempt++;
     }
@@ -283,7 +306,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     rethrow = true,
   ): unknown {
     this.counts.giveUps++;
-    if (this.emitter.active) {
+    if (this.emitter.wants('giveUp')) {
       const base = {
         policy: 'retry',
         event: 'giveUp',
@@ -338,10 +361,6 @@ function discardBody(result: unknown): void {
       // a body that cannot be cancelled is left to the garbage collector
     }
   }
-}
-
-function isAbortError(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError';
 }
 
 /**

@@ -643,3 +643,45 @@ describe('timeout placement with retry', () => {
     expect(seen).toEqual([1, 2]);
   });
 });
+
+describe('timeout: aborts from outside are not timeouts', () => {
+  it('a cooperative timeout whose call the caller cancelled neither counts nor emits a timeout later', async () => {
+    const clock = createFakeClock();
+    const t = timeout({ ms: 100, clock });
+    const events: TimeoutEvent[] = [];
+    t.onEvent((e) => events.push(e));
+    const caller = new AbortController();
+    const p = t.execute(
+      (ctx) =>
+        new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))),
+      { signal: caller.signal },
+    );
+    caller.abort(new Error('caller cancelled'));
+    await expect(p).rejects.toThrow('caller cancelled');
+    await clock.tick(200);
+    expect(t.stats.timeouts).toBe(0);
+    expect(events).toEqual([]);
+  });
+
+  it('a retry wait inside a timeout creates no AbortController', async () => {
+    const clock = createFakeClock();
+    let made = 0;
+    const Original = globalThis.AbortController;
+    class Counting extends Original {
+      constructor() {
+        super();
+        made++;
+      }
+    }
+    globalThis.AbortController = Counting;
+    try {
+      const policy = pipeline(timeout({ ms: 1_000, clock }), retry({ clock, backoff: backoff.constant(10) }));
+      const p = policy.execute((ctx) => (ctx.attempt === 1 ? Promise.reject(new Error('once')) : 'ok'));
+      await clock.tick(10);
+      await expect(p).resolves.toBe('ok');
+      expect(made).toBe(0);
+    } finally {
+      globalThis.AbortController = Original;
+    }
+  });
+});

@@ -26,7 +26,7 @@ import {
   DynamicNumber,
   type NumberRule,
 } from './options.js';
-import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
+import { type CommonOptions, clockOf, type Link, PolicyBase, start } from './policy.js';
 
 /** `timeout.ms`: a number > 0 (Infinity allowed; NaN and 0 refused). */
 const positiveMs: NumberRule = (v) => (v > 0 ? null : 'a number of milliseconds > 0 (or Infinity)');
@@ -76,6 +76,8 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
   }
 
   private onExpire(child: ChildContext): void {
+    // Already aborted from outside (the caller, an enclosing timeout): not this timeout's doing.
+    if (child._aborted) return;
     const ms = child._timeoutMs;
     this.timeouts++;
     child._abort(new TimeoutError(ms));
@@ -117,7 +119,7 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
       // A bad (or throwing) dynamic `ms`: execute() must reject, never throw.
       return Promise.reject(error);
     }
-    if (ms === Number.POSITIVE_INFINITY) return passThrough(ctx, next);
+    if (ms === Number.POSITIVE_INFINITY) return start(ctx, next);
     const child = ctx.child();
     child._timeoutMs = ms;
     const queue = this.queues.for(ms);
@@ -125,10 +127,6 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
       ? cooperative(child, next, queue)
       : abandon(ctx, child, next, queue);
   }
-}
-
-function passThrough(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-  return start(ctx, next);
 }
 
 function timeoutFailure(child: ChildContext, error: unknown): unknown {
@@ -190,31 +188,19 @@ function abandon(
       parent._watch(onAbort);
     }
     queue.add(child);
-    let result: unknown;
-    try {
-      result = invoke(child, next);
-    } catch (error) {
-      finish();
-      reject(error);
-      return;
-    }
-    if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
-      (result as PromiseLike<unknown>).then(
-        (value) => {
-          if (settled) return;
-          finish();
-          resolve(value);
-        },
-        (error: unknown) => {
-          if (settled) return;
-          finish();
-          reject(timeoutFailure(child, error));
-        },
-      );
-    } else {
-      finish();
-      resolve(result);
-    }
+    // `start` adopts any outcome (a value, a sync throw, a foreign thenable) as a native promise.
+    start(child, next).then(
+      (value) => {
+        if (settled) return;
+        finish();
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        finish();
+        reject(timeoutFailure(child, error));
+      },
+    );
   });
 }
 

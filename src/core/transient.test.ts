@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   BrokenCircuitError,
+  handle,
   isResponseLike,
   isTransient,
+  isTransientResult,
   isTransientStatus,
   NonRetryableError,
   nonRetryable,
@@ -271,5 +273,23 @@ describe('isTransient: the platform timeout', () => {
     expect((signal.reason as Error).name).toBe('TimeoutError');
     expect(isTransient(signal.reason)).toBe(true);
     expect(isTransient(new DOMException('stop', 'AbortError'))).toBe(false);
+  });
+});
+
+describe('results are failures only when they are Response-like', () => {
+  it('plain objects that merely look like errors are not transient results', () => {
+    for (const r of [
+      { status: 503 },
+      { id: 1, code: '08001' },
+      { message: 'BUSY until 5pm' },
+      { statusCode: 500 },
+    ]) {
+      expect(isTransient(r)).toBe(false);
+      expect(isTransientResult(r)).toBe(false);
+      expect(handle.transient().handlesResult(r)).toBe(false);
+    }
+    expect(isTransientResult(new Response(null, { status: 503 }))).toBe(true);
+    expect(handle.transient().handlesResult(new Response(null, { status: 429 }))).toBe(true);
+    expect(isTransientResult(Object.assign(new Error('x'), { status: 503, headers: {} }))).toBe(false);
   });
 });

@@ -80,9 +80,9 @@ function statusOf(err: object): number | undefined {
   return undefined;
 }
 
-function isAbortLike(err: object): boolean {
-  const name = (err as { name?: unknown }).name;
-  return name === 'AbortError';
+/** True for an abort (an error named `AbortError`, as `signal.reason` and fetch produce). @internal */
+export function isAbortError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError';
 }
 
 function errorIsTransient(err: object): boolean {
@@ -115,7 +115,8 @@ function errorIsTransient(err: object): boolean {
  * - Bulwark's own `TimeoutError` and the platform's (a DOMException named `TimeoutError`, as
  *   `AbortSignal.timeout()` produces).
  *
- * Never transient: errors marked with `nonRetryable()`, and aborts (`AbortError`).
+ * Never transient: errors marked with `nonRetryable()`, aborts (`AbortError`), and values that
+ * are neither an `Error` nor Response-like (a result such as a row is never a failure).
  * The `cause` chain (and an `AggregateError`'s errors) is followed a few levels deep.
  *
  * @example
@@ -127,15 +128,30 @@ function errorIsTransient(err: object): boolean {
  * ```
  */
 export function isTransient(errorOrResult: unknown): boolean {
-  if (isResponseLike(errorOrResult) && !(errorOrResult instanceof Error)) {
-    return TRANSIENT_STATUS.has(errorOrResult.status);
-  }
-  return walk(errorOrResult, 0);
+  if (errorOrResult instanceof Error) return walk(errorOrResult, 0);
+  return isTransientResult(errorOrResult);
+}
+
+/**
+ * True for a result worth retrying: a Response-like value (an object with a numeric `status`
+ * and `headers`, `ok` or `statusText`) whose status is 408, 425, 429, 500, 502, 503 or 504.
+ * Any other result — a row, a plain object that happens to have a `code` or `message` — is
+ * not a failure. (Errors are classified by `isTransient`.)
+ *
+ * @example
+ * ```ts
+ * import { isTransientResult } from 'bulwark';
+ * isTransientResult(new Response(null, { status: 429 })); // true
+ * isTransientResult({ id: 1, code: '08001' });           // false
+ * ```
+ */
+export function isTransientResult(result: unknown): boolean {
+  return isResponseLike(result) && !(result instanceof Error) && TRANSIENT_STATUS.has(result.status);
 }
 
 function walk(value: unknown, depth: number): boolean {
   if (typeof value !== 'object' || value === null || depth > 4) return false;
-  if (isNonRetryable(value) || isAbortLike(value)) return false;
+  if (isNonRetryable(value) || isAbortError(value)) return false;
   if (errorIsTransient(value)) return true;
   if (value instanceof AggregateError) {
     for (const inner of value.errors) if (walk(inner, depth + 1)) return true;

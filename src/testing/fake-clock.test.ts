@@ -216,3 +216,13 @@ describe('flushMicrotasks', () => {
     expect(log).toEqual([1, 2, 3]);
   });
 });
+
+describe('fake clock: time only moves forward', () => {
+  it('refuses negative and non-finite steps', async () => {
+    const clock = createFakeClock({ now: 1000 });
+    expect(() => clock.tickSync(-500)).toThrow(RangeError);
+    await expect(clock.tick(Number.NaN)).rejects.toThrow(RangeError);
+    await expect(clock.tick(Number.POSITIVE_INFINITY)).rejects.toThrow(RangeError);
+    expect(clock.now()).toBe(1000);
+  });
+});

@@ -40,9 +40,25 @@ export interface FakeClock extends Clock {
   nextDue(): number | undefined;
 }
 
+/** Time only moves forward, by a finite amount. */
+function checkStep(ms: number): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new RangeError(`createFakeClock: tick(ms) needs a finite number of ms >= 0 (got ${String(ms)})`);
+  }
+  return ms;
+}
+
 /** Lets every pending promise callback (microtask) run. */
 export function flushMicrotasks(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Lets the program settle between two fake timers: pending promise callbacks, and work they
+ * hand to the next macrotask (a retry with no delay yields one) — a few rounds of both.
+ */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 4; i++) await flushMicrotasks();
 }
 
 /**
@@ -118,24 +134,24 @@ export function createFakeClock(options: FakeClockOptions = {}): FakeClock {
       return timers.filter((t) => t.refed).length;
     },
     async tick(ms) {
-      const until = now + ms;
-      await flushMicrotasks();
-      while (fireNext(until)) await flushMicrotasks();
+      const until = now + checkStep(ms);
+      await settle();
+      while (fireNext(until)) await settle();
       now = until;
-      await flushMicrotasks();
+      await settle();
     },
     tickSync(ms) {
-      const until = now + ms;
+      const until = now + checkStep(ms);
       while (fireNext(until)) {
         // keep firing
       }
       now = until;
     },
     async runAll(limit = 10_000) {
-      await flushMicrotasks();
+      await settle();
       for (let i = 0; i < limit && timers.length > 0; i++) {
         fireNext(Number.POSITIVE_INFINITY);
-        await flushMicrotasks();
+        await settle();
       }
     },
     nextDue() {
