@@ -15,7 +15,17 @@ import { fileURLToPath } from 'node:url';
 import * as ck from 'cockatiel';
 import CircuitBreaker from 'opossum';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, fallback, pipeline, retry, timeout } from '../src/index.js';
+import {
+  bulkhead,
+  circuitBreaker,
+  fallback,
+  handle,
+  isTransient,
+  isTransientResult,
+  pipeline,
+  retry,
+  timeout,
+} from '../src/index.js';
 import { type Case, formatOps, type Result, runCases } from './harness.js';
 
 async function work(): Promise<number> {
@@ -32,6 +42,7 @@ const QUEUE = 100;
 
 const ours = {
   retry: retry({ maxAttempts: ATTEMPTS }),
+  'retry (transient errors and results)': retry({ maxAttempts: ATTEMPTS, handle: handle.transient() }),
   circuitBreaker: circuitBreaker({
     breaker: { kind: 'consecutive', threshold: THRESHOLD },
     halfOpenAfter: HALF_OPEN_AFTER,
@@ -53,6 +64,11 @@ const ours = {
 
 const cockatiel = {
   retry: ck.retry(ck.handleAll, { maxAttempts: ATTEMPTS - 1, backoff: new ck.ExponentialBackoff() }),
+  // the same classification as handle.transient(), written with cockatiel's builders
+  'retry (transient errors and results)': ck.retry(
+    ck.handleWhen((e) => isTransient(e)).orWhenResult((r) => isTransientResult(r)),
+    { maxAttempts: ATTEMPTS - 1, backoff: new ck.ExponentialBackoff() },
+  ),
   circuitBreaker: ck.circuitBreaker(ck.handleAll, {
     halfOpenAfter: HALF_OPEN_AFTER,
     breaker: new ck.ConsecutiveBreaker(THRESHOLD),
@@ -124,7 +140,16 @@ const targets: Target[] = [
     ratio: ops('bulwark timeout') / ops('cockatiel timeout'),
     goal: 20,
   },
-  ...(['retry', 'circuitBreaker', 'bulkhead', 'fallback', 'timeout (abandon)'] as const).map((n) => ({
+  ...(
+    [
+      'retry',
+      'retry (transient errors and results)',
+      'circuitBreaker',
+      'bulkhead',
+      'fallback',
+      'timeout (abandon)',
+    ] as const
+  ).map((n) => ({
     what: `${n} vs cockatiel ${n}`,
     ratio: ops(`bulwark ${n}`) / ops(`cockatiel ${n}`),
     goal: 1.5,
