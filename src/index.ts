@@ -15,6 +15,25 @@
  * @module
  */
 
+// In-process chaos
+export {
+  type BehaviorOptions,
+  ChaosBehaviorPolicy,
+  type ChaosControl,
+  type ChaosEvent,
+  ChaosFaultPolicy,
+  ChaosLatencyPolicy,
+  type ChaosOptions,
+  ChaosOutcomePolicy,
+  ChaosPolicy,
+  type ChaosStats,
+  type ChaosStrategy,
+  type ChaosWindow,
+  chaos,
+  type FaultOptions,
+  type LatencyOptions,
+  type OutcomeOptions,
+} from './chaos/chaos.js';
 export {
   type Backoff,
   type BackoffSequence,
@@ -75,3 +94,94 @@ export { type RetryOptions, RetryPolicy, retry } from './core/retry.js';
 export { parseRetryAfter, retryAfterOf } from './core/retry-after.js';
 export { type TimeoutOptions, TimeoutPolicy, timeout } from './core/timeout.js';
 export { isResponseLike, isTransient, isTransientResult, isTransientStatus } from './core/transient.js';
+export { type CacheEvent, type CacheOptions, CachePolicy, cache } from './latency/cache.js';
+export {
+  type CacheEntry,
+  type CacheStore,
+  MemoryCacheStore,
+  type MemoryStoreOptions,
+  memoryStore,
+} from './latency/cache-store.js';
+export { type CoalesceEvent, type CoalesceOptions, CoalescePolicy, coalesce } from './latency/coalesce.js';
+
+// Latency and duplicate work: hedging, coalescing, cache
+export {
+  HedgeCancelledError,
+  type HedgeEvent,
+  type HedgeOptions,
+  HedgePolicy,
+  hedge,
+  type PercentileDelay,
+} from './latency/hedge.js';
+export {
+  type AdaptiveConcurrencyEvent,
+  type AdaptiveConcurrencyOptions,
+  AdaptiveConcurrencyPolicy,
+  adaptiveConcurrency,
+} from './limits/adaptive-concurrency.js';
+export {
+  AimdLimit,
+  type AimdOptions,
+  Gradient2Limit,
+  type Gradient2Options,
+  type LimitAlgorithm,
+  VegasLimit,
+  type VegasOptions,
+  WindowedLimit,
+  type WindowOptions,
+} from './limits/adaptive-limits.js';
+export {
+  type AdaptiveTimeoutOptions,
+  AdaptiveTimeoutPolicy,
+  adaptiveTimeout,
+} from './limits/adaptive-timeout.js';
+export { QuantileSketch } from './limits/quantile.js';
+export {
+  type RateLimitEvent,
+  RateLimitedError,
+  type RateLimitOptions,
+  RateLimitPolicy,
+  rateLimit,
+} from './limits/rate-limit.js';
+export { type RateLimitHeaders, rateLimitHeaders } from './limits/rate-limit-headers.js';
+// Load control: rate limits and priority load shedding
+export {
+  type GcraLimit,
+  type RateLimitDecision,
+  RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitSpec,
+  rateLimiter,
+  type TokenBucketLimit,
+  type WindowLimit,
+} from './limits/rate-limiter.js';
+export {
+  type RatioBudgetOptions,
+  type RatioBudgetStats,
+  RatioRetryBudget,
+  RetryBudget,
+  retryBudget,
+  type TokenBudgetOptions,
+  type TokenBudgetStats,
+  TokenRetryBudget,
+} from './limits/retry-budget.js';
+export {
+  type LoadShedderOptions,
+  LoadShedderPolicy,
+  LoadShedError,
+  type LoadShedEvent,
+  loadShedder,
+  SHED_LEVELS,
+  SHED_PRIORITIES,
+  type ShedDecision,
+  type ShedLevel,
+  type ShedPriority,
+  type ShedReason,
+} from './limits/shed.js';
+export {
+  type AdaptiveThrottleEvent,
+  type AdaptiveThrottleOptions,
+  AdaptiveThrottlePolicy,
+  adaptiveThrottle,
+  ThrottledError,
+} from './limits/throttle.js';

@@ -2,6 +2,7 @@
  * Retry: runs the function again after handled failures, waiting a backoff between attempts.
  */
 
+import { RetryBudget } from '../limits/retry-budget.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
 import type { Clock } from './clock.js';
 import { type RandomSource, systemRandom } from './clock.js';
@@ -51,6 +52,12 @@ export interface RetryOptions extends CommonOptions {
   retryAfter?: false | { max?: number };
   /** Random source for jitter. Default `Math.random`. */
   random?: RandomSource;
+  /**
+   * A retry budget shared with other retry policies (`retryBudget.ratio()` or
+   * `retryBudget.tokens()`): a retry it refuses is not made, and the execution gives up with
+   * reason `budget`. Default: none.
+   */
+  budget?: RetryBudget;
 }
 
 /** Marks "no first failure yet" for the retry loop. */
@@ -77,6 +84,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
   private readonly retryAfterMax: number;
   private readonly clock: Clock;
   private readonly random: RandomSource;
+  private readonly budget: RetryBudget | null;
   /** True when maxDuration is set, so the start time must be read. */
   private readonly timed: boolean;
   private counts = { executions: 0, retries: 0, giveUps: 0 };
@@ -90,9 +98,14 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       'maxDuration',
       'retryAfter',
       'random',
+      'budget',
       'name',
       'clock',
     ]);
+    if (options.budget !== undefined && !RetryBudget.is(options.budget)) {
+      throw new ConfigError('retry.budget', 'a retry budget, e.g. retryBudget.ratio()', options.budget);
+    }
+    this.budget = options.budget ?? null;
     this.maxAttempts = DynamicNumber.of('retry.maxAttempts', options.maxAttempts, ATTEMPTS_RULE, 3);
     this.maxDuration = DynamicNumber.of(
       'retry.maxDuration',
@@ -185,6 +198,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       return Promise.reject(error); // a bad dynamic value rejects; execute() never throws synchronously
     }
     this.counts.executions++;
+    if (this.budget !== null) return this.runBudgeted(ctx, next, maxAttempts, this.budget);
     if (this.timed || this.emitter.wants('success'))
       return this.loop(ctx, next, maxAttempts, NO_FAILURE, true);
     // Fast path: the first attempt costs one promise reaction; the loop starts only on failure.
@@ -196,6 +210,35 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         : (result: unknown) =>
             // A predicate that throws rejects the execution (it is not the operation's failure).
             handler.handlesResult(result) ? this.loop(ctx, next, maxAttempts, result, false) : result,
+      (error: unknown) => this.loop(ctx, next, maxAttempts, error, true),
+    );
+  }
+
+  /** `_run` with a budget: the same fast path, plus the budget's count of executions. */
+  private runBudgeted(
+    ctx: ExecutionContext,
+    next: Link | null,
+    maxAttempts: number,
+    budget: RetryBudget,
+  ): Promise<unknown> {
+    budget._begin();
+    if (this.timed || this.emitter.wants('success'))
+      return this.loop(ctx, next, maxAttempts, NO_FAILURE, true);
+    ctx.attempt = 1;
+    const handler = this.handler;
+    return start(ctx, next).then(
+      (result: unknown) => {
+        let retried: boolean;
+        try {
+          retried = handler !== null && handler.handlesResult(result);
+        } catch (error) {
+          budget._end(false, 0);
+          throw error;
+        }
+        if (retried) return this.loop(ctx, next, maxAttempts, result, false);
+        budget._end(true, 0);
+        return result;
+      },
       (error: unknown) => this.loop(ctx, next, maxAttempts, error, true),
     );
   }
@@ -218,66 +261,89 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     let failure: unknown = first;
     let isError = firstIsError;
     let ran = first !== NO_FAILURE; // the first attempt already ran (on the fast path)
-    for (;;) {
-      ctx.attempt = attempt;
-      if (!ran) {
-        let result: unknown;
-        try {
-          result = await invoke(ctx, next);
-          isError = false;
-        } catch (error) {
-          failure = error;
-          isError = true;
-        }
-        // Outside the try: a result predicate that throws rejects the execution, unretried.
-        if (!isError) {
-          if (this.handler === null || !this.handler.handlesResult(result)) {
-            if (emitter.wants('success')) this.emitSuccess(ctx, attempt, startedAt);
-            return result;
+    const budget = this.budget;
+    // With a budget: the cost of the last granted retry, whether its slot is still held, the outcome.
+    let cost = 0;
+    let holding = false;
+    let succeeded = false;
+    try {
+      for (;;) {
+        ctx.attempt = attempt;
+        if (!ran) {
+          let result: unknown;
+          try {
+            result = await invoke(ctx, next);
+            isError = false;
+          } catch (error) {
+            failure = error;
+            isError = true;
           }
-          failure = result;
+          if (holding) {
+            holding = false;
+            budget?._attemptEnd();
+          }
+          // Outside the try: a result predicate that throws rejects the execution, unretried.
+          if (!isError) {
+            if (this.handler === null || !this.handler.handlesResult(result)) {
+              if (emitter.wants('success')) this.emitSuccess(ctx, attempt, startedAt);
+              succeeded = true;
+              return result;
+            }
+            failure = result;
+          }
         }
-      }
-      ran = false;
-      if (isError && !this.handlesError(failure, ctx)) {
-        if (isNonRetryable(failure)) this.giveUp(ctx, attempt, 'nonRetryable', failure, true, false);
-        else if (ctx._isAborted) this.giveUp(ctx, attempt, 'aborted', failure, true, false);
-        throw failure;
-      }
-      // (an aborted error is never handled; a handled result may still arrive after an abort)
-      if (ctx._isAborted) {
+        ran = false;
+        if (isError && !this.handlesError(failure, ctx)) {
+          if (isNonRetryable(failure)) this.giveUp(ctx, attempt, 'nonRetryable', failure, true, false);
+          else if (ctx._isAborted) this.giveUp(ctx, attempt, 'aborted', failure, true, false);
+          throw failure;
+        }
+        // (an aborted error is never handled; a handled result may still arrive after an abort)
+        if (ctx._isAborted) {
+          if (!isError) discardBody(failure);
+          return this.giveUp(ctx, attempt, 'aborted', ctx._abortReason, true);
+        }
+        if (attempt >= maxAttempts) return this.giveUp(ctx, attempt, 'maxAttempts', failure, isError);
+        if (delays === null) delays = this.backoff.start(ctx as unknown as Context, this.random);
+        let delay = delays.next();
+        if (this.retryAfterMax > 0) {
+          const asked = retryAfterOf(failure, this.clock.date());
+          if (asked !== undefined) delay = Math.max(delay, Math.min(asked, this.retryAfterMax));
+        }
+        const maxDuration = this.maxDuration.get(ctx);
+        if (maxDuration !== Number.POSITIVE_INFINITY && this.clock.now() - startedAt + delay >= maxDuration) {
+          return this.giveUp(ctx, attempt, 'maxDuration', failure, isError);
+        }
+        if (budget !== null) {
+          const c = budget._acquire(failure);
+          if (c < 0) return this.giveUp(ctx, attempt, 'budget', failure, isError);
+          cost = c;
+          holding = true;
+        }
+        this.counts.retries++;
+        if (emitter.wants('retry')) {
+          emitter.emit(
+            isError
+              ? retryEvent(this.name, ctx, attempt, delay, 'error', failure)
+              : retryEvent(this.name, ctx, attempt, delay, 'result', failure),
+          );
+        }
+        // A retried Response is thrown away: free its connection by cancelling its unread body.
         if (!isError) discardBody(failure);
-        return this.giveUp(ctx, attempt, 'aborted', ctx._abortReason, true);
+        try {
+          // Even a zero delay yields to the event loop, so that timers (an enclosing timeout) and
+          // aborts can stop a retry loop that fails at once.
+          await sleep(this.clock, delay, ctx);
+        } catch (reason) {
+          return this.giveUp(ctx, attempt, 'aborted', reason, true); // aborted during the wait
+        }
+        attempt++;
       }
-      if (attempt >= maxAttempts) return this.giveUp(ctx, attempt, 'maxAttempts', failure, isError);
-      if (delays === null) delays = this.backoff.start(ctx as unknown as Context, this.random);
-      let delay = delays.next();
-      if (this.retryAfterMax > 0) {
-        const asked = retryAfterOf(failure, this.clock.date());
-        if (asked !== undefined) delay = Math.max(delay, Math.min(asked, this.retryAfterMax));
+    } finally {
+      if (budget !== null) {
+        if (holding) budget._attemptEnd();
+        budget._end(succeeded, cost);
       }
-      const maxDuration = this.maxDuration.get(ctx);
-      if (maxDuration !== Number.POSITIVE_INFINITY && this.clock.now() - startedAt + delay >= maxDuration) {
-        return this.giveUp(ctx, attempt, 'maxDuration', failure, isError);
-      }
-      this.counts.retries++;
-      if (emitter.wants('retry')) {
-        emitter.emit(
-          isError
-            ? retryEvent(this.name, ctx, attempt, delay, 'error', failure)
-            : retryEvent(this.name, ctx, attempt, delay, 'result', failure),
-        );
-      }
-      // A retried Response is thrown away: free its connection by cancelling its unread body.
-      if (!isError) discardBody(failure);
-      try {
-        // Even a zero delay yields to the event loop, so that timers (an enclosing timeout) and
-        // aborts can stop a retry loop that fails at once.
-        await sleep(this.clock, delay, ctx);
-      } catch (reason) {
-        return this.giveUp(ctx, attempt, 'aborted', reason, true); // aborted during the wait
-      }
-      attempt++;
     }
   }
 
@@ -300,7 +366,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
   private giveUp(
     ctx: ExecutionContext,
     attempt: number,
-    reason: 'maxAttempts' | 'maxDuration' | 'nonRetryable' | 'aborted',
+    reason: 'maxAttempts' | 'maxDuration' | 'nonRetryable' | 'aborted' | 'budget',
     failure: unknown,
     isError: boolean,
     rethrow = true,

@@ -1,0 +1,494 @@
+/**
+ * Adaptive concurrency: a bulkhead whose limit follows the measured round-trip times of the
+ * calls it admits (AIMD, Gradient2 or Vegas, see `adaptive-limits.ts`).
+ */
+
+import type { Clock, RandomSource, TimerHandle } from '../core/clock.js';
+import { systemRandom } from '../core/clock.js';
+import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
+import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
+import { Handler } from '../core/handle.js';
+import {
+  checkEnum,
+  checkFunction,
+  checkKeys,
+  checkObject,
+  checkString,
+  optNumber,
+  rules,
+} from '../core/options.js';
+import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
+import { isResponseLike } from '../core/transient.js';
+import {
+  AimdLimit,
+  Gradient2Limit,
+  type LimitAlgorithm,
+  VegasLimit,
+  WindowedLimit,
+  type WindowOptions,
+} from './adaptive-limits.js';
+
+/** Events of the adaptive concurrency limit. */
+export type AdaptiveConcurrencyEvent =
+  | (EventBase & {
+      readonly policy: 'adaptiveConcurrency';
+      readonly event: 'limitChange';
+      readonly from: number;
+      readonly to: number;
+      /** The RTT (ms) of the sample that changed the limit. */
+      readonly rttMs: number;
+    })
+  | (EventBase & {
+      readonly policy: 'adaptiveConcurrency';
+      readonly event: 'reject';
+      readonly reason: 'full' | 'queueTimeout';
+      readonly inflight: number;
+      readonly limit: number;
+    });
+
+declare module '../core/events.js' {
+  interface PolicyEventMap {
+    adaptiveConcurrency: AdaptiveConcurrencyEvent;
+  }
+}
+
+/** Options of `adaptiveConcurrency()`. */
+export interface AdaptiveConcurrencyOptions extends CommonOptions {
+  /** `aimd`, `gradient2` (default) or `vegas`. */
+  algorithm?: 'aimd' | 'gradient2' | 'vegas';
+  /** Starting limit. Default 20. */
+  initialLimit?: number;
+  /** Lowest limit (aimd, gradient2). Default 20. */
+  minLimit?: number;
+  /** Highest limit. Default 200 (aimd, gradient2), 1000 (vegas). */
+  maxLimit?: number;
+  /** aimd: multiplier on a drop, in [0.5, 1). Default 0.9. */
+  backoffRatio?: number;
+  /** aimd: an RTT above this many ms counts as a drop. Default 5_000. */
+  timeout?: number;
+  /** gradient2: weight of a new estimate, in (0, 1]. Default 0.2; vegas: default 1.0. */
+  smoothing?: number;
+  /** gradient2: latency inflation tolerated (>= 1). Default 1.5. */
+  rttTolerance?: number;
+  /** gradient2: headroom added per update (>= 0). Default 4. */
+  queueSize?: number;
+  /** gradient2: samples in the long RTT average. Default 600. */
+  longWindow?: number;
+  /** vegas: re-probe the no-load RTT every U[0.5,1) × this × limit samples. Default 30. */
+  probeMultiplier?: number;
+  /**
+   * Sampling window in front of the algorithm (Netflix's WindowedLimit): `{ minWindowMs: 1_000,
+   * maxWindowMs: 1_000, windowSize: 10, minRttThresholdMs: 0.1 }`, or `false` to feed every
+   * sample. Default: on for gradient2, off for aimd and vegas.
+   */
+  window?: WindowOptions | false;
+  /** Calls allowed to wait for a slot (integer >= 0 or Infinity). Default 0. */
+  queue?: number;
+  /** Longest wait in the queue, ms. Default Infinity. */
+  queueTimeout?: number;
+  /**
+   * Which failures are drops (overload signals that shrink the limit). Default: a `TimeoutError`,
+   * and an HTTP 429 or 503 (on an error or a Response-like result). Other errors (and aborts)
+   * are ignored: they feed no sample.
+   */
+  drop?: Handler;
+  /** Random source (vegas's probe jitter). Default `Math.random`. */
+  random?: RandomSource;
+}
+
+function statusOf(x: unknown): number | undefined {
+  if (typeof x !== 'object' || x === null) return undefined;
+  const e = x as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } | null };
+  if (typeof e.status === 'number') return e.status;
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  if (typeof e.response === 'object' && e.response !== null && typeof e.response.status === 'number')
+    return e.response.status;
+  return undefined;
+}
+
+/** The default drop signal: a timeout, or HTTP 429/503. */
+export const DEFAULT_DROPS: Handler = new Handler(
+  (e) => {
+    if (e instanceof Error && e.name === 'TimeoutError') return true;
+    const s = statusOf(e);
+    return s === 429 || s === 503;
+  },
+  (r) => isResponseLike(r) && (r.status === 429 || r.status === 503),
+);
+
+const COMMON_KEYS = [
+  'algorithm',
+  'initialLimit',
+  'maxLimit',
+  'window',
+  'queue',
+  'queueTimeout',
+  'drop',
+  'random',
+  'name',
+  'clock',
+];
+const KEYS = {
+  aimd: [...COMMON_KEYS, 'minLimit', 'backoffRatio', 'timeout'],
+  gradient2: [...COMMON_KEYS, 'minLimit', 'smoothing', 'rttTolerance', 'queueSize', 'longWindow'],
+  vegas: [...COMMON_KEYS, 'smoothing', 'probeMultiplier'],
+} as const;
+
+class Waiter {
+  prev: Waiter | null = null;
+  next: Waiter | null = null;
+  timer: TimerHandle | null = null;
+  onAbort: (() => void) | null = null;
+  constructor(
+    readonly ctx: ExecutionContext,
+    readonly resolve: () => void,
+    readonly reject: (e: unknown) => void,
+  ) {}
+}
+
+/** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
+export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
+  readonly kind = 'adaptiveConcurrency';
+  readonly name: string;
+  readonly algorithm: 'aimd' | 'gradient2' | 'vegas';
+  /** @internal */
+  readonly emitter = new PolicyEmitter<AdaptiveConcurrencyEvent>();
+  private readonly algo: LimitAlgorithm;
+  private readonly clock: Clock;
+  private readonly queueMax: number;
+  private readonly queueTimeout: number;
+  private readonly drop: Handler;
+  private current: number;
+  private running = 0;
+  private waiting = 0;
+  private head: Waiter | null = null;
+  private tail: Waiter | null = null;
+  private rejected = 0;
+  private samples = 0;
+  private drops = 0;
+
+  constructor(options: AdaptiveConcurrencyOptions = {}) {
+    super();
+    const o = options as Record<string, unknown>;
+    const algorithm = checkEnum(
+      'adaptiveConcurrency.algorithm',
+      o.algorithm,
+      ['aimd', 'gradient2', 'vegas'],
+      'gradient2',
+    );
+    this.algorithm = algorithm;
+    checkKeys('adaptiveConcurrency', o, KEYS[algorithm]);
+    const p = (k: string) => `adaptiveConcurrency.${k}`;
+    const initialLimit = optNumber(p('initialLimit'), o.initialLimit, rules.int(1), 20);
+    let algo: LimitAlgorithm;
+    if (algorithm === 'aimd') {
+      const minLimit = optNumber(p('minLimit'), o.minLimit, rules.int(1), 20);
+      const maxLimit = optNumber(
+        p('maxLimit'),
+        o.maxLimit,
+        rules.int(Math.max(minLimit, initialLimit)),
+        Math.max(200, minLimit, initialLimit),
+      );
+      const backoffRatio = optNumber(
+        p('backoffRatio'),
+        o.backoffRatio,
+        (v) => (v >= 0.5 && v < 1 ? null : 'a number in [0.5, 1)'),
+        0.9,
+      );
+      const timeout = optNumber(p('timeout'), o.timeout, rules.positive, 5_000);
+      algo = new AimdLimit({ initialLimit, minLimit, maxLimit, backoffRatio, timeout });
+    } else if (algorithm === 'gradient2') {
+      const minLimit = optNumber(p('minLimit'), o.minLimit, rules.int(1), 20);
+      algo = new Gradient2Limit({
+        initialLimit,
+        minLimit,
+        maxLimit: optNumber(
+          p('maxLimit'),
+          o.maxLimit,
+          rules.int(Math.max(minLimit, initialLimit)),
+          Math.max(200, minLimit, initialLimit),
+        ),
+        smoothing: optNumber(p('smoothing'), o.smoothing, rules.ratio, 0.2),
+        rttTolerance: optNumber(p('rttTolerance'), o.rttTolerance, rules.finite(1), 1.5),
+        queueSize: optNumber(p('queueSize'), o.queueSize, rules.finite(0), 4),
+        longWindow: optNumber(p('longWindow'), o.longWindow, rules.int(1), 600),
+      });
+    } else {
+      const random = checkFunction<RandomSource>(p('random'), o.random) ?? systemRandom;
+      algo = new VegasLimit(
+        {
+          initialLimit,
+          maxLimit: optNumber(
+            p('maxLimit'),
+            o.maxLimit,
+            rules.int(initialLimit),
+            Math.max(1000, initialLimit),
+          ),
+          smoothing: optNumber(p('smoothing'), o.smoothing, rules.ratio, 1.0),
+          probeMultiplier: optNumber(p('probeMultiplier'), o.probeMultiplier, rules.positive, 30),
+        },
+        random,
+      );
+    }
+    if (o.random !== undefined) checkFunction(p('random'), o.random);
+    const w = o.window === undefined ? (algorithm === 'gradient2' ? {} : false) : o.window;
+    if (w !== false) {
+      const wo = checkObject(p('window'), w);
+      checkKeys(p('window'), wo, ['minWindowMs', 'maxWindowMs', 'windowSize', 'minRttThresholdMs']);
+      const minWindowMs = optNumber(p('window.minWindowMs'), wo.minWindowMs, rules.finite(0), 1_000);
+      algo = new WindowedLimit(algo, {
+        minWindowMs,
+        maxWindowMs: optNumber(
+          p('window.maxWindowMs'),
+          wo.maxWindowMs,
+          rules.finite(minWindowMs),
+          Math.max(1_000, minWindowMs),
+        ),
+        windowSize: optNumber(p('window.windowSize'), wo.windowSize, rules.int(1), 10),
+        minRttThresholdMs: optNumber(
+          p('window.minRttThresholdMs'),
+          wo.minRttThresholdMs,
+          rules.finite(0),
+          0.1,
+        ),
+      });
+    }
+    this.algo = algo;
+    this.current = algo.limit;
+    this.queueMax = optNumber(p('queue'), o.queue, rules.intOrInfinity(0), 0);
+    this.queueTimeout = optNumber(
+      p('queueTimeout'),
+      o.queueTimeout,
+      rules.atLeast(0),
+      Number.POSITIVE_INFINITY,
+    );
+    if (o.drop !== undefined && !Handler.is(o.drop)) {
+      throw new ConfigError(p('drop'), 'a handler, e.g. handle.errors(TimeoutError)', o.drop);
+    }
+    this.drop = (o.drop as Handler | undefined) ?? DEFAULT_DROPS;
+    this.name = checkString(p('name'), o.name, 'adaptiveConcurrency');
+    this.clock = clockOf(o.clock as Clock | undefined, p('clock'));
+  }
+
+  /** The current limit. */
+  get limit(): number {
+    return this.current;
+  }
+
+  /** Calls running now. */
+  get inflight(): number {
+    return this.running;
+  }
+
+  /** Calls waiting for a slot now. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** Live figures and counters since creation. */
+  get stats(): {
+    readonly limit: number;
+    readonly inflight: number;
+    readonly queued: number;
+    readonly rejected: number;
+    readonly samples: number;
+    readonly drops: number;
+  } {
+    return {
+      limit: this.current,
+      inflight: this.running,
+      queued: this.waiting,
+      rejected: this.rejected,
+      samples: this.samples,
+      drops: this.drops,
+    };
+  }
+
+  /** Subscribes to changes of the limit. */
+  onLimitChange(listener: Listener<Extract<AdaptiveConcurrencyEvent, { event: 'limitChange' }>>): Disposer {
+    return this.emitter.on(
+      (e) => {
+        if (e.event === 'limitChange') listener(e);
+      },
+      ['limitChange'],
+    );
+  }
+
+  /** Runs `fn` under this policy. */
+  override execute<T, P extends object = Record<string, unknown>>(
+    fn: Operation<T, P>,
+    options?: ExecuteOptions<P>,
+  ): Promise<T | never> {
+    return this._run(ExecutionContext.root(fn, options), null) as Promise<T | never>;
+  }
+
+  /** @internal */
+  _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+    if (this.running < this.current) {
+      this.running++;
+      return this.measure(ctx, next);
+    }
+    if (this.waiting < this.queueMax) return this.runQueued(ctx, next);
+    return Promise.reject(this.rejection(ctx, 'full'));
+  }
+
+  private measure(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    const inflight = this.running;
+    const t0 = this.clock.now();
+    // A drop predicate that throws rejects the call; the slot is released either way.
+    return start(ctx, next).then(
+      (value) => {
+        try {
+          this.sample(
+            ctx,
+            t0,
+            inflight,
+            this.drop.resultPredicate !== null && this.drop.handlesResult(value),
+          );
+        } finally {
+          this.release();
+        }
+        return value;
+      },
+      (error: unknown) => {
+        // A drop feeds a sample; any other error (or an abort) feeds none (Netflix's onIgnore).
+        try {
+          if (this.drop.handlesError(error)) this.sample(ctx, t0, inflight, true);
+        } finally {
+          this.release();
+        }
+        throw error;
+      },
+    );
+  }
+
+  private async runQueued(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    await this.enqueue(ctx); // resolves with the slot already taken
+    if (ctx._isAborted) {
+      this.release();
+      throw ctx._abortReason;
+    }
+    return this.measure(ctx, next);
+  }
+
+  private sample(ctx: ExecutionContext, t0: number, inflight: number, didDrop: boolean): void {
+    const rtt = this.clock.now() - t0;
+    this.samples++;
+    if (didDrop) this.drops++;
+    const before = this.current;
+    const after = this.algo.update(rtt, inflight, didDrop, this.clock.now());
+    if (after === before) return;
+    this.current = after;
+    if (this.emitter.wants('limitChange')) {
+      this.emitter.emit({
+        policy: 'adaptiveConcurrency',
+        event: 'limitChange',
+        name: this.name,
+        priority: ctx.priority,
+        operation: ctx.name,
+        attempt: ctx.attempt,
+        from: before,
+        to: after,
+        rttMs: rtt,
+      });
+    }
+  }
+
+  private rejection(ctx: ExecutionContext, reason: 'full' | 'queueTimeout'): BulkheadRejectedError {
+    this.rejected++;
+    if (this.emitter.wants('reject')) {
+      this.emitter.emit({
+        policy: 'adaptiveConcurrency',
+        event: 'reject',
+        name: this.name,
+        priority: ctx.priority,
+        operation: ctx.name,
+        attempt: ctx.attempt,
+        reason,
+        inflight: this.running,
+        limit: this.current,
+      });
+    }
+    return new BulkheadRejectedError(
+      this.name,
+      reason === 'full' ? 'BULKHEAD_FULL' : 'BULKHEAD_QUEUE_TIMEOUT',
+      this.running,
+      this.waiting,
+    );
+  }
+
+  private enqueue(ctx: ExecutionContext): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const w = new Waiter(ctx, resolve, reject);
+      w.prev = this.tail;
+      if (this.tail === null) this.head = w;
+      else this.tail.next = w;
+      this.tail = w;
+      this.waiting++;
+      if (this.queueTimeout !== Number.POSITIVE_INFINITY) {
+        w.timer = this.clock.setTimeout(() => {
+          w.timer = null;
+          this.unlink(w);
+          reject(this.rejection(ctx, 'queueTimeout'));
+        }, this.queueTimeout);
+      }
+      if (ctx._canAbort) {
+        const onAbort = () => {
+          this.unlink(w);
+          reject(ctx._abortReason);
+        };
+        w.onAbort = onAbort;
+        ctx._watch(onAbort);
+      }
+    });
+  }
+
+  private unlink(w: Waiter): void {
+    if (w.prev === null) this.head = w.next;
+    else w.prev.next = w.next;
+    if (w.next === null) this.tail = w.prev;
+    else w.next.prev = w.prev;
+    w.prev = null;
+    w.next = null;
+    this.waiting--;
+    if (w.timer !== null) {
+      this.clock.clearTimeout(w.timer);
+      w.timer = null;
+    }
+    if (w.onAbort !== null) {
+      w.ctx._unwatch(w.onAbort);
+      w.onAbort = null;
+    }
+  }
+
+  private release(): void {
+    this.running--;
+    while (this.head !== null && this.running < this.current) {
+      const w = this.head;
+      this.unlink(w);
+      this.running++;
+      w.resolve();
+    }
+  }
+}
+
+/**
+ * Makes an adaptive concurrency limit: a bulkhead whose limit adapts to measured latency.
+ * Rejects with `BulkheadRejectedError` when full (and its queue, if any, is full).
+ *
+ * @example
+ * ```ts
+ * import { adaptiveConcurrency } from 'bulwark';
+ * const limiter = adaptiveConcurrency({ algorithm: 'vegas', queue: 50, queueTimeout: 1_000 });
+ * limiter.onLimitChange((e) => console.log(`limit ${e.from} -> ${e.to}`));
+ * await limiter.execute(() => 'work');
+ * console.log(limiter.limit, limiter.inflight);
+ * ```
+ */
+export function adaptiveConcurrency(options: AdaptiveConcurrencyOptions = {}): AdaptiveConcurrencyPolicy {
+  return new AdaptiveConcurrencyPolicy(
+    checkObject('adaptiveConcurrency', options) as AdaptiveConcurrencyOptions,
+  );
+}

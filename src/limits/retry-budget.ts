@@ -1,0 +1,242 @@
+/**
+ * Retry budgets: one budget shared by many retry policies caps how much extra load retries
+ * may add, whatever each policy's `maxAttempts`.
+ *
+ * - `retryBudget.ratio()` (Envoy): retries in flight <= max(ratio × executions in flight,
+ *   minRetriesConcurrent).
+ * - `retryBudget.tokens()` (AWS SDK retry quota): a bucket of `capacity` tokens; each retry
+ *   withdraws a cost (`timeoutCost` for a timeout or network error, `retryCost` otherwise);
+ *   a success refunds the cost of its last retry, or `noRetryIncrement` when it needed none.
+ */
+
+import { ConfigError } from '../core/errors.js';
+import { checkFunction, checkKeys, checkObject, optNumber, rules } from '../core/options.js';
+import { isTransient } from '../core/transient.js';
+
+const BUDGET_BRAND: unique symbol = Symbol.for('bulwark.retryBudget');
+
+/** Figures of a ratio budget. */
+export interface RatioBudgetStats {
+  readonly kind: 'ratio';
+  /** Executions in flight in the retry policies sharing the budget. */
+  readonly active: number;
+  /** Retries in flight (from their grant until their attempt ends, the backoff wait included). */
+  readonly activeRetries: number;
+  /** Retries that may be in flight now: max(ratio × active, minRetriesConcurrent). */
+  readonly maxActiveRetries: number;
+  /** Retries granted since creation. */
+  readonly granted: number;
+  /** Retries refused since creation. */
+  readonly refused: number;
+}
+
+/** Figures of a token budget. */
+export interface TokenBudgetStats {
+  readonly kind: 'tokens';
+  readonly capacity: number;
+  /** Tokens in the bucket now. */
+  readonly available: number;
+  readonly granted: number;
+  readonly refused: number;
+}
+
+/**
+ * A retry budget: pass the same one to several `retry({ budget })` policies.
+ * The underscored methods are the contract with the retry policy. @internal for them.
+ */
+export abstract class RetryBudget {
+  abstract readonly kind: 'ratio' | 'tokens';
+  /** @internal */
+  get [BUDGET_BRAND](): boolean {
+    return true;
+  }
+  /** Recognises budgets across copies of the library. */
+  static is(value: unknown): value is RetryBudget {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { [BUDGET_BRAND]?: boolean })[BUDGET_BRAND] === true
+    );
+  }
+  abstract get stats(): RatioBudgetStats | TokenBudgetStats;
+  /** @internal An execution starts. */
+  abstract _begin(): void;
+  /**
+   * @internal An execution ends. `cost` is what its last granted retry cost (0 when it made none).
+   */
+  abstract _end(success: boolean, cost: number): void;
+  /** @internal Asks for one retry after `failure`: its cost (>= 0), or -1 when refused. */
+  abstract _acquire(failure: unknown): number;
+  /** @internal A granted retry's attempt ended (or its wait was aborted). */
+  abstract _attemptEnd(): void;
+}
+
+/** Options of `retryBudget.ratio()`. */
+export interface RatioBudgetOptions {
+  /** Share of in-flight executions that may be retrying, in (0, 1]. Default 0.2 (Envoy's 20%). */
+  ratio?: number;
+  /** Retries always allowed in flight, whatever the ratio (integer >= 0). Default 3. */
+  minRetriesConcurrent?: number;
+}
+
+export class RatioRetryBudget extends RetryBudget {
+  readonly kind = 'ratio' as const;
+  private active = 0;
+  private retrying = 0;
+  private granted = 0;
+  private refused = 0;
+  constructor(
+    private readonly ratio: number,
+    private readonly min: number,
+  ) {
+    super();
+  }
+  private max(): number {
+    return Math.max(this.ratio * this.active, this.min);
+  }
+  get stats(): RatioBudgetStats {
+    return {
+      kind: 'ratio',
+      active: this.active,
+      activeRetries: this.retrying,
+      maxActiveRetries: this.max(),
+      granted: this.granted,
+      refused: this.refused,
+    };
+  }
+  _begin(): void {
+    this.active++;
+  }
+  _end(_success: boolean, _cost: number): void {
+    this.active--;
+  }
+  _acquire(_failure: unknown): number {
+    // A retry is granted only if, once in flight, the number of retries stays within the cap.
+    if (this.retrying + 1 > this.max()) {
+      this.refused++;
+      return -1;
+    }
+    this.retrying++;
+    this.granted++;
+    return 0;
+  }
+  _attemptEnd(): void {
+    this.retrying--;
+  }
+}
+
+/** Options of `retryBudget.tokens()`. */
+export interface TokenBudgetOptions {
+  /** Bucket size, and its content at start (> 0). Default 500. */
+  capacity?: number;
+  /** Cost of a retry after a failure that is not a timeout (throttling, 5xx, …). Default 5. */
+  retryCost?: number;
+  /** Cost of a retry after a timeout or network error. Default 10. */
+  timeoutCost?: number;
+  /** Tokens a success that needed no retry puts back. Default 1. */
+  noRetryIncrement?: number;
+  /**
+   * Cost of a retry after `failure`, overriding `retryCost`/`timeoutCost`. Default: `timeoutCost`
+   * for a `TimeoutError` or a transient error without an HTTP status (ECONNRESET, …), else `retryCost`.
+   */
+  costOf?: (failure: unknown) => number;
+}
+
+/** True for a timeout or a network error (what the AWS SDK calls TRANSIENT). */
+export function isTimeoutLike(failure: unknown): boolean {
+  if (!(failure instanceof Error)) return false;
+  if (failure.name === 'TimeoutError') return true;
+  const f = failure as { status?: unknown; statusCode?: unknown; response?: unknown };
+  return (
+    f.status === undefined && f.statusCode === undefined && f.response === undefined && isTransient(failure)
+  );
+}
+
+export class TokenRetryBudget extends RetryBudget {
+  readonly kind = 'tokens' as const;
+  private available: number;
+  private granted = 0;
+  private refused = 0;
+  constructor(
+    private readonly capacity: number,
+    private readonly retryCost: number,
+    private readonly timeoutCost: number,
+    private readonly increment: number,
+    private readonly costOf: ((failure: unknown) => number) | undefined,
+  ) {
+    super();
+    this.available = capacity;
+  }
+  get stats(): TokenBudgetStats {
+    return {
+      kind: 'tokens',
+      capacity: this.capacity,
+      available: this.available,
+      granted: this.granted,
+      refused: this.refused,
+    };
+  }
+  _begin(): void {}
+  _end(success: boolean, cost: number): void {
+    if (!success) return;
+    this.available = Math.min(this.capacity, this.available + (cost > 0 ? cost : this.increment));
+  }
+  _acquire(failure: unknown): number {
+    let cost: number;
+    if (this.costOf !== undefined) {
+      cost = this.costOf(failure);
+      if (typeof cost !== 'number' || !(cost >= 0) || !Number.isFinite(cost)) {
+        throw new ConfigError('retryBudget.tokens.costOf(failure)', 'a finite number >= 0', cost);
+      }
+    } else cost = isTimeoutLike(failure) ? this.timeoutCost : this.retryCost;
+    if (this.available < cost) {
+      this.refused++;
+      return -1;
+    }
+    this.available -= cost;
+    this.granted++;
+    return cost;
+  }
+  _attemptEnd(): void {}
+}
+
+/**
+ * Makes retry budgets.
+ *
+ * @example
+ * ```ts
+ * import { retry, retryBudget } from 'bulwark';
+ * const budget = retryBudget.ratio({ ratio: 0.2, minRetriesConcurrent: 3 });
+ * const a = retry({ maxAttempts: 3, budget });
+ * const b = retry({ maxAttempts: 5, budget });
+ * ```
+ */
+export const retryBudget = {
+  /** Envoy-style: concurrent retries <= max(ratio × active executions, minRetriesConcurrent). */
+  ratio(options: RatioBudgetOptions = {}): RatioRetryBudget {
+    const o = checkObject('retryBudget.ratio', options);
+    checkKeys('retryBudget.ratio', o, ['ratio', 'minRetriesConcurrent']);
+    return new RatioRetryBudget(
+      optNumber('retryBudget.ratio.ratio', o.ratio, rules.ratio, 0.2),
+      optNumber('retryBudget.ratio.minRetriesConcurrent', o.minRetriesConcurrent, rules.int(0), 3),
+    );
+  },
+  /** AWS-SDK-style token quota: retries withdraw tokens, successes refund them. */
+  tokens(options: TokenBudgetOptions = {}): TokenRetryBudget {
+    const o = checkObject('retryBudget.tokens', options);
+    checkKeys('retryBudget.tokens', o, [
+      'capacity',
+      'retryCost',
+      'timeoutCost',
+      'noRetryIncrement',
+      'costOf',
+    ]);
+    return new TokenRetryBudget(
+      optNumber('retryBudget.tokens.capacity', o.capacity, rules.positive, 500),
+      optNumber('retryBudget.tokens.retryCost', o.retryCost, rules.finite(0), 5),
+      optNumber('retryBudget.tokens.timeoutCost', o.timeoutCost, rules.finite(0), 10),
+      optNumber('retryBudget.tokens.noRetryIncrement', o.noRetryIncrement, rules.finite(0), 1),
+      checkFunction<(failure: unknown) => number>('retryBudget.tokens.costOf', o.costOf),
+    );
+  },
+} as const;
