@@ -17,11 +17,14 @@ import CircuitBreaker from 'opossum';
 import pRetry from 'p-retry';
 import {
   bulkhead,
+  chaos,
   circuitBreaker,
   fallback,
   handle,
+  hedge,
   isTransient,
   isTransientResult,
+  loadShedder,
   pipeline,
   retry,
   timeout,
@@ -105,6 +108,26 @@ for (const n of names) {
   cases.push({ name: `bulwark ${n}`, run: () => o.execute(work) });
   cases.push({ name: `cockatiel ${n}`, run: () => c.execute(work) });
 }
+// Issue 3: capabilities switched off (or idle) must leave the core pipeline's cost alone.
+const corePipeline = () =>
+  [
+    timeout(TIMEOUT_MS),
+    retry({ maxAttempts: ATTEMPTS }),
+    circuitBreaker({
+      breaker: { kind: 'consecutive', threshold: THRESHOLD },
+      halfOpenAfter: HALF_OPEN_AFTER,
+    }),
+    bulkhead({ limit: LIMIT, queue: QUEUE }),
+  ] as const;
+const withOff = pipeline(
+  hedge({ delay: 50, enabled: false }),
+  chaos.fault({ error: new Error('chaos'), enabled: false }),
+  chaos.latency({ ms: 100, rate: 0 }),
+  ...corePipeline(),
+);
+const withShedder = pipeline(loadShedder({ capacity: 1_000 }), ...corePipeline());
+cases.push({ name: 'bulwark pipeline + hedging and chaos off', run: () => withOff.execute(work) });
+cases.push({ name: 'bulwark pipeline + load shedder (no pressure)', run: () => withShedder.execute(work) });
 cases.push({ name: 'opossum breaker+timeout', run: () => opossum.fire() });
 cases.push({ name: 'p-retry', run: () => pRetry(work, { retries: ATTEMPTS - 1 }) });
 
@@ -155,6 +178,16 @@ const targets: Target[] = [
     goal: 1.5,
   })),
   { what: 'retry vs p-retry', ratio: ops('bulwark retry') / ops('p-retry'), goal: 1 },
+  {
+    what: 'pipeline with hedging and chaos switched off vs the same pipeline without them',
+    ratio: ops('bulwark pipeline + hedging and chaos off') / ops('bulwark pipeline'),
+    goal: 0.95,
+  },
+  {
+    what: 'pipeline with an idle load shedder vs the same pipeline without it',
+    ratio: ops('bulwark pipeline + load shedder (no pressure)') / ops('bulwark pipeline'),
+    goal: 0.95,
+  },
 ];
 
 const pkg = (name: string): string => {

@@ -184,3 +184,31 @@ describe('hedge', () => {
     expect(() => hedge({ delay: 1, maxHedge: 2 } as never)).toThrow(/maxHedge/);
   });
 });
+
+describe('hedge: enabled', () => {
+  it('a call that is not hedged runs as if the policy were absent (the inner promise itself, no timer)', async () => {
+    const clock = createFakeClock();
+    const off = hedge({ delay: 10, enabled: false, clock });
+    const inner = Promise.resolve('x');
+    const p = off.execute(() => inner);
+    expect(p).toBe(inner);
+    expect(clock.pending).toBe(0);
+    await expect(p).resolves.toBe('x');
+    const onlyCritical = hedge({ delay: 10, enabled: (ctx) => ctx.priority === 'critical', clock });
+    let calls = 0;
+    const slow = () => {
+      calls++;
+      return new Promise((r) => clock.setTimeout(() => r('done'), 50));
+    };
+    const normal = onlyCritical.execute(slow);
+    await clock.tick(60);
+    await expect(normal).resolves.toBe('done');
+    expect(calls).toBe(1);
+    expect(onlyCritical.stats.hedges).toBe(0);
+    const critical = onlyCritical.execute(slow, { priority: 'critical' });
+    await clock.tick(60);
+    await expect(critical).resolves.toBe('done');
+    expect(calls).toBe(3);
+    expect(() => hedge({ delay: 10, enabled: 'yes' as never })).toThrow('hedge.enabled must be');
+  });
+});

@@ -7,7 +7,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import { type ChildContext, type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { type DeadlineNode, type DeadlineQueue, DeadlineQueues } from '../core/deadline-queue.js';
 import { BulwarkError, ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -44,6 +44,12 @@ export interface HedgeOptions extends CommonOptions {
    * Default: every error except an abort. An unhandled error ends the call with that error.
    */
   handle?: Handler;
+  /**
+   * Whether to hedge: `true` (default), `false`, or a function of the context (e.g. hedge only
+   * `critical` calls). A call that is not hedged runs as if the policy were absent: no timer, no
+   * child context, no extra promise.
+   */
+  enabled?: boolean | ((ctx: Context) => boolean);
 }
 
 /** Events of the hedging policy. */
@@ -131,6 +137,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   private readonly handler: Handler | null;
   private readonly queues: DeadlineQueues<HedgeCall>;
   private counts = { executions: 0, hedges: 0, hedgeWins: 0 };
+  private readonly enabled: boolean | ((ctx: Context) => boolean);
 
   constructor(options: HedgeOptions) {
     super();
@@ -138,10 +145,16 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       'delay',
       'maxHedges',
       'handle',
+      'enabled',
       'name',
       'clock',
     ]);
     this.name = checkString('hedge.name', options.name, 'hedge');
+    const enabled = options.enabled;
+    if (enabled !== undefined && typeof enabled !== 'boolean' && typeof enabled !== 'function') {
+      throw new ConfigError('hedge.enabled', 'a boolean or a function (ctx) => boolean', enabled);
+    }
+    this.enabled = enabled ?? true;
     this.clock = clockOf(options.clock, 'hedge.clock');
     const d = options.delay;
     if (typeof d === 'number') {
@@ -212,6 +225,8 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+    const enabled = this.enabled;
+    if (enabled === false || (enabled !== true && !enabled(ctx as unknown as Context))) return start(ctx, next);
     this.counts.executions++;
     const delay = this.currentDelay();
     const queue = delay === Number.POSITIVE_INFINITY || delay === 0 ? null : this.queues.for(delay);
