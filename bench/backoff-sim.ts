@@ -10,9 +10,10 @@
  * The delays come from OUR backoffs (src/core/backoff.ts).
  *
  * Part 2: a dependency that fails every call; each request may make up to 4 attempts. Plain
- * retries make 4 attempts per request; a 20 % retry budget keeps the total near 1.2×. The
- * budget here MODELS the rule inside the simulation (Envoy's ratio and a token variant), it
- * does not yet use src/limits/retry-budget.ts.
+ * retries make 4 attempts per request; a 20 % retry budget keeps the total near 1.2×. Both
+ * budgets are the real ones of src/limits/retry-budget.ts (`retryBudget.ratio()`, Envoy, and
+ * `retryBudget.ratioTokens()`, Brooker), driven by the simulation's events as `retry({ budget })`
+ * drives them.
  */
 
 import { writeFileSync } from 'node:fs';
@@ -188,7 +189,7 @@ export interface BudgetConfig {
   readonly ratio?: number;
   /** Envoy's min_retry_concurrency. Default 3. */
   readonly minRetryConcurrency?: number;
-  /** Token variant: the most tokens the bucket holds (it starts empty). Default 10. */
+  /** Token budget (`retryBudget.ratioTokens`): its capacity (it starts empty). Default 10. */
   readonly maxTokens?: number;
   /** Seed. Default 1. */
   readonly seed?: number;
@@ -212,7 +213,8 @@ export interface BudgetResult {
  * - `plain`: no budget;
  * - `ratio`: Envoy's rule, a retry may start only while retries in progress <
  *   max(ratio × active requests, minRetryConcurrency);
- * - `tokens`: each request deposits `ratio` tokens (up to `maxTokens`), each retry costs 1.
+ * - `tokens`: Brooker's rule, `retryBudget.ratioTokens({ ratio, capacity: maxTokens })`: each
+ *   request deposits `ratio` tokens (up to `maxTokens`, empty at start), each retry costs 1.
  */
 export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): BudgetResult {
   const requests = config.requests ?? 10_000;
@@ -226,29 +228,28 @@ export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): Bud
   const q = new EventQueue();
   let retrying = 0;
   let peakRetries = 0;
-  let tokens = 0;
   let attempts = 0;
   let denied = 0;
 
-  // The ratio mode runs Bulwark's real budget (the one `retry({ budget })` uses), driven by the
-  // simulation's events; the token mode models Brooker's per-request deposit rule.
-  const real = mode === 'ratio' ? retryBudget.ratio({ ratio, minRetriesConcurrent: minRetries }) : null;
-  const allowRetry = (): boolean => {
-    if (mode === 'plain') return true;
-    if (real !== null) return real._acquire(undefined) >= 0;
-    if (tokens >= 1) {
-      tokens -= 1;
-      return true;
-    }
-    return false;
-  };
+  // Both budget modes run Bulwark's real budgets (the ones `retry({ budget })` uses), driven by
+  // the simulation's events as the retry policy drives them: _begin when a request starts,
+  // _acquire per retry, _attemptEnd when a retried attempt ends, _end when the request ends.
+  const real =
+    mode === 'ratio'
+      ? retryBudget.ratio({ ratio, minRetriesConcurrent: minRetries })
+      : mode === 'tokens'
+        ? retryBudget.ratioTokens({ ratio, capacity: maxTokens, initial: 0 })
+        : null;
+  const failure = new Error('dependency down');
+  /** The cost of a granted retry (0 without a budget), or -1 when the budget refuses it. */
+  const acquireRetry = (): number => (real === null ? 0 : real._acquire(failure));
 
   const request = (t0: number) => {
     real?._begin();
-    tokens = Math.min(maxTokens, tokens + ratio);
     const delays = retryBackoff.start(undefined, random);
     let n = 0;
     let holdsRetrySlot = false;
+    let cost = 0; // of the last granted retry, as retry() reports it to _end
     const attempt = (t: number) => {
       n++;
       attempts++;
@@ -260,7 +261,9 @@ export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): Bud
           holdsRetrySlot = false;
         }
         if (n < maxAttempts) {
-          if (allowRetry()) {
+          const c = acquireRetry();
+          if (c >= 0) {
+            cost = c;
             retrying++;
             holdsRetrySlot = true;
             if (retrying > peakRetries) peakRetries = retrying;
@@ -269,7 +272,7 @@ export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): Bud
           }
           denied++;
         }
-        real?._end(false, 0);
+        real?._end(false, cost);
       });
     };
     attempt(t0);
@@ -354,7 +357,7 @@ export function report(clientCounts: readonly number[] = [50, 100], trials = 100
   out.push('## 2. Retry budget: a dependency that fails every call');
   out.push('');
   out.push(
-    '10 000 requests (Poisson arrivals, 2 per ms, so about 20 in progress), each up to 4 attempts, full-jitter backoff (initial 10 ms), call latency |N(10, 2)| ms. `ratio` runs the real `retryBudget.ratio({ ratio: 0.2, minRetriesConcurrent: 3 })` (Envoy rule: a retry is granted only while retries in flight stay <= max(0.2 × active requests, 3)), driven by the events of the simulation exactly as `retry({ budget })` drives it; `tokens` models the Brooker rule inside the simulation (each request deposits 0.2 tokens, bucket of 10 starting empty; each retry costs 1).',
+    '10 000 requests (Poisson arrivals, 2 per ms, so about 20 in progress), each up to 4 attempts, full-jitter backoff (initial 10 ms), call latency |N(10, 2)| ms. `ratio` runs the real `retryBudget.ratio({ ratio: 0.2, minRetriesConcurrent: 3 })` (Envoy rule: a retry is granted only while retries in flight stay <= max(0.2 × active requests, 3)), driven by the events of the simulation exactly as `retry({ budget })` drives it; `tokens` runs the real `retryBudget.ratioTokens({ ratio: 0.2, capacity: 10 })` the same way (Brooker rule: each request deposits 0.2 tokens into a bucket of 10 that starts empty; each retry costs 1; nothing is refunded).',
   );
   out.push('');
   out.push(
@@ -362,8 +365,10 @@ export function report(clientCounts: readonly number[] = [50, 100], trials = 100
   );
   out.push('|---|---:|---:|---:|---:|---:|');
   const runs: [string, BudgetResult][] = BUDGETS.map((m) => [m, simulateBudget(m, { seed })]);
-  for (const perMs of [0.5, 0.1]) {
-    runs.push([`ratio, low load (${perMs} req/ms)`, simulateBudget('ratio', { seed, arrivalsPerMs: perMs })]);
+  for (const m of ['ratio', 'tokens'] as const) {
+    for (const perMs of [0.5, 0.1]) {
+      runs.push([`${m}, low load (${perMs} req/ms)`, simulateBudget(m, { seed, arrivalsPerMs: perMs })]);
+    }
   }
   for (const [label, r] of runs) {
     out.push(
@@ -372,7 +377,7 @@ export function report(clientCounts: readonly number[] = [50, 100], trials = 100
   }
   out.push('');
   out.push(
-    "Plain retries multiply the load on a failing dependency by the attempt count (4×). The token variant bounds the total: retries <= 0.2 × requests, so attempts <= 1.2× requests. Envoy's ratio bounds *concurrent* retries, not the total; here, with retries living longer than first attempts (backoff plus call), it gives about 1.13× at 2 requests/ms. At low load the floor of 3 concurrent retries dominates (0.2 × active < 3) and the ratio lets most retries through: see the low-load rows. The token variant holds at any load.",
+    "Plain retries multiply the load on a failing dependency by the attempt count (4×). `retryBudget.ratioTokens` bounds the total: retries granted <= 0.2 × requests + the initial tokens (0 here), so attempts <= 1.2× requests, at any load (see its low-load rows). Envoy's ratio bounds *concurrent* retries, not the total; here, with retries living longer than first attempts (backoff plus call), it gives about 1.13× at 2 requests/ms. At low load the floor of 3 concurrent retries dominates (0.2 × active < 3) and the ratio lets most retries through: see its low-load rows. Use `ratioTokens` to cap the total load retries add; use `ratio` to cap retries in flight.",
   );
   out.push('');
   return out.join('\n');

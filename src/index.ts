@@ -159,6 +159,7 @@ export {
   type RatioBudgetOptions,
   type RatioBudgetStats,
   RatioRetryBudget,
+  type RatioTokensBudgetOptions,
   RetryBudget,
   retryBudget,
   type TokenBudgetOptions,

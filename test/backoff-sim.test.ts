@@ -43,6 +43,16 @@ describe('retry budget simulation (dependency failing 100 %)', () => {
       1.2 * cfg.requests,
     );
   });
+  it('retryBudget.ratioTokens (the tokens mode) keeps attempts <= (1 + ratio) × requests at every load', () => {
+    for (const arrivalsPerMs of [4, 2, 0.5, 0.1, 0.01]) {
+      for (const ratio of [0.1, 0.2, 0.5]) {
+        const r = simulateBudget('tokens', { ...cfg, arrivalsPerMs, ratio });
+        expect(r.attempts).toBeLessThanOrEqual(Math.round((1 + ratio) * cfg.requests));
+        // a 100 %-failing dependency uses the whole budget but the capacity (10) left at the end
+        expect(r.attempts).toBeGreaterThanOrEqual(Math.round((1 + ratio) * cfg.requests) - 10);
+      }
+    }
+  });
   it("Envoy's ratio caps concurrent retries at max(0.2 × active, 3)", () => {
     // At low load the floor of 3 applies, and the ratio bounds concurrency, not the total.
     const low = simulateBudget('ratio', { ...cfg, arrivalsPerMs: 0.1 });

@@ -7,7 +7,13 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ChildContext, type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import {
+  type ChildContext,
+  type Context,
+  type ExecuteOptions,
+  ExecutionContext,
+  type Operation,
+} from '../core/context.js';
 import { type DeadlineNode, type DeadlineQueue, DeadlineQueues } from '../core/deadline-queue.js';
 import { BulwarkError, ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -226,7 +232,8 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     const enabled = this.enabled;
-    if (enabled === false || (enabled !== true && !enabled(ctx as unknown as Context))) return start(ctx, next);
+    if (enabled === false || (enabled !== true && !enabled(ctx as unknown as Context)))
+      return start(ctx, next);
     this.counts.executions++;
     const delay = this.currentDelay();
     const queue = delay === Number.POSITIVE_INFINITY || delay === 0 ? null : this.queues.for(delay);

@@ -7,6 +7,9 @@
  * - `retryBudget.tokens()` (AWS SDK retry quota): a bucket of `capacity` tokens; each retry
  *   withdraws a cost (`timeoutCost` for a timeout or network error, `retryCost` otherwise);
  *   a success refunds the cost of its last retry, or `noRetryIncrement` when it needed none.
+ * - `retryBudget.ratioTokens()` (Marc Brooker's retry budget): each execution deposits `ratio`
+ *   tokens into a bucket of `capacity` (empty at start); each retry costs 1; nothing is refunded.
+ *   Retries granted <= ratio × executions + initial, at any load.
  */
 
 import { ConfigError } from '../core/errors.js';
@@ -125,7 +128,7 @@ export class RatioRetryBudget extends RetryBudget {
   }
 }
 
-/** Options of `retryBudget.tokens()`. */
+/** Options of `retryBudget.tokens()` (AWS SDK quota; see `retryBudget.ratioTokens()` for Brooker's). */
 export interface TokenBudgetOptions {
   /** Bucket size, and its content at start (> 0). Default 500. */
   capacity?: number;
@@ -152,20 +155,43 @@ export function isTimeoutLike(failure: unknown): boolean {
   );
 }
 
+/** Options of `retryBudget.ratioTokens()`. */
+export interface RatioTokensBudgetOptions {
+  /** Tokens each execution deposits, i.e. retries allowed per execution, in (0, 1]. Default 0.2. */
+  ratio?: number;
+  /** Most tokens the bucket holds: the largest burst of retries (finite, >= 1). Default 10. */
+  capacity?: number;
+  /** Tokens in the bucket at start, in [0, capacity]. Default 0 (empty). */
+  initial?: number;
+}
+
+/**
+ * A deposit that lands within this of a whole number of tokens is that number, so that
+ * 10 × 0.1 tokens pay for one retry despite floating-point error.
+ */
+const TOKEN_EPSILON = 1e-9;
+
 export class TokenRetryBudget extends RetryBudget {
   readonly kind = 'tokens' as const;
   private available: number;
   private granted = 0;
   private refused = 0;
+  /**
+   * @param deposit tokens each execution puts in when it starts (0: none, as the AWS quota).
+   * @param refunds whether a success puts tokens back (the AWS quota) or not (`ratioTokens`).
+   */
   constructor(
     private readonly capacity: number,
     private readonly retryCost: number,
     private readonly timeoutCost: number,
     private readonly increment: number,
     private readonly costOf: ((failure: unknown) => number) | undefined,
+    private readonly deposit = 0,
+    private readonly refunds = true,
+    initial: number = capacity,
   ) {
     super();
-    this.available = capacity;
+    this.available = initial;
   }
   get stats(): TokenBudgetStats {
     return {
@@ -176,9 +202,15 @@ export class TokenRetryBudget extends RetryBudget {
       refused: this.refused,
     };
   }
-  _begin(): void {}
+  _begin(): void {
+    if (this.deposit === 0) return;
+    let v = this.available + this.deposit;
+    const whole = Math.round(v);
+    if (Math.abs(v - whole) < TOKEN_EPSILON) v = whole;
+    this.available = v < this.capacity ? v : this.capacity;
+  }
   _end(success: boolean, cost: number): void {
-    if (!success) return;
+    if (!success || !this.refunds) return;
     this.available = Math.min(this.capacity, this.available + (cost > 0 ? cost : this.increment));
   }
   _acquire(failure: unknown): number {
@@ -238,5 +270,21 @@ export const retryBudget = {
       optNumber('retryBudget.tokens.noRetryIncrement', o.noRetryIncrement, rules.finite(0), 1),
       checkFunction<(failure: unknown) => number>('retryBudget.tokens.costOf', o.costOf),
     );
+  },
+  /**
+   * Marc Brooker's retry budget: each execution deposits `ratio` tokens (up to `capacity`), each
+   * retry costs 1, nothing is refunded. Retries <= ratio × executions + initial, whatever the load,
+   * so under a dependency that always fails, attempts <= (1 + ratio) × executions + initial.
+   */
+  ratioTokens(options: RatioTokensBudgetOptions = {}): TokenRetryBudget {
+    const o = checkObject('retryBudget.ratioTokens', options);
+    checkKeys('retryBudget.ratioTokens', o, ['ratio', 'capacity', 'initial']);
+    const ratio = optNumber('retryBudget.ratioTokens.ratio', o.ratio, rules.ratio, 0.2);
+    const capacity = optNumber('retryBudget.ratioTokens.capacity', o.capacity, rules.finite(1), 10);
+    const initial = optNumber('retryBudget.ratioTokens.initial', o.initial, rules.finite(0), 0);
+    if (initial > capacity) {
+      throw new ConfigError('retryBudget.ratioTokens.initial', `a number <= capacity (${capacity})`, initial);
+    }
+    return new TokenRetryBudget(capacity, 1, 1, 0, undefined, ratio, false, initial);
   },
 } as const;
