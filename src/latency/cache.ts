@@ -89,7 +89,8 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
   private readonly swrMs: number;
   private readonly sieMs: number;
   private readonly cacheable: ((value: unknown) => boolean) | undefined;
-  private readonly refreshing = new Set<string>();
+  /** Background refreshes in flight: key → when it started (clock.now()). */
+  private readonly refreshing = new Map<string, number>();
   private counts = { hits: 0, misses: 0, stale: 0, refreshes: 0, refreshErrors: 0 };
 
   constructor(options: CacheOptions) {
@@ -248,19 +249,24 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
 
   /** Refreshes `key` in the background, once at a time per key, detached from the caller's signal. */
   private refresh(ctx: ExecutionContext, next: Link | null, key: string): void {
-    if (this.refreshing.has(key)) return;
-    this.refreshing.add(key);
+    const now = this.clock.now();
+    const since = this.refreshing.get(key);
+    // One refresh per key at a time; but one that has not settled within ttlMs is presumed hung
+    // (put a timeout inside the cache to bound refreshes), and a new one may start.
+    if (since !== undefined && now - since < this.ttlMs) return;
+    this.refreshing.set(key, now);
     this.counts.refreshes++;
+    const mine = () => this.refreshing.get(key) === now;
     const bg = new ExecutionContext(ctx._fn, null, ctx.priority, ctx.name, ctx.props);
     bg.attempt = ctx.attempt;
     start(bg, next).then(
       (value) => {
-        this.refreshing.delete(key);
+        if (mine()) this.refreshing.delete(key);
         this.store_(key, value);
         if (this.emitter.wants('refresh')) this.emit({ event: 'refresh', ok: true }, ctx, key);
       },
       (error: unknown) => {
-        this.refreshing.delete(key);
+        if (mine()) this.refreshing.delete(key);
         this.counts.refreshErrors++;
         if (this.emitter.wants('refresh')) this.emit({ event: 'refresh', ok: false, error }, ctx, key);
       },

@@ -232,8 +232,18 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     const enabled = this.enabled;
-    if (enabled === false || (enabled !== true && !enabled(ctx as unknown as Context)))
-      return start(ctx, next);
+    if (enabled !== true) {
+      let on: unknown;
+      try {
+        on = enabled !== false && enabled(ctx as unknown as Context);
+      } catch (error) {
+        return Promise.reject(error); // execute() never throws synchronously
+      }
+      if (typeof on !== 'boolean') {
+        return Promise.reject(new ConfigError('hedge.enabled(ctx)', 'a boolean', on));
+      }
+      if (!on) return start(ctx, next);
+    }
     this.counts.executions++;
     const delay = this.currentDelay();
     const queue = delay === Number.POSITIVE_INFINITY || delay === 0 ? null : this.queues.for(delay);
@@ -269,9 +279,18 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     }
     call.running++;
     start(child, call.next).then(
-      (value) => this.onOk(call, child, value),
-      (error: unknown) => this.onError(call, child, error),
+      (value) => this.settleSafely(call, () => this.onOk(call, child, value)),
+      (error: unknown) => this.settleSafely(call, () => this.onError(call, child, error)),
     );
+  }
+
+  /** Runs an attempt's outcome handler; a throw in it (a predicate, say) fails the call. */
+  private settleSafely(call: HedgeCall, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      if (!call.settled) this.finish(call, null, false, error, CANCELLED);
+    }
   }
 
   private hedgeNow(call: HedgeCall, reason: 'delay' | 'error'): void {

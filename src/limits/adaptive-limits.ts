@@ -90,6 +90,9 @@ export class Gradient2Limit implements LimitAlgorithm {
     return this.longRtt;
   }
   update(rttMs: number, inflight: number): number {
+    // A sample of 0 ms (instant work, a fake clock) or a bad one says nothing about queueing,
+    // and would make the ratios below 0/0 = NaN.
+    if (!(rttMs > 0) || !Number.isFinite(rttMs)) return this.limit;
     const o = this.o;
     const shortRtt = rttMs;
     // Exponential average with factor 2/(window+1); the first 10 samples make a plain mean.
@@ -108,7 +111,7 @@ export class Gradient2Limit implements LimitAlgorithm {
     const gradient = Math.max(0.5, Math.min(1.0, (o.rttTolerance * longRtt) / shortRtt));
     let next = this.estimated * gradient + o.queueSize;
     next = this.estimated * (1 - o.smoothing) + next * o.smoothing;
-    this.estimated = Math.max(o.minLimit, Math.min(o.maxLimit, next));
+    if (Number.isFinite(next)) this.estimated = Math.max(o.minLimit, Math.min(o.maxLimit, next));
     return this.limit;
   }
 }

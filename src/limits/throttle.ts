@@ -222,9 +222,10 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
         return value;
       },
       (error: unknown) => {
-        // A call its caller aborted counts as neither a request nor an accept.
-        if (this.handler.handlesError(error)) this.count(false);
-        else if (!isAbortError(error) && !ctx._isAborted) this.count(true);
+        // A call aborted from outside (its caller, an enclosing timeout) counts as neither a
+        // request nor an accept: the backend did not refuse it.
+        if (ctx._isAborted || isAbortError(error)) throw error;
+        this.count(!this.handler.handlesError(error));
         throw error;
       },
     );

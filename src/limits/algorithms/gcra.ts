@@ -29,7 +29,9 @@ export class Gcra implements RateAlgorithm<GcraState> {
     this.interval = periodMs / rate;
     this.tolerance = this.interval * (burst + 1);
     this.limit = burst + 1;
-    this.windowMs = periodMs;
+    // The window over which `limit` calls fit: τ (so limit/window is the sustained rate, as the
+    // RateLimit-Policy header's q/w must be).
+    this.windowMs = this.tolerance;
   }
 
   create(now: number): GcraState {
