@@ -246,9 +246,11 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
       },
       enable: () => {
         this.on = true;
+        this._offChanged();
       },
       disable: () => {
         this.on = false;
+        this._offChanged();
       },
       setRate: (rate: number) => {
         checkNumber(`${path}.control.setRate(rate)`, rate, RATE_RULE);
@@ -260,6 +262,11 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
         this.eligible = 0;
       },
     };
+  }
+
+  /** Switched off: pipelines leave the policy out of their chain (a disabled chaos policy costs nothing). @internal */
+  override get _off(): boolean {
+    return !this.on;
   }
 
   /** Calls seen and injections made since creation. */

@@ -240,3 +240,27 @@ describe('pipeline: types', () => {
     expectTypeOf(pipeline(fallback(1))).toMatchTypeOf<Policy<number>>();
   });
 });
+
+describe('pipeline: policies switched off leave the chain', () => {
+  it('a chaos policy or load shedder switched off is skipped entirely, and rejoins when switched on', async () => {
+    const { chaos, loadShedder } = await import('../index.js');
+    const fault = chaos.fault({ error: new Error('injected'), enabled: false });
+    const shedder = loadShedder({ capacity: 100, enabled: false });
+    const p = pipeline(fault, shedder, timeout(1_000));
+    const chainLength = () => {
+      let n = 0;
+      for (let l = (p as unknown as { head: { next: unknown } | null }).head; l !== null; l = l.next as never) n++;
+      return n;
+    };
+    expect(chainLength()).toBe(1);
+    await expect(p.execute(() => 'ok')).resolves.toBe('ok');
+    expect(fault.stats.calls).toBe(0); // not even seen
+    fault.control.enable();
+    expect(chainLength()).toBe(2);
+    await expect(p.execute(() => 'ok')).rejects.toThrow('injected');
+    fault.control.disable();
+    shedder.setEnabled(true);
+    expect(chainLength()).toBe(2);
+    await expect(p.execute(() => 'ok')).resolves.toBe('ok');
+  });
+});

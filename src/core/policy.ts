@@ -51,9 +51,18 @@ export interface Policy<Alt = never, E extends PolicyEvent = PolicyEvent> {
   readonly _alt?: () => Alt;
 }
 
+/** Something that holds a built chain (a pipeline) and rebuilds it on request. @internal */
+export interface ChainHolder {
+  _rebuild(): void;
+}
+
 /** What a chain needs of a policy. @internal */
 export interface Runnable {
   readonly name: string;
+  /** True while the policy is switched off: chains leave it out. (Read only when building.) */
+  readonly _off?: boolean;
+  /** Tells the policy that `holder`'s chain includes it (so it can ask for rebuilds). */
+  _register?(holder: ChainHolder): void;
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown>;
   onEvent(listener: Listener<PolicyEvent>): Disposer;
 }
@@ -118,6 +127,37 @@ export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<A
   _flatten(): readonly Runnable[] {
     return [this];
   }
+
+  /**
+   * True while the policy is switched off (a policy with an on/off switch overrides this): the
+   * pipelines that hold it leave it out of their chain, so a policy switched off costs nothing.
+   * @internal
+   */
+  get _off(): boolean {
+    return false;
+  }
+
+  /** Pipelines whose chain includes this policy (weakly held). @internal */
+  private _holders: WeakRef<ChainHolder>[] | null = null;
+
+  /** @internal */
+  _register(holder: ChainHolder): void {
+    const holders = this._holders ?? [];
+    if (holders.length >= 32) {
+      // Forget pipelines that were collected.
+      for (let i = holders.length - 1; i >= 0; i--)
+        if (holders[i]!.deref() === undefined) holders.splice(i, 1);
+    }
+    holders.push(new WeakRef(holder));
+    this._holders = holders;
+  }
+
+  /** Call when `_off` changes: the pipelines holding this policy rebuild their chains. @internal */
+  protected _offChanged(): void {
+    const holders = this._holders;
+    if (holders === null) return;
+    for (const ref of holders) ref.deref()?._rebuild();
+  }
 }
 
 /** Alternative result types of a list of policies. */
@@ -151,16 +191,26 @@ export class Pipeline<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
   readonly name: string;
   /** The policies, outermost first. */
   readonly policies: readonly Runnable[];
-  private readonly head: Link | null;
+  private head: Link | null = null;
   private readonly view: PipelineEmitterView;
 
   constructor(policies: readonly Runnable[]) {
     this.policies = Object.freeze([...policies]);
-    let link: Link | null = null;
-    for (let i = policies.length - 1; i >= 0; i--) link = { policy: policies[i]!, next: link };
-    this.head = link;
     this.name = policies.map((p) => p.name).join(' > ') || 'noop';
     this.view = new PipelineEmitterView(this.policies);
+    this._rebuild();
+    for (const p of this.policies) p._register?.(this);
+  }
+
+  /** Builds the chain from the policies that are not switched off. @internal */
+  _rebuild(): void {
+    let link: Link | null = null;
+    const policies = this.policies;
+    for (let i = policies.length - 1; i >= 0; i--) {
+      const p = policies[i]!;
+      if (p._off !== true) link = { policy: p, next: link };
+    }
+    this.head = link;
   }
 
   execute<T, P extends object = Record<string, unknown>>(

@@ -212,3 +212,10 @@ describe('hedge: enabled', () => {
     expect(() => hedge({ delay: 10, enabled: 'yes' as never })).toThrow('hedge.enabled must be');
   });
 });
+
+describe('hedge: switched off leaves pipelines', () => {
+  it('a hedge made with enabled: false is not part of a pipeline built with it', () => {
+    const p = pipeline(hedge({ delay: 10, enabled: false }), timeout(100));
+    expect((p as unknown as { policies: readonly unknown[] }).policies).toHaveLength(1);
+  });
+});

@@ -19,7 +19,7 @@ import { BulwarkError, ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import { Handler } from '../core/handle.js';
 import { checkKeys, checkNumber, checkObject, checkString, optNumber, rules } from '../core/options.js';
-import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
+import { type CommonOptions, clockOf, type Link, PolicyBase, type Runnable, start } from '../core/policy.js';
 import { isAbortError } from '../core/transient.js';
 import { LatencyWindow } from './latency-window.js';
 
@@ -198,6 +198,14 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     }
     this.handler = options.handle ?? null;
     this.queues = new DeadlineQueues<HedgeCall>(this.clock, (call) => this.onDelay(call));
+  }
+
+  /**
+   * A hedge made with `enabled: false` leaves pipelines altogether: switched off, it costs a
+   * pipeline nothing. @internal
+   */
+  override _flatten(): readonly Runnable[] {
+    return this.enabled === false ? [] : [this];
   }
 
   /** Counters since creation: executions, extra attempts started, calls won by an extra attempt. */

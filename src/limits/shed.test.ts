@@ -236,3 +236,21 @@ describe('loadShedder', () => {
     );
   });
 });
+
+describe('loadShedder: switched off', () => {
+  it('is a pass-through while off (nothing shed, nothing counted), and can be switched at run time', async () => {
+    const s = loadShedder({ capacity: 1, enabled: false });
+    expect(s.enabled).toBe(false);
+    const inner = Promise.resolve('x');
+    expect(s.execute(() => inner)).toBe(inner);
+    const gate = deferred<void>();
+    const held = s.execute(() => gate.promise); // would fill capacity 1 if counted
+    await expect(s.execute(() => 'ok', { priority: 'low' })).resolves.toBe('ok');
+    s.setEnabled(true);
+    await expect(s.execute(() => 'ok', { priority: 'critical' })).resolves.toBe('ok');
+    gate.resolve();
+    await held;
+    expect(() => s.setEnabled('yes' as never)).toThrow('loadShedder.setEnabled(on) must be');
+    expect(() => loadShedder({ enabled: 1 as never })).toThrow('loadShedder.enabled must be');
+  });
+});

@@ -70,6 +70,8 @@ export interface LoadShedderOptions extends CommonOptions {
   /** Extra pressure signals, each returning a ratio (1 = full), e.g. `() => pool.queued / 100`. */
   signals?: readonly (() => number)[];
   /** The initial degradation level. Default `normal`. */
+  /** Shedding switched on (default `true`); `setEnabled()` changes it at run time. Off, a pass-through. */
+  enabled?: boolean;
   level?: ShedLevel;
 }
 
@@ -183,6 +185,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   private inflight = 0;
   private admitted = 0;
   private readonly shedCounts = [0, 0, 0, 0];
+  private on: boolean;
 
   constructor(options: LoadShedderOptions) {
     super();
@@ -192,10 +195,15 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       'latency',
       'signals',
       'level',
+      'enabled',
       'name',
       'clock',
     ]);
     this.name = checkString('loadShedder.name', options.name, 'loadShedder');
+    if (options.enabled !== undefined && typeof options.enabled !== 'boolean') {
+      throw new ConfigError('loadShedder.enabled', 'a boolean', options.enabled);
+    }
+    this.on = options.enabled ?? true;
     this.clock = clockOf(options.clock, 'loadShedder.clock');
     this.capacity = optNumber(
       'loadShedder.capacity',
@@ -273,6 +281,27 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** The current degradation level. */
   get level(): ShedLevel {
     return SHED_LEVELS[this.levelIndex]!;
+  }
+
+  /**
+   * Switches shedding on or off at run time. Off, the policy is a pass-through: calls are neither
+   * shed nor counted (calls started while off do not count as in flight later).
+   */
+  setEnabled(on: boolean): void {
+    if (typeof on !== 'boolean') throw new ConfigError('loadShedder.setEnabled(on)', 'a boolean', on);
+    if (on === this.on) return;
+    this.on = on;
+    this._offChanged();
+  }
+
+  /** Switched off: pipelines leave the policy out of their chain. @internal */
+  override get _off(): boolean {
+    return !this.on;
+  }
+
+  /** True while shedding is switched on. */
+  get enabled(): boolean {
+    return this.on;
   }
 
   /** Sets the degradation level (emits `levelChange` when it changes). */
@@ -392,6 +421,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+    if (!this.on) return start(ctx, next);
     const rank = rankOf(ctx.priority);
     const d =
       this.simple && this.levelIndex === 0 && this.inflight < this.maxInflight[rank]!
