@@ -249,7 +249,8 @@ describe('pipeline: policies switched off leave the chain', () => {
     const p = pipeline(fault, shedder, timeout(1_000));
     const chainLength = () => {
       let n = 0;
-      for (let l = (p as unknown as { head: { next: unknown } | null }).head; l !== null; l = l.next as never) n++;
+      for (let l = (p as unknown as { head: { next: unknown } | null }).head; l !== null; l = l.next as never)
+        n++;
       return n;
     };
     expect(chainLength()).toBe(1);
