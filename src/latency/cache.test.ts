@@ -167,3 +167,17 @@ describe('cache', () => {
     await expect(c.execute(() => 1, { signal: ac.signal })).rejects.toThrow('early');
   });
 });
+
+describe('cache: invalidate during a miss', () => {
+  it('a miss in flight when its key is invalidated does not write its older value back', async () => {
+    const clock = createFakeClock();
+    const c = cache({ key: () => 'k', ttlMs: 10_000, clock });
+    const gate = deferred<string>();
+    const first = c.execute(() => gate.promise);
+    await c.invalidate('k'); // e.g. a write happened meanwhile
+    gate.resolve('old');
+    await expect(first).resolves.toBe('old'); // the caller still gets its answer
+    await expect(c.execute(() => 'fresh')).resolves.toBe('fresh'); // not served the old value
+    await expect(c.execute(() => 'newer')).resolves.toBe('fresh'); // and the fresh one is cached
+  });
+});

@@ -160,10 +160,19 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     return { ...this.counts };
   }
 
-  /** Removes the entry of `key` (e.g. after a write). */
+  /**
+   * Removes the entry of `key` (e.g. after a write). A miss or refresh of `key` already in flight
+   * will not write its (older) value back.
+   */
   async invalidate(key: string): Promise<void> {
+    // Bounded: clearing only makes in-flight stores of other keys skip their write (safe side).
+    if (this.generations.size >= 10_000) this.generations.clear();
+    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
     await this.store.delete(key);
   }
+
+  /** Per key: how many times it was invalidated (only keys ever invalidated). */
+  private readonly generations = new Map<string, number>();
 
   /**
    * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
@@ -227,9 +236,10 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     }
     this.counts.misses++;
     if (this.emitter.wants('miss')) this.emit({ event: 'miss' }, ctx, key);
+    const gen = this.generations.get(key) ?? 0;
     return start(ctx, next).then(
       (value) => {
-        this.store_(key, value);
+        this.store_(key, value, gen);
         return value;
       },
       (error: unknown) => {
@@ -257,12 +267,13 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     this.refreshing.set(key, now);
     this.counts.refreshes++;
     const mine = () => this.refreshing.get(key) === now;
+    const gen = this.generations.get(key) ?? 0;
     const bg = new ExecutionContext(ctx._fn, null, ctx.priority, ctx.name, ctx.props);
     bg.attempt = ctx.attempt;
     start(bg, next).then(
       (value) => {
         if (mine()) this.refreshing.delete(key);
-        this.store_(key, value);
+        this.store_(key, value, gen);
         if (this.emitter.wants('refresh')) this.emit({ event: 'refresh', ok: true }, ctx, key);
       },
       (error: unknown) => {
@@ -273,7 +284,8 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     );
   }
 
-  private store_(key: string, value: unknown): void {
+  private store_(key: string, value: unknown, gen: number): void {
+    if ((this.generations.get(key) ?? 0) !== gen) return; // invalidated meanwhile
     try {
       if (this.cacheable !== undefined && !this.cacheable(value)) return;
       const now = this.clock.date();

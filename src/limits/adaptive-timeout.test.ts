@@ -79,3 +79,18 @@ describe('adaptiveTimeout and aborts', () => {
     expect(t.stats.samples).toBe(0);
   });
 });
+
+describe('adaptiveTimeout: what counts as a latency', () => {
+  it('records successes and its own timeouts, not fast failures (an outage must not shrink the timeout)', async () => {
+    const clock = createFakeClock();
+    const t = adaptiveTimeout({ clock, initial: 1_000 });
+    await t.execute(() => 'ok');
+    expect(t.stats.samples).toBe(1);
+    for (let i = 0; i < 5; i++) {
+      await t
+        .execute(() => Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })))
+        .catch(() => {});
+    }
+    expect(t.stats.samples).toBe(1);
+  });
+});

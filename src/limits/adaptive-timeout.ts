@@ -7,7 +7,7 @@
 
 import type { Clock } from '../core/clock.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, TimeoutError } from '../core/errors.js';
 import type { PolicyEmitter, TimeoutEvent } from '../core/events.js';
 import { checkEnum, checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase } from '../core/policy.js';
@@ -163,9 +163,10 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
       },
       (error: unknown) => {
         // A call this policy timed out took (at least) the timeout: recorded as such, so that a
-        // slower service raises the estimate. A call the caller or an enclosing timeout aborted
-        // (the parent context is aborted) says nothing about the service: not recorded.
-        if (!ctx._isAborted) this.record(this.clock.now() - t0);
+        // slower service raises the estimate. Other failures are not latencies (a refused
+        // connection fails in 1 ms and would pull the estimate down during an outage), and a call
+        // the caller or an enclosing timeout aborted says nothing about the service.
+        if (!ctx._isAborted && error instanceof TimeoutError) this.record(this.clock.now() - t0);
         throw error;
       },
     );
