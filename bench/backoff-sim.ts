@@ -249,7 +249,7 @@ export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): Bud
     const delays = retryBackoff.start(undefined, random);
     let n = 0;
     let holdsRetrySlot = false;
-    let cost = 0; // of the last granted retry, as retry() reports it to _end
+    let cost = -1; // of the last granted retry (-1: none), as retry() reports it to _end
     const attempt = (t: number) => {
       n++;
       attempts++;

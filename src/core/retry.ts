@@ -232,11 +232,11 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         try {
           retried = handler !== null && handler.handlesResult(result);
         } catch (error) {
-          budget._end(false, 0);
+          budget._end(false, -1);
           throw error;
         }
         if (retried) return this.loop(ctx, next, maxAttempts, result, false);
-        budget._end(true, 0);
+        budget._end(true, -1);
         return result;
       },
       (error: unknown) => this.loop(ctx, next, maxAttempts, error, true),
@@ -263,7 +263,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     let ran = first !== NO_FAILURE; // the first attempt already ran (on the fast path)
     const budget = this.budget;
     // With a budget: the cost of the last granted retry, whether its slot is still held, the outcome.
-    let cost = 0;
+    let cost = -1; // the cost of the last granted retry; -1 while none was granted
     let holding = false;
     let succeeded = false;
     try {

@@ -139,3 +139,29 @@ describe('WindowedLimit', () => {
     expect(seen).toEqual([[25, 5, true]]);
   });
 });
+
+describe('WindowedLimit: low traffic', () => {
+  it('discards a window that ends with too few samples (as Netflix does), instead of stretching it', () => {
+    const seen: number[] = [];
+    const inner = {
+      limit: 7,
+      update(rtt: number) {
+        seen.push(rtt);
+        return 7;
+      },
+    };
+    const w = new WindowedLimit(inner, {
+      minWindowMs: 1_000,
+      maxWindowMs: 1_000,
+      windowSize: 3,
+      minRttThresholdMs: 0.1,
+    });
+    w.update(100, 1, false, 0);
+    w.update(100, 1, false, 60_000); // the window ended with 2 samples: discarded
+    expect(seen).toEqual([]);
+    w.update(10, 1, false, 60_100);
+    w.update(10, 1, false, 60_200);
+    w.update(10, 1, false, 61_100); // a fresh window of 3 samples
+    expect(seen).toEqual([10]);
+  });
+});

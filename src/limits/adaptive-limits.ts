@@ -224,16 +224,19 @@ export class WindowedLimit implements LimitAlgorithm {
     this.sum += rttMs;
     if (inflight > this.maxInflight) this.maxInflight = inflight;
     if (didDrop) this.dropped = true;
-    if (now >= this.nextUpdate && this.count >= this.o.windowSize) {
-      const avg = this.sum / this.count;
-      const result = this.delegate.update(avg, this.maxInflight, this.dropped, now);
-      this.nextUpdate = now + Math.min(this.o.maxWindowMs, Math.max(this.o.minWindowMs, avg * 2));
-      this.sum = 0;
-      this.count = 0;
-      this.maxInflight = 0;
-      this.dropped = false;
-      return result;
-    }
-    return this.delegate.limit;
+    if (now < this.nextUpdate) return this.delegate.limit;
+    // The window is over. As in Netflix's WindowedLimit, a window with too few samples is
+    // discarded (under low traffic one window must not stretch over minutes).
+    const avg = this.sum / this.count;
+    const ready = this.count >= this.o.windowSize;
+    const result = ready
+      ? this.delegate.update(avg, this.maxInflight, this.dropped, now)
+      : this.delegate.limit;
+    this.nextUpdate = now + Math.min(this.o.maxWindowMs, Math.max(this.o.minWindowMs, avg * 2));
+    this.sum = 0;
+    this.count = 0;
+    this.maxInflight = 0;
+    this.dropped = false;
+    return result;
   }
 }

@@ -295,3 +295,23 @@ describe('retryBudget.ratioTokens (Brooker) against an exact reference model', (
     expect(option(() => retryBudget.ratioTokens(null as never))).toBe('retryBudget.ratioTokens');
   });
 });
+
+describe('retryBudget.tokens: refunds', () => {
+  it('a success refunds the cost of its last retry even when that cost was 0, and noRetryIncrement without a retry', () => {
+    const b = retryBudget.tokens({
+      capacity: 10,
+      retryCost: 5,
+      noRetryIncrement: 1,
+      costOf: (f) => (f === 'free' ? 0 : 5),
+    });
+    b._begin();
+    expect(b._acquire('x')).toBe(5);
+    expect(b._acquire('free')).toBe(0);
+    expect(b.stats.available).toBe(5);
+    b._end(true, 0); // its last retry cost 0: refunds 0 (AWS), not noRetryIncrement
+    expect(b.stats.available).toBe(5);
+    b._begin();
+    b._end(true, -1); // no retry: + noRetryIncrement
+    expect(b.stats.available).toBe(6);
+  });
+});

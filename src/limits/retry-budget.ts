@@ -65,7 +65,7 @@ export abstract class RetryBudget {
   /** @internal An execution starts. */
   abstract _begin(): void;
   /**
-   * @internal An execution ends. `cost` is what its last granted retry cost (0 when it made none).
+   * @internal An execution ends. `cost` is what its last granted retry cost (-1 when it made none).
    */
   abstract _end(success: boolean, cost: number): void;
   /** @internal Asks for one retry after `failure`: its cost (>= 0), or -1 when refused. */
@@ -211,7 +211,8 @@ export class TokenRetryBudget extends RetryBudget {
   }
   _end(success: boolean, cost: number): void {
     if (!success || !this.refunds) return;
-    this.available = Math.min(this.capacity, this.available + (cost > 0 ? cost : this.increment));
+    // AWS SDK: a success refunds its last retry's cost (even 0), or `noRetryIncrement` without one.
+    this.available = Math.min(this.capacity, this.available + (cost >= 0 ? cost : this.increment));
   }
   _acquire(failure: unknown): number {
     let cost: number;
