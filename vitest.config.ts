@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^bulwark$/, replacement: src('index.ts') },
       { find: /^bulwark\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^bulwark\/redis$/, replacement: src('redis/index.ts') },
     ],
   },
   test: {

@@ -1,0 +1,316 @@
+/**
+ * bulwark/redis rate limiters against the real Redis at 127.0.0.1:6379 (see test/support/redis.ts:
+ * skipped without Redis outside CI, failing on CI).
+ */
+import fc from 'fast-check';
+import type { Redis } from 'ioredis';
+import { Redis as RedisClient } from 'ioredis';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { RateLimitedError, type RateLimitSpec, rateLimiter } from '../src/index.js';
+import { type RedisRateLimiterEvent, redisRateLimit, redisRateLimiter } from '../src/redis/index.js';
+import { createFakeClock } from '../src/testing/index.js';
+import { cleanup, commandCalls, connectRedis, describeRedis, testPrefix } from './support/redis.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeRedis('redisRateLimiter (real Redis)', () => {
+  let redis: Redis;
+  let prefix: string;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+
+  beforeAll(async () => {
+    redis = await connectRedis();
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterEach(async () => {
+    await cleanup(redis, prefix);
+    expect(unhandled).toEqual([]);
+  });
+  afterAll(() => {
+    process.off('unhandledRejection', onUnhandled);
+    redis?.disconnect();
+  });
+
+  const spec = fc.oneof(
+    fc.record({
+      algorithm: fc.constant('token-bucket' as const),
+      capacity: fc.integer({ min: 1, max: 10 }),
+      refillRate: fc.integer({ min: 1, max: 20 }),
+    }),
+    fc.record({
+      algorithm: fc.constant('gcra' as const),
+      rate: fc.integer({ min: 1, max: 10 }),
+      periodMs: fc.integer({ min: 1, max: 1_000 }),
+      burst: fc.integer({ min: 0, max: 5 }),
+    }),
+    fc.record({
+      algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window-counter' as const),
+      limit: fc.integer({ min: 1, max: 10 }),
+      windowMs: fc.integer({ min: 1, max: 1_000 }),
+    }),
+  );
+  const run = fc.array(
+    fc.record({ dt: fc.integer({ min: 0, max: 150 }), cost: fc.integer({ min: 0, max: 3 }) }),
+    { minLength: 1, maxLength: 40 },
+  );
+
+  /** Runs the steps on both limiters (same times) and compares every decision field. */
+  async function compare(limits: RateLimitSpec[], steps: { dt: number; cost: number }[]) {
+    prefix = testPrefix();
+    const start = 1_763_000_000_123; // a realistic epoch ms, as TIME gives
+    const clock = createFakeClock({ now: start });
+    const mem = rateLimiter({ limits, clock });
+    const red = redisRateLimiter({
+      client: redis,
+      limits,
+      prefix,
+      timeoutMs: 2_000,
+      _now: () => clock.now(),
+    });
+    for (const s of steps) {
+      clock.tickSync(s.dt);
+      const d = await red.consume('k', s.cost);
+      expect({ ...d }).toEqual({ ...mem.consume('k', s.cost) });
+    }
+    expect(red.stats.fallback).toBe(0);
+    await cleanup(redis, prefix);
+  }
+
+  for (const algorithm of ['token-bucket', 'gcra', 'fixed-window', 'sliding-window-counter'] as const) {
+    it(`${algorithm}: every decision equals the in-memory algorithm's for the same times`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          spec.filter((s) => s.algorithm === algorithm),
+          run,
+          (s, steps) => compare([s], steps),
+        ),
+        { numRuns: 25 },
+      );
+    });
+  }
+
+  it('several limits: the same decisions as the in-memory multi-limit limiter', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(spec, { minLength: 2, maxLength: 3 }), run, (list, steps) =>
+        compare(list, steps),
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('several limits: a rejected call spends nothing in the others', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [
+        { algorithm: 'fixed-window', limit: 100, windowMs: 60_000 },
+        { algorithm: 'token-bucket', capacity: 2, refillRate: 0.001 },
+      ],
+    });
+    expect((await l.consume('u', 2)).allowed).toBe(true);
+    for (let i = 0; i < 5; i++) expect((await l.consume('u', 1)).allowed).toBe(false);
+    expect(await redis.hget(`${prefix}{u}:0`, 'curr')).toBe('2');
+  });
+
+  it('uses the server time: a fixed window refills after its retryAfterMs, and idle keys expire', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [{ algorithm: 'fixed-window', limit: 3, windowMs: 200 }],
+    });
+    let d = await l.consume('w');
+    // Align on a fresh window so three calls fit in it.
+    if (d.resetMs < 120) {
+      await sleep(d.resetMs + 5);
+      await redis.del(`${prefix}{w}:0`);
+      d = await l.consume('w');
+    }
+    expect(d.allowed).toBe(true);
+    expect((await l.consume('w')).allowed).toBe(true);
+    expect((await l.consume('w')).allowed).toBe(true);
+    const rejected = await l.consume('w');
+    expect(rejected.allowed).toBe(false);
+    expect(rejected.retryAfterMs).toBeGreaterThan(0);
+    expect(rejected.retryAfterMs).toBeLessThanOrEqual(200);
+    const ttl = await redis.pttl(`${prefix}{w}:0`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1_200 + 1);
+    await sleep(Math.ceil(rejected.retryAfterMs) + 2);
+    expect((await l.consume('w')).allowed).toBe(true);
+  });
+
+  it('keys are prefix + {key} + :index (a Redis Cluster hash tag)', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [
+        { algorithm: 'gcra', rate: 10, periodMs: 1_000 },
+        { algorithm: 'sliding-window-counter', limit: 10, windowMs: 1_000 },
+      ],
+    });
+    await l.consume('user:7');
+    const keys = (await redis.keys(`${prefix}*`)).sort();
+    expect(keys).toEqual([`${prefix}{user:7}:0`, `${prefix}{user:7}:1`]);
+  });
+
+  it('recovers from NOSCRIPT (SCRIPT FLUSH), then goes back to one EVALSHA per decision', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [{ algorithm: 'token-bucket', capacity: 5, refillRate: 1 }],
+    });
+    await l.consume('a');
+    await redis.script('FLUSH');
+    const d = await l.consume('a');
+    expect(d.allowed).toBe(true);
+    expect(d.remaining).toBe(3);
+    expect(l.stats).toEqual({ redis: 2, fallback: 0, failing: false });
+    const before = await commandCalls(redis);
+    await l.consume('a');
+    const after = await commandCalls(redis);
+    expect((after.get('evalsha') ?? 0) - (before.get('evalsha') ?? 0)).toBe(1);
+    expect((after.get('eval') ?? 0) - (before.get('eval') ?? 0)).toBe(0);
+  });
+
+  it('one round trip per decision: EVALSHA calls == decisions (INFO commandstats)', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [
+        { algorithm: 'gcra', rate: 50, periodMs: 1_000, burst: 10 },
+        { algorithm: 'fixed-window', limit: 30, windowMs: 60_000 },
+        { algorithm: 'sliding-window-counter', limit: 40, windowMs: 10_000 },
+      ],
+    });
+    await l.consume('warm'); // loads the script if the cache was empty
+    const before = await commandCalls(redis);
+    const N = 200;
+    const decisions = await Promise.all(Array.from({ length: N }, (_, i) => l.consume(`k${i % 7}`)));
+    const after = await commandCalls(redis);
+    const delta = (c: string) => (after.get(c) ?? 0) - (before.get(c) ?? 0);
+    expect(decisions).toHaveLength(N);
+    expect(delta('evalsha')).toBe(N);
+    expect(delta('eval')).toBe(0);
+    expect(delta('script|load')).toBe(0);
+  });
+
+  it('insurance: a Redis that refuses connections gets in-memory decisions within timeoutMs, with one fallback event', async () => {
+    prefix = testPrefix();
+    const dead = new RedisClient({ host: '127.0.0.1', port: 1, lazyConnect: false, maxRetriesPerRequest: 1 });
+    dead.on('error', () => {});
+    try {
+      const l = redisRateLimiter({
+        client: dead,
+        prefix,
+        timeoutMs: 40,
+        limits: [{ algorithm: 'fixed-window', limit: 3, windowMs: 60_000 }],
+      });
+      const events: RedisRateLimiterEvent[] = [];
+      l.onEvent((e) => events.push(e));
+      const t0 = performance.now();
+      const ds = [];
+      for (let i = 0; i < 5; i++) ds.push(await l.consume('x'));
+      const each = (performance.now() - t0) / 5;
+      expect(each).toBeLessThan(40 + 30);
+      expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, false]);
+      expect(events.map((e) => e.event)).toEqual(['fallback']);
+      expect(l.stats.fallback).toBe(5);
+      expect(l.stats.failing).toBe(true);
+    } finally {
+      dead.disconnect();
+    }
+    await sleep(20); // let the queued commands reject (they must not be unhandled)
+  });
+
+  it('insurance: a call Redis does not answer within timeoutMs is decided in memory; `recovered` once Redis answers again', async () => {
+    prefix = testPrefix();
+    const c = await connectRedis();
+    try {
+      const l = redisRateLimiter({
+        client: c,
+        prefix,
+        timeoutMs: 30,
+        insurance: { share: 0.5 },
+        limits: [{ algorithm: 'token-bucket', capacity: 4, refillRate: 0.001 }],
+      });
+      const events: RedisRateLimiterEvent[] = [];
+      l.onEvent((e) => events.push(e));
+      // Block this connection: the EVALSHA waits behind a BLPOP for 300 ms.
+      const blocked = c.blpop(`${prefix}{never}`, 0.3);
+      const t0 = performance.now();
+      const a = await l.consume('y');
+      const b = await l.consume('y');
+      const cc = await l.consume('y');
+      expect(performance.now() - t0).toBeLessThan(3 * 30 + 40);
+      // The insurance has half the capacity (share 0.5): 2 tokens.
+      expect([a.allowed, b.allowed, cc.allowed]).toEqual([true, true, false]);
+      expect(events.map((e) => e.event)).toEqual(['fallback']);
+      expect((events[0] as { error: unknown }).error).toBeInstanceOf(Error);
+      await blocked;
+      await sleep(10);
+      const d = await l.consume('y');
+      expect(d.allowed).toBe(true);
+      expect(events.map((e) => e.event)).toEqual(['fallback', 'recovered']);
+      expect(l.stats.failing).toBe(false);
+    } finally {
+      c.disconnect();
+    }
+  });
+
+  it("onRedisError 'deny' / 'allow' decide without the insurance", async () => {
+    prefix = testPrefix();
+    const dead = new RedisClient({ host: '127.0.0.1', port: 1, maxRetriesPerRequest: 0 });
+    dead.on('error', () => {});
+    try {
+      const limits = [{ algorithm: 'fixed-window' as const, limit: 1, windowMs: 1_000 }];
+      const deny = redisRateLimiter({ client: dead, prefix, limits, timeoutMs: 30, onRedisError: 'deny' });
+      const allow = redisRateLimiter({ client: dead, prefix, limits, timeoutMs: 30, onRedisError: 'allow' });
+      expect((await deny.consume('z')).allowed).toBe(false);
+      expect((await allow.consume('z')).allowed).toBe(true);
+      expect((await allow.consume('z')).allowed).toBe(true);
+    } finally {
+      dead.disconnect();
+    }
+    await sleep(20);
+  });
+
+  it('redisRateLimit: a policy that rejects with RateLimitedError', async () => {
+    prefix = testPrefix();
+    const limiter = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [{ algorithm: 'gcra', rate: 1, periodMs: 60_000, burst: 1 }],
+    });
+    const p = redisRateLimit({ limiter, key: (ctx) => String(ctx.props.user) });
+    expect(await p.execute(() => 'ok', { props: { user: 'u' } })).toBe('ok');
+    expect(await p.execute(() => 'ok', { props: { user: 'u' } })).toBe('ok');
+    const err = await p.execute(() => 'ok', { props: { user: 'u' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RateLimitedError);
+    expect((err as RateLimitedError).retryAfterMs).toBeGreaterThan(0);
+    expect(await p.execute(() => 'ok', { props: { user: 'v' } })).toBe('ok');
+  });
+
+  it('validates its options', () => {
+    expect(() =>
+      redisRateLimiter({
+        client: redis,
+        limits: [{ algorithm: 'sliding-window-log', limit: 1, windowMs: 1 }],
+      }),
+    ).toThrow(/sliding-window-counter/);
+    expect(() => redisRateLimiter({ client: {} as Redis, limits: [] })).toThrow(/client/);
+    expect(() =>
+      redisRateLimiter({
+        client: redis,
+        limits: [{ algorithm: 'gcra', rate: 1, periodMs: 1 }],
+        insurance: { share: 2 },
+      }),
+    ).toThrow(/share/);
+    prefix = testPrefix();
+  });
+});
