@@ -1,7 +1,15 @@
 /**
  * `bulwark/redis`: distributed state on Redis (ioredis, an optional peer dependency: pass your
- * own client). Rate limiters with an in-memory insurance limiter.
+ * own client): rate limiters with an in-memory insurance limiter, a shared circuit breaker, a
+ * leased semaphore (and a bulkhead on it), and a cache store.
  */
+
+export {
+  type RedisCacheClient,
+  RedisCacheStore,
+  type RedisCacheStoreOptions,
+  redisCacheStore,
+} from './cache-store.js';
 export { type RedisRateLimitOptions, RedisRateLimitPolicy, redisRateLimit } from './rate-limit.js';
 export {
   type RedisClientLike,
@@ -11,3 +19,22 @@ export {
   RedisTimeoutError,
   redisRateLimiter,
 } from './rate-limiter.js';
+export {
+  type RedisBulkheadOptions,
+  RedisBulkheadPolicy,
+  type RedisPermit,
+  RedisSemaphore,
+  type RedisSemaphoreClient,
+  type RedisSemaphoreOptions,
+  redisBulkhead,
+  redisSemaphore,
+} from './semaphore.js';
+export {
+  type SharedBreakerClient,
+  type SharedBreakerSubscriber,
+  type SharedCircuitBreakerEvent,
+  type SharedCircuitBreakerOptions,
+  SharedCircuitBreakerPolicy,
+  type SharedCircuitState,
+  sharedCircuitBreaker,
+} from './shared-breaker.js';
