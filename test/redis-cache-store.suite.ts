@@ -6,16 +6,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { cache } from '../src/index.js';
 import { redisCacheStore } from '../src/redis/cache-store.js';
-import { cleanup, connectRedis, describeRedis, testPrefix } from './support/redis.js';
-
-async function until(cond: () => Promise<boolean>, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { cleanup, connectRedis, describeRedis, testPrefix, until } from './support/redis.js';
 
 describeRedis('redisCacheStore (real Redis)', () => {
   let redis: Redis;

@@ -9,21 +9,11 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { BulkheadRejectedError, pipeline, retry } from '../src/index.js';
 import { redisBulkhead, redisSemaphore } from '../src/redis/semaphore.js';
-import { cleanup, connectRedis, describeRedis, testPrefix } from './support/redis.js';
+import { cleanup, connectRedis, describeRedis, testPrefix, until } from './support/redis.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'semaphore-holder.ts');
-
-/** Polls `cond` every 10 ms until it holds or `deadlineMs` passes; returns whether it held. */
-async function until(cond: () => Promise<boolean>, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describeRedis('redisSemaphore (real Redis)', () => {
   let redis: Redis;

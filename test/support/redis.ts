@@ -81,3 +81,13 @@ export async function commandCalls(c: Redis): Promise<Map<string, number>> {
   }
   return out;
 }
+
+/** Polls `cond` every 10 ms until it holds or `deadlineMs` passes; returns whether it held. */
+export async function until(cond: () => Promise<boolean>, deadlineMs: number): Promise<boolean> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    if (await cond()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
