@@ -9,6 +9,9 @@ export default defineConfig({
       { find: /^bulwark$/, replacement: src('index.ts') },
       { find: /^bulwark\/testing$/, replacement: src('testing/index.ts') },
       { find: /^bulwark\/redis$/, replacement: src('redis/index.ts') },
+      { find: /^bulwark\/durable$/, replacement: src('durable/index.ts') },
+      { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
+      { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
     ],
   },
   test: {

@@ -19,10 +19,29 @@ const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as {
 };
 
 describe('package', () => {
-  it('is ESM with zero runtime dependencies and supports Node >= 20.19', () => {
+  it('is ESM, supports Node >= 20.19, and its only runtime dependency is zod (for the subpaths)', () => {
     expect(pkg.type).toBe('module');
-    expect(Object.keys(pkg.dependencies ?? {})).toEqual([]);
+    expect(Object.keys(pkg.dependencies ?? {})).toEqual(['zod']);
     expect(pkg.engines.node).toBe('>=20.19');
+  });
+
+  it('the core entry (`bulwark`) and `bulwark/testing` import no package at all: zero runtime dependencies', () => {
+    const seen = new Set<string>();
+    const bare: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\b[^'";]*?from\s+['"]([^'"]+)['"]/gm)) {
+        const spec = m[1] as string;
+        if (spec.startsWith('.')) visit(fileURLToPath(new URL(spec, `file://${file}`)));
+        else if (!spec.startsWith('node:')) bare.push(`${file}: ${spec}`);
+      }
+    };
+    visit(`${root}dist/index.js`);
+    visit(`${root}dist/testing/index.js`);
+    expect(seen.size).toBeGreaterThan(10);
+    expect(bare).toEqual([]);
   });
 
   it('every subpath export points at built JavaScript and declarations', () => {
