@@ -2,6 +2,8 @@
  * bulwark/redis rate limiters against the real Redis at 127.0.0.1:6379 (see test/support/redis.ts:
  * skipped without Redis outside CI, failing on CI).
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { Redis as RedisClient } from 'ioredis';
@@ -11,6 +13,7 @@ import { type RedisRateLimiterEvent, redisRateLimit, redisRateLimiter } from '..
 import { createFakeClock } from '../src/testing/index.js';
 import { cleanup, commandCalls, connectRedis, describeRedis, testPrefix } from './support/redis.js';
 
+const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeRedis('redisRateLimiter (real Redis)', () => {
@@ -111,7 +114,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     });
     expect((await l.consume('u', 2)).allowed).toBe(true);
     for (let i = 0; i < 5; i++) expect((await l.consume('u', 1)).allowed).toBe(false);
-    expect(await redis.hget(`${prefix}{u}:0`, 'curr')).toBe('2');
+    // A fixed window is stored as `start:used`.
+    expect((await redis.get(`${prefix}{u}:0`))?.split(':')[1]).toBe('2');
   });
 
   it('uses the server time: a fixed window refills after its retryAfterMs, and idle keys expire', async () => {
@@ -177,7 +181,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect((after.get('eval') ?? 0) - (before.get('eval') ?? 0)).toBe(0);
   });
 
-  it('one round trip per decision: EVALSHA calls == decisions (INFO commandstats)', async () => {
+  it('at most one round trip per decision: sequential calls make one EVALSHA each, concurrent calls share one per tick (INFO commandstats)', async () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
@@ -189,15 +193,42 @@ describeRedis('redisRateLimiter (real Redis)', () => {
       ],
     });
     await l.consume('warm'); // loads the script if the cache was empty
-    const before = await commandCalls(redis);
+    let before = await commandCalls(redis);
     const N = 200;
-    const decisions = await Promise.all(Array.from({ length: N }, (_, i) => l.consume(`k${i % 7}`)));
-    const after = await commandCalls(redis);
+    for (let i = 0; i < 50; i++) await l.consume(`s${i % 7}`);
+    let after = await commandCalls(redis);
     const delta = (c: string) => (after.get(c) ?? 0) - (before.get(c) ?? 0);
+    expect(delta('evalsha')).toBe(50);
+    expect(delta('time')).toBe(50);
+    before = await commandCalls(redis);
+    const decisions = await Promise.all(Array.from({ length: N }, (_, i) => l.consume(`k${i % 7}`)));
+    after = await commandCalls(redis);
     expect(decisions).toHaveLength(N);
-    expect(delta('evalsha')).toBe(N);
+    // 200 calls in one tick: two scripts (maxBatch 128), one TIME each, each key read once per script.
+    expect(delta('evalsha')).toBe(2);
+    expect(delta('time')).toBe(2);
     expect(delta('eval')).toBe(0);
     expect(delta('script|load')).toBe(0);
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(7 * 11); // GCRA burst 10 + 1 per key
+  });
+
+  it('a batch decides its calls in arrival order, exactly as the same calls one by one', async () => {
+    const limits = [
+      { algorithm: 'token-bucket', capacity: 5, refillRate: 2 },
+      { algorithm: 'sliding-window-counter', limit: 7, windowMs: 1_000 },
+    ] as const;
+    const clock = createFakeClock({ now: 1_000_000 });
+    const one = redisRateLimiter({ client: redis, prefix: testPrefix(), limits, _now: () => clock.now() });
+    const many = redisRateLimiter({ client: redis, prefix: testPrefix(), limits, _now: () => clock.now() });
+    for (let round = 0; round < 4; round++) {
+      const keys = Array.from({ length: 30 }, (_, i) => `k${(i * 7) % 4}`);
+      const costs = keys.map((_, i) => (i % 3) + 0.5);
+      const sequential = [];
+      for (let i = 0; i < keys.length; i++) sequential.push(await one.consume(keys[i]!, costs[i]));
+      const batched = await Promise.all(keys.map((k, i) => many.consume(k, costs[i])));
+      expect(batched.map((d) => ({ ...d }))).toEqual(sequential.map((d) => ({ ...d })));
+      await clock.tick(700);
+    }
   });
 
   it('insurance: a Redis that refuses connections gets in-memory decisions within timeoutMs, with one fallback event', async () => {
@@ -313,4 +344,118 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     ).toThrow(/share/);
     prefix = testPrefix();
   });
+});
+
+/** Runs `n` processes hammering one key; returns every allowed decision's [sent, received] interval. */
+async function hammer(
+  p: string,
+  n: number,
+  spec: RateLimitSpec,
+  durationMs: number,
+  concurrency: number,
+): Promise<{ allowed: [number, number][]; perProcess: number[]; rejected: number; fallback: number }> {
+  const startAt = Date.now() + 1_500; // every child connected and warmed up by then
+  const runs = Array.from({ length: n }, () =>
+    execFileP('node_modules/.bin/tsx', [
+      'test/fixtures/limiter-worker.ts',
+      p,
+      JSON.stringify(spec),
+      String(startAt),
+      String(durationMs),
+      String(concurrency),
+    ]),
+  );
+  const outs = await Promise.all(runs);
+  const allowed: [number, number][] = [];
+  const perProcess: number[] = [];
+  let rejected = 0;
+  let fallback = 0;
+  for (const { stdout } of outs) {
+    let mine = 0;
+    for (const line of stdout.split('\n')) {
+      const [tag, a, b, c] = line.split(' ');
+      if (tag === 'A') {
+        allowed.push([Number(a), Number(b)]);
+        mine++;
+      } else if (tag === 'DONE') {
+        rejected += Number(b);
+        fallback += Number(c);
+      }
+    }
+    perProcess.push(mine);
+  }
+  return { allowed, perProcess, rejected, fallback };
+}
+
+describeRedis('redisRateLimiter across processes (real Redis)', () => {
+  let redis: Redis;
+  let prefix = testPrefix();
+  beforeAll(async () => {
+    redis = await connectRedis();
+  });
+  afterEach(async () => {
+    await cleanup(redis, prefix);
+  });
+  afterAll(async () => {
+    await redis.quit();
+  });
+
+  it('four processes hammering one key never exceed a fixed window in any window', async () => {
+    const W = 250;
+    const L = 20;
+    prefix = testPrefix();
+    const { allowed, perProcess, rejected, fallback } = await hammer(
+      prefix,
+      4,
+      { algorithm: 'fixed-window', limit: L, windowMs: W },
+      2_000,
+      16,
+    );
+    expect(fallback).toBe(0);
+    expect(rejected).toBeGreaterThan(allowed.length); // the limit was what stopped them
+    for (const mine of perProcess) expect(mine).toBeGreaterThan(0);
+    // A decision was made by Redis somewhere between sending and receiving; those whose interval
+    // lies inside one window certainly belong to it.
+    const perWindow = new Map<number, number>();
+    for (const [s, r] of allowed) {
+      const w = Math.floor(s / W);
+      if (Math.floor(r / W) === w) perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
+    }
+    expect(Math.max(...perWindow.values())).toBeLessThanOrEqual(L);
+    // And in all: at most L per window spanned by the run.
+    const first = Math.floor(Math.min(...allowed.map((a) => a[0])) / W);
+    const last = Math.floor(Math.max(...allowed.map((a) => a[1])) / W);
+    expect(allowed.length).toBeLessThanOrEqual(L * (last - first + 1));
+    // The fleet did use its limit (most decisions come at a window's start, often sent before it).
+    expect(allowed.length).toBeGreaterThan(L * (last - first + 1) * 0.6);
+  }, 45_000);
+
+  it('four processes on one GCRA key: no interval ever admits more than burst + rate × its length', async () => {
+    const rate = 100;
+    const burst = 5;
+    prefix = testPrefix();
+    const { allowed, perProcess, fallback } = await hammer(
+      prefix,
+      4,
+      { algorithm: 'gcra', rate, periodMs: 1_000, burst },
+      1_500,
+      8,
+    );
+    expect(fallback).toBe(0);
+    for (const mine of perProcess) expect(mine).toBeGreaterThan(0);
+    const sorted = [...allowed].sort((a, b) => a[0] - b[0]);
+    for (const T of [20, 100, 400]) {
+      const bound = burst + 1 + (rate * T) / 1_000;
+      for (let i = 0; i < sorted.length; i++) {
+        const from = sorted[i]![0];
+        let inside = 0;
+        for (let j = i; j < sorted.length && sorted[j]![0] <= from + T; j++) {
+          if (sorted[j]![1] <= from + T) inside++;
+        }
+        expect(inside, `decisions inside [${from}, ${from + T}]`).toBeLessThanOrEqual(bound);
+      }
+    }
+    // ~rate per second were admitted, fleet-wide (not 4 × rate).
+    expect(allowed.length).toBeLessThanOrEqual(burst + 1 + rate * 1.5 + 2 * rate * 0.1);
+  }, 45_000);
 });

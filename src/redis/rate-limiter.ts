@@ -1,15 +1,22 @@
 /**
  * A rate limiter whose state lives in Redis, shared by every instance that uses the same Redis and
- * prefix. One decision = one round trip: one Lua script (EVALSHA) checks every limit of the call
- * and charges them only if all admit it, with the time taken from the Redis server. When Redis
- * fails or does not answer within `timeoutMs`, that call is decided by an in-memory insurance
- * limiter (or allowed / denied, per `onRedisError`); the next call tries Redis again.
+ * prefix. A decision costs at most one round trip: one Lua script (EVALSHA) checks every limit of
+ * the call and charges them only if all admit it, with the time taken from the Redis server. The
+ * calls made in the same tick share that round trip: they are decided in arrival order by one
+ * EVALSHA (grouped by hash slot on a Cluster), so under concurrency Redis runs one script per batch
+ * instead of one per call. When Redis fails or does not answer within `timeoutMs`, those calls are
+ * decided by an in-memory insurance limiter (or allowed / denied, per `onRedisError`); while Redis
+ * keeps failing, calls are decided at once and one call every `probeIntervalMs` tries Redis again,
+ * so Redis is used again as soon as it answers.
  */
 import type { Cluster, Redis } from 'ioredis';
 
+import type { Clock } from '../core/clock.js';
+import { type DeadlineNode, DeadlineQueue } from '../core/deadline-queue.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
 import { checkEnum, checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
+import { clockOf } from '../core/policy.js';
 import {
   type RateLimitDecision,
   RateLimiter,
@@ -62,6 +69,15 @@ export interface RedisRateLimiterOptions {
   readonly prefix?: string;
   /** Longest wait for Redis, in ms, before the call is decided without it. Default 50. */
   readonly timeoutMs?: number;
+  /**
+   * While Redis is failing, calls are decided at once without it, and one call per this many ms
+   * tries Redis again (waiting up to `timeoutMs`); its success ends the fallback. Default 100.
+   */
+  readonly probeIntervalMs?: number;
+  /** Most calls decided by one EVALSHA; more in the same tick go in further scripts. Default 128. */
+  readonly maxBatch?: number;
+  /** Clock for the timeouts and probes (tests pass a fake clock). Default: the system clock. */
+  readonly clock?: Clock;
   /** The in-memory limiter used while Redis fails. Default: `rateLimiter` of the same limits scaled by `share`. */
   readonly insurance?: {
     /** An in-memory limiter of your own (then `share` must be absent). */
@@ -88,6 +104,27 @@ class Decision implements RateLimitDecision {
   ) {}
 }
 
+/** A call waiting for its batch's reply. */
+interface Pending {
+  readonly key: string;
+  readonly cost: number;
+  readonly resolve: (d: RateLimitDecision) => void;
+}
+
+/** The calls sent in one EVALSHA; its own node in the timeout queue. */
+class Batch implements DeadlineNode<Batch> {
+  _dlPrev: Batch | null = null;
+  _dlNext: Batch | null = null;
+  _dlDeadline = 0;
+  _dlQueued = false;
+  /** Settled (by the reply, an error or the timeout): later outcomes are ignored. */
+  done = false;
+  constructor(
+    readonly calls: Pending[],
+    readonly probe: boolean,
+  ) {}
+}
+
 const KINDS = {
   'token-bucket': 1,
   gcra: 2,
@@ -96,7 +133,33 @@ const KINDS = {
 } as const;
 
 function num(s: unknown): number {
-  return s === 'inf' ? Number.POSITIVE_INFINITY : Number(s);
+  return typeof s === 'number' ? s : s === 'inf' ? Number.POSITIVE_INFINITY : Number(s);
+}
+
+/** CRC16-XMODEM table (Redis Cluster's key hash). */
+const CRC16 = (() => {
+  const t = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i << 8;
+    for (let j = 0; j < 8; j++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+    t[i] = c;
+  }
+  return t;
+})();
+
+/** The Redis Cluster hash slot of a key (its `{hash tag}` when it has a non-empty one). @internal */
+export function keySlot(key: string): number {
+  let k = key;
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) k = key.slice(open + 1, close);
+  }
+  const bytes = Buffer.from(k, 'utf8');
+  let crc = 0;
+  for (let i = 0; i < bytes.length; i++)
+    crc = ((crc << 8) & 0xffff) ^ CRC16[((crc >> 8) ^ bytes[i]!) & 0xff]!;
+  return crc & 16383;
 }
 
 function scaled(spec: RateLimitSpec, share: number): RateLimitSpec {
@@ -128,9 +191,19 @@ export class RedisRateLimiter {
   private readonly client: RedisClientLike;
   /** The limits as the in-memory limiter sees them (for `limit`/`windowMs` of a decision). */
   private readonly shape: RateLimiter;
-  private readonly args: string[];
+  private readonly params: string[];
   private readonly nowFn: (() => number) | undefined;
+  private readonly clock: Clock;
+  readonly probeIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly cluster: boolean;
+  private readonly deadlines: DeadlineQueue<Batch>;
+  /** Calls of the current tick, sent by `flush` (scheduled once per tick). */
+  private queue: Pending[] = [];
+  private readonly flushBound = () => this.flush();
   private failing = false;
+  private probing = false;
+  private nextProbeAt = 0;
   private redisCount = 0;
   private fallbackCount = 0;
 
@@ -144,6 +217,9 @@ export class RedisRateLimiter {
       'insurance',
       'onRedisError',
       'name',
+      'probeIntervalMs',
+      'maxBatch',
+      'clock',
       '_now',
     ]);
     const client = o.client as RedisClientLike | undefined;
@@ -171,24 +247,19 @@ export class RedisRateLimiter {
         );
       }
     });
-    this.args = [];
+    this.params = [String(limits.length)];
     for (const l of limits) {
       switch (l.algorithm) {
         case 'token-bucket':
-          this.args.push(String(KINDS[l.algorithm]), String(l.capacity), String(l.refillRate / 1000), '');
+          this.params.push(String(KINDS[l.algorithm]), String(l.capacity), String(l.refillRate / 1000));
           break;
         case 'gcra': {
           const interval = l.periodMs / l.rate;
-          this.args.push('2', String(interval), String(interval * ((l.burst ?? 0) + 1)), '');
+          this.params.push('2', String(interval), String(interval * ((l.burst ?? 0) + 1)));
           break;
         }
         default:
-          this.args.push(
-            String(KINDS[l.algorithm as 'fixed-window']),
-            String(l.limit),
-            String(l.windowMs),
-            '',
-          );
+          this.params.push(String(KINDS[l.algorithm as 'fixed-window']), String(l.limit), String(l.windowMs));
       }
     }
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
@@ -215,6 +286,18 @@ export class RedisRateLimiter {
     if (o._now !== undefined && typeof o._now !== 'function')
       throw new ConfigError('redisRateLimiter._now', 'a function', o._now);
     this.nowFn = o._now as (() => number) | undefined;
+    this.probeIntervalMs = optNumber(
+      'redisRateLimiter.probeIntervalMs',
+      o.probeIntervalMs,
+      rules.finite(0),
+      100,
+    );
+    this.maxBatch = optNumber('redisRateLimiter.maxBatch', o.maxBatch, rules.int(1), 128);
+    this.clock = clockOf(o.clock as Clock | undefined, 'redisRateLimiter.clock');
+    this.cluster = (client as { isCluster?: unknown }).isCluster === true;
+    this.deadlines = new DeadlineQueue<Batch>(this.clock, this.timeoutMs, (b) =>
+      this.failBatch(b, new RedisTimeoutError(this.timeoutMs)),
+    );
   }
 
   /** Counters since creation: calls decided by Redis, and by the fallback; whether Redis is failing now. */
@@ -229,7 +312,7 @@ export class RedisRateLimiter {
 
   /**
    * Spends `cost` units (default 1) for `key` in every limit if all of them admit it, else spends
-   * nothing. Never rejects: a Redis failure is decided by the fallback.
+   * nothing. Never rejects for a Redis failure: such a call is decided by the fallback.
    */
   consume(key: string, cost = 1): Promise<RateLimitDecision> {
     if (typeof key !== 'string')
@@ -237,45 +320,76 @@ export class RedisRateLimiter {
     if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) {
       return Promise.reject(new ConfigError('redisRateLimiter.consume(cost)', 'a finite number >= 0', cost));
     }
-    const n = this.shape.algorithms.length;
-    const keys = new Array<string>(n);
-    const base = `${this.prefix}{${key}}:`;
-    for (let i = 0; i < n; i++) keys[i] = base + i;
-    const argv = [String(cost), this.nowFn === undefined ? '' : String(this.nowFn()), ...this.args];
+    if (this.failing) {
+      // Redis is failing: decide at once, except one probe call per interval.
+      if (this.probing || this.clock.now() < this.nextProbeAt) {
+        this.fallbackCount++;
+        return Promise.resolve(this.fallback(key, cost));
+      }
+      this.probing = true;
+      return new Promise<RateLimitDecision>((resolve) => {
+        this.send([{ key, cost, resolve }], true);
+      });
+    }
     return new Promise<RateLimitDecision>((resolve) => {
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        resolve(this.fail(key, cost, new RedisTimeoutError(this.timeoutMs)));
-      }, this.timeoutMs);
-      this.run(keys, argv).then(
-        (reply) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          let d: RateLimitDecision;
-          try {
-            d = this.decision(reply);
-          } catch (error) {
-            resolve(this.fail(key, cost, error));
-            return;
-          }
-          this.redisCount++;
-          if (this.failing) {
-            this.failing = false;
-            this.emit('recovered', key, undefined);
-          }
-          resolve(d);
-        },
-        (error: unknown) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          resolve(this.fail(key, cost, error));
-        },
-      );
+      if (this.queue.length === 0) process.nextTick(this.flushBound);
+      this.queue.push({ key, cost, resolve });
     });
+  }
+
+  /** Sends the calls of this tick: one EVALSHA per `maxBatch` calls (per hash slot on a Cluster). */
+  private flush(): void {
+    const calls = this.queue;
+    this.queue = [];
+    if (calls.length === 0) return;
+    if (this.cluster) {
+      const bySlot = new Map<number, Pending[]>();
+      for (const c of calls) {
+        const slot = keySlot(`${this.prefix}{${c.key}}`);
+        const group = bySlot.get(slot);
+        if (group === undefined) bySlot.set(slot, [c]);
+        else group.push(c);
+      }
+      for (const group of bySlot.values()) this.sendChunks(group);
+    } else {
+      this.sendChunks(calls);
+    }
+  }
+
+  private sendChunks(calls: Pending[]): void {
+    if (calls.length <= this.maxBatch) {
+      this.send(calls, false);
+      return;
+    }
+    for (let i = 0; i < calls.length; i += this.maxBatch) this.send(calls.slice(i, i + this.maxBatch), false);
+  }
+
+  private send(calls: Pending[], probe: boolean): void {
+    const n = this.shape.algorithms.length;
+    const keys = new Array<string>(calls.length * n);
+    const argv = new Array<string>(1 + this.params.length + calls.length);
+    argv[0] = this.nowFn === undefined ? '' : String(this.nowFn());
+    for (let i = 0; i < this.params.length; i++) argv[1 + i] = this.params[i]!;
+    const first = 1 + this.params.length;
+    for (let c = 0; c < calls.length; c++) {
+      const call = calls[c]!;
+      const base = `${this.prefix}{${call.key}}:`;
+      for (let i = 0; i < n; i++) keys[c * n + i] = base + i;
+      argv[first + c] = String(call.cost);
+    }
+    const batch = new Batch(calls, probe);
+    this.deadlines.add(batch);
+    let sent: Promise<unknown>;
+    try {
+      sent = this.run(keys, argv);
+    } catch (error) {
+      this.failBatch(batch, error);
+      return;
+    }
+    sent.then(
+      (reply) => this.settle(batch, reply),
+      (error: unknown) => this.failBatch(batch, error),
+    );
   }
 
   /** EVALSHA; on NOSCRIPT (script cache flushed or never loaded), EVAL, which also loads it. */
@@ -288,29 +402,64 @@ export class RedisRateLimiter {
     });
   }
 
-  private decision(reply: unknown): RateLimitDecision {
-    if (!Array.isArray(reply) || reply.length !== 5)
-      throw new Error('unexpected reply from the rate-limit script');
-    const allowed = reply[0] === 1;
-    const alg = this.shape.algorithms[Number(reply[1])];
+  private settle(batch: Batch, reply: unknown): void {
+    if (batch.done) return;
+    const calls = batch.calls;
+    if (!Array.isArray(reply) || reply.length !== calls.length * 5) {
+      this.failBatch(batch, new Error('unexpected reply from the rate-limit script'));
+      return;
+    }
+    const decisions = new Array<RateLimitDecision>(calls.length);
+    try {
+      for (let c = 0; c < calls.length; c++) decisions[c] = this.decision(reply, c * 5);
+    } catch (error) {
+      this.failBatch(batch, error);
+      return;
+    }
+    batch.done = true;
+    this.deadlines.remove(batch);
+    if (batch.probe) this.probing = false;
+    this.redisCount += calls.length;
+    if (this.failing) {
+      this.failing = false;
+      this.emit('recovered', calls[0]!.key, undefined);
+    }
+    for (let c = 0; c < calls.length; c++) calls[c]!.resolve(decisions[c]!);
+  }
+
+  /** Redis failed or timed out for a batch: its calls are decided without Redis. */
+  private failBatch(batch: Batch, error: unknown): void {
+    if (batch.done) return;
+    batch.done = true;
+    this.deadlines.remove(batch);
+    if (batch.probe) this.probing = false;
+    this.nextProbeAt = this.clock.now() + this.probeIntervalMs;
+    const calls = batch.calls;
+    if (!this.failing) {
+      this.failing = true;
+      this.emit('fallback', calls[0]!.key, error);
+    }
+    this.fallbackCount += calls.length;
+    for (const c of calls) c.resolve(this.fallback(c.key, c.cost));
+  }
+
+  private decision(reply: unknown[], o: number): RateLimitDecision {
+    const allowed = reply[o] === 1;
+    const alg = this.shape.algorithms[Number(reply[o + 1])];
     if (alg === undefined) throw new Error('unexpected reply from the rate-limit script');
-    const retry = num(reply[3]);
+    const retry = num(reply[o + 3]);
     return new Decision(
       allowed,
-      num(reply[2]),
+      num(reply[o + 2]),
       allowed ? 0 : retry > 0 ? retry : Number.MIN_VALUE,
-      num(reply[4]),
+      num(reply[o + 4]),
       alg.limit,
       alg.windowMs,
     );
   }
 
-  private fail(key: string, cost: number, error: unknown): RateLimitDecision {
-    this.fallbackCount++;
-    if (!this.failing) {
-      this.failing = true;
-      this.emit('fallback', key, error);
-    }
+  /** The decision while Redis fails: the insurance's, or allow / deny per `onRedisError`. */
+  private fallback(key: string, cost: number): RateLimitDecision {
     const first = this.shape.algorithms[0]!;
     switch (this.onRedisError) {
       case 'allow':

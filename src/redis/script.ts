@@ -1,70 +1,92 @@
 /**
- * The Lua script behind `redisRateLimiter`: every limit of a call is checked, then (only if all
- * admit it) every one is charged, in one atomic script. The algorithms are line-for-line ports of
- * src/limits/algorithms/*.ts, so a key's decisions match the in-memory limiter's for the same
- * times. Numbers are stored and returned as `%.17g` strings (exact doubles; a Lua number returned
- * as such would be truncated to an integer by Redis).
+ * The Lua script behind `redisRateLimiter`. One EVALSHA decides a whole batch of calls (the calls
+ * of one limiter queued in the same tick, in arrival order): for each call, every limit is
+ * checked, then (only if all admit it) every one is charged. The algorithms are line-for-line ports
+ * of src/limits/algorithms/*.ts, so a key's decisions match the in-memory limiter's for the same
+ * times. A key's state is read once per batch, kept in a Lua table while the batch is decided, and
+ * written back once (with its expiry), so a batch costs one TIME and one read and one write per
+ * distinct key. Numbers that are not integers are returned as `%.17g` strings (exact doubles; a
+ * Lua number is returned by Redis as an integer, truncated).
  *
- * KEYS: one per limit. ARGV[1] = cost, ARGV[2] = now in ms ('' = the server's `TIME`), then four
- * values per limit: kind (1 token bucket, 2 GCRA, 3 fixed window, 4 sliding-window counter) and
- * its parameters. Returns `{allowed, index of the most constraining limit, remaining,
- * retryAfterMs, resetMs}`.
+ * KEYS: `n` per call (one per limit), call after call. ARGV[1] = now in ms ('' = the server's
+ * `TIME`), ARGV[2] = n, then three values per limit: kind (1 token bucket, 2 GCRA, 3 fixed
+ * window, 4 sliding-window counter) and its two parameters; then one cost per call. Returns, per
+ * call, `allowed, index of the most constraining limit, remaining, retryAfterMs, resetMs`.
  */
 import { createHash } from 'node:crypto';
 
 /** @internal */
 export const RATE_LIMIT_SCRIPT = `
-local cost = tonumber(ARGV[1])
 local now
-if ARGV[2] == '' then
+if ARGV[1] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 else
-  now = tonumber(ARGV[2])
+  now = tonumber(ARGV[1])
 end
 local INF = math.huge
+local floor = math.floor
 local function fmt(x) return string.format('%.17g', x) end
-local n = #KEYS
-local kind, p1, p2, st = {}, {}, {}, {}
-
+local function out(x)
+  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
+  return fmt(x)
+end
+local n = tonumber(ARGV[2])
+local kind, p1, p2 = {}, {}, {}
 for i = 1, n do
-  local base = 2 + (i - 1) * 4
-  local k = tonumber(ARGV[base + 1])
-  local a = tonumber(ARGV[base + 2])
-  local b = tonumber(ARGV[base + 3])
-  kind[i], p1[i], p2[i] = k, a, b
-  local s
+  kind[i] = tonumber(ARGV[3 * i])
+  p1[i] = tonumber(ARGV[3 * i + 1])
+  p2[i] = tonumber(ARGV[3 * i + 2])
+end
+local first = 3 * n + 3
+local calls = #ARGV - first + 1
+
+local cache, order = {}, {}
+local function load(key, k, a, b)
+  local s = cache[key]
+  if s then return s end
   if k == 1 then
-    local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+    local v = redis.call('HMGET', key, 't', 'ts')
     if v[1] then s = { t = tonumber(v[1]), ts = tonumber(v[2]) } else s = { t = a, ts = now } end
   elseif k == 2 then
-    local v = redis.call('GET', KEYS[i])
+    local v = redis.call('GET', key)
     if v then s = { tat = tonumber(v) } else s = { tat = now } end
+  elseif k == 3 then
+    local v = redis.call('GET', key)
+    local sep = v and string.find(v, ':', 1, true)
+    if sep then
+      s = { start = tonumber(string.sub(v, 1, sep - 1)), curr = tonumber(string.sub(v, sep + 1)) }
+    else
+      s = { start = floor(now / b) * b, curr = 0 }
+    end
   else
-    local v = redis.call('HMGET', KEYS[i], 'start', 'curr', 'prev')
+    local v = redis.call('HMGET', key, 'start', 'curr', 'prev')
     if v[1] then
       s = { start = tonumber(v[1]), curr = tonumber(v[2]), prev = tonumber(v[3]) }
     else
-      s = { start = math.floor(now / b) * b, curr = 0, prev = 0 }
+      s = { start = floor(now / b) * b, curr = 0, prev = 0 }
     end
   end
-  st[i] = s
+  s.k, s.a, s.b = k, a, b
+  cache[key] = s
+  order[#order + 1] = key
+  return s
 end
 
 -- Sliding-window counter helpers.
 local function roll(s, w)
   if now < s.start + w then return end
-  local start = math.floor(now / w) * w
+  local start = floor(now / w) * w
   if start == s.start + w then s.prev = s.curr else s.prev = 0 end
   s.curr = 0
   s.start = start
 end
 local function estimate(s, w)
-  return math.floor(s.prev * (1 - (now - s.start) / w)) + s.curr
+  return floor(s.prev * (1 - (now - s.start) / w)) + s.curr
 end
 
-local function check(i)
-  local k, a, b, s = kind[i], p1[i], p2[i], st[i]
+local function check(s, cost)
+  local k, a, b = s.k, s.a, s.b
   if k == 1 then
     -- a = capacity, b = tokens per ms
     if now > s.ts then
@@ -81,7 +103,7 @@ local function check(i)
   elseif k == 3 then
     -- a = limit, b = window
     if now >= s.start + b then
-      s.start = math.floor(now / b) * b
+      s.start = floor(now / b) * b
       s.curr = 0
     end
     return s.curr + cost <= a
@@ -91,38 +113,38 @@ local function check(i)
   end
 end
 
-local function commit(i)
-  local k, a, s = kind[i], p1[i], st[i]
+local function commit(s, cost)
+  local k = s.k
   if k == 1 then
     s.t = s.t - cost
   elseif k == 2 then
     local tat = s.tat
     if tat < now then tat = now end
-    s.tat = tat + a * cost
+    s.tat = tat + s.a * cost
   else
     s.curr = s.curr + cost
   end
 end
 
-local function remaining(i)
-  local k, a, b, s = kind[i], p1[i], p2[i], st[i]
+local function remaining(s)
+  local k, a, b = s.k, s.a, s.b
   if k == 1 then
-    return math.floor(s.t)
+    return floor(s.t)
   elseif k == 2 then
     local ttl = 0
     if s.tat > now then ttl = s.tat - now end
-    local r = math.floor((b - ttl) / a)
+    local r = floor((b - ttl) / a)
     if r > 0 then return r end
     return 0
   elseif k == 3 then
-    return math.max(0, math.floor(a - s.curr))
+    return math.max(0, floor(a - s.curr))
   else
-    return math.max(0, math.floor(a - estimate(s, b)))
+    return math.max(0, floor(a - estimate(s, b)))
   end
 end
 
-local function retryAfter(i)
-  local k, a, b, s = kind[i], p1[i], p2[i], st[i]
+local function retryAfter(s, cost)
+  local k, a, b = s.k, s.a, s.b
   if k == 1 then
     if cost > a then return INF end
     if s.t >= cost then return 0 end
@@ -147,8 +169,8 @@ local function retryAfter(i)
     local function after(weight, room)
       if weight < room + 1 then return 0 end
       local c = math.max(0, math.ceil(w * (1 - (room + 1) / weight)))
-      while c < w and math.floor(weight * (1 - c / w)) > room do c = c + 1 end
-      while c > 0 and math.floor(weight * (1 - (c - 1) / w)) <= room do c = c - 1 end
+      while c < w and floor(weight * (1 - c / w)) > room do c = c + 1 end
+      while c > 0 and floor(weight * (1 - (c - 1) / w)) <= room do c = c - 1 end
       return c
     end
     if s.curr + cost <= a then
@@ -158,10 +180,10 @@ local function retryAfter(i)
   end
 end
 
-local function reset(i)
-  local k, b, s = kind[i], p2[i], st[i]
+local function reset(s)
+  local k, b = s.k, s.b
   if k == 1 then
-    return (p1[i] - s.t) / b
+    return (s.a - s.t) / b
   elseif k == 2 then
     if s.tat > now then return s.tat - now end
     return 0
@@ -175,50 +197,59 @@ local function reset(i)
   end
 end
 
-local function save(i)
-  local k, b, s = kind[i], p2[i], st[i]
-  local ttl
+-- Idle keys disappear once their state is back to full (plus a margin).
+local function ttl(x) return math.max(1, math.ceil(x)) + 1000 end
+local function save(key, s)
+  local k, b = s.k, s.b
   if k == 1 then
-    ttl = (p1[i] - s.t) / b
-    redis.call('HSET', KEYS[i], 't', fmt(s.t), 'ts', fmt(s.ts))
+    redis.call('HSET', key, 't', fmt(s.t), 'ts', fmt(s.ts))
+    redis.call('PEXPIRE', key, ttl((s.a - s.t) / b))
   elseif k == 2 then
-    ttl = s.tat - now
-    redis.call('SET', KEYS[i], fmt(s.tat))
+    redis.call('SET', key, fmt(s.tat), 'PX', ttl(s.tat - now))
   elseif k == 3 then
-    ttl = s.start + b - now
-    redis.call('HSET', KEYS[i], 'start', fmt(s.start), 'curr', fmt(s.curr), 'prev', '0')
+    redis.call('SET', key, fmt(s.start) .. ':' .. fmt(s.curr), 'PX', ttl(s.start + b - now))
   else
-    ttl = s.start + 2 * b - now
-    redis.call('HSET', KEYS[i], 'start', fmt(s.start), 'curr', fmt(s.curr), 'prev', fmt(s.prev))
+    redis.call('HSET', key, 'start', fmt(s.start), 'curr', fmt(s.curr), 'prev', fmt(s.prev))
+    redis.call('PEXPIRE', key, ttl(s.start + 2 * b - now))
   end
-  -- Idle keys disappear once their state is back to full (plus a margin).
-  redis.call('PEXPIRE', KEYS[i], math.max(1, math.ceil(ttl)) + 1000)
 end
 
-local allowed = true
-for i = 1, n do
-  if not check(i) then allowed = false end
-end
-if allowed then
-  for i = 1, n do commit(i) end
-end
--- The states are written back even on a rejection (brought up to now, nothing spent), so the
--- float arithmetic follows the in-memory limiter's step for step.
-for i = 1, n do save(i) end
-
-local best, bestRemaining, bestRetry = 1, INF, -1
-for i = 1, n do
+local result = {}
+local st = {}
+for c = 0, calls - 1 do
+  local cost = tonumber(ARGV[first + c])
+  local base = c * n
+  for i = 1, n do st[i] = load(KEYS[base + i], kind[i], p1[i], p2[i]) end
+  -- The states are brought up to now even on a rejection (nothing spent), so the float
+  -- arithmetic follows the in-memory limiter's step for step.
+  local allowed = true
+  for i = 1, n do
+    if not check(st[i], cost) then allowed = false end
+  end
   if allowed then
-    local r = remaining(i)
-    if r < bestRemaining then bestRemaining = r; best = i end
-  else
-    local r = retryAfter(i)
-    if r > bestRetry then bestRetry = r; best = i end
+    for i = 1, n do commit(st[i], cost) end
   end
+  local best, bestRemaining, bestRetry = 1, INF, -1
+  for i = 1, n do
+    if allowed then
+      local r = remaining(st[i])
+      if r < bestRemaining then bestRemaining = r; best = i end
+    else
+      local r = retryAfter(st[i], cost)
+      if r > bestRetry then bestRetry = r; best = i end
+    end
+  end
+  local rem, retry
+  if allowed then rem = bestRemaining; retry = 0 else rem = remaining(st[best]); retry = bestRetry end
+  local o = c * 5
+  result[o + 1] = allowed and 1 or 0
+  result[o + 2] = best - 1
+  result[o + 3] = out(rem)
+  result[o + 4] = out(retry)
+  result[o + 5] = out(reset(st[best]))
 end
-local rem, retry
-if allowed then rem = bestRemaining; retry = 0 else rem = remaining(best); retry = bestRetry end
-return { allowed and 1 or 0, best - 1, fmt(rem), fmt(retry), fmt(reset(best)) }
+for j = 1, #order do save(order[j], cache[order[j]]) end
+return result
 `;
 
 /** SHA1 of the script, as EVALSHA wants it. @internal */
