@@ -51,7 +51,18 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
 
   async function fleet(
     n: number,
-    opts: { halfOpenAfter?: number; probeLeaseMs?: number; threshold?: number },
+    opts: {
+      halfOpenAfter?: number;
+      probeLeaseMs?: number;
+      threshold?: number;
+      aggregate?: {
+        windowMs?: number;
+        buckets?: number;
+        minimumCalls?: number;
+        failureRate?: number;
+        flushMs?: number;
+      };
+    },
   ) {
     const out: SharedCircuitBreakerPolicy[] = [];
     for (let i = 0; i < n; i++) {
@@ -65,6 +76,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
         halfOpenAfter: opts.halfOpenAfter ?? 60_000,
         probeLeaseMs: opts.probeLeaseMs ?? 10_000,
         timeoutMs: 500,
+        ...(opts.aggregate === undefined ? {} : { aggregate: opts.aggregate }),
       });
       breakers.push(b);
       out.push(b);
@@ -72,6 +84,60 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
     await Promise.all(out.map((b) => b.ready));
     return out;
   }
+
+  it('aggregated counting: failures spread over four instances open the breaker fleet-wide, where no instance alone would', async () => {
+    prefix = testPrefix();
+    const agg = { windowMs: 10_000, buckets: 10, minimumCalls: 20, failureRate: 0.5, flushMs: 20 };
+    const four = await fleet(4, { threshold: 100, aggregate: agg });
+    const events: SharedCircuitBreakerEvent[] = [];
+    four[0]!.onEvent((e) => events.push(e));
+    // Each instance: 3 failures, 2 successes (60% failing; 5 calls each: below minimumCalls alone).
+    for (const b of four) {
+      for (let i = 0; i < 3; i++) await expect(b.execute(fail)).rejects.toThrow('boom');
+      for (let i = 0; i < 2; i++) await b.execute(ok);
+    }
+    await until(() => four.every((b) => b.state === 'open'));
+    await expect(four[3]!.execute(ok)).rejects.toBeInstanceOf(BrokenCircuitError);
+    // The counts were cleared by the opening.
+    expect(await admin.exists(`${prefix}{dep}:counts`)).toBe(0);
+  });
+
+  it('aggregated counting: a healthy fleet (failure rate under the threshold) stays closed', async () => {
+    prefix = testPrefix();
+    const agg = { minimumCalls: 10, failureRate: 0.5, flushMs: 20 };
+    const three = await fleet(3, { threshold: 100, aggregate: agg });
+    for (const b of three) {
+      for (let i = 0; i < 4; i++) await b.execute(ok);
+      await expect(b.execute(fail)).rejects.toThrow('boom');
+      await expect(b.execute(fail)).rejects.toThrow('boom');
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    const counts = await admin.hvals(`${prefix}{dep}:counts`);
+    const total = counts.reduce(
+      (acc, v) => {
+        const [, s, f] = v.split(':').map(Number);
+        return { s: acc.s + s!, f: acc.f + f! };
+      },
+      { s: 0, f: 0 },
+    );
+    expect(total).toEqual({ s: 12, f: 6 });
+    expect(three.every((b) => b.state === 'closed')).toBe(true);
+  });
+
+  it('re-reads the shared state after its subscriber reconnects (an opening published meanwhile is not missed)', async () => {
+    prefix = testPrefix();
+    const [a, b] = await fleet(2, {});
+    // Simulate b missing the message: drop its subscriber connection, open through a, reconnect.
+    const sub = (b as unknown as { subscriber: Redis }).subscriber;
+    sub.disconnect();
+    await expect(a!.execute(fail)).rejects.toThrow('boom');
+    await expect(a!.execute(fail)).rejects.toThrow('boom');
+    expect(a!.state).toBe('open');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b!.state).toBe('closed');
+    await sub.connect();
+    await until(() => b!.state === 'open');
+  });
 
   it('an opening on one instance opens the others (pub/sub), and a late starter reads the key', async () => {
     prefix = testPrefix();

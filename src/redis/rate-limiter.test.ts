@@ -28,17 +28,13 @@ describe('redisRateLimiter (fake client)', () => {
     const ds = [l.consume('a'), l.consume('b', 2), l.consume('a')];
     await tick();
     expect(client.calls).toHaveLength(1);
-    // sha, numkeys, 3 keys, now, n, kind, limit, window, 3 costs
-    expect(client.calls[0]!.args.slice(1)).toEqual([
+    // sha, numkeys, 3 keys, now ('' = the server's), 3 costs
+    expect(client.calls[0]!.args.flat().slice(1)).toEqual([
       3,
       'bulwark:rl:{a}:0',
       'bulwark:rl:{b}:0',
       'bulwark:rl:{a}:0',
       '',
-      '1',
-      '3',
-      '10',
-      '1000',
       '1',
       '2',
       '1',

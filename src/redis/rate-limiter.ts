@@ -23,7 +23,7 @@ import {
   type RateLimitSpec,
   rateLimiter,
 } from '../limits/rate-limiter.js';
-import { RATE_LIMIT_SCRIPT, RATE_LIMIT_SHA } from './script.js';
+import { type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
 
 /** Events of a Redis rate limiter. */
 export type RedisRateLimiterEvent =
@@ -122,12 +122,12 @@ class Batch implements DeadlineNode<Batch> {
   constructor(
     readonly calls: Pending[],
     readonly probe: boolean,
+    readonly numKeys: number,
+    readonly args: string[],
   ) {}
 }
 
 const KINDS = {
-  'token-bucket': 1,
-  gcra: 2,
   'fixed-window': 3,
   'sliding-window-counter': 4,
 } as const;
@@ -191,7 +191,7 @@ export class RedisRateLimiter {
   private readonly client: RedisClientLike;
   /** The limits as the in-memory limiter sees them (for `limit`/`windowMs` of a decision). */
   private readonly shape: RateLimiter;
-  private readonly params: string[];
+  private readonly script: RateLimitScript;
   private readonly nowFn: (() => number) | undefined;
   private readonly clock: Clock;
   readonly probeIntervalMs: number;
@@ -247,21 +247,19 @@ export class RedisRateLimiter {
         );
       }
     });
-    this.params = [String(limits.length)];
-    for (const l of limits) {
+    const scriptLimits: ScriptLimit[] = limits.map((l) => {
       switch (l.algorithm) {
         case 'token-bucket':
-          this.params.push(String(KINDS[l.algorithm]), String(l.capacity), String(l.refillRate / 1000));
-          break;
+          return { kind: 1, a: l.capacity, b: l.refillRate / 1000 };
         case 'gcra': {
           const interval = l.periodMs / l.rate;
-          this.params.push('2', String(interval), String(interval * ((l.burst ?? 0) + 1)));
-          break;
+          return { kind: 2, a: interval, b: interval * ((l.burst ?? 0) + 1) };
         }
         default:
-          this.params.push(String(KINDS[l.algorithm as 'fixed-window']), String(l.limit), String(l.windowMs));
+          return { kind: KINDS[l.algorithm as 'fixed-window'], a: l.limit, b: l.windowMs };
       }
-    }
+    });
+    this.script = rateLimitScript(scriptLimits);
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
     this.timeoutMs = optNumber('redisRateLimiter.timeoutMs', o.timeoutMs, rules.positive, 50);
     this.onRedisError = checkEnum(
@@ -366,40 +364,45 @@ export class RedisRateLimiter {
 
   private send(calls: Pending[], probe: boolean): void {
     const n = this.shape.algorithms.length;
-    const keys = new Array<string>(calls.length * n);
-    const argv = new Array<string>(1 + this.params.length + calls.length);
-    argv[0] = this.nowFn === undefined ? '' : String(this.nowFn());
-    for (let i = 0; i < this.params.length; i++) argv[1 + i] = this.params[i]!;
-    const first = 1 + this.params.length;
+    const nk = calls.length * n;
+    // One flat argument list (ioredis flattens it): the keys, then now and one cost per call.
+    const args = new Array<string>(nk + 1 + calls.length);
+    args[nk] = this.nowFn === undefined ? '' : String(this.nowFn());
     for (let c = 0; c < calls.length; c++) {
       const call = calls[c]!;
       const base = `${this.prefix}{${call.key}}:`;
-      for (let i = 0; i < n; i++) keys[c * n + i] = base + i;
-      argv[first + c] = String(call.cost);
+      for (let i = 0; i < n; i++) args[c * n + i] = base + i;
+      args[nk + 1 + c] = call.cost === 1 ? '1' : String(call.cost);
     }
-    const batch = new Batch(calls, probe);
+    const batch = new Batch(calls, probe, nk, args);
     this.deadlines.add(batch);
+    this.run(batch, false);
+  }
+
+  /** EVALSHA; on NOSCRIPT (script cache flushed or never loaded), EVAL, which also loads it. */
+  private run(batch: Batch, withSource: boolean): void {
+    // ioredis flattens array arguments; its typings do not say so.
+    const c = this.client as unknown as {
+      evalsha(sha: string, numkeys: number, args: string[]): Promise<unknown>;
+      eval(source: string, numkeys: number, args: string[]): Promise<unknown>;
+    };
     let sent: Promise<unknown>;
     try {
-      sent = this.run(keys, argv);
+      sent = withSource
+        ? c.eval(this.script.source, batch.numKeys, batch.args)
+        : c.evalsha(this.script.sha, batch.numKeys, batch.args);
     } catch (error) {
       this.failBatch(batch, error);
       return;
     }
     sent.then(
       (reply) => this.settle(batch, reply),
-      (error: unknown) => this.failBatch(batch, error),
+      (error: unknown) => {
+        if (!withSource && error instanceof Error && error.message.startsWith('NOSCRIPT'))
+          this.run(batch, true);
+        else this.failBatch(batch, error);
+      },
     );
-  }
-
-  /** EVALSHA; on NOSCRIPT (script cache flushed or never loaded), EVAL, which also loads it. */
-  private run(keys: string[], argv: string[]): Promise<unknown> {
-    const c = this.client as Redis;
-    return c.evalsha(RATE_LIMIT_SHA, keys.length, ...keys, ...argv).catch((error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT'))
-        return c.eval(RATE_LIMIT_SCRIPT, keys.length, ...keys, ...argv);
-      throw error;
-    });
   }
 
   private settle(batch: Batch, reply: unknown): void {

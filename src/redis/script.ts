@@ -1,256 +1,249 @@
 /**
- * The Lua script behind `redisRateLimiter`. One EVALSHA decides a whole batch of calls (the calls
- * of one limiter queued in the same tick, in arrival order): for each call, every limit is
- * checked, then (only if all admit it) every one is charged. The algorithms are line-for-line ports
- * of src/limits/algorithms/*.ts, so a key's decisions match the in-memory limiter's for the same
- * times. A key's state is read once per batch, kept in a Lua table while the batch is decided, and
- * written back once (with its expiry), so a batch costs one TIME and one read and one write per
- * distinct key. Numbers that are not integers are returned as `%.17g` strings (exact doubles; a
- * Lua number is returned by Redis as an integer, truncated).
+ * The Lua script behind a `redisRateLimiter`, generated for its limits. One EVALSHA decides a
+ * whole batch of calls (the calls of one limiter queued in the same tick, in arrival order): for
+ * each call, every limit is checked, then (only if all admit it) every one is charged. The
+ * algorithms are line-for-line ports of src/limits/algorithms/*.ts, so a key's decisions match the
+ * in-memory limiter's for the same times.
  *
- * KEYS: `n` per call (one per limit), call after call. ARGV[1] = now in ms ('' = the server's
- * `TIME`), ARGV[2] = n, then three values per limit: kind (1 token bucket, 2 GCRA, 3 fixed
- * window, 4 sliding-window counter) and its two parameters; then one cost per call. Returns, per
- * call, `allowed, index of the most constraining limit, remaining, retryAfterMs, resetMs`.
+ * The script is specialised for the limiter's limits: their kinds and parameters are literals in
+ * straight-line code (no closures or parameter parsing per run), which keeps a decision's server
+ * time close to that of the simplest hand-written script. A key's state is one string (`GET`, then
+ * `SET … PX` with the time it takes to return to full, plus a margin, so idle keys disappear), read
+ * once per batch and written once per batch if it changed: a batch costs one TIME, and one GET and
+ * at most one SET per distinct key. Numbers that are not integers are returned as `%.17g` strings (exact doubles; a Lua
+ * number is returned by Redis as an integer, truncated).
+ *
+ * KEYS: one per limit per call, call after call. ARGV[1] = now in ms ('' = the server's `TIME`),
+ * then one cost per call. Returns, per call: allowed (1/0), index of the most constraining limit,
+ * remaining, retryAfterMs, resetMs.
  */
 import { createHash } from 'node:crypto';
 
-/** @internal */
-export const RATE_LIMIT_SCRIPT = `
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-else
-  now = tonumber(ARGV[1])
-end
-local INF = math.huge
-local floor = math.floor
-local function fmt(x) return string.format('%.17g', x) end
-local function out(x)
-  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
-  return fmt(x)
-end
-local n = tonumber(ARGV[2])
-local kind, p1, p2 = {}, {}, {}
-for i = 1, n do
-  kind[i] = tonumber(ARGV[3 * i])
-  p1[i] = tonumber(ARGV[3 * i + 1])
-  p2[i] = tonumber(ARGV[3 * i + 2])
-end
-local first = 3 * n + 3
-local calls = #ARGV - first + 1
+/** A limit as the script sees it: kind 1 token bucket, 2 GCRA, 3 fixed window, 4 sliding-window counter. */
+export interface ScriptLimit {
+  readonly kind: 1 | 2 | 3 | 4;
+  /** Token bucket: capacity; GCRA: emission interval T (ms); windows: the limit. */
+  readonly a: number;
+  /** Token bucket: tokens per ms; GCRA: tolerance tau (ms); windows: the window (ms). */
+  readonly b: number;
+}
 
-local cache, order = {}, {}
-local function load(key, k, a, b)
-  local s = cache[key]
-  if s then return s end
-  if k == 1 then
-    local v = redis.call('HMGET', key, 't', 'ts')
-    if v[1] then s = { t = tonumber(v[1]), ts = tonumber(v[2]) } else s = { t = a, ts = now } end
-  elseif k == 2 then
-    local v = redis.call('GET', key)
-    if v then s = { tat = tonumber(v) } else s = { tat = now } end
-  elseif k == 3 then
-    local v = redis.call('GET', key)
-    local sep = v and string.find(v, ':', 1, true)
-    if sep then
-      s = { start = tonumber(string.sub(v, 1, sep - 1)), curr = tonumber(string.sub(v, sep + 1)) }
-    else
-      s = { start = floor(now / b) * b, curr = 0 }
-    end
-  else
-    local v = redis.call('HMGET', key, 'start', 'curr', 'prev')
-    if v[1] then
-      s = { start = tonumber(v[1]), curr = tonumber(v[2]), prev = tonumber(v[3]) }
-    else
-      s = { start = floor(now / b) * b, curr = 0, prev = 0 }
-    end
-  end
-  s.k, s.a, s.b = k, a, b
-  cache[key] = s
-  order[#order + 1] = key
-  return s
-end
+/** A generated script and its SHA1. @internal */
+export interface RateLimitScript {
+  readonly source: string;
+  readonly sha: string;
+}
 
--- Sliding-window counter helpers.
-local function roll(s, w)
-  if now < s.start + w then return end
-  local start = floor(now / w) * w
-  if start == s.start + w then s.prev = s.curr else s.prev = 0 end
-  s.curr = 0
-  s.start = start
-end
-local function estimate(s, w)
-  return floor(s.prev * (1 - (now - s.start) / w)) + s.curr
-end
+/** A number as an exact Lua literal. */
+function lit(x: number): string {
+  if (Number.isInteger(x)) return String(x);
+  return x.toPrecision(17);
+}
 
-local function check(s, cost)
-  local k, a, b = s.k, s.a, s.b
-  if k == 1 then
-    -- a = capacity, b = tokens per ms
-    if now > s.ts then
-      local t = s.t + (now - s.ts) * b
-      if t < a then s.t = t else s.t = a end
-      s.ts = now
-    end
-    return s.t >= cost
-  elseif k == 2 then
-    -- a = interval T, b = tolerance tau
-    local tat = s.tat
-    if tat < now then tat = now end
-    return now >= tat + a * cost - b
-  elseif k == 3 then
-    -- a = limit, b = window
-    if now >= s.start + b then
-      s.start = floor(now / b) * b
-      s.curr = 0
-    end
-    return s.curr + cost <= a
-  else
-    roll(s, b)
-    return estimate(s, b) + cost <= a
-  end
-end
+/** Lua code (statements) loading the state `s` of limit `i` from its key. */
+function load(l: ScriptLimit): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `if v then local p = find(v, ':', 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1)) } else s = { ${A}, now } end`;
+    case 2:
+      return 'if v then s = { tonumber(v) } else s = { now } end';
+    case 3:
+      return `if v then local p = find(v, ':', 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1)) } else s = { floor(now / ${B}) * ${B}, 0 } end`;
+    case 4:
+      return `if v then local p = find(v, ':', 1, true); local q = find(v, ':', p + 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1, q - 1)), tonumber(sub(v, q + 1)) } else s = { floor(now / ${B}) * ${B}, 0, 0 } end`;
+  }
+}
 
-local function commit(s, cost)
-  local k = s.k
-  if k == 1 then
-    s.t = s.t - cost
-  elseif k == 2 then
-    local tat = s.tat
-    if tat < now then tat = now end
-    s.tat = tat + s.a * cost
-  else
-    s.curr = s.curr + cost
-  end
-end
+/** Brings state `s` up to now and sets `ok` to whether it admits `cost`. */
+function check(l: ScriptLimit, s: string, ok: string): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `if now > ${s}[2] then local t = ${s}[1] + (now - ${s}[2]) * ${B}; if t < ${A} then ${s}[1] = t else ${s}[1] = ${A} end; ${s}[2] = now; ${s}[9] = true end
+    local ${ok} = ${s}[1] >= cost`;
+    case 2:
+      return `local ${ok}
+    do local tat = ${s}[1]; if tat < now then tat = now end; ${ok} = now >= tat + ${A} * cost - ${B} end`;
+    case 3:
+      return `if now >= ${s}[1] + ${B} then ${s}[1] = floor(now / ${B}) * ${B}; ${s}[2] = 0; ${s}[9] = true end
+    local ${ok} = ${s}[2] + cost <= ${A}`;
+    case 4:
+      return `if now >= ${s}[1] + ${B} then local st = floor(now / ${B}) * ${B}; if st == ${s}[1] + ${B} then ${s}[3] = ${s}[2] else ${s}[3] = 0 end; ${s}[2] = 0; ${s}[1] = st; ${s}[9] = true end
+    local ${ok} = floor(${s}[3] * (1 - (now - ${s}[1]) / ${B})) + ${s}[2] + cost <= ${A}`;
+  }
+}
 
-local function remaining(s)
-  local k, a, b = s.k, s.a, s.b
-  if k == 1 then
-    return floor(s.t)
-  elseif k == 2 then
-    local ttl = 0
-    if s.tat > now then ttl = s.tat - now end
-    local r = floor((b - ttl) / a)
-    if r > 0 then return r end
-    return 0
-  elseif k == 3 then
-    return math.max(0, floor(a - s.curr))
-  else
-    return math.max(0, floor(a - estimate(s, b)))
-  end
-end
+function commit(l: ScriptLimit, s: string): string {
+  switch (l.kind) {
+    case 1:
+      return `${s}[1] = ${s}[1] - cost; ${s}[9] = true`;
+    case 2:
+      return `do local tat = ${s}[1]; if tat < now then tat = now end; ${s}[1] = tat + ${lit(l.a)} * cost; ${s}[9] = true end`;
+    default:
+      return `${s}[2] = ${s}[2] + cost; ${s}[9] = true`;
+  }
+}
 
-local function retryAfter(s, cost)
-  local k, a, b = s.k, s.a, s.b
-  if k == 1 then
-    if cost > a then return INF end
-    if s.t >= cost then return 0 end
-    local raw = (cost - s.t) / b
-    return raw + math.max(1e-6, raw * 1e-9)
-  elseif k == 2 then
-    local inc = a * cost
-    if inc > b then return INF end
-    local tat = s.tat
-    if tat < now then tat = now end
-    local d = tat + inc - b - now
-    if d > 0 then return d end
-    return 0
-  elseif k == 3 then
-    if cost > a then return INF end
-    if s.curr + cost <= a then return 0 end
-    return s.start + b - now
-  else
-    if cost > a then return INF end
-    if estimate(s, b) + cost <= a then return 0 end
-    local w = b
-    local function after(weight, room)
-      if weight < room + 1 then return 0 end
-      local c = math.max(0, math.ceil(w * (1 - (room + 1) / weight)))
-      while c < w and floor(weight * (1 - c / w)) > room do c = c + 1 end
-      while c > 0 and floor(weight * (1 - (c - 1) / w)) <= room do c = c - 1 end
-      return c
-    end
-    if s.curr + cost <= a then
-      return math.max(0, s.start + after(s.prev, a - cost - s.curr) - now)
-    end
-    return s.start + w + after(s.curr, a - cost) - now
-  end
-end
+/** An expression: the units left in state `s`. */
+function remaining(l: ScriptLimit, s: string): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `floor(${s}[1])`;
+    case 2:
+      return `max(0, floor((${B} - max(0, ${s}[1] - now)) / ${A}))`;
+    case 3:
+      return `max(0, floor(${A} - ${s}[2]))`;
+    case 4:
+      return `max(0, floor(${A} - (floor(${s}[3] * (1 - (now - ${s}[1]) / ${B})) + ${s}[2])))`;
+  }
+}
 
-local function reset(s)
-  local k, b = s.k, s.b
-  if k == 1 then
-    return (s.a - s.t) / b
-  elseif k == 2 then
-    if s.tat > now then return s.tat - now end
-    return 0
-  elseif k == 3 then
-    if s.curr == 0 then return 0 end
-    return s.start + b - now
-  else
-    if s.curr > 0 then return s.start + 2 * b - now end
-    if s.prev > 0 then return s.start + b - now end
-    return 0
-  end
-end
+/** Statements setting `r` to the wait until state `s` admits `cost` (INF if never). */
+function retryAfter(l: ScriptLimit, s: string): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `if cost > ${A} then r = INF elseif ${s}[1] >= cost then r = 0 else local raw = (cost - ${s}[1]) / ${B}; r = raw + max(1e-6, raw * 1e-9) end`;
+    case 2:
+      return `if ${A} * cost > ${B} then r = INF else local tat = ${s}[1]; if tat < now then tat = now end; r = max(0, tat + ${A} * cost - ${B} - now) end`;
+    case 3:
+      return `if cost > ${A} then r = INF elseif ${s}[2] + cost <= ${A} then r = 0 else r = ${s}[1] + ${B} - now end`;
+    case 4:
+      return `if cost > ${A} then r = INF elseif floor(${s}[3] * (1 - (now - ${s}[1]) / ${B})) + ${s}[2] + cost <= ${A} then r = 0
+      elseif ${s}[2] + cost <= ${A} then r = max(0, ${s}[1] + after(${s}[3], ${A} - cost - ${s}[2], ${B}) - now)
+      else r = ${s}[1] + ${B} + after(${s}[2], ${A} - cost, ${B}) - now end`;
+  }
+}
 
--- Idle keys disappear once their state is back to full (plus a margin).
-local function ttl(x) return math.max(1, math.ceil(x)) + 1000 end
-local function save(key, s)
-  local k, b = s.k, s.b
-  if k == 1 then
-    redis.call('HSET', key, 't', fmt(s.t), 'ts', fmt(s.ts))
-    redis.call('PEXPIRE', key, ttl((s.a - s.t) / b))
-  elseif k == 2 then
-    redis.call('SET', key, fmt(s.tat), 'PX', ttl(s.tat - now))
-  elseif k == 3 then
-    redis.call('SET', key, fmt(s.start) .. ':' .. fmt(s.curr), 'PX', ttl(s.start + b - now))
-  else
-    redis.call('HSET', key, 'start', fmt(s.start), 'curr', fmt(s.curr), 'prev', fmt(s.prev))
-    redis.call('PEXPIRE', key, ttl(s.start + 2 * b - now))
-  end
-end
+/** An expression: the time until state `s` is full again. */
+function reset(l: ScriptLimit, s: string): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `(${A} - ${s}[1]) / ${B}`;
+    case 2:
+      return `max(0, ${s}[1] - now)`;
+    case 3:
+      return `(${s}[2] == 0 and 0 or ${s}[1] + ${B} - now)`;
+    case 4:
+      return `(${s}[2] > 0 and ${s}[1] + 2 * ${B} - now or (${s}[3] > 0 and ${s}[1] + ${B} - now or 0))`;
+  }
+}
 
-local result = {}
-local st = {}
-for c = 0, calls - 1 do
-  local cost = tonumber(ARGV[first + c])
-  local base = c * n
-  for i = 1, n do st[i] = load(KEYS[base + i], kind[i], p1[i], p2[i]) end
-  -- The states are brought up to now even on a rejection (nothing spent), so the float
-  -- arithmetic follows the in-memory limiter's step for step.
-  local allowed = true
-  for i = 1, n do
-    if not check(st[i], cost) then allowed = false end
-  end
-  if allowed then
-    for i = 1, n do commit(st[i], cost) end
-  end
-  local best, bestRemaining, bestRetry = 1, INF, -1
-  for i = 1, n do
-    if allowed then
-      local r = remaining(st[i])
-      if r < bestRemaining then bestRemaining = r; best = i end
-    else
-      local r = retryAfter(st[i], cost)
-      if r > bestRetry then bestRetry = r; best = i end
-    end
-  end
-  local rem, retry
-  if allowed then rem = bestRemaining; retry = 0 else rem = remaining(st[best]); retry = bestRetry end
-  local o = c * 5
-  result[o + 1] = allowed and 1 or 0
-  result[o + 2] = best - 1
-  result[o + 3] = out(rem)
-  result[o + 4] = out(retry)
-  result[o + 5] = out(reset(st[best]))
-end
-for j = 1, #order do save(order[j], cache[order[j]]) end
-return result
-`;
+/** Statements writing state `s` to `key` with its expiry. */
+function save(l: ScriptLimit, key: string, s: string): string {
+  const A = lit(l.a);
+  const B = lit(l.b);
+  switch (l.kind) {
+    case 1:
+      return `redis.call('SET', ${key}, fmt(${s}[1]) .. ':' .. fmt(${s}[2]), 'PX', ttl((${A} - ${s}[1]) / ${B}))`;
+    case 2:
+      return `redis.call('SET', ${key}, fmt(${s}[1]), 'PX', ttl(${s}[1] - now))`;
+    case 3:
+      return `redis.call('SET', ${key}, fmt(${s}[1]) .. ':' .. fmt(${s}[2]), 'PX', ttl(${s}[1] + ${B} - now))`;
+    case 4:
+      return `redis.call('SET', ${key}, fmt(${s}[1]) .. ':' .. fmt(${s}[2]) .. ':' .. fmt(${s}[3]), 'PX', ttl(${s}[1] + 2 * ${B} - now))`;
+  }
+}
 
-/** SHA1 of the script, as EVALSHA wants it. @internal */
-export const RATE_LIMIT_SHA = createHash('sha1').update(RATE_LIMIT_SCRIPT).digest('hex');
+/** Generates the script for these limits (in this order). @internal */
+export function rateLimitScript(limits: readonly ScriptLimit[]): RateLimitScript {
+  const n = limits.length;
+  const idx = limits.map((_, i) => i + 1);
+  const lines: string[] = [
+    `-- bulwark rate limit: ${limits.map((l) => `${l.kind}/${lit(l.a)}/${lit(l.b)}`).join(' ')}`,
+    'local now',
+    "if ARGV[1] == '' then",
+    "  local t = redis.call('TIME')",
+    '  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000',
+    'else',
+    '  now = tonumber(ARGV[1])',
+    'end',
+    'local INF, floor, max, find, sub, format = math.huge, math.floor, math.max, string.find, string.sub, string.format',
+    "local function fmt(x) if x == floor(x) and x > -1e14 and x < 1e14 then return tostring(x) end return format('%.17g', x) end",
+    'local function out(x) if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end return fmt(x) end',
+    '-- Idle keys disappear once their state is back to full (plus a margin).',
+    'local function ttl(x) return max(1, math.ceil(x)) + 1000 end',
+  ];
+  if (limits.some((l) => l.kind === 4)) {
+    lines.push(
+      'local function after(weight, room, w)',
+      '  if weight < room + 1 then return 0 end',
+      '  local c = max(0, math.ceil(w * (1 - (room + 1) / weight)))',
+      '  while c < w and floor(weight * (1 - c / w)) > room do c = c + 1 end',
+      '  while c > 0 and floor(weight * (1 - (c - 1) / w)) <= room do c = c - 1 end',
+      '  return c',
+      'end',
+    );
+  }
+  lines.push(
+    // cache: key -> state; order: keys in first-seen order; which: the limit of each
+    'local cache, order, which, result = {}, {}, {}, {}',
+    `for c = 0, #ARGV - 2 do`,
+    '  local cost = tonumber(ARGV[c + 2])',
+    `  local base = c * ${n}`,
+  );
+  for (const i of idx) {
+    const l = limits[i - 1]!;
+    lines.push(
+      `  local k${i} = KEYS[base + ${i}]`,
+      `  local s${i} = cache[k${i}]`,
+      `  if not s${i} then`,
+      `    local v = redis.call('GET', k${i})`,
+      '    local s',
+      `    ${load(l)}`,
+      `    s${i} = s; cache[k${i}] = s; order[#order + 1] = k${i}; which[#order] = ${i}`,
+      '  end',
+      `  ${check(l, `s${i}`, `ok${i}`)}`,
+    );
+  }
+  // The states are brought up to now even on a rejection (nothing spent), so the float
+  // arithmetic follows the in-memory limiter's step for step.
+  lines.push(`  local allowed = ${idx.map((i) => `ok${i}`).join(' and ')}`, '  local best, rem, retry, rs');
+  lines.push('  if allowed then');
+  for (const i of idx) lines.push(`    ${commit(limits[i - 1]!, `s${i}`)}`);
+  lines.push('    retry = 0');
+  for (const i of idx) {
+    const l = limits[i - 1]!;
+    lines.push(
+      i === 1
+        ? `    best = 1; rem = ${remaining(l, 's1')}`
+        : `    do local r = ${remaining(l, `s${i}`)}; if r < rem then rem = r; best = ${i} end end`,
+    );
+  }
+  lines.push('  else', '    local r', '    retry = -1');
+  for (const i of idx) {
+    lines.push(
+      `    ${retryAfter(limits[i - 1]!, `s${i}`)}`,
+      `    if r > retry then retry = r; best = ${i} end`,
+    );
+  }
+  for (const i of idx) lines.push(`    if best == ${i} then rem = ${remaining(limits[i - 1]!, `s${i}`)} end`);
+  lines.push('  end');
+  for (const i of idx) lines.push(`  if best == ${i} then rs = ${reset(limits[i - 1]!, `s${i}`)} end`);
+  lines.push(
+    '  local o = c * 5',
+    '  result[o + 1] = allowed and 1 or 0',
+    '  result[o + 2] = best - 1',
+    '  result[o + 3] = out(rem)',
+    '  result[o + 4] = out(retry)',
+    '  result[o + 5] = out(rs)',
+    'end',
+    '-- Only changed states are written (a rejection by a fixed window changes nothing).',
+    'for j = 1, #order do',
+    '  local key, s, w = order[j], cache[order[j]], which[j]',
+    '  if s[9] then',
+  );
+  for (const i of idx)
+    lines.push(`    ${i === 1 ? 'if' : 'elseif'} w == ${i} then ${save(limits[i - 1]!, 'key', 's')}`);
+  lines.push('    end', '  end', 'end', 'return result', '');
+  const source = lines.join('\n');
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}

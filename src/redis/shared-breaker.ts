@@ -7,7 +7,10 @@
  * that wants to probe takes a lease (SET NX PX); the probe's success closes the breaker
  * everywhere, its failure re-opens it everywhere. A lease whose holder dies expires after
  * `probeLeaseMs`. When Redis fails or is slower than `timeoutMs`, each instance keeps its own
- * state machine (events `fallback` / `recovered`).
+ * state machine (events `fallback` / `recovered`). With `aggregate`, failures are counted
+ * fleet-wide in Redis time buckets instead (each instance sends its counts every `flushMs`), and
+ * the script that adds them opens the breaker for everyone. After its subscriber reconnects, an
+ * instance re-reads the state, so an opening published while it was disconnected is not missed.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -119,7 +122,65 @@ export interface SharedCircuitBreakerOptions {
   readonly clock?: Clock;
   /** Random source for a jittered `halfOpenAfter` backoff. */
   readonly random?: RandomSource;
+  /**
+   * Count failures fleet-wide, in Redis time buckets, instead of on each instance: every instance
+   * adds its outcomes to a ring of `buckets` buckets covering `windowMs` (one script per
+   * `flushMs`, not per call), and the script that adds them opens the breaker for everyone when
+   * the window holds at least `minimumCalls` calls with a failure ratio of at least `failureRate`.
+   * While Redis fails, each instance counts locally with `breaker` again. Default: absent (local).
+   */
+  readonly aggregate?: {
+    /** The window, ms. Default 10 000. */
+    readonly windowMs?: number;
+    /** Buckets in the window. Default 10. */
+    readonly buckets?: number;
+    /** Calls the window needs before it can open the breaker. Default 20. */
+    readonly minimumCalls?: number;
+    /** Failure ratio in (0, 1] that opens it. Default 0.5. */
+    readonly failureRate?: number;
+    /** How often an instance sends its counts, ms. Default 100. */
+    readonly flushMs?: number;
+  };
 }
+
+// KEYS[1] counts (hash: bucket slot -> "start:successes:failures"), KEYS[2] state key, KEYS[3] lease
+// key. ARGV: successes, failures, bucketMs, buckets, minimumCalls, failureRate, breakMs, channel,
+// extra ttl, id. Adds the counts to the current bucket; if the breaker is closed and the window
+// trips, opens it (as OPEN_SCRIPT) and clears the counts. Returns {opened (1/0), breakMs,
+// openCount, calls, failures}.
+const COUNT_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local bucketMs, nb = tonumber(ARGV[3]), tonumber(ARGV[4])
+local start = math.floor(now / bucketMs) * bucketMs
+local slot = tostring((start / bucketMs) % nb)
+local cur = redis.call('HGET', KEYS[1], slot)
+local s, f = 0, 0
+if cur then
+  local cs, ss, ff = string.match(cur, '^(%d+):(%d+):(%d+)$')
+  if tonumber(cs) == start then s, f = tonumber(ss), tonumber(ff) end
+end
+s = s + tonumber(ARGV[1])
+f = f + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], slot, start .. ':' .. s .. ':' .. f)
+redis.call('PEXPIRE', KEYS[1], bucketMs * nb * 2)
+local calls, fails = 0, 0
+local all = redis.call('HVALS', KEYS[1])
+for i = 1, #all do
+  local cs, ss, ff = string.match(all[i], '^(%d+):(%d+):(%d+)$')
+  if cs and tonumber(cs) > start - bucketMs * nb then
+    calls = calls + tonumber(ss) + tonumber(ff)
+    fails = fails + tonumber(ff)
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 0, 0, calls, fails } end
+if calls < tonumber(ARGV[5]) or fails < calls * tonumber(ARGV[6]) then return { 0, 0, 0, calls, fails } end
+local b = tonumber(ARGV[7])
+redis.call('SET', KEYS[2], string.format('%d:%s', now + b, '1'), 'PX', b + tonumber(ARGV[9]))
+redis.call('DEL', KEYS[3], KEYS[1])
+redis.call('PUBLISH', ARGV[8], 'open:' .. ARGV[7] .. ':1:' .. ARGV[10])
+return { 1, b, 1, calls, fails }
+`;
 
 // KEYS[1] state key, KEYS[2] lease key. ARGV: breakMs, force ('1'/'0'), channel, extra ttl, id, openCount.
 // Returns {published (1/0), remaining break ms, openCount}.
@@ -210,6 +271,18 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   private readonly leaseKey: string;
   private readonly channel: string;
   private readonly onMessage: (channel: string, message: string) => void;
+  private readonly onReconnect: () => void;
+  private readonly aggregate: {
+    readonly bucketMs: number;
+    readonly buckets: number;
+    readonly minimumCalls: number;
+    readonly failureRate: number;
+    readonly flushMs: number;
+  } | null;
+  private pendingSuccesses = 0;
+  private pendingFailures = 0;
+  private flushTimer: ReturnType<Clock['setTimeout']> | null = null;
+  private readonly flushBound = () => this.flush();
 
   private _state: SharedCircuitState = 'closed';
   private gen = 0;
@@ -238,6 +311,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       'probeLeaseMs',
       'clock',
       'random',
+      'aggregate',
     ]);
     const client = o.client as SharedBreakerClient | undefined;
     if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
@@ -280,6 +354,8 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     this.local.onOpen((e) => {
       if (this.resetting) return;
       this.resetLocal();
+      // With aggregated counting, the local window only decides while Redis fails.
+      if (this.aggregate !== null && !this.degraded) return;
       this.openLocally(e.reason ?? 'failures', false);
     });
     // Hash tag: both keys of a breaker live in one Redis Cluster slot.
@@ -298,6 +374,42 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     this.onMessage = (channel, message) => {
       if (channel === this.channel) this.receive(message);
     };
+    // After a reconnect, what was published while disconnected was not heard: read the state.
+    this.onReconnect = () => {
+      void this.readState(Math.max(this.timeoutMs, 2_000));
+    };
+    if (o.aggregate === undefined) {
+      this.aggregate = null;
+    } else {
+      const a = checkObject('sharedCircuitBreaker.aggregate', o.aggregate);
+      checkKeys('sharedCircuitBreaker.aggregate', a, [
+        'windowMs',
+        'buckets',
+        'minimumCalls',
+        'failureRate',
+        'flushMs',
+      ]);
+      const windowMs = optNumber('sharedCircuitBreaker.aggregate.windowMs', a.windowMs, rules.int(1), 10_000);
+      const buckets = optNumber('sharedCircuitBreaker.aggregate.buckets', a.buckets, rules.int(1), 10);
+      if (windowMs % buckets !== 0 || windowMs / buckets < 1)
+        throw new ConfigError(
+          'sharedCircuitBreaker.aggregate.buckets',
+          `a divisor of windowMs (${windowMs})`,
+          buckets,
+        );
+      this.aggregate = {
+        bucketMs: windowMs / buckets,
+        buckets,
+        minimumCalls: optNumber(
+          'sharedCircuitBreaker.aggregate.minimumCalls',
+          a.minimumCalls,
+          rules.int(1),
+          20,
+        ),
+        failureRate: optNumber('sharedCircuitBreaker.aggregate.failureRate', a.failureRate, rules.ratio, 0.5),
+        flushMs: optNumber('sharedCircuitBreaker.aggregate.flushMs', a.flushMs, rules.positive, 100),
+      };
+    }
     this.ready = this.init();
   }
 
@@ -319,6 +431,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
 
   private async init(): Promise<void> {
     this.subscriber.on('message', this.onMessage);
+    this.subscriber.on('ready', this.onReconnect);
     // A first command also waits for the connection: allow it more than `timeoutMs`.
     const ms = Math.max(this.timeoutMs, 2_000);
     const subscribed = this.subscriber.subscribe(this.channel) as Promise<unknown>;
@@ -364,6 +477,11 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     if (this.closed) return;
     this.closed = true;
     this.subscriber.off('message', this.onMessage);
+    this.subscriber.off('ready', this.onReconnect);
+    if (this.flushTimer !== null) {
+      this.clock.clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
     if (this.ownsSubscriber) {
       (this.subscriber as unknown as Redis).disconnect();
       return;
@@ -386,7 +504,19 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
-    if (this._state === 'closed') return this.local._run(ctx, next);
+    if (this._state === 'closed') {
+      if (this.aggregate === null || this.degraded) return this.local._run(ctx, next);
+      return start(ctx, next).then(
+        (result) => {
+          this.count(this.classifyResult(result));
+          return result;
+        },
+        (error: unknown) => {
+          this.count(this.classifyError(error, ctx));
+          throw error;
+        },
+      );
+    }
     const now = this.clock.now();
     if (this._state === 'open' && now >= this.openUntil) this.transition('half-open', 'local', undefined);
     if (this._state === 'open') return this.refuse(ctx, 'open', this.openUntil - now, next);
@@ -425,6 +555,59 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
         },
       );
     });
+  }
+
+  /** Aggregated counting: adds an outcome to what the next flush sends. */
+  private count(kind: number): void {
+    if (kind === NEUTRAL) return;
+    if (kind === SUCCESS) this.pendingSuccesses++;
+    else this.pendingFailures++;
+    if (this.flushTimer === null && !this.closed) {
+      const t = this.clock.setTimeout(this.flushBound, this.aggregate!.flushMs);
+      t.unref();
+      this.flushTimer = t;
+    }
+  }
+
+  /** Sends this instance's counts; the script opens the breaker fleet-wide when the window trips. */
+  private flush(): void {
+    this.flushTimer = null;
+    const a = this.aggregate!;
+    const s = this.pendingSuccesses;
+    const f = this.pendingFailures;
+    this.pendingSuccesses = 0;
+    this.pendingFailures = 0;
+    if (s + f === 0 || this._state !== 'closed') return;
+    const breakMs = this.breakFor(1);
+    const gen = this.gen;
+    this.redis(
+      this.eval(
+        COUNT_SCRIPT,
+        [`${this.stateKey}:counts`, this.stateKey, this.leaseKey],
+        [
+          String(s),
+          String(f),
+          String(a.bucketMs),
+          String(a.buckets),
+          String(a.minimumCalls),
+          String(a.failureRate),
+          String(breakMs),
+          this.channel,
+          String(Math.max(60_000, 3 * this.leaseMs)),
+          this.instanceId,
+        ],
+      ),
+    ).then(
+      (r) => {
+        const [opened, ms, , calls, fails] = (r as number[]).map(Number) as number[];
+        if (opened === 1 && gen === this.gen && this._state === 'closed') {
+          this.openCount = 1;
+          this.openUntil = this.clock.now() + (ms ?? breakMs);
+          this.transition('open', 'local', `failure rate ${fails}/${calls} in the fleet-wide window`, ms);
+        }
+      },
+      () => {},
+    );
   }
 
   private refuse(
