@@ -10,6 +10,7 @@ import { Redis as RedisClient } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { RateLimitedError, type RateLimitSpec, rateLimiter } from '../src/index.js';
 import { type RedisRateLimiterEvent, redisRateLimit, redisRateLimiter } from '../src/redis/index.js';
+import { keySlot } from '../src/redis/rate-limiter.js';
 import { createFakeClock } from '../src/testing/index.js';
 import { cleanup, commandCalls, connectRedis, describeRedis, testPrefix } from './support/redis.js';
 
@@ -115,7 +116,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect((await l.consume('u', 2)).allowed).toBe(true);
     for (let i = 0; i < 5; i++) expect((await l.consume('u', 1)).allowed).toBe(false);
     // A fixed window is stored as `start:used`.
-    expect((await redis.get(`${prefix}{u}:0`))?.split(':')[1]).toBe('2');
+    expect((await redis.get(`${prefix}{k:u}:0f`))?.split(':')[1]).toBe('2');
   });
 
   it('uses the server time: a fixed window refills after its retryAfterMs, and idle keys expire', async () => {
@@ -129,7 +130,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     // Align on a fresh window so three calls fit in it.
     if (d.resetMs < 120) {
       await sleep(d.resetMs + 5);
-      await redis.del(`${prefix}{w}:0`);
+      await redis.del(`${prefix}{k:w}:0f`);
       d = await l.consume('w');
     }
     expect(d.allowed).toBe(true);
@@ -139,7 +140,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(rejected.allowed).toBe(false);
     expect(rejected.retryAfterMs).toBeGreaterThan(0);
     expect(rejected.retryAfterMs).toBeLessThanOrEqual(200);
-    const ttl = await redis.pttl(`${prefix}{w}:0`);
+    const ttl = await redis.pttl(`${prefix}{k:w}:0f`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1_200 + 1);
     await sleep(Math.ceil(rejected.retryAfterMs) + 2);
@@ -158,7 +159,66 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     });
     await l.consume('user:7');
     const keys = (await redis.keys(`${prefix}*`)).sort();
-    expect(keys).toEqual([`${prefix}{user:7}:0`, `${prefix}{user:7}:1`]);
+    expect(keys).toEqual([`${prefix}{k:user:7}:0g`, `${prefix}{k:user:7}:1s`]);
+  });
+
+  it('a key holding another format or type (an old version, a changed limit) counts as a fresh state, without failing its batch', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [{ algorithm: 'token-bucket', capacity: 3, refillRate: 1 }],
+    });
+    await redis.hset(`${prefix}{k:old}:0t`, 't', '5', 'ts', '1');
+    await redis.set(`${prefix}{k:junk}:0t`, 'not a state');
+    const ds = await Promise.all([l.consume('fresh'), l.consume('old'), l.consume('junk')]);
+    expect(ds.map((d) => [d.allowed, d.remaining])).toEqual([
+      [true, 2],
+      [true, 2],
+      [true, 2],
+    ]);
+    expect(l.stats.fallback).toBe(0);
+    expect(await redis.type(`${prefix}{k:old}:0t`)).toBe('string');
+  });
+
+  it('keys whose hash tag would be empty ("" or starting with "}") still keep all their limits in one slot', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [
+        { algorithm: 'fixed-window', limit: 2, windowMs: 60_000 },
+        { algorithm: 'gcra', rate: 10, periodMs: 1_000, burst: 5 },
+      ],
+    });
+    for (const key of ['', '}x', 'a}b{c']) {
+      expect((await l.consume(key)).allowed).toBe(true);
+      const keys = (await redis.keys(`${prefix}*`)).filter((k) => k.startsWith(`${prefix}{k:${key}`));
+      expect(keys.length).toBe(2);
+      expect(new Set(keys.map((k) => keySlot(k))).size).toBe(1);
+    }
+    expect(() =>
+      redisRateLimiter({
+        client: redis,
+        prefix: 'a{b}:',
+        limits: [{ algorithm: 'gcra', rate: 1, periodMs: 1 }],
+      }),
+    ).toThrow(/prefix/);
+  });
+
+  it('extreme parameters (TTLs beyond 1e14 ms) still store their state', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [
+        { algorithm: 'token-bucket', capacity: 1e9, refillRate: 1e-5 },
+        { algorithm: 'fixed-window', limit: 5, windowMs: 1e18 },
+      ],
+    });
+    expect((await l.consume('x')).remaining).toBe(4);
+    expect((await l.consume('x')).remaining).toBe(3);
+    expect(l.stats.fallback).toBe(0);
   });
 
   it('recovers from NOSCRIPT (SCRIPT FLUSH), then goes back to one EVALSHA per decision', async () => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { BrokenCircuitError } from '../src/index.js';
+import { BrokenCircuitError, backoff } from '../src/index.js';
 import {
   type SharedCircuitBreakerEvent,
   type SharedCircuitBreakerPolicy,
@@ -102,6 +102,45 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
     expect(await admin.exists(`${prefix}{dep}:counts`)).toBe(0);
   });
 
+  it('aggregated counting: a jittered (fractional) break opens fine, and one slow flush does not end fleet-wide counting', async () => {
+    prefix = testPrefix();
+    const client = await connectRedis();
+    clients.push(client);
+    // The first flush's EVALSHA answers after 300 ms (timeoutMs 100): a fallback.
+    let delayed = false;
+    const evalsha = client.evalsha.bind(client) as (...a: unknown[]) => Promise<unknown>;
+    (client as unknown as { evalsha: (...a: unknown[]) => Promise<unknown> }).evalsha = (...a) => {
+      if (!delayed && String(a[0]) !== '' && a.length > 5) {
+        delayed = true;
+        return new Promise((r) => setTimeout(r, 300)).then(() => evalsha(...a));
+      }
+      return evalsha(...a);
+    };
+    const b = sharedCircuitBreaker({
+      client,
+      name: 'dep',
+      prefix,
+      breaker: { kind: 'consecutive', threshold: 1_000 },
+      halfOpenAfter: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      timeoutMs: 100,
+      aggregate: { minimumCalls: 10, failureRate: 0.5, flushMs: 20 },
+    });
+    breakers.push(b);
+    await b.ready;
+    const events: string[] = [];
+    b.onEvent((e) => events.push(e.event));
+    await expect(b.execute(fail)).rejects.toThrow('boom');
+    await until(() => b.isFallback, 2_000);
+    for (let i = 0; i < 12 && b.state === 'closed'; i++) {
+      await expect(b.execute(fail)).rejects.toThrow('boom');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await until(() => b.state === 'open', 3_000);
+    expect(events).toContain('fallback');
+    expect(events).toContain('recovered');
+    expect(await admin.exists(`${prefix}{dep}`)).toBe(1);
+  });
+
   it('aggregated counting: a healthy fleet (failure rate under the threshold) stays closed', async () => {
     prefix = testPrefix();
     const agg = { minimumCalls: 10, failureRate: 0.5, flushMs: 20 };
@@ -130,6 +169,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
     // Simulate b missing the message: drop its subscriber connection, open through a, reconnect.
     const sub = (b as unknown as { subscriber: Redis }).subscriber;
     sub.disconnect();
+    await until(() => sub.status === 'end');
     await expect(a!.execute(fail)).rejects.toThrow('boom');
     await expect(a!.execute(fail)).rejects.toThrow('boom');
     expect(a!.state).toBe('open');

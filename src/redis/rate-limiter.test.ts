@@ -31,9 +31,9 @@ describe('redisRateLimiter (fake client)', () => {
     // sha, numkeys, 3 keys, now ('' = the server's), 3 costs
     expect(client.calls[0]!.args.flat().slice(1)).toEqual([
       3,
-      'bulwark:rl:{a}:0',
-      'bulwark:rl:{b}:0',
-      'bulwark:rl:{a}:0',
+      'bulwark:rl:{k:a}:0f',
+      'bulwark:rl:{k:b}:0f',
+      'bulwark:rl:{k:a}:0f',
       '',
       '1',
       '2',
@@ -137,6 +137,30 @@ describe('redisRateLimiter (fake client)', () => {
     await clock.tick(1);
     void l.consume('a');
     expect(client.calls).toHaveLength(3);
+  });
+
+  it('a NOSCRIPT answer after the batch timed out does not send the script (nothing charged twice)', async () => {
+    const clock = createFakeClock();
+    const client = fakeClient();
+    let evals = 0;
+    client.eval = () => {
+      evals++;
+      return Promise.reject(new Error('not used'));
+    };
+    const l = redisRateLimiter({
+      client,
+      clock,
+      timeoutMs: 20,
+      limits: [{ algorithm: 'gcra', rate: 1, periodMs: 1_000 }],
+    });
+    const d = l.consume('a');
+    await tick();
+    await clock.tick(20);
+    await d;
+    client.calls[0]!.reject(new Error('NOSCRIPT No matching script'));
+    await tick();
+    await tick();
+    expect(evals).toBe(0);
   });
 
   it('a malformed reply is a failure, never a rejection', async () => {

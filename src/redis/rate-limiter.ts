@@ -192,6 +192,7 @@ export class RedisRateLimiter {
   /** The limits as the in-memory limiter sees them (for `limit`/`windowMs` of a decision). */
   private readonly shape: RateLimiter;
   private readonly script: RateLimitScript;
+  private readonly suffixes: string[];
   private readonly nowFn: (() => number) | undefined;
   private readonly clock: Clock;
   readonly probeIntervalMs: number;
@@ -232,8 +233,8 @@ export class RedisRateLimiter {
       throw new ConfigError('redisRateLimiter.client', 'an ioredis client', client);
     }
     this.client = client;
-    if (!Array.isArray(o.limits) || o.limits.length === 0) {
-      throw new ConfigError('redisRateLimiter.limits', 'a non-empty array of limits', o.limits);
+    if (!Array.isArray(o.limits) || o.limits.length === 0 || o.limits.length > 16) {
+      throw new ConfigError('redisRateLimiter.limits', 'an array of 1 to 16 limits', o.limits);
     }
     const limits = o.limits as RateLimitSpec[];
     // Validates every limit with the in-memory limiter's own checks.
@@ -260,7 +261,16 @@ export class RedisRateLimiter {
       }
     });
     this.script = rateLimitScript(scriptLimits);
+    // Limit i of a key is stored at `prefix{k:key}:i` + the kind's letter: changing a limit's kind
+    // starts a fresh state instead of misreading the old one.
+    this.suffixes = scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
+    if (/[{}]/.test(this.prefix))
+      throw new ConfigError(
+        'redisRateLimiter.prefix',
+        'a prefix without { or } (keys carry their own hash tag)',
+        this.prefix,
+      );
     this.timeoutMs = optNumber('redisRateLimiter.timeoutMs', o.timeoutMs, rules.positive, 50);
     this.onRedisError = checkEnum(
       'redisRateLimiter.onRedisError',
@@ -343,7 +353,7 @@ export class RedisRateLimiter {
     if (this.cluster) {
       const bySlot = new Map<number, Pending[]>();
       for (const c of calls) {
-        const slot = keySlot(`${this.prefix}{${c.key}}`);
+        const slot = keySlot(`${this.prefix}{k:${c.key}}`);
         const group = bySlot.get(slot);
         if (group === undefined) bySlot.set(slot, [c]);
         else group.push(c);
@@ -370,8 +380,8 @@ export class RedisRateLimiter {
     args[nk] = this.nowFn === undefined ? '' : String(this.nowFn());
     for (let c = 0; c < calls.length; c++) {
       const call = calls[c]!;
-      const base = `${this.prefix}{${call.key}}:`;
-      for (let i = 0; i < n; i++) args[c * n + i] = base + i;
+      const base = `${this.prefix}{k:${call.key}}`;
+      for (let i = 0; i < n; i++) args[c * n + i] = base + this.suffixes[i]!;
       args[nk + 1 + c] = call.cost === 1 ? '1' : String(call.cost);
     }
     const batch = new Batch(calls, probe, nk, args);
@@ -398,6 +408,7 @@ export class RedisRateLimiter {
     sent.then(
       (reply) => this.settle(batch, reply),
       (error: unknown) => {
+        if (batch.done) return; // decided by the fallback already: do not charge it in Redis now
         if (!withSource && error instanceof Error && error.message.startsWith('NOSCRIPT'))
           this.run(batch, true);
         else this.failBatch(batch, error);

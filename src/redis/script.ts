@@ -45,14 +45,19 @@ function load(l: ScriptLimit): string {
   const A = lit(l.a);
   const B = lit(l.b);
   switch (l.kind) {
+    // A value that does not parse (another format, a wrong type) counts as no state.
     case 1:
-      return `if v then local p = find(v, ':', 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1)) } else s = { ${A}, now } end`;
+      return `if v then local a, b = match(v, '^([^:]+):([^:]+)$'); a, b = tonumber(a), tonumber(b); if a and b then s = { a, b } end end
+    if not s then s = { ${A}, now } end`;
     case 2:
-      return 'if v then s = { tonumber(v) } else s = { now } end';
+      return `if v then local a = tonumber(v); if a then s = { a } end end
+    if not s then s = { now } end`;
     case 3:
-      return `if v then local p = find(v, ':', 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1)) } else s = { floor(now / ${B}) * ${B}, 0 } end`;
+      return `if v then local a, b = match(v, '^([^:]+):([^:]+)$'); a, b = tonumber(a), tonumber(b); if a and b then s = { a, b } end end
+    if not s then s = { floor(now / ${B}) * ${B}, 0 } end`;
     case 4:
-      return `if v then local p = find(v, ':', 1, true); local q = find(v, ':', p + 1, true); s = { tonumber(sub(v, 1, p - 1)), tonumber(sub(v, p + 1, q - 1)), tonumber(sub(v, q + 1)) } else s = { floor(now / ${B}) * ${B}, 0, 0 } end`;
+      return `if v then local a, b, c = match(v, '^([^:]+):([^:]+):([^:]+)$'); a, b, c = tonumber(a), tonumber(b), tonumber(c); if a and b and c then s = { a, b, c } end end
+    if not s then s = { floor(now / ${B}) * ${B}, 0, 0 } end`;
   }
 }
 
@@ -66,7 +71,7 @@ function check(l: ScriptLimit, s: string, ok: string): string {
     local ${ok} = ${s}[1] >= cost`;
     case 2:
       return `local ${ok}
-    do local tat = ${s}[1]; if tat < now then tat = now end; ${ok} = now >= tat + ${A} * cost - ${B} end`;
+    do local w = ${s}[1] - now; if w < 0 then w = 0 end; ${ok} = w + ${A} * cost <= ${B} end`;
     case 3:
       return `if now >= ${s}[1] + ${B} then ${s}[1] = floor(now / ${B}) * ${B}; ${s}[2] = 0; ${s}[9] = true end
     local ${ok} = ${s}[2] + cost <= ${A}`;
@@ -111,7 +116,7 @@ function retryAfter(l: ScriptLimit, s: string): string {
     case 1:
       return `if cost > ${A} then r = INF elseif ${s}[1] >= cost then r = 0 else local raw = (cost - ${s}[1]) / ${B}; r = raw + max(1e-6, raw * 1e-9) end`;
     case 2:
-      return `if ${A} * cost > ${B} then r = INF else local tat = ${s}[1]; if tat < now then tat = now end; r = max(0, tat + ${A} * cost - ${B} - now) end`;
+      return `if ${A} * cost > ${B} then r = INF else r = max(0, max(0, ${s}[1] - now) + ${A} * cost - ${B}) end`;
     case 3:
       return `if cost > ${A} then r = INF elseif ${s}[2] + cost <= ${A} then r = 0 else r = ${s}[1] + ${B} - now end`;
     case 4:
@@ -166,11 +171,12 @@ export function rateLimitScript(limits: readonly ScriptLimit[]): RateLimitScript
     'else',
     '  now = tonumber(ARGV[1])',
     'end',
-    'local INF, floor, max, find, sub, format = math.huge, math.floor, math.max, string.find, string.sub, string.format',
+    'local INF, floor, max, match, format = math.huge, math.floor, math.max, string.match, string.format',
     "local function fmt(x) if x == floor(x) and x > -1e14 and x < 1e14 then return tostring(x) end return format('%.17g', x) end",
     'local function out(x) if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end return fmt(x) end',
     '-- Idle keys disappear once their state is back to full (plus a margin).',
-    'local function ttl(x) return max(1, math.ceil(x)) + 1000 end',
+    '-- (Capped below 1e14 ms: Redis turns a larger Lua number into "1e+14", which PX refuses.)',
+    'local function ttl(x) return math.min(max(1, math.ceil(x)) + 1000, 90000000000000) end',
   ];
   if (limits.some((l) => l.kind === 4)) {
     lines.push(
@@ -196,7 +202,8 @@ export function rateLimitScript(limits: readonly ScriptLimit[]): RateLimitScript
       `  local k${i} = KEYS[base + ${i}]`,
       `  local s${i} = cache[k${i}]`,
       `  if not s${i} then`,
-      `    local v = redis.call('GET', k${i})`,
+      `    local v = redis.pcall('GET', k${i})`,
+      "    if type(v) ~= 'string' then v = nil end",
       '    local s',
       `    ${load(l)}`,
       `    s${i} = s; cache[k${i}] = s; order[#order + 1] = k${i}; which[#order] = ${i}`,

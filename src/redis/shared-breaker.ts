@@ -146,8 +146,8 @@ export interface SharedCircuitBreakerOptions {
 // KEYS[1] counts (hash: bucket slot -> "start:successes:failures"), KEYS[2] state key, KEYS[3] lease
 // key. ARGV: successes, failures, bucketMs, buckets, minimumCalls, failureRate, breakMs, channel,
 // extra ttl, id. Adds the counts to the current bucket; if the breaker is closed and the window
-// trips, opens it (as OPEN_SCRIPT) and clears the counts. Returns {opened (1/0), breakMs,
-// openCount, calls, failures}.
+// trips, opens it (as OPEN_SCRIPT) and clears the counts. Returns {1 opened now | 2 already open
+// | 0, break ms left, openCount, calls, failures}.
 const COUNT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -173,7 +173,13 @@ for i = 1, #all do
     fails = fails + tonumber(ff)
   end
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 0, 0, calls, fails } end
+local v = redis.call('GET', KEYS[2])
+if v then
+  -- Already open (this instance may have missed the message): tell it.
+  local u, c = string.match(v, '^(%d+):(%d+)')
+  if u then return { 2, tonumber(u) - now, tonumber(c), calls, fails } end
+  return { 0, 0, 0, calls, fails }
+end
 if calls < tonumber(ARGV[5]) or fails < calls * tonumber(ARGV[6]) then return { 0, 0, 0, calls, fails } end
 local b = tonumber(ARGV[7])
 redis.call('SET', KEYS[2], string.format('%d:%s', now + b, '1'), 'PX', b + tonumber(ARGV[9]))
@@ -217,9 +223,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return -1 end
 return redis.call('PTTL', KEYS[2])
 `;
-// KEYS[1] state key, KEYS[2] lease key. ARGV: channel, id.
+// KEYS[1] state key, KEYS[2] lease key, KEYS[3] fleet-wide counts. ARGV: channel, id.
 const CLOSE_SCRIPT = `
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('PUBLISH', ARGV[1], 'closed:0:0:' .. ARGV[2])
 return 1
 `;
@@ -269,6 +275,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   private readonly leaseMs: number;
   private readonly stateKey: string;
   private readonly leaseKey: string;
+  private readonly countsKey: string;
   private readonly channel: string;
   private readonly onMessage: (channel: string, message: string) => void;
   private readonly onReconnect: () => void;
@@ -361,6 +368,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     // Hash tag: both keys of a breaker live in one Redis Cluster slot.
     this.stateKey = `${prefix}{${this.name}}`;
     this.leaseKey = `${prefix}{${this.name}}:lease`;
+    this.countsKey = `${prefix}{${this.name}}:counts`;
     this.channel = `${prefix}{${this.name}}:events`;
     if (o.subscriber === undefined) {
       const dup = client.duplicate();
@@ -468,7 +476,11 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   async reset(): Promise<void> {
     this.transition('closed', 'local', 'reset');
     await this.redis(
-      this.eval(CLOSE_SCRIPT, [this.stateKey, this.leaseKey], [this.channel, this.instanceId]),
+      this.eval(
+        CLOSE_SCRIPT,
+        [this.stateKey, this.leaseKey, this.countsKey],
+        [this.channel, this.instanceId],
+      ),
     ).catch(() => {});
   }
 
@@ -505,8 +517,10 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     if (this._state === 'closed') {
-      if (this.aggregate === null || this.degraded) return this.local._run(ctx, next);
-      return start(ctx, next).then(
+      if (this.aggregate === null) return this.local._run(ctx, next);
+      // Fleet-wide counting; the local window still runs, and decides only while Redis fails
+      // (the flushes keep trying Redis, so the first one it answers ends the fallback).
+      return this.local._run(ctx, next).then(
         (result) => {
           this.count(this.classifyResult(result));
           return result;
@@ -577,13 +591,13 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     const f = this.pendingFailures;
     this.pendingSuccesses = 0;
     this.pendingFailures = 0;
-    if (s + f === 0 || this._state !== 'closed') return;
-    const breakMs = this.breakFor(1);
+    if (s + f === 0 || this._state !== 'closed' || this.closed) return;
+    const breakMs = Math.ceil(this.breakFor(1));
     const gen = this.gen;
     this.redis(
       this.eval(
         COUNT_SCRIPT,
-        [`${this.stateKey}:counts`, this.stateKey, this.leaseKey],
+        [this.countsKey, this.stateKey, this.leaseKey],
         [
           String(s),
           String(f),
@@ -599,11 +613,14 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       ),
     ).then(
       (r) => {
-        const [opened, ms, , calls, fails] = (r as number[]).map(Number) as number[];
-        if (opened === 1 && gen === this.gen && this._state === 'closed') {
+        const [opened, ms, count, calls, fails] = (r as number[]).map(Number) as number[];
+        if (gen !== this.gen || this._state !== 'closed') return;
+        if (opened === 1) {
           this.openCount = 1;
           this.openUntil = this.clock.now() + (ms ?? breakMs);
           this.transition('open', 'local', `failure rate ${fails}/${calls} in the fleet-wide window`, ms);
+        } else if (opened === 2) {
+          this.adoptOpen(ms ?? 0, count ?? 1, 'opened by another instance (seen when counting)');
         }
       },
       () => {},
@@ -689,14 +706,19 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     }
     this.transition('closed', 'local', undefined);
     this.redis(
-      this.eval(CLOSE_SCRIPT, [this.stateKey, this.leaseKey], [this.channel, this.instanceId]),
+      this.eval(
+        CLOSE_SCRIPT,
+        [this.stateKey, this.leaseKey, this.countsKey],
+        [this.channel, this.instanceId],
+      ),
     ).catch(() => {});
   }
 
   /** Opens here at once, then writes the break to Redis and publishes it. */
   private openLocally(reason: string, force: boolean): void {
     const count = this.openCount + 1;
-    const breakMs = this.breakFor(count);
+    // Whole ms: Redis's PX takes integers only (a jittered backoff gives fractions).
+    const breakMs = Math.ceil(this.breakFor(count));
     this.openCount = count;
     this.openUntil = this.clock.now() + breakMs;
     this.transition('open', 'local', reason, breakMs);

@@ -39,8 +39,10 @@ export class Gcra implements RateAlgorithm<GcraState> {
   }
 
   check(s: GcraState, now: number, cost: number): boolean {
-    const newTat = (s.tat > now ? s.tat : now) + this.interval * cost;
-    return now >= newTat - this.tolerance;
+    // tat' - now <= τ, computed from the (small) wait rather than the (large) times, so a fresh
+    // key with burst 0 is never refused by rounding (now + T - T can exceed now).
+    const wait = s.tat > now ? s.tat - now : 0;
+    return wait + this.interval * cost <= this.tolerance;
   }
 
   commit(s: GcraState, now: number, cost: number): void {
@@ -56,7 +58,7 @@ export class Gcra implements RateAlgorithm<GcraState> {
   retryAfter(s: GcraState, now: number, cost: number): number {
     const increment = this.interval * cost;
     if (increment > this.tolerance) return Number.POSITIVE_INFINITY;
-    const d = (s.tat > now ? s.tat : now) + increment - this.tolerance - now;
+    const d = (s.tat > now ? s.tat - now : 0) + increment - this.tolerance;
     return d > 0 ? d : 0;
   }
 
