@@ -127,7 +127,8 @@ describeFaults('redisRateLimiter under Redis faults (private redis-server)', () 
       'calls:',
       Object.fromEntries(calls),
     );
-    for (const [p, ms] of worst) expect(ms, `worst latency while ${p}`).toBeLessThan(TIMEOUT + 400);
+    // The slack covers event-loop stalls of a loaded machine (CI runs many test files at once).
+    for (const [p, ms] of worst) expect(ms, `worst latency while ${p}`).toBeLessThan(TIMEOUT + 1_500);
     expect(unhandled).toEqual([]);
   }, 60_000);
 
