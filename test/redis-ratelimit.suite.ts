@@ -94,6 +94,38 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     });
   }
 
+  it('a lone fixed window (the HINCRBY script): fractional costs and windows too, and old windows never pile up', async () => {
+    const frac = fc.array(
+      fc.record({
+        dt: fc.integer({ min: 0, max: 150 }),
+        cost: fc.integer({ min: 0, max: 6 }).map((c) => c / 2),
+      }),
+      { minLength: 1, maxLength: 40 },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10 }),
+        fc.constantFrom(1, 7.5, 100, 333.25),
+        frac,
+        (limit, windowMs, steps) => compare([{ algorithm: 'fixed-window', limit, windowMs }], steps),
+      ),
+      { numRuns: 25 },
+    );
+    prefix = testPrefix();
+    const clock = createFakeClock({ now: 1_763_000_000_000 });
+    const l = redisRateLimiter({
+      client: redis,
+      prefix,
+      limits: [{ algorithm: 'fixed-window', limit: 3, windowMs: 100 }],
+      _now: () => clock.now(),
+    });
+    for (const dt of [0, 100, 350, 20, 500, 100]) {
+      clock.tickSync(dt);
+      await l.consume('w');
+      expect(await redis.hlen(`${prefix}{k:w}:0h`)).toBe(1);
+    }
+  });
+
   it('several limits: the same decisions as the in-memory multi-limit limiter', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(spec, { minLength: 2, maxLength: 3 }), run, (list, steps) =>
@@ -130,7 +162,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     // Align on a fresh window so three calls fit in it.
     if (d.resetMs < 120) {
       await sleep(d.resetMs + 5);
-      await redis.del(`${prefix}{k:w}:0f`);
+      await redis.del(`${prefix}{k:w}:0h`);
       d = await l.consume('w');
     }
     expect(d.allowed).toBe(true);
@@ -140,7 +172,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(rejected.allowed).toBe(false);
     expect(rejected.retryAfterMs).toBeGreaterThan(0);
     expect(rejected.retryAfterMs).toBeLessThanOrEqual(200);
-    const ttl = await redis.pttl(`${prefix}{k:w}:0f`);
+    const ttl = await redis.pttl(`${prefix}{k:w}:0h`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1_200 + 1);
     await sleep(Math.ceil(rejected.retryAfterMs) + 2);

@@ -31,20 +31,21 @@ describe('redisRateLimiter (fake client)', () => {
     // sha, numkeys, 3 keys, now ('' = the server's), 3 costs
     expect(client.calls[0]!.args.flat().slice(1)).toEqual([
       3,
-      'bulwark:rl:{k:a}:0f',
-      'bulwark:rl:{k:b}:0f',
-      'bulwark:rl:{k:a}:0f',
+      'bulwark:rl:{k:a}:0h',
+      'bulwark:rl:{k:b}:0h',
+      'bulwark:rl:{k:a}:0h',
       '',
       '1',
       '2',
       '1',
     ]);
-    client.calls[0]!.resolve([1, 0, 9, 0, 100, 0, 0, 7, 250.5, 'inf', 1, 0, 8, 0, 100]);
+    // A lone fixed window's script answers times in integer µs when exact, else in ms strings.
+    client.calls[0]!.resolve([1, 0, 9, 0, 100_000, 0, 0, 7, 250_500, 'inf', 1, 0, 8, 0, '100.0000005']);
     const [a, b, c] = await Promise.all(ds);
     expect(a).toMatchObject({ allowed: true, remaining: 9, resetMs: 100 });
     expect(b).toMatchObject({ allowed: false, remaining: 7, retryAfterMs: 250.5 });
     expect(b!.resetMs).toBe(Number.POSITIVE_INFINITY);
-    expect(c).toMatchObject({ allowed: true, remaining: 8 });
+    expect(c).toMatchObject({ allowed: true, remaining: 8, resetMs: 100.0000005 });
     expect(l.stats).toEqual({ redis: 3, fallback: 0, failing: false });
   });
 

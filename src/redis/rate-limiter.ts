@@ -263,7 +263,11 @@ export class RedisRateLimiter {
     this.script = rateLimitScript(scriptLimits);
     // Limit i of a key is stored at `prefix{k:key}:i` + the kind's letter: changing a limit's kind
     // starts a fresh state instead of misreading the old one.
-    this.suffixes = scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
+    // (A lone fixed window is a hash, `h`: see script.ts.)
+    this.suffixes =
+      scriptLimits.length === 1 && scriptLimits[0]!.kind === 3
+        ? [':0h']
+        : scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
     if (/[{}]/.test(this.prefix))
       throw new ConfigError(
@@ -461,15 +465,21 @@ export class RedisRateLimiter {
     const allowed = reply[o] === 1;
     const alg = this.shape.algorithms[Number(reply[o + 1])];
     if (alg === undefined) throw new Error('unexpected reply from the rate-limit script');
-    const retry = num(reply[o + 3]);
+    const retry = this.ms(reply[o + 3]);
     return new Decision(
       allowed,
       num(reply[o + 2]),
       allowed ? 0 : retry > 0 ? retry : Number.MIN_VALUE,
-      num(reply[o + 4]),
+      this.ms(reply[o + 4]),
       alg.limit,
       alg.windowMs,
     );
+  }
+
+  /** A time from the reply, in ms (numbers are µs from the lone-fixed-window script). */
+  private ms(v: unknown): number {
+    if (typeof v === 'number') return this.script.microseconds ? v / 1000 : v;
+    return num(v);
   }
 
   /** The decision while Redis fails: the insurance's, or allow / deny per `onRedisError`. */
