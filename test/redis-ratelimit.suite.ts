@@ -115,6 +115,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     const clock = createFakeClock({ now: 1_763_000_000_000 });
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [{ algorithm: 'fixed-window', limit: 3, windowMs: 100 }],
       _now: () => clock.now(),
@@ -123,6 +125,58 @@ describeRedis('redisRateLimiter (real Redis)', () => {
       clock.tickSync(dt);
       await l.consume('w');
       expect(await redis.hlen(`${prefix}{k:w}:0h`)).toBe(1);
+    }
+  });
+
+  it('a lone fixed window in server time (the INCRBY + PEXPIREAT script): exact counts, fractional costs, the key ends with its window', async () => {
+    prefix = testPrefix();
+    const l = redisRateLimiter({
+      client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
+      prefix,
+      limits: [{ algorithm: 'fixed-window', limit: 5, windowMs: 60_000 }],
+    });
+    let d = await l.consume('e');
+    if (d.resetMs < 2_000) {
+      await sleep(d.resetMs + 5); // start in a fresh window
+      d = await l.consume('e');
+    }
+    expect(d).toMatchObject({ allowed: true, remaining: 4, limit: 5, windowMs: 60_000 });
+    expect((await l.consume('e', 2.5)).remaining).toBe(1); // 3.5 used
+    expect((await l.consume('e', 1)).remaining).toBe(0); // 4.5 used (the counter is a float now)
+    const r = await l.consume('e', 1);
+    expect(r.allowed).toBe(false);
+    expect(r.retryAfterMs).toBeGreaterThan(0);
+    expect(r.retryAfterMs).toBeCloseTo(r.resetMs, 6);
+    expect((await l.consume('e', 0.5)).allowed).toBe(true); // exactly 5
+    const key = `${prefix}{k:e}:0e`;
+    expect(Number(await redis.get(key))).toBe(5);
+    // In a full window a rejected call is not taken back (the counter runs past the limit), and
+    // that changes nothing: a cost-0 call still fits, the rest are refused.
+    expect((await l.consume('e', 6)).retryAfterMs).toBe(Number.POSITIVE_INFINITY);
+    expect(await l.consume('e', 1)).toMatchObject({ allowed: false, remaining: 0 });
+    expect(Number(await redis.get(key))).toBe(12);
+    expect(await l.consume('e', 0)).toMatchObject({ allowed: true, remaining: 0 });
+    // The key's expiry is the window's last millisecond (aligned to the epoch, as in memory).
+    const [at, [sec, usec]] = await Promise.all([redis.pexpiretime(key), redis.time()]);
+    const nowMs = Number(sec) * 1000 + Number(usec) / 1000;
+    expect((at + 1) % 60_000).toBe(0);
+    expect(at + 1 - nowMs).toBeCloseTo(r.resetMs, -2);
+    // A short window: the count starts again in the next one.
+    const s = redisRateLimiter({
+      client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
+      prefix,
+      limits: [{ algorithm: 'fixed-window', limit: 2, windowMs: 50 }],
+    });
+    await s.consume('s');
+    await s.consume('s');
+    const third = await s.consume('s');
+    if (!third.allowed) {
+      await sleep(third.retryAfterMs + 2);
+      expect((await s.consume('s')).allowed).toBe(true);
     }
   });
 
@@ -139,6 +193,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [
         { algorithm: 'fixed-window', limit: 100, windowMs: 60_000 },
@@ -155,6 +211,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [{ algorithm: 'fixed-window', limit: 3, windowMs: 200 }],
     });
@@ -162,7 +220,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     // Align on a fresh window so three calls fit in it.
     if (d.resetMs < 120) {
       await sleep(d.resetMs + 5);
-      await redis.del(`${prefix}{k:w}:0h`);
+      await redis.del(`${prefix}{k:w}:0e`);
       d = await l.consume('w');
     }
     expect(d.allowed).toBe(true);
@@ -172,7 +230,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(rejected.allowed).toBe(false);
     expect(rejected.retryAfterMs).toBeGreaterThan(0);
     expect(rejected.retryAfterMs).toBeLessThanOrEqual(200);
-    const ttl = await redis.pttl(`${prefix}{k:w}:0h`);
+    const ttl = await redis.pttl(`${prefix}{k:w}:0e`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1_200 + 1);
     await sleep(Math.ceil(rejected.retryAfterMs) + 2);
@@ -183,6 +241,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [
         { algorithm: 'gcra', rate: 10, periodMs: 1_000 },
@@ -198,6 +258,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [{ algorithm: 'token-bucket', capacity: 3, refillRate: 1 }],
     });
@@ -217,6 +279,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [
         { algorithm: 'fixed-window', limit: 2, windowMs: 60_000 },
@@ -232,6 +296,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(() =>
       redisRateLimiter({
         client: redis,
+        timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
         prefix: 'a{b}:',
         limits: [{ algorithm: 'gcra', rate: 1, periodMs: 1 }],
       }),
@@ -242,6 +308,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [
         { algorithm: 'token-bucket', capacity: 1e9, refillRate: 1e-5 },
@@ -257,6 +325,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [{ algorithm: 'token-bucket', capacity: 5, refillRate: 1 }],
     });
@@ -277,6 +347,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const l = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [
         { algorithm: 'gcra', rate: 50, periodMs: 1_000, burst: 10 },
@@ -310,8 +382,20 @@ describeRedis('redisRateLimiter (real Redis)', () => {
       { algorithm: 'sliding-window-counter', limit: 7, windowMs: 1_000 },
     ] as const;
     const clock = createFakeClock({ now: 1_000_000 });
-    const one = redisRateLimiter({ client: redis, prefix: testPrefix(), limits, _now: () => clock.now() });
-    const many = redisRateLimiter({ client: redis, prefix: testPrefix(), limits, _now: () => clock.now() });
+    const one = redisRateLimiter({
+      client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+      prefix: testPrefix(),
+      limits,
+      _now: () => clock.now(),
+    });
+    const many = redisRateLimiter({
+      client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+      prefix: testPrefix(),
+      limits,
+      _now: () => clock.now(),
+    });
     for (let round = 0; round < 4; round++) {
       const keys = Array.from({ length: 30 }, (_, i) => `k${(i * 7) % 4}`);
       const costs = keys.map((_, i) => (i % 3) + 0.5);
@@ -407,6 +491,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     prefix = testPrefix();
     const limiter = redisRateLimiter({
       client: redis,
+      timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
       prefix,
       limits: [{ algorithm: 'gcra', rate: 1, periodMs: 60_000, burst: 1 }],
     });
@@ -423,6 +509,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(() =>
       redisRateLimiter({
         client: redis,
+        timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
         limits: [{ algorithm: 'sliding-window-log', limit: 1, windowMs: 1 }],
       }),
     ).toThrow(/sliding-window-counter/);
@@ -430,6 +518,8 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     expect(() =>
       redisRateLimiter({
         client: redis,
+        timeoutMs: 5_000, // a loaded machine must not turn these into insurance decisions
+
         limits: [{ algorithm: 'gcra', rate: 1, periodMs: 1 }],
         insurance: { share: 2 },
       }),

@@ -14,8 +14,8 @@ function fakeClient() {
     eval: () => Promise.reject(new Error('not used')),
   };
 }
-/** The script's reply for `n` allowed calls. */
-const allowed = (n: number) => Array.from({ length: n }, () => [1, 0, 9, 0, 100]).flat();
+/** The lone-fixed-window script's reply for `n` allowed calls (code, remaining, reset µs). */
+const allowed = (n: number) => Array.from({ length: n }, () => [1, 9, 100_000]).flat();
 const tick = () => new Promise<void>((r) => process.nextTick(r));
 
 describe('redisRateLimiter (fake client)', () => {
@@ -31,20 +31,20 @@ describe('redisRateLimiter (fake client)', () => {
     // sha, numkeys, 3 keys, now ('' = the server's), 3 costs
     expect(client.calls[0]!.args.flat().slice(1)).toEqual([
       3,
-      'bulwark:rl:{k:a}:0h',
-      'bulwark:rl:{k:b}:0h',
-      'bulwark:rl:{k:a}:0h',
+      'bulwark:rl:{k:a}:0e',
+      'bulwark:rl:{k:b}:0e',
+      'bulwark:rl:{k:a}:0e',
       '',
       '1',
       '2',
       '1',
     ]);
     // A lone fixed window's script answers times in integer µs when exact, else in ms strings.
-    client.calls[0]!.resolve([1, 0, 9, 0, 100_000, 0, 0, 7, 250_500, 'inf', 1, 0, 8, 0, '100.0000005']);
+    client.calls[0]!.resolve([1, 9, 100_000, 0, 7, 250_500, 1, 8, '100.0000005']);
     const [a, b, c] = await Promise.all(ds);
     expect(a).toMatchObject({ allowed: true, remaining: 9, resetMs: 100 });
     expect(b).toMatchObject({ allowed: false, remaining: 7, retryAfterMs: 250.5 });
-    expect(b!.resetMs).toBe(Number.POSITIVE_INFINITY);
+    expect(b!.resetMs).toBe(250.5);
     expect(c).toMatchObject({ allowed: true, remaining: 8, resetMs: 100.0000005 });
     expect(l.stats).toEqual({ redis: 3, fallback: 0, failing: false });
   });

@@ -23,7 +23,7 @@ import {
   type RateLimitSpec,
   rateLimiter,
 } from '../limits/rate-limiter.js';
-import { type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
+import { expiryWindow, type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
 
 /** Events of a Redis rate limiter. */
 export type RedisRateLimiterEvent =
@@ -260,14 +260,16 @@ export class RedisRateLimiter {
           return { kind: KINDS[l.algorithm as 'fixed-window'], a: l.limit, b: l.windowMs };
       }
     });
-    this.script = rateLimitScript(scriptLimits);
+    const serverTime = o._now === undefined;
+    this.script = rateLimitScript(scriptLimits, serverTime);
     // Limit i of a key is stored at `prefix{k:key}:i` + the kind's letter: changing a limit's kind
     // starts a fresh state instead of misreading the old one.
     // (A lone fixed window is a hash, `h`: see script.ts.)
-    this.suffixes =
-      scriptLimits.length === 1 && scriptLimits[0]!.kind === 3
-        ? [':0h']
-        : scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
+    // (A lone fixed window is a counter, `e`, in server time, else a hash, `h`: see script.ts.)
+    const lone = scriptLimits.length === 1 && scriptLimits[0]!.kind === 3;
+    this.suffixes = lone
+      ? [serverTime && expiryWindow(scriptLimits[0]!) ? ':0e' : ':0h']
+      : scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
     if (/[{}]/.test(this.prefix))
       throw new ConfigError(
@@ -423,13 +425,16 @@ export class RedisRateLimiter {
   private settle(batch: Batch, reply: unknown): void {
     if (batch.done) return;
     const calls = batch.calls;
-    if (!Array.isArray(reply) || reply.length !== calls.length * 5) {
+    const width = this.script.microseconds ? 3 : 5;
+    if (!Array.isArray(reply) || reply.length !== calls.length * width) {
       this.failBatch(batch, new Error('unexpected reply from the rate-limit script'));
       return;
     }
     const decisions = new Array<RateLimitDecision>(calls.length);
     try {
-      for (let c = 0; c < calls.length; c++) decisions[c] = this.decision(reply, c * 5);
+      if (width === 3)
+        for (let c = 0; c < calls.length; c++) decisions[c] = this.windowDecision(reply, c * 3);
+      else for (let c = 0; c < calls.length; c++) decisions[c] = this.decision(reply, c * 5);
     } catch (error) {
       this.failBatch(batch, error);
       return;
@@ -471,6 +476,23 @@ export class RedisRateLimiter {
       num(reply[o + 2]),
       allowed ? 0 : retry > 0 ? retry : Number.MIN_VALUE,
       this.ms(reply[o + 4]),
+      alg.limit,
+      alg.windowMs,
+    );
+  }
+
+  /** A decision of the lone-fixed-window script: code (1 allowed, 0 rejected, 2 never), remaining, reset. */
+  private windowDecision(reply: unknown[], o: number): RateLimitDecision {
+    const code = reply[o];
+    const alg = this.shape.algorithms[0]!;
+    const reset = this.ms(reply[o + 2]);
+    if (code !== 0 && code !== 1 && code !== 2)
+      throw new Error('unexpected reply from the rate-limit script');
+    return new Decision(
+      code === 1,
+      num(reply[o + 1]),
+      code === 1 ? 0 : code === 2 ? Number.POSITIVE_INFINITY : reset > 0 ? reset : Number.MIN_VALUE,
+      reset,
       alg.limit,
       alg.windowMs,
     );

@@ -36,6 +36,11 @@ export interface RateLimitScript {
   readonly microseconds: boolean;
 }
 
+/** A lone fixed window the expiry script can run: whole ms, exact in µs. @internal */
+export function expiryWindow(l: ScriptLimit): boolean {
+  return l.kind === 3 && Number.isInteger(l.b) && l.b * 1000 < 2 ** 50;
+}
+
 /** A number as an exact Lua literal. */
 function lit(x: number): string {
   if (Number.isInteger(x)) return String(x);
@@ -166,14 +171,17 @@ function save(l: ScriptLimit, key: string, s: string): string {
  * `HINCRBY` (`HINCRBYFLOAT` for a fractional cost) and taken back at once if it went over the limit,
  * so a decision costs `TIME` and one command; the first charge of a window drops older windows'
  * fields and sets the key's expiry. Same decisions as the in-memory fixed window. Unlike the
- * general script, it returns `retryAfterMs` and `resetMs` as integer MICROseconds when they are
- * exact (and as `%.17g` millisecond strings otherwise), which spares a string format per call.
+ * general script, it answers three values per call — 1 allowed, 0 rejected or 2 rejected for
+ * ever (cost over the limit); remaining; resetMs (also the wait of a rejected call) — with times
+ * as integer MICROseconds when they are exact (else `%.17g` millisecond strings), which spares a
+ * string format per call.
  */
 function fixedWindowScript(l: ScriptLimit): string {
   const A = lit(l.a);
   const B = lit(l.b);
   return [
     `-- bulwark rate limit: fixed window ${A}/${B}`,
+    'local floor, format = math.floor, string.format',
     'local now',
     "if ARGV[1] == '' then",
     "  local t = redis.call('TIME')",
@@ -181,13 +189,12 @@ function fixedWindowScript(l: ScriptLimit): string {
     'else',
     '  now = tonumber(ARGV[1])',
     'end',
-    'local floor, format = math.floor, string.format',
     `local start = floor(now / ${B}) * ${B}`,
-    "local field = start == floor(start) and start < 1e14 and tostring(start) or format('%.17g', start)",
     `local reset = start + ${B} - now`,
     // Times go back as integer µs when exact (no string formatting), else as %.17g ms strings.
     'local us = reset * 1000',
     "local resetOut = (us == floor(us) and us / 1000 == reset) and us or format('%.17g', reset)",
+    "local field = start == floor(start) and start < 1e14 and tostring(start) or format('%.17g', start)",
     'local result = {}',
     'for c = 1, #KEYS do',
     '  local key = KEYS[c]',
@@ -200,37 +207,106 @@ function fixedWindowScript(l: ScriptLimit): string {
     // A fractional count (or a fractional cost) needs the float command.
     "  if used == nil then used = tonumber(redis.call('HINCRBYFLOAT', key, field, cost)) end",
     '  local fresh = used == cost',
-    '  local o = (c - 1) * 5',
+    '  local o = (c - 1) * 3',
     `  if used > ${A} then`,
     '    if cost == floor(cost) and used == floor(used) then',
     "      used = redis.call('HINCRBY', key, field, -cost)",
     '    else',
     "      used = tonumber(redis.call('HINCRBYFLOAT', key, field, -cost))",
     '    end',
-    '    result[o + 1] = 0',
-    `    if cost > ${A} then result[o + 4] = 'inf' else result[o + 4] = resetOut end`,
+    `    if cost > ${A} then result[o + 1] = 2 else result[o + 1] = 0 end`,
     '  else',
     '    result[o + 1] = 1',
-    '    result[o + 4] = 0',
     '  end',
     // The first charge of a window drops the fields of older windows and sets the expiry.
     '  if fresh then',
     "    if redis.call('HLEN', key) > 1 then redis.call('DEL', key); redis.call('HSET', key, field, used) end",
     "    redis.call('PEXPIRE', key, math.min(math.ceil(reset) + 1000, 90000000000000))",
     '  end',
-    '  result[o + 2] = 0',
     `  local rem = floor(${A} - used)`,
     '  if rem < 0 then rem = 0 end',
-    '  result[o + 3] = rem',
-    '  if used == 0 then result[o + 5] = 0 else result[o + 5] = resetOut end',
+    '  result[o + 2] = rem',
+    '  if used == 0 then result[o + 3] = 0 else result[o + 3] = resetOut end',
     'end',
     'return result',
     '',
   ].join('\n');
 }
 
-/** Generates the script for these limits (in this order). @internal */
-export function rateLimitScript(limits: readonly ScriptLimit[]): RateLimitScript {
+/**
+ * The leanest script, for a lone fixed window of whole milliseconds decided in server time: the
+ * count is a plain counter charged with `INCRBY` (taken back if the call does not fit, unless the
+ * window was full already: then the counter just runs past the limit, which changes no decision,
+ * so a rejection in a full window costs one command too), and the first
+ * charge of a window sets `PEXPIREAT` to the window's last millisecond, so the key vanishes exactly
+ * when the window ends (Redis expires a key once its time is past) and the next charge starts the
+ * next window. A decision costs `TIME` and one command, like the simplest hand-written limiter, but
+ * windows stay aligned to the epoch as in memory. Replies as the hash variant (µs times).
+ */
+function fixedWindowExpiryScript(l: ScriptLimit): string {
+  const A = lit(l.a);
+  const W = lit(l.b * 1000);
+  return [
+    `-- bulwark rate limit: fixed window ${A}/${lit(l.b)} (expiry)`,
+    'local floor = math.floor',
+    "local t = redis.call('TIME')",
+    'local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])',
+    `local endUs = nowUs - nowUs % ${W} + ${W}`,
+    'local resetUs = endUs - nowUs',
+    'local lastMs = endUs / 1000 - 1',
+    'local result = {}',
+    'for c = 1, #KEYS do',
+    '  local key = KEYS[c]',
+    '  local cost = tonumber(ARGV[c + 1])',
+    '  local used',
+    '  if cost == floor(cost) then',
+    "    used = redis.pcall('INCRBY', key, cost)",
+    "    if type(used) ~= 'number' then used = nil end",
+    '  end',
+    "  if used == nil then used = tonumber(redis.call('INCRBYFLOAT', key, cost)) end",
+    '  local fresh = used == cost',
+    // A full window's counter may run past the limit (a rejected call there is not taken back:
+    // it changes no later decision); the count that decides is the counter capped at the limit.
+    '  local before = used - cost',
+    `  local full = before >= ${A}`,
+    `  if full then before = ${A} end`,
+    '  local o = (c - 1) * 3',
+    '  local eff',
+    `  if before + cost <= ${A} then`,
+    '    result[o + 1] = 1',
+    '    eff = before + cost',
+    '  else',
+    '    if not full then',
+    '      if cost == floor(cost) and used == floor(used) then',
+    "        redis.call('DECRBY', key, cost)",
+    '      else',
+    "        redis.call('INCRBYFLOAT', key, -cost)",
+    '      end',
+    '    end',
+    `    if cost > ${A} then result[o + 1] = 2 else result[o + 1] = 0 end`,
+    '    eff = before',
+    '  end',
+    "  if fresh then redis.call('PEXPIREAT', key, lastMs) end",
+    `  local rem = floor(${A} - eff)`,
+    '  if rem < 0 then rem = 0 end',
+    '  result[o + 2] = rem',
+    '  if eff == 0 then result[o + 3] = 0 else result[o + 3] = resetUs end',
+    'end',
+    'return result',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Generates the script for these limits (in this order). `serverTime`: the limiter always uses
+ * Redis's TIME (no time passed in), which lets a lone whole-ms fixed window use the expiry script.
+ * @internal
+ */
+export function rateLimitScript(limits: readonly ScriptLimit[], serverTime = false): RateLimitScript {
+  if (limits.length === 1 && limits[0]!.kind === 3 && serverTime && expiryWindow(limits[0]!)) {
+    const source = fixedWindowExpiryScript(limits[0]!);
+    return { source, sha: createHash('sha1').update(source).digest('hex'), microseconds: true };
+  }
   if (limits.length === 1 && limits[0]!.kind === 3) {
     const source = fixedWindowScript(limits[0]!);
     return { source, sha: createHash('sha1').update(source).digest('hex'), microseconds: true };
