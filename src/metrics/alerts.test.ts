@@ -1,0 +1,411 @@
+import { bulkhead, ConfigError, circuitBreaker, pipeline } from 'bulwark';
+import { createFakeClock, deferred } from 'bulwark/testing';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type AlertNotification,
+  type AlertRule,
+  type AlertTransition,
+  createAlerts,
+  createMetrics,
+  defaultAlertRules,
+  renderTemplate,
+} from './index.js';
+
+function setup(rules: AlertRule[]) {
+  const clock = createFakeClock();
+  const metrics = createMetrics({ clock });
+  const notes: AlertNotification[] = [];
+  const alerts = createAlerts({ metrics, clock, rules, notifiers: [{ notify: (n) => void notes.push(n) }] });
+  const seen: AlertTransition[] = [];
+  alerts.onTransition((t) => seen.push(t));
+  return { clock, metrics, alerts, notes, seen };
+}
+
+const states = (ts: AlertTransition[]) => ts.map((t) => `${t.from}->${t.to}`);
+
+describe('alert rules', () => {
+  it('goes inactive → pending → firing → (keep firing) → resolved → inactive', async () => {
+    let ready = 1;
+    const { clock, metrics, alerts, notes } = setup([
+      {
+        name: 'NotReady',
+        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        forMs: 60_000,
+        keepFiringForMs: 30_000,
+        severity: 'critical',
+        labels: { team: 'core' },
+        annotations: { summary: 'ready={{ $value }} team={{ $labels.team }}' },
+      },
+    ]);
+    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    expect(await alerts.evaluate()).toEqual([]);
+    ready = 0;
+    expect(states(await alerts.evaluate())).toEqual(['inactive->pending']);
+    await clock.tick(30_000);
+    expect(await alerts.evaluate()).toEqual([]);
+    expect(alerts.alerts()[0]!.state).toBe('pending');
+    await clock.tick(30_000);
+    const fired = await alerts.evaluate();
+    expect(states(fired)).toEqual(['pending->firing']);
+    expect(fired[0]!.alert.annotations.summary).toBe('ready=0 team=core');
+    expect(fired[0]!.alert.labels).toMatchObject({
+      alertname: 'NotReady',
+      severity: 'critical',
+      team: 'core',
+    });
+    expect(notes.map((n) => n.status)).toEqual(['firing']);
+    // Condition stops: keeps firing for 30 s.
+    ready = 1;
+    await clock.tick(15_000);
+    expect(await alerts.evaluate()).toEqual([]);
+    expect(alerts.alerts()[0]!.state).toBe('firing');
+    await clock.tick(15_000);
+    const resolved = await alerts.evaluate();
+    expect(states(resolved)).toEqual(['firing->resolved']);
+    expect(notes.map((n) => n.status)).toEqual(['firing', 'resolved']);
+    // Resolved is reported once, then the alert is gone.
+    await clock.tick(15_000);
+    expect(await alerts.evaluate()).toEqual([]);
+    expect(alerts.alerts()).toEqual([]);
+    expect(notes).toHaveLength(2);
+  });
+
+  it('a pending alert whose condition stops goes back to inactive without a notification', async () => {
+    let ready = 0;
+    const { clock, metrics, alerts, notes } = setup([
+      {
+        name: 'NotReady',
+        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        forMs: 60_000,
+      },
+    ]);
+    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    await alerts.evaluate();
+    ready = 1;
+    await clock.tick(10_000);
+    expect(states(await alerts.evaluate())).toEqual(['pending->inactive']);
+    expect(notes).toEqual([]);
+  });
+
+  it('keepFiringFor stops flapping: a condition that comes back keeps the same alert firing', async () => {
+    let ready = 0;
+    const { clock, metrics, alerts, notes } = setup([
+      {
+        name: 'NotReady',
+        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        keepFiringForMs: 60_000,
+      },
+    ]);
+    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    expect(states(await alerts.evaluate())).toEqual(['inactive->firing']);
+    for (let i = 0; i < 6; i++) {
+      ready = 1 - ready;
+      await clock.tick(15_000);
+      expect(await alerts.evaluate()).toEqual([]);
+    }
+    expect(notes).toHaveLength(1);
+  });
+
+  it('one alert per series, with the series labels', async () => {
+    const { metrics, alerts } = setup([
+      {
+        name: 'CheckFailing',
+        expr: { kind: 'value', metric: 'bulwark_health_status', op: '<', threshold: 1 },
+      },
+    ]);
+    metrics.addHealth({
+      snapshot: () => ({
+        ready: true,
+        shuttingDown: false,
+        checks: [
+          { name: 'db', status: 'fail', critical: true },
+          { name: 'cache', status: 'warn', critical: false },
+          { name: 'disk', status: 'pass', critical: false },
+        ],
+      }),
+    });
+    const t = await alerts.evaluate();
+    expect(t.map((x) => x.alert.labels.check).sort()).toEqual(['cache', 'db']);
+  });
+
+  it('rate, increase and ratio expressions over the evaluation history', async () => {
+    let dead = 0;
+    const { clock, metrics, alerts } = setup([
+      {
+        name: 'DeadGrowing',
+        expr: {
+          kind: 'increase',
+          metric: 'bulwark_queue_jobs',
+          match: { state: 'dead' },
+          windowMs: 600_000,
+          op: '>',
+          threshold: 0,
+        },
+      },
+      {
+        name: 'DeadFast',
+        expr: {
+          kind: 'rate',
+          metric: 'bulwark_queue_jobs',
+          match: { state: 'dead' },
+          windowMs: 60_000,
+          op: '>',
+          threshold: 0.5,
+        },
+      },
+    ]);
+    metrics.addQueue({ name: 'jobs', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    expect(await alerts.evaluate()).toEqual([]); // one point: no increase yet
+    await clock.tick(60_000);
+    expect(await alerts.evaluate()).toEqual([]); // flat
+    dead = 10;
+    await clock.tick(60_000);
+    const t = await alerts.evaluate();
+    expect(t.map((x) => `${x.alert.rule}:${x.to}:${x.alert.value}`)).toEqual(['DeadGrowing:firing:10']);
+    // 10 dead in 60 s = 0.17/s: under 0.5/s, so only the increase rule fires.
+    dead = 100;
+    await clock.tick(60_000);
+    const t2 = await alerts.evaluate();
+    expect(t2.map((x) => x.alert.rule)).toEqual(['DeadFast']);
+    expect(t2[0]!.alert.value).toBe(1.5);
+    // Flat for 10 minutes: the increase over the window drops to 0 and the alert resolves.
+    for (let i = 0; i < 12; i++) {
+      await clock.tick(60_000);
+      await alerts.evaluate();
+    }
+    expect(alerts.alerts()).toEqual([]);
+  });
+
+  it('counts a fall of a counter as a reset', async () => {
+    let n = 5;
+    const { clock, metrics, alerts } = setup([
+      {
+        name: 'Inc',
+        expr: {
+          kind: 'increase',
+          metric: 'bulwark_queue_jobs',
+          match: { state: 'dead' },
+          windowMs: 600_000,
+          op: '>=',
+          threshold: 0,
+        },
+      },
+    ]);
+    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead: n }) });
+    await alerts.evaluate();
+    n = 2; // reset, then 2 new
+    await clock.tick(1_000);
+    const t = await alerts.evaluate();
+    expect(t[0]!.alert.value).toBe(2);
+  });
+
+  it('default rules: bulkhead above 90 %, breaker open over a minute, critical check, not ready outside shutdown', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    const pool = bulkhead({ limit: 10, queue: 0, clock, name: 'pool' });
+    const cb = circuitBreaker({ name: 'db', clock });
+    metrics.track(pipeline(cb, pool), 'svc');
+    let shuttingDown = false;
+    metrics.addHealth({
+      snapshot: () => ({
+        ready: false,
+        shuttingDown,
+        checks: [
+          { name: 'pg', status: 'fail', critical: true },
+          { name: 'cache', status: 'fail', critical: false },
+        ],
+      }),
+    });
+    const alerts = createAlerts({ metrics, clock });
+    expect(alerts.rules.map((r) => r.name)).toEqual(defaultAlertRules().map((r) => r.name));
+    const gate = deferred<void>();
+    const running = Array.from({ length: 10 }, () => pool.execute(() => gate.promise));
+    cb.isolate(); // not 'open': does not count for the open rule
+    const first = await alerts.evaluate();
+    const firing = first.filter((t) => t.to === 'firing').map((t) => t.alert.rule);
+    expect(firing.sort()).toEqual(['BulwarkBulkheadSaturated', 'BulwarkCriticalCheckFailing']);
+    expect(first.find((t) => t.alert.rule === 'BulwarkCriticalCheckFailing')!.alert.labels.check).toBe('pg');
+    expect(first.find((t) => t.alert.rule === 'BulwarkBulkheadSaturated')!.alert.annotations.summary).toBe(
+      'Bulkhead pool is at 1 of its limit',
+    );
+    expect(first.find((t) => t.alert.rule === 'BulwarkNotReady')?.to).toBe('pending');
+    await clock.tick(60_000);
+    expect((await alerts.evaluate()).map((t) => `${t.alert.rule}:${t.to}`)).toEqual([
+      'BulwarkNotReady:firing',
+    ]);
+    shuttingDown = true;
+    await clock.tick(15_000);
+    expect((await alerts.evaluate()).map((t) => `${t.alert.rule}:${t.to}`)).toEqual([
+      'BulwarkNotReady:resolved',
+    ]);
+    gate.resolve();
+    await Promise.all(running);
+  });
+
+  it('default rule: a breaker open for over a minute', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    const cb = circuitBreaker({
+      name: 'db',
+      clock,
+      breaker: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfter: 600_000,
+    });
+    metrics.track(cb);
+    await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(cb.state).toBe('open');
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: defaultAlertRules().filter((r) => r.name === 'BulwarkCircuitOpen'),
+    });
+    expect(states(await alerts.evaluate())).toEqual(['inactive->pending']);
+    await clock.tick(60_000);
+    const t = await alerts.evaluate();
+    expect(states(t)).toEqual(['pending->firing']);
+    expect(t[0]!.alert.annotations.summary).toBe('Circuit breaker db has been open for over a minute');
+  });
+
+  it('evaluates on the clock after start(), and stop() ends it', async () => {
+    const { clock, metrics, alerts, seen } = setup([
+      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+    ]);
+    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    alerts.start();
+    await clock.tick(14_999);
+    expect(seen).toEqual([]);
+    await clock.tick(1);
+    expect(states(seen)).toEqual(['inactive->firing']);
+    await alerts.stop();
+    expect(clock.pending).toBe(0);
+  });
+
+  it('a failing notifier or rule is reported, never thrown', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: [
+        { name: 'A', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+        {
+          name: 'B',
+          expr: {
+            kind: 'custom',
+            evaluate: () => {
+              throw new Error('bad rule');
+            },
+          },
+        },
+      ],
+      notifiers: [{ notify: () => Promise.reject(new Error('smtp down')) }],
+    });
+    await alerts.evaluate();
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    expect(warnings.some((w) => w.includes('bad rule'))).toBe(true);
+    expect(warnings.some((w) => w.includes('smtp down'))).toBe(true);
+  });
+
+  it('validates rules with the field named', () => {
+    const metrics = createMetrics();
+    expect(() =>
+      createAlerts({
+        metrics,
+        rules: [{ name: 'x', expr: { kind: 'value', metric: 'm', op: '=~' as never, threshold: 1 } }],
+      }),
+    ).toThrow(ConfigError);
+    expect(() =>
+      createAlerts({
+        metrics,
+        rules: [{ name: 'x', expr: { kind: 'rate', metric: 'm', windowMs: -1, op: '>', threshold: 1 } }],
+      }),
+    ).toThrow(/createAlerts\.rules\.0\.expr\.windowMs/);
+    expect(() =>
+      createAlerts({
+        metrics,
+        rules: [
+          { name: 'x', expr: { kind: 'value', metric: 'm', op: '>', threshold: 1 } },
+          { name: 'x', expr: { kind: 'value', metric: 'm', op: '>', threshold: 1 } },
+        ],
+      }),
+    ).toThrow(/unique/);
+  });
+
+  it('renders templates', () => {
+    expect(renderTemplate('{{$value}} {{ $labels.a }}{{ $labels.missing }}', { a: 'A' }, 0.123456789)).toBe(
+      '0.123457 A',
+    );
+  });
+});
+
+describe('alert state machine (property)', () => {
+  it('matches a reference model of Prometheus semantics for any condition sequence', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 5 }).map((n) => n * 10_000),
+        fc.integer({ min: 0, max: 5 }).map((n) => n * 10_000),
+        fc.array(fc.record({ dt: fc.integer({ min: 1, max: 4 }).map((n) => n * 5_000), on: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        async (forMs, keepMs, steps) => {
+          const clock = createFakeClock();
+          const metrics = createMetrics({ clock });
+          let on = false;
+          metrics.addHealth({ snapshot: () => ({ ready: !on, shuttingDown: false, checks: [] }) });
+          const notes: string[] = [];
+          const alerts = createAlerts({
+            metrics,
+            clock,
+            rules: [
+              {
+                name: 'A',
+                expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+                forMs,
+                keepFiringForMs: keepMs,
+              },
+            ],
+            notifiers: [{ notify: (n) => void notes.push(n.status) }],
+          });
+          // Reference model.
+          let state: 'inactive' | 'pending' | 'firing' | 'resolved' = 'inactive';
+          let activeAt = 0;
+          let lastTrue = 0;
+          const expected: string[] = [];
+          for (const step of steps) {
+            await clock.tick(step.dt);
+            on = step.on;
+            const now = clock.now();
+            if (on) {
+              if (state === 'inactive' || state === 'resolved') {
+                state = 'pending';
+                activeAt = now;
+              }
+              lastTrue = now;
+              if (state === 'pending' && now - activeAt >= forMs) {
+                state = 'firing';
+                expected.push('firing');
+              }
+            } else if (state === 'pending' || state === 'resolved') {
+              state = 'inactive';
+            } else if (state === 'firing' && now - lastTrue >= keepMs) {
+              state = 'resolved';
+              expected.push('resolved');
+            }
+            await alerts.evaluate();
+            const current = alerts.alerts()[0]?.state ?? 'inactive';
+            expect(current).toBe(state);
+          }
+          expect(notes).toEqual(expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
