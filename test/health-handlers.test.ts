@@ -69,6 +69,20 @@ async function contract(base: string, monitor: HealthMonitor): Promise<void> {
   }
   res = await fetch(`${base}/health/nope`);
   expect(res.status).toBe(404);
+  // Trailing slash and query: the same answer on every framework.
+  expect((await fetch(`${base}/readyz/`)).status).toBe(200);
+  expect((await fetch(`${base}/health/db/`)).status).toBe(200);
+  expect((await fetch(`${base}/readyz?probe=1`)).status).toBe(200);
+  // Malformed percent-encoding in the group: 400, and the server lives on (it used to throw URIError).
+  res = await fetch(`${base}/health/%E0%A4%A`);
+  expect(res.status).toBe(400);
+  await res.text();
+  expect((await fetch(`${base}/livez`)).status).toBe(200);
+  // A passing check has no output in its entry, even with details (the draft: SHOULD be omitted).
+  res = await fetch(`${base}/health`, { headers: { authorization: 'Bearer ops' } });
+  body = await res.json();
+  expect(body.checks['db:responseTime'][0].status).toBe('pass');
+  expect(body.checks['db:responseTime'][0]).not.toHaveProperty('output');
   res = await fetch(`${base}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain');
@@ -171,11 +185,81 @@ describe('health endpoints', () => {
     });
     const b = healthHandler(monitor);
     const base = await listen(createServer((req, res) => void (a(req, res) || res.end('app'))));
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    cleanups.push(() => process.off('warning', onWarning));
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(500);
-    expect(await res.text()).toContain('registry broken');
+    // Details hidden (the default): a generic body; the error itself goes to a process warning.
+    const text = await res.text();
+    expect(text).not.toContain('registry broken');
+    expect(text).toContain('metrics failed');
+    await new Promise((r) => setImmediate(r));
+    expect(warnings.some((w) => w.message.includes('registry broken'))).toBe(true);
+    const c = healthHandler(monitor, {
+      details: 'always',
+      metrics: () => {
+        throw new Error('registry broken');
+      },
+    });
+    const base3 = await listen(createServer((req, res) => void (c(req, res) || res.end('app'))));
+    expect(await (await fetch(`${base3}/metrics`)).text()).toContain('registry broken');
     const base2 = await listen(createServer((req, res) => void (b(req, res) || res.end('app'))));
     expect(await (await fetch(`${base2}/metrics`)).text()).toBe('app');
     expect(() => healthHandler(monitor, { paths: { live: 'nope' } })).toThrow(/healthHandler\.paths\.live/);
+  });
+
+  it('a malformed group answers 400 health+json on node:http and Express', async () => {
+    const monitor = makeMonitor();
+    cleanups.push(() => monitor.close());
+    const health = healthHandler(monitor);
+    const app = express();
+    app.use('/ops', expressHealth(monitor));
+    for (const [base, prefix] of [
+      [await listen(createServer((req, res) => void (health(req, res) || res.end('app')))), ''],
+      [await listen(createServer(app)), '/ops'],
+    ] as const) {
+      const res = await fetch(`${base}${prefix}/health/%E0%A4%A`);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toContain(HEALTH_JSON);
+      const body = await res.json();
+      validateHealthJson(body);
+      expect(body.status).toBe('fail');
+    }
+  });
+
+  it('Fastify: trailing slashes answer, also with ignoreTrailingSlash', async () => {
+    const monitor = makeMonitor();
+    cleanups.push(() => monitor.close());
+    await monitor.runNow();
+    for (const app of [Fastify(), Fastify({ routerOptions: { ignoreTrailingSlash: true } })]) {
+      cleanups.push(() => app.close());
+      await app.register(fastifyHealth, { monitor });
+      await app.ready();
+      for (const url of ['/readyz', '/readyz/', '/health', '/health/', '/health/db/']) {
+        expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+      }
+    }
+  });
+
+  it('a write that throws (bad header value) ends the response with 500, no unhandled rejection', async () => {
+    const monitor = makeMonitor();
+    cleanups.push(() => monitor.close());
+    // setHeader throws ERR_INVALID_CHAR on this value, inside write().
+    const health = healthHandler(monitor, { cacheControl: 'no-store\nx' });
+    const base = await listen(createServer((req, res) => void (health(req, res) || res.end('app'))));
+    const res = await fetch(`${base}/livez`);
+    expect(res.status).toBe(500);
+    const errors: unknown[] = [];
+    const app = express();
+    app.use(expressHealth(monitor, { cacheControl: 'no-store\nx' }));
+    app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      errors.push(error);
+      res.status(500).end('handled');
+    });
+    const base2 = await listen(createServer(app));
+    expect(await (await fetch(`${base2}/livez`)).text()).toBe('handled');
+    expect(errors).toHaveLength(1);
   });
 });

@@ -223,6 +223,9 @@ describe('health check on a local HTTP server', () => {
       await close();
       await monitor.runNow();
       expect(statusOf(monitor, 'api')).toBe('fail');
+      // The cause is kept: fetch's bare 'fetch failed' would not say why (a kept-alive socket
+      // closed, or ECONNREFUSED).
+      expect(outputOf(monitor, 'api')).toMatch(/^fetch failed: (UND_ERR_SOCKET|ECONNREFUSED)/);
       expect(monitor.snapshot().ready).toBe(false);
       await open();
       await settlesTo(monitor, 'api', 'pass');

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -178,6 +179,21 @@ describe('gracefulShutdown in a real process', () => {
     expect((await inFlight).status).toBe(200);
     expect((await child.exited).code).toBe(0);
     expect(child.lines).toContain('hook close pool end');
+  });
+
+  it('a raw TCP connection that never sends a request does not hold the exit: code 0', async () => {
+    // inFlightTimeoutMs 5 000 (base): before the fix the exit waited for it and used the error code.
+    const child = startChild({ ...base, drainDelayMs: 0, hooks: [] });
+    const port = Number((await child.waitFor(/^listening \d+$/)).split(' ')[1]);
+    const raw = connect(port, '127.0.0.1');
+    raw.on('error', () => {});
+    await new Promise((r) => raw.once('connect', r));
+    const rawClosed = new Promise((r) => raw.once('close', r));
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+    await rawClosed;
+    expect(child.lines).toContain('log info shutdown: clean; exiting with code 0');
+    expect(child.lines.some((l) => l.includes('still running'))).toBe(false);
   });
 
   it('exits with the forced code when the deadline passes', async () => {

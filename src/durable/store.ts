@@ -175,7 +175,11 @@ export interface QueueStore {
    * `BulwarkDurableError` with code `INVALID_STATE`), whose `updatedAt` is before `olderThan` when
    * given; returns how many.
    */
-  purge(queue: string, state: ItemState, options: { readonly force?: boolean; readonly olderThan?: number }): Promise<number>;
+  purge(
+    queue: string,
+    state: ItemState,
+    options: { readonly force?: boolean; readonly olderThan?: number },
+  ): Promise<number>;
   /** Applies retention to terminal items; returns how many rows were removed. */
   sweep(queue: string, options: SweepOptions, now: number): Promise<number>;
   /**
@@ -184,11 +188,29 @@ export interface QueueStore {
    */
   listForRewrap(queue: string, keyId: string, after: string | null, limit: number): Promise<StoredItem[]>;
   /** Replaces an item's payload and key id if its payload is still `expected` (compare-and-set). */
-  replacePayload(queue: string, id: string, expectedKeyId: string | null, payload: Uint8Array, keyId: string): Promise<boolean>;
+  replacePayload(
+    queue: string,
+    id: string,
+    expectedKeyId: string | null,
+    payload: Uint8Array,
+    keyId: string,
+  ): Promise<boolean>;
   /**
    * Calls `onReady` when items may have become ready in `queue` (another process enqueued or a
    * lease was released). Stores without notifications return a no-op; the queue also polls.
    */
   subscribe(queue: string, onReady: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+  /**
+   * Optional: the names of the queues that have items (for the CLI's `stats` without `--queue`).
+   * Stores without it make the CLI ask for `--queue`.
+   */
+  listQueues?(): Promise<string[]>;
+  /**
+   * Optional: returns claimed items that never started to pending without counting their attempt
+   * (attempts - 1), fenced like `complete`; result `i` is `false` when `refs[i]`'s lease is not
+   * current. Workers use it for prefetched items on `stop()`; stores without it make them use
+   * `fail` with a retry (the attempt then counts).
+   */
+  release?(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]>;
 }

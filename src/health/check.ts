@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
-import { fn, parse, posInt } from './options.js';
+import { fn, parse, posInt, positiveMs } from './options.js';
 
 /** The three statuses of `application/health+json`. */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
@@ -98,8 +98,8 @@ const checkSchema = z.strictObject({
   componentType: z.string().min(1).optional(),
   measurement: z.string().min(1).optional(),
   critical: z.boolean().optional(),
-  intervalMs: z.number().finite().positive().optional(),
-  timeoutMs: z.number().finite().positive().optional(),
+  intervalMs: positiveMs.optional(),
+  timeoutMs: positiveMs.optional(),
   failureThreshold: posInt.optional(),
   successThreshold: posInt.optional(),
   historySize: posInt.max(100_000).optional(),

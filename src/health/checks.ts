@@ -27,7 +27,8 @@ export interface HttpCheckOptions extends CheckOptions {
 
 /**
  * Requests a URL (with `fetch`, redirects not followed) and passes on an expected status.
- * Default name `http-<host>-<port>`.
+ * Default name `http` — it holds no host, since names are shown even when details are hidden;
+ * give each check its own `name` when there are several.
  *
  * @example
  * ```ts
@@ -59,7 +60,9 @@ export function httpCheck(options: HttpCheckOptions): HealthCheck {
   return makeCheck(
     'httpCheck',
     {
-      name: `http-${url.hostname}-${url.port || (url.protocol === 'https:' ? '443' : '80')}`,
+      // Host-free: the name is the componentId, shown even with details hidden (and an IPv6 host's
+      // brackets and colons would not be a valid name).
+      name: 'http',
       ...common,
       run: async (signal) => {
         const res = await fetch(url, {
@@ -91,7 +94,7 @@ export interface TcpCheckOptions extends CheckOptions {
 
 /**
  * Passes when a TCP connection to `host:port` opens (Kubernetes' tcpSocket probe), then closes
- * it. Default name `tcp-<host>-<port>`.
+ * it. Default name `tcp` (host-free, like `httpCheck`'s; give each its own `name` when there are several).
  *
  * @example
  * ```ts
@@ -111,7 +114,7 @@ export function tcpCheck(options: TcpCheckOptions): HealthCheck {
   return makeCheck(
     'tcpCheck',
     {
-      name: `tcp-${host}-${o.port}`,
+      name: 'tcp', // host-free, like httpCheck's
       ...common,
       run: (signal) =>
         new Promise<CheckOutcome>((resolve, reject) => {
@@ -216,6 +219,8 @@ export function postgresCheck(options: PostgresCheckOptions): HealthCheck {
             },
           );
           const { Client } = await pg;
+          // The import may outlast the timeout (first load): do not open a connection nobody awaits.
+          signal.throwIfAborted();
           const client = new Client({
             connectionString: o.client as string,
             connectionTimeoutMillis: timeoutMs,

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
+import { reportError } from '../core/events.js';
 import type { HealthMonitor } from './monitor.js';
 import { fn, parse } from './options.js';
 
@@ -132,7 +133,9 @@ function allowDetails(r: Resolved, req: IncomingMessage): boolean {
 /** Which endpoint. @internal */
 type Target =
   | { readonly kind: 'live' | 'ready' | 'startup' | 'metrics' }
-  | { readonly kind: 'health'; readonly group: string | undefined };
+  | { readonly kind: 'health'; readonly group: string | undefined }
+  /** A path under the health endpoint whose group part is not valid percent-encoding. */
+  | { readonly kind: 'bad-group' };
 
 /** The endpoint at `pathname`, if any. */
 function route(r: Resolved, pathname: string): Target | undefined {
@@ -143,7 +146,11 @@ function route(r: Resolved, pathname: string): Target | undefined {
   if (r.health !== false) {
     if (pathname === r.health) return { kind: 'health', group: undefined };
     if (pathname.startsWith(`${r.health}/`)) {
-      return { kind: 'health', group: decodeURIComponent(pathname.slice(r.health.length + 1)) };
+      try {
+        return { kind: 'health', group: decodeURIComponent(pathname.slice(r.health.length + 1)) };
+      } catch {
+        return { kind: 'bad-group' }; // malformed percent-encoding (URIError): a 400, never a crash
+      }
     }
   }
   return undefined;
@@ -156,6 +163,9 @@ async function answer(
   target: Target,
   req: IncomingMessage,
 ): Promise<Answer> {
+  if (target.kind === 'bad-group') {
+    return json(400, { status: 'fail', output: 'malformed health group in the path' }, r);
+  }
   if (target.kind === 'health') {
     const group = target.group;
     const doc = monitor.healthJson({
@@ -174,10 +184,15 @@ async function answer(
         body: m.body,
       };
     } catch (error) {
+      // The message may hold hosts, paths or credentials: only callers allowed details see it.
+      reportError('health /metrics exporter', error);
+      const detail = allowDetails(r, req)
+        ? `: ${error instanceof Error ? error.message : String(error)}`
+        : ' (the error was reported as a process warning)';
       return {
         status: 500,
         headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': r.cacheControl },
-        body: `metrics failed: ${error instanceof Error ? error.message : String(error)}\n`,
+        body: `metrics failed${detail}\n`,
       };
     }
   }
@@ -237,16 +252,20 @@ export function healthHandler(monitor: HealthMonitor, options: HealthHandlerOpti
     if (method === 'GET' || method === 'HEAD') {
       const target = route(r, pathnameOf(req.url));
       if (target !== undefined) {
-        answer(monitor, r, target, req).then(
-          (a) => write(res, a, method === 'HEAD'),
-          (error: unknown) => {
-            if (next !== undefined) next(error);
-            else {
-              res.statusCode = 500;
-              res.end();
+        answer(monitor, r, target, req)
+          .then((a) => write(res, a, method === 'HEAD'))
+          .catch((error: unknown) => {
+            // write() throws on a destroyed response or a bad header: never an unhandled rejection.
+            try {
+              if (next !== undefined) next(error);
+              else {
+                if (!res.headersSent) res.statusCode = 500;
+                res.end();
+              }
+            } catch (again) {
+              reportError('health endpoint', again);
             }
-          },
-        );
+          });
         return true;
       }
     }
@@ -338,13 +357,24 @@ export const fastifyHealth = Object.assign(
       throw new ConfigError('fastifyHealth.monitor', 'a HealthMonitor from createHealthMonitor()', monitor);
     }
     const r = resolve('fastifyHealth', pickHandlerOptions(rest));
-    const on = (path: string, target: (request: FastifyRequestLike) => Target) =>
-      fastify.get(path, async (request, reply) => {
+    const on = (path: string, target: (request: FastifyRequestLike) => Target) => {
+      const handler = async (request: FastifyRequestLike, reply: FastifyReplyLike) => {
         const a = await answer(monitor, r, target(request), request.raw);
         reply.code(a.status);
         for (const [k, v] of Object.entries(a.headers)) reply.header(k, v);
         return reply.send(a.body);
-      });
+      };
+      fastify.get(path, handler);
+      // Trailing-slash parity with healthHandler/expressHealth (`/readyz/` answers like `/readyz`).
+      // With Fastify's `ignoreTrailingSlash` the second route is a duplicate: it is then not needed.
+      if (!path.endsWith('/')) {
+        try {
+          fastify.get(`${path}/`, handler);
+        } catch (error) {
+          if ((error as { code?: unknown } | null)?.code !== 'FST_ERR_DUPLICATED_ROUTE') throw error;
+        }
+      }
+    };
     if (r.live !== false) on(r.live, () => ({ kind: 'live' }));
     if (r.ready !== false) on(r.ready, () => ({ kind: 'ready' }));
     if (r.startup !== false) on(r.startup, () => ({ kind: 'startup' }));

@@ -1,8 +1,9 @@
+import { createServer } from 'node:net';
 import { circuitBreaker } from 'bulwark';
 import { createFakeClock, deferred } from 'bulwark/testing';
 import { describe, expect, it } from 'vitest';
 import { customCheck } from './check.js';
-import { breakerCheck, eventLoopCheck, httpCheck, queueCheck } from './checks.js';
+import { breakerCheck, eventLoopCheck, httpCheck, postgresCheck, queueCheck, tcpCheck } from './checks.js';
 import { createHealthMonitor, type HealthChangeEvent } from './monitor.js';
 
 describe('createHealthMonitor', () => {
@@ -344,5 +345,105 @@ describe('createHealthMonitor', () => {
     const a = customCheck({ name: 'a', run: () => true });
     expect(() => createHealthMonitor({ checks: [a, a] })).toThrow(/checks\[1\]\.name/);
     expect(() => createHealthMonitor({ checks: [a], groups: { g: ['zz'] } })).toThrow(/groups\.g\[0\]/);
+  });
+
+  it('default names of httpCheck and tcpCheck hold no host (IPv6 hosts work; hidden details leak nothing)', async () => {
+    expect(tcpCheck({ host: '::1', port: 5432 }).name).toBe('tcp');
+    expect(httpCheck({ url: 'http://[::1]:8080/healthz' }).name).toBe('http');
+    const monitor = createHealthMonitor({
+      autoStart: false,
+      checks: [
+        tcpCheck({ host: '10.0.3.7', port: 5432 }),
+        httpCheck({ url: 'http://payments.internal:8443/admin/healthz?token=abc' }),
+      ],
+    });
+    const text = JSON.stringify([monitor.healthJson(), monitor.probeJson('ready'), monitor.snapshot()]);
+    expect(text).not.toMatch(/10\.0\.3\.7|payments\.internal|8443|5432|token/);
+    await monitor.close();
+  });
+
+  it('an unknown status from a custom check fails, with an output saying so', async () => {
+    const clock = createFakeClock();
+    const monitor = createHealthMonitor({
+      clock,
+      checks: [
+        customCheck({
+          name: 'odd',
+          failureThreshold: 1,
+          // A JavaScript caller, or a cast: 'ok' is not a health+json status.
+          run: () => ({ status: 'ok' as 'pass', output: 'all good' }),
+        }),
+      ],
+    });
+    await clock.tick(0);
+    const c = monitor.snapshot().checks[0]!;
+    expect(c.status).toBe('fail');
+    expect(c.output).toBe(
+      'check returned an unknown status "ok" (expected "pass", "warn" or "fail"): all good',
+    );
+    await monitor.close();
+  });
+
+  it('snapshot().status is fail while shutting down, like /health; pass entries carry no output', async () => {
+    const clock = createFakeClock();
+    const monitor = createHealthMonitor({
+      clock,
+      checks: [customCheck({ name: 'a', run: () => ({ status: 'pass', output: 'fine' }) })],
+    });
+    await clock.tick(0);
+    expect(monitor.snapshot().status).toBe('pass');
+    expect(monitor.healthJson({ details: true })!.checks!['a:responseTime']![0]).not.toHaveProperty('output');
+    monitor.setShuttingDown();
+    expect(monitor.snapshot().status).toBe('fail');
+    expect(monitor.snapshot().checks[0]!.status).toBe('pass'); // the check itself still passes
+    expect(monitor.healthJson()!.status).toBe('fail');
+    await monitor.close();
+  });
+
+  it('error causes are kept in outputs', async () => {
+    const clock = createFakeClock();
+    const monitor = createHealthMonitor({
+      clock,
+      checks: [
+        customCheck({
+          name: 'a',
+          failureThreshold: 1,
+          run: () => {
+            throw new TypeError('fetch failed', {
+              cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+            });
+          },
+        }),
+      ],
+    });
+    await clock.tick(0);
+    expect(monitor.snapshot().checks[0]!.output).toBe('fetch failed: connect ECONNREFUSED 127.0.0.1:9');
+    await monitor.close();
+  });
+
+  it('intervals and timeouts are bounded: at least 1 ms, at most 2147483647 ms', () => {
+    expect(() => customCheck({ name: 'a', intervalMs: 2 ** 31, run: () => true })).toThrow(/intervalMs/);
+    expect(() => customCheck({ name: 'a', timeoutMs: 0.5, run: () => true })).toThrow(
+      /timeoutMs: at least 1 ms/,
+    );
+    expect(customCheck({ name: 'a', intervalMs: 2_147_483_647, run: () => true }).intervalMs).toBe(
+      2_147_483_647,
+    );
+  });
+
+  it('postgresCheck with a connection string opens no connection once its signal is aborted', async () => {
+    let connections = 0;
+    const server = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const check = postgresCheck({ client: `postgres://postgres@127.0.0.1:${port}/test` });
+    const ac = new AbortController();
+    ac.abort(new Error('timed out'));
+    await expect(check.run(ac.signal)).rejects.toThrow('timed out');
+    expect(connections).toBe(0);
+    await new Promise((r) => server.close(r));
   });
 });

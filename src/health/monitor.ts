@@ -40,7 +40,10 @@ export interface CheckSnapshot {
 
 /** The monitor's state at one moment: what metrics exporters and alert rules read. */
 export interface HealthSnapshot {
-  /** Worst of the checks: a critical check failing → `fail`; any other failure, warning or pending check → `warn`. */
+  /**
+   * Worst of the checks: a critical check failing → `fail`; any other failure, warning or pending
+   * check → `warn`. `fail` while shutting down, as `/health` answers (the checks keep their own statuses).
+   */
   readonly status: HealthStatus;
   readonly ready: boolean;
   readonly live: boolean;
@@ -354,7 +357,7 @@ export class HealthMonitor {
   snapshot(): HealthSnapshot {
     const checks = this.states.map((st) => this.checkSnapshot(st));
     return {
-      status: aggregate(checks),
+      status: this.shuttingDown ? 'fail' : aggregate(checks),
       ready: this.ready,
       live: this.live,
       started: this.started,
@@ -464,7 +467,9 @@ export class HealthMonitor {
         } else {
           if (last.observedValue !== undefined) entry.observedValue = last.observedValue;
           if (last.observedUnit !== undefined) entry.observedUnit = last.observedUnit;
-          const o = this.describeOutput(st);
+          // The draft: output SHOULD be omitted for `pass` — kept only for the note that a failing
+          // run has not yet reached the failure threshold.
+          const o = entry.status === 'pass' && last.status === 'pass' ? undefined : this.describeOutput(st);
           if (o !== undefined) entry.output = o;
         }
       }
@@ -681,24 +686,36 @@ function normalize(v: CheckResult, latencyMs: number, time: number): RunResult {
       time,
     };
   }
-  const status = v.status === 'warn' || v.status === 'fail' ? v.status : 'pass';
+  const raw: unknown = v.status;
+  const known = raw === undefined || raw === 'pass' || raw === 'warn' || raw === 'fail';
+  const status: HealthStatus = known ? ((raw as HealthStatus | undefined) ?? 'pass') : 'fail';
   const own = v.observedValue !== undefined;
   return {
     status,
     observedValue: own ? v.observedValue : latencyMs,
     observedUnit: own ? v.observedUnit : 'ms',
-    output: v.output,
+    output: known
+      ? v.output
+      : `check returned an unknown status ${JSON.stringify(raw) ?? String(raw)} (expected "pass", "warn" or "fail")${v.output === undefined ? '' : `: ${v.output}`}`,
     latencyMs,
     time,
   };
 }
 
-function messageOf(error: unknown): string {
+function messageOf(error: unknown, depth = 0): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
+    if (error.message === '' && error instanceof AggregateError && error.errors.length > 0) {
+      return error.errors.map((e) => messageOf(e, depth + 1)).join('; ');
+    }
     const msg = error.message || error.name;
-    if (msg === '' && error instanceof AggregateError) return error.errors.map(messageOf).join('; ');
-    return typeof code === 'string' && !msg.includes(code) ? `${code}: ${msg}` : msg;
+    let out = typeof code === 'string' && !msg.includes(code) ? `${code}: ${msg}` : msg;
+    // Keep the cause: fetch's 'fetch failed' says nothing without its 'connect ECONNREFUSED …'.
+    if (error.cause !== undefined && depth < 3) {
+      const cause = messageOf(error.cause, depth + 1);
+      if (cause !== '' && !out.includes(cause)) out += `: ${cause}`;
+    }
+    return out;
   }
   return String(error);
 }

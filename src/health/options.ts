@@ -12,8 +12,21 @@ export function fn<T>(): z.ZodType<T> {
   return z.custom<T>((v) => typeof v === 'function', { message: 'a function' });
 }
 
-/** Milliseconds: a finite number >= 0. @internal */
-export const ms = z.number().finite().nonnegative();
+/** The longest delay a Node.js timer honours (2^31 - 1 ms); longer ones fire at once. @internal */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Milliseconds: a finite number from 0 to `MAX_TIMER_MS`. @internal */
+export const ms = z
+  .number()
+  .finite()
+  .nonnegative()
+  .max(MAX_TIMER_MS, 'at most 2147483647 ms (the longest Node.js timer)');
+/** Milliseconds for an interval, timeout or deadline: from 1 to `MAX_TIMER_MS`. @internal */
+export const positiveMs = z
+  .number()
+  .finite()
+  .min(1, 'at least 1 ms')
+  .max(MAX_TIMER_MS, 'at most 2147483647 ms (the longest Node.js timer)');
 /** A positive integer. @internal */
 export const posInt = z.number().int().positive();
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { createFakeClock, deferred } from 'bulwark/testing';
 import { describe, expect, it } from 'vitest';
 import { customCheck } from './check.js';
@@ -191,7 +191,120 @@ describe('gracefulShutdown', () => {
     expect(await done).toMatchObject({ outcome: 'clean', code: 0 });
   });
 
+  it('a manual begin() followed by one platform SIGTERM does not force; a second signal does', async () => {
+    const clock = createFakeClock();
+    const exits: number[] = [];
+    const signals = new EventEmitter();
+    const s = gracefulShutdown({
+      clock,
+      signalSource: signals,
+      drainDelayMs: 1_000,
+      exit: (c) => exits.push(c),
+      logger: false,
+    });
+    const done = s.begin();
+    signals.emit('SIGTERM', 'SIGTERM'); // Kubernetes' SIGTERM after a preStop-triggered begin()
+    expect(exits).toEqual([]);
+    expect(s.phase).toBe('draining');
+    signals.emit('SIGINT', 'SIGINT'); // an operator insisting
+    expect(exits).toEqual([1]);
+    expect(await done).toMatchObject({
+      outcome: 'forced',
+      signal: 'manual',
+      problems: ['second signal SIGINT'],
+    });
+  });
+
+  it('a forced exit with exit: false leaves no timer running and closes the servers', async () => {
+    const clock = createFakeClock();
+    const signals = new EventEmitter();
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const s = gracefulShutdown({
+      clock,
+      servers: [server],
+      signalSource: signals,
+      drainDelayMs: 60_000,
+      exit: false,
+      logger: false,
+    });
+    signals.emit('SIGTERM', 'SIGTERM');
+    expect(clock.pending).toBe(2); // the drain delay and the deadline
+    signals.emit('SIGTERM', 'SIGTERM');
+    expect((await s.begin()).outcome).toBe('forced');
+    expect(clock.pending).toBe(0);
+    expect(server.listening).toBe(false);
+  });
+
+  it('a connection that never sent a request does not hold the shutdown (clean, not error)', async () => {
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const raw = connect(port, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    const rawClosed = new Promise((r) => raw.once('close', r));
+    raw.on('error', () => {});
+    const s = gracefulShutdown({
+      servers: [server],
+      signals: [],
+      drainDelayMs: 0,
+      inFlightTimeoutMs: 3_000, // before the fix the shutdown waited for this, then said 'error'
+      exit: false,
+      logger: false,
+    });
+    expect(await s.begin()).toMatchObject({ outcome: 'clean', code: 0, problems: [] });
+    await rawClosed;
+  });
+
+  it('an upgraded socket is named in the problem; a register() drain that closes it keeps the shutdown clean', async () => {
+    for (const withDrain of [false, true]) {
+      const upgraded = new Set<Socket>();
+      const server = createServer((_req, res) => res.end('ok'));
+      server.on('upgrade', (_req, socket: Socket) => {
+        upgraded.add(socket);
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const { port } = server.address() as AddressInfo;
+      const client = connect(port, '127.0.0.1');
+      client.on('error', () => {});
+      client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n');
+      await new Promise((r) => client.once('data', r));
+      const s = gracefulShutdown({
+        servers: [server],
+        signals: [],
+        drainDelayMs: 0,
+        inFlightTimeoutMs: 200,
+        exit: false,
+        logger: false,
+      });
+      if (withDrain)
+        s.register('upgraded sockets', () => {
+          for (const socket of upgraded) socket.destroy();
+        });
+      const result = await s.begin();
+      if (withDrain) expect(result).toMatchObject({ outcome: 'clean', problems: [] });
+      else {
+        expect(result.outcome).toBe('error');
+        expect(result.problems[0]).toMatch(/^open connections on 1 server\(s\) \(upgraded sockets/);
+        for (const socket of upgraded) socket.destroy();
+      }
+      client.destroy();
+    }
+  });
+
   it('validates its options', () => {
+    for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
+      expect(() => gracefulShutdown({ signals: [signal] })).toThrow(
+        /gracefulShutdown\.signals\[0\].*cannot be caught/,
+      );
+    }
+    expect(() => gracefulShutdown({ deadlineMs: 2 ** 31, signals: [] })).toThrow(
+      /gracefulShutdown\.deadlineMs/,
+    );
+    expect(() => gracefulShutdown({ drainDelayMs: Number.POSITIVE_INFINITY, signals: [] })).toThrow(
+      /gracefulShutdown\.drainDelayMs/,
+    );
     expect(() => gracefulShutdown({ drainDelayMs: -1, signals: [] })).toThrow(
       /gracefulShutdown\.drainDelayMs/,
     );

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import { BulwarkError } from '../core/errors.js';
 import { type Disposer, Emitter, type Listener, makeDisposer } from '../core/events.js';
-import { fn, ms, parse } from './options.js';
+import { fn, ms, parse, positiveMs } from './options.js';
 
 /** A step run after the servers have drained (close a pool, flush telemetry, …). */
 export interface ShutdownHook {
@@ -151,7 +151,17 @@ const schema = z.strictObject({
       ),
     )
     .optional(),
-  signals: z.array(z.string().regex(/^SIG[A-Z0-9]+$/)).optional(),
+  signals: z
+    .array(
+      z
+        .string()
+        .regex(/^SIG[A-Z0-9]+$/, 'a signal name such as "SIGTERM"')
+        .refine(
+          (s) => s !== 'SIGKILL' && s !== 'SIGSTOP',
+          'SIGKILL and SIGSTOP cannot be caught; use SIGTERM',
+        ),
+    )
+    .optional(),
   monitor: z
     .custom<{ setShuttingDown(v: boolean): void }>(
       (v) =>
@@ -169,7 +179,7 @@ const schema = z.strictObject({
     )
     .optional(),
   hookTimeoutMs: ms.optional(),
-  deadlineMs: z.number().positive().optional(),
+  deadlineMs: positiveMs.optional(),
   exitCode: z
     .strictObject({
       clean: z.number().int().optional(),
@@ -235,7 +245,11 @@ export class GracefulShutdown {
   private closing = false;
   private exited = false;
   private signalName = 'manual';
+  /** A platform signal has been received (a second one forces). */
+  private signalled = false;
   private deadline: TimerHandle | undefined;
+  /** Pending timers of the sequence (drain delay, timeouts): cleared when the shutdown is forced. */
+  private readonly timers = new Set<TimerHandle>();
   private disposed = false;
 
   constructor(options: GracefulShutdownOptions = {}) {
@@ -245,8 +259,12 @@ export class GracefulShutdown {
     for (const s of this.o.servers ?? []) this.addServer(s);
     this.source = this.o.signalSource ?? process;
     this.signalListener = (signal) => {
+      const first = !this.signalled;
+      this.signalled = true;
       if (this.promise === undefined) void this.begin(signal);
-      else this.force(`second signal ${signal}`);
+      // Only a second *signal* forces: after a manual begin(), the platform's SIGTERM is expected.
+      else if (!first) this.force(`second signal ${signal}`);
+      else this.log.info(`shutdown: ${signal} received; already shutting down`);
     };
     for (const s of this.o.signals ?? ['SIGTERM', 'SIGINT']) this.source.on(s, this.signalListener);
   }
@@ -305,6 +323,10 @@ export class GracefulShutdown {
   /**
    * Registers drain work to start when the listeners close (stop a queue consumer and wait for its
    * jobs, …); it is awaited with the in-flight requests, within `inFlightTimeoutMs`. Returns a disposer.
+   *
+   * Upgraded sockets (WebSocket, `CONNECT`) need one: Node's server stays open until they close,
+   * and neither `closeIdleConnections()` nor `closeAllConnections()` reaches them. Close them here
+   * (with ws: `for (const c of wss.clients) c.close(1001, 'shutting down')`, then wait for them).
    */
   register(name: string, drain: () => Promise<unknown> | unknown): Disposer {
     this.registered.set(name, drain);
@@ -349,24 +371,39 @@ export class GracefulShutdown {
     this.emitter.emit({ type: 'phase', phase, signal: this.signalName });
   }
 
+  /** A timer of the sequence, cleared by `force()`. */
+  private timer(fn: () => void, ms: number): TimerHandle {
+    const t = this.clock.setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private clearTimer(t: TimerHandle): void {
+    this.timers.delete(t);
+    this.clock.clearTimeout(t);
+  }
+
   private delay(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (ms <= 0) resolve();
-      else this.clock.setTimeout(resolve, ms);
+      else this.timer(resolve, ms);
     });
   }
 
   /** Resolves true when `p` settles within `ms`, false at the timeout. */
   private within(p: Promise<unknown>, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const t = this.clock.setTimeout(() => resolve(false), ms);
+      const t = this.timer(() => resolve(false), ms);
       p.then(
         () => {
-          this.clock.clearTimeout(t);
+          this.clearTimer(t);
           resolve(true);
         },
         () => {
-          this.clock.clearTimeout(t);
+          this.clearTimer(t);
           resolve(true);
         },
       );
@@ -387,14 +424,20 @@ export class GracefulShutdown {
     this.setPhase('closing');
     this.closing = true;
     const closed: Promise<unknown>[] = [];
+    let serversOpen = 0;
     for (const t of this.servers) {
       for (const res of t.open) if (!res.headersSent) res.setHeader('connection', 'close');
+      serversOpen++;
       closed.push(
         new Promise<void>((resolve) => {
+          const done = () => {
+            serversOpen--;
+            resolve();
+          };
           try {
-            t.server.close(() => resolve());
+            t.server.close(done);
           } catch {
-            resolve(); // not listening
+            done(); // not listening
           }
         }),
       );
@@ -406,9 +449,13 @@ export class GracefulShutdown {
 
     this.setPhase('waiting');
     const inFlightTimeoutMs = this.o.inFlightTimeoutMs ?? 10_000;
+    let drainsRunning = this.registered.size;
     const drains = [...this.registered].map(([name, drain]) =>
       Promise.resolve()
         .then(drain)
+        .finally(() => {
+          drainsRunning--;
+        })
         .catch((error: unknown) => {
           problems.push(`drain "${name}" failed: ${error instanceof Error ? error.message : String(error)}`);
           this.log.error(
@@ -419,13 +466,29 @@ export class GracefulShutdown {
     const requests = this.servers.map(
       (t) =>
         new Promise<void>((resolve) => {
-          if (t.open.size === 0) resolve();
-          else t.idle = resolve;
+          // No tracked request is in flight: whatever connection is left (one that never sent a
+          // request, which Node 20's closeIdleConnections() skips) carries nothing to wait for.
+          const done = () => {
+            t.idle = undefined;
+            setImmediate(() => t.server.closeAllConnections?.());
+            resolve();
+          };
+          if (t.open.size === 0) done();
+          else t.idle = done;
         }),
     );
     const all = Promise.all([...requests, ...closed, ...drains, ...this.work]);
     if (!(await this.within(all, inFlightTimeoutMs))) {
-      const msg = `${this.inFlight} requests and ${this.work.size} tracked tasks still running after ${inFlightTimeoutMs} ms; closing their connections`;
+      const left: string[] = [];
+      if (this.inFlight > 0) left.push(`${this.inFlight} in-flight requests`);
+      if (this.work.size > 0) left.push(`${this.work.size} tracked tasks`);
+      if (drainsRunning > 0) left.push(`${drainsRunning} registered drains`);
+      if (left.length === 0 && serversOpen > 0) {
+        left.push(
+          `open connections on ${serversOpen} server(s) (upgraded sockets such as WebSockets? close them in a register() drain)`,
+        );
+      }
+      const msg = `${left.length === 0 ? 'work' : left.join(', ')} still running after ${inFlightTimeoutMs} ms; closing their connections`;
       problems.push(msg);
       this.log.warn(`shutdown: ${msg}`);
       for (const t of this.servers) t.server.closeAllConnections?.();
@@ -470,7 +533,19 @@ export class GracefulShutdown {
   private force(why: string): void {
     if (this.exited) return;
     this.log.error(`shutdown: forced exit: ${why}`);
-    for (const t of this.servers) t.server.closeAllConnections?.();
+    // With `exit: false` the process lives on: leave no drain-delay or timeout timer behind, and
+    // no listener accepting (the drain delay may not have ended).
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers.clear();
+    this.closing = true;
+    for (const t of this.servers) {
+      try {
+        t.server.close(() => {});
+      } catch {
+        // not listening
+      }
+      t.server.closeAllConnections?.();
+    }
     this.finish('forced', [why]);
   }
 

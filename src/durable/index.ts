@@ -1,0 +1,66 @@
+/**
+ * `bulwark/durable`: a durable operation queue / transactional outbox. Items survive crashes and
+ * restarts (SQLite embedded, or PostgreSQL), run at least once under fenced leases, retry with the
+ * core backoffs, dead-letter with their last error, and can be encrypted at rest.
+ * @module
+ */
+
+export { type CliIo, main as runQueueCli } from './cli.js';
+export { defaultCodec, jsonCodec, type PayloadCodec } from './codec.js';
+export {
+  Keyring,
+  type KeyringKeyInput,
+  keyring,
+  keyringFromEnv,
+} from './encryption.js';
+export { BulwarkDurableError, type DurableErrorCode } from './errors.js';
+export type { DurableQueueEvent } from './events.js';
+export { uuidv7 } from './ids.js';
+export {
+  type PostgresQueueStore,
+  type PostgresStoreOptions,
+  postgresStore,
+} from './postgres-store.js';
+export {
+  type DeadLetter,
+  DeadLetters,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type ItemView,
+  type Job,
+  type JobContext,
+  type JobHandler,
+  openQueue,
+  Queue,
+  type QueueOptions,
+  type QueueStats,
+  type RedriveOptions,
+  type RetentionOptions,
+  type RewrapProgress,
+  serializeError,
+  Worker,
+  type WorkerStats,
+  type WorkOptions,
+} from './queue.js';
+export { SqliteStore, type SqliteStoreOptions, sqliteStore } from './sqlite-store.js';
+export type {
+  ClaimedItem,
+  EnqueueOutcome,
+  FailAction,
+  ItemState,
+  LeaseRef,
+  ListOptions,
+  NewItem,
+  QueueStore,
+  RedriveSelection,
+  StoredItem,
+  StoreStats,
+  SweepOptions,
+} from './store.js';
+export {
+  type ExecutesOperations,
+  type ForwardOutcome,
+  type ForwardSender,
+  storeAndForward,
+} from './store-and-forward.js';
+export { storeFromSpec } from './store-spec.js';

@@ -1,0 +1,627 @@
+/**
+ * The embedded SQLite store (better-sqlite3, an optional peer loaded on first use).
+ *
+ * Writes that arrive in the same turn of the event loop (enqueues, claims, acks, fails, lease
+ * extensions) are group-committed: one `BEGIN IMMEDIATE … COMMIT` (one WAL sync) for all of them,
+ * and each caller's promise resolves only after that commit. If the group's transaction fails, each
+ * operation is retried in its own transaction so that one bad operation fails alone.
+ * @module
+ */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import { z } from 'zod';
+import { BulwarkDurableError } from './errors.js';
+import type {
+  ClaimedItem,
+  EnqueueOutcome,
+  FailAction,
+  ItemState,
+  LeaseRef,
+  ListOptions,
+  NewItem,
+  QueueStore,
+  RedriveSelection,
+  StoredItem,
+  StoreStats,
+  SweepOptions,
+} from './store.js';
+
+/** Options of `sqliteStore`. */
+export interface SqliteStoreOptions {
+  /** Database file (created if missing), or `':memory:'` for a private in-memory database. */
+  path: string;
+  /**
+   * SQLite `synchronous` setting. `FULL` (default): a resolved enqueue survives a power loss.
+   * `NORMAL`: in WAL mode it survives a process crash but a power loss may lose the last commits;
+   * faster.
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** How long a write waits for another process holding the database lock, in ms. Default 10 000. */
+  busyTimeoutMs?: number;
+  /** Table name. Default `bulwark_queue_items`. */
+  table?: string;
+  /**
+   * Commit claims, acks and lease extensions with `synchronous = NORMAL` (no fsync of their own;
+   * they reach the disk with the next synced commit or checkpoint). Enqueues, failures,
+   * dead-lettering and redrives always use `synchronous`. Safe for at-least-once delivery: a power
+   * loss can only undo recent claims (the item was never claimed) or acks (the item runs again).
+   * A process crash loses nothing either way (WAL). Default true.
+   */
+  asyncAcks?: boolean;
+}
+
+const optionsSchema = z
+  .object({
+    path: z.string().min(1, 'sqliteStore.path must be a file path or ":memory:"'),
+    synchronous: z.enum(['FULL', 'NORMAL']).optional(),
+    busyTimeoutMs: z.number().int().min(0).optional(),
+    asyncAcks: z.boolean().optional(),
+    table: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'sqliteStore.table must be a plain SQL identifier')
+      .optional(),
+  })
+  .strict();
+
+interface Row {
+  queue: string;
+  id: string;
+  payload: Uint8Array;
+  key_id: string | null;
+  key: string | null;
+  priority: number;
+  run_at: number;
+  state: ItemState;
+  attempts: number;
+  max_attempts: number;
+  created_at: number;
+  updated_at: number;
+  lease_token: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  dead_reason: string | null;
+  redrives: number;
+  last_redrive_at: number | null;
+}
+
+function toItem(r: Row): StoredItem {
+  return {
+    id: r.id,
+    queue: r.queue,
+    payload: r.payload,
+    keyId: r.key_id,
+    key: r.key,
+    priority: r.priority,
+    runAt: r.run_at,
+    state: r.state,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastError: r.last_error,
+    deadReason: r.dead_reason,
+    redrives: r.redrives,
+    lastRedriveAt: r.last_redrive_at,
+  };
+}
+
+function toClaimed(r: Row): ClaimedItem {
+  return { ...toItem(r), leaseToken: r.lease_token!, leaseUntil: r.lease_until! };
+}
+
+interface Op {
+  readonly queue: string;
+  readonly notify: boolean;
+  /** Must be synced per `synchronous` (false: claims, acks, extensions when `asyncAcks`). */
+  readonly durable: boolean;
+  readonly run: () => unknown;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
+
+/** The SQLite implementation of `QueueStore`. Made by `sqliteStore()`. */
+export class SqliteStore implements QueueStore {
+  readonly description: string;
+  private readonly options: Required<SqliteStoreOptions>;
+  private db: BetterSqlite3.Database | null = null;
+  private opening: Promise<void> | null = null;
+  private closed = false;
+  private ops: Op[] = [];
+  private scheduled = false;
+  private readonly subscribers = new Map<string, Set<() => void>>();
+  private s!: Record<string, Stmt>;
+  private group!: BetterSqlite3.Transaction<(ops: Op[]) => unknown[]>;
+  private single!: BetterSqlite3.Transaction<(op: Op) => unknown>;
+
+  constructor(options: SqliteStoreOptions) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new BulwarkDurableError(
+        'INVALID_STORE_SPEC',
+        `sqliteStore.${issue.path.join('.') || 'options'}: ${issue.message}`,
+      );
+    }
+    this.options = {
+      path: options.path,
+      synchronous: options.synchronous ?? 'FULL',
+      busyTimeoutMs: options.busyTimeoutMs ?? 10_000,
+      table: options.table ?? 'bulwark_queue_items',
+      asyncAcks: options.asyncAcks ?? true,
+    };
+    this.description = `sqlite:${options.path}`;
+  }
+
+  init(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    this.opening ??= this.open();
+    return this.opening;
+  }
+
+  private closedError(): BulwarkDurableError {
+    return new BulwarkDurableError(
+      'CLOSED',
+      `The SQLite store ${this.description} is closed; open a new one`,
+    );
+  }
+
+  private async open(): Promise<void> {
+    let Database: typeof BetterSqlite3;
+    try {
+      Database = (await import('better-sqlite3')).default;
+    } catch (error) {
+      throw new BulwarkDurableError(
+        'STORE_UNAVAILABLE',
+        'sqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3`',
+        { cause: error },
+      );
+    }
+    const db = new Database(this.options.path, { timeout: this.options.busyTimeoutMs });
+    const t = this.options.table;
+    db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
+    if (this.options.path !== ':memory:') db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${this.options.synchronous}`);
+    this.syncNow = this.options.synchronous;
+    const schema = `
+      CREATE TABLE IF NOT EXISTS ${t} (
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        key_id TEXT,
+        key TEXT,
+        priority INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        lease_token TEXT,
+        lease_until INTEGER,
+        last_error TEXT,
+        dead_reason TEXT,
+        redrives INTEGER NOT NULL DEFAULT 0,
+        last_redrive_at INTEGER,
+        PRIMARY KEY (queue, id)
+      );
+      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (queue, key) WHERE key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${t}_ready ON ${t} (queue, priority DESC, run_at, id) WHERE state = 'pending';
+      CREATE INDEX IF NOT EXISTS ${t}_lease ON ${t} (queue, lease_until) WHERE state = 'active';
+      CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (queue, updated_at, id) WHERE state = 'completed';
+      CREATE INDEX IF NOT EXISTS ${t}_dead ON ${t} (queue, updated_at, id) WHERE state = 'dead';
+    `;
+    // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
+    db.transaction(() => db.exec(schema)).immediate();
+    const p = (sql: string): Stmt => db.prepare(sql);
+    const fence = `queue = ? AND id = ? AND state = 'active' AND lease_token = ? AND lease_until > ?`;
+    this.s = {
+      findKey: p(`SELECT id FROM ${t} WHERE queue = ? AND key = ?`).pluck(),
+      insert: p(
+        `INSERT INTO ${t} (queue, id, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+      ),
+      reclaim: p(
+        `UPDATE ${t} SET state = 'pending', lease_token = NULL, lease_until = NULL, updated_at = ?
+         WHERE queue = ? AND state = 'active' AND lease_until <= ?`,
+      ),
+      claim: p(
+        `UPDATE ${t} SET state = 'active', attempts = attempts + 1, lease_token = lower(hex(randomblob(12))),
+           lease_until = ?, updated_at = ?
+         WHERE queue = ? AND id IN (
+           SELECT id FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?
+           ORDER BY priority DESC, run_at, id LIMIT ?)
+         RETURNING *`,
+      ),
+      complete: p(
+        `UPDATE ${t} SET state = 'completed', lease_token = NULL, lease_until = NULL, updated_at = ? WHERE ${fence}`,
+      ),
+      retry: p(
+        `UPDATE ${t} SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
+           updated_at = ? WHERE ${fence}`,
+      ),
+      dead: p(
+        `UPDATE ${t} SET state = 'dead', dead_reason = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
+           updated_at = ? WHERE ${fence}`,
+      ),
+      extend: p(`UPDATE ${t} SET lease_until = ? WHERE ${fence}`),
+      release: p(
+        `UPDATE ${t} SET state = 'pending', attempts = max(attempts - 1, 0), lease_token = NULL, lease_until = NULL,
+           updated_at = ? WHERE ${fence}`,
+      ),
+      // One count per state, each over its partial index (claims and acks then touch no index of
+      // a state they do not enter).
+      counts: p(
+        `SELECT (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'pending') AS pending,
+                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'active') AS active,
+                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'completed') AS completed,
+                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'dead') AS dead`,
+      ),
+      delayed: p(`SELECT count(*) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at > ?`).pluck(),
+      oldest: p(`SELECT min(run_at) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?`).pluck(),
+      get: p(`SELECT * FROM ${t} WHERE queue = ? AND id = ?`),
+      redriveIds: p(
+        `UPDATE ${t} SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?, dead_reason = NULL,
+           redrives = redrives + 1, last_redrive_at = ?
+         WHERE queue = ? AND id = ? AND state = 'dead'`,
+      ),
+      oldestDead: p(
+        `SELECT id FROM ${t} WHERE queue = ? AND state = 'dead' ORDER BY updated_at, id LIMIT ?`,
+      ).pluck(),
+      releaseKeys: p(
+        `UPDATE ${t} SET key = NULL WHERE rowid IN (
+           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL LIMIT ?)`,
+      ),
+      sweepCompleted: p(
+        `DELETE FROM ${t} WHERE rowid IN (
+           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? LIMIT ?)`,
+      ),
+      sweepDead: p(
+        `DELETE FROM ${t} WHERE rowid IN (
+           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'dead' AND updated_at < ? LIMIT ?)`,
+      ),
+      rewrapList: p(
+        `SELECT * FROM ${t} WHERE queue = ? AND key_id IS NOT NULL AND key_id <> ? AND id > ? ORDER BY id LIMIT ?`,
+      ),
+      replace: p(`UPDATE ${t} SET payload = ?, key_id = ? WHERE queue = ? AND id = ? AND key_id IS ?`),
+    };
+    this.group = db.transaction((ops: Op[]) => ops.map((op) => op.run()));
+    this.single = db.transaction((op: Op) => op.run());
+    this.db = db;
+  }
+
+  private async ready(): Promise<void> {
+    if (this.closed) throw this.closedError();
+    if (this.db === null) await this.init();
+  }
+
+  /** Queues a write for the next group commit. */
+  private write<T>(queue: string, notify: boolean, run: () => T, durable = true): Promise<T> {
+    if (this.closed) return Promise.reject(this.closedError());
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ queue, notify, durable, run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const ops = this.ops;
+    this.ops = [];
+    if (ops.length === 0) return;
+    if (this.db === null) {
+      for (const op of ops) op.reject(this.closedError());
+      return;
+    }
+    this.setSync(ops);
+    let results: unknown[] | null = null;
+    if (ops.length > 1) {
+      try {
+        results = this.group.immediate(ops);
+      } catch {
+        results = null; // fall back to one transaction per operation
+      }
+    }
+    const notifyQueues = new Set<string>();
+    if (results !== null) {
+      for (let i = 0; i < ops.length; i++) {
+        ops[i]!.resolve(results[i]);
+        if (ops[i]!.notify) notifyQueues.add(ops[i]!.queue);
+      }
+    } else {
+      for (const op of ops) {
+        try {
+          op.resolve(this.single.immediate(op));
+          if (op.notify) notifyQueues.add(op.queue);
+        } catch (error) {
+          op.reject(error);
+        }
+      }
+    }
+    for (const q of notifyQueues) {
+      const subs = this.subscribers.get(q);
+      if (subs !== undefined) for (const fn of subs) fn();
+    }
+  }
+
+  private syncNow: 'FULL' | 'NORMAL' | null = null;
+
+  /** Uses `synchronous = NORMAL` for a group of claims/acks only (see `asyncAcks`). */
+  private setSync(ops: readonly Op[]): void {
+    const wanted = this.options.synchronous;
+    let mode: 'FULL' | 'NORMAL' = wanted;
+    if (wanted === 'FULL' && this.options.asyncAcks && !ops.some((o) => o.durable)) mode = 'NORMAL';
+    if (mode !== this.syncNow) {
+      this.db!.pragma(`synchronous = ${mode}`);
+      this.syncNow = mode;
+    }
+  }
+
+  async enqueue(
+    queue: string,
+    items: readonly NewItem[],
+    now: number,
+    tx?: unknown,
+  ): Promise<EnqueueOutcome[]> {
+    if (tx !== undefined) {
+      throw new BulwarkDurableError(
+        'TX_UNSUPPORTED',
+        'The SQLite store cannot enqueue inside a caller transaction; enqueue without `tx`, or use postgresStore',
+      );
+    }
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, true, () => {
+      const out: EnqueueOutcome[] = [];
+      for (const it of items) {
+        if (it.key !== null) {
+          const existing = s.findKey!.get(queue, it.key) as string | undefined;
+          if (existing !== undefined) {
+            out.push({ id: existing, duplicate: true });
+            continue;
+          }
+        }
+        s.insert!.run(
+          queue,
+          it.id,
+          it.payload,
+          it.keyId,
+          it.key,
+          it.priority,
+          it.runAt,
+          it.maxAttempts,
+          it.createdAt,
+          now,
+        );
+        out.push({ id: it.id, duplicate: false });
+      }
+      return out;
+    });
+  }
+
+  async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[]> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(
+      queue,
+      false,
+      () => {
+        s.reclaim!.run(now, queue, now);
+        if (limit <= 0) return [];
+        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as Row[];
+        rows.sort(
+          (a, b) =>
+            b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+        );
+        return rows.map(toClaimed);
+      },
+      false,
+    );
+  }
+
+  async complete(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(
+      queue,
+      false,
+      () => refs.map((r) => s.complete!.run(now, queue, r.id, r.leaseToken, now).changes === 1),
+      false,
+    );
+  }
+
+  async fail(queue: string, ref: LeaseRef, action: FailAction, now: number): Promise<boolean> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, action.kind === 'retry', () =>
+      action.kind === 'retry'
+        ? s.retry!.run(action.runAt, action.error, now, queue, ref.id, ref.leaseToken, now).changes === 1
+        : s.dead!.run(action.reason, action.error, now, queue, ref.id, ref.leaseToken, now).changes === 1,
+    );
+  }
+
+  async extend(queue: string, ref: LeaseRef, leaseMs: number, now: number): Promise<boolean> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(
+      queue,
+      false,
+      () => s.extend!.run(now + leaseMs, queue, ref.id, ref.leaseToken, now).changes === 1,
+      false,
+    );
+  }
+
+  async release(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, true, () =>
+      refs.map((r) => s.release!.run(now, queue, r.id, r.leaseToken, now).changes === 1),
+    );
+  }
+
+  async reclaimExpired(queue: string, now: number): Promise<number> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, true, () => s.reclaim!.run(now, queue, now).changes);
+  }
+
+  async stats(queue: string, now: number): Promise<StoreStats> {
+    if (this.db === null || this.closed) await this.ready();
+    const counts = { pending: 0, active: 0, completed: 0, dead: 0 };
+    Object.assign(counts, this.s.counts!.get({ q: queue }) as typeof counts);
+    const delayed = this.s.delayed!.get(queue, now) as number;
+    const oldest = this.s.oldest!.get(queue, now) as number | null;
+    return { ...counts, delayed, oldestPendingAgeMs: oldest === null ? 0 : Math.max(0, now - oldest) };
+  }
+
+  async get(queue: string, id: string): Promise<StoredItem | undefined> {
+    if (this.db === null || this.closed) await this.ready();
+    const r = this.s.get!.get(queue, id) as Row | undefined;
+    return r === undefined ? undefined : toItem(r);
+  }
+
+  async list(queue: string, options: ListOptions): Promise<StoredItem[]> {
+    if (this.db === null || this.closed) await this.ready();
+    const where = ['queue = ?'];
+    const args: unknown[] = [queue];
+    if (options.state !== undefined) {
+      where.push('state = ?');
+      args.push(options.state);
+    }
+    if (options.after !== undefined) {
+      where.push('id > ?');
+      args.push(options.after);
+    }
+    args.push(options.limit ?? 100);
+    const rows = this.db!.prepare(
+      `SELECT * FROM ${this.options.table} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`,
+    ).all(...args) as Row[];
+    return rows.map(toItem);
+  }
+
+  async redrive(queue: string, selection: RedriveSelection, now: number): Promise<string[]> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, true, () => {
+      const candidates = selection.ids ?? (s.oldestDead!.all(queue, selection.limit) as string[]);
+      const out: string[] = [];
+      for (const id of candidates) {
+        if (out.length >= selection.limit) break;
+        if (s.redriveIds!.run(now, now, now, queue, id).changes === 1) out.push(id);
+      }
+      return out;
+    });
+  }
+
+  async purge(
+    queue: string,
+    state: ItemState,
+    options: { readonly force?: boolean; readonly olderThan?: number },
+  ): Promise<number> {
+    if (this.db === null || this.closed) await this.ready();
+    if ((state === 'pending' || state === 'active') && options.force !== true) {
+      throw new BulwarkDurableError(
+        'INVALID_STATE',
+        `Refusing to purge ${state} items of queue "${queue}": they are work not yet done; pass force to delete them anyway`,
+      );
+    }
+    const older = options.olderThan ?? Number.MAX_SAFE_INTEGER;
+    return this.write(
+      queue,
+      false,
+      () =>
+        this.db!.prepare(
+          `DELETE FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`,
+        ).run(queue, state, older).changes,
+    );
+  }
+
+  async sweep(queue: string, options: SweepOptions, now: number): Promise<number> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(queue, false, () => {
+      let n = s.releaseKeys!.run(queue, now - options.keyTtlMs, options.limit).changes;
+      n += s.sweepCompleted!.run(queue, now - options.completedMs, options.limit).changes;
+      n += s.sweepDead!.run(queue, now - options.deadMs, options.limit).changes;
+      return n;
+    });
+  }
+
+  async listForRewrap(
+    queue: string,
+    keyId: string,
+    after: string | null,
+    limit: number,
+  ): Promise<StoredItem[]> {
+    if (this.db === null || this.closed) await this.ready();
+    return (this.s.rewrapList!.all(queue, keyId, after ?? '', limit) as Row[]).map(toItem);
+  }
+
+  async replacePayload(
+    queue: string,
+    id: string,
+    expectedKeyId: string | null,
+    payload: Uint8Array,
+    keyId: string,
+  ): Promise<boolean> {
+    if (this.db === null || this.closed) await this.ready();
+    const s = this.s;
+    return this.write(
+      queue,
+      false,
+      () => s.replace!.run(payload, keyId, queue, id, expectedKeyId).changes === 1,
+    );
+  }
+
+  async listQueues(): Promise<string[]> {
+    if (this.db === null || this.closed) await this.ready();
+    return this.db!.prepare(`SELECT DISTINCT queue FROM ${this.options.table} ORDER BY queue`)
+      .pluck()
+      .all() as string[];
+  }
+
+  async subscribe(queue: string, onReady: () => void): Promise<() => Promise<void>> {
+    let set = this.subscribers.get(queue);
+    if (set === undefined) {
+      set = new Set();
+      this.subscribers.set(queue, set);
+    }
+    const fn = () => onReady();
+    set.add(fn);
+    return async () => {
+      set.delete(fn);
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.opening !== null) await this.opening.catch(() => {});
+    // Commit what is queued before closing.
+    if (this.ops.length > 0) this.flush();
+    this.closed = true;
+    this.subscribers.clear();
+    const db = this.db;
+    this.db = null;
+    db?.close();
+  }
+}
+
+/**
+ * The embedded SQLite store: WAL journal, `synchronous = FULL` by default, group commit of
+ * concurrent writes. One file can be shared by several processes of one machine.
+ *
+ * @example
+ * ```ts
+ * import { openQueue, sqliteStore } from 'bulwark/durable';
+ * const q = await openQueue({ name: 'emails', store: sqliteStore({ path: ':memory:' }) });
+ * await q.enqueue({ to: 'a@example.com' });
+ * await q.close();
+ * ```
+ */
+export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
