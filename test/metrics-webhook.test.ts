@@ -156,9 +156,11 @@ describe('webhookNotifier', () => {
       ],
     });
     await alerts.evaluate();
+    await alerts.flush(); // evaluate() does not wait for deliveries
     ready = true;
     await clock.tick(15_000);
     await alerts.evaluate();
+    await alerts.flush();
     expect(rx.bodies.map((b) => (b as { json: { status: string } }).json.status)).toEqual([
       'firing',
       'resolved',

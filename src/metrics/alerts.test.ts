@@ -1,4 +1,4 @@
-import { bulkhead, ConfigError, circuitBreaker, pipeline } from 'bulwark';
+import { bulkhead, ConfigError, circuitBreaker, pipeline, retry } from 'bulwark';
 import { createFakeClock, deferred } from 'bulwark/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -55,8 +55,12 @@ describe('alert rules', () => {
       team: 'core',
     });
     expect(notes.map((n) => n.status)).toEqual(['firing']);
-    // Condition stops: keeps firing for 30 s.
+    // Condition stops: keeps firing for 30 s from the first evaluation where it no longer holds
+    // (Prometheus' KeepFiringSince), so resolves 30 s after that evaluation.
     ready = 1;
+    await clock.tick(15_000);
+    expect(await alerts.evaluate()).toEqual([]);
+    expect(alerts.alerts()[0]!.state).toBe('firing');
     await clock.tick(15_000);
     expect(await alerts.evaluate()).toEqual([]);
     expect(alerts.alerts()[0]!.state).toBe('firing');
@@ -267,18 +271,94 @@ describe('alert rules', () => {
     expect(t[0]!.alert.annotations.summary).toBe('Circuit breaker db has been open for over a minute');
   });
 
-  it('evaluates on the clock after start(), and stop() ends it', async () => {
+  it('evaluates at start(), then on the clock every intervalMs, and stop() ends it', async () => {
+    let ready = true;
     const { clock, metrics, alerts, seen } = setup([
       { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    metrics.addHealth({ snapshot: () => ({ ready, shuttingDown: false, checks: [] }) });
+    let reads = 0;
+    metrics.addQueue({
+      name: 'count-evaluations',
+      stats: async () => {
+        reads++;
+        return { pending: 0, active: 0, completed: 0, dead: 0 };
+      },
+    });
     alerts.start();
+    await clock.tick(0);
+    expect(reads).toBe(1); // the first evaluation runs at start()
+    ready = false;
     await clock.tick(14_999);
     expect(seen).toEqual([]);
     await clock.tick(1);
     expect(states(seen)).toEqual(['inactive->firing']);
+    expect(reads).toBe(2);
     await alerts.stop();
     expect(clock.pending).toBe(0);
+  });
+
+  it('stop() then start() at once does not leave two timers running', async () => {
+    const { clock, metrics, alerts } = setup([
+      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+    ]);
+    let reads = 0;
+    metrics.addQueue({
+      name: 'count-evaluations',
+      stats: async () => {
+        reads++;
+        return { pending: 0, active: 0, completed: 0, dead: 0 };
+      },
+    });
+    alerts.start();
+    await clock.tick(15_000); // evaluation in flight while stop() and start() run
+    const stopped = alerts.stop();
+    alerts.start();
+    await stopped;
+    await clock.tick(0);
+    const before = reads;
+    await clock.tick(15_000);
+    expect(reads - before).toBe(1);
+    await clock.tick(15_000);
+    expect(reads - before).toBe(2);
+    expect(clock.pending).toBe(1);
+    await alerts.stop();
+    expect(clock.pending).toBe(0);
+  });
+
+  it('evaluate() does not wait for notifiers; flush() does', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const delivered: string[] = [];
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: [{ name: 'A', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } }],
+      notifiers: [
+        {
+          notify: async (n) => {
+            await gate;
+            delivered.push(n.status);
+          },
+        },
+      ],
+    });
+    expect(states(await alerts.evaluate())).toEqual(['inactive->firing']);
+    expect(delivered).toEqual([]);
+    let flushed = false;
+    const f = alerts.flush().then(() => {
+      flushed = true;
+    });
+    await Promise.resolve();
+    expect(flushed).toBe(false);
+    release();
+    await f;
+    expect(delivered).toEqual(['firing']);
   });
 
   it('a failing notifier or rule is reported, never thrown', async () => {
@@ -376,7 +456,8 @@ describe('alert state machine (property)', () => {
           // Reference model.
           let state: 'inactive' | 'pending' | 'firing' | 'resolved' = 'inactive';
           let activeAt = 0;
-          let lastTrue = 0;
+          // Prometheus' KeepFiringSince: the first evaluation the condition no longer held.
+          let keepSince: number | undefined;
           const expected: string[] = [];
           for (const step of steps) {
             await clock.tick(step.dt);
@@ -387,16 +468,19 @@ describe('alert state machine (property)', () => {
                 state = 'pending';
                 activeAt = now;
               }
-              lastTrue = now;
+              keepSince = undefined;
               if (state === 'pending' && now - activeAt >= forMs) {
                 state = 'firing';
                 expected.push('firing');
               }
             } else if (state === 'pending' || state === 'resolved') {
               state = 'inactive';
-            } else if (state === 'firing' && now - lastTrue >= keepMs) {
-              state = 'resolved';
-              expected.push('resolved');
+            } else if (state === 'firing') {
+              if (keepMs > 0 && keepSince === undefined) keepSince = now;
+              if (keepMs === 0 || now - keepSince! >= keepMs) {
+                state = 'resolved';
+                expected.push('resolved');
+              }
             }
             await alerts.evaluate();
             const current = alerts.alerts()[0]?.state ?? 'inactive';
@@ -407,5 +491,131 @@ describe('alert state machine (property)', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('review regressions', () => {
+  it('keepFiringFor counts from the first evaluation the condition no longer held (Prometheus)', async () => {
+    let ready = false;
+    const { clock, metrics, alerts, seen } = setup([
+      {
+        name: 'NR',
+        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        keepFiringForMs: 30_000,
+      },
+    ]);
+    metrics.addHealth({ snapshot: () => ({ ready, shuttingDown: false, checks: [] }) });
+    const t0 = clock.now();
+    await alerts.evaluate();
+    ready = true;
+    for (let i = 0; i < 4; i++) {
+      await clock.tick(15_000);
+      await alerts.evaluate();
+    }
+    // false from t=15 s: KeepFiringSince = 15 s, resolved at 45 s.
+    expect(seen.map((t) => `${(t.at - t0) / 1000}:${t.to}`)).toEqual(['0:firing', '45:resolved']);
+  });
+
+  it('keeps history for the windows custom rules ask for', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    let dead = 0;
+    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: [
+        {
+          name: 'C',
+          expr: {
+            kind: 'custom',
+            evaluate: (ctx) =>
+              ctx.increase('bulwark_queue_jobs', 600_000, { state: 'dead' }).filter((s) => s.value > 0),
+          },
+        },
+      ],
+    });
+    await alerts.evaluate();
+    for (let i = 0; i < 10; i++) {
+      await clock.tick(15_000);
+      await alerts.evaluate();
+    }
+    dead = 5;
+    await clock.tick(15_000);
+    expect((await alerts.evaluate()).map((t) => t.to)).toEqual(['firing']);
+  });
+
+  it('a ratio of rates without windowMs uses (and keeps history for) the 5 min default', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    const api = metrics.track(pipeline(retry({ maxAttempts: 1, clock })), 'api');
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: [
+        {
+          name: 'FailRatio',
+          expr: {
+            kind: 'ratio',
+            numerator: { metric: 'bulwark_calls_total', match: { outcome: 'failure' }, fn: 'rate' },
+            denominator: { metric: 'bulwark_calls_total', fn: 'rate' },
+            by: ['name'],
+            op: '>',
+            threshold: 0.5,
+          },
+        },
+      ],
+    });
+    await alerts.evaluate();
+    for (let i = 0; i < 10; i++) await api.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    await clock.tick(15_000);
+    expect((await alerts.evaluate()).map((t) => t.to)).toEqual(['firing']);
+  });
+
+  it('the dead-letter rule reads bulwark_queue_jobs as a gauge: a fall does not fire, a rise does', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    let dead = 100;
+    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    const alerts = createAlerts({ metrics, clock, rules: defaultAlertRules() });
+    await alerts.evaluate();
+    dead = 98; // two dead jobs requeued
+    await clock.tick(15_000);
+    expect(await alerts.evaluate()).toEqual([]);
+    dead = 101;
+    await clock.tick(15_000);
+    const t = await alerts.evaluate();
+    expect(t.map((x) => `${x.alert.rule}:${x.to}:${x.alert.value}`)).toEqual([
+      'BulwarkDeadLetterGrowing:firing:1',
+    ]);
+  });
+
+  it('delta expressions and selectors', async () => {
+    const clock = createFakeClock();
+    const metrics = createMetrics({ clock });
+    let pending = 10;
+    metrics.addQueue({ name: 'q', stats: async () => ({ pending, active: 0, completed: 0, dead: 0 }) });
+    const alerts = createAlerts({
+      metrics,
+      clock,
+      rules: [
+        {
+          name: 'Draining',
+          expr: {
+            kind: 'delta',
+            metric: 'bulwark_queue_jobs',
+            match: { state: 'pending' },
+            windowMs: 60_000,
+            op: '<',
+            threshold: -3,
+          },
+        },
+      ],
+    });
+    await alerts.evaluate();
+    pending = 5;
+    await clock.tick(15_000);
+    const t = await alerts.evaluate();
+    expect(t.map((x) => [x.to, x.alert.value])).toEqual([['firing', -5]]);
   });
 });

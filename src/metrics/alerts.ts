@@ -36,14 +36,17 @@ export interface AlertContext {
   increase(metric: string, windowMs: number, match?: LabelMatch): SeriesValue[];
   /** Per-second rate of each matching counter over the last `windowMs`. */
   rate(metric: string, windowMs: number, match?: LabelMatch): SeriesValue[];
+  /** Change of each matching gauge over the last `windowMs` (last value − value at the start; may be negative). */
+  delta(metric: string, windowMs: number, match?: LabelMatch): SeriesValue[];
 }
 
 /** A selector of one side of a ratio: instant values, or a rate/increase over `windowMs`. */
 export interface Selector {
   readonly metric: string;
   readonly match?: LabelMatch;
-  /** `value` (default) or `rate`/`increase` over `windowMs`. */
-  readonly fn?: 'value' | 'rate' | 'increase';
+  /** `value` (default) or `rate`/`increase` (counters) or `delta` (gauges) over `windowMs`. */
+  readonly fn?: 'value' | 'rate' | 'increase' | 'delta';
+  /** The window of `rate`/`increase`/`delta`, ms. Default 300 000 (5 min). */
   readonly windowMs?: number;
 }
 
@@ -91,6 +94,18 @@ export type AlertExpr =
       readonly threshold: number;
     }
   /**
+   * `delta(metric{match}[window]) op threshold`, for gauges (`bulwark_queue_jobs`, …): the last
+   * value minus the value at the window's start. A fall is a fall, not a counter reset.
+   */
+  | {
+      readonly kind: 'delta';
+      readonly metric: string;
+      readonly match?: LabelMatch;
+      readonly windowMs: number;
+      readonly op: AlertOp;
+      readonly threshold: number;
+    }
+  /**
    * `sum by (by) (numerator) / sum by (by) (denominator) op threshold`; series with a zero
    * denominator are left out.
    */
@@ -126,7 +141,11 @@ export interface AlertRule {
   readonly expr: AlertExpr;
   /** How long the condition must hold before the alert fires, ms. Default 0 (fires at once). */
   readonly forMs?: number;
-  /** How long a firing alert keeps firing after its condition stops holding, ms. Default 0. */
+  /**
+   * How long a firing alert keeps firing after its condition stops holding, ms (Prometheus'
+   * `keep_firing_for`: counted from the first evaluation where the condition no longer holds;
+   * reset when it holds again). Default 0.
+   */
   readonly keepFiringForMs?: number;
   /** `critical`, `warning`, `info` … Default `warning`. */
   readonly severity?: string;
@@ -202,6 +221,13 @@ export interface AlertsOptions {
   intervalMs?: number;
   /** Clock for evaluation times and the interval. Default the sink's clock. */
   clock?: Clock;
+  /**
+   * Sample history kept for rates, increases and deltas, ms, at least. The history always covers
+   * the longest window of the rules (a ratio selector's default 300 000 included) and grows to
+   * the longest window a `custom` rule asks `ctx.rate`/`ctx.increase`/`ctx.delta` for. Default
+   * 3 600 000 (1 h) when a rule is `custom` (so its first windows have their baseline), else 0.
+   */
+  historyMs?: number;
 }
 
 const opSchema = z.enum(['>', '>=', '<', '<=', '==', '!=']);
@@ -210,7 +236,7 @@ const selectorSchema = z
   .object({
     metric: z.string().min(1),
     match: matchSchema,
-    fn: z.enum(['value', 'rate', 'increase']).optional(),
+    fn: z.enum(['value', 'rate', 'increase', 'delta']).optional(),
     windowMs: z.number().positive().optional(),
   })
   .strict();
@@ -237,6 +263,16 @@ const exprSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('increase'),
+      metric: z.string().min(1),
+      match: matchSchema,
+      windowMs: z.number().positive(),
+      op: opSchema,
+      threshold: z.number(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('delta'),
       metric: z.string().min(1),
       match: matchSchema,
       windowMs: z.number().positive(),
@@ -287,6 +323,11 @@ const optionsSchema = z
       .optional(),
     intervalMs: z.number().positive().optional(),
     clock: z.custom<Clock>((c) => typeof (c as Clock)?.now === 'function', 'must be a Clock').optional(),
+    historyMs: z
+      .number()
+      .min(0)
+      .max(7 * 86_400_000)
+      .optional(),
   })
   .strict();
 
@@ -348,6 +389,11 @@ class History {
   >();
   keepMs = 0;
 
+  /** Grows the retention to cover a window asked for (custom rules); bounded at 7 days. */
+  need(windowMs: number): void {
+    if (Number.isFinite(windowMs) && windowMs > this.keepMs) this.keepMs = Math.min(windowMs, 7 * 86_400_000);
+  }
+
   record(now: number, samples: readonly NamedSample[]): void {
     for (const s of samples) {
       const k = seriesKey(s.name, s.labels);
@@ -370,6 +416,25 @@ class History {
       }
       if (h.t[h.t.length - 1]! < horizon) this.series.delete(k); // gone from the samples
     }
+  }
+
+  /** Change (last − baseline) of each matching series over the window ending now. */
+  delta(
+    metric: string,
+    windowMs: number,
+    now: number,
+    match: LabelMatch | undefined,
+  ): { labels: Readonly<Record<string, string>>; value: number }[] {
+    const out: { labels: Readonly<Record<string, string>>; value: number }[] = [];
+    const start = now - windowMs;
+    for (const h of this.series.values()) {
+      if (h.name !== metric || !matches(h.labels, match)) continue;
+      let i = 0;
+      while (i + 1 < h.t.length && h.t[i + 1]! <= start) i++;
+      if (h.t.length < 2 || i === h.t.length - 1) continue;
+      out.push({ labels: h.labels, value: h.v[h.v.length - 1]! - h.v[i]! });
+    }
+    return out;
   }
 
   /** Increase of each matching series over the window ending now, and the seconds it spans. */
@@ -397,13 +462,20 @@ class History {
   }
 }
 
+/** The window of a ratio selector that has none. */
+const DEFAULT_SELECTOR_WINDOW_MS = 300_000;
+
+const selectorWindow = (s: Selector): number =>
+  (s.fn ?? 'value') === 'value' ? 0 : (s.windowMs ?? DEFAULT_SELECTOR_WINDOW_MS);
+
 const longestWindow = (e: AlertExpr): number => {
   switch (e.kind) {
     case 'rate':
     case 'increase':
+    case 'delta':
       return e.windowMs;
     case 'ratio':
-      return Math.max(e.numerator.windowMs ?? 0, e.denominator.windowMs ?? 0);
+      return Math.max(selectorWindow(e.numerator), selectorWindow(e.denominator));
     default:
       return 0;
   }
@@ -415,7 +487,8 @@ interface Instance {
   value: number;
   activeAt: number;
   firedAt: number | undefined;
-  lastTrueAt: number;
+  /** When the condition stopped holding while firing (Prometheus' `KeepFiringSince`). */
+  keepFiringSince: number | undefined;
   resolvedAt: number | undefined;
 }
 
@@ -442,7 +515,10 @@ export class AlertManager {
   private listeners: ((t: AlertTransition) => void)[] = [];
   private timer: TimerHandle | null = null;
   private running = false;
+  /** Bumped by every `start()` and `stop()`: a tick of an older run never re-arms the timer. */
+  private generation = 0;
   private pending: Promise<void> = Promise.resolve();
+  private readonly deliveries = new Set<Promise<void>>();
 
   constructor(options: AlertsOptions) {
     const o = parseOptions('createAlerts', optionsSchema, options);
@@ -457,7 +533,11 @@ export class AlertManager {
     this.notifiers = o.notifiers ?? [];
     this.intervalMs = o.intervalMs ?? 15_000;
     this.clock = o.clock ?? o.metrics.clock ?? systemClock;
-    this.history.keepMs = Math.max(0, ...this.rules.map((r) => longestWindow(r.expr)));
+    const custom = this.rules.some((r) => r.expr.kind === 'custom');
+    this.history.keepMs = Math.max(
+      o.historyMs ?? (custom ? 3_600_000 : 0),
+      ...this.rules.map((r) => longestWindow(r.expr)),
+    );
     for (const r of this.rules) this.instances.set(r.name, new Map());
   }
 
@@ -479,8 +559,9 @@ export class AlertManager {
 
   /**
    * Evaluates every rule once, now: updates alert states, tells the transition listeners and
-   * awaits the notifiers (a notifier that fails is reported as a process warning). Returns the
-   * transitions.
+   * hands firing/resolved transitions to the notifiers without waiting for their delivery (a slow
+   * webhook must not skew `for` timing; a notifier that fails is reported as a process warning;
+   * `flush()` awaits deliveries in flight). Returns the transitions.
    */
   async evaluate(): Promise<AlertTransition[]> {
     const now = this.clock.now();
@@ -507,53 +588,77 @@ export class AlertManager {
         }
       }
     }
-    const notes: Promise<void>[] = [];
     for (const t of transitions) {
       if (t.to !== 'firing' && t.to !== 'resolved') continue;
       const n: AlertNotification = { status: t.to, alert: t.alert, at: t.at };
-      for (const notifier of this.notifiers)
-        notes.push(
-          (async () => {
-            try {
-              await notifier.notify(n);
-            } catch (error) {
-              reportError(`An alert notifier (${t.alert.rule})`, error);
-            }
-          })(),
-        );
+      for (const notifier of this.notifiers) {
+        const d = (async () => {
+          try {
+            await notifier.notify(n);
+          } catch (error) {
+            reportError(`An alert notifier (${t.alert.rule})`, error);
+          }
+        })();
+        this.deliveries.add(d);
+        void d.then(() => this.deliveries.delete(d));
+      }
     }
-    await Promise.all(notes);
     return transitions;
   }
 
-  /** Starts evaluating every `intervalMs` (the timer does not keep the process alive). */
+  /**
+   * Waits for the notifications in flight (handed to notifiers by `evaluate()`) to be delivered
+   * or to fail.
+   *
+   * @example
+   * ```ts
+   * import { createAlerts, createMetrics } from 'bulwark/metrics';
+   * const alerts = createAlerts({ metrics: createMetrics() });
+   * await alerts.evaluate();
+   * await alerts.flush();
+   * ```
+   */
+  async flush(): Promise<void> {
+    while (this.deliveries.size > 0) await Promise.all([...this.deliveries]);
+  }
+
+  /**
+   * Evaluates now, then every `intervalMs` after the previous evaluation ended (the timer does
+   * not keep the process alive).
+   */
   start(): this {
     if (this.running) return this;
     this.running = true;
+    const gen = ++this.generation;
     const tick = () => {
       this.timer = null;
-      this.pending = this.evaluate().then(
-        () => {},
-        (error) => reportError('Alert evaluation', error),
+      if (!this.running || gen !== this.generation) return;
+      const run = this.pending.then(() =>
+        this.evaluate().then(
+          () => {},
+          (error) => reportError('Alert evaluation', error),
+        ),
       );
-      void this.pending.then(() => {
-        if (this.running) arm();
+      this.pending = run;
+      void run.then(() => {
+        if (this.running && gen === this.generation && this.timer === null) {
+          this.timer = this.clock.setTimeout(tick, this.intervalMs);
+          this.timer.unref();
+        }
       });
     };
-    const arm = () => {
-      this.timer = this.clock.setTimeout(tick, this.intervalMs);
-      this.timer.unref();
-    };
-    arm();
+    tick();
     return this;
   }
 
-  /** Stops the interval (waits for an evaluation in progress). */
+  /** Stops the interval; waits for an evaluation in progress and the notifications in flight. */
   async stop(): Promise<void> {
     this.running = false;
+    this.generation++;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
     await this.pending;
+    await this.flush();
   }
 
   private context(now: number, samples: readonly NamedSample[]): AlertContext {
@@ -565,12 +670,22 @@ export class AlertManager {
         samples
           .filter((s) => s.name === metric && matches(s.labels, match))
           .map((s) => ({ labels: s.labels, value: s.value })),
-      increase: (metric, windowMs, match) =>
-        history.increase(metric, windowMs, now, match).map((x) => ({ labels: x.labels, value: x.inc })),
-      rate: (metric, windowMs, match) =>
-        history
+      increase: (metric, windowMs, match) => {
+        history.need(windowMs);
+        return history
           .increase(metric, windowMs, now, match)
-          .map((x) => ({ labels: x.labels, value: x.spanS > 0 ? x.inc / x.spanS : 0 })),
+          .map((x) => ({ labels: x.labels, value: x.inc }));
+      },
+      rate: (metric, windowMs, match) => {
+        history.need(windowMs);
+        return history
+          .increase(metric, windowMs, now, match)
+          .map((x) => ({ labels: x.labels, value: x.spanS > 0 ? x.inc / x.spanS : 0 }));
+      },
+      delta: (metric, windowMs, match) => {
+        history.need(windowMs);
+        return history.delta(metric, windowMs, now, match);
+      },
     };
   }
 
@@ -582,16 +697,21 @@ export class AlertManager {
         return ctx.rate(e.metric, e.windowMs, e.match).filter((s) => compare(e.op, s.value, e.threshold));
       case 'increase':
         return ctx.increase(e.metric, e.windowMs, e.match).filter((s) => compare(e.op, s.value, e.threshold));
+      case 'delta':
+        return ctx.delta(e.metric, e.windowMs, e.match).filter((s) => compare(e.op, s.value, e.threshold));
       case 'ratio': {
         const by = e.by ?? [];
         const side = (sel: Selector) => {
           const fn = sel.fn ?? 'value';
+          const w = sel.windowMs ?? DEFAULT_SELECTOR_WINDOW_MS;
           const xs =
             fn === 'value'
               ? ctx.select(sel.metric, sel.match)
               : fn === 'rate'
-                ? ctx.rate(sel.metric, sel.windowMs ?? 300_000, sel.match)
-                : ctx.increase(sel.metric, sel.windowMs ?? 300_000, sel.match);
+                ? ctx.rate(sel.metric, w, sel.match)
+                : fn === 'increase'
+                  ? ctx.increase(sel.metric, w, sel.match)
+                  : ctx.delta(sel.metric, w, sel.match);
           const sums = new Map<string, { labels: Record<string, string>; value: number }>();
           for (const x of xs) {
             const labels: Record<string, string> = {};
@@ -637,7 +757,7 @@ export class AlertManager {
           value: s.value,
           activeAt: now,
           firedAt: undefined,
-          lastTrueAt: now,
+          keepFiringSince: undefined,
           resolvedAt: undefined,
         };
         if (forMs === 0) i.firedAt = now;
@@ -645,7 +765,7 @@ export class AlertManager {
         emit('inactive', i.state, i);
       }
       i.value = s.value;
-      i.lastTrueAt = now;
+      i.keepFiringSince = undefined;
       if (i.state === 'pending' && now - i.activeAt >= forMs) {
         i.state = 'firing';
         i.firedAt = now;
@@ -664,8 +784,11 @@ export class AlertManager {
         emit('pending', 'inactive', { ...i, state: 'inactive' });
         continue;
       }
-      // firing, condition no longer holds
-      if (keepMs > 0 && now - i.lastTrueAt < keepMs) continue;
+      // firing, condition no longer holds: keep firing for keepMs from the first such evaluation
+      if (keepMs > 0) {
+        if (i.keepFiringSince === undefined) i.keepFiringSince = now;
+        if (now - i.keepFiringSince < keepMs) continue;
+      }
       i.state = 'resolved';
       i.resolvedAt = now;
       emit('firing', 'resolved', i);
@@ -727,7 +850,7 @@ export interface DefaultRulesOptions {
 
 /**
  * The default rules: a breaker open longer than 1 min; a critical health check failing; a
- * dead-letter queue growing (dead count increased over 10 min); a bulkhead above 90 % of its
+ * dead-letter queue growing (dead count higher than 10 min ago); a bulkhead above 90 % of its
  * limit; readiness false outside a shutdown.
  *
  * @example
@@ -766,8 +889,9 @@ export function defaultAlertRules(options: DefaultRulesOptions = {}): AlertRule[
     },
     {
       name: 'BulwarkDeadLetterGrowing',
+      // bulwark_queue_jobs is a gauge: a fall (dead jobs requeued or purged) is not a reset.
       expr: {
-        kind: 'increase',
+        kind: 'delta',
         metric: 'bulwark_queue_jobs',
         match: { state: 'dead' },
         windowMs: options.deadLetterWindowMs ?? 600_000,

@@ -38,15 +38,26 @@ export {
 export {
   BulwarkLogs,
   createLogs,
+  isSecretKey,
   type LoggerLike,
   type LogsOptions,
   REDACT_PATHS,
+  SECRET_KEY_PARTS,
   SECRET_KEYS,
   scrubSecrets,
   scrubString,
 } from './logs.js';
 export { logNotifier, WebhookError, type WebhookOptions, webhookNotifier } from './notifiers.js';
-export { type OtelOptions, otelMetrics, otelName } from './otel.js';
+export {
+  type MeterLike,
+  type OtelAttributesLike,
+  type OtelBatchObservableResultLike,
+  type OtelHistogramLike,
+  type OtelObservableLike,
+  type OtelOptions,
+  otelMetrics,
+  otelName,
+} from './otel.js';
 export {
   type MetricsExporter,
   type PrometheusExporterOptions,

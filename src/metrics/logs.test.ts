@@ -2,7 +2,7 @@ import { bulkhead, circuitBreaker, pipeline, retry } from 'bulwark';
 import { createFakeClock, deferred } from 'bulwark/testing';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createAlerts, createLogs, createMetrics, scrubSecrets, scrubString } from './index.js';
+import { createAlerts, createLogs, createMetrics, isSecretKey, scrubSecrets, scrubString } from './index.js';
 
 const SECRETS = [
   'hunter2',
@@ -150,5 +150,57 @@ describe('createLogs', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toContain('sk_live_42');
     expect(JSON.parse(lines[0]!)).toMatchObject({ name: 'bulwark', user: 'ann', msg: 'hello' });
+  });
+});
+
+describe('scrubbing (review regressions)', () => {
+  it('redacts fields whose names contain a secret word, whatever the case and separators', () => {
+    const out = scrubSecrets({
+      dbPassword: 'hunter2',
+      headers: { 'X-Auth-Token': 'tok123', 'x-api-token': 'k' },
+      AWS_SECRET_ACCESS_KEY: 'aws',
+      auth: 'user:pw',
+      sessionId: 's',
+      clientCredentials: 'c',
+      'private.key': 'pk',
+      author: 'Jane',
+      user: 'bob',
+    });
+    expect(out).toEqual({
+      dbPassword: '[REDACTED]',
+      headers: { 'X-Auth-Token': '[REDACTED]', 'x-api-token': '[REDACTED]' },
+      AWS_SECRET_ACCESS_KEY: '[REDACTED]',
+      auth: '[REDACTED]',
+      sessionId: '[REDACTED]',
+      clientCredentials: '[REDACTED]',
+      'private.key': '[REDACTED]',
+      author: 'Jane',
+      user: 'bob',
+    });
+    expect(isSecretKey('DB_PASSWORD')).toBe(true);
+    expect(isSecretKey('name')).toBe(false);
+  });
+
+  it('scrubs JSON pairs and prefixed KEY=value pairs inside text', () => {
+    const json = scrubString(
+      'upstream said 400: {"password":"hunter2","token": "abc\\"d","user":"bob","apiKey":42}',
+    );
+    expect(json).toBe(
+      'upstream said 400: {"password":"[REDACTED]","token": "[REDACTED]","user":"bob","apiKey":"[REDACTED]"}',
+    );
+    expect(scrubString('DB_PASSWORD=hunter2 MY_TOKEN=abc AWS_SECRET_ACCESS_KEY=xyz user=bob')).toBe(
+      'DB_PASSWORD=[REDACTED] MY_TOKEN=[REDACTED] AWS_SECRET_ACCESS_KEY=[REDACTED] user=bob',
+    );
+    expect(scrubString('x-api-key: k123; dbPassword=p')).toBe('x-api-key: [REDACTED]; dbPassword=[REDACTED]');
+    expect(scrubString('redis://:s3cret@cache:6379')).toBe('redis://:[REDACTED]@cache:6379');
+  });
+
+  it('logs binary data as its size', () => {
+    expect(scrubSecrets({ body: Buffer.alloc(5) })).toEqual({ body: '[Buffer 5 bytes]' });
+  });
+
+  it('stays linear on long strings without secrets', () => {
+    const long = `${'a'.repeat(200_000)}=${'b/'.repeat(100_000)}`;
+    expect(scrubString(long)).toBe(long);
   });
 });

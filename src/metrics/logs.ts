@@ -37,6 +37,7 @@ export interface LoggerLike {
 
 /**
  * Field names whose values are always replaced by `[REDACTED]` (case-insensitive, `-`/`_` ignored).
+ * Names containing one of `SECRET_KEY_PARTS` are redacted too (see `isSecretKey()`).
  *
  * @example
  * ```ts
@@ -96,13 +97,72 @@ export const REDACT_PATHS: readonly string[] = [
   '*.headers.cookie',
 ];
 
+/**
+ * Parts of field names that mark a secret: a field whose name (lower-cased, without `-`, `_`,
+ * `.` and spaces) contains one is redacted — `dbPassword`, `X-Auth-Token`,
+ * `AWS_SECRET_ACCESS_KEY`, `sessionId`, … (`author` is not a secret).
+ *
+ * @example
+ * ```ts
+ * import { SECRET_KEY_PARTS } from 'bulwark/metrics';
+ * console.log(SECRET_KEY_PARTS.includes('token')); // true
+ * ```
+ */
+export const SECRET_KEY_PARTS: readonly string[] = [
+  'password',
+  'passwd',
+  'secret',
+  'token',
+  'apikey',
+  'auth',
+  'cookie',
+  'credential',
+  'privatekey',
+  'sessionid',
+];
+
 const REDACTED = '[REDACTED]';
-const norm = (k: string) => k.toLowerCase().replace(/[-_]/g, '');
+const norm = (k: string) => k.toLowerCase().replace(/[-_.\s]/g, '');
 const SECRET_SET = new Set(SECRET_KEYS);
+/** Names that contain a part but are not secrets. */
+const NOT_SECRET = new Set(['author', 'authors', 'authored', 'authority']);
+
+/**
+ * Whether a field of this name holds a secret (its value is redacted): one of `SECRET_KEYS`, or
+ * a name containing one of `SECRET_KEY_PARTS`.
+ *
+ * @example
+ * ```ts
+ * import { isSecretKey } from 'bulwark/metrics';
+ * console.log(isSecretKey('dbPassword'), isSecretKey('X-Auth-Token'), isSecretKey('user')); // true true false
+ * ```
+ */
+export function isSecretKey(name: string): boolean {
+  const k = norm(name);
+  if (SECRET_SET.has(k)) return true;
+  if (NOT_SECRET.has(k)) return false;
+  for (const part of SECRET_KEY_PARTS) if (k.includes(part)) return true;
+  return false;
+}
+
+/** Secret words in `key=value` text (the key may carry prefixes and suffixes: `DB_PASSWORD`). */
+const SECRET_WORDS =
+  'password|passwd|pwd|secret|token|api[-_]?key|authorization|credentials?|private[-_]?key|session[-_]?id|cookie';
+/** `"…secret…": "value"` (JSON text inside a message). */
+const JSON_PAIR = new RegExp(
+  `("[^"\\\\]{0,64}?(?:${SECRET_WORDS})[^"\\\\]{0,64}"\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|[^,}\\]\\s]+)`,
+  'gi',
+);
+/** `key=value` / `key: value`, the key a word (`_` and `-` join words) containing a secret word. */
+const KEY_PAIR = new RegExp(
+  `(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{0,40}?(?:${SECRET_WORDS})[A-Za-z0-9_-]{0,40})(\\s*[=:]\\s*)((?:bearer|basic)\\s+[A-Za-z0-9._~+/=-]+|"[^"]*"|'[^']*'|[^;&,\\s]+)`,
+  'gi',
+);
 
 /**
  * Scrubs credentials from a string: `scheme://user:password@` → `scheme://user:[REDACTED]@`,
- * `password=…` / `pwd=…` pairs, and `Bearer …` / `Basic …` tokens.
+ * `password=…` / `DB_PASSWORD=…` / `apiKey: …` pairs, JSON pairs (`{"password":"…"}`), and
+ * `Bearer …` / `Basic …` tokens.
  *
  * @example
  * ```ts
@@ -112,13 +172,17 @@ const SECRET_SET = new Set(SECRET_KEYS);
  * ```
  */
 export function scrubString(s: string): string {
-  return s
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):[^@/\s]*@/gi, `$1:${REDACTED}@`)
-    .replace(
-      /\b(password|passwd|pwd|secret|token|api[-_]?key)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^;&,\s]+)/gi,
-      `$1$2${REDACTED}`,
-    )
-    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, `$1 ${REDACTED}`);
+  return (
+    s
+      // Bounded scheme, anchored at a word start: linear on long runs of letters.
+      .replace(/(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}:\/\/[^:/?#@\s]*):[^@/\s]*@/gi, `$1:${REDACTED}@`)
+      .replace(JSON_PAIR, `$1"${REDACTED}"`)
+      .replace(KEY_PAIR, (m, key: string, sep: string) =>
+        // A JSON pair already redacted (`"token": "[REDACTED]"` has no key=value left to scrub).
+        m.endsWith(`"${REDACTED}"`) ? m : `${key}${sep}${REDACTED}`,
+      )
+      .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, `$1 ${REDACTED}`)
+  );
 }
 
 /**
@@ -148,17 +212,16 @@ export function scrubSecrets(value: unknown): unknown {
       if (typeof e.stack === 'string') out.stack = scrubString(e.stack);
       for (const k of Object.keys(e)) {
         if (k === 'code' || k === 'cause' || k === 'message' || k === 'stack') continue;
-        out[k] = SECRET_SET.has(norm(k))
-          ? REDACTED
-          : walk((e as unknown as Record<string, unknown>)[k], depth + 1);
+        out[k] = isSecretKey(k) ? REDACTED : walk((e as unknown as Record<string, unknown>)[k], depth + 1);
       }
       if (e.cause !== undefined) out.cause = walk(e.cause, depth + 1);
       return out;
     }
     if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1));
     if (v instanceof Date) return v.toISOString();
+    if (ArrayBuffer.isView(v)) return `[${v.constructor.name} ${v.byteLength} bytes]`;
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = SECRET_SET.has(norm(k)) ? REDACTED : walk(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[k] = isSecretKey(k) ? REDACTED : walk(x, depth + 1);
     return out;
   };
   return walk(value, 0);

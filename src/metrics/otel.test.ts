@@ -54,3 +54,32 @@ describe('otelMetrics', () => {
     await provider.shutdown();
   });
 });
+
+describe('otelMetrics twice (review regression)', () => {
+  it('a second call for the same sink and meter shares the first export: nothing counted twice', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+    const provider = new MeterProvider({ readers: [reader] });
+    const meter = provider.getMeter('bulwark');
+    const metrics = createMetrics({ sampleEvery: 1 });
+    const api = metrics.track(pipeline(retry({ maxAttempts: 1 })), 'api');
+    const stop1 = await otelMetrics({ metrics, meter });
+    const stop2 = await otelMetrics({ metrics, meter });
+    for (let i = 0; i < 5; i++) await api.execute(() => 1);
+    await Promise.resolve();
+    const histogramCount = async () => {
+      await reader.forceFlush();
+      const all = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((s) => s.metrics));
+      const h = all.filter((m) => m.descriptor.name === 'bulwark.call.duration').at(-1)!;
+      expect(h.dataPointType).toBe(DataPointType.HISTOGRAM);
+      return (h.dataPoints[0]!.value as { count: number }).count;
+    };
+    expect(await histogramCount()).toBe(5);
+    stop1();
+    await api.execute(() => 1);
+    await Promise.resolve();
+    expect(await histogramCount()).toBe(6); // still exported: stop2 not called yet
+    stop2();
+    await provider.shutdown();
+  });
+});

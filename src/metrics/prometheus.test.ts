@@ -54,3 +54,33 @@ describe('prometheusExporter', () => {
     expect(() => prometheusExporter({} as never)).toThrow(TypeError);
   });
 });
+
+describe('prom-client registries (review regressions)', () => {
+  it('an OpenMetrics registry gets every counter (prom-client renames metric.name in place)', async () => {
+    const metrics = createMetrics({ sampleEvery: 1 });
+    const p = metrics.track(pipeline(retry({ name: 'r', maxAttempts: 2 })), 'api');
+    await p.execute(() => 1);
+    await Promise.resolve();
+    const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>();
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    registerPrometheus(metrics, registry as never);
+    for (let i = 0; i < 2; i++) {
+      const body = await registry.metrics();
+      expect(body).toContain('bulwark_calls_total{policy="pipeline",name="api",outcome="success"} 1');
+      expect(body).toContain('bulwark_retries_total{name="r"} 0');
+    }
+  });
+
+  it('registry.resetMetrics() works and leaves the values (they live in the sink)', async () => {
+    const metrics = createMetrics({ sampleEvery: 1 });
+    const p = metrics.track(pipeline(retry({ name: 'r' })), 'api');
+    await p.execute(() => 1);
+    await Promise.resolve();
+    const registry = new Registry();
+    registerPrometheus(metrics, registry as never);
+    expect(() => registry.resetMetrics()).not.toThrow();
+    expect(await registry.metrics()).toContain(
+      'bulwark_calls_total{policy="pipeline",name="api",outcome="success"} 1',
+    );
+  });
+});

@@ -44,12 +44,23 @@ interface PromValue {
 
 /** A prom-client custom metric: `get()` is called by the registry at scrape time. */
 class CollectedMetric {
+  /** The prom-client-visible name: an OpenMetrics registry renames it in place (drops `_total`). */
+  name: string;
+  /** The family this metric reads, whatever prom-client did to `name`. */
+  readonly #family: string;
+
   constructor(
-    readonly name: string,
+    family: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge' | 'histogram',
     private readonly read: () => Promise<readonly MetricFamily[]>,
-  ) {}
+  ) {
+    this.name = family;
+    this.#family = family;
+  }
+
+  /** `registry.resetMetrics()` calls this: the values live in the sink, nothing to reset here. */
+  reset(): void {}
 
   async get(): Promise<{
     name: string;
@@ -59,7 +70,7 @@ class CollectedMetric {
     aggregator: string;
   }> {
     const families = await this.read();
-    const f = families.find((x) => x.name === this.name);
+    const f = families.find((x) => x.name === this.#family);
     const values: PromValue[] = [];
     if (f !== undefined && f.type === 'histogram') {
       for (const s of f.samples) {

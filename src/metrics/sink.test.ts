@@ -194,3 +194,163 @@ describe('createMetrics', () => {
     ]);
   });
 });
+
+describe('review regressions', () => {
+  const warningsDuring = async (fn: () => Promise<void>): Promise<string[]> => {
+    const warnings: string[] = [];
+    const on = (w: Error) => warnings.push(w.message);
+    process.on('warning', on);
+    try {
+      await fn();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', on);
+    }
+    return warnings;
+  };
+
+  it('untrack() with two sinks on one policy leaves the other counting, in either order', async () => {
+    for (const order of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      const sinks = [createMetrics({ sampleEvery: 1 }), createMetrics({ sampleEvery: 1 })] as const;
+      const p = pipeline(retry({ maxAttempts: 1 }), timeout(1_000));
+      sinks[0].track(p, 'a');
+      sinks[1].track(p, 'a');
+      const first = sinks[order[0]];
+      const second = sinks[order[1]];
+      first.untrack(p);
+      await p.execute(() => 1);
+      await Promise.resolve();
+      expect(first.recorder('pipeline', 'a').calls).toBe(0);
+      expect(second.recorder('pipeline', 'a').calls).toBe(1);
+      second.untrack(p);
+      await p.execute(() => 1);
+      await Promise.resolve();
+      expect(first.recorder('pipeline', 'a').calls).toBe(0);
+      expect(second.recorder('pipeline', 'a').calls).toBe(1);
+      expect(Object.hasOwn(p, 'execute')).toBe(false); // the prototype's execute again
+    }
+  });
+
+  it('a throwing call observer is reported, never an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const m = createMetrics();
+      const p = m.track(pipeline(retry({ maxAttempts: 1 })), 'api');
+      m.recorder('pipeline', 'api').addObserver({
+        observe() {
+          throw new Error('observer bug');
+        },
+      });
+      let result: unknown;
+      const warnings = await warningsDuring(async () => {
+        result = await p.execute(() => 42);
+        await p.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+      });
+      expect(result).toBe(42);
+      expect(warnings.filter((w) => w.includes('observer bug'))).toHaveLength(2);
+      expect(m.recorder('pipeline', 'api').calls).toBe(2);
+      await new Promise((r) => setTimeout(r, 5));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('a member of a known kind without the expected stats never fails the scrape', async () => {
+    const m = createMetrics();
+    const odd = {
+      kind: 'rateLimit',
+      name: 'odd',
+      execute: (fn: () => unknown) => Promise.resolve(fn()),
+    };
+    const throwing = {
+      kind: 'retry',
+      name: 'throwing',
+      get stats(): never {
+        throw new Error('no stats today');
+      },
+      execute: (fn: () => unknown) => Promise.resolve(fn()),
+    };
+    m.track(odd as never);
+    m.track(throwing as never);
+    let fs: MetricFamily[] = [];
+    const warnings = await warningsDuring(async () => {
+      fs = await m.collect();
+    });
+    expect(family(fs, 'bulwark_ratelimit_rejected_total').samples).toEqual([]);
+    expect(family(fs, 'bulwark_retries_total').samples).toEqual([]);
+    expect(warnings.some((w) => w.includes('no stats today'))).toBe(true);
+  });
+
+  it('counts the rejections of a bulwark/redis rate limit', async () => {
+    const { redisRateLimit, redisRateLimiter } = await import('bulwark/redis');
+    const client = {
+      evalsha: async () => {
+        throw new Error('no redis');
+      },
+      eval: async () => {
+        throw new Error('no redis');
+      },
+    };
+    const limiter = redisRateLimiter({
+      client: client as never,
+      limits: [{ algorithm: 'gcra', rate: 100, periodMs: 1_000, burst: 20 }],
+      onRedisError: 'deny',
+    });
+    const m = createMetrics();
+    const p = m.track(
+      pipeline(redisRateLimit({ limiter, name: 'shared' }), retry({ maxAttempts: 1 })),
+      'api',
+    );
+    await p.execute(() => 1).catch(() => {});
+    await p.execute(() => 1).catch(() => {});
+    const fs = await m.collect();
+    expect(value(fs, 'bulwark_ratelimit_rejected_total', { name: 'shared' })).toBe(2);
+    expect(value(fs, 'bulwark_calls_total', { name: 'api', outcome: 'rejected' })).toBe(2);
+  });
+
+  it('queues and health checks of one name make one series (the last added wins)', async () => {
+    const m = createMetrics();
+    const q = (dead: number) => ({
+      name: 'mail',
+      stats: async () => ({ pending: 0, active: 0, completed: 0, dead }),
+    });
+    m.addQueue(q(1));
+    m.addQueue(q(2));
+    m.addHealth({
+      snapshot: () => ({
+        ready: true,
+        shuttingDown: false,
+        checks: [{ name: 'db', status: 'pass', critical: true }],
+      }),
+    });
+    m.addHealth({
+      snapshot: () => ({
+        ready: true,
+        shuttingDown: false,
+        checks: [{ name: 'db', status: 'fail', critical: true }],
+      }),
+    });
+    const samples = await m.samples();
+    const dead = samples.filter((s) => s.name === 'bulwark_queue_jobs' && s.labels.state === 'dead');
+    expect(dead.map((s) => s.value)).toEqual([2]);
+    const checks = samples.filter((s) => s.name === 'bulwark_health_status');
+    expect(checks.map((s) => s.value)).toEqual([0]);
+  });
+
+  it('two breakers of one name: the first one’s state, and one warning', async () => {
+    const m = createMetrics();
+    m.track(pipeline(circuitBreaker({ name: 'db' }), retry({ maxAttempts: 1 })), 'a');
+    m.track(pipeline(circuitBreaker({ name: 'db' }), retry({ maxAttempts: 1 })), 'b');
+    const warnings = await warningsDuring(async () => {
+      await m.collect();
+      await m.collect();
+    });
+    expect(warnings.filter((w) => w.includes('Two circuit breakers are named "db"'))).toHaveLength(1);
+  });
+});

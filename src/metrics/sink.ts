@@ -169,7 +169,14 @@ export class CallRecorder {
     this.bucketSumsMs[i]! += durationMs;
     const obs = this.observers;
     if (obs !== null)
-      for (let j = 0; j < obs.length; j++) obs[j]!.observe(outcome, durationMs, priority, atMs);
+      for (let j = 0; j < obs.length; j++) {
+        // An observer's bug must not turn into an unhandled rejection of the caller's call.
+        try {
+          obs[j]!.observe(outcome, durationMs, priority, atMs);
+        } catch (error) {
+          reportError(`A call observer of ${this.policy} ${this.name}`, error);
+        }
+      }
   }
 
   /** How many calls until the next timed one: 1 when every call is timed, else 1…2N-1 (mean N). */
@@ -321,8 +328,15 @@ interface Tracked {
   readonly recorder: CallRecorder;
   readonly members: readonly Member[];
   readonly hadOwnExecute: boolean;
-  readonly original: unknown;
+  readonly original: Execute;
+  /** The timed `execute` installed on the policy. */
+  readonly wrapper: Execute;
+  /** Set by `untrack()` when another wrapper sits on top of this one: it then passes through. */
+  readonly gate: { passThrough: boolean };
 }
+
+/** Every timed `execute` that was untracked but could not be removed (another sink wrapped it). */
+const retired = new WeakMap<Execute, { readonly original: Execute; readonly hadOwnExecute: boolean }>();
 
 const key = (policy: string, name: string) => `${policy}\u0000${name}`;
 
@@ -351,6 +365,7 @@ export class Metrics {
   private readonly healths = new Set<HealthLike>();
   private trackListeners: ((policy: Member) => void)[] = [];
   private readonly slos = new Set<SloSource>();
+  private readonly warnedBreakerNames = new Set<string>();
 
   constructor(options: MetricsOptions = {}) {
     const o = parseOptions('createMetrics', optionsSchema, options);
@@ -407,27 +422,55 @@ export class Metrics {
       target.kind === 'pipeline' && Array.isArray(target.policies) ? target.policies : [target];
     const hadOwnExecute = Object.hasOwn(target, 'execute');
     const original = target.execute;
-    const timed = makeTimed(target, original, recorder, this.clock);
+    const gate = { passThrough: false };
+    const timed = makeTimed(target, original, recorder, this.clock, gate);
     Object.defineProperty(target, 'execute', {
       value: timed,
       configurable: true,
       writable: true,
       enumerable: false,
     });
-    this.tracked.set(policy, { policy, recorder, members, hadOwnExecute, original });
+    this.tracked.set(policy, {
+      policy,
+      recorder,
+      members,
+      hadOwnExecute,
+      original,
+      wrapper: timed,
+      gate,
+    });
     for (const m of members) for (const l of this.trackListeners) l(m);
     return policy;
   }
 
-  /** Stops tracking `policy` (its `execute` is restored; its counters stay). */
+  /**
+   * Stops tracking `policy` (its counters stay). Its `execute` is restored when it is still this
+   * sink's timed one; when something wrapped it since (another sink tracking the same policy),
+   * that wrapper is left in place and this sink's timed `execute` just passes calls through (it is
+   * removed when the wrapper above it is).
+   */
   untrack(policy: Policy<unknown, PolicyEvent>): void {
     const t = this.tracked.get(policy);
     if (t === undefined) return;
     this.tracked.delete(policy);
-    if (!t.hadOwnExecute) delete (policy as unknown as { execute?: unknown }).execute;
+    t.gate.passThrough = true;
+    const target = policy as unknown as { execute?: unknown };
+    if (target.execute !== t.wrapper) {
+      retired.set(t.wrapper, { original: t.original, hadOwnExecute: t.hadOwnExecute });
+      return;
+    }
+    // Skip wrappers of sinks that untracked the policy while this one sat on top of them.
+    let original = t.original;
+    let hadOwn = t.hadOwnExecute;
+    for (let r = retired.get(original); r !== undefined; r = retired.get(original)) {
+      retired.delete(original);
+      original = r.original;
+      hadOwn = r.hadOwnExecute;
+    }
+    if (!hadOwn) delete target.execute;
     else
       Object.defineProperty(policy, 'execute', {
-        value: t.original,
+        value: original,
         configurable: true,
         writable: true,
         enumerable: false,
@@ -450,7 +493,10 @@ export class Metrics {
     });
   }
 
-  /** Adds a queue read at scrape time (`bulwark_queue_jobs{queue,state}`). Returns a disposer. */
+  /**
+   * Adds a queue read at scrape time (`bulwark_queue_jobs{queue,state}`). Returns a disposer.
+   * Queues are told apart by name: of two queues with one name, the one added last is exported.
+   */
   addQueue(queue: QueueLike): Disposer {
     if (typeof queue?.stats !== 'function' || typeof queue.name !== 'string')
       throw new TypeError('metrics.addQueue() needs { name: string; stats(): Promise<…> }');
@@ -458,7 +504,10 @@ export class Metrics {
     return makeDisposer(() => this.queues.delete(queue));
   }
 
-  /** Adds a health monitor read at scrape time (`bulwark_health_status`, `bulwark_ready`). */
+  /**
+   * Adds a health monitor read at scrape time (`bulwark_health_status`, `bulwark_ready`). Checks
+   * are told apart by name: of two checks with one name (in two monitors), the last is exported.
+   */
   addHealth(monitor: HealthLike): Disposer {
     if (typeof monitor?.snapshot !== 'function')
       throw new TypeError('metrics.addHealth() needs { snapshot(): { ready, shuttingDown, checks } }');
@@ -504,33 +553,57 @@ export class Metrics {
     const rlRejected = new Map<string, number>();
     const timeouts = new Map<string, number>();
     const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+    const warnDuplicateBreaker = (name: string): void => {
+      if (this.warnedBreakerNames.has(name)) return;
+      this.warnedBreakerNames.add(name);
+      reportError(
+        'bulwark_circuit_state',
+        new Error(
+          `Two circuit breakers are named ${JSON.stringify(name)}: bulwark_circuit_state shows the first one only. Give each breaker its own name.`,
+        ),
+      );
+    };
     for (const m of this.members()) {
       const p = m as Member & { stats?: Record<string, unknown>; state?: string };
+      // A member whose state cannot be read (a policy of another shape under a known kind) is
+      // left out of this scrape and reported, never fails the scrape.
+      try {
+        readMember(m, p);
+      } catch (error) {
+        reportError(`Reading the state of ${m.kind ?? 'policy'} ${m.name}`, error);
+      }
+    }
+    function readMember(m: Member, p: Member & { stats?: Record<string, unknown>; state?: string }): void {
+      const stats = p.stats;
+      /** Adds `stats[field]` to `map` when the policy has such a number (other shapes: skipped). */
+      const put = (map: Map<string, number>, field: string): void => {
+        const v = typeof stats === 'object' && stats !== null ? stats[field] : undefined;
+        if (typeof v === 'number') add(map, m.name, v);
+      };
       switch (m.kind) {
-        case 'retry': {
-          const s = p.stats as { retries: number; giveUps: number };
-          add(retries, m.name, s.retries);
-          add(giveUps, m.name, s.giveUps);
+        case 'retry':
+          put(retries, 'retries');
+          put(giveUps, 'giveUps');
           break;
-        }
         case 'circuitBreaker':
-          if (!states.has(m.name) && typeof p.state === 'string') states.set(m.name, p.state);
+          if (typeof p.state !== 'string') break;
+          if (!states.has(m.name)) states.set(m.name, p.state);
+          else warnDuplicateBreaker(m.name);
           break;
         case 'bulkhead': {
-          const s = p.stats as { active: number; queued: number; rejected: number };
-          add(active, m.name, s.active);
-          add(queued, m.name, s.queued);
-          add(bulkRejected, m.name, s.rejected);
+          put(active, 'active');
+          put(queued, 'queued');
+          put(bulkRejected, 'rejected');
           // The limit when constant (0 when it is a function of the context): private field.
           const limit = (m as unknown as { fixedLimit?: unknown }).fixedLimit;
           if (typeof limit === 'number' && limit > 0) add(limits, m.name, limit);
           break;
         }
         case 'rateLimit':
-          add(rlRejected, m.name, (p.stats as { rejected: number }).rejected);
+          put(rlRejected, 'rejected');
           break;
         case 'timeout':
-          add(timeouts, m.name, (p.stats as { timeouts: number }).timeouts);
+          put(timeouts, 'timeouts');
           break;
       }
     }
@@ -550,7 +623,8 @@ export class Metrics {
     families.push(family('bulwark_ratelimit_rejected_total', byName(rlRejected)));
     families.push(family('bulwark_timeouts_total', byName(timeouts)));
 
-    const jobs: Sample[] = [];
+    // Keyed by labels: two queues (or health checks) of one name make one series, the last wins.
+    const jobs = new Map<string, Sample>();
     const stats = await Promise.all(
       [...this.queues].map(async (q) => {
         try {
@@ -572,11 +646,12 @@ export class Metrics {
         ['delayed', s.delayed],
       ];
       for (const [state, value] of entries)
-        if (typeof value === 'number') jobs.push({ labels: { queue: q.name, state }, value });
+        if (typeof value === 'number')
+          jobs.set(key(q.name, state), { labels: { queue: q.name, state }, value });
     }
-    families.push(family('bulwark_queue_jobs', jobs));
+    families.push(family('bulwark_queue_jobs', [...jobs.values()]));
 
-    const checks: Sample[] = [];
+    const checks = new Map<string, Sample>();
     const ready: Sample[] = [];
     const shutting: Sample[] = [];
     for (const h of this.healths) {
@@ -588,7 +663,7 @@ export class Metrics {
         continue;
       }
       for (const c of snap.checks)
-        checks.push({
+        checks.set(c.name, {
           labels: { check: c.name, critical: String(c.critical) },
           value: c.status === 'pass' ? 1 : c.status === 'warn' ? 0.5 : 0,
         });
@@ -597,7 +672,7 @@ export class Metrics {
         shutting.push({ labels: {}, value: snap.shuttingDown ? 1 : 0 });
       }
     }
-    families.push(family('bulwark_health_status', checks));
+    families.push(family('bulwark_health_status', [...checks.values()]));
     families.push(family('bulwark_ready', ready));
     families.push(family('bulwark_shutting_down', shutting));
     const budget: Sample[] = [];
@@ -724,9 +799,16 @@ function arm(): void {
  * the caller's (the caller awaits the original promise: no extra hop) with pre-bound handlers;
  * a timed one adds two clock reads and the reaction's closures.
  */
-function makeTimed(target: object, original: Execute, rec: CallRecorder, clock: Clock): Execute {
+function makeTimed(
+  target: object,
+  original: Execute,
+  rec: CallRecorder,
+  clock: Clock,
+  gate: { readonly passThrough: boolean },
+): Execute {
   const read: () => number = clock === systemClock ? () => perf.now() : () => clock.now();
   return function execute(fn, options) {
+    if (gate.passThrough) return original.call(target, fn, options);
     if (--rec.skip > 0 && rec.epoch === epoch) {
       const p = original.call(target, fn, options);
       p.then(rec.onOk, rec.onErr);

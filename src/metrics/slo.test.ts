@@ -182,3 +182,35 @@ describe('sloAlertRules', () => {
     expect(t[0]!.alert.annotations.summary).toContain('100×');
   });
 });
+
+describe('sloTracker (review regressions)', () => {
+  it('reads the sink’s clock whatever clock it is given (burn rates are not 0)', async () => {
+    const sinkClock = createFakeClock();
+    const otherClock = createFakeClock();
+    await otherClock.tick(2 * 86_400_000);
+    const metrics = createMetrics({ clock: sinkClock });
+    const api = metrics.track(pipeline(retry({ maxAttempts: 1 })), 'api');
+    const warnings: string[] = [];
+    const on = (w: Error) => warnings.push(w.message);
+    process.on('warning', on);
+    const slo = sloTracker({ metrics, name: 'api', objective: 0.99, clock: otherClock });
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', on);
+    for (let i = 0; i < 10; i++) await api.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    const s = slo.status().success;
+    expect(s.burnRates['5m']).toBeGreaterThan(50);
+    expect(s.page).toBe(true);
+    expect(warnings.some((w) => w.includes('clock option is ignored'))).toBe(true);
+  });
+
+  it('defaults policy to the kind tracked under the name', async () => {
+    const metrics = createMetrics();
+    metrics.track(retry({ name: 'r' }), 'svc');
+    const slo = sloTracker({ metrics, name: 'svc', objective: 0.99 });
+    expect(slo.policy).toBe('retry');
+    const calls = (await metrics.samples()).filter((s) => s.name === 'bulwark_calls_total');
+    expect(new Set(calls.map((s) => s.labels.policy))).toEqual(new Set(['retry']));
+    const m2 = createMetrics();
+    expect(sloTracker({ metrics: m2, name: 'later', objective: 0.99 }).policy).toBe('pipeline');
+  });
+});

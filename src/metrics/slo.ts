@@ -7,7 +7,7 @@
 
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
-import type { Disposer } from '../core/events.js';
+import { type Disposer, reportError } from '../core/events.js';
 import type { AlertRule, SeriesValue } from './alerts.js';
 import type { CallObserver, CallOutcome, Metrics, Sample } from './sink.js';
 import { parseOptions } from './validate.js';
@@ -96,13 +96,29 @@ export class RollingWindow {
   }
 }
 
+/** The kind tracked under `name` (`pipeline` if one of them is, or none is). */
+function trackedKind(metrics: Metrics, name: string): string {
+  const kinds = new Set(
+    metrics
+      .allRecorders()
+      .filter((r) => r.name === name)
+      .map((r) => r.policy),
+  );
+  if (kinds.size === 0 || kinds.has('pipeline')) return 'pipeline';
+  return kinds.size === 1 ? [...kinds][0]! : 'pipeline';
+}
+
 /** Options of `sloTracker()`. */
 export interface SloOptions {
   /** The sink whose calls are measured. */
   metrics: Metrics;
   /** The `name` label of the tracked pipeline or policy (what `metrics.track(p, name)` used). */
   name: string;
-  /** The `policy` label. Default `pipeline`. */
+  /**
+   * The `policy` label. Default: the kind of the pipeline or policy tracked under `name` (when
+   * one is tracked under that name before the SLO is made: `pipeline` when there are several),
+   * else `pipeline`.
+   */
   policy?: string;
   /** Only calls of this priority. Default: every priority. */
   priority?: string;
@@ -114,7 +130,11 @@ export interface SloOptions {
   windowMs?: number;
   /** Bucket width, ms. Default 1 minute. */
   bucketMs?: number;
-  /** Clock for status and burn rates. Default the sink's clock. */
+  /**
+   * @deprecated Ignored: an SLO always reads the sink's clock (`metrics.clock`), which stamps
+   * the calls it counts (another clock would read its burn rates over the wrong windows). A
+   * clock other than the sink's is reported as a process warning.
+   */
   clock?: Clock;
 }
 
@@ -266,7 +286,7 @@ export class SloTracker implements CallObserver {
   constructor(options: SloOptions) {
     const o = parseOptions('sloTracker', schema, options);
     this.name = o.name;
-    this.policy = o.policy ?? 'pipeline';
+    this.policy = o.policy ?? trackedKind(o.metrics, o.name);
     this.priority = o.priority;
     this.objective = o.objective;
     this.latency = o.latency;
@@ -274,7 +294,13 @@ export class SloTracker implements CallObserver {
     const bucketMs = o.bucketMs ?? 60_000;
     const longest = Math.max(this.windowMs, BURN_WINDOWS['6h']);
     this.window = new RollingWindow(bucketMs, Math.ceil(longest / bucketMs));
-    this.clock = o.clock ?? o.metrics.clock;
+    // Calls are stamped by the sink's clock (`atMs`): the windows must be read on the same one.
+    this.clock = o.metrics.clock;
+    if (o.clock !== undefined && o.clock !== o.metrics.clock)
+      reportError(
+        `sloTracker ${o.name}`,
+        new Error('the clock option is ignored: an SLO reads the sink’s clock (createMetrics({ clock }))'),
+      );
     this.dispose = o.metrics.recorder(this.policy, this.name).addObserver(this);
     this.unregister = o.metrics.addSlo(this);
   }

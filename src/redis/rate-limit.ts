@@ -45,6 +45,7 @@ export class RedisRateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
   private readonly keyOf: ((ctx: Context) => string) | undefined;
   private readonly cost: DynamicNumber;
   private readonly bypass: readonly string[];
+  private rejectedCount = 0;
 
   constructor(options: RedisRateLimitOptions) {
     super();
@@ -57,6 +58,18 @@ export class RedisRateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
     this.cost = DynamicNumber.of('redisRateLimit.cost', o.cost, rules.finite(0), 1);
     this.bypass = checkPriorities('redisRateLimit.bypass', o.bypass);
     this.name = checkString('redisRateLimit.name', o.name, 'rateLimit');
+  }
+
+  /**
+   * Counters of this policy (read by `bulwark/metrics` as `bulwark_ratelimit_rejected_total`).
+   *
+   * @example
+   * ```ts nocheck
+   * console.log(policy.stats.rejected); // calls refused so far
+   * ```
+   */
+  get stats(): { readonly rejected: number } {
+    return { rejected: this.rejectedCount };
   }
 
   /** Runs `fn` under this policy. (Defined per class to keep the call into `_run` monomorphic.) */
@@ -88,6 +101,7 @@ export class RedisRateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
     return this.limiter.consume(key, cost).then((d) => {
       if (ctx._isAborted) return Promise.reject(ctx._abortReason);
       if (d.allowed) return start(ctx, next);
+      this.rejectedCount++;
       this.event(ctx, key, 'reject', d.retryAfterMs);
       return Promise.reject(new RateLimitedError(this.name, key, d.retryAfterMs, 'limited'));
     });
