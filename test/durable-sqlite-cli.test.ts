@@ -90,6 +90,63 @@ describe('bulwark queue CLI', () => {
     expect(parsed[0]!.payload).toBeUndefined();
   });
 
+  it('redrive and purge need --yes, or only report with --dry-run', async () => {
+    const bare = await cli('queue', 'redrive', '--store', spec, '--queue', 'payments');
+    expect(bare.code).toBe(2);
+    expect(bare.err).toContain('pass --yes');
+    const both = await cli(
+      'queue',
+      'purge',
+      '--store',
+      spec,
+      '--queue',
+      'payments',
+      '--state',
+      'dead',
+      '--yes',
+      '--dry-run',
+    );
+    expect(both.code).toBe(2);
+    const dry = await cli('queue', 'redrive', '--store', spec, '--queue', 'payments', '--dry-run', '--json');
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.out)).toEqual({ queue: 'payments', dryRun: true, wouldRedrive: deadIds });
+    const dryPurge = await cli(
+      'queue',
+      'purge',
+      '--store',
+      spec,
+      '--queue',
+      'payments',
+      '--state',
+      'dead',
+      '--dry-run',
+    );
+    expect(dryPurge.code).toBe(0);
+    expect(dryPurge.out).toContain('Dry run: would delete the dead items');
+    expect(dryPurge.out).toContain(`${deadIds.length} dead item(s) now`);
+    // Nothing changed.
+    const dl = await cli('queue', 'dlq', '--store', spec, '--queue', 'payments', '--json');
+    expect((JSON.parse(dl.out) as unknown[]).length).toBe(deadIds.length);
+  });
+
+  it('numeric options must be whole numbers', async () => {
+    const frac = await cli('queue', 'list', '--store', spec, '--queue', 'payments', '--limit', '1.5');
+    expect(frac.code).toBe(2);
+    expect(frac.err).toContain('--limit must be a whole number');
+    const zero = await cli(
+      'queue',
+      'redrive',
+      '--store',
+      spec,
+      '--queue',
+      'payments',
+      '--limit',
+      '0',
+      '--yes',
+    );
+    expect(zero.code).toBe(2);
+  });
+
   it('redrive by ids and limit, with a rate', async () => {
     const one = await cli(
       'queue',
@@ -100,6 +157,7 @@ describe('bulwark queue CLI', () => {
       'payments',
       '--ids',
       deadIds[0]!,
+      '--yes',
       '--json',
     );
     expect(JSON.parse(one.out)).toEqual({ queue: 'payments', redriven: [deadIds[0]] });
@@ -114,12 +172,23 @@ describe('bulwark queue CLI', () => {
       '10',
       '--rate',
       '100',
+      '--yes',
     );
     expect(rest.out).toContain('Redrove 2 dead letter(s)');
   });
 
   it('purge: terminal states only unless --force', async () => {
-    const refused = await cli('queue', 'purge', '--store', spec, '--queue', 'payments', '--state', 'pending');
+    const refused = await cli(
+      'queue',
+      'purge',
+      '--store',
+      spec,
+      '--queue',
+      'payments',
+      '--state',
+      'pending',
+      '--yes',
+    );
     expect(refused.code).toBe(1);
     expect(refused.err).toContain('INVALID_STATE');
     const ok = await cli(
@@ -131,6 +200,7 @@ describe('bulwark queue CLI', () => {
       'payments',
       '--state',
       'completed',
+      '--yes',
       '--json',
     );
     expect(JSON.parse(ok.out)).toEqual({ queue: 'payments', state: 'completed', deleted: 3 });

@@ -5,8 +5,8 @@
  * bulwark queue stats   --store SPEC [--queue NAME] [--json]
  * bulwark queue list    --store SPEC --queue NAME [--state S] [--limit N] [--after ID] [--payload] [--json]
  * bulwark queue dlq     --store SPEC --queue NAME [--limit N] [--after ID] [--payload] [--json]
- * bulwark queue redrive --store SPEC --queue NAME [--ids A,B] [--limit N] [--rate PER_SEC] [--json]
- * bulwark queue purge   --store SPEC --queue NAME --state completed|dead [--older-than MS] [--force] [--json]
+ * bulwark queue redrive --store SPEC --queue NAME [--ids A,B] [--limit N] [--rate PER_SEC] (--yes | --dry-run) [--json]
+ * bulwark queue purge   --store SPEC --queue NAME --state completed|dead [--older-than MS] [--force] (--yes | --dry-run) [--json]
  * ```
  * SPEC is `sqlite:PATH` or `postgres://user@host/db`. Encrypted payloads are shown (with
  * `--payload`) when `BULWARK_KEYS` holds the keyring (`id:base64key,…`).
@@ -27,12 +27,15 @@ Commands:
   dlq       dead letters with reason and error [--limit N] [--after ID]
   redrive   send dead letters back to pending  [--ids A,B] [--limit N (default 100)] [--rate PER_SEC]
   purge     delete completed or dead items     --state completed|dead [--older-than MS] [--force for pending/active]
+            (redrive and purge change data: they need --yes, or --dry-run to only say what they would do)
 
 Options:
   --store SPEC   sqlite:PATH or postgres://user@host/db (required)
   --queue NAME   the queue
   --payload      show payloads (decrypted with BULWARK_KEYS when set)
   --json         machine-readable output
+  --yes          confirm redrive or purge
+  --dry-run      show what redrive or purge would do, change nothing
 `;
 
 /** Where the CLI writes. */
@@ -48,7 +51,7 @@ interface Args {
 }
 
 const VALUED = new Set(['store', 'queue', 'state', 'limit', 'after', 'ids', 'rate', 'older-than']);
-const BOOLEAN = new Set(['json', 'payload', 'force', 'help']);
+const BOOLEAN = new Set(['json', 'payload', 'force', 'help', 'yes', 'dry-run']);
 
 function parseArgs(argv: readonly string[]): Args {
   const positional: string[] = [];
@@ -92,8 +95,21 @@ function int(args: Args, name: string, fallback: number): number {
   const v = str(args, name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw usage(`--${name} must be a number >= 0 (got ${v})`);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0)
+    throw usage(`--${name} must be a whole number >= 0 (got ${v})`);
   return n;
+}
+
+/** Redrive and purge change data: they run with --yes, or only report with --dry-run. */
+function confirmMode(args: Args, command: string): 'run' | 'dry-run' {
+  const yes = args.flags.has('yes');
+  const dry = args.flags.has('dry-run');
+  if (yes && dry) throw usage('--yes and --dry-run cannot be used together');
+  if (dry) return 'dry-run';
+  if (!yes) {
+    throw usage(`${command} changes data: pass --yes to do it, or --dry-run to see what it would do`);
+  }
+  return 'run';
 }
 
 const STATES: readonly ItemState[] = ['pending', 'active', 'completed', 'dead'];
@@ -317,9 +333,28 @@ export async function main(
           .map((s) => s.trim())
           .filter((s) => s !== '');
         const rate = str(args, 'rate');
+        const limit = int(args, 'limit', ids?.length ?? 100);
+        if (limit < 1) throw usage('--limit must be >= 1');
+        if (rate !== undefined && int(args, 'rate', 0) < 1) throw usage('--rate must be >= 1');
+        if (confirmMode(args, 'redrive') === 'dry-run') {
+          const wouldRedrive = await withQueue(store, name, async (q) => {
+            if (ids !== undefined) {
+              const dead: string[] = [];
+              for (const id of ids) if ((await q.get(id))?.state === 'dead') dead.push(id);
+              return dead.slice(0, limit);
+            }
+            return (await q.list({ state: 'dead', limit })).map((v) => v.id);
+          });
+          if (json) io.out(JSON.stringify({ queue: name, dryRun: true, wouldRedrive }, null, 2));
+          else
+            io.out(
+              `Dry run: would redrive ${wouldRedrive.length} dead letter(s) of queue "${name}" (nothing changed; pass --yes to do it)`,
+            );
+          return 0;
+        }
         const { redriven } = await withQueue(store, name, (q) =>
           q.deadLetters.redrive({
-            limit: int(args, 'limit', ids?.length ?? 100),
+            limit,
             ...(ids === undefined ? {} : { ids }),
             ...(rate === undefined ? {} : { ratePerSec: int(args, 'rate', 0) }),
           }),
@@ -332,10 +367,35 @@ export async function main(
         const name = needQueue();
         const st = state(args, true)!;
         const older = str(args, 'older-than');
+        const olderThanMs = older === undefined ? undefined : int(args, 'older-than', 0);
+        if (confirmMode(args, 'purge') === 'dry-run') {
+          const total = await withQueue(store, name, async (q) => (await q.stats())[st]);
+          const age = olderThanMs === undefined ? '' : ` last changed more than ${olderThanMs} ms ago`;
+          if (json) {
+            io.out(
+              JSON.stringify(
+                {
+                  queue: name,
+                  state: st,
+                  dryRun: true,
+                  inState: total,
+                  ...(olderThanMs === undefined ? {} : { olderThanMs }),
+                },
+                null,
+                2,
+              ),
+            );
+          } else {
+            io.out(
+              `Dry run: would delete the ${st} items of queue "${name}"${age} (${total} ${st} item(s) now; nothing changed; pass --yes to do it)`,
+            );
+          }
+          return 0;
+        }
         const n = await withQueue(store, name, (q) =>
           q.purge(st, {
             force: args.flags.has('force'),
-            ...(older === undefined ? {} : { olderThanMs: int(args, 'older-than', 0) }),
+            ...(olderThanMs === undefined ? {} : { olderThanMs }),
           }),
         );
         if (json) io.out(JSON.stringify({ queue: name, state: st, deleted: n }, null, 2));

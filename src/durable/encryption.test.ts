@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flushMicrotasks } from '../testing/fake-clock.js';
-import { keyring, keyringFromEnv } from './encryption.js';
+import { defaultCodec } from './codec.js';
+import { keyring, keyringFromEnv, openPayload, sealPayload } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
 import { openQueue, type Queue } from './queue.js';
 import { type SqliteStore, sqliteStore } from './sqlite-store.js';
@@ -213,6 +214,127 @@ describe('encryption at rest', () => {
         expect(text).not.toContain(b64);
       }
     }
+  });
+
+  it('a key pasted in the id position (or any rejected id) is never echoed; only position and length', () => {
+    for (let i = 0; i < 20; i++) {
+      const b64 = randomBytes(32).toString('base64');
+      const unpadded = b64.replace(/=+$/, '');
+      const cases: [string, () => unknown][] = [
+        ['env swapped', () => keyringFromEnv('K', { K: `${b64}:k1` })],
+        ['env swapped, unpadded', () => keyringFromEnv('K', { K: `${unpadded}:k1` })],
+        [
+          'env second entry swapped',
+          () => keyringFromEnv('K', { K: `k0:${randomBytes(32).toString('base64')},${b64}:k1` }),
+        ],
+        ['keyring swapped', () => keyring([{ id: b64, key: 'k1' }])],
+        ['keyring swapped, unpadded', () => keyring([{ id: unpadded, key: 'k1' }])],
+        ['add swapped', () => keyring([{ id: 'k0', key: randomBytes(32) }]).add(unpadded, 'k1')],
+      ];
+      for (const [what, run] of cases) {
+        let message = '';
+        try {
+          run();
+        } catch (error) {
+          expect(error, what).toBeInstanceOf(BulwarkDurableError);
+          message = `${(error as Error).message} ${inspect(error)}`;
+        }
+        expect(message, what).not.toBe('');
+        expect(message, what).not.toContain(unpadded.slice(0, 16));
+      }
+    }
+    try {
+      keyringFromEnv('K', {
+        K: `k0:${randomBytes(32).toString('base64')},${randomBytes(32).toString('base64')}:k1`,
+      });
+    } catch (error) {
+      expect((error as Error).message).toMatch(/entry 2 \(\d+ characters\)/);
+    }
+  });
+
+  it('AAD fields are length-prefixed: names that would join alike under NUL separators do not collide', () => {
+    const ring = keyring([{ id: 'k1', key: randomBytes(32) }]);
+    const id = '0190f3a2-0000-7000-8000-000000000001';
+    const sealed = sealPayload(ring, 'a\0b', id, Buffer.from('x'));
+    expect(sealed.bytes[0]).toBe(2);
+    expect(Buffer.from(openPayload(ring, 'a\0b', id, 'k1', sealed.bytes)).toString()).toBe('x');
+    expect(() => openPayload(ring, 'a', `b\0${id}`, 'k1', sealed.bytes)).toThrow(BulwarkDurableError);
+  });
+
+  it('version-1 envelopes (NUL-joined AAD) still decrypt, and rewrap keeps their version', async () => {
+    const kek = randomBytes(32);
+    const ring = keyring([{ id: 'old', key: kek }]);
+    const store = sqliteStore({ path: ':memory:' });
+    const q = await openQueue({ name: 'v1', store, keyring: ring });
+    queues.push(q as Queue<unknown>);
+    // A v1 envelope as the previous release wrote it.
+    const id = '0190f3a2-0000-7000-8000-000000000002';
+    const header = Buffer.from('bulwark/durable/v1', 'utf8');
+    const dek = randomBytes(32);
+    const wrapIv = randomBytes(12);
+    const w = createCipheriv('aes-256-gcm', kek, wrapIv, { authTagLength: 16 });
+    w.setAAD(Buffer.concat([header, Buffer.from(`\0dek\0v1\0${id}\0old`, 'utf8')]));
+    const edk = Buffer.concat([w.update(dek), w.final()]);
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', dek, iv, { authTagLength: 16 });
+    c.setAAD(Buffer.concat([header, Buffer.from(`\0payload\0v1\0${id}`, 'utf8')]));
+    const ct = Buffer.concat([c.update(defaultCodec.encode({ legacy: true })), c.final()]);
+    const envelope = Buffer.concat([
+      Buffer.from([1, 3]),
+      Buffer.from('old'),
+      wrapIv,
+      w.getAuthTag(),
+      edk,
+      iv,
+      c.getAuthTag(),
+      ct,
+    ]);
+    await store.enqueue(
+      'v1',
+      [
+        {
+          id,
+          payload: envelope,
+          keyId: 'old',
+          key: null,
+          priority: 0,
+          runAt: 0,
+          maxAttempts: 3,
+          createdAt: 0,
+        },
+      ],
+      0,
+    );
+    const before = await q.get(id);
+    expect(before!.payloadError).toBeUndefined();
+    expect(before!.payload).toEqual({ legacy: true });
+    ring.add('new', randomBytes(32), { current: true });
+    expect(await q.rewrap()).toMatchObject({ rewrapped: 1, failed: 0, done: true });
+    ring.remove('old');
+    const after = (await store.get('v1', id))!;
+    expect(after.keyId).toBe('new');
+    expect(after.payload[0]).toBe(1);
+    expect((await q.get(id))!.payload).toEqual({ legacy: true });
+  });
+
+  it('keys must be canonical base64 of exactly 32 bytes', () => {
+    const b64 = randomBytes(32).toString('base64');
+    // Buffer.from would silently drop the stray character: refused.
+    expect(() => keyringFromEnv('K', { K: `k1:${b64}x` })).toThrow(/not canonical base64/);
+    expect(() => keyringFromEnv('K', { K: `k1:${b64.slice(0, 20)}!!${b64.slice(20)}` })).toThrow(
+      /not canonical base64/,
+    );
+    expect(() => keyring([{ id: 'k1', key: `${b64}x` }])).toThrow(/keys\[0\].*not canonical base64/);
+    expect(() => keyring([{ id: 'k1', key: randomBytes(16).toString('base64') }])).toThrow(
+      /must be 32 bytes.*got 16 bytes/,
+    );
+    expect(() => keyring([{ id: 'k1', key: randomBytes(31) }])).toThrow(/must be 32 bytes.*got 31 bytes/);
+    expect(() => keyringFromEnv('K', { K: `k1:${b64},k1:${b64}` })).toThrow(
+      /entry 2 .*repeats the id of entry 1/,
+    );
+    // Surrounding whitespace is fine.
+    expect(keyring([{ id: 'k1', key: ` ${b64} ` }]).currentKeyId).toBe('k1');
+    expect(keyringFromEnv('K', { K: ` k1:${b64} ` }).currentKeyId).toBe('k1');
   });
 
   it('keyringFromEnv: id:base64 pairs, the first is current', () => {

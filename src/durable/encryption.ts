@@ -8,7 +8,11 @@
  * to another item or queue, or a key id swapped, fails to decrypt. Rotation adds a new current KEK;
  * `rewrap` re-wraps DEKs with it without touching payloads.
  *
- * Envelope layout (bytes): `0x01 | kidLen(1) | kid | wrapIv(12) | wrapTag(16) | edk(32) | iv(12) | tag(16) | ciphertext`.
+ * Envelope layout (bytes): `version(1) | kidLen(1) | kid | wrapIv(12) | wrapTag(16) | edk(32) | iv(12) | tag(16) | ciphertext`.
+ * Version 2 (written now) builds the associated data from length-prefixed fields (4-byte big-endian
+ * length, then UTF-8), so no two (queue, id, key id) tuples share one AAD whatever characters they
+ * hold. Version 1 (NUL-separated fields) is still read, and `rewrap` keeps an item's version (its
+ * payload ciphertext is bound to it).
  * @module
  */
 
@@ -16,29 +20,54 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { BulwarkDurableError } from './errors.js';
 
-const VERSION = 1;
+/** The envelope version written by `sealPayload`. */
+const VERSION = 2;
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-function toKeyBytes(id: string, key: Uint8Array | string): Buffer {
-  const bytes = typeof key === 'string' ? Buffer.from(key, 'base64') : Buffer.from(key);
+/**
+ * Decodes key material. Error messages never contain the id or the material (a key pasted in the
+ * id's place must not end up in logs): only `where` and lengths.
+ */
+function toKeyBytes(where: string, key: Uint8Array | string): Buffer {
+  let bytes: Buffer;
+  if (typeof key === 'string') {
+    const text = key.trim();
+    bytes = Buffer.from(text, 'base64');
+    // Buffer.from skips characters that are not base64: accept only text that round-trips.
+    if (bytes.toString('base64') !== text) {
+      const n = bytes.length;
+      bytes.fill(0);
+      throw new BulwarkDurableError(
+        'KEY_MISSING',
+        `${where}: the key is not canonical base64 (${text.length} characters, ${n} bytes decoded); use base64 of 32 random bytes, e.g. \`openssl rand -base64 32\``,
+      );
+    }
+  } else if (key instanceof Uint8Array) {
+    bytes = Buffer.from(key);
+  } else {
+    throw new BulwarkDurableError('KEY_MISSING', `${where}: the key must be a Uint8Array or a base64 string`);
+  }
   if (bytes.length !== KEY_BYTES) {
+    const n = bytes.length;
     bytes.fill(0);
     throw new BulwarkDurableError(
       'KEY_MISSING',
-      `Key "${id}" must be ${KEY_BYTES} bytes (base64 of 32 random bytes, e.g. \`openssl rand -base64 32\`); got ${bytes.length}`,
+      `${where}: a key must be ${KEY_BYTES} bytes (base64 of 32 random bytes, e.g. \`openssl rand -base64 32\`); got ${n} bytes`,
     );
   }
   return bytes;
 }
 
-function checkKeyId(id: string): void {
+/** Checks a key id; the message shows only its length (it may be key material pasted in the wrong place). */
+function checkKeyId(where: string, id: string): void {
   if (typeof id !== 'string' || !KEY_ID.test(id)) {
+    const shown = typeof id === 'string' ? `a string of ${id.length} characters` : typeof id;
     throw new BulwarkDurableError(
       'KEY_MISSING',
-      `A key id must be 1-64 characters of A-Z a-z 0-9 . _ - (got ${JSON.stringify(String(id)).slice(0, 70)})`,
+      `${where}: a key id must be 1-64 characters of A-Z a-z 0-9 . _ - (got ${shown}; not shown in case it is key material)`,
     );
   }
 }
@@ -71,10 +100,13 @@ export class Keyring {
     if (!Array.isArray(keys) || keys.length === 0) {
       throw new BulwarkDurableError('KEY_MISSING', 'A keyring needs at least one key ({ id, key })');
     }
-    for (const k of keys) this.add(k.id, k.key);
+    for (const [i, k] of keys.entries()) this.#add(k.id, k.key, false, `keys[${i}]`);
     const current = options.current ?? keys[0]!.id;
     if (!this.#keys.has(current)) {
-      throw new BulwarkDurableError('KEY_MISSING', `The current key "${current}" is not in the keyring`);
+      throw new BulwarkDurableError(
+        'KEY_MISSING',
+        `The current key (options.current, ${String(current).length} characters) is not in the keyring`,
+      );
     }
     this.#current = current;
   }
@@ -96,18 +128,23 @@ export class Keyring {
 
   /** Adds a key (and makes it current when `current` is set). A key id cannot be reused with other material. */
   add(id: string, key: Uint8Array | string, options: { readonly current?: boolean } = {}): this {
-    checkKeyId(id);
-    const bytes = toKeyBytes(id, key);
+    return this.#add(id, key, options.current === true, 'keyring.add');
+  }
+
+  #add(id: string, key: Uint8Array | string, current: boolean, where: string): this {
+    checkKeyId(where, id);
+    const bytes = toKeyBytes(where, key);
     const existing = this.#keys.get(id);
     if (existing !== undefined && !existing.equals(bytes)) {
       bytes.fill(0);
       throw new BulwarkDurableError(
         'KEY_MISSING',
-        `Key id "${id}" is already in the keyring with other material`,
+        `${where}: the key id (${id.length} characters) is already in the keyring with other material`,
       );
     }
     if (existing === undefined) this.#keys.set(id, bytes);
-    if (options.current === true) this.#current = id;
+    else bytes.fill(0);
+    if (current) this.#current = id;
     return this;
   }
 
@@ -215,33 +252,69 @@ export function keyringFromEnv(
     );
   }
   const keys: KeyringKeyInput[] = [];
+  const seen = new Map<string, number>();
   for (const [i, part] of raw.split(',').entries()) {
+    // Messages name the entry by position and length only: never its id or material.
+    const where = `${variable}: entry ${i + 1} (${part.trim().length} characters)`;
     const entry = part.trim();
     const colon = entry.indexOf(':');
     if (colon <= 0) {
       throw new BulwarkDurableError(
         'KEY_MISSING',
-        `${variable}: entry ${i + 1} is not "id:base64key" (expected id, a colon, then the base64 key)`,
+        `${where} is not "id:base64key" (expected id, a colon, then the base64 key)`,
       );
     }
-    keys.push({ id: entry.slice(0, colon), key: entry.slice(colon + 1) });
+    const id = entry.slice(0, colon);
+    const key = entry.slice(colon + 1);
+    if (!KEY_ID.test(id)) {
+      const swapped = KEY_ID.test(key) && Buffer.from(id, 'base64').length === KEY_BYTES;
+      throw new BulwarkDurableError(
+        'KEY_MISSING',
+        swapped
+          ? `${where} looks like "base64key:id": write the id first, then a colon, then the key`
+          : `${where}: the id (${id.length} characters) must be 1-64 characters of A-Z a-z 0-9 . _ -`,
+      );
+    }
+    const first = seen.get(id);
+    if (first !== undefined) {
+      throw new BulwarkDurableError('KEY_MISSING', `${where} repeats the id of entry ${first + 1}`);
+    }
+    seen.set(id, i);
+    toKeyBytes(where, key).fill(0); // validates with this entry's position in the message
+    keys.push({ id, key });
   }
   return new Keyring(keys);
 }
 
-const HEADER = Buffer.from('bulwark/durable/v1', 'utf8');
+const HEADER_V1 = Buffer.from('bulwark/durable/v1', 'utf8');
+const HEADER_V2 = Buffer.from('bulwark/durable/v2', 'utf8');
 
-function payloadAad(queue: string, id: string): Buffer {
-  return Buffer.concat([HEADER, Buffer.from(`\0payload\0${queue}\0${id}`, 'utf8')]);
+/** Length-prefixed fields (4-byte big-endian byte length, then the UTF-8 bytes). */
+function fields(parts: readonly string[]): Buffer {
+  const chunks: Buffer[] = [HEADER_V2];
+  for (const part of parts) {
+    const bytes = Buffer.from(part, 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    chunks.push(len, bytes);
+  }
+  return Buffer.concat(chunks);
 }
 
-function dekAad(queue: string, id: string, kid: string): Buffer {
-  return Buffer.concat([HEADER, Buffer.from(`\0dek\0${queue}\0${id}\0${kid}`, 'utf8')]);
+function payloadAad(version: number, queue: string, id: string): Buffer {
+  if (version === 1) return Buffer.concat([HEADER_V1, Buffer.from(`\0payload\0${queue}\0${id}`, 'utf8')]);
+  return fields(['payload', queue, id]);
+}
+
+function dekAad(version: number, queue: string, id: string, kid: string): Buffer {
+  if (version === 1) return Buffer.concat([HEADER_V1, Buffer.from(`\0dek\0${queue}\0${id}\0${kid}`, 'utf8')]);
+  return fields(['dek', queue, id, kid]);
 }
 
 const WRAPPED_BYTES = IV_BYTES + TAG_BYTES + KEY_BYTES;
 
 interface Parsed {
+  version: number;
   kid: string;
   wrapped: Uint8Array;
   iv: Uint8Array;
@@ -251,12 +324,14 @@ interface Parsed {
 }
 
 function parse(bytes: Uint8Array): Parsed {
-  if (bytes.length < 2 || bytes[0] !== VERSION) throw new Error('not a version-1 envelope');
+  const version = bytes[0];
+  if (bytes.length < 2 || (version !== 1 && version !== 2)) throw new Error('not a version-1 or -2 envelope');
   const kidLen = bytes[1]!;
   const bodyOffset = 2 + kidLen + WRAPPED_BYTES;
   if (bytes.length < bodyOffset + IV_BYTES + TAG_BYTES) throw new Error('envelope truncated');
   const kid = Buffer.from(bytes.subarray(2, 2 + kidLen)).toString('utf8');
   return {
+    version,
     kid,
     wrapped: bytes.subarray(2 + kidLen, bodyOffset),
     iv: bytes.subarray(bodyOffset, bodyOffset + IV_BYTES),
@@ -266,9 +341,9 @@ function parse(bytes: Uint8Array): Parsed {
   };
 }
 
-function header(kid: string, wrapped: Buffer): Buffer {
+function header(version: number, kid: string, wrapped: Buffer): Buffer {
   const k = Buffer.from(kid, 'utf8');
-  return Buffer.concat([Buffer.from([VERSION, k.length]), k, wrapped]);
+  return Buffer.concat([Buffer.from([version, k.length]), k, wrapped]);
 }
 
 /**
@@ -285,12 +360,12 @@ export function sealPayload(
   try {
     const iv = randomBytes(IV_BYTES);
     const c = createCipheriv('aes-256-gcm', dek, iv, { authTagLength: TAG_BYTES });
-    c.setAAD(payloadAad(queue, id));
+    c.setAAD(payloadAad(VERSION, queue, id));
     const ct = Buffer.concat([c.update(plaintext), c.final()]);
     const tag = c.getAuthTag();
     const kid = ring.currentKeyId;
-    const { wrapped } = ring._wrap(dek, dekAad(queue, id, kid));
-    return { bytes: Buffer.concat([header(kid, wrapped), iv, tag, ct]), keyId: kid };
+    const { wrapped } = ring._wrap(dek, dekAad(VERSION, queue, id, kid));
+    return { bytes: Buffer.concat([header(VERSION, kid, wrapped), iv, tag, ct]), keyId: kid };
   } finally {
     dek.fill(0);
   }
@@ -326,9 +401,9 @@ export function openPayload(
     const p = parse(bytes);
     if (storedKeyId !== p.kid)
       throw new Error(`key id column "${String(storedKeyId)}" differs from the envelope`);
-    dek = ring._unwrap(p.kid, p.wrapped, dekAad(queue, id, p.kid));
+    dek = ring._unwrap(p.kid, p.wrapped, dekAad(p.version, queue, id, p.kid));
     const d = createDecipheriv('aes-256-gcm', dek, p.iv, { authTagLength: TAG_BYTES });
-    d.setAAD(payloadAad(queue, id));
+    d.setAAD(payloadAad(p.version, queue, id));
     d.setAuthTag(p.tag);
     return Buffer.concat([d.update(p.ct), d.final()]);
   } catch (error) {
@@ -354,10 +429,14 @@ export function rewrapPayload(
     const p = parse(bytes);
     if (storedKeyId !== p.kid)
       throw new Error(`key id column "${String(storedKeyId)}" differs from the envelope`);
-    dek = ring._unwrap(p.kid, p.wrapped, dekAad(queue, id, p.kid));
+    dek = ring._unwrap(p.kid, p.wrapped, dekAad(p.version, queue, id, p.kid));
     const kid = ring.currentKeyId;
-    const { wrapped } = ring._wrap(dek, dekAad(queue, id, kid));
-    return { bytes: Buffer.concat([header(kid, wrapped), bytes.subarray(p.bodyOffset)]), keyId: kid };
+    // The payload ciphertext is bound to its envelope version's AAD: keep the version.
+    const { wrapped } = ring._wrap(dek, dekAad(p.version, queue, id, kid));
+    return {
+      bytes: Buffer.concat([header(p.version, kid, wrapped), bytes.subarray(p.bodyOffset)]),
+      keyId: kid,
+    };
   } catch (error) {
     throw decryptFailed(queue, id, error);
   } finally {

@@ -20,7 +20,7 @@ interface DurableBase extends EventBase {
  * - `completed`: the handler succeeded and the completion was committed.
  * - `retried`: the handler failed; the item runs again after `delayMs`.
  * - `dead`: the item moved to the dead letters (`reason`: `exhausted`, `non-retryable`,
- *   `DECRYPT_FAILED`, `DECODE_FAILED`, `lease-expired`).
+ *   `DECRYPT_FAILED`, `DECODE_FAILED`, `lease-expired`, `stopped`).
  * - `leaseLost`: a worker's ack, fail or heartbeat was refused because its lease expired or was
  *   taken over (`during` says which); the item runs (or ran) elsewhere.
  * - `released`: `worker.stop()` returned a still-running item to pending at its grace deadline.

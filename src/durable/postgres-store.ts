@@ -975,7 +975,7 @@ class PgStore implements PostgresQueueStore {
            ORDER BY updated_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) d
        ), upd AS (
          UPDATE ${s}.items i SET state = 'pending', attempts = 0, run_at = $4, updated_at = $4,
-           dead_reason = NULL, redrives = i.redrives + 1, last_redrive_at = $4
+           redrives = i.redrives + 1, last_redrive_at = $4
          FROM sel WHERE i.queue = $1 AND i.id = sel.id AND i.state = 'dead'
          RETURNING i.id
        )

@@ -124,7 +124,10 @@ export interface WorkOptions {
   concurrency?: number;
   /** Lease per claimed item, in ms: if the worker neither acks nor heartbeats within it, the item runs again. Default 30 000. */
   leaseMs?: number;
-  /** Heartbeat period (extends the lease), in ms; 0 turns heartbeats off. Default `leaseMs / 3`. */
+  /**
+   * Heartbeat period (extends the lease), in ms: at most `leaseMs / 2`; 0 turns heartbeats off.
+   * Default `leaseMs / 3`.
+   */
   heartbeatMs?: number;
   /** How often to look for work when idle (other processes' enqueues are not notified on SQLite), in ms. Default 1 000. */
   pollMs?: number;
@@ -180,11 +183,24 @@ export interface RedriveOptions {
 export interface RewrapProgress {
   /** Items re-wrapped by this call. */
   readonly rewrapped: number;
-  /** Items that could not be re-wrapped (unknown key, tampered): they dead-letter as DECRYPT_FAILED when claimed. */
+  /**
+   * Items of this call whose data key could not be re-wrapped (unknown key, tampered): they keep
+   * their old key (and dead-letter as DECRYPT_FAILED when claimed without it). Store errors are
+   * not counted here: they reject the call without moving the cursor.
+   */
   readonly failed: number;
+  /**
+   * Items that changed between listing and re-wrapping (re-wrapped by another process, or deleted):
+   * left as they are.
+   */
+  readonly conflicts: number;
   /** Pass back as `cursor` to resume. */
   readonly cursor: string | null;
-  /** True when no item of an older key is left after the cursor. */
+  /**
+   * True when no item of an older key is left after the cursor and this call had no `failed` item.
+   * Retire an old key only after a pass from `cursor: null` whose calls all had `failed === 0` and
+   * whose last call says `done`.
+   */
   readonly done: boolean;
 }
 
@@ -266,7 +282,18 @@ const workSchema = z
       .min(0, 'work.prefetch must be >= 0')
       .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((o, ctx) => {
+    // A heartbeat must fire (the ticker runs at half its period) well before the lease runs out.
+    const leaseMs = o.leaseMs ?? 30_000;
+    if (o.heartbeatMs !== undefined && o.heartbeatMs > 0 && o.heartbeatMs > leaseMs / 2) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heartbeatMs'],
+        message: `work.heartbeatMs (${o.heartbeatMs}) must be at most half of work.leaseMs (${leaseMs}) so the lease is extended before it expires, or 0 to turn heartbeats off`,
+      });
+    }
+  });
 
 function parseOptions<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
   const r = schema.safeParse(value);
@@ -328,6 +355,9 @@ export class Queue<T = unknown> {
   /** @internal */ readonly _retention: Required<RetentionOptions>;
   /** @internal */ readonly _events = new PolicyEmitter<DurableQueueEvent>();
   private readonly workers = new Set<Worker<T>>();
+  /** Set when `close()` starts: no new workers or enqueues from then on. */
+  private closing: Promise<void> | null = null;
+  /** Set when `close()` has stopped the workers: every other call is refused from then on. */
   private closed = false;
 
   constructor(options: QueueOptions<T>) {
@@ -387,9 +417,21 @@ export class Queue<T = unknown> {
     };
   }
 
-  private checkOpen(): void {
+  /** @internal Throws `CLOSED` once the queue is closed. */
+  _checkOpen(): void {
     if (this.closed) {
       throw new BulwarkDurableError('CLOSED', `Queue "${this.name}" is closed; open it again with openQueue`);
+    }
+  }
+
+  /** Throws `CLOSED` as soon as `close()` has started (no new work while workers are stopping). */
+  private checkAccepting(): void {
+    this._checkOpen();
+    if (this.closing !== null) {
+      throw new BulwarkDurableError(
+        'CLOSED',
+        `Queue "${this.name}" is closing: it accepts no new items or workers; open it again with openQueue`,
+      );
     }
   }
 
@@ -456,7 +498,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async enqueue(payload: T, options?: EnqueueOptions): Promise<EnqueueResult> {
-    this.checkOpen();
+    this.checkAccepting();
     const now = this._clock.date();
     const item = this.makeItem(payload, options, now);
     const [out] = await this.store.enqueue(this.name, [item], now, options?.tx);
@@ -482,7 +524,7 @@ export class Queue<T = unknown> {
     entries: readonly { payload: T; options?: Omit<EnqueueOptions, 'tx'> }[],
     tx?: unknown,
   ): Promise<EnqueueResult[]> {
-    this.checkOpen();
+    this.checkAccepting();
     const now = this._clock.date();
     const items = entries.map((e) => this.makeItem(e.payload, e.options, now));
     const out = await this.store.enqueue(this.name, items, now, tx);
@@ -508,7 +550,7 @@ export class Queue<T = unknown> {
    * ```
    */
   work(handler: JobHandler<T>, options: WorkOptions = {}): Worker<T> {
-    this.checkOpen();
+    this.checkAccepting();
     if (typeof handler !== 'function') throw invalid('work(handler)', 'a function (job, ctx) => …', handler);
     parseOptions(workSchema, options, 'work');
     const w = new Worker<T>(this, handler, options, () => this.workers.delete(w));
@@ -529,7 +571,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async stats(): Promise<QueueStats> {
-    this.checkOpen();
+    this._checkOpen();
     return { queue: this.name, ...(await this.store.stats(this.name, this._clock.date())) };
   }
 
@@ -560,7 +602,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async get(id: string): Promise<ItemView<T> | undefined> {
-    this.checkOpen();
+    this._checkOpen();
     const item = await this.store.get(this.name, id);
     return item === undefined ? undefined : this._view(item);
   }
@@ -578,7 +620,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async list(options: { state?: ItemState; limit?: number; after?: string } = {}): Promise<ItemView<T>[]> {
-    this.checkOpen();
+    this._checkOpen();
     const items = await this.store.list(this.name, options);
     return items.map((i) => this._view(i));
   }
@@ -595,7 +637,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async purge(state: ItemState, options: { force?: boolean; olderThanMs?: number } = {}): Promise<number> {
-    this.checkOpen();
+    this._checkOpen();
     const olderThan =
       options.olderThanMs === undefined ? undefined : this._clock.date() - options.olderThanMs;
     return this.store.purge(this.name, state, {
@@ -616,7 +658,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async sweep(): Promise<number> {
-    this.checkOpen();
+    this._checkOpen();
     const limit = 1000;
     let total = 0;
     for (let i = 0; i < 1000; i++) {
@@ -640,9 +682,13 @@ export class Queue<T = unknown> {
    * const q = await openQueue({ name: 'enc', store: sqliteStore({ path: ':memory:' }), keyring: ring });
    * await q.enqueue({ secret: 1 });
    * ring.add('k2', randomBytes(32), { current: true });
-   * let p = await q.rewrap({ batchSize: 100 });
-   * while (!p.done) p = await q.rewrap({ cursor: p.cursor });
-   * ring.remove('k1');
+   * let p = await q.rewrap({ batchSize: 100, maxBatches: 10 });
+   * let failed = p.failed;
+   * while (!p.done && p.failed === 0) {
+   *   p = await q.rewrap({ cursor: p.cursor, maxBatches: 10 });
+   *   failed += p.failed;
+   * }
+   * if (p.done && failed === 0) ring.remove('k1'); // only after a full pass without failures
    * console.log((await q.list())[0]?.payload); // { secret: 1 }
    * await q.close();
    * ```
@@ -650,7 +696,7 @@ export class Queue<T = unknown> {
   async rewrap(
     options: { batchSize?: number; cursor?: string | null; maxBatches?: number } = {},
   ): Promise<RewrapProgress> {
-    this.checkOpen();
+    this._checkOpen();
     const ring = this._keyring;
     if (ring === undefined) {
       throw new BulwarkDurableError('KEY_MISSING', `Queue "${this.name}" has no keyring: nothing to re-wrap`);
@@ -658,23 +704,33 @@ export class Queue<T = unknown> {
     const batchSize = options.batchSize ?? 100;
     const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
     let cursor = options.cursor ?? null;
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw invalid('rewrap.batchSize', 'an integer >= 1', batchSize);
     let rewrapped = 0;
     let failed = 0;
+    let conflicts = 0;
     for (let b = 0; b < maxBatches; b++) {
       const items = await this.store.listForRewrap(this.name, ring.currentKeyId, cursor, batchSize);
       for (const item of items) {
+        let next: { bytes: Uint8Array; keyId: string };
         try {
-          const next = rewrapPayload(ring, this.name, item.id, item.keyId, item.payload);
-          if (await this.store.replacePayload(this.name, item.id, item.keyId, next.bytes, next.keyId))
-            rewrapped++;
+          next = rewrapPayload(ring, this.name, item.id, item.keyId, item.payload);
         } catch {
+          // Only a crypto failure (unknown key, tampered envelope) counts as failed.
           failed++;
+          cursor = item.id;
+          continue;
         }
+        // A store error (busy, unavailable) propagates: the cursor stays before this item, and a
+        // new pass lists it again (re-wrapped items are no longer listed).
+        if (await this.store.replacePayload(this.name, item.id, item.keyId, next.bytes, next.keyId))
+          rewrapped++;
+        else conflicts++;
         cursor = item.id;
       }
-      if (items.length < batchSize) return { rewrapped, failed, cursor, done: true };
+      if (items.length < batchSize) return { rewrapped, failed, conflicts, cursor, done: failed === 0 };
     }
-    return { rewrapped, failed, cursor, done: false };
+    return { rewrapped, failed, conflicts, cursor, done: false };
   }
 
   /**
@@ -696,18 +752,27 @@ export class Queue<T = unknown> {
 
   /**
    * Stops this queue's workers (waiting up to `graceMs` for running handlers, default 10 000) and
-   * closes the store when no other open queue uses it.
+   * closes the store when no other open queue uses it. From the moment it is called, `enqueue` and
+   * `work` are refused (`CLOSED`); calling it again returns the same promise.
    */
-  async close(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.workers].map((w) => w.stop(options)));
-    this.closed = true;
-    const refs = (storeRefs.get(this.store) ?? 1) - 1;
-    if (refs <= 0) {
-      storeRefs.delete(this.store);
-      await this.store.close();
-    } else {
-      storeRefs.set(this.store, refs);
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.closing ??= this.doClose(options);
+    return this.closing;
+  }
+
+  private async doClose(options: { graceMs?: number }): Promise<void> {
+    try {
+      await Promise.all([...this.workers].map((w) => w.stop(options)));
+    } finally {
+      this.closed = true;
+      // Counted once per queue, however many times close() is called.
+      const refs = (storeRefs.get(this.store) ?? 1) - 1;
+      if (refs <= 0) {
+        storeRefs.delete(this.store);
+        await this.store.close();
+      } else {
+        storeRefs.set(this.store, refs);
+      }
     }
   }
 }
@@ -747,6 +812,7 @@ export class DeadLetters<T> {
    * ```
    */
   async list(options: { limit?: number; after?: string } = {}): Promise<DeadLetter<T>[]> {
+    this.q._checkOpen();
     const items = await this.q.store.list(this.q.name, {
       state: 'dead',
       limit: options.limit ?? 50,
@@ -777,9 +843,12 @@ export class DeadLetters<T> {
    * ```
    */
   async redrive(options: RedriveOptions = {}): Promise<{ redriven: string[] }> {
+    this.q._checkOpen();
     const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1) throw invalid('redrive.limit', 'an integer >= 1', limit);
     const rate = options.ratePerSec;
-    if (rate !== undefined && !(rate > 0)) throw invalid('redrive.ratePerSec', 'a number > 0', rate);
+    if (rate !== undefined && !(rate > 0 && Number.isFinite(rate)))
+      throw invalid('redrive.ratePerSec', 'a finite number > 0', rate);
     const clock = this.q._clock;
     // Batches of about 1/10 s of the rate, waiting between them so the average stays at the rate.
     const batch = rate === undefined ? limit : Math.max(1, Math.min(limit, Math.floor(rate / 10)));
@@ -805,7 +874,7 @@ export class DeadLetters<T> {
       if (ids === undefined && got.length < n) break;
       if (rate !== undefined && redriven.length < limit) {
         const wait = (Math.max(got.length, 1) / rate) * 1000 - (clock.now() - started);
-        if (wait > 0) await new Promise<void>((r) => clock.setTimeout(r, wait));
+        if (wait > 0) await pause(clock, wait, options.signal);
       }
     }
     return { redriven };
@@ -827,6 +896,20 @@ export class DeadLetters<T> {
   }
 }
 
+/** Waits `ms` on the clock, or less when `signal` aborts. */
+function pause(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clock.clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = clock.setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 interface Running {
   readonly item: ClaimedItem;
   readonly ref: LeaseRef;
@@ -840,6 +923,16 @@ interface Running {
   released: boolean;
   lostCounted: boolean;
   startedAt: number;
+}
+
+/** True when an item's last recorded error is the release of `worker.stop()` past its grace period. */
+function wasReleasedByStop(lastError: string | null): boolean {
+  if (lastError === null || !lastError.includes('RELEASED')) return false;
+  try {
+    return (JSON.parse(lastError) as { code?: unknown }).code === 'RELEASED';
+  } catch {
+    return false;
+  }
 }
 
 function abortEntry(entry: Running, reason: unknown): void {
@@ -1052,12 +1145,19 @@ export class Worker<T> {
     const q = this.q;
     if (q._wants('claimed')) q._emit({ ...q._base(item.attempts), event: 'claimed', id: item.id });
     if (item.attempts > item.maxAttempts) {
-      // Its earlier attempts ended with expired leases (crashed or stuck workers): no attempt left.
-      const error = new BulwarkDurableError(
-        'LEASE_LOST',
-        `Item ${item.id} used its ${item.maxAttempts} attempts without an ack (its leases expired: workers crashed or stalled)`,
-      );
-      this.settleDead(item, ref, 'lease-expired', error);
+      // No attempt left: the last one was interrupted by a stop past its grace period, or ended
+      // with an expired lease (a crashed or stalled worker).
+      const stopped = wasReleasedByStop(item.lastError);
+      const error = stopped
+        ? new BulwarkDurableError(
+            'CLOSED',
+            `Item ${item.id} used its ${item.maxAttempts} attempts; the last was interrupted by worker.stop() after its grace period`,
+          )
+        : new BulwarkDurableError(
+            'LEASE_LOST',
+            `Item ${item.id} used its ${item.maxAttempts} attempts without an ack (its leases expired: workers crashed or stalled)`,
+          );
+      this.settleDead(item, ref, stopped ? 'stopped' : 'lease-expired', error);
       return;
     }
     let payload: T;

@@ -211,6 +211,13 @@ export class SqliteStore implements QueueStore {
       CREATE INDEX IF NOT EXISTS ${t}_lease ON ${t} (queue, lease_until) WHERE state = 'active';
       CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (queue, updated_at, id) WHERE state = 'completed';
       CREATE INDEX IF NOT EXISTS ${t}_dead ON ${t} (queue, updated_at, id) WHERE state = 'dead';
+      CREATE TABLE IF NOT EXISTS ${t}_keys (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        completed_at INTEGER NOT NULL,
+        PRIMARY KEY (queue, key)
+      );
     `;
     // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
     db.transaction(() => db.exec(schema)).immediate();
@@ -218,6 +225,17 @@ export class SqliteStore implements QueueStore {
     const fence = `queue = ? AND id = ? AND state = 'active' AND lease_token = ? AND lease_until > ?`;
     this.s = {
       findKey: p(`SELECT id FROM ${t} WHERE queue = ? AND key = ?`).pluck(),
+      // Keys of completed items deleted by purge stay reserved here until keyTtlMs after completion.
+      findPurgedKey: p(`SELECT item_id FROM ${t}_keys WHERE queue = ? AND key = ?`).pluck(),
+      keepPurgedKeys: p(
+        `INSERT OR REPLACE INTO ${t}_keys (queue, key, item_id, completed_at)
+         SELECT queue, key, id, updated_at FROM ${t}
+         WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL`,
+      ),
+      sweepPurgedKeys: p(
+        `DELETE FROM ${t}_keys WHERE rowid IN (
+           SELECT rowid FROM ${t}_keys WHERE queue = ? AND completed_at < ? LIMIT ?)`,
+      ),
       insert: p(
         `INSERT INTO ${t} (queue, id, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
@@ -262,7 +280,7 @@ export class SqliteStore implements QueueStore {
       oldest: p(`SELECT min(run_at) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?`).pluck(),
       get: p(`SELECT * FROM ${t} WHERE queue = ? AND id = ?`),
       redriveIds: p(
-        `UPDATE ${t} SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?, dead_reason = NULL,
+        `UPDATE ${t} SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,
            redrives = redrives + 1, last_redrive_at = ?
          WHERE queue = ? AND id = ? AND state = 'dead'`,
       ),
@@ -379,7 +397,9 @@ export class SqliteStore implements QueueStore {
       const out: EnqueueOutcome[] = [];
       for (const it of items) {
         if (it.key !== null) {
-          const existing = s.findKey!.get(queue, it.key) as string | undefined;
+          const existing = (s.findKey!.get(queue, it.key) ?? s.findPurgedKey!.get(queue, it.key)) as
+            | string
+            | undefined;
           if (existing !== undefined) {
             out.push({ id: existing, duplicate: true });
             continue;
@@ -530,14 +550,14 @@ export class SqliteStore implements QueueStore {
       );
     }
     const older = options.olderThan ?? Number.MAX_SAFE_INTEGER;
-    return this.write(
-      queue,
-      false,
-      () =>
-        this.db!.prepare(
-          `DELETE FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`,
-        ).run(queue, state, older).changes,
-    );
+    return this.write(queue, false, () => {
+      // Idempotency keys of purged completed items stay reserved (as on PostgreSQL) until `sweep`
+      // finds them older than keyTtlMs; purging other states frees their keys.
+      if (state === 'completed') this.s.keepPurgedKeys!.run(queue, older);
+      return this.db!.prepare(
+        `DELETE FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`,
+      ).run(queue, state, older).changes;
+    });
   }
 
   async sweep(queue: string, options: SweepOptions, now: number): Promise<number> {
@@ -547,6 +567,7 @@ export class SqliteStore implements QueueStore {
       let n = s.releaseKeys!.run(queue, now - options.keyTtlMs, options.limit).changes;
       n += s.sweepCompleted!.run(queue, now - options.completedMs, options.limit).changes;
       n += s.sweepDead!.run(queue, now - options.deadMs, options.limit).changes;
+      n += s.sweepPurgedKeys!.run(queue, now - options.keyTtlMs, options.limit).changes;
       return n;
     });
   }

@@ -14,7 +14,11 @@
  *   (not yet re-claimed) is refused the same way.
  * - Idempotency keys: an enqueue whose key is held by a pending, active, dead or completed item
  *   (of the same queue) is a duplicate. `sweep` releases the keys of items completed more than
- *   `keyTtlMs` ago (sets them to null), so a key is reserved for at least that window.
+ *   `keyTtlMs` ago, so a key is reserved for at least that window. `purge('completed')` deletes
+ *   the items but NOT their keys: a key stays reserved (a repeat enqueue returns the purged item's
+ *   id with `duplicate: true`) until `sweep` finds its completion older than `keyTtlMs`. Purging
+ *   dead items (or pending/active ones with `force`) frees their keys at once.
+ * - `redrive` keeps `deadReason` (why the item last died) until the item dies again.
  * - Moving an item to `dead` and recording its last error happen in one transaction.
  * - Time is the `now` passed in (milliseconds since the epoch, from the queue's injected clock), so
  *   fake clocks drive stores in tests; nodes sharing a PostgreSQL store need clocks in sync (NTP)
@@ -71,7 +75,10 @@ export interface StoredItem {
   readonly updatedAt: number;
   /** Last error recorded by `fail` (message, code and cause chain as JSON text), or `null`. */
   readonly lastError: string | null;
-  /** For dead items: why (`'exhausted' | 'non-retryable' | 'DECRYPT_FAILED' | …`). */
+  /**
+   * Why the item was last dead-lettered (`'exhausted' | 'non-retryable' | 'DECRYPT_FAILED' | …`),
+   * kept after a redrive; `null` if it never died.
+   */
   readonly deadReason: string | null;
   /** Redrive history: how many times redriven, and the last time. */
   readonly redrives: number;
@@ -168,7 +175,10 @@ export interface QueueStore {
   stats(queue: string, now: number): Promise<StoreStats>;
   get(queue: string, id: string): Promise<StoredItem | undefined>;
   list(queue: string, options: ListOptions): Promise<StoredItem[]>;
-  /** Moves dead items back to pending (attempts 0, runAt now, redrive recorded); returns their ids. */
+  /**
+   * Moves dead items back to pending (attempts 0, runAt now, redrive recorded, `deadReason` kept);
+   * returns their ids.
+   */
   redrive(queue: string, selection: RedriveSelection, now: number): Promise<string[]>;
   /**
    * Deletes items in a state (`completed` or `dead` only unless `force`: otherwise it throws a

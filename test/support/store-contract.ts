@@ -320,7 +320,7 @@ export function describeStoreContract(
       expect(rb!.runAt).toBe(T0 + 100);
       expect(rb!.redrives).toBe(1);
       expect(rb!.lastRedriveAt).toBe(T0 + 100);
-      expect(rb!.deadReason).toBeNull();
+      expect(rb!.deadReason).toBe('non-retryable'); // kept: why it last died
       expect(await store.redrive(q, { ids: [b.id], limit: 10 }, T0 + 100)).toEqual([]);
       // Redrive by limit: oldest dead first.
       expect(await store.redrive(q, { limit: 1 }, T0 + 200)).toEqual([a.id]);
@@ -380,6 +380,41 @@ export function describeStoreContract(
       expect((await store.get(q, young.id))!.state).toBe('completed');
       expect((await store.get(q, pend.id))!.state).toBe('pending');
       expect((await store.get(q, act.id))!.state).toBe('active');
+    });
+
+    it('purge of completed items keeps their keys reserved until sweep finds them older than keyTtlMs', async () => {
+      const q = queueName();
+      const a = item({ key: 'order-1' });
+      const d = item({ key: 'dead-1' });
+      await store.enqueue(q, [a, d], T0);
+      const claimed = await store.claim(q, 2, 1000, T0);
+      const ca = claimed.find((x) => x.id === a.id)!;
+      const cd = claimed.find((x) => x.id === d.id)!;
+      expect(await store.complete(q, [ca], T0 + 10)).toEqual([true]);
+      expect(await store.fail(q, cd, { kind: 'dead', reason: 'non-retryable', error: '{}' }, T0 + 10)).toBe(
+        true,
+      );
+      expect(await store.purge(q, 'completed', {})).toBe(1);
+      expect(await store.get(q, a.id)).toBeUndefined();
+      // Within keyTtlMs of the completion: still a duplicate of the purged item.
+      expect((await store.enqueue(q, [item({ key: 'order-1' })], T0 + 20))[0]).toEqual({
+        id: a.id,
+        duplicate: true,
+      });
+      const sweep = { completedMs: 10_000_000, deadMs: 20_000_000, keyTtlMs: 1000, limit: 100 };
+      await store.sweep(q, sweep, T0 + 500);
+      expect((await store.enqueue(q, [item({ key: 'order-1' })], T0 + 500))[0]).toEqual({
+        id: a.id,
+        duplicate: true,
+      });
+      // Purging dead items frees their keys at once.
+      expect(await store.purge(q, 'dead', {})).toBe(1);
+      const redo = item({ key: 'dead-1' });
+      expect((await store.enqueue(q, [redo], T0 + 600))[0]).toEqual({ id: redo.id, duplicate: false });
+      // Past keyTtlMs: sweep releases the purged item's key.
+      await store.sweep(q, sweep, T0 + 2000);
+      const fresh = item({ key: 'order-1' });
+      expect((await store.enqueue(q, [fresh], T0 + 2000))[0]).toEqual({ id: fresh.id, duplicate: false });
     });
 
     it('purge deletes terminal items; pending needs force', async () => {
