@@ -92,7 +92,8 @@ process.once('exit', () => {
   for (const p of live) killGroup(p, 'SIGKILL');
 });
 
-function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
+/** Sends `signal` to a child's whole process group. */
+export function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
   if (proc.pid === undefined) return;
   try {
     process.kill(-proc.pid, signal);
@@ -101,7 +102,8 @@ function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-interface Child {
+/** A fixture process: its complete stdout lines, READY, exit, stderr. */
+export interface Child {
   readonly proc: ChildProcess;
   readonly lines: string[];
   readonly ready: Promise<void>;
@@ -154,6 +156,14 @@ function start(script: string, args: readonly string[], outdir: string | null): 
   });
   void child.exited.then(() => markReady());
   return child;
+}
+
+/**
+ * Starts a fixture (test/fixtures/durable/<script>: `producer.ts` or `worker.ts`) as one process in
+ * its own process group (killed as a group by `killGroup`, and when this process exits).
+ */
+export async function startFixture(script: string, args: readonly string[]): Promise<Child> {
+  return start(script, args, await bundle());
 }
 
 async function killAfterReady(child: Child, delayMs: number): Promise<void> {
