@@ -538,7 +538,9 @@ async function hammer(
 ): Promise<{ allowed: [number, number][]; perProcess: number[]; rejected: number; fallback: number }> {
   const startAt = Date.now() + 1_500; // every child connected and warmed up by then
   const runs = Array.from({ length: n }, () =>
-    execFileP('node_modules/.bin/tsx', [
+    execFileP(process.execPath, [
+      '--import',
+      'tsx',
       'test/fixtures/limiter-worker.ts',
       p,
       JSON.stringify(spec),

@@ -12,8 +12,15 @@ import { redisBulkhead, redisSemaphore } from '../src/redis/semaphore.js';
 import { cleanup, connectRedis, describeRedis, testPrefix, until } from './support/redis.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'semaphore-holder.ts');
+
+function killGroup(c: ChildProcess): void {
+  try {
+    process.kill(-c.pid!, 'SIGKILL');
+  } catch {
+    c.kill('SIGKILL');
+  }
+}
 
 describeRedis('redisSemaphore (real Redis)', () => {
   let redis: Redis;
@@ -27,7 +34,7 @@ describeRedis('redisSemaphore (real Redis)', () => {
     process.on('unhandledRejection', onUnhandled);
   });
   afterEach(async () => {
-    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) killGroup(c);
     await cleanup(redis, prefix);
     expect(unhandled).toEqual([]);
   });
@@ -75,9 +82,12 @@ describeRedis('redisSemaphore (real Redis)', () => {
     prefix = testPrefix();
     const leaseMs = 600;
     const sem = redisSemaphore({ client: redis, prefix, name: 'k', limit: 1, leaseMs });
-    const child = spawn(TSX, [FIXTURE, prefix, 'k', '1', String(leaseMs)], {
+    // ONE process running the fixture (`node --import tsx`, not the tsx binary, which would run it
+    // in a child that a SIGKILL of the wrapper leaves running), in its own process group.
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, prefix, 'k', '1', String(leaseMs)], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
     });
     children.push(child);
     const line = await new Promise<string>((resolve, reject) => {
@@ -96,8 +106,10 @@ describeRedis('redisSemaphore (real Redis)', () => {
       return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     };
     const exited = new Promise((r) => child.on('exit', r));
-    child.kill('SIGKILL');
+    killGroup(child);
     await exited;
+    // The holder itself is gone (no process of its group survives).
+    expect(() => process.kill(-child.pid!, 0)).toThrow();
     // Every attempt is bracketed by server times [t0, t1]: a refusal must come before the lease's
     // end (t0 < expiry), a success after it (t1 >= expiry).
     let refused = 0;

@@ -334,7 +334,8 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
     const exits: Promise<number | null>[] = [];
     const readies: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
-      const child = spawn('node_modules/.bin/tsx', ['test/fixtures/breaker-worker.ts', prefix], {
+      // `node --import tsx` runs the fixture in this one process (the tsx binary would fork a child).
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/breaker-worker.ts', prefix], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       const mine: string[] = [];

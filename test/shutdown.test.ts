@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'health', 'slow-server.ts');
 
 interface Child {
@@ -29,7 +28,9 @@ afterEach(() => {
 });
 
 function startChild(config: object): Child {
-  const proc = spawn(TSX, [FIXTURE, JSON.stringify(config)], {
+  // `node --import tsx`: the fixture runs in this very process, so signals reach it directly
+  // (the tsx binary would run it in a child and relay them).
+  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(config)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
