@@ -87,9 +87,54 @@ export interface CircuitBreakerOptions extends CommonOptions {
   random?: RandomSource;
 }
 
-const SUCCESS = 0;
-const FAILURE = 1;
-const NEUTRAL = 2;
+/** Outcomes of a call as a breaker counts them. @internal */
+export const SUCCESS = 0;
+/** @internal */
+export const FAILURE = 1;
+/** Counts neither way. @internal */
+export const NEUTRAL = 2;
+
+/**
+ * Classifies a result for a breaker. A `handle`/`exclude` predicate that throws must not break the
+ * call nor leak a probe slot: the outcome then counts neither way and the error is reported.
+ * @internal (shared with the Redis shared breaker)
+ */
+export function classifyResult(
+  handler: Handler,
+  excluded: Handler | null,
+  result: unknown,
+  who: string,
+): number {
+  try {
+    if (excluded !== null && excluded.handlesResult(result)) return NEUTRAL;
+    return handler.handlesResult(result) ? FAILURE : SUCCESS;
+  } catch (predicateError) {
+    reportError(`${who}: a handle/exclude predicate`, predicateError);
+    return NEUTRAL;
+  }
+}
+
+/** Classifies an error for a breaker (see `classifyResult`). @internal */
+export function classifyError(
+  handler: Handler,
+  excluded: Handler | null,
+  error: unknown,
+  ctx: ExecutionContext,
+  who: string,
+): number {
+  try {
+    if (excluded !== null && excluded.handlesError(error)) return NEUTRAL;
+    // Cancelled by the caller: says nothing about the dependency. (An enclosing timeout does.)
+    if (ctx._isAborted && !(ctx._abortReason instanceof TimeoutError)) return NEUTRAL;
+    if (handler.handlesError(error)) return FAILURE;
+    // An unhandled error means the dependency answered, except a bulkhead's rejection:
+    // the call never reached the dependency, so it says nothing either way.
+    return error instanceof BulkheadRejectedError ? NEUTRAL : SUCCESS;
+  } catch (predicateError) {
+    reportError(`${who}: a handle/exclude predicate`, predicateError);
+    return NEUTRAL;
+  }
+}
 const STATES: readonly CircuitState[] = [
   'closed',
   'open',
@@ -130,6 +175,8 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   private readonly random: RandomSource;
   private readonly handler: Handler;
   private readonly excluded: Handler | null;
+  /** How predicate errors name this breaker. */
+  private readonly who: string;
   private readonly bypass: readonly string[];
   private readonly breakFixed: number;
   private readonly breakBackoff: Backoff | null;
@@ -200,6 +247,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     this.bypass = checkPriorities('circuitBreaker.bypass', options.bypass);
     this.random = checkFunction<RandomSource>('circuitBreaker.random', options.random) ?? systemRandom;
     this.name = checkString('circuitBreaker.name', options.name, 'circuitBreaker');
+    this.who = `circuitBreaker "${this.name}"`;
     this.clock = clockOf(options.clock, 'circuitBreaker.clock');
     if (options.initialState !== undefined) this.restore(options.initialState);
   }
@@ -256,11 +304,25 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.window.slowMs !== Number.POSITIVE_INFINITY || this.wantsOutcomes() ? this.clock.now() : Number.NaN;
     return start(ctx, next).then(
       (result) => {
-        this.settle(gen, probe, this.classifyResult(result), t0, ctx, undefined);
+        this.settle(
+          gen,
+          probe,
+          classifyResult(this.handler, this.excluded, result, this.who),
+          t0,
+          ctx,
+          undefined,
+        );
         return result;
       },
       (error: unknown) => {
-        this.settle(gen, probe, this.classifyError(error, ctx), t0, ctx, error);
+        this.settle(
+          gen,
+          probe,
+          classifyError(this.handler, this.excluded, error, ctx, this.who),
+          t0,
+          ctx,
+          error,
+        );
         throw error;
       },
     );
@@ -270,39 +332,6 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   private wantsOutcomes(): boolean {
     const e = this.emitter;
     return e.active && (e.wants('success') || e.wants('failure') || e.wants('excluded'));
-  }
-
-  /**
-   * Classifies a result. A `handle`/`exclude` predicate that throws must not break the call
-   * nor leak a probe slot: the outcome then counts neither way and the error is reported.
-   */
-  private classifyResult(result: unknown): number {
-    try {
-      if (this.excluded !== null && this.excluded.handlesResult(result)) return NEUTRAL;
-      return this.handler.handlesResult(result) ? FAILURE : SUCCESS;
-    } catch (predicateError) {
-      reportError(`circuitBreaker "${this.name}": a handle/exclude predicate`, predicateError);
-      return NEUTRAL;
-    }
-  }
-
-  private classifyError(error: unknown, ctx: ExecutionContext): number {
-    try {
-      return this.classifyErrorUnsafe(error, ctx);
-    } catch (predicateError) {
-      reportError(`circuitBreaker "${this.name}": a handle/exclude predicate`, predicateError);
-      return NEUTRAL;
-    }
-  }
-
-  private classifyErrorUnsafe(error: unknown, ctx: ExecutionContext): number {
-    if (this.excluded !== null && this.excluded.handlesError(error)) return NEUTRAL;
-    // Cancelled by the caller: says nothing about the dependency. (An enclosing timeout does.)
-    if (ctx._isAborted && !(ctx._abortReason instanceof TimeoutError)) return NEUTRAL;
-    if (this.handler.handlesError(error)) return FAILURE;
-    // An unhandled error means the dependency answered, except a bulkhead's rejection:
-    // the call never reached the dependency, so it says nothing either way.
-    return error instanceof BulkheadRejectedError ? NEUTRAL : SUCCESS;
   }
 
   /** Admission outside `closed`: 1 = probe, 2 = bypass; throws when rejected. */

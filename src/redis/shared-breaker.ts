@@ -17,11 +17,18 @@ import type { Redis } from 'ioredis';
 
 import { type Backoff, isBackoff } from '../core/backoff.js';
 import type { BreakerOptions } from '../core/breaker-window.js';
-import { CircuitBreakerPolicy } from '../core/circuit-breaker.js';
+import {
+  CircuitBreakerPolicy,
+  classifyError,
+  classifyResult,
+  FAILURE,
+  NEUTRAL,
+  SUCCESS,
+} from '../core/circuit-breaker.js';
 import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from '../core/context.js';
-import { BrokenCircuitError, BulkheadRejectedError, ConfigError, TimeoutError } from '../core/errors.js';
+import { BrokenCircuitError, ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
 import { DEFAULT_FAILURES, Handler } from '../core/handle.js';
 import {
@@ -245,10 +252,6 @@ function sha(script: string): string {
   return s;
 }
 
-const SUCCESS = 0;
-const FAILURE = 1;
-const NEUTRAL = 2;
-
 /** A circuit breaker sharing its state through Redis. See `sharedCircuitBreaker()`. */
 export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitBreakerEvent> {
   readonly kind = 'sharedCircuitBreaker';
@@ -268,6 +271,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   private readonly random: RandomSource;
   private readonly handler: Handler;
   private readonly excluded: Handler | null;
+  private readonly who: string;
   private readonly bypass: readonly string[];
   private readonly breakFixed: number;
   private readonly breakBackoff: Backoff | null;
@@ -328,6 +332,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     if (typeof o.name !== 'string' || o.name === '')
       throw new ConfigError('sharedCircuitBreaker.name', 'a non-empty string', o.name);
     this.name = o.name;
+    this.who = `sharedCircuitBreaker "${o.name}"`;
     const hoa = o.halfOpenAfter;
     if (isBackoff(hoa)) {
       this.breakBackoff = hoa;
@@ -522,11 +527,11 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       // (the flushes keep trying Redis, so the first one it answers ends the fallback).
       return this.local._run(ctx, next).then(
         (result) => {
-          this.count(this.classifyResult(result));
+          this.count(classifyResult(this.handler, this.excluded, result, this.who));
           return result;
         },
         (error: unknown) => {
-          this.count(this.classifyError(error, ctx));
+          this.count(classifyError(this.handler, this.excluded, error, ctx, this.who));
           throw error;
         },
       );
@@ -560,11 +565,11 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       }
       return start(ctx, next).then(
         (result) => {
-          this.probeDone(gen, this.classifyResult(result), token);
+          this.probeDone(gen, classifyResult(this.handler, this.excluded, result, this.who), token);
           return result;
         },
         (error: unknown) => {
-          this.probeDone(gen, this.classifyError(error, ctx), token);
+          this.probeDone(gen, classifyError(this.handler, this.excluded, error, ctx, this.who), token);
           throw error;
         },
       );
@@ -649,28 +654,6 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       operation: ctx?.name,
       attempt: ctx?.attempt ?? 0,
     };
-  }
-
-  private classifyResult(result: unknown): number {
-    try {
-      if (this.excluded !== null && this.excluded.handlesResult(result)) return NEUTRAL;
-      return this.handler.handlesResult(result) ? FAILURE : SUCCESS;
-    } catch (e) {
-      reportError(`sharedCircuitBreaker "${this.name}": a handle/exclude predicate`, e);
-      return NEUTRAL;
-    }
-  }
-
-  private classifyError(error: unknown, ctx: ExecutionContext): number {
-    try {
-      if (this.excluded !== null && this.excluded.handlesError(error)) return NEUTRAL;
-      if (ctx._isAborted && !(ctx._abortReason instanceof TimeoutError)) return NEUTRAL;
-      if (this.handler.handlesError(error)) return FAILURE;
-      return error instanceof BulkheadRejectedError ? NEUTRAL : SUCCESS;
-    } catch (e) {
-      reportError(`sharedCircuitBreaker "${this.name}": a handle/exclude predicate`, e);
-      return NEUTRAL;
-    }
   }
 
   /** 'leased' | 'local' (Redis failed: probe alone) | 'busy' (another holder) | 'closed'. */
