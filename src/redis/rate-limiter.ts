@@ -23,7 +23,7 @@ import {
   type RateLimitSpec,
   rateLimiter,
 } from '../limits/rate-limiter.js';
-import { expiryWindow, type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
+import { type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
 
 /** Events of a Redis rate limiter. */
 export type RedisRateLimiterEvent =
@@ -264,11 +264,9 @@ export class RedisRateLimiter {
     this.script = rateLimitScript(scriptLimits, serverTime);
     // Limit i of a key is stored at `prefix{k:key}:i` + the kind's letter: changing a limit's kind
     // starts a fresh state instead of misreading the old one.
-    // (A lone fixed window is a hash, `h`: see script.ts.)
-    // (A lone fixed window is a counter, `e`, in server time, else a hash, `h`: see script.ts.)
-    const lone = scriptLimits.length === 1 && scriptLimits[0]!.kind === 3;
-    this.suffixes = lone
-      ? [serverTime && expiryWindow(scriptLimits[0]!) ? ':0e' : ':0h']
+    // (A lone whole-ms fixed window in server time is a counter, `e`: see script.ts.)
+    this.suffixes = this.script.microseconds
+      ? [':0e']
       : scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
     this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
     if (/[{}]/.test(this.prefix))

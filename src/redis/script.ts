@@ -32,12 +32,12 @@ export interface ScriptLimit {
 export interface RateLimitScript {
   readonly source: string;
   readonly sha: string;
-  /** Numeric times in the reply are µs (the lone-fixed-window script), not ms. */
+  /** The reply is the lone-fixed-window script's: three values per call, numeric times in µs. */
   readonly microseconds: boolean;
 }
 
-/** A lone fixed window the expiry script can run: whole ms, exact in µs. @internal */
-export function expiryWindow(l: ScriptLimit): boolean {
+/** A lone fixed window the expiry script can run: whole ms, exact in µs. */
+function expiryWindow(l: ScriptLimit): boolean {
   return l.kind === 3 && Number.isInteger(l.b) && l.b * 1000 < 2 ** 50;
 }
 
@@ -166,74 +166,6 @@ function save(l: ScriptLimit, key: string, s: string): string {
 }
 
 /**
- * The script for a limiter with ONE fixed window (the most common limit), leaner than the general
- * one: the window's count is a field of a hash named by the window's start, charged with one
- * `HINCRBY` (`HINCRBYFLOAT` for a fractional cost) and taken back at once if it went over the limit,
- * so a decision costs `TIME` and one command; the first charge of a window drops older windows'
- * fields and sets the key's expiry. Same decisions as the in-memory fixed window. Unlike the
- * general script, it answers three values per call — 1 allowed, 0 rejected or 2 rejected for
- * ever (cost over the limit); remaining; resetMs (also the wait of a rejected call) — with times
- * as integer MICROseconds when they are exact (else `%.17g` millisecond strings), which spares a
- * string format per call.
- */
-function fixedWindowScript(l: ScriptLimit): string {
-  const A = lit(l.a);
-  const B = lit(l.b);
-  return [
-    `-- bulwark rate limit: fixed window ${A}/${B}`,
-    'local floor, format = math.floor, string.format',
-    'local now',
-    "if ARGV[1] == '' then",
-    "  local t = redis.call('TIME')",
-    '  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000',
-    'else',
-    '  now = tonumber(ARGV[1])',
-    'end',
-    `local start = floor(now / ${B}) * ${B}`,
-    `local reset = start + ${B} - now`,
-    // Times go back as integer µs when exact (no string formatting), else as %.17g ms strings.
-    'local us = reset * 1000',
-    "local resetOut = (us == floor(us) and us / 1000 == reset) and us or format('%.17g', reset)",
-    "local field = start == floor(start) and start < 1e14 and tostring(start) or format('%.17g', start)",
-    'local result = {}',
-    'for c = 1, #KEYS do',
-    '  local key = KEYS[c]',
-    '  local cost = tonumber(ARGV[c + 1])',
-    '  local used',
-    '  if cost == floor(cost) then',
-    "    used = redis.pcall('HINCRBY', key, field, cost)",
-    "    if type(used) ~= 'number' then used = nil end",
-    '  end',
-    // A fractional count (or a fractional cost) needs the float command.
-    "  if used == nil then used = tonumber(redis.call('HINCRBYFLOAT', key, field, cost)) end",
-    '  local fresh = used == cost',
-    '  local o = (c - 1) * 3',
-    `  if used > ${A} then`,
-    '    if cost == floor(cost) and used == floor(used) then',
-    "      used = redis.call('HINCRBY', key, field, -cost)",
-    '    else',
-    "      used = tonumber(redis.call('HINCRBYFLOAT', key, field, -cost))",
-    '    end',
-    `    if cost > ${A} then result[o + 1] = 2 else result[o + 1] = 0 end`,
-    '  else',
-    '    result[o + 1] = 1',
-    '  end',
-    // The first charge of a window drops the fields of older windows and sets the expiry.
-    '  if fresh then',
-    "    if redis.call('HLEN', key) > 1 then redis.call('DEL', key); redis.call('HSET', key, field, used) end",
-    "    redis.call('PEXPIRE', key, math.min(math.ceil(reset) + 1000, 90000000000000))",
-    '  end',
-    `  local rem = floor(${A} - used)`,
-    '  if rem < 0 then rem = 0 end',
-    '  result[o + 2] = rem',
-    '  if used == 0 then result[o + 3] = 0 else result[o + 3] = resetOut end',
-    'end',
-    'return result',
-    '',
-  ].join('\n');
-}
-
-/**
  * The leanest script, for a lone fixed window of whole milliseconds decided in server time: the
  * count is a plain counter charged with `INCRBY` (taken back if the call does not fit, unless the
  * window was full already: then the counter just runs past the limit, which changes no decision,
@@ -241,7 +173,9 @@ function fixedWindowScript(l: ScriptLimit): string {
  * charge of a window sets `PEXPIREAT` to the window's last millisecond, so the key vanishes exactly
  * when the window ends (Redis expires a key once its time is past) and the next charge starts the
  * next window. A decision costs `TIME` and one command, like the simplest hand-written limiter, but
- * windows stay aligned to the epoch as in memory. Replies as the hash variant (µs times).
+ * windows stay aligned to the epoch as in memory. It answers three values per call — 1 allowed, 0
+ * rejected or 2 rejected for ever (cost over the limit); remaining; resetMs (also the wait of a
+ * rejected call) — with times as integer MICROseconds, which spares a string format per call.
  */
 function fixedWindowExpiryScript(l: ScriptLimit): string {
   const A = lit(l.a);
@@ -305,10 +239,6 @@ function fixedWindowExpiryScript(l: ScriptLimit): string {
 export function rateLimitScript(limits: readonly ScriptLimit[], serverTime = false): RateLimitScript {
   if (limits.length === 1 && limits[0]!.kind === 3 && serverTime && expiryWindow(limits[0]!)) {
     const source = fixedWindowExpiryScript(limits[0]!);
-    return { source, sha: createHash('sha1').update(source).digest('hex'), microseconds: true };
-  }
-  if (limits.length === 1 && limits[0]!.kind === 3) {
-    const source = fixedWindowScript(limits[0]!);
     return { source, sha: createHash('sha1').update(source).digest('hex'), microseconds: true };
   }
   const n = limits.length;
