@@ -16,7 +16,7 @@ import {
   type HealthMonitor,
   healthHandler,
 } from '../src/health/index.js';
-import { validateHealthJson } from './support/health-proxy.js';
+import { validateHealthJson } from './support/health-json.js';
 
 let up = true;
 function makeMonitor(): HealthMonitor {

@@ -17,14 +17,10 @@ import {
   redisCheck,
   tcpCheck,
 } from '../src/health/index.js';
-import {
-  describePostgres,
-  PG_URL,
-  startProxy,
-  type TcpProxy,
-  validateHealthJson,
-} from './support/health-proxy.js';
+import { validateHealthJson } from './support/health-json.js';
+import { describePg as describePostgres, pgConnectionString } from './support/postgres.js';
 import { describeRedis, REDIS_PORT, until } from './support/redis.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 function statusOf(monitor: HealthMonitor, name: string): string {
   const c = monitor.snapshot().checks.find((x) => x.name === name)!;
@@ -49,8 +45,8 @@ describePostgres('health checks on PostgreSQL (through a proxy)', () => {
   let pool: pg.Pool;
   let monitor: HealthMonitor;
   beforeAll(async () => {
-    proxy = await startProxy(5432);
-    const url = `postgres://postgres@127.0.0.1:${proxy.port}/test`;
+    proxy = await startTcpProxy({ port: 5432 });
+    const url = pgConnectionString(proxy.port);
     pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 1_000 });
     pool.on('error', () => {});
     monitor = createHealthMonitor({
@@ -75,7 +71,7 @@ describePostgres('health checks on PostgreSQL (through a proxy)', () => {
   });
 
   it('passes, fails when the database goes away, passes when it returns', async () => {
-    expect(PG_URL).toContain('5432');
+    expect(pgConnectionString(proxy.port)).not.toContain(':5432/'); // the checks go through the proxy
     await monitor.runNow();
     expect(monitor.snapshot()).toMatchObject({ status: 'pass', ready: true, started: true });
     const doc = monitor.healthJson({ details: true })!;
@@ -110,7 +106,7 @@ describePostgres('health checks on PostgreSQL (through a proxy)', () => {
       autoStart: false,
       checks: [
         postgresCheck({
-          client: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+          client: pgConnectionString(proxy.port),
           failureThreshold: 1,
           timeoutMs: 400,
         }),
@@ -118,7 +114,7 @@ describePostgres('health checks on PostgreSQL (through a proxy)', () => {
       ],
     });
     try {
-      proxy.stall();
+      proxy.blackhole();
       let pgDone = false;
       const pgRun = m.runNow(['postgres']).then(() => {
         pgDone = true;
@@ -136,10 +132,12 @@ describePostgres('health checks on PostgreSQL (through a proxy)', () => {
         status: 'fail',
         output: 'timed out after 400 ms',
       });
-      proxy.unstall();
+      proxy.heal();
+      proxy.dropAll(); // blackholed connections are dead: clients reconnect
       await settlesTo(m, 'postgres', 'pass');
     } finally {
-      proxy.unstall();
+      proxy.heal();
+      proxy.dropAll(); // blackholed connections are dead: clients reconnect
       await m.close();
       await new Promise((r) => http.close(r));
     }
@@ -151,7 +149,7 @@ describeRedis('health checks on Redis (through a proxy)', () => {
   let client: Redis;
   let monitor: HealthMonitor;
   beforeAll(async () => {
-    proxy = await startProxy(REDIS_PORT);
+    proxy = await startTcpProxy({ port: REDIS_PORT });
     client = new Redis({ host: '127.0.0.1', port: proxy.port, retryStrategy: () => 50 });
     client.on('error', () => {});
     monitor = createHealthMonitor({
@@ -180,10 +178,11 @@ describeRedis('health checks on Redis (through a proxy)', () => {
 
   it('a stalled Redis times the check out', async () => {
     await monitor.runNow();
-    proxy.stall();
+    proxy.blackhole();
     await monitor.runNow();
     expect(outputOf(monitor, 'redis')).toBe('timed out after 500 ms');
-    proxy.unstall();
+    proxy.heal();
+    proxy.dropAll(); // blackholed connections are dead: clients reconnect
     await settlesTo(monitor, 'redis', 'pass');
   });
 });

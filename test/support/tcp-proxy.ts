@@ -5,7 +5,9 @@
  *   database restart looks like from the client, without restarting the shared server;
  * - blackhole connections (`blackhole()`): bytes are swallowed in both directions and sockets stay
  *   open, so clients see a half-open connection (no FIN, no RST) until their own timeouts fire;
- *   `heal()` lets new connections through again (blackholed ones stay dead, as half-open ones do).
+ *   `heal()` lets new connections through again (blackholed ones stay dead, as half-open ones do);
+ * - stop listening (`stop()`: the port is closed, connections get ECONNREFUSED, as with a stopped
+ *   server) and listen again on the same port (`start()`).
  */
 import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
@@ -29,6 +31,10 @@ export interface TcpProxy {
   blackhole(): void;
   /** New connections flow again; connections blackholed so far stay blackholed. */
   heal(): void;
+  /** Drops every connection and closes the listening port (a stopped server: ECONNREFUSED). */
+  stop(): Promise<void>;
+  /** Listens again on the same port after `stop()`. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,7 +81,7 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     p.upstream?.destroy();
   };
 
-  const server: Server = createServer((client) => {
+  const onConnection = (client: Socket): void => {
     accepted++;
     client.on('error', () => {});
     if (refusing) {
@@ -102,11 +108,14 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     client.setNoDelay(true);
     client.pipe(up);
     up.pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  };
+  const listen = (server: Server, port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+  let server: Server = createServer(onConnection);
+  await listen(server, 0);
   const port = (server.address() as AddressInfo).port;
 
   const proxy: TcpProxy = {
@@ -140,9 +149,19 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     heal() {
       holing = false;
     },
-    async close() {
-      for (const p of [...pairs]) kill(p);
-      await new Promise<void>((r) => server.close(() => r()));
+    async stop() {
+      if (!server.listening) return;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      proxy.dropAll();
+      await closed;
+    },
+    async start() {
+      if (server.listening) return;
+      server = createServer(onConnection);
+      await listen(server, port);
+    },
+    close() {
+      return proxy.stop();
     },
   };
   return proxy;
