@@ -19,7 +19,7 @@ const policy = pipeline(
 
 policy.onEvent((e) => {
   if (e.event === 'bypass')
-    console.log(`  ${e.name}: a ${e.priority} call (attempt ${e.attempt}) bypassed the open ${e.policy}`);
+    console.log(`  ${e.name}: a ${e.priority} call (attempt ${e.attempt}) bypassed the open ${e.kind}`);
 });
 
 let failuresLeft = 6;

@@ -62,6 +62,15 @@ export {
   type SavedCircuitState,
 } from './core/circuit-breaker.js';
 export { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './core/clock.js';
+// The telemetry spine: components, snapshots, the registry, one validation path
+export {
+  type Component,
+  type ComponentDescriptor,
+  type ComponentEvent,
+  type HistogramSnapshot,
+  isComponent,
+  type Snapshot,
+} from './core/component.js';
 export type { Context, ExecuteOptions, Operation, Priority } from './core/context.js';
 export {
   BrokenCircuitError,
@@ -71,6 +80,7 @@ export {
   isNonRetryable,
   NonRetryableError,
   nonRetryable,
+  RejectedError,
   TimeoutError,
 } from './core/errors.js';
 export {
@@ -90,8 +100,23 @@ export { type FallbackOptions, type FallbackOutcome, FallbackPolicy, fallback } 
 export { type ErrorClass, type ErrorPredicate, Handler, handle } from './core/handle.js';
 export type { Dynamic } from './core/options.js';
 export { type AltOf, type CommonOptions, type EventOf, type Policy, pipeline } from './core/policy.js';
+export {
+  createRegistry,
+  DuplicateComponentError,
+  defaultRegistry,
+  type Registry,
+  type RegistryChange,
+} from './core/registry.js';
 export { type RetryOptions, RetryPolicy, retry } from './core/retry.js';
 export { parseRetryAfter, retryAfterOf } from './core/retry-after.js';
+export {
+  type Infer,
+  type JsonSchema,
+  type ObjectSchema,
+  parseOptions,
+  type Schema,
+  s,
+} from './core/schema.js';
 export { type TimeoutOptions, TimeoutPolicy, timeout } from './core/timeout.js';
 export { isResponseLike, isTransient, isTransientResult, isTransientStatus } from './core/transient.js';
 export { type CacheEvent, type CacheOptions, CachePolicy, cache } from './latency/cache.js';
@@ -103,7 +128,6 @@ export {
   memoryStore,
 } from './latency/cache-store.js';
 export { type CoalesceEvent, type CoalesceOptions, CoalescePolicy, coalesce } from './latency/coalesce.js';
-
 // Latency and duplicate work: hedging, coalescing, cache
 export {
   HedgeCancelledError,

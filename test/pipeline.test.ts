@@ -107,7 +107,7 @@ describe('the example pipeline, end to end', () => {
       { attempt: 2, priority: 'critical', aborted: false },
       { attempt: 3, priority: 'critical', aborted: false },
     ]);
-    const retries = events.filter((e) => e.policy === 'retry' && e.event === 'retry');
+    const retries = events.filter((e) => e.kind === 'retry' && e.event === 'retry');
     expect(retries).toHaveLength(2);
     for (const r of retries) {
       const delay = (r as { delayMs: number }).delayMs;
@@ -141,7 +141,7 @@ describe('the example pipeline, end to end', () => {
     expect(hung[0]?.aborted).toBe(true);
     expect(hung[0]?.reason).toBeInstanceOf(TimeoutError);
     expect(clock.now()).toBeGreaterThanOrEqual(2_000);
-    const t = events.find((e) => e.policy === 'timeout');
+    const t = events.find((e) => e.kind === 'timeout');
     expect(t).toMatchObject({ name: 'attempt', strategy: 'abandon', timeoutMs: 2_000, attempt: 1 });
   });
 
@@ -161,7 +161,7 @@ describe('the example pipeline, end to end', () => {
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error.timeoutMs).toBe(2_000);
     expect(calls).toBe(4);
-    expect(events.filter((e) => e.policy === 'retry' && e.event === 'giveUp')).toHaveLength(1);
+    expect(events.filter((e) => e.kind === 'retry' && e.event === 'giveUp')).toHaveLength(1);
   });
 
   it('the overall timeout stops everything, even in the middle of a backoff delay', async () => {
@@ -194,7 +194,7 @@ describe('the example pipeline, end to end', () => {
     expect(error.timeoutMs).toBe(3_000);
     expect(calls).toBe(2);
     expect(clock.now()).toBeLessThanOrEqual(3_010);
-    expect(events.at(-1)).toMatchObject({ policy: 'retry', event: 'giveUp', reason: 'aborted' });
+    expect(events.at(-1)).toMatchObject({ kind: 'retry', event: 'giveUp', reason: 'aborted' });
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(clock.refed).toBe(0);
   });
@@ -219,7 +219,7 @@ describe('the example pipeline, end to end', () => {
     expect(second.state).toBe('rejected');
     expect(calls).toBe(5);
     expect(breaker.state).toBe('open');
-    expect(events.some((e) => e.policy === 'circuitBreaker' && e.event === 'reject')).toBe(true);
+    expect(events.some((e) => e.kind === 'circuitBreaker' && e.event === 'reject')).toBe(true);
     // While open, the function is not called.
     const third = await settle(clock, policy.execute(fn), 1_000);
     expect(third.state).toBe('rejected');

@@ -226,14 +226,14 @@ describe('events and validation', () => {
     const stop = c.onEvent((e) => seen.push(e));
     const bus: string[] = [];
     const stopBus = telemetry.onEvent((e) => {
-      if (e.policy === 'chaos') bus.push(`${e.strategy}:${e.name}`);
+      if (e.kind === 'chaos') bus.push(`${e.strategy}:${e.name}`);
     });
     await c.execute(() => 1, { name: 'q', priority: 'high' });
     stop();
     stopBus();
     expect(seen).toEqual([
       {
-        policy: 'chaos',
+        kind: 'chaos',
         event: 'inject',
         strategy: 'latency',
         name: 'slow-db',

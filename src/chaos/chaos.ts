@@ -31,7 +31,7 @@ export type ChaosStrategy = 'fault' | 'latency' | 'outcome' | 'behavior';
 
 /** Events of the chaos strategies: one `inject` per injection. */
 export type ChaosEvent = EventBase & {
-  readonly policy: 'chaos';
+  readonly kind: 'chaos';
   readonly event: 'inject';
   /** Which strategy injected. */
   readonly strategy: ChaosStrategy;
@@ -331,7 +331,7 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
   ): void {
     if (!this.emitter.wants('inject')) return;
     this.emitter.emit({
-      policy: 'chaos',
+      kind: 'chaos',
       event: 'inject',
       strategy: this.strategy,
       name: this.name,

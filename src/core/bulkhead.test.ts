@@ -412,7 +412,7 @@ describe('bulkhead: priorities', () => {
     expect(b.stats.bypassed).toBe(1);
     expect(events).toEqual([
       {
-        policy: 'bulkhead',
+        kind: 'bulkhead',
         event: 'bypass',
         name: 'bulkhead',
         priority: 'critical',
@@ -520,7 +520,7 @@ describe('bulkhead: events', () => {
     await flushMicrotasks();
     void b.execute(() => 2).catch(() => {});
     await clock.tick(50);
-    const base = { policy: 'bulkhead', name: 'pool', operation: undefined, attempt: 1 };
+    const base = { kind: 'bulkhead', name: 'pool', operation: undefined, attempt: 1 };
     expect(events).toEqual([
       { ...base, event: 'queued', priority: 'high', operation: 'op', active: 1, queued: 1 },
       { ...base, event: 'reject', reason: 'full', priority: 'low', active: 1, queued: 1 },

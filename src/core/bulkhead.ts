@@ -226,7 +226,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   ): void {
     if (!this.emitter.active) return;
     const base = {
-      policy: 'bulkhead',
+      kind: 'bulkhead',
       name: this.name,
       priority: ctx.priority,
       operation: ctx.name,

@@ -820,7 +820,7 @@ describe('circuitBreaker: bypass', () => {
     expectRejected(await pass(), 'open');
     expect(events.filter((e) => e.event === 'bypass')).toEqual([
       {
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'bypass',
         name: 'circuitBreaker',
         priority: 'critical',
@@ -828,7 +828,7 @@ describe('circuitBreaker: bypass', () => {
         state: 'open',
       },
       {
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'bypass',
         name: 'circuitBreaker',
         priority: 'critical',
@@ -1114,7 +1114,7 @@ describe('circuitBreaker: events', () => {
     const { fail, events } = setup({ breaker: { kind: 'consecutive', threshold: 1 } });
     await fail(new Error('x'), 'high');
     expect(events.find((e) => e.event === 'stateChange')).toEqual({
-      policy: 'circuitBreaker',
+      kind: 'circuitBreaker',
       event: 'stateChange',
       name: 'circuitBreaker',
       priority: 'high',
@@ -1130,7 +1130,7 @@ describe('circuitBreaker: events', () => {
     const { breaker, events } = setup();
     breaker.forceOpen();
     expect(events[0]).toEqual({
-      policy: 'circuitBreaker',
+      kind: 'circuitBreaker',
       event: 'stateChange',
       name: 'circuitBreaker',
       priority: 'normal',
@@ -1155,7 +1155,7 @@ describe('circuitBreaker: events', () => {
     expect(clock.now()).toBe(155);
     expect(events).toEqual([
       {
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'success',
         name: 'db',
         priority: 'normal',
@@ -1164,7 +1164,7 @@ describe('circuitBreaker: events', () => {
         slow: false,
       },
       {
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'failure',
         name: 'db',
         priority: 'normal',
@@ -1174,7 +1174,7 @@ describe('circuitBreaker: events', () => {
         error,
       },
       {
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'excluded',
         name: 'db',
         priority: 'normal',
@@ -1202,7 +1202,7 @@ describe('circuitBreaker: events', () => {
   it('also publishes to the global telemetry bus', async () => {
     const received: PolicyEvent[] = [];
     const stop = telemetry.onEvent((e) => {
-      if (e.policy === 'circuitBreaker' && e.name === 'bus-test') received.push(e);
+      if (e.kind === 'circuitBreaker' && e.name === 'bus-test') received.push(e);
     });
     try {
       const clock = createFakeClock();

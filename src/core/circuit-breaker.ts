@@ -354,7 +354,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.bypassed++;
       if (this.emitter.active) {
         this.emitter.emit({
-          policy: 'circuitBreaker',
+          kind: 'circuitBreaker',
           event: 'bypass',
           name: this.name,
           priority: ctx.priority,
@@ -368,7 +368,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     this.rejected++;
     if (this.emitter.active) {
       this.emitter.emit({
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'reject',
         name: this.name,
         priority: ctx.priority,
@@ -405,7 +405,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     if (wanted) {
       const event = kind === SUCCESS ? 'success' : kind === FAILURE ? 'failure' : 'excluded';
       emitter.emit({
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event,
         name: this.name,
         priority: ctx.priority,
@@ -467,7 +467,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     // (reset() of a closed breaker forgets the counts but changes no state: no event.)
     if (from !== to && this.emitter.wants('stateChange')) {
       this.emitter.emit({
-        policy: 'circuitBreaker',
+        kind: 'circuitBreaker',
         event: 'stateChange',
         name: this.name,
         priority: ctx?.priority ?? 'normal',
@@ -579,7 +579,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.openCount = openCount;
       if (this.emitter.wants('stateChange')) {
         this.emitter.emit({
-          policy: 'circuitBreaker',
+          kind: 'circuitBreaker',
           event: 'stateChange',
           name: this.name,
           priority: 'normal',

@@ -26,36 +26,143 @@ export class BulwarkError extends Error {
 }
 
 /**
- * An option was missing, of the wrong type or out of range. Thrown when a policy is
- * constructed (or, for options given as functions, when the function returns a bad value).
+ * An option was missing, of the wrong type, out of range or unknown. Every subpath throws this
+ * one class for every invalid option, when a component is constructed (or, for options given
+ * as functions, when the function returns a bad value), and for bad configuration files.
+ *
+ * - `option`: the dotted path of the offending option, e.g. `retry.maxAttempts` or
+ *   `routes[1].upstream`;
+ * - `value`: what was given (`undefined` for a missing option);
+ * - `rule`: what the option must be, e.g. `an integer >= 1`;
+ * - `suggestion`: for an unknown key, the known key it most likely meant.
  *
  * @example
  * ```ts
  * import { ConfigError, retry } from 'bulwark';
  * try { retry({ maxAttempts: 0 }); } catch (err) {
- *   if (err instanceof ConfigError) console.log(err.option); // 'retry.maxAttempts'
+ *   if (err instanceof ConfigError) console.log(err.option, err.rule); // 'retry.maxAttempts' 'an integer >= 1'
  * }
  * ```
  */
 export class ConfigError extends BulwarkError {
+  override readonly code: 'INVALID_OPTION' | 'UNKNOWN_OPTION';
   /** The dotted path of the offending option, e.g. `retry.maxAttempts`. */
   readonly option: string;
+  /** The value that was given. */
+  readonly value: unknown;
+  /** What the option must be (the rule it broke), e.g. `an integer >= 1`. */
+  readonly rule: string;
+  /** For an unknown option: the known option it most likely meant, if any is close. */
+  readonly suggestion: string | undefined;
 
-  constructor(option: string, expectation: string, got: unknown, message?: string) {
-    super('INVALID_OPTION', message ?? `${option} must be ${expectation} (got ${describe(got)})`);
+  constructor(
+    option: string,
+    expectation: string,
+    got: unknown,
+    message?: string,
+    extra?: { code?: 'INVALID_OPTION' | 'UNKNOWN_OPTION'; suggestion?: string | undefined },
+  ) {
+    super(
+      extra?.code ?? 'INVALID_OPTION',
+      message ?? `${option} must be ${expectation} (got ${describe(got)})`,
+    );
+    this.code = extra?.code ?? 'INVALID_OPTION';
     this.option = option;
+    this.value = got;
+    this.rule = expectation;
+    this.suggestion = extra?.suggestion;
   }
 
-  /** An option name the policy does not know (usually a typo). */
+  /** An option name the component does not know (usually a typo), with "did you mean". */
   static unknown(option: string, known: readonly string[]): ConfigError {
     const dot = option.lastIndexOf('.');
     const owner = dot < 0 ? option : option.slice(0, dot);
+    const key = dot < 0 ? option : option.slice(dot + 1);
+    const suggestion = closest(key, known);
+    const hint = suggestion === undefined ? '' : `did you mean ${owner}.${suggestion}? `;
     return new ConfigError(
       option,
-      '',
-      undefined,
-      `${option} is not an option of ${owner}; the known options are ${known.join(', ')}`,
+      `one of the known options (${known.join(', ')})`,
+      key,
+      `${option} is not an option of ${owner}; ${hint}the known options are ${known.join(', ')}`,
+      { code: 'UNKNOWN_OPTION', suggestion },
     );
+  }
+}
+
+/**
+ * The known name closest to `name` (case-insensitive edit distance <= max(2, length / 3)), or
+ * undefined when none is close. Used for "did you mean …" in errors. @internal
+ */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  const a = name.toLowerCase();
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(a.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(a, k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  // Damerau-Levenshtein (optimal string alignment): a swap of two letters counts as one edit.
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array<number>(rows * cols).fill(0);
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(
+        d[(i - 1) * cols + j]! + 1,
+        d[i * cols + j - 1]! + 1,
+        d[(i - 1) * cols + j - 1]! + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        v = Math.min(v, d[(i - 2) * cols + j - 2]! + 1);
+      }
+      d[i * cols + j] = v;
+    }
+  }
+  return d[rows * cols - 1]!;
+}
+
+/**
+ * The base class of every refusal: a component decided not to run the call (breaker open,
+ * bulkhead full, rate limited, shed, throttled, …) as opposed to the call failing. Metrics,
+ * logs and the gateway classify a call as `rejected` by this class alone, so no list of codes
+ * is kept anywhere.
+ *
+ * @example
+ * ```ts
+ * import { RejectedError, bulkhead } from 'bulwark';
+ * const policy = bulkhead({ limit: 1, queue: 0 });
+ * try { await policy.execute(work); } catch (err) {
+ *   if (err instanceof RejectedError) console.log(err.reason, err.retryAfterMs); // e.g. 'bulkheadFull'
+ * }
+ * ```
+ */
+export class RejectedError extends BulwarkError {
+  /** Why the call was refused, as a short camelCase word, e.g. `breakerOpen`, `rateLimited`. */
+  readonly reason: string;
+  /** When a retry may succeed, in ms from now (`Infinity`: not before an operator acts; NaN: unknown). */
+  readonly retryAfterMs: number;
+
+  constructor(
+    code: string,
+    reason: string,
+    retryAfterMs: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.reason = reason;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -71,9 +178,7 @@ export class ConfigError extends BulwarkError {
  * }
  * ```
  */
-export class BrokenCircuitError extends BulwarkError {
-  /** Milliseconds until the breaker will admit a probe (`Infinity` while isolated or forced open). */
-  readonly retryAfterMs: number;
+export class BrokenCircuitError extends RejectedError {
   /** The breaker's name. */
   readonly breaker: string;
   /** The breaker state that caused the rejection. */
@@ -91,10 +196,17 @@ export class BrokenCircuitError extends BulwarkError {
         : state === 'half-open'
           ? 'it is half-open and its probe slots are taken; retry shortly'
           : `it opened after repeated failures; retry in ${Math.ceil(retryAfterMs)} ms or serve a fallback`;
-    super('BREAKER_OPEN', `Circuit breaker "${breaker}" rejected the call: ${why}`, { cause });
+    super(
+      'BREAKER_OPEN',
+      'breakerOpen',
+      retryAfterMs,
+      `Circuit breaker "${breaker}" rejected the call: ${why}`,
+      {
+        cause,
+      },
+    );
     this.breaker = breaker;
     this.state = state;
-    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -137,7 +249,7 @@ export class TimeoutError extends BulwarkError {
  * }
  * ```
  */
-export class BulkheadRejectedError extends BulwarkError {
+export class BulkheadRejectedError extends RejectedError {
   override readonly code: 'BULKHEAD_FULL' | 'BULKHEAD_QUEUE_TIMEOUT';
   /** The bulkhead's name. */
   readonly bulkhead: string;
@@ -154,6 +266,8 @@ export class BulkheadRejectedError extends BulwarkError {
   ) {
     super(
       code,
+      code === 'BULKHEAD_FULL' ? 'bulkheadFull' : 'queueTimeout',
+      Number.NaN,
       code === 'BULKHEAD_FULL'
         ? `Bulkhead "${bulkhead}" is full (${active} running, ${queued} queued); shed the call, retry later or raise limit/queue`
         : `Call waited too long in bulkhead "${bulkhead}"'s queue; retry later or raise queueTimeout`,

@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 const sample: FallbackEvent = {
-  policy: 'fallback',
+  kind: 'fallback',
   event: 'fallback',
   name: 'f',
   priority: 'normal',
@@ -162,7 +162,7 @@ describe('listener errors', () => {
     try {
       const e = new PolicyEmitter<TimeoutEvent>();
       e.emit({
-        policy: 'timeout',
+        kind: 'timeout',
         event: 'timeout',
         name: t.name,
         priority: 'normal',
@@ -213,18 +213,18 @@ describe('typed events', () => {
 
   it('events narrow on policy and event', () => {
     const handler = (e: PolicyEvent) => {
-      if (e.policy === 'timeout') expectTypeOf(e.timeoutMs).toEqualTypeOf<number>();
-      if (e.policy === 'bulkhead' && e.event === 'reject') {
+      if (e.kind === 'timeout') expectTypeOf(e.timeoutMs).toEqualTypeOf<number>();
+      if (e.kind === 'bulkhead' && e.event === 'reject') {
         expectTypeOf(e.reason).toEqualTypeOf<'full' | 'queueTimeout'>();
       }
-      if (e.policy === 'retry' && e.event === 'retry') expectTypeOf(e.delayMs).toEqualTypeOf<number>();
+      if (e.kind === 'retry' && e.event === 'retry') expectTypeOf(e.delayMs).toEqualTypeOf<number>();
     };
     expect(typeof handler).toBe('function');
   });
 
   it('telemetry.onEvent receives events of every policy, until disposed', async () => {
     const seen: string[] = [];
-    const stop = telemetry.onEvent((e) => seen.push(`${e.policy}:${e.event}:${e.name}`));
+    const stop = telemetry.onEvent((e) => seen.push(`${e.kind}:${e.event}:${e.name}`));
     await fallback(0, { name: 'fb' }).execute(() => Promise.reject(new Error('x')));
     const b = bulkhead({ limit: 1, name: 'bh' });
     let release!: () => void;

@@ -21,7 +21,7 @@ export interface EventBase {
 /** Events of the retry policy. */
 export type RetryEvent =
   | (EventBase & {
-      readonly policy: 'retry';
+      readonly kind: 'retry';
       readonly event: 'retry';
       /** How long the policy waits before the next attempt. */
       readonly delayMs: number;
@@ -30,19 +30,19 @@ export type RetryEvent =
       readonly result?: unknown;
     })
   | (EventBase & {
-      readonly policy: 'retry';
+      readonly kind: 'retry';
       readonly event: 'giveUp';
       /** Why no further attempt is made. */
       readonly reason: 'maxAttempts' | 'maxDuration' | 'nonRetryable' | 'aborted' | 'budget';
       readonly error?: unknown;
       readonly result?: unknown;
     })
-  | (EventBase & { readonly policy: 'retry'; readonly event: 'success'; readonly durationMs: number });
+  | (EventBase & { readonly kind: 'retry'; readonly event: 'success'; readonly durationMs: number });
 
 /** Events of the circuit breaker. */
 export type CircuitBreakerEvent =
   | (EventBase & {
-      readonly policy: 'circuitBreaker';
+      readonly kind: 'circuitBreaker';
       readonly event: 'stateChange';
       readonly from: CircuitState;
       readonly to: CircuitState;
@@ -52,18 +52,18 @@ export type CircuitBreakerEvent =
       readonly breakMs?: number;
     })
   | (EventBase & {
-      readonly policy: 'circuitBreaker';
+      readonly kind: 'circuitBreaker';
       readonly event: 'reject';
       readonly state: CircuitState;
       readonly retryAfterMs: number;
     })
   | (EventBase & {
-      readonly policy: 'circuitBreaker';
+      readonly kind: 'circuitBreaker';
       readonly event: 'bypass';
       readonly state: CircuitState;
     })
   | (EventBase & {
-      readonly policy: 'circuitBreaker';
+      readonly kind: 'circuitBreaker';
       readonly event: 'success' | 'failure' | 'excluded';
       readonly durationMs: number;
       readonly slow: boolean;
@@ -72,7 +72,7 @@ export type CircuitBreakerEvent =
 
 /** Events of the timeout policy. */
 export type TimeoutEvent = EventBase & {
-  readonly policy: 'timeout';
+  readonly kind: 'timeout';
   readonly event: 'timeout';
   readonly timeoutMs: number;
   readonly strategy: 'cooperative' | 'abandon';
@@ -81,14 +81,14 @@ export type TimeoutEvent = EventBase & {
 /** Events of the bulkhead. */
 export type BulkheadEvent =
   | (EventBase & {
-      readonly policy: 'bulkhead';
+      readonly kind: 'bulkhead';
       readonly event: 'reject';
       readonly reason: 'full' | 'queueTimeout';
       readonly active: number;
       readonly queued: number;
     })
   | (EventBase & {
-      readonly policy: 'bulkhead';
+      readonly kind: 'bulkhead';
       readonly event: 'queued' | 'dequeued' | 'bypass';
       readonly active: number;
       readonly queued: number;
@@ -96,7 +96,7 @@ export type BulkheadEvent =
 
 /** Events of the fallback policy. */
 export type FallbackEvent = EventBase & {
-  readonly policy: 'fallback';
+  readonly kind: 'fallback';
   readonly event: 'fallback';
   readonly error?: unknown;
   readonly result?: unknown;
@@ -248,7 +248,7 @@ const bus = new Emitter<PolicyEvent>();
  * @example
  * ```ts
  * import { telemetry } from 'bulwark';
- * const stop = telemetry.onEvent((e) => console.log(e.policy, e.name, e.event));
+ * const stop = telemetry.onEvent((e) => console.log(e.kind, e.name, e.event));
  * // later
  * stop();
  * ```

@@ -225,8 +225,8 @@ describe('fallback: events, stats, options', () => {
     await f.execute(() => 'bad');
     await f.execute(() => 'good');
     expect(events).toEqual([
-      { policy: 'fallback', event: 'fallback', name: 'price', priority: 'low', attempt: 1, error: err },
-      { policy: 'fallback', event: 'fallback', name: 'price', priority: 'normal', attempt: 1, result: 'bad' },
+      { kind: 'fallback', event: 'fallback', name: 'price', priority: 'low', attempt: 1, error: err },
+      { kind: 'fallback', event: 'fallback', name: 'price', priority: 'normal', attempt: 1, result: 'bad' },
     ]);
     expect(f.stats).toEqual({ fallbacks: 2 });
     stop();

@@ -89,7 +89,7 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
     this.fallbacks++;
     if (this.emitter.active) {
       this.emitter.emit({
-        policy: 'fallback',
+        kind: 'fallback',
         event: 'fallback',
         name: this.name,
         priority: ctx.priority,

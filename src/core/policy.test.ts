@@ -176,7 +176,7 @@ describe('pipeline: events', () => {
     await flushMicrotasks();
     await clock.tick(10);
     void out;
-    expect(seen.map((e) => `${e.policy}:${e.event}`)).toEqual(['retry:retry', 'timeout:timeout']);
+    expect(seen.map((e) => `${e.kind}:${e.event}`)).toEqual(['retry:retry', 'timeout:timeout']);
     stop();
     stop();
     stop.dispose();

@@ -406,7 +406,7 @@ describe('default handling: every error except aborts and nonRetryable()', () =>
     expect(fn).toHaveBeenCalledTimes(1);
     expect(events).toEqual([
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'giveUp',
         name: 'retry',
         priority: 'normal',
@@ -428,7 +428,7 @@ describe('nonRetryable', () => {
     expect(fn).toHaveBeenCalledTimes(1);
     expect(events).toEqual([
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'giveUp',
         name: 'retry',
         priority: 'normal',
@@ -509,7 +509,7 @@ describe('handle', () => {
     expect(done.value).toBe(bad);
     expect(fn).toHaveBeenCalledTimes(3);
     expect(events.at(-1)).toEqual({
-      policy: 'retry',
+      kind: 'retry',
       event: 'giveUp',
       name: 'retry',
       priority: 'normal',
@@ -793,7 +793,7 @@ describe('events', () => {
     await clock.runAll();
     expect(retries).toEqual([
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'retry',
         name: 'db',
         priority: 'high',
@@ -803,7 +803,7 @@ describe('events', () => {
         at: 0,
       },
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'retry',
         name: 'db',
         priority: 'high',
@@ -837,7 +837,7 @@ describe('events', () => {
     await clock.runAll();
     expect(giveUps).toEqual([
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'giveUp',
         name: 'retry',
         priority: 'normal',
@@ -856,7 +856,7 @@ describe('events', () => {
     await clock.runAll();
     expect(events.map((e) => e.event)).toEqual(['retry', 'retry', 'success']);
     expect(events[2]).toEqual({
-      policy: 'retry',
+      kind: 'retry',
       event: 'success',
       name: 'retry',
       priority: 'normal',
@@ -870,7 +870,7 @@ describe('events', () => {
     const events = record(policy);
     await policy.execute(() => 'ok');
     expect(events).toEqual([
-      { policy: 'retry', event: 'success', name: 'retry', priority: 'normal', attempt: 1, durationMs: 0 },
+      { kind: 'retry', event: 'success', name: 'retry', priority: 'normal', attempt: 1, durationMs: 0 },
     ]);
   });
 
@@ -1034,7 +1034,7 @@ describe('abort', () => {
     expect(clock.pending).toBe(0);
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
     expect(events.at(-1)).toEqual({
-      policy: 'retry',
+      kind: 'retry',
       event: 'giveUp',
       name: 'retry',
       priority: 'normal',
@@ -1106,7 +1106,7 @@ describe('abort', () => {
     await expect(done).rejects.toBe(reason);
     expect(events).toEqual([
       {
-        policy: 'retry',
+        kind: 'retry',
         event: 'giveUp',
         name: 'retry',
         priority: 'normal',

@@ -349,7 +349,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
 
   private emitSuccess(ctx: ExecutionContext, attempt: number, start: number): void {
     this.emitter.emit({
-      policy: 'retry',
+      kind: 'retry',
       event: 'success',
       name: this.name,
       priority: ctx.priority,
@@ -374,7 +374,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     this.counts.giveUps++;
     if (this.emitter.wants('giveUp')) {
       const base = {
-        policy: 'retry',
+        kind: 'retry',
         event: 'giveUp',
         name: this.name,
         priority: ctx.priority,
@@ -398,7 +398,7 @@ function retryEvent(
   failure: unknown,
 ): RetryEvent {
   const base = {
-    policy: 'retry',
+    kind: 'retry',
     event: 'retry',
     name,
     priority: ctx.priority,

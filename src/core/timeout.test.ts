@@ -488,7 +488,7 @@ describe('timeout: options', () => {
       expect(settled.current.state).toBe('rejected');
       expect(events).toEqual([
         {
-          policy: 'timeout',
+          kind: 'timeout',
           event: 'timeout',
           name: 'db',
           priority: 'high',

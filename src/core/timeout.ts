@@ -83,7 +83,7 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     child._abort(new TimeoutError(ms));
     if (this.emitter.active) {
       this.emitter.emit({
-        policy: 'timeout',
+        kind: 'timeout',
         event: 'timeout',
         name: this.name,
         priority: child.priority,

@@ -7,7 +7,7 @@
 import type { EventBase } from '../core/events.js';
 
 interface DurableBase extends EventBase {
-  readonly policy: 'durableQueue';
+  readonly kind: 'durableQueue';
   /** The queue's name (also in `name`). */
   readonly queue: string;
 }

@@ -67,7 +67,7 @@ describe('openQueue', () => {
     expect(s.completed).toBe(1);
     expect(s.pending).toBe(0);
     expect(events.map((e) => e.event)).toEqual(['enqueued', 'claimed', 'completed']);
-    expect(events[0]!.policy).toBe('durableQueue');
+    expect(events[0]!.kind).toBe('durableQueue');
     await w.stop();
   });
 

@@ -400,7 +400,7 @@ export class Queue<T = unknown> {
 
   /** @internal Base fields of an event. */
   _base(attempt: number): {
-    policy: 'durableQueue';
+    kind: 'durableQueue';
     name: string;
     queue: string;
     priority: string;
@@ -408,7 +408,7 @@ export class Queue<T = unknown> {
     attempt: number;
   } {
     return {
-      policy: 'durableQueue',
+      kind: 'durableQueue',
       name: this.name,
       queue: this.name,
       priority: 'normal',

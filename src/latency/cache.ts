@@ -41,9 +41,9 @@ export interface CacheOptions extends CommonOptions {
 
 /** Events of the cache policy. */
 export type CacheEvent =
-  | (EventBase & { readonly policy: 'cache'; readonly event: 'hit' | 'miss'; readonly key: string })
+  | (EventBase & { readonly kind: 'cache'; readonly event: 'hit' | 'miss'; readonly key: string })
   | (EventBase & {
-      readonly policy: 'cache';
+      readonly kind: 'cache';
       readonly event: 'stale';
       readonly key: string;
       /** Served while refreshing (`revalidate`) or because the refresh failed (`error`). */
@@ -51,7 +51,7 @@ export type CacheEvent =
       readonly error?: unknown;
     })
   | (EventBase & {
-      readonly policy: 'cache';
+      readonly kind: 'cache';
       readonly event: 'refresh';
       readonly key: string;
       /** Whether the background refresh succeeded. */
@@ -310,7 +310,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     key: string,
   ): void {
     this.emitter.emit({
-      policy: 'cache',
+      kind: 'cache',
       name: this.name,
       priority: ctx.priority,
       operation: ctx.name,

@@ -20,7 +20,7 @@ export interface CoalesceOptions {
 
 /** Events of the coalescing policy. */
 export type CoalesceEvent = EventBase & {
-  readonly policy: 'coalesce';
+  readonly kind: 'coalesce';
   /** `join`: a call joined an execution in flight; `cancel`: every waiter aborted, so it was aborted. */
   readonly event: 'join' | 'cancel';
   readonly key: string;
@@ -178,7 +178,7 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
 
   private emit(event: 'join' | 'cancel', ctx: ExecutionContext, flight: Flight, waiters: number): void {
     this.emitter.emit({
-      policy: 'coalesce',
+      kind: 'coalesce',
       event,
       name: this.name,
       priority: ctx.priority,

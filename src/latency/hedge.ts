@@ -60,7 +60,7 @@ export interface HedgeOptions extends CommonOptions {
 
 /** Events of the hedging policy. */
 export type HedgeEvent = EventBase & {
-  readonly policy: 'hedge';
+  readonly kind: 'hedge';
   readonly event: 'hedge';
   /** Why the extra attempt started: its delay passed, or an attempt failed with a handled error. */
   readonly reason: 'delay' | 'error';
@@ -307,7 +307,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     if (this.emitter.wants('hedge')) {
       const ctx = call.ctx;
       this.emitter.emit({
-        policy: 'hedge',
+        kind: 'hedge',
         event: 'hedge',
         name: this.name,
         priority: ctx.priority,

@@ -33,7 +33,7 @@ describe('adaptiveConcurrency', () => {
       [2, 3],
       [3, 2],
     ]);
-    expect(events[1]).toMatchObject({ rttMs: 100, policy: 'adaptiveConcurrency' });
+    expect(events[1]).toMatchObject({ rttMs: 100, kind: 'adaptiveConcurrency' });
   });
 
   it('counts TimeoutError and 503 as drops, ignores other errors', async () => {

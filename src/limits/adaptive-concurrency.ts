@@ -32,7 +32,7 @@ import {
 /** Events of the adaptive concurrency limit. */
 export type AdaptiveConcurrencyEvent =
   | (EventBase & {
-      readonly policy: 'adaptiveConcurrency';
+      readonly kind: 'adaptiveConcurrency';
       readonly event: 'limitChange';
       readonly from: number;
       readonly to: number;
@@ -40,7 +40,7 @@ export type AdaptiveConcurrencyEvent =
       readonly rttMs: number;
     })
   | (EventBase & {
-      readonly policy: 'adaptiveConcurrency';
+      readonly kind: 'adaptiveConcurrency';
       readonly event: 'reject';
       readonly reason: 'full' | 'queueTimeout';
       readonly inflight: number;
@@ -383,7 +383,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.current = after;
     if (this.emitter.wants('limitChange')) {
       this.emitter.emit({
-        policy: 'adaptiveConcurrency',
+        kind: 'adaptiveConcurrency',
         event: 'limitChange',
         name: this.name,
         priority: ctx.priority,
@@ -400,7 +400,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.rejected++;
     if (this.emitter.wants('reject')) {
       this.emitter.emit({
-        policy: 'adaptiveConcurrency',
+        kind: 'adaptiveConcurrency',
         event: 'reject',
         name: this.name,
         priority: ctx.priority,

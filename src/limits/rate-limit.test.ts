@@ -74,7 +74,7 @@ describe('rateLimit policy', () => {
     q2.onEvent((e) => ev2.push(e));
     await q2.execute(() => 0);
     await q2.execute(() => 0).catch(() => {});
-    expect(ev2).toMatchObject([{ policy: 'rateLimit', event: 'reject', reason: 'limited', key: 'default' }]);
+    expect(ev2).toMatchObject([{ kind: 'rateLimit', event: 'reject', reason: 'limited', key: 'default' }]);
   });
 
   it('waits up to maxWait in FIFO order, and rejects at once when the wait would be longer', async () => {

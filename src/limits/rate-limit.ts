@@ -60,14 +60,14 @@ export class RateLimitedError extends BulwarkError {
 /** Events of the rate-limit policy. */
 export type RateLimitEvent =
   | (EventBase & {
-      readonly policy: 'rateLimit';
+      readonly kind: 'rateLimit';
       readonly event: 'reject';
       readonly key: string;
       readonly reason: 'limited' | 'queueFull' | 'maxWait';
       readonly retryAfterMs: number;
     })
   | (EventBase & {
-      readonly policy: 'rateLimit';
+      readonly kind: 'rateLimit';
       readonly event: 'queued' | 'dequeued' | 'bypass';
       readonly key: string;
       readonly queued: number;
@@ -264,7 +264,7 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
     this.rejectedCount++;
     if (this.emitter.active) {
       this.emitter.emit({
-        policy: 'rateLimit',
+        kind: 'rateLimit',
         event: 'reject',
         name: this.name,
         priority: ctx.priority,
@@ -281,7 +281,7 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
   private emit(event: 'queued' | 'dequeued' | 'bypass', ctx: ExecutionContext, key: string): void {
     if (!this.emitter.active) return;
     this.emitter.emit({
-      policy: 'rateLimit',
+      kind: 'rateLimit',
       event,
       name: this.name,
       priority: ctx.priority,

@@ -75,7 +75,7 @@ describe('loadShedder', () => {
     expect(e.reason).toBe('level');
     expect(e.level).toBe('critical-only');
     expect(events).toMatchObject([
-      { policy: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' },
+      { kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' },
     ]);
     expect(await s.execute(() => 2, { priority: 'critical' })).toBe(2);
   });

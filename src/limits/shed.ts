@@ -78,7 +78,7 @@ export interface LoadShedderOptions extends CommonOptions {
 /** Events of the load shedder. */
 export type LoadShedEvent =
   | (EventBase & {
-      readonly policy: 'loadShedder';
+      readonly kind: 'loadShedder';
       readonly event: 'shed';
       readonly reason: ShedReason;
       /** The pressure (1 = full) when the call was shed. */
@@ -86,7 +86,7 @@ export type LoadShedEvent =
       readonly level: ShedLevel;
     })
   | (EventBase & {
-      readonly policy: 'loadShedder';
+      readonly kind: 'loadShedder';
       readonly event: 'levelChange';
       readonly from: ShedLevel;
       readonly to: ShedLevel;
@@ -315,7 +315,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     this.levelIndex = to;
     if (this.emitter.wants('levelChange')) {
       this.emitter.emit({
-        policy: 'loadShedder',
+        kind: 'loadShedder',
         event: 'levelChange',
         name: this.name,
         priority: 'normal',
@@ -463,7 +463,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     const level = this.level;
     if (this.emitter.wants('shed')) {
       this.emitter.emit({
-        policy: 'loadShedder',
+        kind: 'loadShedder',
         event: 'shed',
         name: this.name,
         priority: ctx.priority,

@@ -75,7 +75,7 @@ describe('adaptiveThrottle', () => {
     expect(t.probability).toBe(0.5);
     await expect(t.execute(() => 1)).rejects.toBeInstanceOf(ThrottledError);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ policy: 'adaptiveThrottle', event: 'reject', probability: 0.5 });
+    expect(events[0]).toMatchObject({ kind: 'adaptiveThrottle', event: 'reject', probability: 0.5 });
     expect(t.stats.rejected).toBe(1);
   });
 

@@ -33,7 +33,7 @@ export class ThrottledError extends BulwarkError {
 
 /** Events of the adaptive throttle. */
 export type AdaptiveThrottleEvent = EventBase & {
-  readonly policy: 'adaptiveThrottle';
+  readonly kind: 'adaptiveThrottle';
   readonly event: 'reject';
   readonly probability: number;
   readonly requests: number;
@@ -203,7 +203,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
       this.rejectedCount++;
       if (this.emitter.wants('reject')) {
         this.emitter.emit({
-          policy: 'adaptiveThrottle',
+          kind: 'adaptiveThrottle',
           event: 'reject',
           name: this.name,
           priority: ctx.priority,

@@ -377,8 +377,8 @@ export class BulwarkLogs {
   }
 
   private onEvent(e: PolicyEvent): void {
-    const base = { policy: e.policy, name: e.name, priority: e.priority, operation: e.operation };
-    if (e.policy === 'circuitBreaker' && e.event === 'stateChange') {
+    const base = { policy: e.kind, name: e.name, priority: e.priority, operation: e.operation };
+    if (e.kind === 'circuitBreaker' && e.event === 'stateChange') {
       const c = e as Extract<CircuitBreakerEvent, { event: 'stateChange' }>;
       const bad = c.to === 'open' || c.to === 'forced-open' || c.to === 'isolated';
       this.log(
@@ -393,7 +393,7 @@ export class BulwarkLogs {
         },
         `circuit breaker ${c.name}: ${c.from} → ${c.to}${c.reason !== undefined ? ` (${c.reason})` : ''}`,
       );
-    } else if (e.policy === 'bulkhead' && e.event === 'reject') {
+    } else if (e.kind === 'bulkhead' && e.event === 'reject') {
       const b = e as Extract<BulkheadEvent, { event: 'reject' }>;
       const now = this.clock.now();
       const last = this.lastFull.get(b.name);
@@ -414,7 +414,7 @@ export class BulwarkLogs {
         },
         `bulkhead ${b.name} rejected a call (${b.reason}; ${b.active} active, ${b.queued} queued)`,
       );
-    } else if (e.policy === 'retry' && e.event === 'giveUp') {
+    } else if (e.kind === 'retry' && e.event === 'giveUp') {
       const r = e as Extract<RetryEvent, { event: 'giveUp' }>;
       this.log(
         'warn',

@@ -58,7 +58,7 @@ describe('createMetrics', () => {
     await Promise.resolve();
     const fs = await metrics.collect();
     const calls = (outcome: string) =>
-      value(fs, 'bulwark_calls_total', { policy: 'pipeline', name: 'api', outcome });
+      value(fs, 'bulwark_calls_total', { kind: 'pipeline', name: 'api', outcome });
     expect(calls('success')).toBe(2);
     expect(calls('failure')).toBe(1);
     expect(calls('rejected')).toBe(1);

@@ -110,7 +110,7 @@ export class RedisRateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
   private event(ctx: ExecutionContext, key: string, event: 'reject' | 'bypass', retryAfterMs: number): void {
     if (!this.emitter.active) return;
     const base = {
-      policy: 'rateLimit',
+      kind: 'rateLimit',
       name: this.name,
       priority: ctx.priority,
       operation: ctx.name,

@@ -28,7 +28,7 @@ import { type RateLimitScript, rateLimitScript, type ScriptLimit } from './scrip
 /** Events of a Redis rate limiter. */
 export type RedisRateLimiterEvent =
   | (EventBase & {
-      readonly policy: 'redisRateLimiter';
+      readonly kind: 'redisRateLimiter';
       /** Redis failed or timed out: calls are decided by the insurance (or `onRedisError`). */
       readonly event: 'fallback';
       readonly key: string;
@@ -36,7 +36,7 @@ export type RedisRateLimiterEvent =
       readonly error: unknown;
     })
   | (EventBase & {
-      readonly policy: 'redisRateLimiter';
+      readonly kind: 'redisRateLimiter';
       /** Redis answered again after a fallback. */
       readonly event: 'recovered';
       readonly key: string;
@@ -518,7 +518,7 @@ export class RedisRateLimiter {
   private emit(event: 'fallback' | 'recovered', key: string, error: unknown): void {
     if (!this.emitter.active) return;
     const base = {
-      policy: 'redisRateLimiter',
+      kind: 'redisRateLimiter',
       name: this.name,
       priority: 'normal',
       operation: undefined,

@@ -237,7 +237,7 @@ export class RedisBulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
         this.rejected++;
         if (this.emitter.active) {
           this.emitter.emit({
-            policy: 'bulkhead',
+            kind: 'bulkhead',
             name: this.name,
             priority: ctx.priority,
             operation: ctx.name,

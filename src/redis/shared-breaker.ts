@@ -49,7 +49,7 @@ export type SharedCircuitState = 'closed' | 'open' | 'half-open';
 /** Events of a shared circuit breaker. */
 export type SharedCircuitBreakerEvent =
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       readonly event: 'stateChange';
       readonly from: SharedCircuitState;
       readonly to: SharedCircuitState;
@@ -59,30 +59,30 @@ export type SharedCircuitBreakerEvent =
       readonly breakMs?: number;
     })
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       readonly event: 'reject';
       readonly state: SharedCircuitState;
       readonly retryAfterMs: number;
     })
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       readonly event: 'bypass';
       readonly state: SharedCircuitState;
     })
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       /** This instance took the fleet-wide probe lease (or, during a fallback, probes locally). */
       readonly event: 'probe';
       readonly leased: boolean;
     })
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       /** Redis failed or timed out: this instance runs its breaker alone until Redis answers. */
       readonly event: 'fallback';
       readonly error: unknown;
     })
   | (EventBase & {
-      readonly policy: 'sharedCircuitBreaker';
+      readonly kind: 'sharedCircuitBreaker';
       /** Redis answered again after a fallback. */
       readonly event: 'recovered';
     });
@@ -648,7 +648,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
 
   private base(ctx: ExecutionContext | null) {
     return {
-      policy: 'sharedCircuitBreaker' as const,
+      kind: 'sharedCircuitBreaker' as const,
       name: this.name,
       priority: ctx?.priority ?? 'normal',
       operation: ctx?.name,

@@ -1,0 +1,126 @@
+/**
+ * The telemetry spine's contract. Every component — each policy and pipeline, limiter,
+ * shared breaker, semaphore, queue, worker, health monitor and check, alert manager, SLO —
+ * is a `Component`: a kind, a name, typed events (`onEvent`, also on the process-wide bus) and
+ * a cheap `snapshot()` of its state and named figures. Metrics, logs, alerts, the control plane
+ * and the gateway read components through this interface only, so a new component gets
+ * metrics, logs and a dashboard tile by implementing it, with no edit anywhere else.
+ */
+
+import type { Disposer, Listener } from './events.js';
+
+/**
+ * A cumulative histogram, as kept by a component that times its calls (a pipeline times every
+ * execution with one clock read shared by its policies). `bounds` are the upper bounds in
+ * seconds (ascending, without +Inf); `counts[i]` is the number of observations <= `bounds[i]`
+ * that were not counted in an earlier bucket (NOT cumulative); `counts[bounds.length]` is the
+ * +Inf bucket.
+ */
+export interface HistogramSnapshot {
+  readonly bounds: readonly number[];
+  readonly counts: readonly number[];
+  /** Sum of the observations, in seconds. */
+  readonly sum: number;
+  /** Number of observations (equals the sum of `counts`). */
+  readonly count: number;
+}
+
+/**
+ * A point-in-time view of one component: cheap to read (no I/O, no sorting of large data), safe
+ * to serialise as JSON (no key material, no payloads). Counters only grow while the component
+ * lives; gauges are current values.
+ *
+ * Names follow docs/conventions.md: camelCase, units as suffixes (`Ms`, `Bytes`, `Ratio`),
+ * `inFlight` for calls running now, `queued` for calls waiting.
+ *
+ * @example
+ * ```ts
+ * import { circuitBreaker } from 'bulwark';
+ * const breaker = circuitBreaker({ name: 'payments' });
+ * const snap = breaker.snapshot();
+ * console.log(snap.kind, snap.name, snap.state, snap.counters);
+ * ```
+ */
+export interface Snapshot {
+  /** The component kind, e.g. `circuitBreaker`, `durableQueue`. */
+  readonly kind: string;
+  /** The component's name, unique per kind within a registry. */
+  readonly name: string;
+  /** A kind-specific state word, one of the descriptor's `states` (e.g. `closed`, `open`). */
+  readonly state: string;
+  /** Current values, e.g. `{ inFlight: 3, queued: 0, limit: 10 }`. */
+  readonly gauges: Readonly<Record<string, number>>;
+  /** Monotonic totals since creation, e.g. `{ successes: 120, failures: 4, rejections: 1 }`. */
+  readonly counters: Readonly<Record<string, number>>;
+  /** Timings kept by the component (e.g. `{ durationSeconds: … }` for a pipeline). */
+  readonly histograms?: Readonly<Record<string, HistogramSnapshot>>;
+  /**
+   * JSON-serialisable details for the control plane (thresholds, settings, the last state
+   * change, …). Not exported as metrics.
+   */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What a kind of component reports: its states and the meaning of each gauge, counter and
+ * histogram. Exporters use it for metric names and help texts; the dashboard for labels.
+ */
+export interface ComponentDescriptor {
+  /** The kind, e.g. `bulkhead`. */
+  readonly kind: string;
+  /** One line on what the component is. */
+  readonly help: string;
+  /** Every state word the component can report; the first is the healthy/idle one. */
+  readonly states: readonly string[];
+  /** Gauge name → help text. */
+  readonly gauges: Readonly<Record<string, string>>;
+  /** Counter name → help text. */
+  readonly counters: Readonly<Record<string, string>>;
+  /** Histogram name → help text. */
+  readonly histograms?: Readonly<Record<string, string>>;
+}
+
+/**
+ * An event any component emits: `kind` and `name` say who, `event` what. Policy events add the
+ * call's priority, operation and attempt (`EventBase`).
+ */
+export interface ComponentEvent {
+  readonly kind: string;
+  readonly name: string;
+  readonly event: string;
+}
+
+/**
+ * A component of the telemetry spine.
+ *
+ * @example
+ * ```ts
+ * import { type Component, createRegistry, bulkhead } from 'bulwark';
+ * const registry = createRegistry();
+ * const component: Component = bulkhead({ name: 'db', limit: 10 });
+ * registry.register(component);
+ * ```
+ */
+export interface Component {
+  readonly kind: string;
+  readonly name: string;
+  /** The kind's descriptor (the same object for every component of a kind). */
+  readonly descriptor: ComponentDescriptor;
+  /** The current state and figures. */
+  snapshot(): Snapshot;
+  /** Subscribes to this component's events. Returns a disposer. */
+  onEvent(listener: Listener<ComponentEvent>): Disposer;
+}
+
+/** True when `value` implements `Component`. */
+export function isComponent(value: unknown): value is Component {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Component).snapshot === 'function' &&
+    typeof (value as Component).onEvent === 'function' &&
+    typeof (value as Component).kind === 'string' &&
+    typeof (value as Component).name === 'string' &&
+    typeof (value as Component).descriptor === 'object'
+  );
+}
