@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `bulwark` command: `bulwark queue stats|list|dlq|redrive|purge --store SPEC …` (see docs/durable.md).
-import { main } from '../dist/durable/cli.js';
+// The `bulwark` command: `bulwark <command> …` (bulwark --help lists the commands).
+import { main } from '../dist/cli/main.js';
 
 process.exitCode = await main(process.argv.slice(2));
