@@ -34,6 +34,12 @@ export interface Schema<T> {
   describe(text: string): Schema<T>;
 }
 
+/** A schema whose key may be absent from the parsed object (an optional without a default). */
+export interface OptionalSchema<T> extends Schema<T | undefined> {
+  /** Type-level brand only. */
+  readonly maybeAbsent: true;
+}
+
 /** The type a schema parses to. */
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
@@ -144,15 +150,16 @@ function oneOf<const T extends string | number | boolean>(values: readonly T[]):
   );
 }
 
-function optional<T>(schema: Schema<T>): Schema<T | undefined>;
+function optional<T>(schema: Schema<T>): OptionalSchema<T>;
 function optional<T>(schema: Schema<T>, fallback: T): Schema<T>;
 function optional<T>(schema: Schema<T>, fallback?: T): Schema<T | undefined> {
-  return make<T | undefined>(
+  const made = make<T | undefined>(
     schema.rule,
     (v, path) => (v === undefined ? fallback : schema.parse(v, path)),
     () => (fallback === undefined ? schema.json() : { ...schema.json(), default: fallback }),
     true,
   );
+  return fallback === undefined ? ({ ...made, maybeAbsent: true } as OptionalSchema<T>) : made;
 }
 
 /** Options for `s.object`. */
@@ -162,9 +169,12 @@ interface ObjectSpec {
 }
 
 type ObjectOut<Shape extends Record<string, Schema<unknown>>> = {
-  [K in keyof Shape as Shape[K] extends { optional: true } ? never : K]: Infer<Shape[K]>;
+  [K in keyof Shape as Shape[K] extends { readonly maybeAbsent: true } ? never : K]: Infer<Shape[K]>;
 } & {
-  [K in keyof Shape as Shape[K] extends { optional: true } ? K : never]?: Infer<Shape[K]>;
+  [K in keyof Shape as Shape[K] extends { readonly maybeAbsent: true } ? K : never]?: Exclude<
+    Infer<Shape[K]>,
+    undefined
+  >;
 };
 
 /** A schema for an object whose keys are known. Unknown keys are refused (with "did you mean"). */
