@@ -16,8 +16,8 @@ import {
   TimeoutError,
   telemetry,
   timeout,
-} from '../index.js';
-import { createFakeClock, type FakeClock, fixedRandom } from '../testing/index.js';
+} from '../../index.js';
+import { createFakeClock, type FakeClock, fixedRandom } from '../../testing/index.js';
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -133,16 +133,16 @@ describe('circuitBreaker: consecutive breaker', () => {
 
   it('does not accept slowCall (slow calls need a rate window)', () => {
     const error = configError(() =>
-      circuitBreaker({ breaker: { kind: 'consecutive', slowCall: { durationMs: 10 } } as never }),
+      circuitBreaker({ breaker: { kind: 'consecutive', slowCallMs: 10 } as never }),
     );
-    expect(error.option).toBe('circuitBreaker.breaker.slowCall');
+    expect(error.option).toBe('circuitBreaker.breaker.slowCallMs');
   });
 });
 
 describe('circuitBreaker: count breaker', () => {
-  it('waits for minimumCalls, then opens when the failure rate reaches failureRateThreshold', async () => {
+  it('waits for minSamples, then opens when the failure rate reaches failureRatio', async () => {
     const { breaker, fail, pass, events } = setup({
-      breaker: { kind: 'count', size: 10, minimumCalls: 4, failureRateThreshold: 0.5 },
+      breaker: { kind: 'count', size: 10, minSamples: 4, failureRatio: 0.5 },
     });
     await fail();
     await fail();
@@ -155,7 +155,7 @@ describe('circuitBreaker: count breaker', () => {
     });
   });
 
-  it('minimumCalls defaults to size', async () => {
+  it('minSamples defaults to size', async () => {
     const { breaker, fail, pass } = setup({ breaker: { kind: 'count', size: 4 } });
     await fail();
     await fail();
@@ -167,7 +167,7 @@ describe('circuitBreaker: count breaker', () => {
 
   it('looks at the last `size` calls only (the ring wraps around)', async () => {
     const { breaker, fail, pass } = setup({
-      breaker: { kind: 'count', size: 4, minimumCalls: 4, failureRateThreshold: 0.75 },
+      breaker: { kind: 'count', size: 4, minSamples: 4, failureRatio: 0.75 },
     });
     await fail();
     await fail();
@@ -185,14 +185,14 @@ describe('circuitBreaker: count breaker', () => {
     expect(breaker.state).toBe('open');
   });
 
-  it('slow successes open it (slowCall.durationMs, rateThreshold), timed on the clock', async () => {
+  it('slow successes open it (slowCallMs, rateThreshold), timed on the clock', async () => {
     const { breaker, slow, events } = setup({
       breaker: {
         kind: 'count',
         size: 4,
-        minimumCalls: 4,
-        failureRateThreshold: 1,
-        slowCall: { durationMs: 100, rateThreshold: 0.5 },
+        minSamples: 4,
+        failureRatio: 1,
+        slowCallMs: 100, slowCallRatio: 0.5,
       },
     });
     expectPassed(await slow(99)); // not slow
@@ -213,9 +213,9 @@ describe('circuitBreaker: count breaker', () => {
     ]);
   });
 
-  it('slowCall.rateThreshold defaults to 1 (every call in the window slow)', async () => {
+  it('slowCallRatio defaults to 1 (every call in the window slow)', async () => {
     const { breaker, slow } = setup({
-      breaker: { kind: 'count', size: 2, failureRateThreshold: 1, slowCall: { durationMs: 50 } },
+      breaker: { kind: 'count', size: 2, failureRatio: 1, slowCallMs: 50 },
     });
     await slow(50);
     await slow(10);
@@ -232,11 +232,11 @@ describe('circuitBreaker: time breaker', () => {
     kind: 'time',
     windowMs: 1000,
     buckets: 4,
-    minimumThroughput: 4,
-    failureRateThreshold: 0.5,
+    minSamples: 4,
+    failureRatio: 0.5,
   } as const;
 
-  it('makes no decision below minimumThroughput', async () => {
+  it('makes no decision below minSamples', async () => {
     const { breaker, fail, pass } = setup({ breaker: breakerOpts });
     await fail();
     await fail();
@@ -259,14 +259,14 @@ describe('circuitBreaker: time breaker', () => {
     expect(breaker.stats).toMatchObject({ calls: 1, failures: 0 });
     await fail();
     await fail();
-    expect(breaker.state).toBe('closed'); // 3 calls: below minimumThroughput
+    expect(breaker.state).toBe('closed'); // 3 calls: below minSamples
     await fail(); // 3 of 4 failed
     expect(breaker.state).toBe('open');
   });
 
   it('slow successes open it too', async () => {
     const { breaker, slow, events } = setup({
-      breaker: { ...breakerOpts, failureRateThreshold: 1, slowCall: { durationMs: 20, rateThreshold: 0.75 } },
+      breaker: { ...breakerOpts, failureRatio: 1, slowCallMs: 20, slowCallRatio: 0.75 },
     });
     await slow(20);
     await slow(5);
@@ -281,7 +281,7 @@ describe('circuitBreaker: time breaker', () => {
 
   it('slow calls roll off with their bucket', async () => {
     const { breaker, clock, slow } = setup({
-      breaker: { ...breakerOpts, failureRateThreshold: 1, slowCall: { durationMs: 20, rateThreshold: 0.5 } },
+      breaker: { ...breakerOpts, failureRatio: 1, slowCallMs: 20, slowCallRatio: 0.5 },
     });
     await slow(30); // recorded at t=30, bucket 0
     await clock.tick(1000);
@@ -294,7 +294,7 @@ describe('circuitBreaker: open state', () => {
     const { breaker, clock, fail, pass } = setup({
       name: 'inventory',
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 10_000,
+      halfOpenAfterMs: 10_000,
     });
     await fail();
     await clock.tick(2_500);
@@ -321,7 +321,7 @@ describe('circuitBreaker: open state', () => {
   ] as const)('with no listener at all, the break of a %j breaker starts when it opens', async (b) => {
     // A clock far from 0, as performance.now() is in a long-running process.
     const clock = createFakeClock({ now: 3_600_000 });
-    const breaker = circuitBreaker({ clock, breaker: b, halfOpenAfter: 1_000 });
+    const breaker = circuitBreaker({ clock, breaker: b, halfOpenAfterMs: 1_000 });
     await outcome(
       breaker.execute(() => {
         throw new Error('down');
@@ -339,7 +339,7 @@ describe('circuitBreaker: open state', () => {
     const breaker = circuitBreaker({
       clock,
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
     });
     const down = () => {
       throw new Error('down');
@@ -350,7 +350,7 @@ describe('circuitBreaker: open state', () => {
     expectRejected(await outcome(breaker.execute(() => 'x')), 'open', 1_000);
   });
 
-  it('defaults halfOpenAfter to 30 s', async () => {
+  it('defaults halfOpenAfterMs to 30 s', async () => {
     const { breaker, clock, fail, pass } = setup({ breaker: { kind: 'consecutive', threshold: 1 } });
     await fail();
     await clock.tick(29_999);
@@ -360,10 +360,10 @@ describe('circuitBreaker: open state', () => {
     expect(breaker.state).toBe('closed');
   });
 
-  it('turns half-open on the first call after halfOpenAfter (not before)', async () => {
+  it('turns half-open on the first call after halfOpenAfterMs (not before)', async () => {
     const { breaker, clock, fail, pass, changes } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
     });
     await fail();
     await clock.tick(5_000);
@@ -378,7 +378,7 @@ describe('circuitBreaker: half-open state', () => {
   it('admits `halfOpen.probes` concurrent probes and rejects the rest (state half-open)', async () => {
     const { breaker, clock, fail, start, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       halfOpen: { probes: 2 },
     });
     await fail();
@@ -397,7 +397,7 @@ describe('circuitBreaker: half-open state', () => {
   it('closes after `successThreshold` successful probes', async () => {
     const { breaker, clock, fail, pass, changes } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       halfOpen: { probes: 1, successThreshold: 3 },
     });
     await fail();
@@ -413,7 +413,7 @@ describe('circuitBreaker: half-open state', () => {
   it('a probe slot frees when its probe succeeds without closing the breaker', async () => {
     const { breaker, clock, fail, start, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       halfOpen: { probes: 1, successThreshold: 2 },
     });
     await fail();
@@ -429,7 +429,7 @@ describe('circuitBreaker: half-open state', () => {
   it('re-opens on one failed probe; the other probes in flight no longer count', async () => {
     const { breaker, clock, fail, start, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       halfOpen: { probes: 3, successThreshold: 2 },
     });
     await fail();
@@ -452,8 +452,8 @@ describe('circuitBreaker: half-open state', () => {
 
   it('re-opens on a slow probe when slowCall is set', async () => {
     const { breaker, clock, fail, slow, events } = setup({
-      breaker: { kind: 'count', size: 1, failureRateThreshold: 1, slowCall: { durationMs: 50 } },
-      halfOpenAfter: 100,
+      breaker: { kind: 'count', size: 1, failureRatio: 1, slowCallMs: 50 },
+      halfOpenAfterMs: 100,
     });
     await fail();
     await clock.tick(100);
@@ -470,7 +470,7 @@ describe('circuitBreaker: half-open state', () => {
   it('an excluded probe counts neither way and releases its slot', async () => {
     const { breaker, clock, fail, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       exclude: handle.errors(NotFound),
     });
     await fail();
@@ -484,7 +484,7 @@ describe('circuitBreaker: half-open state', () => {
   it('a probe aborted by its caller releases its slot', async () => {
     const { breaker, clock, fail, sleep, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
     });
     await fail();
     await clock.tick(100);
@@ -509,8 +509,8 @@ describe('circuitBreaker: half-open state', () => {
 
   it('closing forgets the counts from before the break', async () => {
     const { breaker, clock, fail, pass } = setup({
-      breaker: { kind: 'count', size: 4, minimumCalls: 2, failureRateThreshold: 0.5 },
-      halfOpenAfter: 100,
+      breaker: { kind: 'count', size: 4, minSamples: 2, failureRatio: 0.5 },
+      halfOpenAfterMs: 100,
     });
     await pass();
     await fail();
@@ -526,11 +526,11 @@ describe('circuitBreaker: half-open state', () => {
   });
 });
 
-describe('circuitBreaker: halfOpenAfter as a backoff', () => {
+describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   it('grows with consecutive opens and resets after a close', async () => {
     const { breaker, clock, fail, pass, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, factor: 2, max: 5_000, jitter: 'none' }),
+      halfOpenAfterMs: backoff.exponential({ initial: 1_000, factor: 2, max: 5_000, jitter: 'none' }),
     });
     const breaks = () =>
       events.flatMap((e) => (e.event === 'stateChange' && e.to === 'open' ? [e.breakMs] : []));
@@ -554,7 +554,7 @@ describe('circuitBreaker: halfOpenAfter as a backoff', () => {
   it('uses the `random` option for a jittered backoff', async () => {
     const { breaker, fail } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfterMs: backoff.exponential({ initial: 1_000, jitter: 'full' }),
       random: fixedRandom(0.25),
     });
     await fail();
@@ -564,7 +564,7 @@ describe('circuitBreaker: halfOpenAfter as a backoff', () => {
   it('accepts 0 ms: the next call is a probe', async () => {
     const { breaker, fail, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 0,
+      halfOpenAfterMs: 0,
     });
     await fail();
     expect(breaker.state).toBe('open');
@@ -577,7 +577,7 @@ describe('circuitBreaker: calls admitted under an earlier state', () => {
   it('a slow call admitted while closed cannot re-open a half-open breaker when it fails late', async () => {
     const { breaker, clock, fail, start, changes } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       halfOpen: { probes: 1 },
     });
     const late = start(500, new Error('late failure')); // admitted while closed
@@ -597,7 +597,7 @@ describe('circuitBreaker: calls admitted under an earlier state', () => {
   it('a slow success admitted while closed does not count after the breaker re-closed', async () => {
     const { breaker, clock, fail, start } = setup({
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
     });
     const late = start(1_000); // admitted while closed, succeeds at t=1000
     await fail();
@@ -614,7 +614,7 @@ describe('circuitBreaker: calls admitted under an earlier state', () => {
   it('a probe that settles after the breaker was reset does not count', async () => {
     const { breaker, clock, fail, start } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
     });
     await fail();
     await clock.tick(100);
@@ -722,7 +722,7 @@ describe('circuitBreaker: handle and exclude', () => {
   it('a half-open probe that the bulkhead rejects neither closes nor re-opens the breaker', async () => {
     const { breaker, clock, sleep, changes } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
     });
     const inner = bulkhead({ limit: 1, clock });
     const policy = pipeline(breaker, inner);
@@ -808,7 +808,7 @@ describe('circuitBreaker: bypass', () => {
   it('lets a bypass priority through an open breaker, emitted and counted, outcome not counted', async () => {
     const { breaker, fail, pass, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
       bypass: ['critical'],
     });
     await fail();
@@ -843,7 +843,7 @@ describe('circuitBreaker: bypass', () => {
   it('passes a half-open breaker whose probe slots are taken, without touching the probes', async () => {
     const { breaker, clock, fail, start, pass, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       bypass: ['critical', 'high'],
     });
     await fail();
@@ -865,7 +865,7 @@ describe('circuitBreaker: bypass', () => {
   it('a bypass priority arriving when a probe slot is free is the probe', async () => {
     const { breaker, clock, fail } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
       bypass: ['critical'],
     });
     await fail();
@@ -961,7 +961,7 @@ describe('circuitBreaker: manual control', () => {
       const clock = createFakeClock();
       const breaker = circuitBreaker({
         breaker: { kind: 'consecutive', threshold: 1 },
-        halfOpenAfter: 10,
+        halfOpenAfterMs: 10,
         handle: handle.errors((e) => (e as { response: { status: number } }).response.status >= 500),
         clock,
       });
@@ -980,13 +980,13 @@ describe('circuitBreaker: manual control', () => {
     }
   });
 
-  it('a halfOpenAfter backoff that throws keeps the last break duration (and is reported)', async () => {
+  it('a halfOpenAfterMs backoff that throws keeps the last break duration (and is reported)', async () => {
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
       const clock = createFakeClock();
       const breaker = circuitBreaker({
         breaker: { kind: 'consecutive', threshold: 1 },
-        halfOpenAfter: backoff.delegate((n) => (n === 1 ? 100 : Number.NaN)),
+        halfOpenAfterMs: backoff.delegate((n) => (n === 1 ? 100 : Number.NaN)),
         clock,
       });
       await breaker.execute(() => Promise.reject(new Error('x'))).catch(() => {});
@@ -1002,7 +1002,7 @@ describe('circuitBreaker: manual control', () => {
   });
 
   it('forceOpen() rejects everything until reset(); releasing isolations does not close it', async () => {
-    const { breaker, clock, pass, changes } = setup({ halfOpenAfter: 10 });
+    const { breaker, clock, pass, changes } = setup({ halfOpenAfterMs: 10 });
     const h = breaker.isolate();
     breaker.forceOpen();
     breaker.forceOpen(); // idempotent
@@ -1047,7 +1047,7 @@ describe('circuitBreaker: manual control', () => {
   it('reset() clears isolation, counts and the growing break', async () => {
     const { breaker, clock, fail, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfter: backoff.linear({ initial: 100, step: 100 }),
+      halfOpenAfterMs: backoff.linear({ initial: 100, step: 100 }),
     });
     await fail();
     await fail();
@@ -1082,7 +1082,7 @@ describe('circuitBreaker: events', () => {
       clock,
       name: 'payments',
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 100,
+      halfOpenAfterMs: 100,
     });
     const seen: string[] = [];
     breaker.onStateChange((e) => seen.push(`change ${e.from}->${e.to}`));
@@ -1144,7 +1144,7 @@ describe('circuitBreaker: events', () => {
   it('onEvent: success, failure and excluded per call, with durationMs, slow and error', async () => {
     const { clock, slow, events } = setup({
       name: 'db',
-      breaker: { kind: 'count', size: 10, failureRateThreshold: 1, slowCall: { durationMs: 100 } },
+      breaker: { kind: 'count', size: 10, failureRatio: 1, slowCallMs: 100 },
       exclude: handle.errors(NotFound),
     });
     const error = new Error('boom');
@@ -1226,7 +1226,7 @@ describe('circuitBreaker: events', () => {
   it('disposers stop delivery (call, dispose() or Symbol.dispose)', async () => {
     const { breaker, fail, clock } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 10,
+      halfOpenAfterMs: 10,
     });
     const a = vi.fn();
     const b = vi.fn();
@@ -1269,8 +1269,8 @@ describe('circuitBreaker: events', () => {
 describe('circuitBreaker: stats', () => {
   it('reports state, window figures and counters', async () => {
     const { breaker, clock, fail, pass } = setup({
-      breaker: { kind: 'count', size: 4, minimumCalls: 3, failureRateThreshold: 0.6 },
-      halfOpenAfter: 1_000,
+      breaker: { kind: 'count', size: 4, minSamples: 3, failureRatio: 0.6 },
+      halfOpenAfterMs: 1_000,
       bypass: ['critical'],
     });
     expect(breaker.stats).toEqual({
@@ -1319,7 +1319,7 @@ describe('circuitBreaker: stats', () => {
 
   it('time-window figures age with the clock', async () => {
     const { breaker, clock, fail } = setup({
-      breaker: { kind: 'time', windowMs: 100, buckets: 2, minimumThroughput: 10 },
+      breaker: { kind: 'time', windowMs: 100, buckets: 2, minSamples: 10 },
     });
     await fail();
     expect(breaker.stats.failures).toBe(1);
@@ -1336,7 +1336,7 @@ describe('circuitBreaker: save and restore', () => {
   it('toJSON() describes the state', async () => {
     const clock = createFakeClock({ now: 500, date: Date.UTC(2026, 5, 1) });
     const { breaker, fail } = setup(
-      { breaker: { kind: 'consecutive', threshold: 2 }, halfOpenAfter: 1_000 },
+      { breaker: { kind: 'consecutive', threshold: 2 }, halfOpenAfterMs: 1_000 },
       clock,
     );
     await fail();
@@ -1354,7 +1354,7 @@ describe('circuitBreaker: save and restore', () => {
   });
 
   it('an open breaker restores open with the break time left, less the time spent saved', async () => {
-    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfter: 10_000 });
+    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10_000 });
     await a.fail();
     await a.clock.tick(1_000);
     const saved = roundTrip(a.breaker.toJSON());
@@ -1362,7 +1362,7 @@ describe('circuitBreaker: save and restore', () => {
     // A new process: another monotonic origin, and 3 s of wall-clock time later.
     const clock = createFakeClock({ now: 77, date: a.clock.date() + 3_000 });
     const b = setup(
-      { breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfter: 10_000, initialState: saved },
+      { breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10_000, initialState: saved },
       clock,
     );
     expect(b.breaker.state).toBe('open');
@@ -1374,7 +1374,7 @@ describe('circuitBreaker: save and restore', () => {
   });
 
   it('an open breaker whose break passed while saved admits a probe at once', async () => {
-    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfter: 1_000 });
+    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 1_000 });
     await a.fail();
     const clock = createFakeClock({ date: a.clock.date() + 60_000 });
     const b = setup(
@@ -1388,7 +1388,7 @@ describe('circuitBreaker: save and restore', () => {
   });
 
   it('a half-open breaker restores as open and due', async () => {
-    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfter: 100 });
+    const a = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 100 });
     await a.fail();
     await a.clock.tick(100);
     const probe = a.start(10);
@@ -1438,9 +1438,9 @@ describe('circuitBreaker: save and restore', () => {
       breaker: {
         kind: 'count',
         size: 5,
-        minimumCalls: 5,
-        failureRateThreshold: 0.6,
-        slowCall: { durationMs: 50 },
+        minSamples: 5,
+        failureRatio: 0.6,
+        slowCallMs: 50,
       },
     } as const;
     const a = setup(opts);
@@ -1456,7 +1456,7 @@ describe('circuitBreaker: save and restore', () => {
 
   it('time-window counts survive and keep ageing by the time spent saved', async () => {
     const opts = {
-      breaker: { kind: 'time', windowMs: 1_000, buckets: 4, minimumThroughput: 3, failureRateThreshold: 0.5 },
+      breaker: { kind: 'time', windowMs: 1_000, buckets: 4, minSamples: 3, failureRatio: 0.5 },
     } as const;
     const a = setup(opts);
     await a.fail(); // t=0 (bucket 0)
@@ -1482,7 +1482,7 @@ describe('circuitBreaker: save and restore', () => {
   it('a restored breaker keeps growing its break where it left off', async () => {
     const opts = {
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.linear({ initial: 100, step: 100, max: 1_000 }),
+      halfOpenAfterMs: backoff.linear({ initial: 100, step: 100, max: 1_000 }),
     } as const;
     const a = setup(opts);
     await a.fail(); // 100
@@ -1526,8 +1526,8 @@ describe('circuitBreaker: save and restore', () => {
   });
 
   it.each([
-    [null, 'circuitBreaker.initialState must be an options object (got null)'],
-    ['open', 'circuitBreaker.initialState must be an options object (got "open")'],
+    [null, 'circuitBreaker.initialState must be a value returned by toJSON() (v: 1) (got null)'],
+    ['open', 'circuitBreaker.initialState must be a value returned by toJSON() (v: 1) (got "open")'],
     [
       { v: 2, state: 'open' },
       'circuitBreaker.initialState must be a value returned by toJSON() (v: 1) (got an object)',
@@ -1545,60 +1545,39 @@ describe('circuitBreaker: save and restore', () => {
 });
 
 describe('circuitBreaker: validation', () => {
+  const C = 'circuitBreaker';
   it.each([
-    [
-      { breaker: { kind: 'consecutive', threshold: 0 } },
-      'circuitBreaker.breaker.threshold must be an integer >= 1 (got 0)',
-    ],
-    [
-      { breaker: { kind: 'count', size: 2, minimumCalls: 3 } },
-      'circuitBreaker.breaker.minimumCalls must be at most size (2) (got 3)',
-    ],
-    [
-      { breaker: { kind: 'time', windowMs: -5 } },
-      'circuitBreaker.breaker.windowMs must be a finite number >= 1 (got -5)',
-    ],
-    [
-      { breaker: { kind: 'ring' } },
-      "circuitBreaker.breaker.kind must be one of 'consecutive', 'count', 'time' (got \"ring\")",
-    ],
-    [{ halfOpenAfter: -1 }, 'circuitBreaker.halfOpenAfter must be a finite number >= 0 (got -1)'],
-    [{ halfOpenAfter: '5s' }, 'circuitBreaker.halfOpenAfter must be a finite number >= 0 (got "5s")'],
-    [{ halfOpen: 2 }, 'circuitBreaker.halfOpen must be an options object (got 2)'],
-    [{ halfOpen: { probes: 0 } }, 'circuitBreaker.halfOpen.probes must be an integer >= 1 (got 0)'],
-    [
-      { halfOpen: { successThreshold: 0.5 } },
-      'circuitBreaker.halfOpen.successThreshold must be an integer >= 1 (got 0.5)',
-    ],
-    [
-      { halfOpen: { calls: 2 } },
-      'circuitBreaker.halfOpen.calls is not an option of circuitBreaker.halfOpen; the known options are probes, successThreshold',
-    ],
-    [
-      { handle: () => true },
-      'circuitBreaker.handle must be a handler, e.g. handle.transient() (got a function)',
-    ],
-    [
-      { exclude: [NotFound] },
-      'circuitBreaker.exclude must be a handler, e.g. handle.errors(NotFoundError) (got an array)',
-    ],
-    [
-      { bypass: 'critical' },
-      'circuitBreaker.bypass must be an array of priority names, e.g. [\'critical\'] (got "critical")',
-    ],
-    [
-      { bypass: [1] },
-      "circuitBreaker.bypass must be an array of priority names, e.g. ['critical'] (got an array)",
-    ],
-    [{ random: 0.5 }, 'circuitBreaker.random must be a function (got 0.5)'],
-    [{ name: '' }, 'circuitBreaker.name must be a non-empty string (got "")'],
-    [
-      { halfOpenAfterMs: 10 },
-      'circuitBreaker.halfOpenAfterMs is not an option of circuitBreaker; the known options are breaker, halfOpenAfter, halfOpen, handle, exclude, bypass, initialState, random, name, clock',
-    ],
-  ])('rejects %j', (options, message) => {
+    [{ breaker: { kind: 'consecutive', threshold: 0 } }, `${C}.breaker.threshold`, 'INVALID_OPTION'],
+    [{ breaker: { kind: 'count', size: 2, minSamples: 3 } }, `${C}.breaker.minSamples`, 'INVALID_OPTION'],
+    [{ breaker: { kind: 'time', windowMs: -5 } }, `${C}.breaker.windowMs`, 'INVALID_OPTION'],
+    [{ breaker: { kind: 'ring' } }, `${C}.breaker.kind`, 'INVALID_OPTION'],
+    [{ halfOpenAfterMs: -1 }, `${C}.halfOpenAfterMs`, 'INVALID_OPTION'],
+    [{ halfOpenAfterMs: '5s' }, `${C}.halfOpenAfterMs`, 'INVALID_OPTION'],
+    [{ halfOpen: 2 }, `${C}.halfOpen`, 'INVALID_OPTION'],
+    [{ halfOpen: { probes: 0 } }, `${C}.halfOpen.probes`, 'INVALID_OPTION'],
+    [{ halfOpen: { successThreshold: 0.5 } }, `${C}.halfOpen.successThreshold`, 'INVALID_OPTION'],
+    [{ halfOpen: { calls: 2 } }, `${C}.halfOpen.calls`, 'UNKNOWN_OPTION'],
+    [{ handle: () => true }, `${C}.handle`, 'INVALID_OPTION'],
+    [{ exclude: [NotFound] }, `${C}.exclude`, 'INVALID_OPTION'],
+    [{ bypass: 'critical' }, `${C}.bypass`, 'INVALID_OPTION'],
+    [{ bypass: [1] }, `${C}.bypass`, 'INVALID_OPTION'],
+    [{ random: 0.5 }, `${C}.random`, 'INVALID_OPTION'],
+    [{ name: '' }, `${C}.name`, 'INVALID_OPTION'],
+    [{ registry: {} }, `${C}.registry`, 'INVALID_OPTION'],
+    [{ halfOpenAfter: 10 }, `${C}.halfOpenAfter`, 'UNKNOWN_OPTION'],
+  ])('rejects %j', (options, option, code) => {
     const error = configError(() => circuitBreaker(options as never));
-    expect(error.message).toBe(message);
+    expect(error.option).toBe(option);
+    expect(error.code).toBe(code);
+  });
+
+  it('says what each rule is, and suggests the new name of a renamed option', () => {
+    expect(configError(() => circuitBreaker({ halfOpen: { probes: 0 } })).message).toBe(
+      'circuitBreaker.halfOpen.probes must be an integer >= 1 (got 0)',
+    );
+    const renamed = configError(() => circuitBreaker({ halfOpenAfter: 10 } as never));
+    expect(renamed.suggestion).toBe('halfOpenAfterMs');
+    expect(renamed.message).toContain('did you mean circuitBreaker.halfOpenAfterMs?');
   });
 
   it('rejects options that are not an object', () => {
