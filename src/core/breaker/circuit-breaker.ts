@@ -23,7 +23,6 @@ import { BrokenCircuitError } from '../errors.js';
 import {
   type CircuitBreakerEvent,
   type Disposer,
-  disposeSymbol,
   type Listener,
   PolicyEmitter,
   reportError,
@@ -38,18 +37,11 @@ import {
   SHARED_CIRCUIT_BREAKER_DESCRIPTOR,
 } from './descriptor.js';
 import type { BreakerHooks, BreakerInternals } from './hooks.js';
+import { type IsolationHandle, isolationHandle } from './isolation.js';
 import { type BreakerConfig, type CircuitBreakerOptions, parseCircuitBreakerOptions } from './options.js';
 import { classifyError, classifyResult, FAILURE, NEUTRAL, type Outcome, SUCCESS } from './outcome.js';
 import { type CircuitState, readSavedState, type SavedCircuitState } from './saved-state.js';
 import { createWindow, type FailureWindow, type WindowFigures } from './windows.js';
-
-/** A handle returned by `isolate()`: release it to let calls through again. */
-export interface IsolationHandle {
-  /** Releases this isolation (idempotent). The breaker closes when the last one is released. */
-  release(): void;
-  dispose(): void;
-  [Symbol.dispose](): void;
-}
 
 /** Counters and the current figures of a breaker (see also `snapshot()`). */
 export interface CircuitBreakerStats extends WindowFigures {
@@ -222,11 +214,25 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.window.slowMs !== Number.POSITIVE_INFINITY || this.wantsOutcomes() ? this.clock.now() : Number.NaN;
     return start(ctx, next).then(
       (result) => {
-        this.settle(gen, probe, classifyResult(this.handler, this.excluded, result, this.who), t0, ctx, undefined);
+        this.settle(
+          gen,
+          probe,
+          classifyResult(this.handler, this.excluded, result, this.who),
+          t0,
+          ctx,
+          undefined,
+        );
         return result;
       },
       (error: unknown) => {
-        this.settle(gen, probe, classifyError(this.handler, this.excluded, error, ctx, this.who), t0, ctx, error);
+        this.settle(
+          gen,
+          probe,
+          classifyError(this.handler, this.excluded, error, ctx, this.who),
+          t0,
+          ctx,
+          error,
+        );
         throw error;
       },
     );
@@ -241,7 +247,8 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   /** Admission outside `closed`: 1 = probe, 2 = bypass; throws when rejected. */
   private admit(ctx: ExecutionContext): number {
     const now = this.clock.now();
-    if (this._state === 'open' && now >= this.openUntil) this.transition('half-open', ctx, undefined, undefined);
+    if (this._state === 'open' && now >= this.openUntil)
+      this.transition('half-open', ctx, undefined, undefined);
     const state = this._state;
     if (state === 'half-open' && this.probesInFlight < this.probes) {
       this.probesInFlight++;
@@ -500,7 +507,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       released = true;
       if (--this.isolations === 0 && this._state === 'isolated') this.endIsolation();
     };
-    return { release, dispose: release, [disposeSymbol]: release } as IsolationHandle;
+    return isolationHandle(release);
   }
 
   /**

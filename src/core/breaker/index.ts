@@ -1,12 +1,12 @@
 /** The circuit breaker: state machine, failure windows, options, saved state, telemetry. */
 
 export {
-  type CircuitBreakerStats,
   CircuitBreakerPolicy,
+  type CircuitBreakerStats,
   circuitBreaker,
-  type IsolationHandle,
 } from './circuit-breaker.js';
 export { CIRCUIT_BREAKER_DESCRIPTOR, SHARED_CIRCUIT_BREAKER_DESCRIPTOR } from './descriptor.js';
+export type { IsolationHandle } from './isolation.js';
 export type {
   BreakerOptions,
   CircuitBreakerOptions,

@@ -9,7 +9,13 @@
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BrokenCircuitError, backoff, type CircuitBreakerOptions, circuitBreaker, handle } from '../../index.js';
+import {
+  BrokenCircuitError,
+  backoff,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+  handle,
+} from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -148,7 +148,8 @@ export const windowSchema = s.custom<WindowConfig>(
     };
     const size = o.size ?? 0;
     const minSamples = o.minSamples ?? size;
-    if (kind === 'count' && minSamples > size) s.fail(`${path}.minSamples`, `at most size (${size})`, minSamples);
+    if (kind === 'count' && minSamples > size)
+      s.fail(`${path}.minSamples`, `at most size (${size})`, minSamples);
     if (o.slowCallRatio !== undefined && o.slowCallMs === undefined)
       s.fail(`${path}.slowCallRatio`, 'set together with slowCallMs', o.slowCallRatio);
     return {

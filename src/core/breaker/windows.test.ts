@@ -96,7 +96,8 @@ describe('createWindow: count', () => {
       size: 4,
       minSamples: 2,
       failureRatio: 1,
-      slowCallMs: 100, slowCallRatio: 0.5,
+      slowCallMs: 100,
+      slowCallRatio: 0.5,
     });
     expect(w.slowMs).toBe(100);
     expect(w.record(false, true, 0)).toBeNull(); // below minSamples
@@ -114,7 +115,8 @@ describe('createWindow: count', () => {
       kind: 'count',
       size: 2,
       failureRatio: 0.5,
-      slowCallMs: 5, slowCallRatio: 0.5,
+      slowCallMs: 5,
+      slowCallRatio: 0.5,
     });
     expect(feed(w, 'Sf')).toEqual([null, 'failure rate 50% >= 50% over 2 calls']);
     expect(w.figures(0)).toEqual({ calls: 2, failures: 1, slow: 1 });
@@ -199,7 +201,8 @@ describe('createWindow: time', () => {
     const w = createWindow({
       ...opts,
       failureRatio: 1,
-      slowCallMs: 50, slowCallRatio: 0.6,
+      slowCallMs: 50,
+      slowCallRatio: 0.6,
     });
     expect(w.slowMs).toBe(50);
     expect(feed(w, 'sSs', 0)).toEqual([null, null, 'slow-call rate 66.7% >= 60% over 3 calls']);
