@@ -331,7 +331,12 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.probesInFlight--;
       if (hooks.probeSettled?.(kind, slow, ctx) === true || kind === NEUTRAL) return;
       if (kind === FAILURE || slow) {
-        this.open(slow && kind !== FAILURE ? 'slow half-open probe' : 'half-open probe failed', ctx, at);
+        this.open(
+          slow && kind !== FAILURE ? 'slow half-open probe' : 'half-open probe failed',
+          ctx,
+          at,
+          true,
+        );
       } else if (++this.probeSuccesses >= this.successThreshold) {
         this.transition('closed', ctx, undefined, at);
         hooks.closed?.();
@@ -343,13 +348,13 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     const reason = this.window.record(kind === FAILURE, slow, now);
     if (reason === null) return;
     if (hooks.tripping?.(reason) === false) this.window.reset();
-    else this.open(reason, ctx, at);
+    else this.open(reason, ctx, at, false);
   }
 
   /** Opens by the breaker's own decision, and tells the hooks. */
-  private open(reason: string, ctx: ExecutionContext | null, at: number | undefined): void {
+  private open(reason: string, ctx: ExecutionContext | null, at: number | undefined, probe: boolean): void {
     const breakMs = this.transition('open', ctx, reason, at);
-    this.hooks.opened?.(reason, breakMs ?? 0, this.openCount);
+    this.hooks.opened?.(reason, breakMs ?? 0, this.openCount, probe);
   }
 
   /** Moves to `to`; returns the break duration when `to` is `open`. */
@@ -420,32 +425,34 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   }
 
   /**
-   * Takes a state decided elsewhere (another instance of a shared breaker) without calling the
-   * hooks: `open` for `remainingMs` (0: the next call probes) after `openCount` opens, or
-   * `closed`, `forced-open`, `disabled`. The failure window is forgotten. @internal
+   * Takes a state decided elsewhere (another instance of a shared breaker, or the fleet's
+   * counts) without calling the hooks: `open` for `remainingMs` (0: the next call probes) after
+   * `openCount` opens, or `closed`, `forced-open`, `disabled`. The failure window is forgotten.
+   * @internal
    */
   _adopt(
     to: 'open' | 'closed' | 'forced-open' | 'disabled',
     reason: string,
     remainingMs = 0,
     openCount = this.openCount,
+    source: 'local' | 'remote' = 'remote',
   ): void {
     if (to !== 'open' && to === this._state) return;
     this.window.reset();
-    this.transition(to, null, reason, undefined, Math.max(0, remainingMs), 'remote');
+    this.transition(to, null, reason, undefined, Math.max(0, remainingMs), source);
     if (to === 'open') this.openCount = Math.max(1, openCount);
   }
 
-  /** Moves an open breaker whose break is over to half-open (no-op otherwise). @internal */
+  /** Moves an open breaker whose break is over to half-open; returns the state. @internal */
   _halfOpenIfDue(): CircuitState {
     if (this._state === 'open' && this.clock.now() >= this.openUntil)
       this.transition('half-open', null, undefined, undefined);
     return this._state;
   }
 
-  /** Ms left of the break (0 when not open). @internal */
-  get _retryAfterMs(): number {
-    return this.retryAfter(this.clock.now());
+  /** Half-open probes running now. @internal */
+  get _probes(): number {
+    return this.probesInFlight;
   }
 
   /** Subscribes to every state change. */
@@ -460,23 +467,17 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
 
   /** Subscribes to the breaker opening. */
   onOpen(listener: Listener<StateChange>): Disposer {
-    return this.onStateChange((e) => {
-      if (e.to === 'open') listener(e);
-    });
+    return this.onStateChange((e) => e.to === 'open' && listener(e));
   }
 
   /** Subscribes to the breaker closing. */
   onClose(listener: Listener<StateChange>): Disposer {
-    return this.onStateChange((e) => {
-      if (e.to === 'closed') listener(e);
-    });
+    return this.onStateChange((e) => e.to === 'closed' && listener(e));
   }
 
   /** Subscribes to the breaker turning half-open. */
   onHalfOpen(listener: Listener<StateChange>): Disposer {
-    return this.onStateChange((e) => {
-      if (e.to === 'half-open') listener(e);
-    });
+    return this.onStateChange((e) => e.to === 'half-open' && listener(e));
   }
 
   /** Subscribes to rejected calls. */

@@ -22,8 +22,8 @@ export interface BreakerHooks {
    * taken over).
    */
   probeSettled?(outcome: Outcome, slow: boolean, ctx: ExecutionContext): boolean;
-  /** The breaker opened by its own decision (a window tripped or a probe failed). */
-  opened?(reason: string, breakMs: number, openCount: number): void;
+  /** The breaker opened by its own decision: a window tripped, or (`probe`) a half-open probe failed. */
+  opened?(reason: string, breakMs: number, openCount: number, probe: boolean): void;
   /** The breaker closed by its own decision (enough half-open probes succeeded). */
   closed?(): void;
 }
