@@ -18,21 +18,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Backoff } from '../core/backoff.js';
 import { CircuitBreakerPolicy, type CircuitBreakerStats } from '../core/breaker/circuit-breaker.js';
 import { SHARED_CIRCUIT_BREAKER_DESCRIPTOR } from '../core/breaker/descriptor.js';
 import type { BreakerHooks } from '../core/breaker/hooks.js';
 import { type IsolationHandle, isolationHandle } from '../core/breaker/isolation.js';
-import { FAILURE, NEUTRAL, type Outcome, SUCCESS } from '../core/breaker/outcome.js';
+import { FAILURE, NEUTRAL, type Outcome } from '../core/breaker/outcome.js';
 import type { CircuitState, SavedCircuitState } from '../core/breaker/saved-state.js';
-import type { Clock, RandomSource } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import type { CircuitBreakerEvent, Disposer, EventBase, Listener } from '../core/events.js';
-import { PolicyEmitter, reportError } from '../core/events.js';
+import { PolicyEmitter } from '../core/events.js';
 import { type Link, PolicyBase, start } from '../core/policy.js';
 import { joinRegistry } from '../core/registry.js';
 import { RedisLink } from './redis-link.js';
+import { FleetCounts } from './shared-breaker-counts.js';
 import {
   parseSharedBreakerOptions,
   type SharedBreakerSubscriber,
@@ -40,7 +40,6 @@ import {
 } from './shared-breaker-options.js';
 import {
   CLOSE_SCRIPT,
-  COUNT_SCRIPT,
   ISOLATE_SCRIPT,
   LEASE_SCRIPT,
   MODE_SCRIPT,
@@ -116,8 +115,8 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   private readonly onMessage: (channel: string, message: string) => void;
   private readonly onReconnect: () => void;
   private readonly aggregate: ReturnType<typeof parseSharedBreakerOptions>['aggregate'];
-  private readonly breakSetting: number | Backoff;
-  private readonly random: RandomSource;
+  /** Fleet-wide counting (`aggregate`), or null. */
+  private readonly counts: FleetCounts | null;
   /** The lease token of each probe this instance runs. */
   private readonly tokens = new WeakMap<ExecutionContext, string>();
   private pendingLeases = 0;
@@ -126,10 +125,6 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   /** Held while another instance isolates the breaker. */
   private remoteIsolation: IsolationHandle | null = null;
   private remoteChanges = 0;
-  private pendingSuccesses = 0;
-  private pendingFailures = 0;
-  private flushTimer: ReturnType<Clock['setTimeout']> | null = null;
-  private readonly flushBound = () => this.flush();
   private closed = false;
 
   constructor(options: SharedCircuitBreakerOptions) {
@@ -143,8 +138,6 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     this.timeoutMs = cfg.timeoutMs;
     this.leaseMs = cfg.leaseMs;
     this.aggregate = cfg.aggregate;
-    this.breakSetting = cfg.breaker.halfOpenAfterMs;
-    this.random = cfg.breaker.random;
     this.link = new RedisLink(cfg.client, cfg.timeoutMs, (failing, error) => {
       if (!this.emitter.active) return;
       this.emitter.emit(
@@ -166,6 +159,33 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
       iso: `${k}:iso`,
     };
     this.channel = `${k}:events`;
+    const ttl = String(Math.max(60_000, 3 * this.leaseMs));
+    const key = this.key;
+    this.counts =
+      cfg.aggregate === null
+        ? null
+        : new FleetCounts(
+            cfg.aggregate,
+            this.clock,
+            this.link,
+            [key.counts, key.state, key.probes, key.ok],
+            [this.channel, ttl, this.instanceId],
+            cfg.breaker.halfOpenAfterMs,
+            cfg.breaker.random,
+            () => this.core.state === 'closed' && !this.closed,
+            ([opened, ms, count, calls, fails]) => {
+              if (opened === 1)
+                this.core._adopt(
+                  'open',
+                  `failure rate ${fails}/${calls} in the fleet-wide window`,
+                  ms,
+                  1,
+                  'local',
+                );
+              else if (opened === 2)
+                this.core._adopt('open', 'opened by another instance (seen when counting)', ms, count);
+            },
+          );
     if (cfg.subscriber === undefined) {
       const dup = cfg.client.duplicate();
       dup.on('error', noop);
@@ -189,9 +209,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   /** Where the core breaker defers to the fleet. */
   private hooks(): BreakerHooks {
     return {
-      counted: (outcome) => {
-        if (this.aggregate !== null) this.count(outcome);
-      },
+      counted: (outcome) => this.counts?.add(outcome),
       // With fleet-wide counting, the local window decides only while Redis fails.
       tripping: () => this.aggregate === null || this.link.failing,
       opened: (_reason, breakMs, openCount, probe) => this.publishOpen(breakMs, openCount, probe),
@@ -439,54 +457,6 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     }, noop);
   }
 
-  /** Aggregated counting: adds an outcome to what the next flush sends. */
-  private count(outcome: Outcome): void {
-    if (outcome === SUCCESS) this.pendingSuccesses++;
-    else this.pendingFailures++;
-    if (this.flushTimer === null && !this.closed) {
-      const t = this.clock.setTimeout(this.flushBound, this.aggregate!.flushMs);
-      t.unref();
-      this.flushTimer = t;
-    }
-  }
-
-  /** Sends this instance's counts; the script opens the breaker fleet-wide when the window trips. */
-  private flush(): void {
-    this.flushTimer = null;
-    const a = this.aggregate!;
-    const s = this.pendingSuccesses;
-    const f = this.pendingFailures;
-    this.pendingSuccesses = 0;
-    this.pendingFailures = 0;
-    const core = this.core;
-    if (s + f === 0 || core.state !== 'closed' || this.closed) return;
-    const breakMs = Math.ceil(this.firstBreak());
-    const k = this.key;
-    const args = [s, f, a.bucketMs, a.buckets, a.minSamples, a.failureRatio, breakMs].map(String);
-    args.push(this.channel, String(Math.max(60_000, 3 * this.leaseMs)), this.instanceId);
-    this.link.eval(COUNT_SCRIPT, [k.counts, k.state, k.probes, k.ok], args).then((r) => {
-      const [opened, ms, count, calls, fails] = (r as unknown[]).map(Number) as number[];
-      if (core.state !== 'closed') return;
-      if (opened === 1) {
-        core._adopt('open', `failure rate ${fails}/${calls} in the fleet-wide window`, ms, 1, 'local');
-      } else if (opened === 2) {
-        core._adopt('open', 'opened by another instance (seen when counting)', ms, count);
-      }
-    }, noop);
-  }
-
-  /** The first break duration: a fixed `halfOpenAfterMs`, or the backoff's first delay. */
-  private firstBreak(): number {
-    const b = this.breakSetting;
-    if (typeof b === 'number') return b;
-    try {
-      return b.start(undefined, this.random).next();
-    } catch (error) {
-      reportError(`sharedCircuitBreaker "${this.name}": the halfOpenAfterMs backoff`, error);
-      return 30_000;
-    }
-  }
-
   private receive(message: string): void {
     const [what, a, b, id] = message.split(':');
     if (id === this.instanceId || this.closed) return;
@@ -579,10 +549,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     this.closed = true;
     this.subscriber.off('message', this.onMessage);
     this.subscriber.off('ready', this.onReconnect);
-    if (this.flushTimer !== null) {
-      this.clock.clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
+    this.counts?.stop();
     if (this.ownsSubscriber) {
       (this.subscriber as unknown as Redis).disconnect();
       return;
