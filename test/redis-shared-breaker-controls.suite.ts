@@ -11,18 +11,10 @@ import {
   type SharedCircuitBreakerPolicy,
   sharedCircuitBreaker,
 } from '../src/redis/shared-breaker.js';
-import { cleanup, connectRedis, describeRedis, testPrefix } from './support/redis.js';
+import { cleanup, connectRedis, describeRedis, testPrefix, waitFor as until } from './support/redis.js';
 
 const fail = () => Promise.reject(new Error('boom'));
 const ok = () => Promise.resolve('ok');
-
-async function until(cond: () => boolean, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describeRedis('sharedCircuitBreaker controls (real Redis)', () => {
   let admin: Redis;

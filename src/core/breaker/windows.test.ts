@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../errors.js';
+import { configError } from '../../../test/support/breaker-harness.js';
 import { windowSchema } from './options.js';
 import { createWindow as build } from './windows.js';
 
@@ -10,16 +10,6 @@ const createWindow = (raw: unknown) =>
 /** Records outcomes given as a string: `F` failure, `S` success, `f`/`s` the slow variants. */
 function feed(w: ReturnType<typeof createWindow>, outcomes: string, now = 0): (string | null)[] {
   return [...outcomes].map((c) => w.record(c === 'F' || c === 'f', c === 'f' || c === 's', now));
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('createWindow: consecutive', () => {
