@@ -581,6 +581,7 @@ export function sharedCircuitBreaker(options: SharedCircuitBreakerOptions): Shar
 }
 
 export type {
+  AggregateOptions,
   SharedBreakerClient,
   SharedBreakerSubscriber,
   SharedCircuitBreakerOptions,
