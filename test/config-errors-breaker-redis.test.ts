@@ -25,7 +25,7 @@ type Row = readonly [
   bad: Record<string, unknown>,
   option: string,
   code: 'INVALID_OPTION' | 'UNKNOWN_OPTION',
-  suggestion?: string,
+  suggestion?: string | undefined,
 ];
 
 const cb = (o: Record<string, unknown>) => circuitBreaker(o as never);
@@ -193,7 +193,8 @@ const rows: Row[] = [
 ];
 
 describe('bad options of the breakers and bulwark/redis throw one ConfigError', () => {
-  it.each(rows)('%s', (_what, make, bad, option, code, suggestion) => {
+  it.each(rows.map((r) => [r[0], r] as const))('%s', (_what, row) => {
+    const [, make, bad, option, code, suggestion] = row;
     let error: unknown;
     try {
       make(bad);
