@@ -86,3 +86,10 @@ export function configError(fn: () => unknown): ConfigError {
   }
   throw new Error('expected a ConfigError');
 }
+
+/** A consecutive breaker (threshold 1) opened by one failure, breaking for `halfOpenAfterMs`. */
+export async function tripped(halfOpenAfterMs: number) {
+  const b = setup({ breaker: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs });
+  await b.fail();
+  return b;
+}

@@ -5,6 +5,7 @@ import {
   NotFound,
   outcome,
   setup,
+  tripped,
 } from '../../../test/support/breaker-harness.js';
 import {
   BulkheadRejectedError,
@@ -54,11 +55,7 @@ describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   });
 
   it('accepts 0 ms: the next call is a probe', async () => {
-    const { breaker, fail, pass } = setup({
-      breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: 0,
-    });
-    await fail();
+    const { breaker, pass } = await tripped(0);
     expect(breaker.state).toBe('open');
     expectPassed(await pass());
     expect(breaker.state).toBe('closed');
@@ -104,11 +101,7 @@ describe('circuitBreaker: calls admitted under an earlier state', () => {
   });
 
   it('a probe that settles after the breaker was reset does not count', async () => {
-    const { breaker, clock, fail, start } = setup({
-      breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: 100,
-    });
-    await fail();
+    const { breaker, clock, start } = await tripped(100);
     await clock.tick(100);
     const probe = start(50, new Error('failed probe'));
     breaker.reset();

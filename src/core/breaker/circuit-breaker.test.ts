@@ -6,6 +6,7 @@ import {
   NotFound,
   outcome,
   setup,
+  tripped,
 } from '../../../test/support/breaker-harness.js';
 import { circuitBreaker, handle } from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
@@ -279,11 +280,7 @@ describe('circuitBreaker: open state', () => {
   });
 
   it('turns half-open on the first call after halfOpenAfterMs (not before)', async () => {
-    const { breaker, clock, fail, pass, changes } = setup({
-      breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: 1_000,
-    });
-    await fail();
+    const { breaker, clock, pass, changes } = await tripped(1_000);
     await clock.tick(5_000);
     expect(breaker.state).toBe('open'); // nothing happened yet
     expect(breaker.stats.retryAfterMs).toBe(0);
@@ -400,11 +397,7 @@ describe('circuitBreaker: half-open state', () => {
   });
 
   it('a probe aborted by its caller releases its slot', async () => {
-    const { breaker, clock, fail, sleep, pass } = setup({
-      breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: 100,
-    });
-    await fail();
+    const { breaker, clock, sleep, pass } = await tripped(100);
     await clock.tick(100);
     const controller = new AbortController();
     const probe = outcome(
