@@ -6,7 +6,13 @@ import {
   NotFound,
   setup,
 } from '../../../test/support/breaker-harness.js';
-import { backoff, circuitBreaker, type SavedCircuitState } from '../../index.js';
+import {
+  backoff,
+  CIRCUIT_BREAKER_DESCRIPTOR,
+  circuitBreaker,
+  createRegistry,
+  type SavedCircuitState,
+} from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
 
 describe('circuitBreaker: stats', () => {
@@ -361,5 +367,42 @@ describe('circuit breaker: integration details', () => {
     expect(() => circuitBreaker({ clock: {} as never })).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTION', option: 'circuitBreaker.clock' }),
     );
+  });
+});
+
+describe('circuitBreaker: snapshot, descriptor and registry', () => {
+  it('reports state, gauges and counters named by its descriptor, JSON-safe', async () => {
+    const registry = createRegistry();
+    const clock = createFakeClock();
+    const breaker = circuitBreaker({
+      name: 'payments',
+      breaker: { kind: 'count', size: 4, minSamples: 2, failureRatio: 0.5, slowCallMs: 100 },
+      halfOpenAfterMs: 1_000,
+      clock,
+      registry,
+    });
+    expect(registry.get('circuitBreaker', 'payments')).toBe(breaker);
+    await breaker.execute(() => 'ok');
+    await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {});
+    await breaker.execute(() => 'late').catch(() => {});
+    const snap = breaker.snapshot();
+    expect(snap).toMatchObject({ kind: 'circuitBreaker', name: 'payments', state: 'open' });
+    expect(snap.gauges).toMatchObject({ failureRatio: 0.5, windowCalls: 2, retryAfterMs: 1_000, probes: 0 });
+    expect(snap.counters).toMatchObject({
+      successes: 1,
+      failures: 1,
+      rejections: 1,
+      opens: 1,
+      stateChanges: 1,
+    });
+    expect(snap.details).toMatchObject({
+      halfOpenAfterMs: 1_000,
+      lastStateChange: { from: 'closed', to: 'open', reason: expect.stringContaining('failure rate') },
+    });
+    expect(Object.keys(snap.gauges).sort()).toEqual(Object.keys(breaker.descriptor.gauges).sort());
+    expect(Object.keys(snap.counters).sort()).toEqual(Object.keys(breaker.descriptor.counters).sort());
+    expect(breaker.descriptor).toBe(CIRCUIT_BREAKER_DESCRIPTOR);
+    expect(Object.isFrozen(breaker.descriptor)).toBe(true);
+    expect(JSON.parse(JSON.stringify(snap))).toEqual(snap);
   });
 });
