@@ -43,7 +43,6 @@ export {
   type Jitter,
   type LinearBackoffOptions,
 } from './core/backoff.js';
-export { type BulkheadOptions, BulkheadPolicy, bulkhead } from './core/bulkhead.js';
 export {
   type BreakerOptions,
   CIRCUIT_BREAKER_DESCRIPTOR,
@@ -60,6 +59,7 @@ export {
   type TimeBreakerOptions,
   type WindowFigures,
 } from './core/breaker/index.js';
+export { type BulkheadOptions, BulkheadPolicy, bulkhead } from './core/bulkhead.js';
 export { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './core/clock.js';
 // The telemetry spine: components, snapshots, the registry, one validation path
 export {

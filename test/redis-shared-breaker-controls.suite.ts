@@ -174,7 +174,7 @@ describeRedis('sharedCircuitBreaker controls (real Redis)', () => {
     const registry = createRegistry();
     const [a, b] = await fleet(2);
     const c = sharedCircuitBreaker({
-      client: (await fleet(0), clients[0]!),
+      client: clients[0]!,
       name: 'dep2',
       prefix,
       registry,
