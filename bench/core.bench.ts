@@ -48,7 +48,7 @@ const ours = {
   'retry (transient errors and results)': retry({ maxAttempts: ATTEMPTS, handle: handle.transient() }),
   circuitBreaker: circuitBreaker({
     breaker: { kind: 'consecutive', threshold: THRESHOLD },
-    halfOpenAfter: HALF_OPEN_AFTER,
+    halfOpenAfterMs: HALF_OPEN_AFTER,
   }),
   timeout: timeout(TIMEOUT_MS),
   'timeout (abandon)': timeout({ ms: TIMEOUT_MS, strategy: 'abandon' }),
@@ -59,7 +59,7 @@ const ours = {
     retry({ maxAttempts: ATTEMPTS }),
     circuitBreaker({
       breaker: { kind: 'consecutive', threshold: THRESHOLD },
-      halfOpenAfter: HALF_OPEN_AFTER,
+      halfOpenAfterMs: HALF_OPEN_AFTER,
     }),
     bulkhead({ limit: LIMIT, queue: QUEUE }),
   ),
@@ -115,7 +115,7 @@ const corePipeline = () =>
     retry({ maxAttempts: ATTEMPTS }),
     circuitBreaker({
       breaker: { kind: 'consecutive', threshold: THRESHOLD },
-      halfOpenAfter: HALF_OPEN_AFTER,
+      halfOpenAfterMs: HALF_OPEN_AFTER,
     }),
     bulkhead({ limit: LIMIT, queue: QUEUE }),
   ] as const;

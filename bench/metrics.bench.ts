@@ -22,7 +22,7 @@ const make = () =>
   pipeline(
     timeout(10_000),
     retry({ maxAttempts: 3 }),
-    circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfter: 30_000 }),
+    circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 30_000 }),
     bulkhead({ limit: 10, queue: 100 }),
   );
 

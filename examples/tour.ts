@@ -70,7 +70,7 @@ async function chargeCard(signal: AbortSignal, amount: number): Promise<string> 
 const breaker = circuitBreaker({
   name: 'payments',
   breaker: { kind: 'consecutive', threshold: 3 },
-  halfOpenAfter: 600,
+  halfOpenAfterMs: 600,
 });
 const retries = retry({
   name: 'payments-retry',

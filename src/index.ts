@@ -7,7 +7,7 @@
  * const policy = pipeline(
  *   timeout(10_000),
  *   retry({ maxAttempts: 4, backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }), handle: handle.transient() }),
- *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfter: 15_000 }),
+ *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 15_000 }),
  *   timeout({ ms: 2_000, strategy: 'abandon' }),
  *   bulkhead({ limit: 10, queue: 100 }),
  * );
@@ -43,24 +43,23 @@ export {
   type Jitter,
   type LinearBackoffOptions,
 } from './core/backoff.js';
-export type {
-  BreakerOptions,
-  ConsecutiveBreakerOptions,
-  CountBreakerOptions,
-  SlowCallOptions,
-  TimeBreakerOptions,
-  WindowFigures,
-} from './core/breaker-window.js';
-export { type BulkheadOptions, BulkheadPolicy, bulkhead } from './core/bulkhead.js';
 export {
+  type BreakerOptions,
+  CIRCUIT_BREAKER_DESCRIPTOR,
   type CircuitBreakerOptions,
   CircuitBreakerPolicy,
   type CircuitBreakerStats,
   type CircuitState,
+  type ConsecutiveBreakerOptions,
+  type CountBreakerOptions,
   circuitBreaker,
   type IsolationHandle,
   type SavedCircuitState,
-} from './core/circuit-breaker.js';
+  type SlowCallOptions,
+  type TimeBreakerOptions,
+  type WindowFigures,
+} from './core/breaker/index.js';
+export { type BulkheadOptions, BulkheadPolicy, bulkhead } from './core/bulkhead.js';
 export { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './core/clock.js';
 // The telemetry spine: components, snapshots, the registry, one validation path
 export {

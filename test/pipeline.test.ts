@@ -4,7 +4,7 @@
  *   pipeline(
  *     timeout(10_000),                                  // whole operation
  *     retry({ maxAttempts: 4, backoff: exponential(100..5_000, full jitter), handle: transient }),
- *     circuitBreaker({ consecutive, threshold: 5, halfOpenAfter: 15_000 }),
+ *     circuitBreaker({ consecutive, threshold: 5, halfOpenAfterMs: 15_000 }),
  *     timeout({ ms: 2_000, strategy: 'abandon' }),      // each attempt
  *     bulkhead({ limit: 10, queue: 100 }),
  *   )
@@ -34,7 +34,7 @@ import { describe, expect, it } from 'vitest';
 function build(clock: Clock, random: RandomSource) {
   const breaker = circuitBreaker({
     breaker: { kind: 'consecutive', threshold: 5 },
-    halfOpenAfter: 15_000,
+    halfOpenAfterMs: 15_000,
     clock,
   });
   const pool = bulkhead({ limit: 10, queue: 100, clock });
@@ -225,7 +225,7 @@ describe('the example pipeline, end to end', () => {
     expect(third.state).toBe('rejected');
     expect((third as { error: unknown }).error).toBeInstanceOf(BrokenCircuitError);
     expect(calls).toBe(5);
-    // After halfOpenAfter, a probe goes through and closes it.
+    // After halfOpenAfterMs, a probe goes through and closes it.
     await clock.tick(15_000);
     healthy = true;
     const fourth = await settle(clock, policy.execute(fn));

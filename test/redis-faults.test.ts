@@ -144,7 +144,7 @@ describeFaults('redisRateLimiter under Redis faults (private redis-server)', () 
       prefix: 'faults:cb:',
       timeoutMs: 100,
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfter: 60_000,
+      halfOpenAfterMs: 60_000,
     });
     expect(await breaker.execute(() => 'ok')).toBe('ok');
     server.pause();

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { BulkheadRejectedError, pipeline, retry } from '../src/index.js';
-import { redisBulkhead, redisSemaphore } from '../src/redis/semaphore.js';
+import { redisBulkhead, redisSemaphore } from '../src/redis/index.js';
 import { cleanup, connectRedis, describeRedis, testPrefix, until } from './support/redis.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -156,7 +156,7 @@ describeRedis('redisSemaphore (real Redis)', () => {
     const sem = redisSemaphore({ client: redis, prefix, name: 'b', limit: 2, leaseMs: 300 });
     const bh = redisBulkhead({ semaphore: sem, renewEveryMs: 50 });
     const events: string[] = [];
-    bh.onEvent((e) => events.push(`${e.event}:${e.active}`));
+    bh.onEvent((e) => events.push(`${e.event}:${e.inFlight}`));
     let running = 0;
     let peak = 0;
     const work = async () => {

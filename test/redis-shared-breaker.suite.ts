@@ -13,18 +13,10 @@ import {
   type SharedCircuitBreakerPolicy,
   sharedCircuitBreaker,
 } from '../src/redis/shared-breaker.js';
-import { cleanup, connectRedis, describeRedis, testPrefix } from './support/redis.js';
+import { cleanup, connectRedis, describeRedis, testPrefix, waitFor as until } from './support/redis.js';
 
 const fail = () => Promise.reject(new Error('boom'));
 const ok = () => Promise.resolve('ok');
-
-async function until(cond: () => boolean, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describeRedis('sharedCircuitBreaker (real Redis)', () => {
   let admin: Redis;
@@ -52,14 +44,14 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
   async function fleet(
     n: number,
     opts: {
-      halfOpenAfter?: number;
+      halfOpenAfterMs?: number;
       probeLeaseMs?: number;
       threshold?: number;
       aggregate?: {
         windowMs?: number;
         buckets?: number;
-        minimumCalls?: number;
-        failureRate?: number;
+        minSamples?: number;
+        failureRatio?: number;
         flushMs?: number;
       };
     },
@@ -73,7 +65,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
         name: 'dep',
         prefix,
         breaker: { kind: 'consecutive', threshold: opts.threshold ?? 2 },
-        halfOpenAfter: opts.halfOpenAfter ?? 60_000,
+        halfOpenAfterMs: opts.halfOpenAfterMs ?? 60_000,
         probeLeaseMs: opts.probeLeaseMs ?? 10_000,
         timeoutMs: 500,
         ...(opts.aggregate === undefined ? {} : { aggregate: opts.aggregate }),
@@ -87,11 +79,11 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
 
   it('aggregated counting: failures spread over four instances open the breaker fleet-wide, where no instance alone would', async () => {
     prefix = testPrefix();
-    const agg = { windowMs: 10_000, buckets: 10, minimumCalls: 20, failureRate: 0.5, flushMs: 20 };
+    const agg = { windowMs: 10_000, buckets: 10, minSamples: 20, failureRatio: 0.5, flushMs: 20 };
     const four = await fleet(4, { threshold: 100, aggregate: agg });
     const events: SharedCircuitBreakerEvent[] = [];
     four[0]!.onEvent((e) => events.push(e));
-    // Each instance: 3 failures, 2 successes (60% failing; 5 calls each: below minimumCalls alone).
+    // Each instance: 3 failures, 2 successes (60% failing; 5 calls each: below minSamples alone).
     for (const b of four) {
       for (let i = 0; i < 3; i++) await expect(b.execute(fail)).rejects.toThrow('boom');
       for (let i = 0; i < 2; i++) await b.execute(ok);
@@ -121,9 +113,9 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
       name: 'dep',
       prefix,
       breaker: { kind: 'consecutive', threshold: 1_000 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfterMs: backoff.exponential({ initial: 1_000, jitter: 'full' }),
       timeoutMs: 100,
-      aggregate: { minimumCalls: 10, failureRate: 0.5, flushMs: 20 },
+      aggregate: { minSamples: 10, failureRatio: 0.5, flushMs: 20 },
     });
     breakers.push(b);
     await b.ready;
@@ -143,7 +135,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
 
   it('aggregated counting: a healthy fleet (failure rate under the threshold) stays closed', async () => {
     prefix = testPrefix();
-    const agg = { minimumCalls: 10, failureRate: 0.5, flushMs: 20 };
+    const agg = { minSamples: 10, failureRatio: 0.5, flushMs: 20 };
     const three = await fleet(3, { threshold: 100, aggregate: agg });
     for (const b of three) {
       for (let i = 0; i < 4; i++) await b.execute(ok);
@@ -201,7 +193,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
   it('exactly one half-open probe runs across instances; its success closes every instance', async () => {
     prefix = testPrefix();
     const n = 6;
-    const all = await fleet(n, { halfOpenAfter: 100 });
+    const all = await fleet(n, { halfOpenAfterMs: 100 });
     await expect(all[0]!.execute(fail)).rejects.toThrow();
     await expect(all[0]!.execute(fail)).rejects.toThrow();
     await until(() => all.every((b) => b.state === 'open'));
@@ -230,7 +222,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
     }
     await until(() => all.every((b) => b.state === 'closed'));
     expect(await all[3]!.execute(ok)).toBe('ok');
-    expect(await admin.exists(`${prefix}{dep}`, `${prefix}{dep}:lease`)).toBe(0);
+    expect(await admin.exists(`${prefix}{dep}`, `${prefix}{dep}:probes`)).toBe(0);
   });
 
   it('reset() closes every instance', async () => {
@@ -246,7 +238,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
 
   it('a failed probe re-opens every instance', async () => {
     prefix = testPrefix();
-    const [a, b] = await fleet(2, { halfOpenAfter: 80 });
+    const [a, b] = await fleet(2, { halfOpenAfterMs: 80 });
     const events: SharedCircuitBreakerEvent[] = [];
     b!.onEvent((e) => events.push(e));
     await expect(a!.execute(fail)).rejects.toThrow();
@@ -260,7 +252,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
 
   it('a probe holder that never answers: its lease expires and another instance probes', async () => {
     prefix = testPrefix();
-    const [a, b] = await fleet(2, { halfOpenAfter: 50, probeLeaseMs: 300 });
+    const [a, b] = await fleet(2, { halfOpenAfterMs: 50, probeLeaseMs: 300 });
     await expect(a!.execute(fail)).rejects.toThrow();
     await expect(a!.execute(fail)).rejects.toThrow();
     await until(() => a!.state === 'half-open' && b!.state === 'half-open', 3_000);
@@ -309,7 +301,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
       name: 'dep',
       prefix,
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 30,
+      halfOpenAfterMs: 30,
       timeoutMs: 100,
     });
     breakers.push(b);
@@ -349,7 +341,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
       exits.push(new Promise((r) => child.on('exit', (code) => r(code))));
     }
     await Promise.all(readies);
-    const [opener] = await fleet(1, { halfOpenAfter: 300 });
+    const [opener] = await fleet(1, { halfOpenAfterMs: 300 });
     await expect(opener!.execute(fail)).rejects.toThrow();
     await expect(opener!.execute(fail)).rejects.toThrow();
     const codes = await Promise.all(exits);

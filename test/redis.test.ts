@@ -9,3 +9,4 @@ import './redis-ratelimit.suite.js';
 import './redis-cache-store.suite.js';
 import './redis-semaphore.suite.js';
 import './redis-shared-breaker.suite.js';
+import './redis-shared-breaker-controls.suite.js';

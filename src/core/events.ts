@@ -4,7 +4,7 @@
  * costs two length checks and no allocation.
  */
 
-import type { CircuitState } from './circuit-breaker.js';
+import type { CircuitState } from './breaker/saved-state.js';
 
 /** Fields common to every event. */
 export interface EventBase {

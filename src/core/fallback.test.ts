@@ -117,7 +117,7 @@ describe('fallback: answers the rejections of inner policies', () => {
     const clock = createFakeClock();
     const breaker = circuitBreaker({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
       clock,
     });
     const seen: unknown[] = [];

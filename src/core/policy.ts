@@ -244,7 +244,7 @@ export class Pipeline<Alt, E extends PolicyEvent> implements Policy<Alt, E> {
  * const policy = pipeline(
  *   timeout(10_000),
  *   retry({ maxAttempts: 4, backoff: backoff.exponential({ initial: 100, max: 5_000 }), handle: handle.transient() }),
- *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfter: 15_000 }),
+ *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 15_000 }),
  *   timeout({ ms: 2_000, strategy: 'abandon' }),
  *   bulkhead({ limit: 10, queue: 100 }),
  * );

@@ -299,7 +299,7 @@ describe('createHealthMonitor', () => {
     const breaker = circuitBreaker({
       name: 'pay',
       clock,
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
       breaker: { kind: 'consecutive', threshold: 1 },
     });
     const check = breakerCheck(breaker);

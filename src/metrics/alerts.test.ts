@@ -254,7 +254,7 @@ describe('alert rules', () => {
       name: 'db',
       clock,
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: 600_000,
+      halfOpenAfterMs: 600_000,
     });
     metrics.track(cb);
     await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});

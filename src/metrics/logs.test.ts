@@ -61,7 +61,7 @@ describe('createLogs', () => {
       name: 'pg',
       clock,
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfter: 1_000,
+      halfOpenAfterMs: 1_000,
     });
     const pool = bulkhead({ name: 'pool', limit: 1, queue: 0, clock });
     const r = retry({ name: 'r', maxAttempts: 2, clock });

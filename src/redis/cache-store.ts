@@ -4,8 +4,7 @@
  * is of no use. Every instance that uses the same Redis and prefix shares the entries.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { ConfigError } from '../core/errors.js';
-import { checkFunction, checkKeys, checkObject, checkString } from '../core/options.js';
+import { s } from '../core/schema.js';
 import type { CacheEntry, CacheStore } from '../latency/cache-store.js';
 
 /** The subset of an ioredis client (or Cluster) the store uses. */
@@ -25,6 +24,20 @@ export interface RedisCacheStoreOptions {
   readonly now?: () => number;
 }
 
+const schema = s.object({
+  client: s.custom<RedisCacheClient>('an ioredis client', (v, path) =>
+    typeof v === 'object' &&
+    v !== null &&
+    ['get', 'set', 'del'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
+      ? (v as RedisCacheClient)
+      : s.fail(path, 'an ioredis client', v),
+  ),
+  prefix: s.optional(s.string(), 'bulwark:cache:'),
+  serialize: s.optional(s.fn<(value: unknown) => string>()),
+  deserialize: s.optional(s.fn<(text: string) => unknown>()),
+  now: s.optional(s.fn<() => number>()),
+});
+
 /** A cache store on Redis. See `redisCacheStore()`. */
 export class RedisCacheStore<V = unknown> implements CacheStore<V> {
   readonly prefix: string;
@@ -34,25 +47,12 @@ export class RedisCacheStore<V = unknown> implements CacheStore<V> {
   private readonly now: () => number;
 
   constructor(options: RedisCacheStoreOptions) {
-    const o = checkObject('redisCacheStore', options);
-    checkKeys('redisCacheStore', o, ['client', 'prefix', 'serialize', 'deserialize', 'now']);
-    const client = o.client as RedisCacheClient | undefined;
-    if (
-      client === null ||
-      typeof client !== 'object' ||
-      typeof client.get !== 'function' ||
-      typeof client.set !== 'function' ||
-      typeof client.del !== 'function'
-    ) {
-      throw new ConfigError('redisCacheStore.client', 'an ioredis client', client);
-    }
-    this.client = client;
-    this.prefix = checkString('redisCacheStore.prefix', o.prefix, 'bulwark:cache:');
-    this.serialize =
-      checkFunction<(v: unknown) => string>('redisCacheStore.serialize', o.serialize) ?? JSON.stringify;
-    this.deserialize =
-      checkFunction<(t: string) => unknown>('redisCacheStore.deserialize', o.deserialize) ?? JSON.parse;
-    this.now = checkFunction<() => number>('redisCacheStore.now', o.now) ?? Date.now;
+    const o = schema.parse(options, 'redisCacheStore');
+    this.client = o.client;
+    this.prefix = o.prefix ?? 'bulwark:cache:';
+    this.serialize = o.serialize ?? JSON.stringify;
+    this.deserialize = o.deserialize ?? JSON.parse;
+    this.now = o.now ?? Date.now;
   }
 
   /** The entry of `key`, or undefined (absent, expired, or unreadable). Rejects when Redis fails. */

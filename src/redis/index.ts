@@ -4,6 +4,7 @@
  * leased semaphore (and a bulkhead on it), and a cache store.
  */
 
+export { SHARED_CIRCUIT_BREAKER_DESCRIPTOR } from '../core/breaker/descriptor.js';
 export {
   type RedisCacheClient,
   RedisCacheStore,
@@ -12,6 +13,7 @@ export {
 } from './cache-store.js';
 export { type RedisRateLimitOptions, RedisRateLimitPolicy, redisRateLimit } from './rate-limit.js';
 export {
+  REDIS_RATE_LIMITER_DESCRIPTOR,
   type RedisClientLike,
   RedisRateLimiter,
   type RedisRateLimiterEvent,
@@ -20,16 +22,22 @@ export {
   redisRateLimiter,
 } from './rate-limiter.js';
 export {
+  REDIS_BULKHEAD_DESCRIPTOR,
+  type RedisBulkheadEvent,
   type RedisBulkheadOptions,
   RedisBulkheadPolicy,
+  redisBulkhead,
+} from './redis-bulkhead.js';
+export {
+  REDIS_SEMAPHORE_DESCRIPTOR,
   type RedisPermit,
   RedisSemaphore,
   type RedisSemaphoreClient,
   type RedisSemaphoreOptions,
-  redisBulkhead,
   redisSemaphore,
 } from './semaphore.js';
 export {
+  type AggregateOptions,
   type SharedBreakerClient,
   type SharedBreakerSubscriber,
   type SharedCircuitBreakerEvent,

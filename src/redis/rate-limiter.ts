@@ -9,20 +9,26 @@
  * keeps failing, calls are decided at once and one call every `probeIntervalMs` tries Redis again,
  * so Redis is used again as soon as it answers.
  */
-import type { Cluster, Redis } from 'ioredis';
 
 import type { Clock } from '../core/clock.js';
+import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
 import { type DeadlineNode, DeadlineQueue } from '../core/deadline-queue.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
-import { checkEnum, checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
 import { clockOf } from '../core/policy.js';
+import { joinRegistry } from '../core/registry.js';
 import {
   type RateLimitDecision,
-  RateLimiter,
+  type RateLimiter,
   type RateLimitSpec,
   rateLimiter,
 } from '../limits/rate-limiter.js';
+import {
+  parseRedisRateLimiterOptions,
+  REDIS_RATE_LIMITER_DESCRIPTOR,
+  type RedisClientLike,
+  type RedisRateLimiterOptions,
+} from './rate-limiter-options.js';
 import { type RateLimitScript, rateLimitScript, type ScriptLimit } from './script.js';
 
 /** Events of a Redis rate limiter. */
@@ -54,43 +60,6 @@ export class RedisTimeoutError extends Error {
     super(`Redis did not answer within ${timeoutMs} ms`);
     this.name = 'RedisTimeoutError';
   }
-}
-
-/** The subset of an ioredis client (or Cluster) the limiter uses. */
-export type RedisClientLike = Pick<Redis | Cluster, 'evalsha' | 'eval'>;
-
-/** Options of `redisRateLimiter()`. */
-export interface RedisRateLimiterOptions {
-  /** An ioredis client (`new Redis(...)`) or Cluster, owned by the caller. */
-  readonly client: RedisClientLike;
-  /** The limits, all enforced together (token bucket, GCRA, fixed window, sliding-window counter). */
-  readonly limits: readonly RateLimitSpec[];
-  /** Prefix of every key. Default `'bulwark:rl:'`. */
-  readonly prefix?: string;
-  /** Longest wait for Redis, in ms, before the call is decided without it. Default 50. */
-  readonly timeoutMs?: number;
-  /**
-   * While Redis is failing, calls are decided at once without it, and one call per this many ms
-   * tries Redis again (waiting up to `timeoutMs`); its success ends the fallback. Default 100.
-   */
-  readonly probeIntervalMs?: number;
-  /** Most calls decided by one EVALSHA; more in the same tick go in further scripts. Default 128. */
-  readonly maxBatch?: number;
-  /** Clock for the timeouts and probes (tests pass a fake clock). Default: the system clock. */
-  readonly clock?: Clock;
-  /** The in-memory limiter used while Redis fails. Default: `rateLimiter` of the same limits scaled by `share`. */
-  readonly insurance?: {
-    /** An in-memory limiter of your own (then `share` must be absent). */
-    readonly limiter?: RateLimiter;
-    /** This instance's share of each limit, in (0, 1] (e.g. 1 / number of instances). Default 1. */
-    readonly share?: number;
-  };
-  /** What a call gets when Redis fails: `'insurance'` (default), `'allow'` or `'deny'`. */
-  readonly onRedisError?: 'insurance' | 'allow' | 'deny';
-  /** Name in events. Default `'redisRateLimiter'`. */
-  readonly name?: string;
-  /** Tests only: the time (ms) to pass to the script instead of the server's `TIME`. @internal */
-  readonly _now?: () => number;
 }
 
 class Decision implements RateLimitDecision {
@@ -179,7 +148,8 @@ function scaled(spec: RateLimitSpec, share: number): RateLimitSpec {
 }
 
 /** A Redis rate limiter. See `redisRateLimiter()`. */
-export class RedisRateLimiter {
+export class RedisRateLimiter implements Component {
+  readonly kind = 'redisRateLimiter';
   /** @internal */
   readonly emitter = new PolicyEmitter<RedisRateLimiterEvent>();
   readonly name: string;
@@ -207,47 +177,16 @@ export class RedisRateLimiter {
   private nextProbeAt = 0;
   private redisCount = 0;
   private fallbackCount = 0;
+  private rejections = 0;
+  private redisErrors = 0;
+  private fallbacks = 0;
 
   constructor(options: RedisRateLimiterOptions) {
-    const o = checkObject('redisRateLimiter', options);
-    checkKeys('redisRateLimiter', o, [
-      'client',
-      'limits',
-      'prefix',
-      'timeoutMs',
-      'insurance',
-      'onRedisError',
-      'name',
-      'probeIntervalMs',
-      'maxBatch',
-      'clock',
-      '_now',
-    ]);
-    const client = o.client as RedisClientLike | undefined;
-    if (
-      client === null ||
-      typeof client !== 'object' ||
-      typeof client.evalsha !== 'function' ||
-      typeof client.eval !== 'function'
-    ) {
-      throw new ConfigError('redisRateLimiter.client', 'an ioredis client', client);
-    }
+    const o = parseRedisRateLimiterOptions(options);
+    const client = o.client;
     this.client = client;
-    if (!Array.isArray(o.limits) || o.limits.length === 0 || o.limits.length > 16) {
-      throw new ConfigError('redisRateLimiter.limits', 'an array of 1 to 16 limits', o.limits);
-    }
-    const limits = o.limits as RateLimitSpec[];
-    // Validates every limit with the in-memory limiter's own checks.
+    const limits = o.limits;
     this.shape = rateLimiter({ limits });
-    limits.forEach((l, i) => {
-      if (l.algorithm === 'sliding-window-log') {
-        throw new ConfigError(
-          `redisRateLimiter.limits[${i}].algorithm`,
-          'token-bucket, gcra, fixed-window or sliding-window-counter',
-          l.algorithm,
-        );
-      }
-    });
     const scriptLimits: ScriptLimit[] = limits.map((l) => {
       switch (l.algorithm) {
         case 'token-bucket':
@@ -268,48 +207,58 @@ export class RedisRateLimiter {
     this.suffixes = this.script.microseconds
       ? [':0e']
       : scriptLimits.map((l, i) => `:${i}${'tgfs'[l.kind - 1]}`);
-    this.prefix = checkString('redisRateLimiter.prefix', o.prefix, 'bulwark:rl:');
-    if (/[{}]/.test(this.prefix))
-      throw new ConfigError(
-        'redisRateLimiter.prefix',
-        'a prefix without { or } (keys carry their own hash tag)',
-        this.prefix,
-      );
-    this.timeoutMs = optNumber('redisRateLimiter.timeoutMs', o.timeoutMs, rules.positive, 50);
-    this.onRedisError = checkEnum(
-      'redisRateLimiter.onRedisError',
-      o.onRedisError,
-      ['insurance', 'allow', 'deny'] as const,
-      'insurance',
-    );
-    this.name = checkString('redisRateLimiter.name', o.name, 'redisRateLimiter');
-    const ins = checkObject('redisRateLimiter.insurance', o.insurance);
-    checkKeys('redisRateLimiter.insurance', ins, ['limiter', 'share']);
-    if (ins.limiter !== undefined) {
-      if (!(ins.limiter instanceof RateLimiter))
-        throw new ConfigError('redisRateLimiter.insurance.limiter', 'a rateLimiter()', ins.limiter);
-      if (ins.share !== undefined)
-        throw new ConfigError('redisRateLimiter.insurance.share', 'absent when limiter is given', ins.share);
-      this.insurance = ins.limiter;
-    } else {
-      const share = optNumber('redisRateLimiter.insurance.share', ins.share, rules.ratio, 1);
-      this.insurance = rateLimiter({ limits: limits.map((l) => scaled(l, share)) });
-    }
-    if (o._now !== undefined && typeof o._now !== 'function')
-      throw new ConfigError('redisRateLimiter._now', 'a function', o._now);
-    this.nowFn = o._now as (() => number) | undefined;
-    this.probeIntervalMs = optNumber(
-      'redisRateLimiter.probeIntervalMs',
-      o.probeIntervalMs,
-      rules.finite(0),
-      100,
-    );
-    this.maxBatch = optNumber('redisRateLimiter.maxBatch', o.maxBatch, rules.int(1), 128);
-    this.clock = clockOf(o.clock as Clock | undefined, 'redisRateLimiter.clock');
+    this.prefix = o.prefix ?? 'bulwark:rl:';
+    this.timeoutMs = o.timeoutMs ?? 50;
+    this.onRedisError = o.onRedisError ?? 'insurance';
+    this.name = o.name ?? 'redisRateLimiter';
+    const share = o.insurance?.share ?? 1;
+    this.insurance = o.insurance?.limiter ?? rateLimiter({ limits: limits.map((l) => scaled(l, share)) });
+    this.nowFn = o._now;
+    this.probeIntervalMs = o.probeIntervalMs ?? 100;
+    this.maxBatch = o.maxBatch ?? 128;
+    this.clock = o.clock ?? clockOf(undefined);
     this.cluster = (client as { isCluster?: unknown }).isCluster === true;
     this.deadlines = new DeadlineQueue<Batch>(this.clock, this.timeoutMs, (b) =>
       this.failBatch(b, new RedisTimeoutError(this.timeoutMs)),
     );
+    joinRegistry(o.registry, this);
+  }
+
+  /** The kind's descriptor (states, gauges, counters). */
+  get descriptor(): ComponentDescriptor {
+    return REDIS_RATE_LIMITER_DESCRIPTOR;
+  }
+
+  /**
+   * The limiter's state and figures (no I/O): `ok` or `failing`; decisions by Redis and by the
+   * fallback, rejections, Redis errors.
+   *
+   * @example
+   * ```ts nocheck
+   * const { state, counters } = limiter.snapshot();
+   * console.log(state, counters.redisDecisions, counters.fallbackDecisions);
+   * ```
+   */
+  snapshot(): Snapshot {
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.failing ? 'failing' : 'ok',
+      gauges: { failing: this.failing ? 1 : 0, queued: this.queue.length },
+      counters: {
+        redisDecisions: this.redisCount,
+        fallbackDecisions: this.fallbackCount,
+        rejections: this.rejections,
+        redisErrors: this.redisErrors,
+        fallbacks: this.fallbacks,
+      },
+      details: {
+        prefix: this.prefix,
+        timeoutMs: this.timeoutMs,
+        onRedisError: this.onRedisError,
+        limits: this.shape.algorithms.map((a) => ({ limit: a.limit, windowMs: a.windowMs })),
+      },
+    };
   }
 
   /** Counters since creation: calls decided by Redis, and by the fallback; whether Redis is failing now. */
@@ -445,7 +394,10 @@ export class RedisRateLimiter {
       this.failing = false;
       this.emit('recovered', calls[0]!.key, undefined);
     }
-    for (let c = 0; c < calls.length; c++) calls[c]!.resolve(decisions[c]!);
+    for (let c = 0; c < calls.length; c++) {
+      if (!decisions[c]!.allowed) this.rejections++;
+      calls[c]!.resolve(decisions[c]!);
+    }
   }
 
   /** Redis failed or timed out for a batch: its calls are decided without Redis. */
@@ -456,8 +408,10 @@ export class RedisRateLimiter {
     if (batch.probe) this.probing = false;
     this.nextProbeAt = this.clock.now() + this.probeIntervalMs;
     const calls = batch.calls;
+    this.redisErrors++;
     if (!this.failing) {
       this.failing = true;
+      this.fallbacks++;
       this.emit('fallback', calls[0]!.key, error);
     }
     this.fallbackCount += calls.length;
@@ -504,6 +458,12 @@ export class RedisRateLimiter {
 
   /** The decision while Redis fails: the insurance's, or allow / deny per `onRedisError`. */
   private fallback(key: string, cost: number): RateLimitDecision {
+    const d = this.fallbackDecision(key, cost);
+    if (!d.allowed) this.rejections++;
+    return d;
+  }
+
+  private fallbackDecision(key: string, cost: number): RateLimitDecision {
     const first = this.shape.algorithms[0]!;
     switch (this.onRedisError) {
       case 'allow':
@@ -548,3 +508,9 @@ export class RedisRateLimiter {
 export function redisRateLimiter(options: RedisRateLimiterOptions): RedisRateLimiter {
   return new RedisRateLimiter(options);
 }
+
+export {
+  REDIS_RATE_LIMITER_DESCRIPTOR,
+  type RedisClientLike,
+  type RedisRateLimiterOptions,
+} from './rate-limiter-options.js';

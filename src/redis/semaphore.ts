@@ -4,16 +4,17 @@
  * scored by their lease's expiry (server time): acquiring is one Lua script (drop expired holders,
  * count, add when below the limit), releasing is ZREM, extending pushes the expiry of a holder
  * still present. A holder that dies without releasing loses its permit when its lease ends.
- * `redisBulkhead` uses it as a bulkhead policy (reject when full, renew while the call runs).
+ * `redisBulkhead` (redis-bulkhead.ts) uses it as a bulkhead policy.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { ExecuteOptions, Operation } from '../core/context.js';
-import { ExecutionContext } from '../core/context.js';
-import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
-import { type BulkheadEvent, PolicyEmitter } from '../core/events.js';
-import { checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
-import { type Link, PolicyBase, start } from '../core/policy.js';
+
+import { registrySchema } from '../core/breaker/options.js';
+import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
+import { type Disposer, type Listener, PolicyEmitter } from '../core/events.js';
+import type { Registry } from '../core/registry.js';
+import { joinRegistry } from '../core/registry.js';
+import { s } from '../core/schema.js';
 
 /**
  * KEYS[1] = the holders' sorted set. ARGV[1] = 'a' (acquire), 'e' (extend) or 'c' (count), ARGV[2] = holder id,
@@ -68,7 +69,41 @@ export interface RedisSemaphoreOptions {
   readonly leaseMs?: number;
   /** Prefix of the key. Default `'bulwark:sem:'`. */
   readonly prefix?: string;
+  /** The registry the semaphore joins at creation. */
+  readonly registry?: Registry;
 }
+
+const schema = s.object({
+  client: s.custom<RedisSemaphoreClient>('an ioredis client', (v, path) =>
+    typeof v === 'object' &&
+    v !== null &&
+    ['evalsha', 'eval', 'zrem'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
+      ? (v as RedisSemaphoreClient)
+      : s.fail(path, 'an ioredis client', v),
+  ),
+  name: s.string(),
+  limit: s.int({ min: 1 }),
+  leaseMs: s.optional(s.int({ min: 1 }), 30_000),
+  prefix: s.optional(s.string(), 'bulwark:sem:'),
+  registry: s.optional(registrySchema),
+});
+
+/** The descriptor of `redisSemaphore` components. */
+export const REDIS_SEMAPHORE_DESCRIPTOR: ComponentDescriptor = Object.freeze({
+  kind: 'redisSemaphore',
+  help: 'A distributed semaphore with leases on Redis',
+  states: Object.freeze(['ok', 'failing']),
+  gauges: Object.freeze({
+    held: 'Permits this instance holds now',
+    limit: 'Permits held at once, fleet-wide',
+  }),
+  counters: Object.freeze({
+    acquisitions: 'Permits taken',
+    refusals: 'Acquisitions refused because the semaphore was full',
+    leasesLost: 'Permits whose lease ended before they were released',
+    redisErrors: 'Redis commands that failed',
+  }),
+});
 
 /** A permit taken from a `redisSemaphore`. */
 export interface RedisPermit {
@@ -81,36 +116,62 @@ export interface RedisPermit {
 }
 
 /** A distributed semaphore on Redis. See `redisSemaphore()`. */
-export class RedisSemaphore {
+export class RedisSemaphore implements Component {
+  readonly kind = 'redisSemaphore';
   readonly name: string;
   readonly limit: number;
   readonly leaseMs: number;
   /** The Redis key of the holders' sorted set. */
   readonly key: string;
+  /** The kind's descriptor (states, gauges, counters). */
+  readonly descriptor = REDIS_SEMAPHORE_DESCRIPTOR;
+  /** @internal */
+  readonly emitter = new PolicyEmitter<never>();
   private readonly client: RedisSemaphoreClient;
+  private held = 0;
+  private acquisitions = 0;
+  private refusals = 0;
+  private leasesLost = 0;
+  private redisErrors = 0;
+  private failing = false;
 
   constructor(options: RedisSemaphoreOptions) {
-    const o = checkObject('redisSemaphore', options);
-    checkKeys('redisSemaphore', o, ['client', 'name', 'limit', 'leaseMs', 'prefix']);
-    const client = o.client as RedisSemaphoreClient | undefined;
-    if (
-      client === null ||
-      typeof client !== 'object' ||
-      typeof client.evalsha !== 'function' ||
-      typeof client.eval !== 'function' ||
-      typeof client.zrem !== 'function'
-    ) {
-      throw new ConfigError('redisSemaphore.client', 'an ioredis client', client);
-    }
-    this.client = client;
-    if (typeof o.name !== 'string' || o.name === '')
-      throw new ConfigError('redisSemaphore.name', 'a non-empty string', o.name);
+    const o = schema.parse(options, 'redisSemaphore');
+    this.client = o.client;
     this.name = o.name;
-    if (o.limit === undefined) throw new ConfigError('redisSemaphore.limit', 'an integer >= 1', undefined);
-    this.limit = optNumber('redisSemaphore.limit', o.limit, rules.int(1), 1);
-    this.leaseMs = optNumber('redisSemaphore.leaseMs', o.leaseMs, rules.int(1), 30_000);
-    const prefix = checkString('redisSemaphore.prefix', o.prefix, 'bulwark:sem:');
-    this.key = `${prefix}{${this.name}}`;
+    this.limit = o.limit;
+    this.leaseMs = o.leaseMs ?? 30_000;
+    this.key = `${o.prefix ?? 'bulwark:sem:'}{${this.name}}`;
+    joinRegistry(o.registry, this);
+  }
+
+  /**
+   * The permits this instance holds and what happened since creation (no I/O).
+   *
+   * @example
+   * ```ts nocheck
+   * console.log(sem.snapshot().gauges.held, sem.snapshot().counters.refusals);
+   * ```
+   */
+  snapshot(): Snapshot {
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.failing ? 'failing' : 'ok',
+      gauges: { held: this.held, limit: this.limit },
+      counters: {
+        acquisitions: this.acquisitions,
+        refusals: this.refusals,
+        leasesLost: this.leasesLost,
+        redisErrors: this.redisErrors,
+      },
+      details: { key: this.key, leaseMs: this.leaseMs },
+    };
+  }
+
+  /** The semaphore emits no events of its own (its bulkhead does); for the `Component` contract. */
+  onEvent(listener: Listener<never>): Disposer {
+    return this.emitter.on(listener);
   }
 
   /**
@@ -128,7 +189,13 @@ export class RedisSemaphore {
       if (!Array.isArray(reply) || reply.length !== 2)
         throw new Error('unexpected reply from the semaphore script');
       const holders = Number(reply[1]);
-      return { permit: reply[0] === 1 ? this.permit(id) : null, holders };
+      if (reply[0] !== 1) {
+        this.refusals++;
+        return { permit: null, holders };
+      }
+      this.acquisitions++;
+      this.held++;
+      return { permit: this.permit(id), holders };
     });
   }
 
@@ -138,21 +205,53 @@ export class RedisSemaphore {
   }
 
   private permit(id: string): RedisPermit {
+    let held = true;
+    const gone = (lost: boolean) => {
+      if (!held) return;
+      held = false;
+      this.held--;
+      if (lost) this.leasesLost++;
+    };
     return {
       id,
-      release: () => (this.client as Redis).zrem(this.key, id).then((n) => n === 1),
-      extend: () => this.run(['e', id, String(this.leaseMs)]).then((r) => r === 1),
+      release: () =>
+        this.watch((this.client as Redis).zrem(this.key, id)).then((n) => {
+          gone(n !== 1);
+          return n === 1;
+        }),
+      extend: () =>
+        this.run(['e', id, String(this.leaseMs)]).then((r) => {
+          if (r !== 1) gone(true);
+          return r === 1;
+        }),
     };
+  }
+
+  /** Tracks whether Redis answers. */
+  private watch<T>(p: Promise<T>): Promise<T> {
+    return p.then(
+      (v) => {
+        this.failing = false;
+        return v;
+      },
+      (error: unknown) => {
+        this.failing = true;
+        this.redisErrors++;
+        throw error;
+      },
+    );
   }
 
   /** EVALSHA; on NOSCRIPT, EVAL (which also caches the script). */
   private run(argv: string[]): Promise<unknown> {
     const c = this.client as Redis;
-    return c.evalsha(SEMAPHORE_SHA, 1, this.key, ...argv).catch((error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT'))
-        return c.eval(SEMAPHORE_SCRIPT, 1, this.key, ...argv);
-      throw error;
-    });
+    return this.watch(
+      c.evalsha(SEMAPHORE_SHA, 1, this.key, ...argv).catch((error: unknown) => {
+        if (error instanceof Error && error.message.startsWith('NOSCRIPT'))
+          return c.eval(SEMAPHORE_SCRIPT, 1, this.key, ...argv);
+        throw error;
+      }),
+    );
   }
 }
 
@@ -169,141 +268,4 @@ export class RedisSemaphore {
  */
 export function redisSemaphore(options: RedisSemaphoreOptions): RedisSemaphore {
   return new RedisSemaphore(options);
-}
-
-/** Options of `redisBulkhead()`. */
-export interface RedisBulkheadOptions {
-  /** The semaphore whose permits the calls take. */
-  readonly semaphore: RedisSemaphore;
-  /** How often a running call renews its lease, in ms. Default `leaseMs / 3`. */
-  readonly renewEveryMs?: number;
-  /** Name in events and errors. Default the semaphore's name. */
-  readonly name?: string;
-}
-
-/** A bulkhead over a Redis semaphore. See `redisBulkhead()`. */
-export class RedisBulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
-  readonly kind = 'bulkhead';
-  readonly name: string;
-  /** @internal */
-  readonly emitter = new PolicyEmitter<BulkheadEvent>();
-  readonly semaphore: RedisSemaphore;
-  readonly renewEveryMs: number;
-  private rejected = 0;
-  private running = 0;
-  private lost = 0;
-
-  constructor(options: RedisBulkheadOptions) {
-    super();
-    const o = checkObject('redisBulkhead', options);
-    checkKeys('redisBulkhead', o, ['semaphore', 'renewEveryMs', 'name']);
-    if (!(o.semaphore instanceof RedisSemaphore))
-      throw new ConfigError('redisBulkhead.semaphore', 'a redisSemaphore()', o.semaphore);
-    this.semaphore = o.semaphore;
-    this.renewEveryMs = optNumber(
-      'redisBulkhead.renewEveryMs',
-      o.renewEveryMs,
-      rules.positive,
-      Math.max(1, Math.floor(this.semaphore.leaseMs / 3)),
-    );
-    if (this.renewEveryMs >= this.semaphore.leaseMs) {
-      throw new ConfigError(
-        'redisBulkhead.renewEveryMs',
-        `less than leaseMs (${this.semaphore.leaseMs})`,
-        o.renewEveryMs,
-      );
-    }
-    this.name = checkString('redisBulkhead.name', o.name, this.semaphore.name);
-  }
-
-  /** Calls of this instance holding a permit now; rejections and lost leases since creation. */
-  get stats(): { readonly active: number; readonly rejected: number; readonly leasesLost: number } {
-    return { active: this.running, rejected: this.rejected, leasesLost: this.lost };
-  }
-
-  /** Runs `fn` under this policy. (Defined per class to keep the call into `_run` monomorphic.) */
-  override execute<T, P extends object = Record<string, unknown>>(
-    fn: Operation<T, P>,
-    options?: ExecuteOptions<P>,
-  ): Promise<T | never> {
-    return this._run(ExecutionContext.root(fn, options), null) as Promise<T | never>;
-  }
-
-  /** @internal */
-  _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-    if (ctx._isAborted) return Promise.reject(ctx._abortReason);
-    return this.semaphore._acquire().then(({ permit, holders }) => {
-      if (permit === null) {
-        this.rejected++;
-        if (this.emitter.active) {
-          this.emitter.emit({
-            kind: 'bulkhead',
-            name: this.name,
-            priority: ctx.priority,
-            operation: ctx.name,
-            attempt: ctx.attempt,
-            active: holders,
-            queued: 0,
-            event: 'reject',
-            reason: 'full',
-          });
-        }
-        return Promise.reject(new BulkheadRejectedError(this.name, 'BULKHEAD_FULL', holders, 0));
-      }
-      if (ctx._isAborted) {
-        this.giveBack(permit);
-        return Promise.reject(ctx._abortReason);
-      }
-      this.running++;
-      // Renewed only while the call holds the permit; unref'd: the call itself keeps the process alive.
-      const timer = setInterval(() => {
-        permit.extend().then(
-          (held) => {
-            if (!held) this.lost++;
-          },
-          () => {}, // Redis failing: the next tick tries again; the lease may end meanwhile.
-        );
-      }, this.renewEveryMs);
-      timer.unref?.();
-      const done = () => {
-        clearInterval(timer);
-        this.running--;
-        this.giveBack(permit);
-      };
-      return start(ctx, next).then(
-        (value) => {
-          done();
-          return value;
-        },
-        (error: unknown) => {
-          done();
-          throw error;
-        },
-      );
-    });
-  }
-
-  /** Releases in the background: if Redis fails, the lease ends the permit anyway. */
-  private giveBack(permit: RedisPermit): void {
-    permit.release().then(
-      () => {},
-      () => {},
-    );
-  }
-}
-
-/**
- * Makes a bulkhead whose slots are the permits of a Redis semaphore (fleet-wide): a call takes a
- * permit or is rejected with `BulkheadRejectedError` (no queue), renews its lease while it runs,
- * and gives the permit back when it settles.
- *
- * @example
- * ```ts nocheck
- * import { pipeline, timeout } from 'bulwark';
- * import { redisBulkhead, redisSemaphore } from 'bulwark/redis';
- * const policy = pipeline(redisBulkhead({ semaphore: redisSemaphore({ client, name: 'db', limit: 50 }) }), timeout(5_000));
- * ```
- */
-export function redisBulkhead(options: RedisBulkheadOptions): RedisBulkheadPolicy {
-  return new RedisBulkheadPolicy(options);
 }

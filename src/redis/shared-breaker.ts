@@ -1,91 +1,75 @@
 /**
- * A circuit breaker whose open / half-open state is shared, through Redis, by every instance that
- * uses the same `name` and `prefix`. Failures are counted locally (a core `CircuitBreakerPolicy`
- * runs each instance's window while the breaker is closed); when one instance opens, it writes
- * the break (its end in Redis server time) to a key and PUBLISHes it, and every subscribed
- * instance opens on receipt. After the break, exactly one probe runs fleet-wide: the instance
- * that wants to probe takes a lease (SET NX PX); the probe's success closes the breaker
- * everywhere, its failure re-opens it everywhere. A lease whose holder dies expires after
- * `probeLeaseMs`. When Redis fails or is slower than `timeoutMs`, each instance keeps its own
- * state machine (events `fallback` / `recovered`). With `aggregate`, failures are counted
- * fleet-wide in Redis time buckets instead (each instance sends its counts every `flushMs`), and
- * the script that adds them opens the breaker for everyone. After its subscriber reconnects, an
- * instance re-reads the state, so an opening published while it was disconnected is not missed.
+ * A circuit breaker whose state is shared, through Redis, by every instance that uses the same
+ * `name` and `prefix`. It is the core `circuitBreaker` (same options, state machine and outcome
+ * classification) with hooks that make its decisions fleet-wide:
+ *
+ * - **Opening.** Each instance counts its own outcomes (or, with `aggregate`, adds them to
+ *   fleet-wide Redis buckets); the instance that opens writes the break (its end in Redis server
+ *   time) to a key and PUBLISHes it; every subscribed instance opens on receipt.
+ * - **Half-open.** After the break, at most `halfOpen.probes` probes run fleet-wide: a probe
+ *   first takes a lease (a sorted set of tokens; a holder that dies frees it after
+ *   `probeLeaseMs`). `successThreshold` successful probes (counted in Redis) close the breaker
+ *   everywhere; one failure re-opens it everywhere.
+ * - **Operators.** `isolate()` (reference-counted across the fleet), `forceOpen()`, `disable()`
+ *   and `reset()` act on every instance.
+ * - **Redis failing** or slower than `timeoutMs`: each instance runs its core breaker alone
+ *   (events `fallback` / `recovered`). After its subscriber reconnects, an instance re-reads the
+ *   state, so a change published while it was disconnected is not missed.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-
-import { type Backoff, isBackoff } from '../core/backoff.js';
-import type { BreakerOptions } from '../core/breaker-window.js';
+import { CircuitBreakerPolicy, type CircuitBreakerStats } from '../core/breaker/circuit-breaker.js';
+import { SHARED_CIRCUIT_BREAKER_DESCRIPTOR } from '../core/breaker/descriptor.js';
+import type { BreakerHooks } from '../core/breaker/hooks.js';
+import { type IsolationHandle, isolationHandle } from '../core/breaker/isolation.js';
+import { FAILURE, NEUTRAL, type Outcome } from '../core/breaker/outcome.js';
+import type { CircuitState, SavedCircuitState } from '../core/breaker/saved-state.js';
+import type { Clock } from '../core/clock.js';
+import type { Snapshot } from '../core/component.js';
+import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import type { CircuitBreakerEvent, Disposer, EventBase, Listener } from '../core/events.js';
+import { PolicyEmitter } from '../core/events.js';
+import { type Link, PolicyBase, start } from '../core/policy.js';
+import { joinRegistry } from '../core/registry.js';
+import { RedisLink } from './redis-link.js';
+import { FleetCounts } from './shared-breaker-counts.js';
 import {
-  CircuitBreakerPolicy,
-  classifyError,
-  classifyResult,
-  FAILURE,
-  NEUTRAL,
-  SUCCESS,
-} from '../core/circuit-breaker.js';
-import type { Clock, RandomSource } from '../core/clock.js';
-import { systemRandom } from '../core/clock.js';
-import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from '../core/context.js';
-import { BrokenCircuitError, ConfigError } from '../core/errors.js';
-import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
-import { DEFAULT_FAILURES, Handler } from '../core/handle.js';
+  parseSharedBreakerOptions,
+  type SharedBreakerSubscriber,
+  type SharedCircuitBreakerOptions,
+} from './shared-breaker-options.js';
 import {
-  checkFunction,
-  checkKeys,
-  checkObject,
-  checkPriorities,
-  checkString,
-  optNumber,
-  rules,
-} from '../core/options.js';
-import { clockOf, type Link, PolicyBase, start } from '../core/policy.js';
-import { RedisTimeoutError } from './rate-limiter.js';
+  CLOSE_SCRIPT,
+  ISOLATE_SCRIPT,
+  LEASE_SCRIPT,
+  MODE_SCRIPT,
+  OPEN_SCRIPT,
+  PROBE_OK_SCRIPT,
+  READ_SCRIPT,
+  RELEASE_SCRIPT,
+} from './shared-breaker-scripts.js';
 
-/** States of a shared breaker. */
-export type SharedCircuitState = 'closed' | 'open' | 'half-open';
+/** States of a shared breaker (those of the core breaker). */
+export type SharedCircuitState = CircuitState;
 
-/** Events of a shared circuit breaker. */
+type Rekind<E> = E extends { readonly kind: 'circuitBreaker' }
+  ? Omit<E, 'kind'> & { readonly kind: 'sharedCircuitBreaker' }
+  : never;
+type Own = EventBase & { readonly kind: 'sharedCircuitBreaker' };
+
+/** Events of a shared circuit breaker: those of the core breaker, and its own. */
 export type SharedCircuitBreakerEvent =
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      readonly event: 'stateChange';
-      readonly from: SharedCircuitState;
-      readonly to: SharedCircuitState;
+  | Rekind<Exclude<CircuitBreakerEvent, { event: 'stateChange' }>>
+  | (Rekind<Extract<CircuitBreakerEvent, { event: 'stateChange' }>> & {
       /** `local`: this instance decided it; `remote`: another instance did (pub/sub or the key). */
-      readonly source: 'local' | 'remote';
-      readonly reason?: string;
-      readonly breakMs?: number;
+      readonly source?: 'local' | 'remote';
     })
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      readonly event: 'reject';
-      readonly state: SharedCircuitState;
-      readonly retryAfterMs: number;
-    })
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      readonly event: 'bypass';
-      readonly state: SharedCircuitState;
-    })
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      /** This instance took the fleet-wide probe lease (or, during a fallback, probes locally). */
-      readonly event: 'probe';
-      readonly leased: boolean;
-    })
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      /** Redis failed or timed out: this instance runs its breaker alone until Redis answers. */
-      readonly event: 'fallback';
-      readonly error: unknown;
-    })
-  | (EventBase & {
-      readonly kind: 'sharedCircuitBreaker';
-      /** Redis answered again after a fallback. */
-      readonly event: 'recovered';
-    });
+  /** This instance took a fleet-wide probe lease (or, during a fallback, probes locally). */
+  | (Own & { readonly event: 'probe'; readonly leased: boolean })
+  /** Redis failed or timed out: this instance runs its breaker alone until Redis answers. */
+  | (Own & { readonly event: 'fallback'; readonly error: unknown })
+  /** Redis answered again after a fallback. */
+  | (Own & { readonly event: 'recovered' });
 
 declare module '../core/events.js' {
   interface PolicyEventMap {
@@ -93,169 +77,15 @@ declare module '../core/events.js' {
   }
 }
 
-/** The subset of an ioredis client the shared breaker uses for commands. */
-export type SharedBreakerClient = Pick<Redis, 'evalsha' | 'eval' | 'duplicate'>;
-/** The subset of an ioredis client the shared breaker uses to listen (a connection in subscriber mode). */
-export type SharedBreakerSubscriber = Pick<Redis, 'subscribe' | 'unsubscribe' | 'on' | 'off'>;
-
-/** Options of `sharedCircuitBreaker()`. */
-export interface SharedCircuitBreakerOptions {
-  /** An ioredis client for commands, owned by the caller. */
-  readonly client: SharedBreakerClient;
-  /**
-   * A connection for SUBSCRIBE (may be shared by several breakers), owned by the caller. Default:
-   * `client.duplicate()`, owned (and closed by `close()`) by the breaker.
-   */
-  readonly subscriber?: SharedBreakerSubscriber;
-  /** The breaker's fleet-wide name: breakers with the same name (and prefix) share one state. */
-  readonly name: string;
-  /** How failures are counted (locally, on each instance). Default `{ kind: 'consecutive', threshold: 5 }`. */
-  readonly breaker?: BreakerOptions;
-  /** Break duration in ms, or a backoff growing with each re-open (reset on close). Default 30 000. */
-  readonly halfOpenAfter?: number | Backoff;
-  /** Which errors and results are failures (as in `circuitBreaker`). */
-  readonly handle?: Handler;
-  /** Errors and results that count neither way. */
-  readonly exclude?: Handler;
-  /** Priorities that pass while the breaker is open or half-open. */
-  readonly bypass?: readonly Priority[];
-  /** Prefix of the keys and channel. Default `'bulwark:cb:'`. */
-  readonly prefix?: string;
-  /** Longest wait for Redis, in ms, before this instance decides alone. Default 50. */
-  readonly timeoutMs?: number;
-  /** How long a probe's lease lasts, in ms (a holder that dies frees it after this). Default 10 000. */
-  readonly probeLeaseMs?: number;
-  /** Monotonic clock (tests). */
-  readonly clock?: Clock;
-  /** Random source for a jittered `halfOpenAfter` backoff. */
-  readonly random?: RandomSource;
-  /**
-   * Count failures fleet-wide, in Redis time buckets, instead of on each instance: every instance
-   * adds its outcomes to a ring of `buckets` buckets covering `windowMs` (one script per
-   * `flushMs`, not per call), and the script that adds them opens the breaker for everyone when
-   * the window holds at least `minimumCalls` calls with a failure ratio of at least `failureRate`.
-   * While Redis fails, each instance counts locally with `breaker` again. Default: absent (local).
-   */
-  readonly aggregate?: {
-    /** The window, ms. Default 10 000. */
-    readonly windowMs?: number;
-    /** Buckets in the window. Default 10. */
-    readonly buckets?: number;
-    /** Calls the window needs before it can open the breaker. Default 20. */
-    readonly minimumCalls?: number;
-    /** Failure ratio in (0, 1] that opens it. Default 0.5. */
-    readonly failureRate?: number;
-    /** How often an instance sends its counts, ms. Default 100. */
-    readonly flushMs?: number;
-  };
-}
-
-// KEYS[1] counts (hash: bucket slot -> "start:successes:failures"), KEYS[2] state key, KEYS[3] lease
-// key. ARGV: successes, failures, bucketMs, buckets, minimumCalls, failureRate, breakMs, channel,
-// extra ttl, id. Adds the counts to the current bucket; if the breaker is closed and the window
-// trips, opens it (as OPEN_SCRIPT) and clears the counts. Returns {1 opened now | 2 already open
-// | 0, break ms left, openCount, calls, failures}.
-const COUNT_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local bucketMs, nb = tonumber(ARGV[3]), tonumber(ARGV[4])
-local start = math.floor(now / bucketMs) * bucketMs
-local slot = tostring((start / bucketMs) % nb)
-local cur = redis.call('HGET', KEYS[1], slot)
-local s, f = 0, 0
-if cur then
-  local cs, ss, ff = string.match(cur, '^(%d+):(%d+):(%d+)$')
-  if tonumber(cs) == start then s, f = tonumber(ss), tonumber(ff) end
-end
-s = s + tonumber(ARGV[1])
-f = f + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], slot, start .. ':' .. s .. ':' .. f)
-redis.call('PEXPIRE', KEYS[1], bucketMs * nb * 2)
-local calls, fails = 0, 0
-local all = redis.call('HVALS', KEYS[1])
-for i = 1, #all do
-  local cs, ss, ff = string.match(all[i], '^(%d+):(%d+):(%d+)$')
-  if cs and tonumber(cs) > start - bucketMs * nb then
-    calls = calls + tonumber(ss) + tonumber(ff)
-    fails = fails + tonumber(ff)
-  end
-end
-local v = redis.call('GET', KEYS[2])
-if v then
-  -- Already open (this instance may have missed the message): tell it.
-  local u, c = string.match(v, '^(%d+):(%d+)')
-  if u then return { 2, tonumber(u) - now, tonumber(c), calls, fails } end
-  return { 0, 0, 0, calls, fails }
-end
-if calls < tonumber(ARGV[5]) or fails < calls * tonumber(ARGV[6]) then return { 0, 0, 0, calls, fails } end
-local b = tonumber(ARGV[7])
-redis.call('SET', KEYS[2], string.format('%d:%s', now + b, '1'), 'PX', b + tonumber(ARGV[9]))
-redis.call('DEL', KEYS[3], KEYS[1])
-redis.call('PUBLISH', ARGV[8], 'open:' .. ARGV[7] .. ':1:' .. ARGV[10])
-return { 1, b, 1, calls, fails }
-`;
-
-// KEYS[1] state key, KEYS[2] lease key. ARGV: breakMs, force ('1'/'0'), channel, extra ttl, id, openCount.
-// Returns {published (1/0), remaining break ms, openCount}.
-const OPEN_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[2] == '0' then
-  local v = redis.call('GET', KEYS[1])
-  if v then
-    local u, c = string.match(v, '^(%d+):(%d+)')
-    if u and tonumber(u) > now then return { 0, tonumber(u) - now, tonumber(c) } end
-  end
-end
-local b = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%d:%s', now + b, ARGV[6]), 'PX', b + tonumber(ARGV[4]))
-redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[3], 'open:' .. ARGV[1] .. ':' .. ARGV[6] .. ':' .. ARGV[5])
-return { 1, b, tonumber(ARGV[6]) }
-`;
-// KEYS[1] state key. Returns {} when closed, else {remaining break ms (<= 0: half-open), openCount}.
-const READ_SCRIPT = `
-local v = redis.call('GET', KEYS[1])
-if not v then return {} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local u, c = string.match(v, '^(%d+):(%d+)')
-if not u then return {} end
-return { tonumber(u) - now, tonumber(c) }
-`;
-// KEYS[1] state key, KEYS[2] lease key. ARGV: token, leaseMs. Returns -1 when the lease is taken,
-// -2 when the breaker is closed (no state key), else the ms left on another holder's lease.
-const LEASE_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return -1 end
-return redis.call('PTTL', KEYS[2])
-`;
-// KEYS[1] state key, KEYS[2] lease key, KEYS[3] fleet-wide counts. ARGV: channel, id.
-const CLOSE_SCRIPT = `
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[1], 'closed:0:0:' .. ARGV[2])
-return 1
-`;
-// KEYS[1] lease key. ARGV: token. Frees a lease this instance holds (a probe that counted neither way).
-const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-`;
-
-const SHA = new Map<string, string>();
-function sha(script: string): string {
-  let s = SHA.get(script);
-  if (s === undefined) {
-    s = createHash('sha1').update(script).digest('hex');
-    SHA.set(script, s);
-  }
-  return s;
-}
+type StateChange = Extract<SharedCircuitBreakerEvent, { event: 'stateChange' }>;
+const noop = () => {};
 
 /** A circuit breaker sharing its state through Redis. See `sharedCircuitBreaker()`. */
 export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitBreakerEvent> {
   readonly kind = 'sharedCircuitBreaker';
   readonly name: string;
+  /** The kind's descriptor (states, gauges, counters). */
+  readonly descriptor = SHARED_CIRCUIT_BREAKER_DESCRIPTOR;
   /** @internal */
   readonly emitter = new PolicyEmitter<SharedCircuitBreakerEvent>();
   /** Resolves once the breaker has subscribed and read the shared state (never rejects). */
@@ -263,125 +93,106 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   /** This instance's id in published messages. */
   readonly instanceId = randomBytes(6).toString('hex');
 
-  private readonly client: SharedBreakerClient;
+  private readonly core: CircuitBreakerPolicy;
+  private readonly link: RedisLink;
   private readonly subscriber: SharedBreakerSubscriber;
   private readonly ownsSubscriber: boolean;
-  private readonly local: CircuitBreakerPolicy;
   private readonly clock: Clock;
-  private readonly random: RandomSource;
-  private readonly handler: Handler;
-  private readonly excluded: Handler | null;
-  private readonly who: string;
-  private readonly bypass: readonly string[];
-  private readonly breakFixed: number;
-  private readonly breakBackoff: Backoff | null;
+  private readonly prefix: string;
+  private readonly probes: number;
+  private readonly successThreshold: number;
   private readonly timeoutMs: number;
   private readonly leaseMs: number;
-  private readonly stateKey: string;
-  private readonly leaseKey: string;
-  private readonly countsKey: string;
+  private readonly key: {
+    readonly state: string;
+    readonly probes: string;
+    readonly ok: string;
+    readonly counts: string;
+    readonly mode: string;
+    readonly iso: string;
+  };
   private readonly channel: string;
   private readonly onMessage: (channel: string, message: string) => void;
   private readonly onReconnect: () => void;
-  private readonly aggregate: {
-    readonly bucketMs: number;
-    readonly buckets: number;
-    readonly minimumCalls: number;
-    readonly failureRate: number;
-    readonly flushMs: number;
-  } | null;
-  private pendingSuccesses = 0;
-  private pendingFailures = 0;
-  private flushTimer: ReturnType<Clock['setTimeout']> | null = null;
-  private readonly flushBound = () => this.flush();
-
-  private _state: SharedCircuitState = 'closed';
-  private gen = 0;
-  private openUntil = 0;
-  private openCount = 0;
-  private probing = false;
+  private readonly aggregate: ReturnType<typeof parseSharedBreakerOptions>['aggregate'];
+  /** Fleet-wide counting (`aggregate`), or null. */
+  private readonly counts: FleetCounts | null;
+  /** The lease token of each probe this instance runs. */
+  private readonly tokens = new WeakMap<ExecutionContext, string>();
+  private pendingLeases = 0;
   private leaseBusyUntil = 0;
-  private degraded = false;
+  private seq = 0;
+  /** Held while another instance isolates the breaker. */
+  private remoteIsolation: IsolationHandle | null = null;
+  private remoteChanges = 0;
   private closed = false;
-  private resetting = false;
 
   constructor(options: SharedCircuitBreakerOptions) {
     super();
-    const o = checkObject('sharedCircuitBreaker', options);
-    checkKeys('sharedCircuitBreaker', o, [
-      'client',
-      'subscriber',
-      'name',
-      'breaker',
-      'halfOpenAfter',
-      'handle',
-      'exclude',
-      'bypass',
-      'prefix',
-      'timeoutMs',
-      'probeLeaseMs',
-      'clock',
-      'random',
-      'aggregate',
-    ]);
-    const client = o.client as SharedBreakerClient | undefined;
-    if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
-      throw new ConfigError('sharedCircuitBreaker.client', 'an ioredis client', client);
-    }
-    this.client = client;
-    if (typeof o.name !== 'string' || o.name === '')
-      throw new ConfigError('sharedCircuitBreaker.name', 'a non-empty string', o.name);
-    this.name = o.name;
-    this.who = `sharedCircuitBreaker "${o.name}"`;
-    const hoa = o.halfOpenAfter;
-    if (isBackoff(hoa)) {
-      this.breakBackoff = hoa;
-      this.breakFixed = 0;
-    } else {
-      this.breakBackoff = null;
-      this.breakFixed = optNumber('sharedCircuitBreaker.halfOpenAfter', hoa, rules.finite(0), 30_000);
-    }
-    if (o.handle !== undefined && !Handler.is(o.handle))
-      throw new ConfigError('sharedCircuitBreaker.handle', 'a handler', o.handle);
-    if (o.exclude !== undefined && !Handler.is(o.exclude))
-      throw new ConfigError('sharedCircuitBreaker.exclude', 'a handler', o.exclude);
-    this.handler = (o.handle as Handler | undefined) ?? DEFAULT_FAILURES;
-    this.excluded = (o.exclude as Handler | undefined) ?? null;
-    this.bypass = checkPriorities('sharedCircuitBreaker.bypass', o.bypass);
-    const prefix = checkString('sharedCircuitBreaker.prefix', o.prefix, 'bulwark:cb:');
-    this.timeoutMs = optNumber('sharedCircuitBreaker.timeoutMs', o.timeoutMs, rules.positive, 50);
-    this.leaseMs = optNumber('sharedCircuitBreaker.probeLeaseMs', o.probeLeaseMs, rules.int(1), 10_000);
-    this.clock = clockOf(o.clock as Clock | undefined, 'sharedCircuitBreaker.clock');
-    this.random = checkFunction<RandomSource>('sharedCircuitBreaker.random', o.random) ?? systemRandom;
-    // The core breaker counts this instance's outcomes while closed; its opening is taken over
-    // here (and the core one reset at once), so it never rejects by itself.
-    this.local = new CircuitBreakerPolicy({
-      ...(o.breaker === undefined ? {} : { breaker: o.breaker as BreakerOptions }),
-      handle: this.handler,
-      ...(this.excluded === null ? {} : { exclude: this.excluded }),
-      halfOpenAfter: 0,
-      name: this.name,
-      clock: this.clock,
+    const cfg = parseSharedBreakerOptions(options);
+    this.name = cfg.breaker.name;
+    this.clock = cfg.breaker.clock;
+    this.prefix = cfg.prefix;
+    this.probes = cfg.breaker.probes;
+    this.successThreshold = cfg.breaker.successThreshold;
+    this.timeoutMs = cfg.timeoutMs;
+    this.leaseMs = cfg.leaseMs;
+    this.aggregate = cfg.aggregate;
+    this.link = new RedisLink(cfg.client, cfg.timeoutMs, (failing, error) => {
+      if (!this.emitter.active) return;
+      this.emitter.emit(
+        failing ? { ...this.base(), event: 'fallback', error } : { ...this.base(), event: 'recovered' },
+      );
     });
-    this.local.onOpen((e) => {
-      if (this.resetting) return;
-      this.resetLocal();
-      // With aggregated counting, the local window only decides while Redis fails.
-      if (this.aggregate !== null && !this.degraded) return;
-      this.openLocally(e.reason ?? 'failures', false);
-    });
-    // Hash tag: both keys of a breaker live in one Redis Cluster slot.
-    this.stateKey = `${prefix}{${this.name}}`;
-    this.leaseKey = `${prefix}{${this.name}}:lease`;
-    this.countsKey = `${prefix}{${this.name}}:counts`;
-    this.channel = `${prefix}{${this.name}}:events`;
-    if (o.subscriber === undefined) {
-      const dup = client.duplicate();
-      dup.on('error', () => {});
+    this.core = new CircuitBreakerPolicy(
+      {},
+      { config: cfg.breaker, kind: this.kind, emitter: this.emitter, hooks: this.hooks() },
+    );
+    // Hash tag: every key of a breaker lives in one Redis Cluster slot.
+    const k = `${cfg.prefix}{${this.name}}`;
+    this.key = {
+      state: k,
+      probes: `${k}:probes`,
+      ok: `${k}:ok`,
+      counts: `${k}:counts`,
+      mode: `${k}:mode`,
+      iso: `${k}:iso`,
+    };
+    this.channel = `${k}:events`;
+    const ttl = String(Math.max(60_000, 3 * this.leaseMs));
+    const key = this.key;
+    this.counts =
+      cfg.aggregate === null
+        ? null
+        : new FleetCounts(
+            cfg.aggregate,
+            this.clock,
+            this.link,
+            [key.counts, key.state, key.probes, key.ok],
+            [this.channel, ttl, this.instanceId],
+            cfg.breaker.halfOpenAfterMs,
+            cfg.breaker.random,
+            () => this.core.state === 'closed' && !this.closed,
+            ([opened, ms, count, calls, fails]) => {
+              if (opened === 1)
+                this.core._adopt(
+                  'open',
+                  `failure rate ${fails}/${calls} in the fleet-wide window`,
+                  ms,
+                  1,
+                  'local',
+                );
+              else if (opened === 2)
+                this.core._adopt('open', 'opened by another instance (seen when counting)', ms, count);
+            },
+          );
+    if (cfg.subscriber === undefined) {
+      const dup = cfg.client.duplicate();
+      dup.on('error', noop);
       this.subscriber = dup;
       this.ownsSubscriber = true;
     } else {
-      this.subscriber = o.subscriber as SharedBreakerSubscriber;
+      this.subscriber = cfg.subscriber;
       this.ownsSubscriber = false;
     }
     this.onMessage = (channel, message) => {
@@ -391,55 +202,80 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     this.onReconnect = () => {
       void this.readState(Math.max(this.timeoutMs, 2_000));
     };
-    if (o.aggregate === undefined) {
-      this.aggregate = null;
-    } else {
-      const a = checkObject('sharedCircuitBreaker.aggregate', o.aggregate);
-      checkKeys('sharedCircuitBreaker.aggregate', a, [
-        'windowMs',
-        'buckets',
-        'minimumCalls',
-        'failureRate',
-        'flushMs',
-      ]);
-      const windowMs = optNumber('sharedCircuitBreaker.aggregate.windowMs', a.windowMs, rules.int(1), 10_000);
-      const buckets = optNumber('sharedCircuitBreaker.aggregate.buckets', a.buckets, rules.int(1), 10);
-      if (windowMs % buckets !== 0 || windowMs / buckets < 1)
-        throw new ConfigError(
-          'sharedCircuitBreaker.aggregate.buckets',
-          `a divisor of windowMs (${windowMs})`,
-          buckets,
-        );
-      this.aggregate = {
-        bucketMs: windowMs / buckets,
-        buckets,
-        minimumCalls: optNumber(
-          'sharedCircuitBreaker.aggregate.minimumCalls',
-          a.minimumCalls,
-          rules.int(1),
-          20,
-        ),
-        failureRate: optNumber('sharedCircuitBreaker.aggregate.failureRate', a.failureRate, rules.ratio, 0.5),
-        flushMs: optNumber('sharedCircuitBreaker.aggregate.flushMs', a.flushMs, rules.positive, 100),
-      };
-    }
     this.ready = this.init();
+    joinRegistry(cfg.breaker.registry, this);
   }
 
-  /** The current state on this instance. */
+  /** Where the core breaker defers to the fleet. */
+  private hooks(): BreakerHooks {
+    return {
+      counted: (outcome) => this.counts?.add(outcome),
+      // With fleet-wide counting, the local window decides only while Redis fails.
+      tripping: () => this.aggregate === null || this.link.failing,
+      opened: (_reason, breakMs, openCount, probe) => this.publishOpen(breakMs, openCount, probe),
+      probeSettled: (outcome, slow, ctx) => this.probeSettled(outcome, slow, ctx),
+      closed: () => {
+        this.link.eval(CLOSE_SCRIPT, this.probeKeys(), [this.channel, this.instanceId, 'closed']).catch(noop);
+      },
+    };
+  }
+
+  /** The current state on this instance (`half-open` once an open break has passed). */
   get state(): SharedCircuitState {
-    if (this._state === 'open' && this.clock.now() >= this.openUntil) return 'half-open';
-    return this._state;
+    const s = this.core.state;
+    return s === 'open' && this.core.stats.retryAfterMs === 0 ? 'half-open' : s;
   }
 
   /** True while Redis is failing and this instance runs alone. */
   get isFallback(): boolean {
-    return this.degraded;
+    return this.link.failing;
   }
 
   /** Ms until an open breaker admits a probe (0 when not open). */
   get retryAfterMs(): number {
-    return this._state === 'open' ? Math.max(0, this.openUntil - this.clock.now()) : 0;
+    return this.core.stats.retryAfterMs;
+  }
+
+  /** Counters and current window figures of this instance. */
+  get stats(): CircuitBreakerStats {
+    return this.core.stats;
+  }
+
+  /**
+   * This instance's state and figures (no I/O): the core breaker's gauges and counters, plus
+   * `fallback` (1 while Redis fails), `remoteChanges` and `redisErrors`.
+   *
+   * @example
+   * ```ts nocheck
+   * const { state, gauges, counters } = breaker.snapshot();
+   * console.log(state, gauges.fallback, counters.remoteChanges);
+   * ```
+   */
+  snapshot(): Snapshot {
+    const s = this.core.snapshot();
+    return {
+      ...s,
+      state: this.state,
+      gauges: { ...s.gauges, fallback: this.link.failing ? 1 : 0 },
+      counters: { ...s.counters, remoteChanges: this.remoteChanges, redisErrors: this.link.errors },
+      details: {
+        ...s.details,
+        prefix: this.prefix,
+        instanceId: this.instanceId,
+        probeLeaseMs: this.leaseMs,
+        aggregate: this.aggregate,
+      },
+    };
+  }
+
+  /** This instance's state to save, for `initialState` (see `circuitBreaker().toJSON()`). */
+  toJSON(): SavedCircuitState {
+    return this.core.toJSON();
+  }
+
+  /** Subscribes to every state change (local or heard from another instance). */
+  onStateChange(listener: Listener<StateChange>): Disposer {
+    return this.emitter.on((e) => e.event === 'stateChange' && listener(e), ['stateChange']);
   }
 
   private async init(): Promise<void> {
@@ -449,14 +285,10 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     const ms = Math.max(this.timeoutMs, 2_000);
     const subscribed = this.subscriber.subscribe(this.channel) as Promise<unknown>;
     try {
-      await this.redis(subscribed, ms);
+      await this.link.bounded(subscribed, ms);
     } catch {
-      // Reported by redis() as a fallback. If the subscription still happens later, read the
-      // state then (what was published before it could not be heard).
-      subscribed.then(
-        () => this.readState(ms),
-        () => {},
-      );
+      // A fallback already. If the subscription still happens later, read the state then.
+      subscribed.then(() => this.readState(ms), noop);
       return;
     }
     await this.readState(ms);
@@ -464,49 +296,28 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
 
   private async readState(ms: number): Promise<void> {
     if (this.closed) return;
+    const k = this.key;
+    let r: unknown[];
     try {
-      const r = (await this.redis(this.eval(READ_SCRIPT, [this.stateKey], []), ms)) as number[];
-      if (r.length === 2 && this._state === 'closed') {
-        this.adoptOpen(Number(r[0]), Number(r[1]), 'state read at start');
-      }
+      r = (await this.link.eval(READ_SCRIPT, [k.state, k.mode, k.iso], [], ms)) as unknown[];
     } catch {
-      // reported by redis() as a fallback
+      return; // a fallback: this instance decides alone until Redis answers
     }
-  }
-
-  /**
-   * Closes the breaker on every instance (DEL + PUBLISH) and forgets this instance's counts.
-   * Resolves once Redis has it (or has failed / timed out: then only this instance is closed).
-   */
-  async reset(): Promise<void> {
-    this.transition('closed', 'local', 'reset');
-    await this.redis(
-      this.eval(
-        CLOSE_SCRIPT,
-        [this.stateKey, this.leaseKey, this.countsKey],
-        [this.channel, this.instanceId],
-      ),
-    ).catch(() => {});
-  }
-
-  /** Unsubscribes (and closes the subscriber connection this breaker made). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.subscriber.off('message', this.onMessage);
-    this.subscriber.off('ready', this.onReconnect);
-    if (this.flushTimer !== null) {
-      this.clock.clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    if (this.ownsSubscriber) {
-      (this.subscriber as unknown as Redis).disconnect();
-      return;
-    }
-    try {
-      await this.subscriber.unsubscribe(this.channel);
-    } catch {
-      // the connection is going away anyway
+    const [has, remaining, count, mode, holders] = r;
+    const core = this.core;
+    if (Number(holders) > 0) {
+      if (this.remoteIsolation === null) this.remoteIsolation = core.isolate();
+    } else if (mode === 'forced-open' || mode === 'disabled') {
+      core._adopt(mode, 'read from Redis');
+    } else if (Number(has) === 1) {
+      if (core.state === 'closed')
+        core._adopt('open', 'state read from Redis', Number(remaining), Number(count));
+    } else if (core.state === 'open') {
+      // A state restored from `initialState`, not known to the fleet yet.
+      const saved = core.toJSON();
+      this.publishOpen(saved.openRemainingMs, saved.openCount, false);
+    } else if (core.state === 'forced-open' || core.state === 'disabled') {
+      this.setMode(core.state);
     }
   }
 
@@ -521,132 +332,44 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   /** @internal */
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
-    if (this._state === 'closed') {
-      if (this.aggregate === null) return this.local._run(ctx, next);
-      // Fleet-wide counting; the local window still runs, and decides only while Redis fails
-      // (the flushes keep trying Redis, so the first one it answers ends the fallback).
-      return this.local._run(ctx, next).then(
-        (result) => {
-          this.count(classifyResult(this.handler, this.excluded, result, this.who));
-          return result;
-        },
-        (error: unknown) => {
-          this.count(classifyError(this.handler, this.excluded, error, ctx, this.who));
-          throw error;
-        },
-      );
-    }
-    const now = this.clock.now();
-    if (this._state === 'open' && now >= this.openUntil) this.transition('half-open', 'local', undefined);
-    if (this._state === 'open') return this.refuse(ctx, 'open', this.openUntil - now, next);
-    if (this.probing || now < this.leaseBusyUntil) return this.refuse(ctx, 'half-open', 0, next);
-    this.probing = true;
-    const gen = this.gen;
-    const token = `${this.instanceId}:${gen}`;
+    const core = this.core;
+    if (core.state === 'closed' || core._halfOpenIfDue() !== 'half-open') return core._run(ctx, next);
+    // Half-open: a fleet-wide lease first (if Redis fails to answer, the core probes locally).
+    if (this.pendingLeases + core._probes >= this.probes || this.clock.now() < this.leaseBusyUntil)
+      return this.refuse(ctx, next);
+    this.pendingLeases++;
+    const token = `${this.instanceId}:${++this.seq}`;
     return this.takeLease(token).then((got) => {
-      if (gen !== this.gen) {
-        // The state changed while the lease was asked for (e.g. closed by another probe).
-        if (got === 'leased') this.releaseLease(token);
-        return this._run(ctx, next);
-      }
-      if (got === 'busy') {
-        this.probing = false;
-        return this.refuse(ctx, 'half-open', 0, next);
-      }
+      this.pendingLeases--;
+      if (got === 'busy') return this.refuse(ctx, next);
       if (got === 'closed') {
-        this.transition('closed', 'remote', 'closed by another instance');
-        return this.local._run(ctx, next);
+        core._adopt('closed', 'closed by another instance');
+      } else if (core.state !== 'half-open') {
+        // The state moved on while the lease was asked for (e.g. another probe re-opened it).
+        if (got === 'leased') this.releaseLease(token);
+      } else {
+        if (got === 'leased') this.tokens.set(ctx, token);
+        this.probeEvent(ctx, got === 'leased');
       }
-      if (this.emitter.wants('probe'))
-        this.emitter.emit({ ...this.base(ctx), event: 'probe', leased: got === 'leased' });
-      if (ctx._isAborted) {
-        this.probeDone(gen, NEUTRAL, token);
-        return Promise.reject(ctx._abortReason);
-      }
-      return start(ctx, next).then(
-        (result) => {
-          this.probeDone(gen, classifyResult(this.handler, this.excluded, result, this.who), token);
-          return result;
-        },
-        (error: unknown) => {
-          this.probeDone(gen, classifyError(this.handler, this.excluded, error, ctx, this.who), token);
-          throw error;
-        },
-      );
+      return core._run(ctx, next);
     });
   }
 
-  /** Aggregated counting: adds an outcome to what the next flush sends. */
-  private count(kind: number): void {
-    if (kind === NEUTRAL) return;
-    if (kind === SUCCESS) this.pendingSuccesses++;
-    else this.pendingFailures++;
-    if (this.flushTimer === null && !this.closed) {
-      const t = this.clock.setTimeout(this.flushBound, this.aggregate!.flushMs);
-      t.unref();
-      this.flushTimer = t;
+  private probeEvent(ctx: ExecutionContext, leased: boolean): void {
+    if (this.emitter.wants('probe')) this.emitter.emit({ ...this.base(ctx), event: 'probe', leased });
+  }
+
+  /** A half-open call this instance does not run: rejected (or run, for a bypass priority). */
+  private refuse(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
+    try {
+      this.core._refuse(ctx, 'half-open', 0); // throws BrokenCircuitError unless the priority bypasses
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return start(ctx, next);
   }
 
-  /** Sends this instance's counts; the script opens the breaker fleet-wide when the window trips. */
-  private flush(): void {
-    this.flushTimer = null;
-    const a = this.aggregate!;
-    const s = this.pendingSuccesses;
-    const f = this.pendingFailures;
-    this.pendingSuccesses = 0;
-    this.pendingFailures = 0;
-    if (s + f === 0 || this._state !== 'closed' || this.closed) return;
-    const breakMs = Math.ceil(this.breakFor(1));
-    const gen = this.gen;
-    this.redis(
-      this.eval(
-        COUNT_SCRIPT,
-        [this.countsKey, this.stateKey, this.leaseKey],
-        [
-          String(s),
-          String(f),
-          String(a.bucketMs),
-          String(a.buckets),
-          String(a.minimumCalls),
-          String(a.failureRate),
-          String(breakMs),
-          this.channel,
-          String(Math.max(60_000, 3 * this.leaseMs)),
-          this.instanceId,
-        ],
-      ),
-    ).then(
-      (r) => {
-        const [opened, ms, count, calls, fails] = (r as number[]).map(Number) as number[];
-        if (gen !== this.gen || this._state !== 'closed') return;
-        if (opened === 1) {
-          this.openCount = 1;
-          this.openUntil = this.clock.now() + (ms ?? breakMs);
-          this.transition('open', 'local', `failure rate ${fails}/${calls} in the fleet-wide window`, ms);
-        } else if (opened === 2) {
-          this.adoptOpen(ms ?? 0, count ?? 1, 'opened by another instance (seen when counting)');
-        }
-      },
-      () => {},
-    );
-  }
-
-  private refuse(
-    ctx: ExecutionContext,
-    state: SharedCircuitState,
-    retryAfterMs: number,
-    next: Link | null,
-  ): Promise<unknown> {
-    if (this.bypass.length !== 0 && this.bypass.includes(ctx.priority)) {
-      if (this.emitter.active) this.emitter.emit({ ...this.base(ctx), event: 'bypass', state });
-      return start(ctx, next);
-    }
-    if (this.emitter.active) this.emitter.emit({ ...this.base(ctx), event: 'reject', state, retryAfterMs });
-    return Promise.reject(new BrokenCircuitError(this.name, state as 'open' | 'half-open', retryAfterMs));
-  }
-
-  private base(ctx: ExecutionContext | null) {
+  private base(ctx?: ExecutionContext) {
     return {
       kind: 'sharedCircuitBreaker' as const,
       name: this.name,
@@ -656,211 +379,199 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     };
   }
 
-  /** 'leased' | 'local' (Redis failed: probe alone) | 'busy' (another holder) | 'closed'. */
+  /** 'leased' | 'local' (Redis failed: probe alone) | 'busy' (the leases are taken) | 'closed'. */
   private takeLease(token: string): Promise<'leased' | 'local' | 'busy' | 'closed'> {
-    return this.redis(
-      this.eval(LEASE_SCRIPT, [this.stateKey, this.leaseKey], [token, String(this.leaseMs)]),
-    ).then(
-      (r) => {
-        const n = Number(r);
-        if (n === -1) return 'leased';
-        if (n === -2) return 'closed';
-        if (n > 0) this.leaseBusyUntil = this.clock.now() + Math.min(n, this.timeoutMs * 2);
-        return 'busy';
-      },
-      () => 'local',
-    );
+    const k = this.key;
+    return this.link
+      .eval(LEASE_SCRIPT, [k.state, k.probes], [token, String(this.leaseMs), String(this.probes)])
+      .then(
+        (r) => {
+          const n = Number(r);
+          if (n === -1) return 'leased';
+          if (n === -2) return 'closed';
+          if (n > 0) this.leaseBusyUntil = this.clock.now() + Math.min(n, this.timeoutMs * 2);
+          return 'busy';
+        },
+        () => 'local',
+      );
   }
 
   private releaseLease(token: string): void {
-    this.redis(this.eval(RELEASE_SCRIPT, [this.leaseKey], [token])).catch(() => {});
+    this.link.eval(RELEASE_SCRIPT, [this.key.probes], [token]).catch(noop);
   }
 
-  private probeDone(gen: number, kind: number, token: string): void {
-    if (gen !== this.gen) return; // the state moved on (another instance closed or re-opened it)
-    this.probing = false;
-    if (kind === NEUTRAL) {
+  /** The keys a close deletes. */
+  private probeKeys(): string[] {
+    const k = this.key;
+    return [k.state, k.probes, k.ok, k.counts];
+  }
+
+  /** A probe settled: a leased one is counted fleet-wide (true: the core only frees its slot). */
+  private probeSettled(outcome: Outcome, slow: boolean, ctx: ExecutionContext): boolean {
+    const token = this.tokens.get(ctx);
+    if (token === undefined) return false; // a local probe (Redis was failing): the core decides
+    this.tokens.delete(ctx);
+    if (outcome === NEUTRAL) {
       this.releaseLease(token);
-      return;
+      return true;
     }
-    if (kind === FAILURE) {
-      this.openLocally('half-open probe failed', true);
-      return;
-    }
-    this.transition('closed', 'local', undefined);
-    this.redis(
-      this.eval(
-        CLOSE_SCRIPT,
-        [this.stateKey, this.leaseKey, this.countsKey],
-        [this.channel, this.instanceId],
-      ),
-    ).catch(() => {});
+    if (outcome === FAILURE || slow) return false; // the core re-opens; `opened` tells the fleet
+    const core = this.core;
+    // Until Redis has counted it, the probe keeps its slot (no other probe starts meanwhile).
+    this.pendingLeases++;
+    const close = (reason: string, source: 'local' | 'remote') => {
+      this.pendingLeases--;
+      if (core.state === 'half-open') core._adopt('closed', reason, 0, 0, source);
+    };
+    this.link
+      .eval(PROBE_OK_SCRIPT, this.probeKeys(), [
+        token,
+        String(this.successThreshold),
+        this.channel,
+        this.instanceId,
+      ])
+      .then(
+        (r) => {
+          if (Number(r) === 1) close('half-open probes succeeded', 'local');
+          else if (Number(r) === 2) close('closed by another instance', 'remote');
+          else this.pendingLeases--;
+        },
+        // Redis failing: close here (the fleet hears of it when Redis answers again, if ever).
+        () => close('half-open probe succeeded while Redis failed', 'local'),
+      );
+    return true;
   }
 
-  /** Opens here at once, then writes the break to Redis and publishes it. */
-  private openLocally(reason: string, force: boolean): void {
-    const count = this.openCount + 1;
+  /** Writes the break this instance decided to Redis and publishes it. */
+  private publishOpen(breakMs: number, openCount: number, force: boolean): void {
     // Whole ms: Redis's PX takes integers only (a jittered backoff gives fractions).
-    const breakMs = Math.ceil(this.breakFor(count));
-    this.openCount = count;
-    this.openUntil = this.clock.now() + breakMs;
-    this.transition('open', 'local', reason, breakMs);
-    const gen = this.gen;
-    this.redis(
-      this.eval(
-        OPEN_SCRIPT,
-        [this.stateKey, this.leaseKey],
-        [
-          String(breakMs),
-          force ? '1' : '0',
-          this.channel,
-          String(Math.max(60_000, 3 * this.leaseMs)),
-          this.instanceId,
-          String(count),
-        ],
-      ),
-    ).then(
-      (r) => {
-        const [published, remaining, c] = (r as number[]).map(Number) as [number, number, number];
-        // Another instance had opened it already: adopt its break.
-        if (published === 0 && gen === this.gen) {
-          this.openUntil = this.clock.now() + remaining;
-          this.openCount = c;
-        }
-      },
-      () => {},
-    );
-  }
-
-  private breakFor(count: number): number {
-    if (this.breakBackoff === null) return this.breakFixed;
-    try {
-      const seq = this.breakBackoff.start(undefined, this.random);
-      let ms = 0;
-      for (let k = Math.min(count, 64); k >= 1; k--) ms = seq.next();
-      return ms;
-    } catch (error) {
-      reportError(`sharedCircuitBreaker "${this.name}": the halfOpenAfter backoff`, error);
-      return 30_000;
-    }
+    const ms = Math.ceil(breakMs);
+    const k = this.key;
+    const ttl = String(Math.max(60_000, 3 * this.leaseMs));
+    const args = [String(ms), force ? '1' : '0', this.channel, ttl, this.instanceId, String(openCount)];
+    this.link.eval(OPEN_SCRIPT, [k.state, k.probes, k.ok], args).then((r) => {
+      const [published, remaining, count] = (r as unknown[]).map(Number) as [number, number, number];
+      // Another instance had opened it already: take its break.
+      if (published === 0 && this.core.state === 'open')
+        this.core._adopt('open', 'opened by another instance', remaining, count);
+    }, noop);
   }
 
   private receive(message: string): void {
     const [what, a, b, id] = message.split(':');
     if (id === this.instanceId || this.closed) return;
+    this.remoteChanges++;
+    const core = this.core;
+    const s = core.state;
+    const manual = s === 'isolated' || s === 'forced-open' || s === 'disabled';
     if (what === 'open') {
-      this.adoptOpen(Number(a), Number(b), 'opened by another instance');
-    } else if (what === 'closed' && this._state !== 'closed') {
-      this.transition('closed', 'remote', 'closed by another instance');
+      const remaining = Number(a);
+      if (!manual && Number.isFinite(remaining))
+        core._adopt('open', 'opened by another instance', remaining, Number(b) || 1);
+    } else if (what === 'closed') {
+      if (s === 'open' || s === 'half-open') core._adopt('closed', 'closed by another instance');
+    } else if (what === 'mode') {
+      if (a === 'forced-open' || a === 'disabled') core._adopt(a, `${a} on another instance`);
+    } else if (what === 'isolate') {
+      if (this.remoteIsolation === null) this.remoteIsolation = core.isolate();
+    } else if (what === 'release') {
+      this.dropRemoteIsolation();
+    } else if (what === 'reset') {
+      this.remoteIsolation = null;
+      core.reset();
     }
   }
 
-  private adoptOpen(remainingMs: number, count: number, reason: string): void {
-    if (!Number.isFinite(remainingMs)) return;
-    this.openCount = Number.isFinite(count) ? count : this.openCount;
-    this.openUntil = this.clock.now() + Math.max(0, remainingMs);
-    this.resetLocal();
-    this.transition(remainingMs > 0 ? 'open' : 'half-open', 'remote', reason, Math.max(0, remainingMs));
+  private dropRemoteIsolation(): void {
+    const h = this.remoteIsolation;
+    this.remoteIsolation = null;
+    h?.release();
   }
 
-  private resetLocal(): void {
-    this.resetting = true;
-    try {
-      this.local.reset();
-    } finally {
-      this.resetting = false;
-    }
-  }
-
-  private transition(
-    to: SharedCircuitState,
-    source: 'local' | 'remote',
-    reason: string | undefined,
-    breakMs?: number,
-  ): void {
-    const from = this._state;
-    this._state = to;
-    this.gen++;
-    this.probing = false;
-    this.leaseBusyUntil = 0;
-    if (to === 'closed') {
-      this.openCount = 0;
-      this.resetLocal();
-    }
-    if ((from !== to || to === 'open') && this.emitter.wants('stateChange')) {
-      this.emitter.emit({
-        ...this.base(null),
-        event: 'stateChange',
-        from,
-        to,
-        source,
-        ...(reason === undefined ? {} : { reason }),
-        ...(to === 'open' && breakMs !== undefined ? { breakMs } : {}),
-      });
-    }
-  }
-
-  private eval(script: string, keys: string[], args: string[]): Promise<unknown> {
-    const c = this.client;
-    return c.evalsha(sha(script), keys.length, ...keys, ...args).catch((error: unknown) => {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT'))
-        return c.eval(script, keys.length, ...keys, ...args);
-      throw error;
+  /**
+   * Holds the breaker open on EVERY instance until every handle returned (on any instance) is
+   * released. Priorities in `bypass` do not pass an isolated breaker. The isolation is kept in
+   * Redis (a set of tokens): an instance that dies holding one keeps the fleet isolated until
+   * `reset()`.
+   */
+  isolate(): IsolationHandle {
+    const local = this.core.isolate();
+    const token = `${this.instanceId}:iso:${++this.seq}`;
+    const iso = (add: '1' | '0') =>
+      this.link.eval(ISOLATE_SCRIPT, [this.key.iso], [token, this.channel, this.instanceId, add]);
+    iso('1').catch(noop);
+    let released = false;
+    return isolationHandle(() => {
+      if (released) return;
+      released = true;
+      local.release();
+      iso('0').then((left) => {
+        if (Number(left) === 0) this.dropRemoteIsolation();
+      }, noop);
     });
   }
 
-  /** A Redis call bounded by `timeoutMs`; failures switch to (and answers back from) fallback. */
-  private redis<T>(p: Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        const error = new RedisTimeoutError(timeoutMs);
-        this.failed(error);
-        reject(error);
-      }, timeoutMs);
-      p.then(
-        (v) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          this.answered();
-          resolve(v);
-        },
-        (error: unknown) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          this.failed(error);
-          reject(error);
-        },
-      );
-    });
+  /** Opens the breaker on every instance until `reset()`. Resolves once Redis has it. */
+  forceOpen(): Promise<void> {
+    this.core.forceOpen();
+    return this.setMode('forced-open');
   }
 
-  private failed(error: unknown): void {
-    if (this.degraded) return;
-    this.degraded = true;
-    if (this.emitter.active) this.emitter.emit({ ...this.base(null), event: 'fallback', error });
+  /** Lets every call through on every instance, counting nothing, until `reset()`. */
+  disable(): Promise<void> {
+    this.core.disable();
+    return this.setMode('disabled');
   }
 
-  private answered(): void {
-    if (!this.degraded) return;
-    this.degraded = false;
-    if (this.emitter.active) this.emitter.emit({ ...this.base(null), event: 'recovered' });
+  private setMode(mode: 'forced-open' | 'disabled'): Promise<void> {
+    return this.link
+      .eval(MODE_SCRIPT, [this.key.mode], [mode, this.channel, this.instanceId])
+      .then(noop, noop);
+  }
+
+  /**
+   * Closes the breaker on every instance and ends forcing, disabling and isolation (DEL +
+   * PUBLISH). Resolves once Redis has it (or has failed / timed out: then only this instance is
+   * reset).
+   */
+  async reset(): Promise<void> {
+    this.remoteIsolation = null;
+    this.core.reset();
+    const k = this.key;
+    await this.link
+      .eval(CLOSE_SCRIPT, [...this.probeKeys(), k.mode, k.iso], [this.channel, this.instanceId, 'reset'])
+      .catch(noop);
+  }
+
+  /** Unsubscribes (and closes the subscriber connection this breaker made). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscriber.off('message', this.onMessage);
+    this.subscriber.off('ready', this.onReconnect);
+    this.counts?.stop();
+    if (this.ownsSubscriber) {
+      (this.subscriber as unknown as Redis).disconnect();
+      return;
+    }
+    await this.subscriber.unsubscribe(this.channel).catch(noop);
   }
 }
 
 /**
  * Makes a circuit breaker whose state is shared, through Redis, by every instance with the same
- * `name` and `prefix`.
+ * `name` and `prefix`. Takes every option of `circuitBreaker()`.
  *
  * @example
  * ```ts nocheck
  * import { Redis } from 'ioredis';
  * import { sharedCircuitBreaker } from 'bulwark/redis';
- * const breaker = sharedCircuitBreaker({ client: new Redis(), name: 'payments', halfOpenAfter: 10_000 });
+ * const breaker = sharedCircuitBreaker({
+ *   client: new Redis(),
+ *   name: 'payments',
+ *   halfOpenAfterMs: 10_000,
+ *   halfOpen: { probes: 3, successThreshold: 2 },
+ * });
  * await breaker.ready;
  * await breaker.execute(() => fetch('https://payments.internal/charge'));
  * ```
@@ -868,3 +579,10 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
 export function sharedCircuitBreaker(options: SharedCircuitBreakerOptions): SharedCircuitBreakerPolicy {
   return new SharedCircuitBreakerPolicy(options);
 }
+
+export type {
+  AggregateOptions,
+  SharedBreakerClient,
+  SharedBreakerSubscriber,
+  SharedCircuitBreakerOptions,
+} from './shared-breaker-options.js';

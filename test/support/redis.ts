@@ -91,3 +91,12 @@ export async function until(cond: () => Promise<boolean>, deadlineMs: number): P
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Polls the synchronous `cond` every 5 ms; throws when it does not hold within `ms`. */
+export async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

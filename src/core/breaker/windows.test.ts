@@ -1,20 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { createWindow } from './breaker-window.js';
-import { ConfigError } from './errors.js';
+import { configError } from '../../../test/support/breaker-harness.js';
+import { windowSchema } from './options.js';
+import { createWindow as build } from './windows.js';
+
+/** Validates like `circuitBreaker({ breaker })` and makes the window. */
+const createWindow = (raw: unknown) =>
+  build(windowSchema.parse(raw ?? { kind: 'consecutive' }, 'circuitBreaker.breaker'));
 
 /** Records outcomes given as a string: `F` failure, `S` success, `f`/`s` the slow variants. */
 function feed(w: ReturnType<typeof createWindow>, outcomes: string, now = 0): (string | null)[] {
   return [...outcomes].map((c) => w.record(c === 'F' || c === 'f', c === 'f' || c === 's', now));
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('createWindow: consecutive', () => {
@@ -57,21 +52,21 @@ describe('createWindow: consecutive', () => {
 });
 
 describe('createWindow: count', () => {
-  it('makes no decision before minimumCalls, then decides on every call', () => {
-    const w = createWindow({ kind: 'count', size: 10, minimumCalls: 4, failureRateThreshold: 0.5 });
+  it('makes no decision before minSamples, then decides on every call', () => {
+    const w = createWindow({ kind: 'count', size: 10, minSamples: 4, failureRatio: 0.5 });
     expect(feed(w, 'FFF')).toEqual([null, null, null]);
     // The fourth call is a success, but 3 of 4 failed.
     expect(w.record(false, false, 0)).toBe('failure rate 75% >= 50% over 4 calls');
   });
 
-  it('minimumCalls defaults to size and failureRateThreshold to 0.5 (inclusive)', () => {
+  it('minSamples defaults to size and failureRatio to 0.5 (inclusive)', () => {
     const w = createWindow({ kind: 'count', size: 4 });
     expect(feed(w, 'FFS')).toEqual([null, null, null]);
     expect(w.record(false, false, 0)).toBe('failure rate 50% >= 50% over 4 calls');
   });
 
   it('keeps only the last `size` calls (the ring wraps around)', () => {
-    const w = createWindow({ kind: 'count', size: 3, failureRateThreshold: 0.6 });
+    const w = createWindow({ kind: 'count', size: 3, failureRatio: 0.6 });
     expect(feed(w, 'FSS')).toEqual([null, null, null]);
     expect(w.figures(0)).toEqual({ calls: 3, failures: 1, slow: 0 });
     // The failure falls out of the window.
@@ -85,22 +80,23 @@ describe('createWindow: count', () => {
     expect(feed(w, 'FSF')).toEqual([null, null, 'failure rate 66.7% >= 60% over 3 calls']);
   });
 
-  it('counts slow calls (successes and failures) against slowCall.rateThreshold', () => {
+  it('counts slow calls (successes and failures) against slowCallRatio', () => {
     const w = createWindow({
       kind: 'count',
       size: 4,
-      minimumCalls: 2,
-      failureRateThreshold: 1,
-      slowCall: { durationMs: 100, rateThreshold: 0.5 },
+      minSamples: 2,
+      failureRatio: 1,
+      slowCallMs: 100,
+      slowCallRatio: 0.5,
     });
     expect(w.slowMs).toBe(100);
-    expect(w.record(false, true, 0)).toBeNull(); // below minimumCalls
+    expect(w.record(false, true, 0)).toBeNull(); // below minSamples
     expect(w.record(false, false, 0)).toBe('slow-call rate 50% >= 50% over 2 calls');
     expect(w.figures(0)).toEqual({ calls: 2, failures: 0, slow: 1 });
   });
 
-  it('slowCall.rateThreshold defaults to 1', () => {
-    const w = createWindow({ kind: 'count', size: 2, failureRateThreshold: 1, slowCall: { durationMs: 5 } });
+  it('slowCallRatio defaults to 1', () => {
+    const w = createWindow({ kind: 'count', size: 2, failureRatio: 1, slowCallMs: 5 });
     expect(feed(w, 'ss')).toEqual([null, 'slow-call rate 100% >= 100% over 2 calls']);
   });
 
@@ -108,22 +104,23 @@ describe('createWindow: count', () => {
     const w = createWindow({
       kind: 'count',
       size: 2,
-      failureRateThreshold: 0.5,
-      slowCall: { durationMs: 5, rateThreshold: 0.5 },
+      failureRatio: 0.5,
+      slowCallMs: 5,
+      slowCallRatio: 0.5,
     });
     expect(feed(w, 'Sf')).toEqual([null, 'failure rate 50% >= 50% over 2 calls']);
     expect(w.figures(0)).toEqual({ calls: 2, failures: 1, slow: 1 });
   });
 
   it('saves oldest first and restores, keeping only the last `size` calls', () => {
-    const w = createWindow({ kind: 'count', size: 4, slowCall: { durationMs: 1, rateThreshold: 1 } });
+    const w = createWindow({ kind: 'count', size: 4, slowCallMs: 1, slowCallRatio: 1 });
     feed(w, 'FSsSf'); // ring has wrapped: s S f... oldest first is S s S f
     const saved = JSON.parse(JSON.stringify(w.save(0))) as { calls: number[] };
     expect(saved.calls).toEqual([0, 2, 0, 3]);
-    const same = createWindow({ kind: 'count', size: 4, slowCall: { durationMs: 1, rateThreshold: 1 } });
+    const same = createWindow({ kind: 'count', size: 4, slowCallMs: 1, slowCallRatio: 1 });
     same.restore(saved, 0);
     expect(same.figures(0)).toEqual({ calls: 4, failures: 1, slow: 2 });
-    const smaller = createWindow({ kind: 'count', size: 2, slowCall: { durationMs: 1, rateThreshold: 1 } });
+    const smaller = createWindow({ kind: 'count', size: 2, slowCallMs: 1, slowCallRatio: 1 });
     smaller.restore(saved, 0);
     expect(smaller.figures(0)).toEqual({ calls: 2, failures: 1, slow: 1 });
     // The restored ring keeps working: the oldest restored call leaves first.
@@ -143,9 +140,9 @@ describe('createWindow: count', () => {
 });
 
 describe('createWindow: time', () => {
-  const opts = { kind: 'time', windowMs: 1000, buckets: 4, minimumThroughput: 3, failureRateThreshold: 0.5 };
+  const opts = { kind: 'time', windowMs: 1000, buckets: 4, minSamples: 3, failureRatio: 0.5 };
 
-  it('makes no decision below minimumThroughput', () => {
+  it('makes no decision below minSamples', () => {
     const w = createWindow(opts);
     expect(feed(w, 'FF', 0)).toEqual([null, null]);
     expect(w.record(false, false, 10)).toBe('failure rate 66.7% >= 50% over 3 calls');
@@ -175,7 +172,7 @@ describe('createWindow: time', () => {
   it('decides over the calls still in the window only', () => {
     const w = createWindow(opts);
     feed(w, 'FF', 0);
-    // The two failures have left the window: one success is below minimumThroughput.
+    // The two failures have left the window: one success is below minSamples.
     expect(w.record(false, false, 1000)).toBeNull();
     expect(feed(w, 'SS', 1001)).toEqual([null, null]);
   });
@@ -190,11 +187,12 @@ describe('createWindow: time', () => {
     expect(w.figures(1334).calls).toBe(0);
   });
 
-  it('counts slow calls against slowCall.rateThreshold', () => {
+  it('counts slow calls against slowCallRatio', () => {
     const w = createWindow({
       ...opts,
-      failureRateThreshold: 1,
-      slowCall: { durationMs: 50, rateThreshold: 0.6 },
+      failureRatio: 1,
+      slowCallMs: 50,
+      slowCallRatio: 0.6,
     });
     expect(w.slowMs).toBe(50);
     expect(feed(w, 'sSs', 0)).toEqual([null, null, 'slow-call rate 66.7% >= 60% over 3 calls']);
@@ -279,94 +277,48 @@ describe('createWindow: time', () => {
 });
 
 describe('createWindow: validation', () => {
+  const B = 'circuitBreaker.breaker';
   it.each([
-    [
-      { kind: 'consecutive', threshold: 0 },
-      'circuitBreaker.breaker.threshold must be an integer >= 1 (got 0)',
-    ],
-    [
-      { kind: 'consecutive', threshold: 1.5 },
-      'circuitBreaker.breaker.threshold must be an integer >= 1 (got 1.5)',
-    ],
-    [
-      { kind: 'consecutive', slowCall: { durationMs: 10 } },
-      'circuitBreaker.breaker.slowCall is not an option of circuitBreaker.breaker; the known options are kind, threshold',
-    ],
-    [{ kind: 'count', size: 0 }, 'circuitBreaker.breaker.size must be an integer >= 1 (got 0)'],
-    [
-      { kind: 'count', size: 5, minimumCalls: 6 },
-      'circuitBreaker.breaker.minimumCalls must be at most size (5) (got 6)',
-    ],
-    [
-      { kind: 'count', minimumCalls: 0 },
-      'circuitBreaker.breaker.minimumCalls must be an integer >= 1 (got 0)',
-    ],
-    [
-      { kind: 'count', failureRateThreshold: 0 },
-      'circuitBreaker.breaker.failureRateThreshold must be a number in (0, 1] (got 0)',
-    ],
-    [
-      { kind: 'count', failureRateThreshold: 1.5 },
-      'circuitBreaker.breaker.failureRateThreshold must be a number in (0, 1] (got 1.5)',
-    ],
-    [
-      { kind: 'count', slowCall: {} },
-      'circuitBreaker.breaker.slowCall.durationMs must be a number of ms > 0 (got undefined)',
-    ],
-    [
-      { kind: 'count', slowCall: { durationMs: -1 } },
-      'circuitBreaker.breaker.slowCall.durationMs must be a finite number > 0 (got -1)',
-    ],
-    [
-      { kind: 'count', slowCall: { durationMs: 10, rateThreshold: 2 } },
-      'circuitBreaker.breaker.slowCall.rateThreshold must be a number in (0, 1] (got 2)',
-    ],
-    [
-      { kind: 'count', slowCall: { durationMs: 10, rate: 0.5 } },
-      'circuitBreaker.breaker.slowCall.rate is not an option of circuitBreaker.breaker.slowCall; the known options are durationMs, rateThreshold',
-    ],
-    [{ kind: 'count', slowCall: 100 }, 'circuitBreaker.breaker.slowCall must be an options object (got 100)'],
-    [
-      { kind: 'count', windowMs: 100 },
-      'circuitBreaker.breaker.windowMs is not an option of circuitBreaker.breaker; the known options are kind, size, minimumCalls, failureRateThreshold, slowCall',
-    ],
-    [{ kind: 'time', windowMs: 0 }, 'circuitBreaker.breaker.windowMs must be a finite number >= 1 (got 0)'],
-    [
-      { kind: 'time', windowMs: Number.POSITIVE_INFINITY },
-      'circuitBreaker.breaker.windowMs must be a finite number >= 1 (got Infinity)',
-    ],
-    [{ kind: 'time', buckets: 0 }, 'circuitBreaker.breaker.buckets must be an integer >= 1 (got 0)'],
-    [
-      { kind: 'time', minimumThroughput: 0 },
-      'circuitBreaker.breaker.minimumThroughput must be an integer >= 1 (got 0)',
-    ],
-    [
-      { kind: 'time', failureRateThreshold: '0.5' },
-      'circuitBreaker.breaker.failureRateThreshold must be a number in (0, 1] (got "0.5")',
-    ],
-    [
-      { kind: 'time', size: 10 },
-      'circuitBreaker.breaker.size is not an option of circuitBreaker.breaker; the known options are kind, windowMs, buckets, minimumThroughput, failureRateThreshold, slowCall',
-    ],
-    [
-      { kind: 'time', slowCall: { durationMs: 10, rateThreshold: 0 } },
-      'circuitBreaker.breaker.slowCall.rateThreshold must be a number in (0, 1] (got 0)',
-    ],
-    [
-      { kind: 'sliding' },
-      "circuitBreaker.breaker.kind must be one of 'consecutive', 'count', 'time' (got \"sliding\")",
-    ],
-    [{}, "circuitBreaker.breaker.kind must be one of 'consecutive', 'count', 'time' (got undefined)"],
-    ['consecutive', 'circuitBreaker.breaker must be an options object (got "consecutive")'],
-  ])('rejects %j', (raw, message) => {
+    [{ kind: 'consecutive', threshold: 0 }, `${B}.threshold`, 'INVALID_OPTION'],
+    [{ kind: 'consecutive', threshold: 1.5 }, `${B}.threshold`, 'INVALID_OPTION'],
+    [{ kind: 'consecutive', slowCallMs: 10 }, `${B}.slowCallMs`, 'UNKNOWN_OPTION'],
+    [{ kind: 'count', size: 0 }, `${B}.size`, 'INVALID_OPTION'],
+    [{ kind: 'count', size: 5, minSamples: 6 }, `${B}.minSamples`, 'INVALID_OPTION'],
+    [{ kind: 'count', minSamples: 0 }, `${B}.minSamples`, 'INVALID_OPTION'],
+    [{ kind: 'count', failureRatio: 0 }, `${B}.failureRatio`, 'INVALID_OPTION'],
+    [{ kind: 'count', failureRatio: 1.5 }, `${B}.failureRatio`, 'INVALID_OPTION'],
+    [{ kind: 'count', slowCallRatio: 0.5 }, `${B}.slowCallRatio`, 'INVALID_OPTION'],
+    [{ kind: 'count', slowCallMs: -1 }, `${B}.slowCallMs`, 'INVALID_OPTION'],
+    [{ kind: 'count', slowCallMs: 10, slowCallRatio: 2 }, `${B}.slowCallRatio`, 'INVALID_OPTION'],
+    [{ kind: 'count', slowCall: { durationMs: 10 } }, `${B}.slowCall`, 'UNKNOWN_OPTION'],
+    [{ kind: 'count', windowMs: 100 }, `${B}.windowMs`, 'UNKNOWN_OPTION'],
+    [{ kind: 'count', minimumCalls: 100 }, `${B}.minimumCalls`, 'UNKNOWN_OPTION'],
+    [{ kind: 'time', windowMs: 0 }, `${B}.windowMs`, 'INVALID_OPTION'],
+    [{ kind: 'time', windowMs: Number.POSITIVE_INFINITY }, `${B}.windowMs`, 'INVALID_OPTION'],
+    [{ kind: 'time', buckets: 0 }, `${B}.buckets`, 'INVALID_OPTION'],
+    [{ kind: 'time', minSamples: 0 }, `${B}.minSamples`, 'INVALID_OPTION'],
+    [{ kind: 'time', failureRatio: '0.5' }, `${B}.failureRatio`, 'INVALID_OPTION'],
+    [{ kind: 'time', size: 10 }, `${B}.size`, 'UNKNOWN_OPTION'],
+    [{ kind: 'time', minimumThroughput: 10 }, `${B}.minimumThroughput`, 'UNKNOWN_OPTION'],
+    [{ kind: 'time', slowCallMs: 10, slowCallRatio: 0 }, `${B}.slowCallRatio`, 'INVALID_OPTION'],
+    [{ kind: 'sliding' }, `${B}.kind`, 'INVALID_OPTION'],
+    [{}, `${B}.kind`, 'INVALID_OPTION'],
+    ['consecutive', B, 'INVALID_OPTION'],
+  ])('rejects %j', (raw, option, code) => {
     const error = configError(() => createWindow(raw));
-    expect(error.message).toBe(message);
-    expect(error.code).toBe('INVALID_OPTION');
+    expect(error.option).toBe(option);
+    expect(error.code).toBe(code);
   });
 
-  it('names the option in ConfigError.option', () => {
-    expect(configError(() => createWindow({ kind: 'time', buckets: -2 })).option).toBe(
-      'circuitBreaker.breaker.buckets',
+  it('suggests the new name of a renamed key', () => {
+    const error = configError(() => createWindow({ kind: 'time', minSample: 5 }));
+    expect(error.suggestion).toBe('minSamples');
+    expect(error.message).toContain('did you mean circuitBreaker.breaker.minSamples?');
+  });
+
+  it('says what the rule is', () => {
+    expect(configError(() => createWindow({ kind: 'count', size: 2, minSamples: 3 })).message).toBe(
+      'circuitBreaker.breaker.minSamples must be at most size (2) (got 3)',
     );
   });
 });

@@ -4,54 +4,7 @@
  * O(1) without allocating, and says when the breaker should open.
  */
 
-import { ConfigError } from './errors.js';
-import { checkKeys, checkObject, optNumber, rules } from './options.js';
-
-/** Slow-call detection for `count` and `time` breakers. */
-export interface SlowCallOptions {
-  /** A call that takes at least this many ms is slow. */
-  durationMs: number;
-  /** Open when at least this share of the window's calls were slow, in (0, 1]. Default 1. */
-  rateThreshold?: number;
-}
-
-/** Open after `threshold` failures in a row. */
-export interface ConsecutiveBreakerOptions {
-  kind: 'consecutive';
-  /** Failures in a row that open the breaker. Default 5. */
-  threshold?: number;
-}
-
-/** Open when the failure (or slow-call) rate of the last `size` calls crosses a threshold. */
-export interface CountBreakerOptions {
-  kind: 'count';
-  /** How many of the latest calls are looked at. Default 100. */
-  size?: number;
-  /** No decision until this many calls were seen (<= size). Default: `size`. */
-  minimumCalls?: number;
-  /** Open when failures / calls >= this, in (0, 1]. Default 0.5. */
-  failureRateThreshold?: number;
-  /** Also open on too many slow calls. */
-  slowCall?: SlowCallOptions;
-}
-
-/** Open when the failure (or slow-call) rate over a rolling time window crosses a threshold. */
-export interface TimeBreakerOptions {
-  kind: 'time';
-  /** Length of the rolling window in ms. Default 60 000. */
-  windowMs?: number;
-  /** The window is kept as this many buckets; older buckets roll off whole. Default 10. */
-  buckets?: number;
-  /** No decision below this many calls in the window. Default 20. */
-  minimumThroughput?: number;
-  /** Open when failures / calls >= this, in (0, 1]. Default 0.5. */
-  failureRateThreshold?: number;
-  /** Also open on too many slow calls. */
-  slowCall?: SlowCallOptions;
-}
-
-/** How the breaker counts failures. */
-export type BreakerOptions = ConsecutiveBreakerOptions | CountBreakerOptions | TimeBreakerOptions;
+import type { WindowConfig } from './options.js';
 
 /** Figures of a failure window. */
 export interface WindowFigures {
@@ -65,7 +18,7 @@ export interface WindowFigures {
 
 /** @internal */
 export interface FailureWindow {
-  readonly kind: BreakerOptions['kind'];
+  readonly kind: WindowConfig['kind'];
   /** Slow-call duration in ms, or Infinity when slow calls are not tracked. */
   readonly slowMs: number;
   /** Records an outcome; returns why the breaker should open, or null. */
@@ -75,18 +28,6 @@ export interface FailureWindow {
   figures(now: number): WindowFigures;
   save(now: number): unknown;
   restore(saved: unknown, now: number): void;
-}
-
-function slowOf(path: string, raw: unknown): { ms: number; rate: number } {
-  if (raw === undefined) return { ms: Number.POSITIVE_INFINITY, rate: 1 };
-  const o = checkObject(path, raw);
-  checkKeys(path, o, ['durationMs', 'rateThreshold']);
-  if (o.durationMs === undefined)
-    throw new ConfigError(`${path}.durationMs`, 'a number of ms > 0', undefined);
-  return {
-    ms: optNumber(`${path}.durationMs`, o.durationMs, rules.positive, 0),
-    rate: optNumber(`${path}.rateThreshold`, o.rateThreshold, rules.ratio, 1),
-  };
 }
 
 class ConsecutiveWindow implements FailureWindow {
@@ -146,7 +87,7 @@ class CountWindow implements FailureWindow {
   private slow = 0;
   constructor(
     private readonly size: number,
-    private readonly minimumCalls: number,
+    private readonly minSamples: number,
     private readonly failRate: number,
     readonly slowMs: number,
     private readonly slowRate: number,
@@ -167,7 +108,7 @@ class CountWindow implements FailureWindow {
     if (failure) this.failures++;
     if (slow) this.slow++;
     this.next = i + 1 === this.size ? 0 : i + 1;
-    if (this.filled < this.minimumCalls) return null;
+    if (this.filled < this.minSamples) return null;
     return rateReason(this.failures, this.slow, this.filled, this.failRate, this.slowRate);
   }
   reset(): void {
@@ -213,7 +154,7 @@ class TimeWindow implements FailureWindow {
   constructor(
     windowMs: number,
     private readonly buckets: number,
-    private readonly minimumThroughput: number,
+    private readonly minSamples: number,
     private readonly failRate: number,
     readonly slowMs: number,
     private readonly slowRate: number,
@@ -253,7 +194,7 @@ class TimeWindow implements FailureWindow {
       this.slows[i]!++;
       this.totalSlow++;
     }
-    if (this.totalCalls < this.minimumThroughput) return null;
+    if (this.totalCalls < this.minSamples) return null;
     return rateReason(this.totalFails, this.totalSlow, this.totalCalls, this.failRate, this.slowRate);
   }
   reset(): void {
@@ -306,54 +247,11 @@ class TimeWindow implements FailureWindow {
   }
 }
 
-/** Validates breaker options and makes the window. @internal */
-export function createWindow(raw: unknown): FailureWindow {
-  const o = checkObject('circuitBreaker.breaker', raw ?? { kind: 'consecutive' });
-  const kind = o.kind;
-  if (kind === 'consecutive') {
-    checkKeys('circuitBreaker.breaker', o, ['kind', 'threshold']);
-    return new ConsecutiveWindow(optNumber('circuitBreaker.breaker.threshold', o.threshold, rules.int(1), 5));
-  }
-  if (kind === 'count') {
-    checkKeys('circuitBreaker.breaker', o, [
-      'kind',
-      'size',
-      'minimumCalls',
-      'failureRateThreshold',
-      'slowCall',
-    ]);
-    const size = optNumber('circuitBreaker.breaker.size', o.size, rules.int(1), 100);
-    const minimumCalls = optNumber('circuitBreaker.breaker.minimumCalls', o.minimumCalls, rules.int(1), size);
-    if (minimumCalls > size) {
-      throw new ConfigError('circuitBreaker.breaker.minimumCalls', `at most size (${size})`, minimumCalls);
-    }
-    const slow = slowOf('circuitBreaker.breaker.slowCall', o.slowCall);
-    return new CountWindow(
-      size,
-      minimumCalls,
-      optNumber('circuitBreaker.breaker.failureRateThreshold', o.failureRateThreshold, rules.ratio, 0.5),
-      slow.ms,
-      slow.rate,
-    );
-  }
-  if (kind === 'time') {
-    checkKeys('circuitBreaker.breaker', o, [
-      'kind',
-      'windowMs',
-      'buckets',
-      'minimumThroughput',
-      'failureRateThreshold',
-      'slowCall',
-    ]);
-    const slow = slowOf('circuitBreaker.breaker.slowCall', o.slowCall);
-    return new TimeWindow(
-      optNumber('circuitBreaker.breaker.windowMs', o.windowMs, rules.finite(1), 60_000),
-      optNumber('circuitBreaker.breaker.buckets', o.buckets, rules.int(1), 10),
-      optNumber('circuitBreaker.breaker.minimumThroughput', o.minimumThroughput, rules.int(1), 20),
-      optNumber('circuitBreaker.breaker.failureRateThreshold', o.failureRateThreshold, rules.ratio, 0.5),
-      slow.ms,
-      slow.rate,
-    );
-  }
-  throw new ConfigError('circuitBreaker.breaker.kind', "one of 'consecutive', 'count', 'time'", kind);
+/** Makes the window for validated settings (see `windowSchema`). @internal */
+export function createWindow(config: WindowConfig): FailureWindow {
+  if (config.kind === 'consecutive') return new ConsecutiveWindow(config.threshold);
+  const c = config;
+  if (c.kind === 'count')
+    return new CountWindow(c.size, c.minSamples, c.failureRatio, c.slowCallMs, c.slowCallRatio);
+  return new TimeWindow(c.windowMs, c.buckets, c.minSamples, c.failureRatio, c.slowCallMs, c.slowCallRatio);
 }

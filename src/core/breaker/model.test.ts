@@ -9,8 +9,14 @@
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BrokenCircuitError, backoff, type CircuitBreakerOptions, circuitBreaker, handle } from '../index.js';
-import { createFakeClock } from '../testing/index.js';
+import {
+  BrokenCircuitError,
+  backoff,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+  handle,
+} from '../../index.js';
+import { createFakeClock } from '../../testing/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -19,12 +25,12 @@ const SLOW_MS = 100;
 
 type WindowConfig =
   | { kind: 'consecutive'; threshold: number }
-  | { kind: 'count'; size: number; minimumCalls: number; failureRate: number; slowRate?: number }
+  | { kind: 'count'; size: number; minSamples: number; failureRate: number; slowRate?: number }
   | {
       kind: 'time';
       windowMs: number;
       buckets: number;
-      minimumThroughput: number;
+      minSamples: number;
       failureRate: number;
       slowRate?: number;
     };
@@ -32,7 +38,7 @@ type WindowConfig =
 interface Config {
   window: WindowConfig;
   /** A fixed break, or a linear one: initial + step·(n − 1) for the n-th open since the last close, capped at max. */
-  halfOpenAfter: number | { initial: number; step: number; max: number };
+  halfOpenAfterMs: number | { initial: number; step: number; max: number };
   probes: number;
   /** Undefined: the default (= probes). */
   successThreshold: number | undefined;
@@ -41,7 +47,7 @@ interface Config {
 function optionsOf(config: Config): CircuitBreakerOptions {
   const w = config.window;
   const slowCall = (rate: number | undefined) =>
-    rate === undefined ? {} : { slowCall: { durationMs: SLOW_MS, rateThreshold: rate } };
+    rate === undefined ? {} : { slowCallMs: SLOW_MS, slowCallRatio: rate };
   const breaker: CircuitBreakerOptions['breaker'] =
     w.kind === 'consecutive'
       ? { kind: 'consecutive', threshold: w.threshold }
@@ -49,22 +55,22 @@ function optionsOf(config: Config): CircuitBreakerOptions {
         ? {
             kind: 'count',
             size: w.size,
-            minimumCalls: w.minimumCalls,
-            failureRateThreshold: w.failureRate,
+            minSamples: w.minSamples,
+            failureRatio: w.failureRate,
             ...slowCall(w.slowRate),
           }
         : {
             kind: 'time',
             windowMs: w.windowMs,
             buckets: w.buckets,
-            minimumThroughput: w.minimumThroughput,
-            failureRateThreshold: w.failureRate,
+            minSamples: w.minSamples,
+            failureRatio: w.failureRate,
             ...slowCall(w.slowRate),
           };
-  const hoa = config.halfOpenAfter;
+  const hoa = config.halfOpenAfterMs;
   return {
     breaker,
-    halfOpenAfter:
+    halfOpenAfterMs:
       typeof hoa === 'number' ? hoa : backoff.linear({ initial: hoa.initial, step: hoa.step, max: hoa.max }),
     halfOpen:
       config.successThreshold === undefined
@@ -131,7 +137,7 @@ class Model {
     if (state === 'open') {
       this.opensSinceClose++;
       this.opened++;
-      const hoa = this.config.halfOpenAfter;
+      const hoa = this.config.halfOpenAfterMs;
       const breakMs =
         typeof hoa === 'number'
           ? hoa
@@ -216,7 +222,7 @@ class Model {
     const w = this.config.window;
     const { calls, failures, slow } = this.figures(now);
     if (w.kind === 'consecutive') return failures >= w.threshold;
-    const minimum = w.kind === 'count' ? w.minimumCalls : w.minimumThroughput;
+    const minimum = w.kind === 'count' ? w.minSamples : w.minSamples;
     if (calls < minimum) return false;
     if (failures / calls >= w.failureRate) return true;
     return w.slowRate !== undefined && slow / calls >= w.slowRate;
@@ -263,7 +269,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
 
 const rateArb = fc.constantFrom(0.2, 1 / 3, 0.5, 0.6, 0.75, 1);
 
-const halfOpenAfterArb: fc.Arbitrary<Config['halfOpenAfter']> = fc.oneof(
+const halfOpenAfterArb: fc.Arbitrary<Config['halfOpenAfterMs']> = fc.oneof(
   fc.constantFrom(0, 150, 500),
   fc.record({
     initial: fc.integer({ min: 50, max: 300 }),
@@ -275,7 +281,7 @@ const halfOpenAfterArb: fc.Arbitrary<Config['halfOpenAfter']> = fc.oneof(
 function configArb(window: fc.Arbitrary<WindowConfig>): fc.Arbitrary<Config> {
   return fc.record({
     window,
-    halfOpenAfter: halfOpenAfterArb,
+    halfOpenAfterMs: halfOpenAfterArb,
     probes: fc.integer({ min: 1, max: 3 }),
     successThreshold: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
   });
@@ -291,7 +297,7 @@ const countArb = (slow: boolean): fc.Arbitrary<WindowConfig> =>
       fc.record({
         kind: fc.constant('count' as const),
         size: fc.constant(size),
-        minimumCalls: fc.constant(Math.max(1, Math.ceil(minimumFraction * size))),
+        minSamples: fc.constant(Math.max(1, Math.ceil(minimumFraction * size))),
         failureRate: slow ? fc.constant(1) : rateArb,
         ...(slow ? { slowRate: rateArb } : {}),
       }),
@@ -302,7 +308,7 @@ const timeArb = (slow: boolean): fc.Arbitrary<WindowConfig> =>
     kind: fc.constant('time' as const),
     windowMs: fc.constantFrom(300, 1_000, 1_200),
     buckets: fc.integer({ min: 1, max: 5 }),
-    minimumThroughput: fc.integer({ min: 1, max: 5 }),
+    minSamples: fc.integer({ min: 1, max: 5 }),
     failureRate: slow ? fc.constantFrom(0.5, 1) : rateArb,
     ...(slow ? { slowRate: rateArb } : {}),
   });
@@ -444,8 +450,8 @@ describe('circuitBreaker matches the reference model', () => {
   it('the model itself: a slow success opens a slow-call window and a late failure is ignored', async () => {
     // A hand-checked sequence, so that a bug shared by model and breaker cannot hide.
     const config: Config = {
-      window: { kind: 'count', size: 2, minimumCalls: 2, failureRate: 1, slowRate: 0.5 },
-      halfOpenAfter: 200,
+      window: { kind: 'count', size: 2, minSamples: 2, failureRate: 1, slowRate: 0.5 },
+      halfOpenAfterMs: 200,
       probes: 1,
       successThreshold: undefined,
     };
