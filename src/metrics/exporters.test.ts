@@ -13,8 +13,15 @@ import {
   FakeComponent,
   histogramOf,
 } from '../../test/metrics-fakes.js';
+import {
+  collectFamilies,
+  createMetrics,
+  metricName,
+  otelMetrics,
+  prometheusExporter,
+  snakeCase,
+} from './index.js';
 import { replayValues } from './otel.js';
-import { collectFamilies, createMetrics, metricName, otelMetrics, prometheusExporter, snakeCase } from './index.js';
 
 describe('names', () => {
   it('turns camelCase kinds and fields into Prometheus names', () => {
@@ -111,9 +118,16 @@ describe('OpenTelemetry exporter', () => {
       attributes: { kind: 'fakeBreaker', name: 'payments', state: 'open' },
       value: 1,
     });
-    expect(p.get('bulwark.fake_breaker.failures')).toContainEqual({ attributes: { name: 'payments' }, value: 5 });
+    expect(p.get('bulwark.fake_breaker.failures')).toContainEqual({
+      attributes: { name: 'payments' },
+      value: 5,
+    });
     expect(p.get('bulwark.fake_limiter.in_flight')).toContainEqual({ attributes: { name: 'db' }, value: 3 });
-    const h = p.get('bulwark.fake_pipeline.duration')![0]!.value as { count: number; sum: number; buckets: { counts: number[] } };
+    const h = p.get('bulwark.fake_pipeline.duration')![0]!.value as {
+      count: number;
+      sum: number;
+      buckets: { counts: number[] };
+    };
     expect(h.count).toBe(4);
     expect(h.sum).toBeCloseTo(2.105, 6);
     expect(h.buckets.counts).toEqual([1, 2, 0, 1]);

@@ -167,7 +167,6 @@ export function renderTemplate(
   );
 }
 
-
 /** The window of a ratio selector that has none. */
 export const DEFAULT_SELECTOR_WINDOW_MS = 300_000;
 
@@ -284,7 +283,13 @@ export const exprSchema: Schema<AlertExpr> = s.custom<AlertExpr>(
     const kind = typeof v === 'object' && v !== null ? (v as { kind?: unknown }).kind : undefined;
     const schema = typeof kind === 'string' ? EXPRS[kind as AlertExpr['kind']] : undefined;
     if (schema === undefined)
-      return s.fail(`${path}.kind`, `one of ${Object.keys(EXPRS).map((k) => `'${k}'`).join(', ')}`, kind);
+      return s.fail(
+        `${path}.kind`,
+        `one of ${Object.keys(EXPRS)
+          .map((k) => `'${k}'`)
+          .join(', ')}`,
+        kind,
+      );
     return schema.parse(v, path) as AlertExpr;
   },
 );

@@ -79,8 +79,8 @@ export {
   type MetricFamily,
   metricName,
   type NamedSample,
-  STATE_FAMILY,
   type Sample,
+  STATE_FAMILY,
   snakeCase,
 } from './recorder.js';
 export {

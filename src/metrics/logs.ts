@@ -250,7 +250,9 @@ export interface LogsOptions {
 
 const LEVELS = ['info', 'warn', 'error'] as const;
 const optionsSchema = s.object({
-  logger: s.optional(duck<LoggerLike>('a logger with info(), warn() and error() (e.g. pino)', ['info', 'warn', 'error'])),
+  logger: s.optional(
+    duck<LoggerLike>('a logger with info(), warn() and error() (e.g. pino)', ['info', 'warn', 'error']),
+  ),
   destination: s.optional(duck<{ write(chunk: string): unknown }>('a stream with write()', ['write'])),
   registry: s.optional(s.union([s.oneOf([false]), registrySchema], 'a Registry, or false')),
   events: s.optional(

@@ -9,9 +9,9 @@
 
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
-import { ConfigError } from '../core/errors.js';
 import { s } from '../core/schema.js';
 import { eventBase, type StateChange } from './component-kit.js';
 import { defaultAlertRules } from './default-rules.js';
@@ -30,7 +30,6 @@ import { History } from './history.js';
 import type { Metrics } from './metrics.js';
 import type { NamedSample } from './recorder.js';
 import { clockSchema, duck, ms, nameSchema, positiveMs, registrySchema, stringMap } from './schemas.js';
-
 
 /**
  * An alert rule.
@@ -120,7 +119,6 @@ export interface AlertNotification {
 export interface Notifier {
   notify(notification: AlertNotification): Promise<void> | void;
 }
-
 
 /** Options of `createAlerts()`. */
 export interface AlertsOptions {

@@ -8,10 +8,10 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { BulwarkError, nonRetryable } from '../core/errors.js';
 import { type Policy, pipeline } from '../core/policy.js';
 import { retry } from '../core/retry.js';
-import { timeout } from '../core/timeout.js';
 import { s } from '../core/schema.js';
-import type { Alert, AlertNotification, Notifier } from './manager.js';
+import { timeout } from '../core/timeout.js';
 import { type BulwarkLogs, createLogs, type LoggerLike } from './logs.js';
+import type { Alert, AlertNotification, Notifier } from './manager.js';
 import { clockSchema, ms, positiveMs, stringMap } from './schemas.js';
 
 /**
@@ -27,7 +27,8 @@ import { clockSchema, ms, positiveMs, stringMap } from './schemas.js';
  */
 export function logNotifier(options: { logs?: BulwarkLogs; logger?: LoggerLike } = {}): Notifier {
   const logs =
-    options.logs ?? createLogs({ registry: false, ...(options.logger !== undefined ? { logger: options.logger } : {}) });
+    options.logs ??
+    createLogs({ registry: false, ...(options.logger !== undefined ? { logger: options.logger } : {}) });
   return {
     notify(n: AlertNotification): void {
       const a = n.alert;

@@ -197,7 +197,10 @@ export async function otelMetrics(options: OtelOptions): Promise<Disposer> {
     const d = c.descriptor;
     const inst: KindInstruments = { descriptor: d, gauges: new Map(), counters: new Map() };
     for (const [field, help] of Object.entries(d.gauges))
-      inst.gauges.set(field, meter.createObservableGauge(otelName(c.kind, field, 'gauge'), { description: help }));
+      inst.gauges.set(
+        field,
+        meter.createObservableGauge(otelName(c.kind, field, 'gauge'), { description: help }),
+      );
     for (const [field, help] of Object.entries(d.counters))
       inst.counters.set(
         field,

@@ -80,9 +80,17 @@ class FamilyMetric {
     if (f?.type === 'histogram') {
       for (const smp of f.samples) {
         smp.bounds.forEach((b, i) => {
-          values.push({ metricName: `${f.name}_bucket`, labels: { ...smp.labels, le: b }, value: smp.cumulative[i]! });
+          values.push({
+            metricName: `${f.name}_bucket`,
+            labels: { ...smp.labels, le: b },
+            value: smp.cumulative[i]!,
+          });
         });
-        values.push({ metricName: `${f.name}_bucket`, labels: { ...smp.labels, le: '+Inf' }, value: smp.count });
+        values.push({
+          metricName: `${f.name}_bucket`,
+          labels: { ...smp.labels, le: '+Inf' },
+          value: smp.count,
+        });
         values.push({ metricName: `${f.name}_sum`, labels: { ...smp.labels }, value: smp.sum });
         values.push({ metricName: `${f.name}_count`, labels: { ...smp.labels }, value: smp.count });
       }

@@ -112,7 +112,10 @@ interface Building {
 }
 
 /** Turns a histogram snapshot (per-bucket counts) into a cumulative sample. */
-export function cumulativeSample(labels: Readonly<Record<string, string>>, h: HistogramSnapshot): HistogramSample {
+export function cumulativeSample(
+  labels: Readonly<Record<string, string>>,
+  h: HistogramSnapshot,
+): HistogramSample {
   const cumulative: number[] = [];
   let acc = 0;
   for (let i = 0; i <= h.bounds.length; i++) {
@@ -203,7 +206,10 @@ export function statesOf(d: ComponentDescriptor, current: string): readonly stri
 }
 
 /** The descriptor's names, then any the snapshot has beyond them. */
-function fieldsOf(helps: Readonly<Record<string, string>>, values: Readonly<Record<string, number>>): string[] {
+function fieldsOf(
+  helps: Readonly<Record<string, string>>,
+  values: Readonly<Record<string, number>>,
+): string[] {
   const out = Object.keys(helps);
   for (const k of Object.keys(values)) if (!Object.hasOwn(helps, k)) out.push(k);
   return out;
@@ -228,7 +234,11 @@ export function flatten(families: readonly MetricFamily[]): NamedSample[] {
     }
     for (const s of f.samples) {
       s.bounds.forEach((b, i) => {
-        out.push({ name: `${f.name}_bucket`, labels: { ...s.labels, le: String(b) }, value: s.cumulative[i]! });
+        out.push({
+          name: `${f.name}_bucket`,
+          labels: { ...s.labels, le: String(b) },
+          value: s.cumulative[i]!,
+        });
       });
       out.push({ name: `${f.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.count });
       out.push({ name: `${f.name}_sum`, labels: s.labels, value: s.sum });

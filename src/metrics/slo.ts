@@ -232,7 +232,10 @@ const schema = s.object({
   source: componentSchema,
   objective: s.number({ above: 0, max: 0.999999 }),
   latency: s.optional(
-    s.object({ thresholdMs: s.duration({ positive: true }), objective: s.number({ above: 0, max: 0.999999 }) }),
+    s.object({
+      thresholdMs: s.duration({ positive: true }),
+      objective: s.number({ above: 0, max: 0.999999 }),
+    }),
   ),
   windowMs: s.optional(s.int({ min: 1 })),
   bucketMs: s.optional(s.int({ min: 1 })),
@@ -368,7 +371,8 @@ export class SloTracker {
     let fast = 0;
     if (h !== undefined && this.latency !== undefined) {
       const limit = this.latency.thresholdMs / 1000;
-      for (let i = 0; i < h.bounds.length && h.bounds[i]! <= limit * (1 + 1e-9); i++) fast += h.counts[i] ?? 0;
+      for (let i = 0; i < h.bounds.length && h.bounds[i]! <= limit * (1 + 1e-9); i++)
+        fast += h.counts[i] ?? 0;
     }
     const now = { good: sum(this.good), bad: sum(this.bad), fast, timed: h?.count ?? 0 };
     const prev = this.last;
@@ -378,7 +382,10 @@ export class SloTracker {
     const at = this.clock.now();
     if (d('good') > 0) this.window.add(at, true, false, d('good'));
     if (d('bad') > 0) this.window.add(at, false, false, d('bad'));
-    this.totals = { goodEvents: this.totals.goodEvents + d('good'), badEvents: this.totals.badEvents + d('bad') };
+    this.totals = {
+      goodEvents: this.totals.goodEvents + d('good'),
+      badEvents: this.totals.badEvents + d('bad'),
+    };
     const fastN = Math.min(d('fast'), d('timed'));
     if (fastN > 0) this.latencyWindow.add(at, true, false, fastN);
     if (d('timed') - fastN > 0) this.latencyWindow.add(at, false, false, d('timed') - fastN);
@@ -390,7 +397,8 @@ export class SloTracker {
     const now = this.clock.now();
     const sli = (w: RollingWindow, objective: number) => {
       const sums = {} as Record<keyof typeof BURN_WINDOWS, WindowCounts>;
-      for (const [k, ms] of Object.entries(BURN_WINDOWS)) sums[k as keyof typeof BURN_WINDOWS] = w.sum(ms, now);
+      for (const [k, ms] of Object.entries(BURN_WINDOWS))
+        sums[k as keyof typeof BURN_WINDOWS] = w.sum(ms, now);
       return sliStatus(objective, w.sum(this.windowMs, now), sums);
     };
     const success = sli(this.window, this.objective);
@@ -399,7 +407,11 @@ export class SloTracker {
         ? undefined
         : { ...sli(this.latencyWindow, this.latency.objective), thresholdMs: this.latency.thresholdMs };
     const to: SloState =
-      success.page || latency?.page === true ? 'page' : success.ticket || latency?.ticket === true ? 'ticket' : 'ok';
+      success.page || latency?.page === true
+        ? 'page'
+        : success.ticket || latency?.ticket === true
+          ? 'ticket'
+          : 'ok';
     const from = this.state;
     if (to !== from) {
       this.state = to;
@@ -432,7 +444,12 @@ export class SloTracker {
       state: this.state,
       gauges,
       counters: { ...this.totals },
-      details: { objective: this.objective, latency: this.latency, windowMs: this.windowMs, source: st.source },
+      details: {
+        objective: this.objective,
+        latency: this.latency,
+        windowMs: this.windowMs,
+        source: st.source,
+      },
     };
   }
 
