@@ -67,7 +67,11 @@ export const FAKE_BREAKER: ComponentDescriptor = {
   help: 'A breaker-like fake.',
   states: ['closed', 'open', 'half-open'],
   gauges: {},
-  counters: { successes: 'Calls that succeeded.', failures: 'Calls that failed.', rejections: 'Calls refused while open.' },
+  counters: {
+    successes: 'Calls that succeeded.',
+    failures: 'Calls that failed.',
+    rejections: 'Calls refused while open.',
+  },
 };
 
 export const FAKE_LIMITER: ComponentDescriptor = {
@@ -81,7 +85,7 @@ export const FAKE_LIMITER: ComponentDescriptor = {
 export const FAKE_PIPELINE: ComponentDescriptor = {
   kind: 'fakePipeline',
   help: 'A pipeline-like fake with a duration histogram.',
-  states: ['idle'],
+  states: ['idle', 'busy'],
   gauges: { inFlight: 'Calls running now.' },
   counters: {
     successes: 'Calls that succeeded.',

@@ -28,6 +28,10 @@ describe('names', () => {
     expect(snakeCase('circuitBreaker')).toBe('circuit_breaker');
     expect(snakeCase('inFlight')).toBe('in_flight');
     expect(snakeCase('latencyP99Ms')).toBe('latency_p99_ms');
+    expect(metricName('healthCheck', 'gauge', 'latencyP99Ms')).toBe(
+      'bulwark_health_check_latency_p99_seconds',
+    );
+    expect(metricName('queue', 'counter', 'waitedMs')).toBe('bulwark_queue_waited_seconds_total');
     expect(snakeCase('burnRate1h')).toBe('burn_rate1h');
     expect(metricName('bulkhead', 'counter', 'rejections')).toBe('bulwark_bulkhead_rejections_total');
     expect(metricName('pipeline', 'histogram', 'durationSeconds')).toBe('bulwark_pipeline_duration_seconds');

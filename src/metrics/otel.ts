@@ -11,7 +11,7 @@ import type { Component, ComponentDescriptor, HistogramSnapshot } from '../core/
 import { type Disposer, makeDisposer, reportError } from '../core/events.js';
 import { s } from '../core/schema.js';
 import type { Metrics } from './metrics.js';
-import { metricName, STATE_FAMILY, snakeCase, statesOf } from './recorder.js';
+import { exportedValue, isMs, metricName, STATE_FAMILY, snakeCase, statesOf } from './recorder.js';
 import { duck } from './schemas.js';
 
 // Structural types of the part of `@opentelemetry/api` used here, so the published .d.ts does not
@@ -52,8 +52,11 @@ export interface MeterLike {
     name: string,
     options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } },
   ): OtelHistogramLike;
-  createObservableCounter(name: string, options?: { description?: string }): OtelObservableLike;
-  createObservableGauge(name: string, options?: { description?: string }): OtelObservableLike;
+  createObservableCounter(
+    name: string,
+    options?: { description?: string; unit?: string },
+  ): OtelObservableLike;
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): OtelObservableLike;
   addBatchObservableCallback(callback: BatchCallback, observables: OtelObservableLike[]): void;
   removeBatchObservableCallback(callback: BatchCallback, observables: OtelObservableLike[]): void;
 }
@@ -76,7 +79,8 @@ const optionsSchema = s.object({
 /**
  * The OpenTelemetry name of a Prometheus family: `bulwark_circuit_breaker_in_flight` of kind
  * `circuitBreaker` → `bulwark.circuit_breaker.in_flight`; counters lose `_total`, histograms
- * `_seconds` (their unit is `s`); `bulwark_component_state` → `bulwark.component.state`.
+ * `_seconds` (their unit is `s`), figures in ms lose `Ms` (exported in seconds, unit `s`);
+ * `bulwark_component_state` → `bulwark.component.state`.
  *
  * @example
  * ```ts
@@ -85,7 +89,7 @@ const optionsSchema = s.object({
  * ```
  */
 export function otelName(kind: string, field: string, type: 'gauge' | 'counter' | 'histogram'): string {
-  const f = type === 'histogram' ? field.replace(/Seconds$/, '') : field;
+  const f = type === 'histogram' ? field.replace(/Seconds$/, '') : isMs(field) ? field.slice(0, -2) : field;
   return `bulwark.${snakeCase(kind)}.${snakeCase(f)}`;
 }
 
@@ -160,11 +164,11 @@ export async function otelMetrics(options: OtelOptions): Promise<Disposer> {
     const attrs = { name: c.name };
     for (const [field, o] of inst.gauges) {
       const v = snap.gauges[field];
-      if (typeof v === 'number') result.observe(o, v, attrs);
+      if (typeof v === 'number') result.observe(o, exportedValue(field, v), attrs);
     }
     for (const [field, o] of inst.counters) {
       const v = snap.counters[field];
-      if (typeof v === 'number') result.observe(o, v, attrs);
+      if (typeof v === 'number') result.observe(o, exportedValue(field, v), attrs);
     }
     for (const [field, h] of Object.entries(snap.histograms ?? {})) replay(c, field, h);
   };
@@ -204,7 +208,7 @@ export async function otelMetrics(options: OtelOptions): Promise<Disposer> {
     for (const [field, help] of Object.entries(d.counters))
       inst.counters.set(
         field,
-        meter.createObservableCounter(otelName(c.kind, field, 'counter'), { description: help }),
+        meter.createObservableCounter(otelName(c.kind, field, 'counter'), unit(field, help)),
       );
     kinds.set(c.kind, inst);
     // One batch per kind (an SDK keeps only the observations of a batch's own instruments).
@@ -229,6 +233,9 @@ export async function otelMetrics(options: OtelOptions): Promise<Disposer> {
     for (const { cb, list } of callbacks) meter.removeBatchObservableCallback(cb, list);
   });
 }
+
+const unit = (field: string, description: string) =>
+  isMs(field) ? { description, unit: 's' } : { description };
 
 const otelStateName = STATE_FAMILY.replace(/_/g, '.');
 

@@ -8,7 +8,8 @@
  * Names: `bulwark_component_state{kind,name,state}` (1 for the current state, 0 for the other
  * states of the descriptor), `bulwark_<kind>_<gauge>{name}`, `bulwark_<kind>_<counter>_total{name}`
  * and `bulwark_<kind>_<histogram>_seconds{name}` (camelCase turned to snake_case; a histogram
- * name's own `Seconds` suffix is dropped first).
+ * name's own `Seconds` suffix is dropped first). A gauge or counter in milliseconds (`…Ms`) is
+ * exported in seconds (`…_seconds`, value ÷ 1000), as Prometheus wants base units.
  */
 
 import type { ComponentDescriptor, HistogramSnapshot, Snapshot } from '../core/component.js';
@@ -94,13 +95,25 @@ export function snakeCase(name: string): string {
  * console.log(metricName('bulkhead', 'gauge', 'inFlight')); // bulwark_bulkhead_in_flight
  * console.log(metricName('pipeline', 'counter', 'successes')); // bulwark_pipeline_successes_total
  * console.log(metricName('pipeline', 'histogram', 'durationSeconds')); // bulwark_pipeline_duration_seconds
+ * console.log(metricName('healthCheck', 'gauge', 'latencyP99Ms')); // bulwark_health_check_latency_p99_seconds
  * ```
  */
 export function metricName(kind: string, type: 'gauge' | 'counter' | 'histogram', field: string): string {
   const base = `bulwark_${snakeCase(kind)}_`;
-  if (type === 'gauge') return base + snakeCase(field);
-  if (type === 'counter') return `${base}${snakeCase(field)}_total`;
-  return `${base}${snakeCase(field.replace(/Seconds$/, ''))}_seconds`;
+  if (type === 'histogram') return `${base}${snakeCase(field.replace(/Seconds$/, ''))}_seconds`;
+  // Prometheus wants base units: a figure in milliseconds is exported in seconds.
+  const name = isMs(field) ? `${snakeCase(field.slice(0, -2))}_seconds` : snakeCase(field);
+  return type === 'gauge' ? base + name : `${base}${name}_total`;
+}
+
+/** True for a figure in milliseconds (`…Ms`): exported in seconds (value ÷ 1000). @internal */
+export function isMs(field: string): boolean {
+  return /[a-z0-9]Ms$/.test(field);
+}
+
+/** The exported value of a figure: milliseconds become seconds. @internal */
+export function exportedValue(field: string, value: number): number {
+  return isMs(field) ? value / 1000 : value;
 }
 
 interface Building {
@@ -175,7 +188,10 @@ export function collectFamilies(registry: Registry): MetricFamily[] {
         const value = values[field];
         if (typeof value !== 'number') continue;
         const help = helps[field] ?? `${kind} ${field}`;
-        family(metricName(kind, type, field), help, type, { kind, field }).push({ labels, value });
+        family(metricName(kind, type, field), help, type, { kind, field }).push({
+          labels,
+          value: exportedValue(field, value),
+        });
       }
     }
     const hs = snap.histograms ?? {};
