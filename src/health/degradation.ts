@@ -37,6 +37,8 @@ interface Entry {
   s: number;
 }
 
+const hysteresisSchema = s.object({ degradeAfterMs: ms, recoverAfterMs: ms });
+
 /**
  * The hysteresis state machine, pure (no timers): feed it the target level computed from health
  * (`input`) and let time pass (`evaluate`). The level becomes worse, to L, when every target of
@@ -65,6 +67,9 @@ export class Hysteresis {
     now: number,
     options: { readonly degradeAfterMs: number; readonly recoverAfterMs: number },
   ) {
+    s.oneOf(SHED_LEVELS).parse(initial, 'Hysteresis.initial');
+    s.number().parse(now, 'Hysteresis.now');
+    hysteresisSchema.parse(options, 'Hysteresis.options');
     this.current = sev(initial);
     this.origin = this.current;
     this.entries = [{ t: now, s: this.current }];

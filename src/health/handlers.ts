@@ -254,6 +254,8 @@ export type NodeHealthHandler = (
  * ```
  */
 export function healthHandler(monitor: HealthMonitor, options: HealthHandlerOptions = {}): NodeHealthHandler {
+  if (typeof monitor !== 'object' || monitor === null || typeof monitor.probeJson !== 'function')
+    throw new ConfigError('healthHandler.monitor', 'a HealthMonitor from createHealthMonitor()', monitor);
   const r = resolve('healthHandler', options);
   return (req, res, next) => {
     const method = req.method ?? 'GET';

@@ -4,9 +4,11 @@
  * `limit`), so they cover every component that reports such figures.
  */
 
+import { s } from '../core/schema.js';
 import type { AlertContext, SeriesValue } from './expressions.js';
 import type { AlertRule } from './manager.js';
 import { STATE_FAMILY } from './recorder.js';
+import { ms } from './schemas.js';
 
 /** Options of `defaultAlertRules()`. */
 export interface DefaultRulesOptions {
@@ -21,6 +23,14 @@ export interface DefaultRulesOptions {
   /** How long a critical check must fail, ms. Default 0. */
   criticalCheckForMs?: number;
 }
+
+const optionsSchema = s.object({
+  breakerOpenForMs: s.optional(ms),
+  deadLetterWindowMs: s.optional(s.duration({ positive: true })),
+  saturationRatio: s.optional(s.ratio()),
+  notReadyForMs: s.optional(ms),
+  criticalCheckForMs: s.optional(ms),
+});
 
 /** Components of `kind` whose state is `state` now. */
 const inState = (ctx: AlertContext, kind: string, state: string): SeriesValue[] =>
@@ -48,6 +58,7 @@ const named = (ctx: AlertContext, suffix: string): string[] => [
  * ```
  */
 export function defaultAlertRules(options: DefaultRulesOptions = {}): AlertRule[] {
+  optionsSchema.parse(options, 'defaultAlertRules');
   const deadWindowMs = options.deadLetterWindowMs ?? 600_000;
   const saturation = options.saturationRatio ?? 0.9;
   const state = (kind: string, st: string) => ({

@@ -12,7 +12,14 @@ import { s } from '../core/schema.js';
 import { timeout } from '../core/timeout.js';
 import { type BulwarkLogs, createLogs, type LoggerLike } from './logs.js';
 import type { Alert, AlertNotification, Notifier } from './manager.js';
-import { clockSchema, ms, positiveMs, stringMap } from './schemas.js';
+import { clockSchema, duck, ms, positiveMs, stringMap } from './schemas.js';
+
+const logNotifierSchema = s.object({
+  logs: s.optional(duck<BulwarkLogs>('logs made by createLogs()', ['log'])),
+  logger: s.optional(
+    duck<LoggerLike>('a logger with info(), warn() and error() (e.g. pino)', ['info', 'warn', 'error']),
+  ),
+});
 
 /**
  * A notifier that writes each firing/resolved notification to the structured log.
@@ -26,6 +33,7 @@ import { clockSchema, ms, positiveMs, stringMap } from './schemas.js';
  * ```
  */
 export function logNotifier(options: { logs?: BulwarkLogs; logger?: LoggerLike } = {}): Notifier {
+  logNotifierSchema.parse(options, 'logNotifier');
   const logs =
     options.logs ??
     createLogs({ registry: false, ...(options.logger !== undefined ? { logger: options.logger } : {}) });

@@ -53,8 +53,8 @@ export class RollingWindow {
     /** Number of buckets (the longest window is `bucketMs × buckets`). */
     readonly buckets: number,
   ) {
-    if (!(bucketMs > 0) || !Number.isInteger(buckets) || buckets < 1)
-      throw new RangeError('RollingWindow needs bucketMs > 0 and an integer buckets >= 1');
+    s.duration({ positive: true }).parse(bucketMs, 'RollingWindow.bucketMs');
+    s.int({ min: 1, max: 10_000_000 }).parse(buckets, 'RollingWindow.buckets');
     this.index = new Float64Array(buckets).fill(-1);
     this.total = new Float64Array(buckets);
     this.good = new Float64Array(buckets);
