@@ -106,6 +106,18 @@ export function metricName(kind: string, type: 'gauge' | 'counter' | 'histogram'
   return type === 'gauge' ? base + name : `${base}${name}_total`;
 }
 
+const names = new Map<string, string>();
+/** `metricName`, memoised (a scrape names every figure of every component). */
+function cachedName(kind: string, type: 'gauge' | 'counter' | 'histogram', field: string): string {
+  const key = `${kind}\u0000${type}\u0000${field}`;
+  let name = names.get(key);
+  if (name === undefined) {
+    name = metricName(kind, type, field);
+    if (names.size < 10_000) names.set(key, name);
+  }
+  return name;
+}
+
 /** True for a figure in milliseconds (`…Ms`): exported in seconds (value ÷ 1000). @internal */
 export function isMs(field: string): boolean {
   return /[a-z0-9]Ms$/.test(field);
@@ -188,7 +200,7 @@ export function collectFamilies(registry: Registry): MetricFamily[] {
         const value = values[field];
         if (typeof value !== 'number') continue;
         const help = helps[field] ?? `${kind} ${field}`;
-        family(metricName(kind, type, field), help, type, { kind, field }).push({
+        family(cachedName(kind, type, field), help, type, { kind, field }).push({
           labels,
           value: exportedValue(field, value),
         });
@@ -198,7 +210,7 @@ export function collectFamilies(registry: Registry): MetricFamily[] {
     for (const field of Object.keys(hs)) {
       const h = hs[field]!;
       const help = d.histograms?.[field] ?? `${kind} ${field}, seconds`;
-      family(metricName(kind, 'histogram', field), help, 'histogram', { kind, field }).push(
+      family(cachedName(kind, 'histogram', field), help, 'histogram', { kind, field }).push(
         cumulativeSample(labels, h),
       );
     }
