@@ -12,7 +12,7 @@ import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportErro
 import type { Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
 import { eventBase, type StateChange } from '../metrics/component-kit.js';
-import { type ComponentType, HealthCheck, type HealthStatus } from './check.js';
+import { HealthCheck, type HealthStatus } from './check.js';
 import {
   DEGRADATION_LEVELS,
   Degradation,

@@ -323,7 +323,7 @@ describe('alert rules', () => {
     const clock = createFakeClock();
     const registry = createRegistry();
     const metrics = createMetrics({ registry, clock });
-    live(registry, 'svc', 'main', () => ({ ready: false ? 1 : 0 }));
+    live(registry, 'svc', 'main', () => ({ ready: 0 }));
     let release!: () => void;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -359,7 +359,7 @@ describe('alert rules', () => {
     const clock = createFakeClock();
     const registry = createRegistry();
     const metrics = createMetrics({ registry, clock });
-    live(registry, 'svc', 'main', () => ({ ready: false ? 1 : 0 }));
+    live(registry, 'svc', 'main', () => ({ ready: 0 }));
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(w.message);
     process.on('warning', onWarning);
