@@ -19,6 +19,7 @@ import {
   Hysteresis,
   healthHandler,
   httpCheck,
+  LatencyWindow,
   postgresCheck,
   queueCheck,
   redisCheck,
@@ -331,6 +332,11 @@ const CASES: Case[] = [
     what: 'Hysteresis options',
     call: () => new Hysteresis('normal', 0, { degradeAfterMs: -1, recoverAfterMs: 0 }),
     option: 'Hysteresis.options.degradeAfterMs',
+  },
+  {
+    what: 'LatencyWindow windowMs',
+    call: () => new LatencyWindow(0, undefined as never),
+    option: 'LatencyWindow.windowMs',
   },
   { what: 'healthHandler monitor', call: () => healthHandler({} as never), option: 'healthHandler.monitor' },
   {

@@ -5,7 +5,9 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { s } from '../core/schema.js';
 import { QuantileSketch } from '../limits/quantile.js';
+import { clockSchema } from './options.js';
 
 /** p50/p90/p99 of a check's recent runs, in ms. */
 export interface LatencyPercentiles {
@@ -31,6 +33,8 @@ export class LatencyWindow {
   private readonly sketch: QuantileSketch;
 
   constructor(windowMs: number, clock: Clock) {
+    s.duration({ positive: true, infinity: true }).parse(windowMs, 'LatencyWindow.windowMs');
+    clockSchema.parse(clock, 'LatencyWindow.clock');
     this.sketch = new QuantileSketch(windowMs, clock);
   }
 

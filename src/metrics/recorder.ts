@@ -63,7 +63,15 @@ export interface NamedSample extends Sample {
   readonly name: string;
 }
 
-/** The name of the state family. */
+/**
+ * The name of the state family.
+ *
+ * @example
+ * ```ts
+ * import { STATE_FAMILY } from 'bulwark/metrics';
+ * console.log(STATE_FAMILY); // bulwark_component_state
+ * ```
+ */
 export const STATE_FAMILY = 'bulwark_component_state';
 const STATE_HELP =
   'State of each Bulwark component: 1 for its current state, 0 for the other states its kind can report.';
@@ -136,7 +144,7 @@ interface Building {
   readonly samples: (Sample | HistogramSample)[];
 }
 
-/** Turns a histogram snapshot (per-bucket counts) into a cumulative sample. */
+/** Turns a histogram snapshot (per-bucket counts) into a cumulative sample. @internal */
 export function cumulativeSample(
   labels: Readonly<Record<string, string>>,
   h: HistogramSnapshot,
@@ -228,7 +236,7 @@ export function collectFamilies(registry: Registry): MetricFamily[] {
   return out;
 }
 
-/** The descriptor's states, plus the current one when the descriptor lacks it. */
+/** The descriptor's states, plus the current one when the descriptor lacks it. @internal */
 export function statesOf(d: ComponentDescriptor, current: string): readonly string[] {
   return d.states.includes(current) ? d.states : [...d.states, current];
 }
