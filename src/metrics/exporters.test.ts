@@ -5,6 +5,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { createRegistry } from 'bulwark';
+import { Counter, type OpenMetricsContentType, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   FAKE_BREAKER,
@@ -83,6 +84,21 @@ describe('Prometheus exporter', () => {
     late.gauges.queued = 7;
     const again = await prometheusExporter({ metrics })();
     expect(again.body).toContain('bulwark_fake_limiter_queued{name="late"} 7');
+  });
+
+  it('adds to a prom-client registry of yours, OpenMetrics included, without clashing with yours', async () => {
+    const { metrics } = fixture();
+    const promRegistry = new Registry<OpenMetricsContentType>();
+    promRegistry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    new Counter({ name: 'app_requests_total', help: 'Requests.', registers: [promRegistry] }).inc(3);
+    const exporter = prometheusExporter({ metrics, promRegistry: promRegistry as never });
+    const { contentType, body } = await exporter();
+    expect(contentType).toContain('openmetrics');
+    expect(body).toContain('app_requests_total 3');
+    expect(body).toContain('bulwark_fake_breaker_failures_total{name="payments"} 5');
+    await exporter(); // a second scrape registers nothing twice
+    promRegistry.resetMetrics(); // leaves Bulwark's values alone: they live in the components
+    expect((await exporter()).body).toContain('bulwark_fake_breaker_failures_total{name="payments"} 5');
   });
 
   it('leaves out a component whose snapshot throws, and says so', async () => {

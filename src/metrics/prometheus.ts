@@ -7,7 +7,7 @@
 
 import { s } from '../core/schema.js';
 import type { Metrics } from './metrics.js';
-import type { MetricFamily } from './recorder.js';
+import { flatten, type MetricFamily } from './recorder.js';
 import { duck } from './schemas.js';
 
 /**
@@ -76,27 +76,14 @@ class FamilyMetric {
 
   get(): { name: string; help: string; type: string; values: PromValue[]; aggregator: string } {
     const f = this.read().find((x) => x.name === this.#family);
-    const values: PromValue[] = [];
-    if (f?.type === 'histogram') {
-      for (const smp of f.samples) {
-        smp.bounds.forEach((b, i) => {
-          values.push({
-            metricName: `${f.name}_bucket`,
-            labels: { ...smp.labels, le: b },
-            value: smp.cumulative[i]!,
-          });
-        });
-        values.push({
-          metricName: `${f.name}_bucket`,
-          labels: { ...smp.labels, le: '+Inf' },
-          value: smp.count,
-        });
-        values.push({ metricName: `${f.name}_sum`, labels: { ...smp.labels }, value: smp.sum });
-        values.push({ metricName: `${f.name}_count`, labels: { ...smp.labels }, value: smp.count });
-      }
-    } else if (f !== undefined) {
-      for (const smp of f.samples) values.push({ labels: { ...smp.labels }, value: smp.value });
-    }
+    const hist = f?.type === 'histogram';
+    // Histogram series carry their own names (`_bucket`, `_sum`, `_count`); others take the
+    // metric's (which an OpenMetrics registry may have renamed).
+    const values: PromValue[] = flatten(f === undefined ? [] : [f]).map((x) => ({
+      ...(hist ? { metricName: x.name } : {}),
+      labels: { ...x.labels },
+      value: x.value,
+    }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
   }
 }
