@@ -1,6 +1,6 @@
 /**
- * A small HTTP service with health checks, Kubernetes probes, Prometheus metrics, degradation fed
- * to a load shedder, and graceful shutdown.
+ * A small HTTP service with health checks, Kubernetes probes, Prometheus metrics and structured
+ * logs of every component of one registry, degradation fed to a load shedder, and graceful shutdown.
  *
  *   npx tsx examples/service.ts            # self-test: starts, calls its endpoints, SIGTERMs itself, exits 0
  *   npx tsx examples/service.ts --serve    # serves on PORT (default 3000) until SIGTERM / Ctrl-C
@@ -10,7 +10,16 @@
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { circuitBreaker, LoadShedError, loadShedder, pipeline, timeout } from 'bulwark';
+import {
+  type Component,
+  circuitBreaker,
+  createRegistry,
+  isComponent,
+  LoadShedError,
+  loadShedder,
+  pipeline,
+  timeout,
+} from 'bulwark';
 import {
   breakerCheck,
   createHealthMonitor,
@@ -19,7 +28,7 @@ import {
   gracefulShutdown,
   healthHandler,
 } from 'bulwark/health';
-import { createMetrics, prometheusExporter } from 'bulwark/metrics';
+import { createAlerts, createLogs, createMetrics, prometheusExporter } from 'bulwark/metrics';
 
 const serve = process.argv.includes('--serve');
 
@@ -38,7 +47,12 @@ const breaker = circuitBreaker({ name: 'db', breaker: { kind: 'consecutive', thr
 const shedder = loadShedder({ name: 'quotes', capacity: 100 });
 const policy = pipeline(shedder, breaker, timeout(500));
 
+// One registry: metrics, logs and alerts read every component in it (and nothing else).
+const registry = createRegistry();
+for (const c of [policy, breaker, shedder]) if (isComponent(c)) registry.register(c as Component);
+
 const monitor = createHealthMonitor({
+  registry,
   serviceId: 'quote-service',
   description: 'Quotes, with Bulwark health checks',
   version: '1',
@@ -62,9 +76,16 @@ const monitor = createHealthMonitor({
 // Degraded (a critical dependency failing → critical-only), the shedder refuses all but critical work.
 monitor.degradation?.attach(shedder);
 
-const metrics = createMetrics();
-metrics.track(policy, 'quotes');
-metrics.addHealth(monitor);
+const metrics = createMetrics({ registry });
+createAlerts({ metrics, registry }).start(); // the default rules; firing alerts show in the logs
+const logs = createLogs({
+  registry,
+  logger: {
+    info: (_o, m) => console.log(`  log: ${m}`),
+    warn: (_o, m) => console.log(`  log (warn): ${m}`),
+    error: (_o, m) => console.log(`  log (error): ${m}`),
+  },
+});
 
 const token = process.env.HEALTH_TOKEN ?? 'ops-secret';
 const health = healthHandler(monitor, {
@@ -99,6 +120,7 @@ gracefulShutdown({
   drainDelayMs: serve ? 5_000 : 0,
   hooks: [
     { name: 'health monitor', run: () => monitor.close(), timeoutMs: 1_000 },
+    { name: 'logs', run: () => logs.close(), timeoutMs: 1_000 },
     {
       name: 'database pool',
       run: async () => console.log('  (closing the database pool)'),
@@ -134,7 +156,7 @@ if (!serve) {
   await monitor.runNow();
   await monitor.runNow(); // two failures in a row (failureThreshold 2)
   await show('/readyz');
-  console.log(`level: ${monitor.snapshot().level}, shedder level: ${shedder.level}`);
+  console.log(`level: ${monitor.report().level}, shedder level: ${shedder.level}`);
   await show('/quote');
   await show('/quote', { 'x-priority': 'critical' });
   db.up = true;
@@ -144,7 +166,7 @@ if (!serve) {
   console.log(
     metricsBody
       .split('\n')
-      .filter((l) => l.startsWith('bulwark_health') || l.startsWith('bulwark_ready'))
+      .filter((l) => l.startsWith('bulwark_component_state') && l.endsWith(' 1'))
       .join('\n'),
   );
   console.log('sending SIGTERM to myself');

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRegistry } from 'bulwark';
 import {
   type AlertNotification,
   createAlerts,
@@ -10,6 +11,7 @@ import {
 } from 'bulwark/metrics';
 import { createFakeClock } from 'bulwark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FakeComponent } from './metrics-fakes.js';
 
 /** A real HTTP receiver that answers `failures` with 503 (or hangs) before accepting. */
 async function receiver(failures: number, mode: 'status' | 'hang' | 'reject' = 'status') {
@@ -141,15 +143,29 @@ describe('webhookNotifier', () => {
   it('is driven by the alert manager: firing and resolved each delivered once', async () => {
     const rx = await receiver(1);
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
     let ready = false;
-    metrics.addHealth({ snapshot: () => ({ ready, shuttingDown: false, checks: [] }) });
+    const svc = new FakeComponent(
+      { kind: 'svc', help: 'a service', states: ['ok'], gauges: { ready: 'ready' }, counters: {} },
+      'main',
+    );
+    svc.snapshot = () => ({
+      kind: 'svc',
+      name: 'main',
+      state: 'ok',
+      gauges: { ready: ready ? 1 : 0 },
+      counters: {},
+    });
+    registry.register(svc);
     const lines: object[] = [];
     const push = (o: object) => void lines.push(o);
     const alerts = createAlerts({
       metrics,
       clock,
-      rules: [{ name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } }],
+      rules: [
+        { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } },
+      ],
       notifiers: [
         webhookNotifier({ url: rx.url, initialDelayMs: 1, maxDelayMs: 2 }),
         logNotifier({ logger: { info: push, warn: push, error: push } }),

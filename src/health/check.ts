@@ -1,11 +1,20 @@
 /**
  * What a health check is: a function run in the background with a timeout, plus how its results
- * are reported (component, measurement, unit) and judged (thresholds, critical, liveness).
+ * are reported (component, measurement, unit) and judged (thresholds, critical, liveness). A
+ * check is a component (`healthCheck`): its state is its judged status, its snapshot holds its
+ * latency percentiles and run counters, and each change of status is a `stateChange` event.
  */
 
-import { z } from 'zod';
+import type { Clock } from '../core/clock.js';
+import type { ComponentDescriptor, Snapshot } from '../core/component.js';
 import { ConfigError } from '../core/errors.js';
-import { fn, parse, posInt, positiveMs } from './options.js';
+import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
+import { joinRegistry, type Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import { eventBase, type StateChange } from '../metrics/component-kit.js';
+import { type CheckRun, runCheck } from './check-run.js';
+import { type LatencyPercentiles, LatencyWindow } from './latency.js';
+import { fn, parse, posInt, positiveMs, registrySchema } from './options.js';
 
 /** The three statuses of `application/health+json`. */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
@@ -58,54 +67,84 @@ export interface CheckOptions {
   failureThreshold?: number;
   /** Consecutive passing runs before a failed check is reported `pass` again. Default 1. */
   successThreshold?: number;
-  /** How many latencies to keep for p50/p90/p99. Default 100. */
-  historySize?: number;
+  /**
+   * p50/p90/p99 cover the runs of the last `latencyWindowMs` to 2 × `latencyWindowMs` (a
+   * fixed-memory quantile sketch, values within ~4.4 %). Default 600 000 (10 min).
+   */
+  latencyWindowMs?: number;
   /**
    * Counts for liveness. Only local checks may (event loop, a deadlock detector): a liveness probe
    * that depends on a shared dependency restarts every instance during that dependency's outage.
    * Default false; the dependency checks (http, tcp, postgres, redis, queue) refuse true.
    */
   liveness?: boolean;
+  /** Where the check registers as a component (a monitor also registers its checks in its own). */
+  registry?: Registry;
 }
 
-/** A check ready for `createHealthMonitor({ checks })`: every option resolved. */
-export interface HealthCheck {
-  readonly name: string;
-  readonly component: string;
-  readonly componentType: ComponentType;
-  readonly measurement: string;
-  readonly critical: boolean;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly failureThreshold: number;
-  readonly successThreshold: number;
-  readonly historySize: number;
-  readonly liveness: boolean;
-  /** True for checks of external dependencies (they may not count for liveness). */
-  readonly dependency: boolean;
-  readonly run: CheckFunction;
-  /** Releases what the check holds (called by `monitor.close()`). */
-  readonly close?: () => void | Promise<void>;
+/** States of a health check: its judged status, or `pending` before its first run. */
+export type HealthCheckState = HealthStatus | 'pending';
+
+/** Events of a health check: each change of its judged status. */
+export type HealthCheckEvent = EventBase & {
+  readonly kind: 'healthCheck';
+  /** The last run's output (may hold details; logs scrub secrets). */
+  readonly output: string | undefined;
+} & StateChange<HealthCheckState>;
+
+declare module '../core/events.js' {
+  interface PolicyEventMap {
+    healthCheck: HealthCheckEvent;
+  }
 }
+
+/**
+ * What a health check reports as a component.
+ *
+ * @example
+ * ```ts
+ * import { HEALTH_CHECK_DESCRIPTOR } from 'bulwark/health';
+ * console.log(HEALTH_CHECK_DESCRIPTOR.states); // [ 'pass', 'warn', 'fail', 'pending' ]
+ * ```
+ */
+export const HEALTH_CHECK_DESCRIPTOR: ComponentDescriptor = Object.freeze({
+  kind: 'healthCheck',
+  help: 'A health check run in the background: its judged status, latency and runs.',
+  states: ['pass', 'warn', 'fail', 'pending'],
+  gauges: {
+    critical: '1 when the check gates readiness (critical), else 0.',
+    consecutiveFailures: 'Failed runs in a row.',
+    latencyP50Ms: 'Median run latency over the latency window, ms.',
+    latencyP90Ms: '90th percentile run latency over the latency window, ms.',
+    latencyP99Ms: '99th percentile run latency over the latency window, ms.',
+  },
+  counters: {
+    runs: 'Runs that ended (including timed-out ones).',
+    failures: 'Runs that failed (including timed-out ones).',
+    timeouts: 'Runs abandoned at their timeout.',
+  },
+});
 
 const NAME = /^[A-Za-z0-9_.\-/]+$/;
 
-const checkSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(NAME, 'letters, digits, _ . - / only (no ":" — it separates component and measurement)'),
-  component: z.string().min(1).optional(),
-  componentType: z.string().min(1).optional(),
-  measurement: z.string().min(1).optional(),
-  critical: z.boolean().optional(),
-  intervalMs: positiveMs.optional(),
-  timeoutMs: positiveMs.optional(),
-  failureThreshold: posInt.optional(),
-  successThreshold: posInt.optional(),
-  historySize: posInt.max(100_000).optional(),
-  liveness: z.boolean().optional(),
+const checkSchema = s.object({
+  name: s.string({
+    pattern: NAME,
+    patternRule: 'letters, digits, _ . - / only (no ":" — it separates component and measurement)',
+  }),
+  component: s.optional(s.string()),
+  componentType: s.optional(s.string()),
+  measurement: s.optional(s.string()),
+  critical: s.optional(s.boolean()),
+  intervalMs: s.optional(positiveMs),
+  timeoutMs: s.optional(positiveMs),
+  failureThreshold: s.optional(posInt),
+  successThreshold: s.optional(posInt),
+  latencyWindowMs: s.optional(positiveMs),
+  liveness: s.optional(s.boolean()),
+  registry: s.optional(registrySchema),
   run: fn<CheckFunction>(),
-  close: fn<() => void>().optional(),
+  close: s.optional(fn<() => void | Promise<void>>()),
 });
 
 /** Internal: the defaults a factory chooses. @internal */
@@ -125,6 +164,186 @@ export interface CustomCheckOptions extends CheckOptions {
   run: CheckFunction;
 }
 
+/** The settings of a check, every option resolved. */
+interface CheckSettings {
+  readonly name: string;
+  readonly component: string;
+  readonly componentType: ComponentType;
+  readonly measurement: string;
+  readonly critical: boolean;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly failureThreshold: number;
+  readonly successThreshold: number;
+  readonly latencyWindowMs: number;
+  readonly liveness: boolean;
+  readonly dependency: boolean;
+  readonly run: CheckFunction;
+  readonly close?: () => void | Promise<void>;
+}
+
+/** The last run of a check, as the monitor reports it. */
+export interface LastRun {
+  readonly status: HealthStatus;
+  readonly observedValue: unknown;
+  readonly observedUnit: string | undefined;
+  readonly output: string | undefined;
+  readonly latencyMs: number;
+  /** Wall-clock ms. */
+  readonly time: number;
+}
+
+/**
+ * A health check, ready for `createHealthMonitor({ checks })`: its settings, and (once a
+ * monitor runs it) its state. Made by `httpCheck`, `postgresCheck`, `customCheck`, … A check
+ * belongs to one monitor.
+ *
+ * @example
+ * ```ts
+ * import { customCheck, type HealthCheck } from 'bulwark/health';
+ * const check: HealthCheck = customCheck({ name: 'self', run: () => true });
+ * console.log(check.snapshot().state); // pending
+ * ```
+ */
+export class HealthCheck implements CheckSettings {
+  readonly kind = 'healthCheck' as const;
+  readonly descriptor: ComponentDescriptor = HEALTH_CHECK_DESCRIPTOR;
+  readonly name!: string;
+  readonly component!: string;
+  readonly componentType!: ComponentType;
+  readonly measurement!: string;
+  readonly critical!: boolean;
+  readonly intervalMs!: number;
+  readonly timeoutMs!: number;
+  readonly failureThreshold!: number;
+  readonly successThreshold!: number;
+  readonly latencyWindowMs!: number;
+  readonly liveness!: boolean;
+  /** True for checks of external dependencies (they may not count for liveness). */
+  readonly dependency!: boolean;
+  readonly run!: CheckFunction;
+  /** Releases what the check holds (called by `monitor.close()`). */
+  readonly close?: () => void | Promise<void>;
+  private readonly emitter = new PolicyEmitter<HealthCheckEvent>();
+  private judged: HealthCheckState = 'pending';
+  private lastRun: LastRun | undefined;
+  private failuresInRow = 0;
+  private successesInRow = 0;
+  private passed = false;
+  private readonly counts = { runs: 0, failures: 0, timeouts: 0 };
+  private latency: LatencyWindow | undefined;
+  /** The monitor running this check. @internal */
+  owner: object | undefined;
+  /** Runs still unsettled after their timeout. @internal */
+  hung = 0;
+  /** The controller of the run in progress. @internal */
+  controller: AbortController | undefined;
+
+  /** @internal Use the factories (`customCheck`, `httpCheck`, …). */
+  constructor(settings: CheckSettings, registry: Registry | undefined) {
+    Object.assign(this, settings);
+    joinRegistry(registry, this);
+  }
+
+  /** The judged status (`pending` before the first run). */
+  get status(): HealthCheckState {
+    return this.judged;
+  }
+
+  /** The last run, if any. */
+  get last(): LastRun | undefined {
+    return this.lastRun;
+  }
+
+  /** Failed runs in a row. */
+  get consecutiveFailures(): number {
+    return this.failuresInRow;
+  }
+
+  /** Passing runs in a row. */
+  get consecutiveSuccesses(): number {
+    return this.successesInRow;
+  }
+
+  /** True once the check has passed (or warned) once. */
+  get passedOnce(): boolean {
+    return this.passed;
+  }
+
+  /** p50/p90/p99 of the recent runs, or null before the first run. */
+  percentiles(): LatencyPercentiles | null {
+    return this.latency?.percentiles() ?? null;
+  }
+
+  /** Subscribes to the check's status changes. */
+  onEvent(listener: Listener<HealthCheckEvent>): Disposer {
+    return this.emitter.on(listener);
+  }
+
+  /** The check as a component: its status, latency percentiles and run counters. */
+  snapshot(): Snapshot {
+    const p = this.percentiles();
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.judged,
+      gauges: {
+        critical: this.critical ? 1 : 0,
+        consecutiveFailures: this.failuresInRow,
+        ...(p === null ? {} : { latencyP50Ms: p.p50, latencyP90Ms: p.p90, latencyP99Ms: p.p99 }),
+      },
+      counters: { ...this.counts },
+      details: {
+        component: this.component,
+        measurement: this.measurement,
+        liveness: this.liveness,
+        intervalMs: this.intervalMs,
+        timeoutMs: this.timeoutMs,
+      },
+    };
+  }
+
+  /** Runs the check once (bounded by its timeout). @internal */
+  execute(clock: Clock): Promise<CheckRun> {
+    this.latency ??= new LatencyWindow(this.latencyWindowMs, clock);
+    return runCheck(this, clock);
+  }
+
+  /** Judges one run with the thresholds; returns true when the status changed. @internal */
+  record(r: CheckRun): boolean {
+    this.counts.runs++;
+    if (r.timedOut) this.counts.timeouts++;
+    if (r.status === 'fail') this.counts.failures++;
+    if (!Number.isNaN(r.latencyMs)) this.latency?.add(r.latencyMs);
+    this.lastRun = r;
+    if (r.status === 'fail') {
+      this.failuresInRow++;
+      this.successesInRow = 0;
+    } else {
+      this.successesInRow++;
+      this.failuresInRow = 0;
+    }
+    const from = this.judged;
+    let to: HealthStatus;
+    if (from === 'pending') to = r.status;
+    else if (r.status === 'fail')
+      to = from === 'fail' || this.failuresInRow >= this.failureThreshold ? 'fail' : from;
+    else to = from !== 'fail' || this.successesInRow >= this.successThreshold ? r.status : 'fail';
+    this.judged = to;
+    if (to !== 'fail') this.passed = true;
+    if (to === from) return false;
+    if (this.emitter.wants('stateChange'))
+      this.emitter.emit({
+        ...eventBase('healthCheck', this.name),
+        event: 'stateChange',
+        from,
+        to,
+        output: r.output,
+      });
+    return true;
+  }
+}
+
 /** Builds a `HealthCheck` from options and a factory's defaults. @internal */
 export function makeCheck(
   owner: string,
@@ -140,22 +359,25 @@ export function makeCheck(
       `${owner}.liveness must not be true: a liveness probe must not depend on an external dependency (its outage would restart every instance); let it gate readiness instead`,
     );
   }
-  return Object.freeze({
-    name: o.name,
-    component: o.component ?? o.name,
-    componentType: o.componentType ?? defaults.componentType,
-    measurement: o.measurement ?? defaults.measurement ?? 'responseTime',
-    critical: o.critical ?? defaults.critical ?? true,
-    intervalMs: o.intervalMs ?? defaults.intervalMs ?? 10_000,
-    timeoutMs: o.timeoutMs ?? 2_000,
-    failureThreshold: o.failureThreshold ?? 2,
-    successThreshold: o.successThreshold ?? 1,
-    historySize: o.historySize ?? 100,
-    liveness: o.liveness ?? false,
-    dependency: defaults.dependency,
-    run: o.run,
-    ...(o.close === undefined ? {} : { close: o.close }),
-  });
+  return new HealthCheck(
+    {
+      name: o.name,
+      component: o.component ?? o.name,
+      componentType: o.componentType ?? defaults.componentType,
+      measurement: o.measurement ?? defaults.measurement ?? 'responseTime',
+      critical: o.critical ?? defaults.critical ?? true,
+      intervalMs: o.intervalMs ?? defaults.intervalMs ?? 10_000,
+      timeoutMs: o.timeoutMs ?? 2_000,
+      failureThreshold: o.failureThreshold ?? 2,
+      successThreshold: o.successThreshold ?? 1,
+      latencyWindowMs: o.latencyWindowMs ?? 600_000,
+      liveness: o.liveness ?? false,
+      dependency: defaults.dependency,
+      run: o.run,
+      ...(o.close === undefined ? {} : { close: o.close }),
+    },
+    o.registry,
+  );
 }
 
 /**

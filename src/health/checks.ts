@@ -6,10 +6,12 @@
 
 import { connect } from 'node:net';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
+import { s } from '../core/schema.js';
 import { type CheckOptions, type CheckOutcome, type HealthCheck, makeCheck } from './check.js';
-import { fn, parse } from './options.js';
+import { duck, fn, parse } from './options.js';
+
+const loose = { strict: false } as const;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -40,12 +42,21 @@ export interface HttpCheckOptions extends CheckOptions {
 export function httpCheck(options: HttpCheckOptions): HealthCheck {
   const o = parse(
     'httpCheck',
-    z.looseObject({
-      url: z.union([z.string().url(), z.instanceof(URL)]),
-      method: z.string().optional(),
-      headers: z.record(z.string(), z.string()).optional(),
-      expectStatus: z.union([z.array(z.number().int()), fn<(s: number) => boolean>()]).optional(),
-    }),
+    s.object(
+      {
+        url: s.custom<string | URL>('an http(s) URL (a string or a URL)', (v, path) =>
+          v instanceof URL || (typeof v === 'string' && /^https?:\/\//i.test(v) && URL.canParse(v))
+            ? v
+            : s.fail(path, 'an http(s) URL (a string or a URL)', v),
+        ),
+        method: s.optional(s.string()),
+        headers: s.optional(s.record(s.string({ minLength: 0 }))),
+        expectStatus: s.optional(
+          s.union([s.array(s.int({ min: 100, max: 599 })), fn<(status: number) => boolean>()]),
+        ),
+      },
+      loose,
+    ),
     options,
   );
   const url = new URL(String(o.url));
@@ -106,7 +117,7 @@ export interface TcpCheckOptions extends CheckOptions {
 export function tcpCheck(options: TcpCheckOptions): HealthCheck {
   const o = parse(
     'tcpCheck',
-    z.looseObject({ host: z.string().min(1).optional(), port: z.number().int().min(1).max(65_535) }),
+    s.object({ host: s.optional(s.string()), port: s.int({ min: 1, max: 65_535 }) }, loose),
     options,
   );
   const host = o.host ?? '127.0.0.1';
@@ -184,16 +195,16 @@ type PgModule = {
 export function postgresCheck(options: PostgresCheckOptions): HealthCheck {
   const o = parse(
     'postgresCheck',
-    z.looseObject({
-      client: z.union([
-        z.string().min(1),
-        z.custom<PgQueryable>(
-          (v) => typeof v === 'object' && v !== null && typeof (v as PgQueryable).query === 'function',
-          { message: 'a pg Pool/Client (with query(sql)) or a connection string' },
+    s.object(
+      {
+        client: s.union(
+          [s.string(), duck<PgQueryable>('a pg Pool/Client (with query(sql))', ['query'])],
+          'a pg Pool/Client (with query(sql)) or a connection string',
         ),
-      ]),
-      query: z.string().min(1).optional(),
-    }),
+        query: s.optional(s.string()),
+      },
+      loose,
+    ),
     options,
   );
   const sql = o.query ?? 'SELECT 1';
@@ -279,12 +290,7 @@ export interface RedisCheckOptions extends CheckOptions {
 export function redisCheck(options: RedisCheckOptions): HealthCheck {
   const o = parse(
     'redisCheck',
-    z.looseObject({
-      client: z.custom<RedisPingable>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as RedisPingable).ping === 'function',
-        { message: 'an ioredis-like client with ping()' },
-      ),
-    }),
+    s.object({ client: duck<RedisPingable>('an ioredis-like client with ping()', ['ping']) }, loose),
     options,
   );
   const { client: _c, ...common } = options;
@@ -330,7 +336,7 @@ export interface BreakerLike {
  */
 export function breakerCheck(breaker: BreakerLike, options: CheckOptions = {}): HealthCheck {
   if (typeof breaker !== 'object' || breaker === null || typeof breaker.state !== 'string') {
-    parse('breakerCheck', z.object({ breaker: z.object({ state: z.string() }) }), { breaker });
+    s.fail('breakerCheck.breaker', 'a circuit breaker (an object with a string state)', breaker);
   }
   return makeCheck(
     'breakerCheck',
@@ -404,14 +410,13 @@ export interface QueueCheckOptions extends CheckOptions {
 export function queueCheck(queue: QueueStatsSource, options: QueueCheckOptions = {}): HealthCheck {
   parse(
     'queueCheck',
-    z.object({
-      queue: z.custom<QueueStatsSource>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as QueueStatsSource).stats === 'function',
-        { message: 'a queue with stats(): Promise<{ pending, dead, oldestPendingAgeMs }>' },
-      ),
-      warnAgeMs: z.number().nonnegative().optional(),
-      failAgeMs: z.number().nonnegative().optional(),
-      onDeadGrowth: z.enum(['warn', 'fail', 'ignore']).optional(),
+    s.object({
+      queue: duck<QueueStatsSource>('a queue with stats(): Promise<{ pending, dead, oldestPendingAgeMs }>', [
+        'stats',
+      ]),
+      warnAgeMs: s.optional(s.duration()),
+      failAgeMs: s.optional(s.duration()),
+      onDeadGrowth: s.optional(s.oneOf(['warn', 'fail', 'ignore'] as const)),
     }),
     { queue, warnAgeMs: options.warnAgeMs, failAgeMs: options.failAgeMs, onDeadGrowth: options.onDeadGrowth },
   );
@@ -469,10 +474,14 @@ export interface EventLoopCheckOptions extends CheckOptions {
  */
 export function eventLoopCheck(options: EventLoopCheckOptions = {}): HealthCheck {
   const { warnMs = 200, failMs = 2_000, ...common } = options;
-  parse('eventLoopCheck', z.object({ warnMs: z.number().positive(), failMs: z.number().positive() }), {
-    warnMs,
-    failMs,
-  });
+  parse(
+    'eventLoopCheck',
+    s.object({ warnMs: s.duration({ positive: true }), failMs: s.duration({ positive: true }) }),
+    {
+      warnMs,
+      failMs,
+    },
+  );
   let histogram: IntervalHistogram | undefined;
   return makeCheck(
     'eventLoopCheck',

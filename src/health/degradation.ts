@@ -6,11 +6,11 @@
  * service keeps serving `critical` work.
  */
 
-import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
+import { s } from '../core/schema.js';
 import { SHED_LEVELS, type ShedLevel } from '../limits/shed.js';
-import { fn, ms, parse } from './options.js';
+import { clockSchema, fn, ms, parse } from './options.js';
 
 /** `normal → limited → critical-only → offline` (the load shedder's levels). */
 export type DegradationLevel = ShedLevel;
@@ -36,6 +36,8 @@ interface Entry {
   t: number;
   s: number;
 }
+
+const hysteresisSchema = s.object({ degradeAfterMs: ms, recoverAfterMs: ms });
 
 /**
  * The hysteresis state machine, pure (no timers): feed it the target level computed from health
@@ -65,6 +67,9 @@ export class Hysteresis {
     now: number,
     options: { readonly degradeAfterMs: number; readonly recoverAfterMs: number },
   ) {
+    s.oneOf(SHED_LEVELS).parse(initial, 'Hysteresis.initial');
+    s.number().parse(now, 'Hysteresis.now');
+    hysteresisSchema.parse(options, 'Hysteresis.options');
     this.current = sev(initial);
     this.origin = this.current;
     this.entries = [{ t: now, s: this.current }];
@@ -207,17 +212,13 @@ export interface LevelSink {
   setLevel(level: DegradationLevel): void;
 }
 
-const optionsSchema = z.strictObject({
-  rules: z.array(fn<DegradationRule>()).optional(),
-  defaultRule: z.boolean().optional(),
-  degradeAfterMs: ms.optional(),
-  recoverAfterMs: ms.optional(),
-  initial: z.enum(SHED_LEVELS).optional(),
-  clock: z
-    .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
-      message: 'a Clock',
-    })
-    .optional(),
+const optionsSchema = s.object({
+  rules: s.optional(s.array(fn<DegradationRule>())),
+  defaultRule: s.optional(s.boolean()),
+  degradeAfterMs: s.optional(ms),
+  recoverAfterMs: s.optional(ms),
+  initial: s.optional(s.oneOf(SHED_LEVELS)),
+  clock: s.optional(clockSchema),
 });
 
 /**
@@ -242,7 +243,7 @@ export class Degradation<S extends DegradationInput = DegradationInput> {
   private last: S | undefined;
 
   constructor(options: DegradationOptions<S> = {}) {
-    const o = parse('degradation', optionsSchema, options) as DegradationOptions<S>;
+    const o = parse('degradation', optionsSchema, options) as unknown as DegradationOptions<S>;
     this.clock = o.clock ?? systemClock;
     this.rules = [
       ...(o.defaultRule === false ? [] : [defaultDegradationRule as DegradationRule<S>]),

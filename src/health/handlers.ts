@@ -5,9 +5,9 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { reportError } from '../core/events.js';
+import { s } from '../core/schema.js';
 import type { HealthMonitor } from './monitor.js';
 import { fn, parse } from './options.js';
 
@@ -68,22 +68,30 @@ export interface Answer {
   readonly body: string;
 }
 
-const pathSchema = z
-  .union([z.string().regex(/^\/[^?#]*$/, 'a path starting with "/"'), z.literal(false)])
-  .optional();
-const optionsSchema = z.strictObject({
-  details: z.union([z.enum(['always', 'never']), fn<(req: IncomingMessage) => boolean>()]).optional(),
-  metrics: fn<() => MetricsBody>().optional(),
-  paths: z
-    .strictObject({
+const pathSchema = s.optional(
+  s.union(
+    [s.string({ pattern: /^\/[^?#]*$/, patternRule: 'a path starting with "/"' }), s.oneOf([false])],
+    'a path starting with "/", or false',
+  ),
+);
+const optionsSchema = s.object({
+  details: s.optional(
+    s.union(
+      [s.oneOf(['always', 'never'] as const), fn<(req: IncomingMessage) => boolean>()],
+      "'always', 'never' or a function",
+    ),
+  ),
+  metrics: s.optional(fn<() => MetricsBody>()),
+  paths: s.optional(
+    s.object({
       health: pathSchema,
       live: pathSchema,
       ready: pathSchema,
       startup: pathSchema,
       metrics: pathSchema,
-    })
-    .optional(),
-  cacheControl: z.string().optional(),
+    }),
+  ),
+  cacheControl: s.optional(s.string()),
 });
 
 interface Resolved {
@@ -99,7 +107,7 @@ interface Resolved {
 
 function resolve(owner: string, options: HealthHandlerOptions): Resolved {
   const o = parse(owner, optionsSchema, options);
-  const p = o.paths ?? {};
+  const p: Partial<NonNullable<typeof o.paths>> = o.paths ?? {};
   return {
     details: o.details ?? 'never',
     metrics: options.metrics,
@@ -246,6 +254,8 @@ export type NodeHealthHandler = (
  * ```
  */
 export function healthHandler(monitor: HealthMonitor, options: HealthHandlerOptions = {}): NodeHealthHandler {
+  if (typeof monitor !== 'object' || monitor === null || typeof monitor.probeJson !== 'function')
+    throw new ConfigError('healthHandler.monitor', 'a HealthMonitor from createHealthMonitor()', monitor);
   const r = resolve('healthHandler', options);
   return (req, res, next) => {
     const method = req.method ?? 'GET';

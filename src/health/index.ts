@@ -13,8 +13,12 @@ export {
   type ComponentType,
   type CustomCheckOptions,
   customCheck,
-  type HealthCheck,
+  HEALTH_CHECK_DESCRIPTOR,
+  HealthCheck,
+  type HealthCheckEvent,
+  type HealthCheckState,
   type HealthStatus,
+  type LastRun,
 } from './check.js';
 export {
   type BreakerLike,
@@ -63,16 +67,17 @@ export {
   type MetricsBody,
   type NodeHealthHandler,
 } from './handlers.js';
-export { LatencyHistory, type LatencyPercentiles } from './latency-history.js';
+export type { HealthJson, HealthJsonCheck } from './health-json.js';
+export { type LatencyPercentiles, LatencyWindow } from './latency.js';
 export {
-  type CheckSnapshot,
+  type CheckReport,
   createHealthMonitor,
-  type HealthChangeEvent,
-  type HealthJson,
-  type HealthJsonCheck,
+  HEALTH_MONITOR_DESCRIPTOR,
   HealthMonitor,
+  type HealthMonitorEvent,
   type HealthMonitorOptions,
-  type HealthSnapshot,
+  type HealthMonitorState,
+  type HealthReport,
   type ProbeKind,
   UnknownCheckError,
 } from './monitor.js';

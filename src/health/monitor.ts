@@ -1,100 +1,81 @@
 /**
  * The health monitor: runs checks in the background (each on its own interval, never two runs of
- * one check at once, each bounded by its timeout), judges them with consecutive thresholds, and
- * answers liveness, readiness and startup, a health+json report, a snapshot for metrics, and a
- * degradation level.
+ * one check at once, each bounded by its timeout), and answers liveness, readiness and startup,
+ * a health+json report and a degradation level. The monitor is a component (`healthMonitor`:
+ * state `starting`, `ready`, `notReady` or `shuttingDown`), and so is each of its checks.
  */
 
-import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
+import type { ComponentDescriptor, Snapshot } from '../core/component.js';
 import { BulwarkError, ConfigError } from '../core/errors.js';
-import { type Disposer, Emitter, type Listener, reportError } from '../core/events.js';
-import type { CheckResult, ComponentType, HealthCheck, HealthStatus } from './check.js';
+import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
+import type { Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import { eventBase, type StateChange } from '../metrics/component-kit.js';
+import { HealthCheck, type HealthStatus } from './check.js';
 import {
+  DEGRADATION_LEVELS,
   Degradation,
-  type DegradationChange,
   type DegradationLevel,
   type DegradationOptions,
 } from './degradation.js';
-import { LatencyHistory, type LatencyPercentiles } from './latency-history.js';
-import { parse } from './options.js';
+import { type HealthJson, healthDocument } from './health-json.js';
+import { clockSchema, nameSchema, parse, registrySchema } from './options.js';
+import { aggregate, type CheckReport, checkReport, type HealthReport, worst } from './report.js';
 
-/** One check in a `HealthSnapshot`. */
-export interface CheckSnapshot {
-  readonly name: string;
-  readonly component: string;
-  /** The judged status (after thresholds). A check not yet run reports `warn` with `pending: true`. */
-  readonly status: HealthStatus;
-  readonly critical: boolean;
-  /** p50/p90/p99 of the last `historySize` runs, or null before the first run. */
-  readonly latencyMs: LatencyPercentiles | null;
-  readonly consecutiveFailures: number;
-  /** True until the check's first run ends. */
-  readonly pending: boolean;
-  readonly liveness: boolean;
-  readonly measurement: string;
-  readonly componentType: ComponentType;
-  /** The last run's output (may hold details: do not expose it publicly). */
-  readonly output: string | undefined;
-}
-
-/** The monitor's state at one moment: what metrics exporters and alert rules read. */
-export interface HealthSnapshot {
-  /**
-   * Worst of the checks: a critical check failing → `fail`; any other failure, warning or pending
-   * check → `warn`. `fail` while shutting down, as `/health` answers (the checks keep their own statuses).
-   */
-  readonly status: HealthStatus;
-  readonly ready: boolean;
-  readonly live: boolean;
-  readonly started: boolean;
-  readonly shuttingDown: boolean;
-  readonly level: DegradationLevel;
-  readonly checks: readonly CheckSnapshot[];
-}
-
-/** A check object of `application/health+json`. */
-export interface HealthJsonCheck {
-  componentId: string;
-  componentType: string;
-  observedValue?: unknown;
-  observedUnit?: string;
-  status: HealthStatus;
-  time: string;
-  output?: string;
-}
-
-/** An `application/health+json` document (draft-inadarei-api-health-check-06). */
-export interface HealthJson {
-  status: HealthStatus;
-  version?: string;
-  releaseId?: string;
-  serviceId?: string;
-  description?: string;
-  notes?: string[];
-  output?: string;
-  checks?: Record<string, HealthJsonCheck[]>;
-}
+export type { CheckReport, HealthReport };
 
 /** Which report: the full health (or a group), or a probe. */
 export type ProbeKind = 'live' | 'ready' | 'startup';
 
-/** Events of `monitor.on('change', …)`. */
-export type HealthChangeEvent =
-  | {
-      readonly type: 'check';
-      readonly name: string;
-      readonly component: string;
-      readonly from: HealthStatus | 'pending';
-      readonly to: HealthStatus;
-      readonly output: string | undefined;
-    }
-  | {
-      readonly type: 'ready' | 'live' | 'started' | 'shuttingDown';
+/** States of a health monitor. */
+export type HealthMonitorState = 'starting' | 'ready' | 'notReady' | 'shuttingDown';
+
+/** Events of a health monitor: its state, liveness and degradation level changes. */
+export type HealthMonitorEvent =
+  | (EventBase & { readonly kind: 'healthMonitor' } & StateChange<HealthMonitorState>)
+  | (EventBase & {
+      readonly kind: 'healthMonitor';
+      readonly event: 'liveChange';
       readonly from: boolean;
       readonly to: boolean;
-    }
-  | DegradationChange;
+    })
+  | (EventBase & {
+      readonly kind: 'healthMonitor';
+      readonly event: 'levelChange';
+      readonly from: DegradationLevel;
+      readonly to: DegradationLevel;
+      /** The level the rules aim at now. */
+      readonly target: DegradationLevel;
+    });
+
+declare module '../core/events.js' {
+  interface PolicyEventMap {
+    healthMonitor: HealthMonitorEvent;
+  }
+}
+
+/**
+ * What a health monitor reports as a component.
+ *
+ * @example
+ * ```ts
+ * import { HEALTH_MONITOR_DESCRIPTOR } from 'bulwark/health';
+ * console.log(HEALTH_MONITOR_DESCRIPTOR.states); // [ 'ready', 'starting', 'notReady', 'shuttingDown' ]
+ * ```
+ */
+export const HEALTH_MONITOR_DESCRIPTOR: ComponentDescriptor = Object.freeze({
+  kind: 'healthMonitor',
+  help: 'Runs health checks and answers liveness, readiness and startup.',
+  states: ['ready', 'starting', 'notReady', 'shuttingDown'],
+  gauges: {
+    checks: 'Checks the monitor runs.',
+    failingChecks: 'Checks whose judged status is fail.',
+    live: '1 while live (no liveness check failing), else 0.',
+    degradationLevel: 'Degradation level: 0 normal, 1 limited, 2 critical-only, 3 offline.',
+  },
+  counters: {},
+});
 
 /** Options of `createHealthMonitor()`. */
 export interface HealthMonitorOptions {
@@ -103,7 +84,7 @@ export interface HealthMonitorOptions {
   /** Named subsets of checks, served at `/health/<group>`, e.g. `{ db: ['postgres', 'redis'] }`. */
   groups?: Record<string, readonly string[]>;
   /** Degradation rules and hysteresis, or false for none (level stays `normal`). */
-  degradation?: DegradationOptions<HealthSnapshot> | false;
+  degradation?: DegradationOptions<HealthReport> | false;
   /** Start running the checks at once. Default true (else call `start()`). */
   autoStart?: boolean;
   /** health+json `version` (shown only with details). */
@@ -116,6 +97,10 @@ export interface HealthMonitorOptions {
   description?: string;
   /** health+json `notes` (shown only with details). */
   notes?: readonly string[];
+  /** The monitor's name (as a component). Default `health`. */
+  name?: string;
+  /** Where the monitor and its checks register as components. */
+  registry?: Registry;
   clock?: Clock;
 }
 
@@ -137,58 +122,39 @@ export class UnknownCheckError extends BulwarkError {
   }
 }
 
-/** At most this many timed-out runs of one check may still be unsettled before it stops starting new ones. */
-const MAX_HUNG = 3;
-
-interface RunResult {
-  status: HealthStatus;
-  observedValue: unknown;
-  observedUnit: string | undefined;
-  output: string | undefined;
-  latencyMs: number;
-  time: number;
-}
-
 interface CheckState {
   readonly check: HealthCheck;
-  status: HealthStatus | 'pending';
-  last: RunResult | undefined;
-  consecutiveFailures: number;
-  consecutiveSuccesses: number;
-  passedOnce: boolean;
   running: Promise<void> | undefined;
-  controller: AbortController | undefined;
-  hung: number;
   timer: TimerHandle | undefined;
-  readonly history: LatencyHistory;
-  readonly createdAt: number;
 }
 
-const monitorSchema = z.strictObject({
-  checks: z.array(
-    z.custom<HealthCheck>(
-      (v) =>
-        typeof v === 'object' &&
-        v !== null &&
-        typeof (v as HealthCheck).name === 'string' &&
-        typeof (v as HealthCheck).run === 'function' &&
-        typeof (v as HealthCheck).intervalMs === 'number',
-      { message: 'a check made by httpCheck(), customCheck(), … (from bulwark/health)' },
+const monitorSchema = s.object({
+  checks: s.array(
+    s.custom<HealthCheck>('a check made by httpCheck(), customCheck(), … (from bulwark/health)', (v, path) =>
+      v instanceof HealthCheck
+        ? v
+        : s.fail(path, 'a check made by httpCheck(), customCheck(), … (from bulwark/health)', v),
     ),
   ),
-  groups: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.array(z.string())).optional(),
-  degradation: z.union([z.literal(false), z.looseObject({})]).optional(),
-  autoStart: z.boolean().optional(),
-  version: z.string().optional(),
-  releaseId: z.string().optional(),
-  serviceId: z.string().optional(),
-  description: z.string().optional(),
-  notes: z.array(z.string()).optional(),
-  clock: z
-    .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function', {
-      message: 'a Clock',
-    })
-    .optional(),
+  groups: s.optional(
+    s.record(s.array(s.string()), { pattern: /^[A-Za-z0-9_.-]+$/, rule: 'letters, digits, _ . - only' }),
+  ),
+  degradation: s.optional(
+    s.custom<DegradationOptions<HealthReport> | false>('false, or degradation options', (v, path) =>
+      v === false || (typeof v === 'object' && v !== null && !Array.isArray(v))
+        ? (v as DegradationOptions<HealthReport> | false)
+        : s.fail(path, 'false, or degradation options', v),
+    ),
+  ),
+  autoStart: s.optional(s.boolean()),
+  version: s.optional(s.string({ minLength: 0 })),
+  releaseId: s.optional(s.string({ minLength: 0 })),
+  serviceId: s.optional(s.string({ minLength: 0 })),
+  description: s.optional(s.string({ minLength: 0 })),
+  notes: s.optional(s.array(s.string({ minLength: 0 }))),
+  name: s.optional(nameSchema),
+  registry: s.optional(registrySchema),
+  clock: s.optional(clockSchema),
 });
 
 /**
@@ -199,18 +165,23 @@ const monitorSchema = z.strictObject({
  * import { createHealthMonitor, customCheck, type HealthMonitor } from 'bulwark/health';
  * const monitor: HealthMonitor = createHealthMonitor({ checks: [customCheck({ name: 'self', run: () => true })] });
  * await monitor.runNow();
- * console.log(monitor.probeJson('ready').status); // pass
+ * console.log(monitor.probeJson('ready').status, monitor.snapshot().state); // pass ready
  * await monitor.close();
  * ```
  */
 export class HealthMonitor {
+  readonly kind = 'healthMonitor' as const;
+  readonly name: string;
+  readonly descriptor: ComponentDescriptor = HEALTH_MONITOR_DESCRIPTOR;
   /** The degradation tracker fed by this monitor (attach a load shedder to it). */
-  readonly degradation: Degradation<HealthSnapshot> | undefined;
+  readonly degradation: Degradation<HealthReport> | undefined;
+  /** The checks, in the order given. */
+  readonly checks: readonly HealthCheck[];
   private readonly clock: Clock;
   private readonly states: CheckState[];
   private readonly byName = new Map<string, CheckState>();
-  private readonly groups: ReadonlyMap<string, readonly CheckState[]>;
-  private readonly emitter = new Emitter<HealthChangeEvent>();
+  private readonly groups: ReadonlyMap<string, readonly HealthCheck[]>;
+  private readonly emitter = new PolicyEmitter<HealthMonitorEvent>();
   private readonly meta: Pick<
     HealthMonitorOptions,
     'version' | 'releaseId' | 'serviceId' | 'description' | 'notes'
@@ -221,38 +192,36 @@ export class HealthMonitor {
   private shuttingDown = false;
   private running = false;
   private closed = false;
+  private state: HealthMonitorState = 'starting';
 
   constructor(options: HealthMonitorOptions) {
     const o = parse('healthMonitor', monitorSchema, options);
     this.clock = o.clock ?? systemClock;
-    const now = this.clock.now();
+    this.name = o.name ?? 'health';
     this.states = o.checks.map((check, i) => {
+      const at = `healthMonitor.checks[${i}]`;
       if (this.byName.has(check.name)) {
         throw new ConfigError(
-          `healthMonitor.checks[${i}].name`,
+          `${at}.name`,
           'unique',
           check.name,
-          `healthMonitor.checks[${i}].name "${check.name}" is used by another check; give each check its own name`,
+          `${at}.name "${check.name}" is used by another check; give each check its own name`,
         );
       }
-      const st: CheckState = {
-        check,
-        status: 'pending',
-        last: undefined,
-        consecutiveFailures: 0,
-        consecutiveSuccesses: 0,
-        passedOnce: false,
-        running: undefined,
-        controller: undefined,
-        hung: 0,
-        timer: undefined,
-        history: new LatencyHistory(check.historySize),
-        createdAt: now,
-      };
+      if (check.owner !== undefined)
+        throw new ConfigError(
+          at,
+          'a check no other monitor runs',
+          check.name,
+          `${at} ("${check.name}") already belongs to another health monitor; make one check per monitor`,
+        );
+      const st: CheckState = { check, running: undefined, timer: undefined };
       this.byName.set(check.name, st);
       return st;
     });
-    const groups = new Map<string, CheckState[]>();
+    for (const st of this.states) st.check.owner = this;
+    this.checks = this.states.map((st) => st.check);
+    const groups = new Map<string, HealthCheck[]>();
     for (const [group, names] of Object.entries(o.groups ?? {})) {
       groups.set(
         group,
@@ -266,7 +235,7 @@ export class HealthMonitor {
               `healthMonitor.groups.${group}[${i}]: no check is named "${n}" (the checks are ${[...this.byName.keys()].join(', ')})`,
             );
           }
-          return st;
+          return st.check;
         }),
       );
     }
@@ -278,14 +247,25 @@ export class HealthMonitor {
       ...(o.description === undefined ? {} : { description: o.description }),
       ...(o.notes === undefined ? {} : { notes: o.notes }),
     };
-    const d = options.degradation;
+    const d = o.degradation;
     this.degradation =
-      d === false ? undefined : new Degradation<HealthSnapshot>({ clock: this.clock, ...(d ?? {}) });
+      d === false ? undefined : new Degradation<HealthReport>({ clock: this.clock, ...(d ?? {}) });
     this.degradation?.on('change', (e) => {
-      this.emitter.emit(e);
+      if (this.emitter.wants('levelChange'))
+        this.emitter.emit({
+          ...eventBase('healthMonitor', this.name),
+          event: 'levelChange',
+          from: e.from,
+          to: e.to,
+          target: e.target,
+        });
       this.recompute(false);
     });
     this.recompute(false);
+    if (o.registry !== undefined) {
+      o.registry.register(this);
+      for (const c of this.checks) o.registry.register(c);
+    }
     if (o.autoStart !== false) this.start();
   }
 
@@ -305,7 +285,7 @@ export class HealthMonitor {
     for (const st of this.states) {
       if (st.timer !== undefined) this.clock.clearTimeout(st.timer);
       st.timer = undefined;
-      st.controller?.abort(new Error('health monitor closed'));
+      st.check.controller?.abort(new Error('health monitor closed'));
     }
     await Promise.all(
       this.states.map(async (st) => {
@@ -323,7 +303,7 @@ export class HealthMonitor {
    * running is awaited, not started again.
    */
   async runNow(names?: readonly string[]): Promise<void> {
-    const list = names === undefined ? this.states : names.map((n) => this.state(n));
+    const list = names === undefined ? this.states : names.map((n) => this.stateOf(n));
     await Promise.all(list.map((st) => this.runOne(st)));
   }
 
@@ -334,7 +314,6 @@ export class HealthMonitor {
   setShuttingDown(value = true): void {
     if (value === this.shuttingDown) return;
     this.shuttingDown = value;
-    this.emitter.emit({ type: 'shuttingDown', from: !value, to: value });
     this.recompute(true);
   }
 
@@ -343,8 +322,8 @@ export class HealthMonitor {
     return this.shuttingDown;
   }
 
-  /** Subscribes to changes of a check's status, readiness, liveness, startup and level. */
-  on(_event: 'change', listener: Listener<HealthChangeEvent>): Disposer {
+  /** Subscribes to the monitor's events: `stateChange`, `liveChange`, `levelChange` (each check has its own `onEvent`). */
+  onEvent(listener: Listener<HealthMonitorEvent>): Disposer {
     return this.emitter.on(listener);
   }
 
@@ -353,9 +332,29 @@ export class HealthMonitor {
     return [...this.groups.keys()];
   }
 
-  /** The state now, for metrics and alerting. */
-  snapshot(): HealthSnapshot {
-    const checks = this.states.map((st) => this.checkSnapshot(st));
+  /** The monitor as a component: its state, checks, failing checks, liveness and level. */
+  snapshot(): Snapshot {
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.state,
+      gauges: {
+        checks: this.states.length,
+        failingChecks: this.checks.filter((c) => c.status === 'fail').length,
+        live: this.live ? 1 : 0,
+        degradationLevel: DEGRADATION_LEVELS.indexOf(this.degradation?.level ?? 'normal'),
+      },
+      counters: {},
+      details: {
+        level: this.degradation?.level ?? 'normal',
+        checks: this.checks.map((c) => ({ name: c.name, status: c.status })),
+      },
+    };
+  }
+
+  /** The report now: statuses of the monitor and of each check (what degradation rules read). */
+  report(): HealthReport {
+    const checks = this.checks.map(checkReport);
     return {
       status: this.shuttingDown ? 'fail' : aggregate(checks),
       ready: this.ready,
@@ -373,147 +372,73 @@ export class HealthMonitor {
    * releaseId and notes are left out. Shutting down, the status is `fail`.
    */
   healthJson(options: { details?: boolean; group?: string } = {}): HealthJson | undefined {
-    const details = options.details === true;
-    let states: readonly CheckState[] = this.states;
+    let checks: readonly HealthCheck[] = this.checks;
     let status: HealthStatus;
     if (options.group !== undefined) {
       const g = this.groups.get(options.group);
       if (g === undefined) return undefined;
-      states = g;
-      status = worst(g.map((st) => this.checkSnapshot(st).status));
+      checks = g;
+      status = worst(g.map((c) => checkReport(c).status));
     } else {
-      status = aggregate(this.states.map((st) => this.checkSnapshot(st)));
+      status = aggregate(this.checks.map(checkReport));
     }
     let output: string | undefined;
     if (this.shuttingDown) {
       status = 'fail';
       output = 'shutting down';
     } else if (status !== 'pass') {
-      output = states
-        .filter((st) => st.status === 'fail' || st.status === 'warn')
-        .map(
-          (st) =>
-            `${st.check.name}: ${st.status}${st.last?.output === undefined ? '' : ` (${st.last.output})`}`,
-        )
+      output = checks
+        .filter((c) => c.status === 'fail' || c.status === 'warn')
+        .map((c) => `${c.name}: ${c.status}${c.last?.output === undefined ? '' : ` (${c.last.output})`}`)
         .join('; ');
     }
-    return this.document(status, output, states, details);
+    return healthDocument(this.meta, status, output, checks, options.details === true, this.clock.date());
   }
 
   /** The document of a probe: `live`, `ready` or `startup` (status pass or fail). */
   probeJson(kind: ProbeKind, options: { details?: boolean } = {}): HealthJson {
-    const details = options.details === true;
     let pass: boolean;
-    let states: readonly CheckState[];
+    let checks: readonly HealthCheck[];
     let output: string | undefined;
     switch (kind) {
       case 'live':
         pass = this.live;
-        states = this.states.filter((st) => st.check.liveness);
-        if (!pass) output = `liveness check failing: ${names(states.filter((st) => st.status === 'fail'))}`;
+        checks = this.checks.filter((c) => c.liveness);
+        if (!pass) output = `liveness check failing: ${names(checks.filter((c) => c.status === 'fail'))}`;
         break;
       case 'startup':
         pass = this.started;
-        states = this.states.filter((st) => st.check.critical);
-        if (!pass) output = `starting: waiting for ${names(states.filter((st) => !st.passedOnce))}`;
+        checks = this.checks.filter((c) => c.critical);
+        if (!pass) output = `starting: waiting for ${names(checks.filter((c) => !c.passedOnce))}`;
         break;
       default: {
         pass = this.ready;
-        states = this.states.filter((st) => st.check.critical);
+        checks = this.checks.filter((c) => c.critical);
         if (!pass) output = this.notReadyReason();
       }
     }
-    return this.document(pass ? 'pass' : 'fail', output, states, details);
+    return healthDocument(
+      this.meta,
+      pass ? 'pass' : 'fail',
+      output,
+      checks,
+      options.details === true,
+      this.clock.date(),
+    );
   }
 
   private notReadyReason(): string {
     if (this.shuttingDown) return 'shutting down';
-    if (!this.started) {
-      return `starting: waiting for ${names(this.states.filter((st) => st.check.critical && !st.passedOnce))}`;
-    }
+    if (!this.started)
+      return `starting: waiting for ${names(this.checks.filter((c) => c.critical && !c.passedOnce))}`;
     if (!this.live) return 'not live';
-    const failing = this.states.filter((st) => st.check.critical && st.status === 'fail');
-    return `critical check failing: ${names(failing)}`;
+    return `critical check failing: ${names(this.checks.filter((c) => c.critical && c.status === 'fail'))}`;
   }
 
-  private document(
-    status: HealthStatus,
-    output: string | undefined,
-    states: readonly CheckState[],
-    details: boolean,
-  ): HealthJson {
-    const doc: HealthJson = { status };
-    const m = this.meta;
-    if (details && m.version !== undefined) doc.version = m.version;
-    if (details && m.releaseId !== undefined) doc.releaseId = m.releaseId;
-    if (m.serviceId !== undefined) doc.serviceId = m.serviceId;
-    if (m.description !== undefined) doc.description = m.description;
-    if (details && m.notes !== undefined) doc.notes = [...m.notes];
-    if (details && output !== undefined && output !== '') doc.output = output;
-    const checks: Record<string, HealthJsonCheck[]> = {};
-    for (const st of states) {
-      const c = st.check;
-      const key = `${c.component}:${c.measurement}`;
-      const last = st.last;
-      const entry: HealthJsonCheck = {
-        componentId: c.component,
-        componentType: c.componentType,
-        status: st.status === 'pending' ? 'warn' : st.status,
-        time: new Date(last?.time ?? this.clock.date()).toISOString(),
-      };
-      if (details) {
-        if (last === undefined) {
-          entry.output = 'not checked yet';
-        } else {
-          if (last.observedValue !== undefined) entry.observedValue = last.observedValue;
-          if (last.observedUnit !== undefined) entry.observedUnit = last.observedUnit;
-          // The draft: output SHOULD be omitted for `pass` — kept only for the note that a failing
-          // run has not yet reached the failure threshold.
-          const o = entry.status === 'pass' && last.status === 'pass' ? undefined : this.describeOutput(st);
-          if (o !== undefined) entry.output = o;
-        }
-      }
-      const list = checks[key];
-      if (list === undefined) checks[key] = [entry];
-      else list.push(entry);
-    }
-    doc.checks = checks;
-    return doc;
-  }
-
-  /** The last output, with a note when the judged status differs from the last run's. */
-  private describeOutput(st: CheckState): string | undefined {
-    const last = st.last!;
-    if (st.status === last.status) return last.output;
-    const c = st.check;
-    const note =
-      last.status === 'fail'
-        ? `failed ${st.consecutiveFailures} of ${c.failureThreshold} consecutive runs before reporting fail`
-        : `passed ${st.consecutiveSuccesses} of ${c.successThreshold} consecutive runs before reporting pass`;
-    return last.output === undefined ? note : `${last.output} (${note})`;
-  }
-
-  private state(name: string): CheckState {
+  private stateOf(name: string): CheckState {
     const st = this.byName.get(name);
     if (st === undefined) throw new UnknownCheckError(name, [...this.byName.keys()]);
     return st;
-  }
-
-  private checkSnapshot(st: CheckState): CheckSnapshot {
-    const c = st.check;
-    return {
-      name: c.name,
-      component: c.component,
-      status: st.status === 'pending' ? 'warn' : st.status,
-      critical: c.critical,
-      latencyMs: st.history.percentiles(),
-      consecutiveFailures: st.consecutiveFailures,
-      pending: st.status === 'pending',
-      liveness: c.liveness,
-      measurement: c.measurement,
-      componentType: c.componentType,
-      output: st.last?.output,
-    };
   }
 
   /** Runs a check unless it is running (then its run is returned). */
@@ -524,12 +449,13 @@ export class HealthMonitor {
       this.clock.clearTimeout(st.timer);
       st.timer = undefined;
     }
-    const p = this.execute(st).then(
+    const p = st.check.execute(this.clock).then(
       (r) => {
         st.running = undefined;
-        st.controller = undefined;
+        st.check.controller = undefined;
         if (this.closed) return;
-        this.record(st, r);
+        st.check.record(r);
+        this.recompute(true);
         this.scheduleNext(st);
       },
       (error: unknown) => {
@@ -552,200 +478,52 @@ export class HealthMonitor {
     st.timer = t;
   }
 
-  private execute(st: CheckState): Promise<RunResult> {
-    const c = st.check;
-    const clock = this.clock;
-    const t0 = clock.now();
-    if (st.hung >= MAX_HUNG) {
-      return Promise.resolve({
-        status: 'fail',
-        observedValue: undefined,
-        observedUnit: undefined,
-        output: `${st.hung} earlier runs have not ended after their ${c.timeoutMs} ms timeout; not starting another`,
-        latencyMs: Number.NaN,
-        time: clock.date(),
-      });
-    }
-    const controller = new AbortController();
-    st.controller = controller;
-    return new Promise<RunResult>((resolve) => {
-      let done = false;
-      const timer = clock.setTimeout(() => {
-        if (done) return;
-        done = true;
-        st.hung++;
-        controller.abort(new Error(`health check "${c.name}" timed out after ${c.timeoutMs} ms`));
-        resolve({
-          status: 'fail',
-          observedValue: undefined,
-          observedUnit: undefined,
-          output: `timed out after ${c.timeoutMs} ms`,
-          latencyMs: c.timeoutMs,
-          time: clock.date(),
-        });
-      }, c.timeoutMs);
-      timer.unref();
-      const finish = (r: RunResult) => {
-        if (done) {
-          st.hung--; // a timed-out run has ended at last
-          return;
-        }
-        done = true;
-        clock.clearTimeout(timer);
-        resolve(r);
-      };
-      new Promise<CheckResult>((res) => res(c.run(controller.signal))).then(
-        (v) => {
-          const latencyMs = clock.now() - t0;
-          finish(normalize(v, latencyMs, clock.date()));
-        },
-        (error: unknown) => {
-          const latencyMs = clock.now() - t0;
-          finish({
-            status: 'fail',
-            observedValue: undefined,
-            observedUnit: undefined,
-            output: messageOf(error),
-            latencyMs,
-            time: clock.date(),
-          });
-        },
-      );
-    });
-  }
-
-  private record(st: CheckState, r: RunResult): void {
-    if (!Number.isNaN(r.latencyMs)) st.history.add(r.latencyMs);
-    st.last = r;
-    if (r.status === 'fail') {
-      st.consecutiveFailures++;
-      st.consecutiveSuccesses = 0;
-    } else {
-      st.consecutiveSuccesses++;
-      st.consecutiveFailures = 0;
-    }
-    const c = st.check;
-    const from = st.status;
-    let to: HealthStatus;
-    if (from === 'pending') to = r.status;
-    else if (r.status === 'fail')
-      to = from === 'fail' || st.consecutiveFailures >= c.failureThreshold ? 'fail' : from;
-    else to = from !== 'fail' || st.consecutiveSuccesses >= c.successThreshold ? r.status : 'fail';
-    st.status = to;
-    if (to !== 'fail') st.passedOnce = true;
-    if (to !== from) {
-      this.emitter.emit({ type: 'check', name: c.name, component: c.component, from, to, output: r.output });
-    }
-    this.recompute(true);
-  }
-
-  /** Recomputes live/started, feeds degradation, recomputes ready; emits what changed. */
+  /** Recomputes live/started, feeds degradation, recomputes ready and the state; emits what changed. */
   private recompute(feed: boolean): void {
-    const live = this.states.every((st) => !st.check.liveness || st.status !== 'fail');
+    const live = this.checks.every((c) => !c.liveness || c.status !== 'fail');
     if (live !== this.live) {
       this.live = live;
-      this.emitter.emit({ type: 'live', from: !live, to: live });
+      if (this.emitter.wants('liveChange'))
+        this.emitter.emit({
+          ...eventBase('healthMonitor', this.name),
+          event: 'liveChange',
+          from: !live,
+          to: live,
+        });
     }
-    if (!this.started && this.states.every((st) => !st.check.critical || st.passedOnce)) {
-      this.started = true;
-      this.emitter.emit({ type: 'started', from: false, to: true });
-    }
+    if (!this.started && this.checks.every((c) => !c.critical || c.passedOnce)) this.started = true;
     if (feed && this.degradation !== undefined) {
-      this.degradation.update(this.snapshot()); // may emit a level change (which recomputes)
+      this.degradation.update(this.report()); // may emit a level change (which recomputes)
     }
-    const ready =
+    this.ready =
       this.started &&
       this.live &&
       !this.shuttingDown &&
-      this.states.every((st) => !st.check.critical || st.status !== 'fail');
-    if (ready !== this.ready) {
-      this.ready = ready;
-      this.emitter.emit({ type: 'ready', from: !ready, to: ready });
-    }
+      this.checks.every((c) => !c.critical || c.status !== 'fail');
+    const to: HealthMonitorState = this.shuttingDown
+      ? 'shuttingDown'
+      : !this.started
+        ? 'starting'
+        : this.ready
+          ? 'ready'
+          : 'notReady';
+    const from = this.state;
+    if (to === from) return;
+    this.state = to;
+    if (this.emitter.wants('stateChange'))
+      this.emitter.emit({ ...eventBase('healthMonitor', this.name), event: 'stateChange', from, to });
   }
 }
 
-function normalize(v: CheckResult, latencyMs: number, time: number): RunResult {
-  if (v === false) {
-    return {
-      status: 'fail',
-      observedValue: latencyMs,
-      observedUnit: 'ms',
-      output: 'check returned false',
-      latencyMs,
-      time,
-    };
-  }
-  if (v === true || v === undefined || v === null || typeof v !== 'object') {
-    return {
-      status: 'pass',
-      observedValue: latencyMs,
-      observedUnit: 'ms',
-      output: undefined,
-      latencyMs,
-      time,
-    };
-  }
-  const raw: unknown = v.status;
-  const known = raw === undefined || raw === 'pass' || raw === 'warn' || raw === 'fail';
-  const status: HealthStatus = known ? ((raw as HealthStatus | undefined) ?? 'pass') : 'fail';
-  const own = v.observedValue !== undefined;
-  return {
-    status,
-    observedValue: own ? v.observedValue : latencyMs,
-    observedUnit: own ? v.observedUnit : 'ms',
-    output: known
-      ? v.output
-      : `check returned an unknown status ${JSON.stringify(raw) ?? String(raw)} (expected "pass", "warn" or "fail")${v.output === undefined ? '' : `: ${v.output}`}`,
-    latencyMs,
-    time,
-  };
-}
-
-function messageOf(error: unknown, depth = 0): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    if (error.message === '' && error instanceof AggregateError && error.errors.length > 0) {
-      return error.errors.map((e) => messageOf(e, depth + 1)).join('; ');
-    }
-    const msg = error.message || error.name;
-    let out = typeof code === 'string' && !msg.includes(code) ? `${code}: ${msg}` : msg;
-    // Keep the cause: fetch's 'fetch failed' says nothing without its 'connect ECONNREFUSED …'.
-    if (error.cause !== undefined && depth < 3) {
-      const cause = messageOf(error.cause, depth + 1);
-      if (cause !== '' && !out.includes(cause)) out += `: ${cause}`;
-    }
-    return out;
-  }
-  return String(error);
-}
-
-function names(states: readonly CheckState[]): string {
-  return states.map((st) => st.check.name).join(', ');
-}
-
-function worst(statuses: readonly HealthStatus[]): HealthStatus {
-  let s: HealthStatus = 'pass';
-  for (const x of statuses) {
-    if (x === 'fail') return 'fail';
-    if (x === 'warn') s = 'warn';
-  }
-  return s;
-}
-
-function aggregate(checks: readonly CheckSnapshot[]): HealthStatus {
-  let s: HealthStatus = 'pass';
-  for (const c of checks) {
-    if (c.status === 'fail' && c.critical) return 'fail';
-    if (c.status !== 'pass') s = 'warn';
-  }
-  return s;
+function names(checks: readonly HealthCheck[]): string {
+  return checks.map((c) => c.name).join(', ');
 }
 
 /**
  * Makes a health monitor: it runs the checks in the background (timers unref'd: it never keeps
- * the process alive), and answers `snapshot()`, `healthJson()`, `probeJson('live'|'ready'|'startup')`
- * and `on('change')`. Mount it with `healthHandler`, `fastifyHealth` or `expressHealth`.
+ * the process alive), and answers `report()`, `healthJson()`, `probeJson('live'|'ready'|'startup')`
+ * and, as a component, `snapshot()` and `onEvent()`. Mount it with `healthHandler`,
+ * `fastifyHealth` or `expressHealth`.
  *
  * @example
  * ```ts
@@ -761,10 +539,10 @@ function aggregate(checks: readonly CheckSnapshot[]): HealthStatus {
  *   ],
  * });
  * await monitor.runNow();
- * console.log(monitor.snapshot().ready); // true
+ * console.log(monitor.report().ready); // true
  * up = false;
  * await clock.tick(1_000);
- * console.log(monitor.snapshot().status, monitor.snapshot().level); // fail critical-only
+ * console.log(monitor.report().status, monitor.report().level); // fail critical-only
  * await monitor.close();
  * ```
  */

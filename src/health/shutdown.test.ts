@@ -44,9 +44,9 @@ describe('gracefulShutdown', () => {
     s.register('consumer', async () => void drained.push('consumer'));
     const events: ShutdownEvent[] = [];
     s.on('change', (e) => events.push(e));
-    expect(monitor.snapshot().ready).toBe(true);
+    expect(monitor.report().ready).toBe(true);
     signals.emit('SIGTERM', 'SIGTERM');
-    expect(monitor.snapshot()).toMatchObject({ ready: false, shuttingDown: true });
+    expect(monitor.report()).toMatchObject({ ready: false, shuttingDown: true });
     expect(s.phase).toBe('draining');
     await clock.tick(4_999);
     expect(drained).toEqual([]);

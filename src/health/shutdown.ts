@@ -6,11 +6,11 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import { BulwarkError } from '../core/errors.js';
 import { type Disposer, Emitter, type Listener, makeDisposer } from '../core/events.js';
-import { fn, ms, parse, positiveMs } from './options.js';
+import { type Infer, s } from '../core/schema.js';
+import { clockSchema, duck, fn, ms, parse, positiveMs } from './options.js';
 
 /** A step run after the servers have drained (close a pool, flush telemetry, …). */
 export interface ShutdownHook {
@@ -142,73 +142,54 @@ export class ShutdownTimeoutError extends BulwarkError {
 
 const SILENT: ShutdownLogger = { info() {}, warn() {}, error() {} };
 
-const schema = z.strictObject({
-  servers: z
-    .array(
-      z.custom<ServerLike>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as ServerLike).close === 'function',
-        { message: 'a node:http server' },
+const schema = s.object({
+  servers: s.optional(s.array(duck<ServerLike>('a node:http server', ['close']))),
+  signals: s.optional(
+    s.array(
+      s.custom<string>(
+        'a signal name such as "SIGTERM" (not SIGKILL or SIGSTOP: they cannot be caught)',
+        (v, path) =>
+          typeof v === 'string' && /^SIG[A-Z0-9]+$/.test(v) && v !== 'SIGKILL' && v !== 'SIGSTOP'
+            ? v
+            : s.fail(
+                path,
+                'a signal name such as "SIGTERM" (not SIGKILL or SIGSTOP: they cannot be caught)',
+                v,
+              ),
       ),
-    )
-    .optional(),
-  signals: z
-    .array(
-      z
-        .string()
-        .regex(/^SIG[A-Z0-9]+$/, 'a signal name such as "SIGTERM"')
-        .refine(
-          (s) => s !== 'SIGKILL' && s !== 'SIGSTOP',
-          'SIGKILL and SIGSTOP cannot be caught; use SIGTERM',
-        ),
-    )
-    .optional(),
-  monitor: z
-    .custom<{ setShuttingDown(v: boolean): void }>(
-      (v) =>
-        typeof v === 'object' &&
-        v !== null &&
-        typeof (v as { setShuttingDown?: unknown }).setShuttingDown === 'function',
-      { message: 'an object with setShuttingDown(value)' },
-    )
-    .optional(),
-  drainDelayMs: ms.optional(),
-  inFlightTimeoutMs: ms.optional(),
-  hooks: z
-    .array(
-      z.strictObject({ name: z.string().min(1), run: fn<ShutdownHook['run']>(), timeoutMs: ms.optional() }),
-    )
-    .optional(),
-  hookTimeoutMs: ms.optional(),
-  deadlineMs: positiveMs.optional(),
-  exitCode: z
-    .strictObject({
-      clean: z.number().int().optional(),
-      error: z.number().int().optional(),
-      forced: z.number().int().optional(),
-    })
-    .optional(),
-  exit: z.union([z.literal(false), fn<(code: number) => void>()]).optional(),
-  logger: z
-    .union([
-      z.literal(false),
-      z.custom<ShutdownLogger>(
-        (v) =>
-          typeof v === 'object' &&
-          v !== null &&
-          ['info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function'),
-        { message: 'a logger with info, warn and error' },
-      ),
-    ])
-    .optional(),
-  clock: z
-    .custom<Clock>(
-      (v) => typeof v === 'object' && v !== null && typeof (v as Clock).setTimeout === 'function',
-      { message: 'a Clock' },
-    )
-    .optional(),
-  signalSource: z
-    .custom<NonNullable<GracefulShutdownOptions['signalSource']>>((v) => typeof v === 'object' && v !== null)
-    .optional(),
+    ),
+  ),
+  monitor: s.optional(
+    duck<{ setShuttingDown(v: boolean): void }>('an object with setShuttingDown(value)', ['setShuttingDown']),
+  ),
+  drainDelayMs: s.optional(ms),
+  inFlightTimeoutMs: s.optional(ms),
+  hooks: s.optional(
+    s.array(s.object({ name: s.string(), run: fn<ShutdownHook['run']>(), timeoutMs: s.optional(ms) })),
+  ),
+  hookTimeoutMs: s.optional(ms),
+  deadlineMs: s.optional(positiveMs),
+  exitCode: s.optional(
+    s.object({ clean: s.optional(s.int()), error: s.optional(s.int()), forced: s.optional(s.int()) }),
+  ),
+  exit: s.optional(s.union([s.oneOf([false]), fn<(code: number) => void>()], 'false or a function')),
+  logger: s.optional(
+    s.union(
+      [
+        s.oneOf([false]),
+        duck<ShutdownLogger>('a logger with info, warn and error', ['info', 'warn', 'error']),
+      ],
+      'false or a logger with info, warn and error',
+    ),
+  ),
+  clock: s.optional(clockSchema),
+  signalSource: s.optional(
+    s.custom<NonNullable<GracefulShutdownOptions['signalSource']>>('an event emitter (process)', (v, path) =>
+      typeof v === 'object' && v !== null
+        ? (v as NonNullable<GracefulShutdownOptions['signalSource']>)
+        : s.fail(path, 'an event emitter (process)', v),
+    ),
+  ),
 });
 
 interface Tracked {
@@ -230,7 +211,7 @@ interface Tracked {
  * ```
  */
 export class GracefulShutdown {
-  private readonly o: z.infer<typeof schema>;
+  private readonly o: Infer<typeof schema>;
   private readonly clock: Clock;
   private readonly log: ShutdownLogger;
   private readonly servers: Tracked[] = [];
@@ -553,7 +534,7 @@ export class GracefulShutdown {
     if (this.exited) return;
     this.exited = true;
     if (this.deadline !== undefined) this.clock.clearTimeout(this.deadline);
-    const codes = this.o.exitCode ?? {};
+    const codes: Partial<NonNullable<typeof this.o.exitCode>> = this.o.exitCode ?? {};
     const code =
       outcome === 'clean'
         ? (codes.clean ?? 0)

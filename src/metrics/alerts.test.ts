@@ -1,7 +1,9 @@
-import { bulkhead, ConfigError, circuitBreaker, pipeline, retry } from 'bulwark';
-import { createFakeClock, deferred } from 'bulwark/testing';
+import { ConfigError, createRegistry, type Registry } from 'bulwark';
+import { createFakeClock } from 'bulwark/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { FakeComponent } from '../../test/metrics-fakes.js';
+import { createHealthMonitor, customCheck } from '../health/index.js';
 import {
   type AlertNotification,
   type AlertRule,
@@ -12,14 +14,33 @@ import {
   renderTemplate,
 } from './index.js';
 
+/** A component of `kind` whose gauges are read from `read` at each snapshot. */
+function live(
+  registry: Registry,
+  kind: string,
+  name: string,
+  read: () => Record<string, number>,
+  states: readonly string[] = ['ok'],
+): FakeComponent {
+  const gauges: Record<string, string> = {};
+  for (const k of Object.keys(read())) gauges[k] = `${k} of ${kind}`;
+  const c = new FakeComponent({ kind, help: kind, states, gauges, counters: {} }, name);
+  const base = c.snapshot.bind(c);
+  c.snapshot = () => ({ ...base(), gauges: read() });
+  return registry.register(c);
+}
+
 function setup(rules: AlertRule[]) {
   const clock = createFakeClock();
-  const metrics = createMetrics({ clock });
+  const registry = createRegistry();
+  const metrics = createMetrics({ registry, clock });
   const notes: AlertNotification[] = [];
-  const alerts = createAlerts({ metrics, clock, rules, notifiers: [{ notify: (n) => void notes.push(n) }] });
+  const alerts = createAlerts({ metrics, rules, notifiers: [{ notify: (n) => void notes.push(n) }] });
   const seen: AlertTransition[] = [];
-  alerts.onTransition((t) => seen.push(t));
-  return { clock, metrics, alerts, notes, seen };
+  alerts.onEvent((e) => {
+    if (e.event === 'alert') seen.push({ from: e.from, to: e.to, alert: e.alert, at: clock.now() });
+  });
+  return { clock, registry, metrics, alerts, notes, seen };
 }
 
 const states = (ts: AlertTransition[]) => ts.map((t) => `${t.from}->${t.to}`);
@@ -27,10 +48,10 @@ const states = (ts: AlertTransition[]) => ts.map((t) => `${t.from}->${t.to}`);
 describe('alert rules', () => {
   it('goes inactive → pending → firing → (keep firing) → resolved → inactive', async () => {
     let ready = 1;
-    const { clock, metrics, alerts, notes } = setup([
+    const { clock, registry, alerts, notes } = setup([
       {
         name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
         forMs: 60_000,
         keepFiringForMs: 30_000,
         severity: 'critical',
@@ -38,7 +59,7 @@ describe('alert rules', () => {
         annotations: { summary: 'ready={{ $value }} team={{ $labels.team }}' },
       },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
     expect(await alerts.evaluate()).toEqual([]);
     ready = 0;
     expect(states(await alerts.evaluate())).toEqual(['inactive->pending']);
@@ -77,14 +98,14 @@ describe('alert rules', () => {
 
   it('a pending alert whose condition stops goes back to inactive without a notification', async () => {
     let ready = 0;
-    const { clock, metrics, alerts, notes } = setup([
+    const { clock, registry, alerts, notes } = setup([
       {
         name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
         forMs: 60_000,
       },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
     await alerts.evaluate();
     ready = 1;
     await clock.tick(10_000);
@@ -94,14 +115,14 @@ describe('alert rules', () => {
 
   it('keepFiringFor stops flapping: a condition that comes back keeps the same alert firing', async () => {
     let ready = 0;
-    const { clock, metrics, alerts, notes } = setup([
+    const { clock, registry, alerts, notes } = setup([
       {
         name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
         keepFiringForMs: 60_000,
       },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready: ready === 1, shuttingDown: false, checks: [] }) });
+    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
     expect(states(await alerts.evaluate())).toEqual(['inactive->firing']);
     for (let i = 0; i < 6; i++) {
       ready = 1 - ready;
@@ -112,36 +133,27 @@ describe('alert rules', () => {
   });
 
   it('one alert per series, with the series labels', async () => {
-    const { metrics, alerts } = setup([
+    const { registry, alerts } = setup([
       {
         name: 'CheckFailing',
-        expr: { kind: 'value', metric: 'bulwark_health_status', op: '<', threshold: 1 },
+        expr: { kind: 'value', metric: 'bulwark_check_status', op: '<', threshold: 1 },
       },
     ]);
-    metrics.addHealth({
-      snapshot: () => ({
-        ready: true,
-        shuttingDown: false,
-        checks: [
-          { name: 'db', status: 'fail', critical: true },
-          { name: 'cache', status: 'warn', critical: false },
-          { name: 'disk', status: 'pass', critical: false },
-        ],
-      }),
-    });
+    live(registry, 'check', 'db', () => ({ status: 0 }));
+    live(registry, 'check', 'cache', () => ({ status: 0.5 }));
+    live(registry, 'check', 'disk', () => ({ status: 1 }));
     const t = await alerts.evaluate();
-    expect(t.map((x) => x.alert.labels.check).sort()).toEqual(['cache', 'db']);
+    expect(t.map((x) => x.alert.labels.name).sort()).toEqual(['cache', 'db']);
   });
 
   it('rate, increase and ratio expressions over the evaluation history', async () => {
     let dead = 0;
-    const { clock, metrics, alerts } = setup([
+    const { clock, registry, alerts } = setup([
       {
         name: 'DeadGrowing',
         expr: {
           kind: 'increase',
-          metric: 'bulwark_queue_jobs',
-          match: { state: 'dead' },
+          metric: 'bulwark_queue_dead',
           windowMs: 600_000,
           op: '>',
           threshold: 0,
@@ -151,15 +163,14 @@ describe('alert rules', () => {
         name: 'DeadFast',
         expr: {
           kind: 'rate',
-          metric: 'bulwark_queue_jobs',
-          match: { state: 'dead' },
+          metric: 'bulwark_queue_dead',
           windowMs: 60_000,
           op: '>',
           threshold: 0.5,
         },
       },
     ]);
-    metrics.addQueue({ name: 'jobs', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    live(registry, 'queue', 'jobs', () => ({ dead }));
     expect(await alerts.evaluate()).toEqual([]); // one point: no increase yet
     await clock.tick(60_000);
     expect(await alerts.evaluate()).toEqual([]); // flat
@@ -183,20 +194,19 @@ describe('alert rules', () => {
 
   it('counts a fall of a counter as a reset', async () => {
     let n = 5;
-    const { clock, metrics, alerts } = setup([
+    const { clock, registry, alerts } = setup([
       {
         name: 'Inc',
         expr: {
           kind: 'increase',
-          metric: 'bulwark_queue_jobs',
-          match: { state: 'dead' },
+          metric: 'bulwark_queue_dead',
           windowMs: 600_000,
           op: '>=',
           threshold: 0,
         },
       },
     ]);
-    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead: n }) });
+    live(registry, 'queue', 'q', () => ({ dead: n }));
     await alerts.evaluate();
     n = 2; // reset, then 2 new
     await clock.tick(1_000);
@@ -204,87 +214,75 @@ describe('alert rules', () => {
     expect(t[0]!.alert.value).toBe(2);
   });
 
-  it('default rules: bulkhead above 90 %, breaker open over a minute, critical check, not ready outside shutdown', async () => {
+  it('default rules: saturation, breaker open over a minute, critical check, not ready outside shutdown, SLO states', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    const pool = bulkhead({ limit: 10, queue: 0, clock, name: 'pool' });
-    const cb = circuitBreaker({ name: 'db', clock });
-    metrics.track(pipeline(cb, pool), 'svc');
-    let shuttingDown = false;
-    metrics.addHealth({
-      snapshot: () => ({
-        ready: false,
-        shuttingDown,
-        checks: [
-          { name: 'pg', status: 'fail', critical: true },
-          { name: 'cache', status: 'fail', critical: false },
-        ],
-      }),
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
+    live(registry, 'bulkhead', 'pool', () => ({ inFlight: 10, limit: 10 }));
+    live(registry, 'bulkhead', 'other', () => ({ inFlight: 1, limit: 10 }));
+    const breaker = live(registry, 'circuitBreaker', 'db', () => ({}), ['closed', 'open', 'isolated']);
+    let pgUp = true;
+    const monitor = createHealthMonitor({
+      clock,
+      registry,
+      degradation: false,
+      checks: [
+        customCheck({ name: 'pg', failureThreshold: 1, intervalMs: 1_000, run: () => pgUp }),
+        customCheck({
+          name: 'cache',
+          critical: false,
+          failureThreshold: 1,
+          intervalMs: 1_000,
+          run: () => false,
+        }),
+      ],
     });
-    const alerts = createAlerts({ metrics, clock });
+    await monitor.runNow();
+    pgUp = false;
+    await clock.tick(1_000);
+    const alerts = createAlerts({ metrics });
     expect(alerts.rules.map((r) => r.name)).toEqual(defaultAlertRules().map((r) => r.name));
-    const gate = deferred<void>();
-    const running = Array.from({ length: 10 }, () => pool.execute(() => gate.promise));
-    cb.isolate(); // not 'open': does not count for the open rule
+    breaker.setState('isolated'); // not 'open': does not count for the open rule
     const first = await alerts.evaluate();
     const firing = first.filter((t) => t.to === 'firing').map((t) => t.alert.rule);
-    expect(firing.sort()).toEqual(['BulwarkBulkheadSaturated', 'BulwarkCriticalCheckFailing']);
-    expect(first.find((t) => t.alert.rule === 'BulwarkCriticalCheckFailing')!.alert.labels.check).toBe('pg');
-    expect(first.find((t) => t.alert.rule === 'BulwarkBulkheadSaturated')!.alert.annotations.summary).toBe(
-      'Bulkhead pool is at 1 of its limit',
+    expect(firing.sort()).toEqual(['BulwarkCriticalCheckFailing', 'BulwarkSaturated']);
+    expect(first.find((t) => t.alert.rule === 'BulwarkCriticalCheckFailing')!.alert.labels.name).toBe('pg');
+    expect(first.find((t) => t.alert.rule === 'BulwarkSaturated')!.alert.annotations.summary).toBe(
+      'pool is at 1 of its limit',
     );
     expect(first.find((t) => t.alert.rule === 'BulwarkNotReady')?.to).toBe('pending');
     await clock.tick(60_000);
     expect((await alerts.evaluate()).map((t) => `${t.alert.rule}:${t.to}`)).toEqual([
       'BulwarkNotReady:firing',
     ]);
-    shuttingDown = true;
+    monitor.setShuttingDown();
     await clock.tick(15_000);
     expect((await alerts.evaluate()).map((t) => `${t.alert.rule}:${t.to}`)).toEqual([
       'BulwarkNotReady:resolved',
     ]);
-    gate.resolve();
-    await Promise.all(running);
-  });
-
-  it('default rule: a breaker open for over a minute', async () => {
-    const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    const cb = circuitBreaker({
-      name: 'db',
-      clock,
-      breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: 600_000,
-    });
-    metrics.track(cb);
-    await cb.execute(() => Promise.reject(new Error('x'))).catch(() => {});
-    expect(cb.state).toBe('open');
-    const alerts = createAlerts({
-      metrics,
-      clock,
-      rules: defaultAlertRules().filter((r) => r.name === 'BulwarkCircuitOpen'),
-    });
+    breaker.setState('open');
     expect(states(await alerts.evaluate())).toEqual(['inactive->pending']);
     await clock.tick(60_000);
     const t = await alerts.evaluate();
-    expect(states(t)).toEqual(['pending->firing']);
+    expect(t.map((x) => `${x.alert.rule}:${x.to}`)).toEqual(['BulwarkCircuitOpen:firing']);
     expect(t[0]!.alert.annotations.summary).toBe('Circuit breaker db has been open for over a minute');
+    const slo = live(registry, 'slo', 'checkout', () => ({}), ['ok', 'ticket', 'page']);
+    slo.setState('page');
+    expect((await alerts.evaluate()).map((x) => `${x.alert.rule}:${x.to}:${x.alert.severity}`)).toEqual([
+      'BulwarkSloBurnRatePage:firing:critical',
+    ]);
+    await monitor.close();
   });
 
   it('evaluates at start(), then on the clock every intervalMs, and stop() ends it', async () => {
     let ready = true;
-    const { clock, metrics, alerts, seen } = setup([
-      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+    const { clock, registry, alerts, seen } = setup([
+      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready, shuttingDown: false, checks: [] }) });
+    live(registry, 'svc', 'main', () => ({ ready: ready ? 1 : 0 }));
     let reads = 0;
-    metrics.addQueue({
-      name: 'count-evaluations',
-      stats: async () => {
-        reads++;
-        return { pending: 0, active: 0, completed: 0, dead: 0 };
-      },
-    });
+    live(registry, 'counter', 'evaluations', () => ({ reads: ++reads }));
+    reads = 0;
     alerts.start();
     await clock.tick(0);
     expect(reads).toBe(1); // the first evaluation runs at start()
@@ -299,17 +297,12 @@ describe('alert rules', () => {
   });
 
   it('stop() then start() at once does not leave two timers running', async () => {
-    const { clock, metrics, alerts } = setup([
-      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+    const { clock, registry, alerts } = setup([
+      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } },
     ]);
     let reads = 0;
-    metrics.addQueue({
-      name: 'count-evaluations',
-      stats: async () => {
-        reads++;
-        return { pending: 0, active: 0, completed: 0, dead: 0 };
-      },
-    });
+    live(registry, 'counter', 'evaluations', () => ({ reads: ++reads }));
+    reads = 0;
     alerts.start();
     await clock.tick(15_000); // evaluation in flight while stop() and start() run
     const stopped = alerts.stop();
@@ -328,8 +321,9 @@ describe('alert rules', () => {
 
   it('evaluate() does not wait for notifiers; flush() does', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
+    live(registry, 'svc', 'main', () => ({ ready: 0 }));
     let release!: () => void;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -338,7 +332,7 @@ describe('alert rules', () => {
     const alerts = createAlerts({
       metrics,
       clock,
-      rules: [{ name: 'A', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } }],
+      rules: [{ name: 'A', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } }],
       notifiers: [
         {
           notify: async (n) => {
@@ -363,8 +357,9 @@ describe('alert rules', () => {
 
   it('a failing notifier or rule is reported, never thrown', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    metrics.addHealth({ snapshot: () => ({ ready: false, shuttingDown: false, checks: [] }) });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
+    live(registry, 'svc', 'main', () => ({ ready: 0 }));
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(w.message);
     process.on('warning', onWarning);
@@ -372,7 +367,7 @@ describe('alert rules', () => {
       metrics,
       clock,
       rules: [
-        { name: 'A', expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 } },
+        { name: 'A', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } },
         {
           name: 'B',
           expr: {
@@ -393,7 +388,7 @@ describe('alert rules', () => {
   });
 
   it('validates rules with the field named', () => {
-    const metrics = createMetrics();
+    const metrics = createMetrics({ registry: createRegistry() });
     expect(() =>
       createAlerts({
         metrics,
@@ -405,7 +400,7 @@ describe('alert rules', () => {
         metrics,
         rules: [{ name: 'x', expr: { kind: 'rate', metric: 'm', windowMs: -1, op: '>', threshold: 1 } }],
       }),
-    ).toThrow(/createAlerts\.rules\.0\.expr\.windowMs/);
+    ).toThrow(/createAlerts\.rules\[0\]\.expr\.windowMs/);
     expect(() =>
       createAlerts({
         metrics,
@@ -414,7 +409,7 @@ describe('alert rules', () => {
           { name: 'x', expr: { kind: 'value', metric: 'm', op: '>', threshold: 1 } },
         ],
       }),
-    ).toThrow(/unique/);
+    ).toThrow(/a name no other rule has/);
   });
 
   it('renders templates', () => {
@@ -436,9 +431,10 @@ describe('alert state machine (property)', () => {
         }),
         async (forMs, keepMs, steps) => {
           const clock = createFakeClock();
-          const metrics = createMetrics({ clock });
+          const registry = createRegistry();
+          const metrics = createMetrics({ registry, clock });
           let on = false;
-          metrics.addHealth({ snapshot: () => ({ ready: !on, shuttingDown: false, checks: [] }) });
+          live(registry, 'svc', 'main', () => ({ ready: !on ? 1 : 0 }));
           const notes: string[] = [];
           const alerts = createAlerts({
             metrics,
@@ -446,7 +442,7 @@ describe('alert state machine (property)', () => {
             rules: [
               {
                 name: 'A',
-                expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+                expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
                 forMs,
                 keepFiringForMs: keepMs,
               },
@@ -497,14 +493,14 @@ describe('alert state machine (property)', () => {
 describe('review regressions', () => {
   it('keepFiringFor counts from the first evaluation the condition no longer held (Prometheus)', async () => {
     let ready = false;
-    const { clock, metrics, alerts, seen } = setup([
+    const { clock, registry, alerts, seen } = setup([
       {
         name: 'NR',
-        expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
         keepFiringForMs: 30_000,
       },
     ]);
-    metrics.addHealth({ snapshot: () => ({ ready, shuttingDown: false, checks: [] }) });
+    live(registry, 'svc', 'main', () => ({ ready: ready ? 1 : 0 }));
     const t0 = clock.now();
     await alerts.evaluate();
     ready = true;
@@ -518,9 +514,10 @@ describe('review regressions', () => {
 
   it('keeps history for the windows custom rules ask for', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
     let dead = 0;
-    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    live(registry, 'queue', 'q', () => ({ dead }));
     const alerts = createAlerts({
       metrics,
       clock,
@@ -529,8 +526,7 @@ describe('review regressions', () => {
           name: 'C',
           expr: {
             kind: 'custom',
-            evaluate: (ctx) =>
-              ctx.increase('bulwark_queue_jobs', 600_000, { state: 'dead' }).filter((s) => s.value > 0),
+            evaluate: (ctx) => ctx.increase('bulwark_queue_dead', 600_000).filter((s) => s.value > 0),
           },
         },
       ],
@@ -547,8 +543,13 @@ describe('review regressions', () => {
 
   it('a ratio of rates without windowMs uses (and keeps history for) the 5 min default', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    const api = metrics.track(pipeline(retry({ maxAttempts: 1, clock })), 'api');
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
+    const api = new FakeComponent(
+      { kind: 'pipeline', help: 'p', states: ['idle'], gauges: {}, counters: { calls: 'c', failures: 'f' } },
+      'api',
+    );
+    registry.register(api);
     const alerts = createAlerts({
       metrics,
       clock,
@@ -557,8 +558,8 @@ describe('review regressions', () => {
           name: 'FailRatio',
           expr: {
             kind: 'ratio',
-            numerator: { metric: 'bulwark_calls_total', match: { outcome: 'failure' }, fn: 'rate' },
-            denominator: { metric: 'bulwark_calls_total', fn: 'rate' },
+            numerator: { metric: 'bulwark_pipeline_failures_total', fn: 'rate' },
+            denominator: { metric: 'bulwark_pipeline_calls_total', fn: 'rate' },
             by: ['name'],
             op: '>',
             threshold: 0.5,
@@ -567,16 +568,18 @@ describe('review regressions', () => {
       ],
     });
     await alerts.evaluate();
-    for (let i = 0; i < 10; i++) await api.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    api.counters.failures = 10;
+    api.counters.calls = 10;
     await clock.tick(15_000);
     expect((await alerts.evaluate()).map((t) => t.to)).toEqual(['firing']);
   });
 
-  it('the dead-letter rule reads bulwark_queue_jobs as a gauge: a fall does not fire, a rise does', async () => {
+  it('the dead-letter rule reads any `dead` gauge as a gauge: a fall does not fire, a rise does', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
     let dead = 100;
-    metrics.addQueue({ name: 'q', stats: async () => ({ pending: 0, active: 0, completed: 0, dead }) });
+    live(registry, 'queue', 'q', () => ({ dead }));
     const alerts = createAlerts({ metrics, clock, rules: defaultAlertRules() });
     await alerts.evaluate();
     dead = 98; // two dead jobs requeued
@@ -592,9 +595,10 @@ describe('review regressions', () => {
 
   it('delta expressions and selectors', async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
+    const registry = createRegistry();
+    const metrics = createMetrics({ registry, clock });
     let pending = 10;
-    metrics.addQueue({ name: 'q', stats: async () => ({ pending, active: 0, completed: 0, dead: 0 }) });
+    live(registry, 'queue', 'q', () => ({ pending }));
     const alerts = createAlerts({
       metrics,
       clock,
@@ -603,8 +607,7 @@ describe('review regressions', () => {
           name: 'Draining',
           expr: {
             kind: 'delta',
-            metric: 'bulwark_queue_jobs',
-            match: { state: 'pending' },
+            metric: 'bulwark_queue_pending',
             windowMs: 60_000,
             op: '<',
             threshold: -3,

@@ -1,45 +1,36 @@
 /**
- * `bulwark/metrics`: Prometheus and OpenTelemetry metrics, alert rules, SLOs and structured logs.
+ * `bulwark/metrics`: Prometheus and OpenTelemetry metrics, alert rules, SLOs and structured logs
+ * of every component of a registry — read from their snapshots, descriptors and events only.
  *
  * @example
  * ```ts
- * import { pipeline, retry, timeout } from 'bulwark';
- * import { createMetrics, prometheusExporter } from 'bulwark/metrics';
- * const metrics = createMetrics();
- * const policy = metrics.track(pipeline(timeout(1_000), retry({ maxAttempts: 3 })), 'api');
- * await policy.execute(() => 42);
- * const exporter = prometheusExporter({ metrics });
- * const { contentType, body } = await exporter();
- * console.log(contentType, body.includes('bulwark_calls_total'));
+ * import { createRegistry } from 'bulwark';
+ * import { createAlerts, createMetrics, prometheusExporter } from 'bulwark/metrics';
+ * const registry = createRegistry();
+ * const metrics = createMetrics({ registry });
+ * createAlerts({ metrics, registry });
+ * const { contentType, body } = await prometheusExporter({ metrics })();
+ * console.log(contentType, body.includes('bulwark_alert_manager_rules{name="alerts"}'));
  * ```
  * @module
  */
 
+export { type DefaultRulesOptions, defaultAlertRules } from './default-rules.js';
 export {
-  type Alert,
   type AlertContext,
   type AlertExpr,
-  AlertManager,
-  type AlertNotification,
   type AlertOp,
-  type AlertRule,
-  type AlertState,
-  type AlertsOptions,
-  type AlertTransition,
-  createAlerts,
-  type DefaultRulesOptions,
-  defaultAlertRules,
   type LabelMatch,
-  type Notifier,
   renderTemplate,
   type Selector,
   type SeriesValue,
-} from './alerts.js';
+} from './expressions.js';
 export {
   BulwarkLogs,
   createLogs,
   isSecretKey,
   type LoggerLike,
+  type LogLevel,
   type LogsOptions,
   REDACT_PATHS,
   SECRET_KEY_PARTS,
@@ -47,6 +38,21 @@ export {
   scrubSecrets,
   scrubString,
 } from './logs.js';
+export {
+  ALERT_MANAGER_DESCRIPTOR,
+  type Alert,
+  AlertManager,
+  type AlertManagerEvent,
+  type AlertManagerState,
+  type AlertNotification,
+  type AlertRule,
+  type AlertState,
+  type AlertsOptions,
+  type AlertTransition,
+  createAlerts,
+  type Notifier,
+} from './manager.js';
+export { createMetrics, type Metrics, type MetricsOptions } from './metrics.js';
 export { logNotifier, WebhookError, type WebhookOptions, webhookNotifier } from './notifiers.js';
 export {
   type MeterLike,
@@ -66,38 +72,30 @@ export {
   registerPrometheus,
 } from './prometheus.js';
 export {
-  CALL_OUTCOMES,
-  type CallObserver,
-  type CallOutcome,
-  CallRecorder,
-  CIRCUIT_STATES,
-  classifyError,
-  createMetrics,
-  DEFAULT_BUCKETS,
+  collectFamilies,
+  type FamilySource,
   flatten,
-  type HealthLike,
   type HistogramSample,
-  METRIC_FAMILIES,
   type MetricFamily,
-  Metrics,
-  type MetricsOptions,
+  metricName,
   type NamedSample,
-  type QueueLike,
   type Sample,
-  type SloSource,
-} from './sink.js';
+  STATE_FAMILY,
+  snakeCase,
+} from './recorder.js';
 export {
   BURN_WINDOWS,
   PAGE_BURN_RATE,
   RollingWindow,
+  SLO_DESCRIPTOR,
   type SliStatus,
+  type SloEvent,
   type SloOptions,
+  type SloState,
   type SloStatus,
   SloTracker,
   sliStatus,
-  sloAlertRules,
   sloTracker,
   TICKET_BURN_RATE,
   type WindowCounts,
 } from './slo.js';
-export { parseOptions } from './validate.js';

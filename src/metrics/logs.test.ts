@@ -1,7 +1,9 @@
-import { bulkhead, circuitBreaker, pipeline, retry } from 'bulwark';
-import { createFakeClock, deferred } from 'bulwark/testing';
+import { createRegistry } from 'bulwark';
+import { createFakeClock } from 'bulwark/testing';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { FAKE_BREAKER, FAKE_LIMITER, FakeComponent } from '../../test/metrics-fakes.js';
+import { createHealthMonitor, customCheck } from '../health/index.js';
 import { createAlerts, createLogs, createMetrics, isSecretKey, scrubSecrets, scrubString } from './index.js';
 
 const SECRETS = [
@@ -52,99 +54,102 @@ describe('scrubbing', () => {
 });
 
 describe('createLogs', () => {
-  it('logs breaker changes, bulkhead full, retry give-ups — never a secret', async () => {
+  it('logs every state change of every registered component at info, never a secret', () => {
     const { lines, logger } = capture();
-    const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    createLogs({ metrics, logger, clock });
-    const cb = circuitBreaker({
-      name: 'pg',
-      clock,
-      breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfterMs: 1_000,
+    const registry = createRegistry();
+    createLogs({ registry, logger });
+    const breaker = registry.register(new FakeComponent(FAKE_BREAKER, 'pg'));
+    breaker.setState('open');
+    breaker.emit('stateChange', {
+      from: 'open',
+      to: 'half-open',
+      error: Object.assign(
+        new Error('connect postgres://app:hunter2@db:5432/prod failed; password=s3cr3t-pw'),
+        {
+          password: 's3cr3t-pw',
+          config: { token: 'tok_ABCDEF123', headers: { Authorization: 'Bearer eyJhbGciOi.payload.sig' } },
+        },
+      ),
     });
-    const pool = bulkhead({ name: 'pool', limit: 1, queue: 0, clock });
-    const r = retry({ name: 'r', maxAttempts: 2, clock });
-    metrics.track(pipeline(r, cb), 'db');
-    metrics.track(pool);
-    const secretError = () =>
-      Object.assign(new Error('connect postgres://app:hunter2@db:5432/prod failed; password=s3cr3t-pw'), {
-        password: 's3cr3t-pw',
-        config: { token: 'tok_ABCDEF123', headers: { Authorization: 'Bearer eyJhbGciOi.payload.sig' } },
-      });
-    const p = pipeline(r, cb)
-      .execute(() => Promise.reject(secretError()))
-      .catch(() => {});
-    await clock.tick(10_000);
-    await p;
-    const gate = deferred<void>();
-    const busy = pool.execute(() => gate.promise);
-    for (let i = 0; i < 5; i++) await pool.execute(() => 1).catch(() => {});
-    gate.resolve();
-    await busy;
+    breaker.emit('success'); // not asked for: not logged
     const text = lines.join('');
     for (const s of SECRETS) expect(text).not.toContain(s);
     const objs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(objs.some((o) => o.event === 'bulwark.circuit.stateChange' && o.to === 'open')).toBe(true);
-    expect(objs.some((o) => o.event === 'bulwark.retry.giveUp')).toBe(true);
-    // Bulkhead rejections are throttled: one line for five rejections.
-    expect(objs.filter((o) => o.event === 'bulwark.bulkhead.full')).toHaveLength(1);
-    const giveUp = objs.find((o) => o.event === 'bulwark.retry.giveUp')!;
-    expect(JSON.stringify(giveUp.err)).toContain('[REDACTED]');
+    expect(objs.map((o) => [o.event, o.from, o.to, o.level])).toEqual([
+      ['bulwark.fakeBreaker.stateChange', 'closed', 'open', 30],
+      ['bulwark.fakeBreaker.stateChange', 'open', 'half-open', 30],
+    ]);
+    expect(objs[0]!.msg).toBe('fakeBreaker pg stateChange: closed → open');
+    expect(JSON.stringify(objs[1]!.error)).toContain('[REDACTED]');
   });
 
-  it('does not turn on per-call events', () => {
-    const { logger } = capture();
-    const cb = circuitBreaker();
-    createLogs({ logger }).attach(cb);
-    const emitter = (cb as unknown as { emitter: { wants(e: string): boolean } }).emitter;
-    expect(emitter.wants('success')).toBe(false);
-    expect(emitter.wants('stateChange')).toBe(true);
-  });
-
-  it('logs alert transitions and health changes', async () => {
+  it('logs the events asked for, throttled per component and event', async () => {
     const { lines, logger } = capture();
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    const logs = createLogs({ logger, clock });
-    let status: 'pass' | 'fail' = 'pass';
-    const monitor = {
-      snapshot: () => ({
-        ready: status === 'pass',
-        shuttingDown: false,
-        checks: [{ name: 'pg', status, critical: true }],
-      }),
-    };
-    metrics.addHealth(monitor);
-    const stop = logs.health(monitor, 1_000);
+    const registry = createRegistry();
+    createLogs({ registry, logger, clock, events: { reject: { level: 'warn', throttleMs: 10_000 } } });
+    const pool = registry.register(new FakeComponent(FAKE_LIMITER, 'pool'));
+    for (let i = 0; i < 5; i++) pool.emit('reject', { reason: 'full' });
+    await clock.tick(10_000);
+    pool.emit('reject', { reason: 'full' });
+    const objs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(objs.map((o) => [o.event, o.level, o.suppressed])).toEqual([
+      ['bulwark.fakeLimiter.reject', 40, undefined],
+      ['bulwark.fakeLimiter.reject', 40, 4],
+    ]);
+  });
+
+  it('logs health checks, the monitor and alert transitions through the registry', async () => {
+    const { lines, logger } = capture();
+    const clock = createFakeClock();
+    const registry = createRegistry();
+    const logs = createLogs({ registry, logger });
+    let up = true;
+    const monitor = createHealthMonitor({
+      clock,
+      registry,
+      degradation: false,
+      checks: [customCheck({ name: 'pg', failureThreshold: 1, intervalMs: 1_000, run: () => up })],
+    });
+    await monitor.runNow();
+    const metrics = createMetrics({ registry, clock });
     const alerts = createAlerts({
       metrics,
-      clock,
+      registry,
       rules: [
         {
           name: 'Down',
-          expr: { kind: 'value', metric: 'bulwark_ready', op: '==', threshold: 0 },
+          expr: {
+            kind: 'value',
+            metric: 'bulwark_component_state',
+            match: { kind: 'healthMonitor', state: 'notReady' },
+            op: '==',
+            threshold: 1,
+          },
           severity: 'critical',
         },
       ],
     });
-    logs.alerts(alerts);
-    status = 'fail';
+    up = false;
     await clock.tick(1_000);
     await alerts.evaluate();
-    stop();
+    logs.close();
+    await monitor.close();
     const objs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(objs.map((o) => o.event)).toEqual([
-      'bulwark.health.ready',
-      'bulwark.health.check',
-      'bulwark.alert',
+    expect(objs.map((o) => `${o.event} ${o.from}->${o.to}`)).toEqual([
+      'bulwark.healthCheck.stateChange pending->pass',
+      'bulwark.healthMonitor.stateChange starting->ready',
+      'bulwark.healthCheck.stateChange pass->fail',
+      'bulwark.healthMonitor.stateChange ready->notReady',
+      'bulwark.alertManager.alert inactive->firing',
+      'bulwark.alertManager.stateChange ok->firing',
     ]);
-    expect(objs[2]!.level).toBe(50); // error: a critical alert firing
+    expect(objs[4]!.level).toBe(50); // error: a critical alert firing
   });
 
   it('makes a pino logger lazily with redact paths when none is given', async () => {
     const lines: string[] = [];
-    const logs = createLogs({ destination: { write: (s: string) => void lines.push(s) } });
+    const logs = createLogs({ registry: false, destination: { write: (s: string) => void lines.push(s) } });
     logs.log('info', { apiKey: 'sk_live_42', user: 'ann' }, 'hello');
     await logs.flush();
     expect(lines).toHaveLength(1);

@@ -1,22 +1,17 @@
 /**
- * Structured logs of state changes — breaker opening and closing, a bulkhead filling up, a retry
- * giving up, health changes, alert transitions — through pino (an optional peer: pass a logger,
- * or one is made on first use), with secrets scrubbed from everything logged.
+ * Structured logs of the events of a registry's components — every state change (a breaker
+ * opening, a health check failing, an alert firing, an SLO burning) and the other events you ask
+ * for — through pino (an optional peer: pass a logger, or one is made on first use), with
+ * secrets scrubbed from everything logged. Nothing here knows a component kind: a line is made
+ * from the event's `kind`, `name`, `event` and its other fields.
  */
 
-import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
-import {
-  type BulkheadEvent,
-  type CircuitBreakerEvent,
-  type Disposer,
-  makeDisposer,
-  type PolicyEvent,
-  type RetryEvent,
-  reportError,
-} from '../core/events.js';
-import type { Policy } from '../core/policy.js';
-import type { AlertManager, AlertTransition } from './alerts.js';
-import type { HealthLike, Metrics } from './sink.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { ComponentEvent } from '../core/component.js';
+import { type Disposer, reportError } from '../core/events.js';
+import { defaultRegistry, type Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import { clockSchema, duck, ms, registrySchema } from './schemas.js';
 
 /**
  * The part of a pino logger used (any logger with these methods works).
@@ -227,30 +222,59 @@ export function scrubSecrets(value: unknown): unknown {
   return walk(value, 0);
 }
 
+/** A log level. */
+export type LogLevel = 'info' | 'warn' | 'error';
+
 /** Options of `createLogs()`. */
 export interface LogsOptions {
   /** A pino (or pino-like) logger. Default: pino made on first use with `REDACT_PATHS`. */
   logger?: LoggerLike;
   /** Where the pino made by default writes (a stream with `write`). Default stdout. */
   destination?: { write(chunk: string): unknown };
-  /** Attach to every policy tracked by this sink (now and later). */
-  metrics?: Metrics;
-  /** Clock for throttling and health polling. Default `systemClock`. */
+  /**
+   * Whose events to log: every component of this registry (now and later). Default
+   * `defaultRegistry`; `false` for none (only `log()`).
+   */
+  registry?: Registry | false;
+  /**
+   * The events logged, by event name: a level, or a level and a throttle (at most one line per
+   * component and event name per `throttleMs`; the next line counts those left out in
+   * `suppressed`). An event may carry its own `level` (`info`, `warn`, `error`), which wins.
+   * Default `{ stateChange: 'info', alert: 'warn' }`: every state change of every component and
+   * every alert transition, nothing per call. Add e.g. `{ reject: { level: 'warn', throttleMs: 10_000 } }`.
+   */
+  events?: Readonly<Record<string, LogLevel | { level: LogLevel; throttleMs: number }>>;
+  /** Clock of the throttling. Default `systemClock`. */
   clock?: Clock;
-  /** At most one "bulkhead full" line per bulkhead per this many ms. Default 10 000. */
-  bulkheadFullEveryMs?: number;
 }
 
-type Level = 'info' | 'warn' | 'error';
+const LEVELS = ['info', 'warn', 'error'] as const;
+const optionsSchema = s.object({
+  logger: s.optional(
+    duck<LoggerLike>('a logger with info(), warn() and error() (e.g. pino)', ['info', 'warn', 'error']),
+  ),
+  destination: s.optional(duck<{ write(chunk: string): unknown }>('a stream with write()', ['write'])),
+  registry: s.optional(s.union([s.oneOf([false]), registrySchema], 'a Registry, or false')),
+  events: s.optional(
+    s.record(s.union([s.oneOf(LEVELS), s.object({ level: s.oneOf(LEVELS), throttleMs: ms })])),
+  ),
+  clock: s.optional(clockSchema),
+});
+
+const DEFAULT_EVENTS: Readonly<Record<string, LogLevel>> = { stateChange: 'info', alert: 'warn' };
+
+/** Fields of an event that are not logged as details (they make the line's message). */
+const OWN = new Set(['kind', 'name', 'event', 'level']);
 
 /**
- * Structured logs of Bulwark's state changes. Subscribes to the events it logs only (breaker
- * `stateChange`, bulkhead `reject`, retry `giveUp`), so per-call events stay off.
+ * Structured logs of Bulwark's components. Subscribes to a registry's events and logs the ones
+ * named in `events` (state changes by default), scrubbed.
  *
  * @example
  * ```ts
- * import { createLogs, createMetrics } from 'bulwark/metrics';
- * const logs = createLogs({ metrics: createMetrics() });
+ * import { createRegistry } from 'bulwark';
+ * import { createLogs } from 'bulwark/metrics';
+ * const logs = createLogs({ registry: createRegistry() });
  * // later
  * logs.close();
  * ```
@@ -258,28 +282,28 @@ type Level = 'info' | 'warn' | 'error';
 export class BulwarkLogs {
   private logger: LoggerLike | null;
   private loading: Promise<LoggerLike> | null = null;
-  private readonly queue: [Level, object, string][] = [];
+  private readonly queue: [LogLevel, object, string][] = [];
   private readonly clock: Clock;
-  private readonly fullEvery: number;
-  private readonly lastFull = new Map<string, { at: number; suppressed: number }>();
-  private readonly attached = new WeakSet<object>();
+  private readonly levels: Readonly<Record<string, { level: LogLevel; throttleMs: number }>>;
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
   private readonly disposers: Disposer[] = [];
   private readonly destination: LogsOptions['destination'];
 
   constructor(options: LogsOptions = {}) {
-    this.logger = options.logger ?? null;
-    if (this.logger !== null && typeof this.logger.info !== 'function')
-      throw new TypeError('createLogs.logger must have info(), warn() and error() (e.g. a pino logger)');
-    this.destination = options.destination;
-    this.clock = options.clock ?? systemClock;
-    this.fullEvery = options.bulkheadFullEveryMs ?? 10_000;
-    if (options.metrics !== undefined) {
-      this.disposers.push(options.metrics.onTrack((p) => this.attach(p as unknown as Policy)));
-    }
+    const o = optionsSchema.parse(options, 'createLogs');
+    this.logger = o.logger ?? null;
+    this.destination = o.destination;
+    this.clock = o.clock ?? systemClock;
+    const levels: Record<string, { level: LogLevel; throttleMs: number }> = {};
+    for (const [event, v] of Object.entries(o.events ?? DEFAULT_EVENTS))
+      levels[event] = typeof v === 'string' ? { level: v, throttleMs: 0 } : v;
+    this.levels = levels;
+    const registry = o.registry === undefined ? defaultRegistry : o.registry;
+    if (registry !== false) this.disposers.push(registry.onEvent((e) => this.event(e)));
   }
 
   /** Logs `obj` (scrubbed) with `msg`. */
-  log(level: Level, obj: object, msg: string): void {
+  log(level: LogLevel, obj: object, msg: string): void {
     const safe = scrubSecrets(obj) as object;
     const text = scrubString(msg);
     if (this.logger !== null) {
@@ -295,7 +319,55 @@ export class BulwarkLogs {
     if (this.loading !== null) await this.loading;
   }
 
-  private write(logger: LoggerLike, level: Level, obj: object, msg: string): void {
+  /**
+   * Logs one component event when its name is in `events` (the registry's events come here).
+   *
+   * @example
+   * ```ts
+   * import { createLogs } from 'bulwark/metrics';
+   * const lines: object[] = [];
+   * const push = (o: object) => { lines.push(o); };
+   * const logs = createLogs({ registry: false, logger: { info: push, warn: push, error: push } });
+   * logs.event({ kind: 'circuitBreaker', name: 'db', event: 'stateChange', from: 'closed', to: 'open' } as never);
+   * console.log(lines); // [ { event: 'bulwark.circuitBreaker.stateChange', kind: 'circuitBreaker', name: 'db', from: 'closed', to: 'open' } ]
+   * ```
+   */
+  event(e: ComponentEvent): void {
+    const configured = this.levels[e.event];
+    if (configured === undefined) return;
+    const own = (e as { level?: unknown }).level;
+    const level: LogLevel = own === 'info' || own === 'warn' || own === 'error' ? own : configured.level;
+    let suppressed: number | undefined;
+    if (configured.throttleMs > 0) {
+      const key = `${e.kind}\u0000${e.name}\u0000${e.event}`;
+      const now = this.clock.now();
+      const last = this.last.get(key);
+      if (last !== undefined && now - last.at < configured.throttleMs) {
+        last.suppressed++;
+        return;
+      }
+      this.last.set(key, { at: now, suppressed: 0 });
+      suppressed = last?.suppressed ?? 0;
+    }
+    const details: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) if (!OWN.has(k) && v !== undefined) details[k] = v;
+    const from = details.from;
+    const to = details.to;
+    const change = from !== undefined || to !== undefined ? `: ${String(from)} → ${String(to)}` : '';
+    this.log(
+      level,
+      {
+        event: `bulwark.${e.kind}.${e.event}`,
+        kind: e.kind,
+        name: e.name,
+        ...details,
+        ...(suppressed === undefined || suppressed === 0 ? {} : { suppressed }),
+      },
+      `${e.kind} ${e.name} ${e.event}${change}`,
+    );
+  }
+
+  private write(logger: LoggerLike, level: LogLevel, obj: object, msg: string): void {
     try {
       logger[level](obj, msg);
     } catch (error) {
@@ -310,233 +382,41 @@ export class BulwarkLogs {
         const mod = (await import('pino')) as unknown as {
           default: (opts: object, dest?: unknown) => LoggerLike;
         };
-        const logger = mod.default(
+        this.logger = mod.default(
           { name: 'bulwark', redact: { paths: [...REDACT_PATHS], censor: REDACTED } },
           this.destination,
         );
-        this.logger = logger;
       } catch (error) {
         reportError('Loading pino for bulwark/metrics logs (npm install pino, or pass { logger })', error);
-        const fallback: LoggerLike = {
+        this.logger = {
           info: (o, m) => console.info(m, o),
           warn: (o, m) => console.warn(m, o),
           error: (o, m) => console.error(m, o),
         };
-        this.logger = fallback;
       }
-      const logger = this.logger!;
+      const logger = this.logger;
       for (const [level, obj, msg] of this.queue.splice(0)) this.write(logger, level, obj, msg);
       return logger;
     })();
   }
 
-  /**
-   * Logs the state changes of `policy` (or of every policy of a pipeline). Returns a disposer.
-   *
-   * @example
-   * ```ts
-   * import { circuitBreaker } from 'bulwark';
-   * import { createLogs } from 'bulwark/metrics';
-   * const lines: unknown[] = [];
-   * const logs = createLogs({ logger: { info: (o) => lines.push(o), warn: (o) => lines.push(o), error: (o) => lines.push(o) } });
-   * const breaker = circuitBreaker();
-   * logs.attach(breaker);
-   * breaker.isolate();
-   * console.log(lines.length); // 1
-   * ```
-   */
-  attach(policy: Policy | { readonly kind?: string; readonly name: string }): Disposer {
-    const p = policy as unknown as {
-      kind?: string;
-      policies?: readonly unknown[];
-      emitter?: { on(l: (e: PolicyEvent) => void, only?: readonly string[]): Disposer };
-    };
-    if (p.kind === 'pipeline' && Array.isArray(p.policies)) {
-      const ds = p.policies.map((x) => this.attach(x as Policy));
-      return makeDisposer(() => {
-        for (const d of ds) d();
-      });
-    }
-    if (this.attached.has(policy) || p.emitter === undefined) return makeDisposer(() => {});
-    const only =
-      p.kind === 'circuitBreaker'
-        ? ['stateChange']
-        : p.kind === 'bulkhead'
-          ? ['reject']
-          : p.kind === 'retry'
-            ? ['giveUp']
-            : null;
-    if (only === null) return makeDisposer(() => {});
-    this.attached.add(policy);
-    const d = p.emitter.on((e) => this.onEvent(e), only);
-    this.disposers.push(d);
-    return makeDisposer(() => {
-      this.attached.delete(policy);
-      d();
-    });
-  }
-
-  private onEvent(e: PolicyEvent): void {
-    const base = { policy: e.kind, name: e.name, priority: e.priority, operation: e.operation };
-    if (e.kind === 'circuitBreaker' && e.event === 'stateChange') {
-      const c = e as Extract<CircuitBreakerEvent, { event: 'stateChange' }>;
-      const bad = c.to === 'open' || c.to === 'forced-open' || c.to === 'isolated';
-      this.log(
-        bad ? 'warn' : 'info',
-        {
-          event: 'bulwark.circuit.stateChange',
-          ...base,
-          from: c.from,
-          to: c.to,
-          reason: c.reason,
-          breakMs: c.breakMs,
-        },
-        `circuit breaker ${c.name}: ${c.from} → ${c.to}${c.reason !== undefined ? ` (${c.reason})` : ''}`,
-      );
-    } else if (e.kind === 'bulkhead' && e.event === 'reject') {
-      const b = e as Extract<BulkheadEvent, { event: 'reject' }>;
-      const now = this.clock.now();
-      const last = this.lastFull.get(b.name);
-      if (last !== undefined && now - last.at < this.fullEvery) {
-        last.suppressed++;
-        return;
-      }
-      this.lastFull.set(b.name, { at: now, suppressed: 0 });
-      this.log(
-        'warn',
-        {
-          event: 'bulwark.bulkhead.full',
-          ...base,
-          reason: b.reason,
-          active: b.active,
-          queued: b.queued,
-          suppressed: last?.suppressed ?? 0,
-        },
-        `bulkhead ${b.name} rejected a call (${b.reason}; ${b.active} active, ${b.queued} queued)`,
-      );
-    } else if (e.kind === 'retry' && e.event === 'giveUp') {
-      const r = e as Extract<RetryEvent, { event: 'giveUp' }>;
-      this.log(
-        'warn',
-        {
-          event: 'bulwark.retry.giveUp',
-          ...base,
-          attempt: r.attempt,
-          reason: r.reason,
-          err: r.error,
-          result: r.result,
-        },
-        `retry ${r.name} gave up after ${r.attempt} attempt(s) (${r.reason})`,
-      );
-    }
-  }
-
-  /** Logs every transition of an alert manager. Returns a disposer. */
-  alerts(manager: AlertManager): Disposer {
-    const d = manager.onTransition((t) => this.alertTransition(t));
-    this.disposers.push(d);
-    return d;
-  }
-
-  /** Logs one alert transition. */
-  alertTransition(t: AlertTransition): void {
-    const a = t.alert;
-    const level: Level = t.to === 'firing' ? (a.severity === 'critical' ? 'error' : 'warn') : 'info';
-    this.log(
-      level,
-      {
-        event: 'bulwark.alert',
-        alert: a.rule,
-        from: t.from,
-        to: t.to,
-        severity: a.severity,
-        labels: a.labels,
-        annotations: a.annotations,
-        value: a.value,
-      },
-      `alert ${a.rule}: ${t.from} → ${t.to}${a.annotations.summary !== undefined ? ` — ${a.annotations.summary}` : ''}`,
-    );
-  }
-
-  /**
-   * Polls a health monitor every `intervalMs` (default 5 000) and logs changes: readiness,
-   * shutdown, and each check's status. Returns a disposer.
-   */
-  health(monitor: HealthLike, intervalMs = 5_000): Disposer {
-    let prev: ReturnType<HealthLike['snapshot']> | null = null;
-    let timer: TimerHandle | null = null;
-    let stopped = false;
-    const poll = () => {
-      try {
-        const next = monitor.snapshot();
-        if (prev !== null) this.healthChanged(prev, next);
-        prev = next;
-      } catch (error) {
-        reportError('A health monitor’s snapshot()', error);
-      }
-      if (stopped) return;
-      timer = this.clock.setTimeout(poll, intervalMs);
-      timer.unref();
-    };
-    poll();
-    const d = makeDisposer(() => {
-      stopped = true;
-      if (timer !== null) this.clock.clearTimeout(timer);
-    });
-    this.disposers.push(d);
-    return d;
-  }
-
-  /** Logs the differences between two health snapshots. */
-  healthChanged(prev: ReturnType<HealthLike['snapshot']>, next: ReturnType<HealthLike['snapshot']>): void {
-    if (prev.ready !== next.ready)
-      this.log(
-        next.ready || next.shuttingDown ? 'info' : 'warn',
-        { event: 'bulwark.health.ready', ready: next.ready, shuttingDown: next.shuttingDown },
-        `readiness: ${prev.ready} → ${next.ready}`,
-      );
-    if (prev.shuttingDown !== next.shuttingDown)
-      this.log(
-        'info',
-        { event: 'bulwark.health.shutdown', shuttingDown: next.shuttingDown },
-        `shutting down: ${next.shuttingDown}`,
-      );
-    const before = new Map(prev.checks.map((c) => [c.name, c.status]));
-    for (const c of next.checks) {
-      const was = before.get(c.name);
-      if (was === c.status) continue;
-      const level: Level =
-        c.status === 'fail' ? (c.critical ? 'error' : 'warn') : c.status === 'warn' ? 'warn' : 'info';
-      this.log(
-        level,
-        {
-          event: 'bulwark.health.check',
-          check: c.name,
-          from: was ?? null,
-          to: c.status,
-          critical: c.critical,
-        },
-        `health check ${c.name}: ${was ?? 'new'} → ${c.status}`,
-      );
-    }
-  }
-
-  /** Detaches from everything. */
+  /** Stops logging the registry's events. */
   close(): void {
     for (const d of this.disposers.splice(0)) d();
   }
 }
 
 /**
- * Makes the structured logs. Pass `metrics` to log every tracked policy's state changes.
+ * Makes the structured logs of a registry's components: every state change at `info` (or the
+ * level the event carries), other events when named in `events`.
  *
  * @example
  * ```ts
- * import { createLogs, createMetrics } from 'bulwark/metrics';
- * const metrics = createMetrics();
+ * import { createRegistry } from 'bulwark';
+ * import { createLogs } from 'bulwark/metrics';
  * const lines: object[] = [];
- * const logger = { info: (o: object) => lines.push(o), warn: (o: object) => lines.push(o), error: (o: object) => lines.push(o) };
- * const logs = createLogs({ metrics, logger });
+ * const push = (o: object) => { lines.push(o); };
+ * const logs = createLogs({ registry: createRegistry(), logger: { info: push, warn: push, error: push } });
  * logs.log('info', { password: 'hunter2' }, 'hello');
  * console.log(lines); // [ { password: '[REDACTED]' } ]
  * ```

@@ -3,16 +3,23 @@
  * shape), delivered through Bulwark's own `retry` (exponential backoff) and `timeout`.
  */
 
-import { z } from 'zod';
 import { backoff } from '../core/backoff.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { BulwarkError, nonRetryable } from '../core/errors.js';
 import { type Policy, pipeline } from '../core/policy.js';
 import { retry } from '../core/retry.js';
+import { s } from '../core/schema.js';
 import { timeout } from '../core/timeout.js';
-import type { Alert, AlertNotification, Notifier } from './alerts.js';
 import { type BulwarkLogs, createLogs, type LoggerLike } from './logs.js';
-import { parseOptions } from './validate.js';
+import type { Alert, AlertNotification, Notifier } from './manager.js';
+import { clockSchema, duck, ms, positiveMs, stringMap } from './schemas.js';
+
+const logNotifierSchema = s.object({
+  logs: s.optional(duck<BulwarkLogs>('logs made by createLogs()', ['log'])),
+  logger: s.optional(
+    duck<LoggerLike>('a logger with info(), warn() and error() (e.g. pino)', ['info', 'warn', 'error']),
+  ),
+});
 
 /**
  * A notifier that writes each firing/resolved notification to the structured log.
@@ -26,7 +33,10 @@ import { parseOptions } from './validate.js';
  * ```
  */
 export function logNotifier(options: { logs?: BulwarkLogs; logger?: LoggerLike } = {}): Notifier {
-  const logs = options.logs ?? createLogs(options.logger !== undefined ? { logger: options.logger } : {});
+  logNotifierSchema.parse(options, 'logNotifier');
+  const logs =
+    options.logs ??
+    createLogs({ registry: false, ...(options.logger !== undefined ? { logger: options.logger } : {}) });
   return {
     notify(n: AlertNotification): void {
       const a = n.alert;
@@ -101,19 +111,20 @@ export interface WebhookOptions {
   body?: (n: AlertNotification, at: { wallMs: (clockMs: number) => number }) => unknown;
 }
 
-const schema = z
-  .object({
-    url: z.url(),
-    headers: z.record(z.string(), z.string()).optional(),
-    maxAttempts: z.number().int().min(1).max(100).optional(),
-    initialDelayMs: z.number().min(0).optional(),
-    maxDelayMs: z.number().min(0).optional(),
-    timeoutMs: z.number().positive().optional(),
-    clock: z.custom<Clock>((c) => typeof (c as Clock)?.now === 'function', 'must be a Clock').optional(),
-    fetch: z.custom<typeof fetch>((f) => typeof f === 'function', 'must be a fetch function').optional(),
-    body: z.custom<WebhookOptions['body']>((f) => typeof f === 'function', 'must be a function').optional(),
-  })
-  .strict();
+const schema = s.object({
+  url: s.custom<string>('an http(s) URL', (v, path) => {
+    if (typeof v === 'string' && /^https?:\/\//i.test(v) && URL.canParse(v)) return v;
+    return s.fail(path, 'an http(s) URL', v);
+  }),
+  headers: s.optional(stringMap),
+  maxAttempts: s.optional(s.int({ min: 1, max: 100 })),
+  initialDelayMs: s.optional(ms),
+  maxDelayMs: s.optional(ms),
+  timeoutMs: s.optional(positiveMs),
+  clock: s.optional(clockSchema),
+  fetch: s.optional(s.fn<typeof fetch>()),
+  body: s.optional(s.fn<NonNullable<WebhookOptions['body']>>()),
+});
 
 /** Alertmanager's webhook payload for one notification. */
 function alertmanagerBody(n: AlertNotification, at: { wallMs: (clockMs: number) => number }): unknown {
@@ -151,7 +162,7 @@ function alertmanagerBody(n: AlertNotification, at: { wallMs: (clockMs: number) 
  * ```
  */
 export function webhookNotifier(options: WebhookOptions): Notifier & { readonly policy: Policy } {
-  const o = parseOptions('webhookNotifier', schema, options);
+  const o = schema.parse(options, 'webhookNotifier');
   const clock = o.clock ?? systemClock;
   const doFetch = o.fetch ?? globalThis.fetch;
   const build = o.body ?? alertmanagerBody;

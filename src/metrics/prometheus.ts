@@ -1,18 +1,23 @@
 /**
- * Prometheus exposition through prom-client (an optional peer): the sink's families are
- * registered as custom metrics whose values are read at scrape time, so the hot path never calls
- * prom-client.
+ * Prometheus exposition through prom-client (an optional peer). At each scrape the registry's
+ * components are read once (`metrics.collect()`); a family seen for the first time is added to
+ * the prom-client registry as a custom metric whose values come from that read. The hot path
+ * never calls prom-client.
  */
 
-import { METRIC_FAMILIES, type MetricFamily, type Metrics } from './sink.js';
+import { s } from '../core/schema.js';
+import type { Metrics } from './metrics.js';
+import { flatten, type MetricFamily } from './recorder.js';
+import { duck } from './schemas.js';
 
 /**
  * What an HTTP handler serves at `/metrics`: `bulwark/health`'s handlers take it as `metrics`.
  *
  * @example
  * ```ts
+ * import { createRegistry } from 'bulwark';
  * import { createMetrics, type MetricsExporter, prometheusExporter } from 'bulwark/metrics';
- * const exporter: MetricsExporter = prometheusExporter({ metrics: createMetrics() });
+ * const exporter: MetricsExporter = prometheusExporter({ metrics: createMetrics({ registry: createRegistry() }) });
  * const { contentType, body } = await exporter();
  * ```
  */
@@ -27,14 +32,20 @@ export interface PromRegistryLike {
 
 /** Options of `prometheusExporter()`. */
 export interface PrometheusExporterOptions {
-  /** The sink to export. */
+  /** The metrics to export (`createMetrics({ registry })`). */
   metrics: Metrics;
   /**
    * A prom-client `Registry` to add Bulwark's metrics to (so one `/metrics` serves yours and
    * ours). Default: a new Registry, made on the first scrape (prom-client loaded then).
    */
-  registry?: PromRegistryLike;
+  promRegistry?: PromRegistryLike;
 }
+
+const metricsSchema = duck<Metrics>('metrics made by createMetrics()', ['collect', 'samples']);
+const optionsSchema = s.object({
+  metrics: metricsSchema,
+  promRegistry: s.optional(duck<PromRegistryLike>('a prom-client Registry', ['registerMetric', 'metrics'])),
+});
 
 interface PromValue {
   labels: Record<string, string | number>;
@@ -42,124 +53,104 @@ interface PromValue {
   metricName?: string;
 }
 
-/** A prom-client custom metric: `get()` is called by the registry at scrape time. */
-class CollectedMetric {
+/** prom-client custom metric: `get()` is called by the registry at scrape time. */
+class FamilyMetric {
   /** The prom-client-visible name: an OpenMetrics registry renames it in place (drops `_total`). */
   name: string;
-  /** The family this metric reads, whatever prom-client did to `name`. */
   readonly #family: string;
 
   constructor(
-    family: string,
-    readonly help: string,
-    readonly type: 'counter' | 'gauge' | 'histogram',
-    private readonly read: () => Promise<readonly MetricFamily[]>,
+    family: MetricFamily,
+    private readonly read: () => readonly MetricFamily[],
   ) {
-    this.name = family;
-    this.#family = family;
+    this.name = family.name;
+    this.#family = family.name;
+    this.help = family.help;
+    this.type = family.type;
   }
+  readonly help: string;
+  readonly type: string;
 
-  /** `registry.resetMetrics()` calls this: the values live in the sink, nothing to reset here. */
+  /** `registry.resetMetrics()` calls this: the values live in the components. */
   reset(): void {}
 
-  async get(): Promise<{
-    name: string;
-    help: string;
-    type: string;
-    values: PromValue[];
-    aggregator: string;
-  }> {
-    const families = await this.read();
-    const f = families.find((x) => x.name === this.#family);
-    const values: PromValue[] = [];
-    if (f !== undefined && f.type === 'histogram') {
-      for (const s of f.samples) {
-        s.bounds.forEach((b, i) => {
-          values.push({
-            metricName: `${f.name}_bucket`,
-            labels: { ...s.labels, le: b },
-            value: s.cumulative[i]!,
-          });
-        });
-        values.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.count });
-        values.push({ metricName: `${f.name}_sum`, labels: { ...s.labels }, value: s.sum });
-        values.push({ metricName: `${f.name}_count`, labels: { ...s.labels }, value: s.count });
-      }
-    } else if (f !== undefined) {
-      for (const s of f.samples) values.push({ labels: { ...s.labels }, value: s.value });
-    }
+  get(): { name: string; help: string; type: string; values: PromValue[]; aggregator: string } {
+    const f = this.read().find((x) => x.name === this.#family);
+    const hist = f?.type === 'histogram';
+    // Histogram series carry their own names (`_bucket`, `_sum`, `_count`); others take the
+    // metric's (which an OpenMetrics registry may have renamed).
+    const values: PromValue[] = flatten(f === undefined ? [] : [f]).map((x) => ({
+      ...(hist ? { metricName: x.name } : {}),
+      labels: { ...x.labels },
+      value: x.value,
+    }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
   }
 }
 
 /**
- * Registers the sink's metrics in `registry` (a prom-client Registry). Values are read from the
- * sink when the registry is scraped; one scrape reads the sink once.
+ * Binds `metrics` to a prom-client registry: call the returned function before each
+ * `promRegistry.metrics()` to read the components once and add the families not seen before.
+ * `prometheusExporter()` does it for you.
  *
  * @example
  * ```ts
  * import { Registry } from 'prom-client';
+ * import { createRegistry } from 'bulwark';
  * import { createMetrics, registerPrometheus } from 'bulwark/metrics';
- * const registry = new Registry();
- * registerPrometheus(createMetrics(), registry);
- * console.log((await registry.metrics()).includes('bulwark_calls_total'));
+ * const promRegistry = new Registry();
+ * const refresh = registerPrometheus(createMetrics({ registry: createRegistry() }), promRegistry);
+ * refresh();
+ * console.log(await promRegistry.metrics()); // '' (or your own metrics)
  * ```
  */
-export function registerPrometheus(metrics: Metrics, registry: PromRegistryLike): void {
-  let pending: Promise<MetricFamily[]> | null = null;
-  const read = (): Promise<MetricFamily[]> => {
-    if (pending === null) {
-      const p = metrics.collect();
-      pending = p;
-      // Every get() of one registry.metrics() call starts synchronously, so they share this read.
-      p.then(
-        () => {
-          if (pending === p) pending = null;
-        },
-        () => {
-          if (pending === p) pending = null;
-        },
-      );
+export function registerPrometheus(metrics: Metrics, promRegistry: PromRegistryLike): () => void {
+  const m = metricsSchema.parse(metrics, 'registerPrometheus.metrics');
+  const registered = new Set<string>();
+  let last: readonly MetricFamily[] = [];
+  const read = () => last;
+  return () => {
+    last = m.collect();
+    for (const f of last) {
+      if (registered.has(f.name)) continue;
+      registered.add(f.name);
+      promRegistry.registerMetric(new FamilyMetric(f, read) as never);
     }
-    return pending;
   };
-  for (const f of METRIC_FAMILIES)
-    registry.registerMetric(new CollectedMetric(f.name, f.help, f.type, read) as never);
+}
+
+async function loadPromRegistry(): Promise<PromRegistryLike> {
+  try {
+    const prom = (await import('prom-client')) as unknown as { Registry: new () => PromRegistryLike };
+    return new prom.Registry();
+  } catch (error) {
+    throw new Error(
+      'prometheusExporter() needs the optional peer prom-client: npm install prom-client (or pass { promRegistry })',
+      { cause: error },
+    );
+  }
 }
 
 /**
  * Makes the Prometheus exporter: `() => Promise<{ contentType, body }>`, ready for an HTTP
- * handler (`bulwark/health`'s `metrics` option, or your own route).
+ * handler (`bulwark/health`'s `metrics` option, or your own route). Each call reads every
+ * component of the registry once.
  *
  * @example
  * ```ts
+ * import { createRegistry } from 'bulwark';
  * import { createMetrics, prometheusExporter } from 'bulwark/metrics';
- * const exporter = prometheusExporter({ metrics: createMetrics() });
- * const { contentType, body } = await exporter();
+ * const exporter = prometheusExporter({ metrics: createMetrics({ registry: createRegistry() }) });
+ * const { contentType } = await exporter();
  * console.log(contentType); // text/plain; version=0.0.4; charset=utf-8
  * ```
  */
 export function prometheusExporter(options: PrometheusExporterOptions): MetricsExporter {
-  const metrics = options?.metrics;
-  if (metrics === undefined || typeof metrics.collect !== 'function')
-    throw new TypeError('prometheusExporter() needs { metrics }: a sink made by createMetrics()');
-  let ready: Promise<PromRegistryLike> | null = null;
-  const setup = async (): Promise<PromRegistryLike> => {
-    let registry = options.registry;
-    if (registry === undefined) {
-      let prom: { Registry: new () => PromRegistryLike };
-      try {
-        prom = (await import('prom-client')) as unknown as { Registry: new () => PromRegistryLike };
-      } catch (error) {
-        throw new Error(
-          'prometheusExporter() needs the optional peer prom-client: npm install prom-client (or pass { registry })',
-          { cause: error },
-        );
-      }
-      registry = new prom.Registry();
-    }
-    registerPrometheus(metrics, registry);
-    return registry;
+  const o = optionsSchema.parse(options, 'prometheusExporter');
+  let ready: Promise<{ promRegistry: PromRegistryLike; refresh: () => void }> | null = null;
+  const setup = async () => {
+    const promRegistry = o.promRegistry ?? (await loadPromRegistry());
+    return { promRegistry, refresh: registerPrometheus(o.metrics, promRegistry) };
   };
   return async () => {
     if (ready === null) {
@@ -168,7 +159,8 @@ export function prometheusExporter(options: PrometheusExporterOptions): MetricsE
         ready = null;
       });
     }
-    const registry = await ready;
-    return { contentType: registry.contentType, body: await registry.metrics() };
+    const { promRegistry, refresh } = await ready;
+    refresh();
+    return { contentType: promRegistry.contentType, body: await promRegistry.metrics() };
   };
 }

@@ -1,8 +1,16 @@
-import { ConfigError, pipeline, retry } from 'bulwark';
+import { ConfigError, createRegistry } from 'bulwark';
 import { createFakeClock } from 'bulwark/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createAlerts, createMetrics, RollingWindow, sliStatus, sloAlertRules, sloTracker } from './index.js';
+import { FAKE_PIPELINE, FakeComponent } from '../../test/metrics-fakes.js';
+import {
+  createAlerts,
+  createMetrics,
+  defaultAlertRules,
+  RollingWindow,
+  sliStatus,
+  sloTracker,
+} from './index.js';
 
 describe('RollingWindow (properties)', () => {
   // An event: at time t (ms), good?, fast?
@@ -95,122 +103,103 @@ describe('RollingWindow (properties)', () => {
   });
 });
 
+const BOUNDS = [0.1, 0.3, 1];
+
+/** A pipeline-like source whose counters and histogram the test drives. */
+function source() {
+  const p = new FakeComponent(FAKE_PIPELINE, 'checkout');
+  const counts = [0, 0, 0, 0];
+  let sum = 0;
+  const call = (ok: boolean, seconds: number) => {
+    if (ok) p.counters.successes!++;
+    else p.counters.failures!++;
+    let i = 0;
+    while (i < BOUNDS.length && seconds > BOUNDS[i]!) i++;
+    counts[i]!++;
+    sum += seconds;
+    p.histograms = {
+      durationSeconds: { bounds: BOUNDS, counts: [...counts], sum, count: counts.reduce((a, b) => a + b, 0) },
+    };
+  };
+  return { p, call };
+}
+
 describe('sloTracker', () => {
-  it('tracks success and latency objectives per priority, with multi-window burn-rate alerts', async () => {
+  it("tracks success and latency objectives from a component's counters and histogram, with burn-rate states", async () => {
     const clock = createFakeClock();
-    const metrics = createMetrics({ clock, sampleEvery: 16 });
-    const api = metrics.track(pipeline(retry({ maxAttempts: 1 })), 'checkout');
+    const registry = createRegistry();
+    const { p, call } = source();
     const slo = sloTracker({
-      metrics,
-      name: 'checkout',
-      priority: 'critical',
+      source: p,
       objective: 0.99,
       latency: { thresholdMs: 300, objective: 0.9 },
+      registry,
+      clock,
+      intervalMs: 60_000,
     });
-    const all = sloTracker({ metrics, name: 'checkout', objective: 0.99 });
-    const call = async (ok: boolean, ms: number, priority = 'critical') => {
-      const p = api.execute(
-        () => new Promise((res, rej) => clock.setTimeout(() => (ok ? res(1) : rej(new Error('x'))), ms)),
-        { priority },
-      );
-      await clock.tick(ms);
-      await p.catch(() => {});
-    };
-    // 2 hours of healthy traffic: 100 calls a minute, all fast.
+    const states: string[] = [];
+    slo.onEvent((e) => states.push(`${e.from}->${e.to}`));
+    // 2 hours of healthy traffic: 100 calls a minute, all fast (read once a minute by the timer).
     for (let m = 0; m < 120; m++) {
-      for (let i = 0; i < 100; i++) await call(true, 1);
-      await clock.tick(60_000 - 100);
+      for (let i = 0; i < 100; i++) call(true, 0.001);
+      await clock.tick(60_000);
     }
     let s = slo.status();
     expect(s.success.ratio).toBe(1);
     expect(s.success.errorBudgetRemaining).toBe(1);
     expect(s.latency?.ratio).toBe(1);
     expect(s.success.page).toBe(false);
-    // 20 minutes of an outage: half the calls fail, the rest are slow. Low-priority calls don't count.
+    // 20 minutes of an outage: half the calls fail, every call is slow.
     for (let m = 0; m < 20; m++) {
-      for (let i = 0; i < 100; i++) await call(i % 2 === 0, 400);
-      for (let i = 0; i < 10; i++) await call(false, 1, 'low');
-      await clock.tick(60_000 - 100 * 400 - 10);
+      for (let i = 0; i < 100; i++) call(i % 2 === 0, 0.4);
+      await clock.tick(60_000);
     }
     s = slo.status();
     expect(s.success.burnRates['5m']).toBeCloseTo(50, 5); // 50 % bad ÷ 1 % allowed
-    expect(s.success.burnRates['1h']).toBeGreaterThan(14.4); // ≈ 1000 bad of ≈ 6000 calls ÷ 1 %
+    expect(s.success.burnRates['1h']).toBeGreaterThan(14.4);
     expect(s.success.page).toBe(true);
-    expect(s.success.burnRates['6h']).toBeCloseTo((1_000 / 14_000) * 100, 5); // all 2 h 20 min of traffic
-    expect(s.success.burnRates['30m']).toBeGreaterThan(6);
+    expect(s.success.burnRates['6h']).toBeCloseTo((1_000 / 14_000) * 100, 5);
     expect(s.success.ticket).toBe(true);
-    expect(s.latency?.burnRates['5m']).toBeCloseTo(10, 5); // all successes slow: 100 % ÷ 10 %
-    expect(s.success.errorBudgetRemaining).toBeLessThan(1);
+    expect(s.latency?.burnRates['5m']).toBeCloseTo(10, 5); // every call slow: 100 % ÷ 10 %
     expect(s.success.events).toBe(120 * 100 + 20 * 100);
-    expect(all.status().success.events).toBe(120 * 100 + 20 * 110);
-    // Exported as gauges.
-    const fams = await metrics.collect();
-    const burn = fams.find((f) => f.name === 'bulwark_slo_burn_rate')!;
-    if (burn.type === 'histogram') throw new Error('type');
+    expect(states).toEqual(['ok->ticket', 'ticket->page']); // the latency SLI burns steadily first
+    // A component like any other: exported from its snapshot, paged on by the default rules.
+    const metrics = createMetrics({ registry, clock });
+    const samples = metrics.samples();
+    expect(samples.find((x) => x.name === 'bulwark_slo_success_burn_rate5m')?.value).toBeCloseTo(50, 5);
     expect(
-      burn.samples.find(
-        (x) => x.labels.priority === 'critical' && x.labels.sli === 'success' && x.labels.window === '5m',
-      )?.value,
-    ).toBeCloseTo(50, 5);
+      samples.find((x) => x.name === 'bulwark_component_state' && x.labels.state === 'page')?.value,
+    ).toBe(1);
+    const alerts = createAlerts({ metrics, rules: defaultAlertRules() });
+    const t = await alerts.evaluate();
+    expect(t.map((x) => `${x.alert.rule}:${x.to}:${x.alert.labels.name}`)).toEqual([
+      'BulwarkSloBurnRatePage:firing:checkout',
+    ]);
     slo.stop();
-    all.stop();
-    expect((await metrics.collect()).find((f) => f.name === 'bulwark_slo_burn_rate')!.samples).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('rounds the latency threshold down to a bucket bound', () => {
+    const clock = createFakeClock();
+    const { p, call } = source();
+    const slo = sloTracker({
+      source: p,
+      objective: 0.9,
+      latency: { thresholdMs: 500, objective: 0.5 },
+      clock,
+    });
+    call(true, 0.2); // under 0.3 s
+    call(true, 0.4); // in (0.3, 1]: 500 ms is not a bound, so it counts as slow
+    expect(slo.status().latency?.ratio).toBe(0.5);
+    slo.stop();
   });
 
   it('validates its options with the field named', () => {
-    const metrics = createMetrics();
-    expect(() => sloTracker({ metrics, name: 'x', objective: 1 })).toThrow(ConfigError);
+    const { p } = source();
+    expect(() => sloTracker({ source: p, objective: 1 })).toThrow(ConfigError);
+    expect(() => sloTracker({ source: {} as never, objective: 0.9 })).toThrow(/sloTracker\.source/);
     expect(() =>
-      sloTracker({ metrics, name: 'x', objective: 0.9, latency: { thresholdMs: -1, objective: 0.9 } }),
+      sloTracker({ source: p, objective: 0.9, latency: { thresholdMs: -1, objective: 0.9 } }),
     ).toThrow(/sloTracker\.latency\.thresholdMs/);
-  });
-});
-
-describe('sloAlertRules', () => {
-  it('pages through the alert manager when the burn rate is high over both windows', async () => {
-    const clock = createFakeClock();
-    const metrics = createMetrics({ clock });
-    const api = metrics.track(pipeline(retry({ maxAttempts: 1 })), 'pay');
-    const slo = sloTracker({ metrics, name: 'pay', objective: 0.99 });
-    const alerts = createAlerts({ metrics, clock, rules: sloAlertRules(slo) });
-    for (let i = 0; i < 100; i++) await api.execute(() => Promise.reject(new Error('x'))).catch(() => {});
-    const t = await alerts.evaluate();
-    expect(t.map((x) => `${x.alert.rule}:${x.to}:${x.alert.labels.sli}`).sort()).toEqual([
-      'SloBurnRatePage:pay:firing:success',
-      'SloBurnRateTicket:pay:firing:success',
-    ]);
-    expect(t[0]!.alert.annotations.summary).toContain('100×');
-  });
-});
-
-describe('sloTracker (review regressions)', () => {
-  it('reads the sink’s clock whatever clock it is given (burn rates are not 0)', async () => {
-    const sinkClock = createFakeClock();
-    const otherClock = createFakeClock();
-    await otherClock.tick(2 * 86_400_000);
-    const metrics = createMetrics({ clock: sinkClock });
-    const api = metrics.track(pipeline(retry({ maxAttempts: 1 })), 'api');
-    const warnings: string[] = [];
-    const on = (w: Error) => warnings.push(w.message);
-    process.on('warning', on);
-    const slo = sloTracker({ metrics, name: 'api', objective: 0.99, clock: otherClock });
-    await new Promise((r) => setImmediate(r));
-    process.off('warning', on);
-    for (let i = 0; i < 10; i++) await api.execute(() => Promise.reject(new Error('x'))).catch(() => {});
-    const s = slo.status().success;
-    expect(s.burnRates['5m']).toBeGreaterThan(50);
-    expect(s.page).toBe(true);
-    expect(warnings.some((w) => w.includes('clock option is ignored'))).toBe(true);
-  });
-
-  it('defaults policy to the kind tracked under the name', async () => {
-    const metrics = createMetrics();
-    metrics.track(retry({ name: 'r' }), 'svc');
-    const slo = sloTracker({ metrics, name: 'svc', objective: 0.99 });
-    expect(slo.policy).toBe('retry');
-    const calls = (await metrics.samples()).filter((s) => s.name === 'bulwark_calls_total');
-    expect(new Set(calls.map((s) => s.labels.policy))).toEqual(new Set(['retry']));
-    const m2 = createMetrics();
-    expect(sloTracker({ metrics: m2, name: 'later', objective: 0.99 }).policy).toBe('pipeline');
   });
 });

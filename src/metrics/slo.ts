@@ -1,16 +1,21 @@
 /**
- * Service level objectives over rolling windows: a success-ratio objective and a latency
- * objective per tracked policy name (and priority), error budget remaining and burn rates, with
- * the multi-window, multi-burn-rate alerts of the Google SRE workbook (page at 14.4× over 1 h and
- * 5 min, ticket at 6× over 6 h and 30 min).
+ * Service level objectives over rolling windows, read from a component's snapshots: a
+ * success-ratio objective from its counters (`successes` good; `failures`, `rejections`,
+ * `timeouts` bad) and a latency objective from its duration histogram, with error budget
+ * remaining and burn rates, and the multi-window, multi-burn-rate states of the Google SRE
+ * workbook (`page` at 14.4× over 1 h and 5 min, `ticket` at 6× over 6 h and 30 min). An SLO is a
+ * component itself (`slo`): its state is `ok`, `ticket` or `page`.
  */
 
-import { z } from 'zod';
-import type { Clock } from '../core/clock.js';
-import { type Disposer, reportError } from '../core/events.js';
-import type { AlertRule, SeriesValue } from './alerts.js';
-import type { CallObserver, CallOutcome, Metrics, Sample } from './sink.js';
-import { parseOptions } from './validate.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
+import { ConfigError } from '../core/errors.js';
+import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
+import { joinRegistry, type Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import { eventBase, type StateChange } from './component-kit.js';
+import { clockSchema, componentSchema, nameSchema, positiveMs, registrySchema } from './schemas.js';
 
 /** Sums over a window. */
 export interface WindowCounts {
@@ -48,8 +53,8 @@ export class RollingWindow {
     /** Number of buckets (the longest window is `bucketMs × buckets`). */
     readonly buckets: number,
   ) {
-    if (!(bucketMs > 0) || !Number.isInteger(buckets) || buckets < 1)
-      throw new RangeError('RollingWindow needs bucketMs > 0 and an integer buckets >= 1');
+    s.duration({ positive: true }).parse(bucketMs, 'RollingWindow.bucketMs');
+    s.int({ min: 1, max: 10_000_000 }).parse(buckets, 'RollingWindow.buckets');
     this.index = new Float64Array(buckets).fill(-1);
     this.total = new Float64Array(buckets);
     this.good = new Float64Array(buckets);
@@ -96,73 +101,6 @@ export class RollingWindow {
   }
 }
 
-/** The kind tracked under `name` (`pipeline` if one of them is, or none is). */
-function trackedKind(metrics: Metrics, name: string): string {
-  const kinds = new Set(
-    metrics
-      .allRecorders()
-      .filter((r) => r.name === name)
-      .map((r) => r.policy),
-  );
-  if (kinds.size === 0 || kinds.has('pipeline')) return 'pipeline';
-  return kinds.size === 1 ? [...kinds][0]! : 'pipeline';
-}
-
-/** Options of `sloTracker()`. */
-export interface SloOptions {
-  /** The sink whose calls are measured. */
-  metrics: Metrics;
-  /** The `name` label of the tracked pipeline or policy (what `metrics.track(p, name)` used). */
-  name: string;
-  /**
-   * The `policy` label. Default: the kind of the pipeline or policy tracked under `name` (when
-   * one is tracked under that name before the SLO is made: `pipeline` when there are several),
-   * else `pipeline`.
-   */
-  policy?: string;
-  /** Only calls of this priority. Default: every priority. */
-  priority?: string;
-  /** Success-ratio objective, e.g. 0.999 (rejections, timeouts and failures are bad). */
-  objective: number;
-  /** Latency objective: this share of successful calls faster than `thresholdMs` (e.g. 0.99 under 300). */
-  latency?: { thresholdMs: number; objective: number };
-  /** The SLO window, ms. Default 30 days. */
-  windowMs?: number;
-  /** Bucket width, ms. Default 1 minute. */
-  bucketMs?: number;
-  /**
-   * @deprecated Ignored: an SLO always reads the sink's clock (`metrics.clock`), which stamps
-   * the calls it counts (another clock would read its burn rates over the wrong windows). A
-   * clock other than the sink's is reported as a process warning.
-   */
-  clock?: Clock;
-}
-
-const schema = z
-  .object({
-    metrics: z.custom<Metrics>(
-      (m) => typeof m === 'object' && m !== null && typeof (m as Metrics).recorder === 'function',
-      'must be a sink made by createMetrics()',
-    ),
-    name: z.string().min(1),
-    policy: z.string().min(1).optional(),
-    priority: z.string().min(1).optional(),
-    objective: z.number().gt(0).lt(1),
-    latency: z
-      .object({ thresholdMs: z.number().positive(), objective: z.number().gt(0).lt(1) })
-      .strict()
-      .optional(),
-    windowMs: z.number().int().positive().optional(),
-    bucketMs: z.number().int().positive().optional(),
-    clock: z
-      .custom<Clock>(
-        (c) => typeof c === 'object' && c !== null && typeof (c as Clock).now === 'function',
-        'must be a Clock',
-      )
-      .optional(),
-  })
-  .strict();
-
 /**
  * The burn-rate windows reported, ms.
  *
@@ -195,8 +133,8 @@ export interface SliStatus {
 /** What `SloTracker.status()` returns. */
 export interface SloStatus {
   readonly name: string;
-  readonly policy: string;
-  readonly priority: string | undefined;
+  /** The component measured: its kind and name. */
+  readonly source: { readonly kind: string; readonly name: string };
   readonly windowMs: number;
   readonly success: SliStatus;
   readonly latency: (SliStatus & { readonly thresholdMs: number }) | undefined;
@@ -259,179 +197,293 @@ export function sliStatus(
   };
 }
 
+/** Options of `sloTracker()`. */
+export interface SloOptions {
+  /** The component measured (a pipeline, a policy: anything whose snapshot has the counters). */
+  source: Component;
+  /** Success-ratio objective in (0, 1), e.g. 0.999 (rejections, timeouts and failures are bad). */
+  objective: number;
+  /**
+   * Latency objective: this share of the calls of the source's histogram (`histogram`) at or
+   * under `thresholdMs` (e.g. 0.99 under 300). Counted with the histogram's buckets: the
+   * threshold is rounded down to a bucket bound (give a bound for an exact count).
+   */
+  latency?: { thresholdMs: number; objective: number };
+  /** The SLO window, ms. Default 30 days. */
+  windowMs?: number;
+  /** Bucket width, ms. Default 1 minute. */
+  bucketMs?: number;
+  /** How often the source is read, ms (also at each `status()` and `snapshot()`). Default 10 000. */
+  intervalMs?: number;
+  /** Counters of good events. Default `['successes']`. */
+  good?: readonly string[];
+  /** Counters of bad events. Default `['failures', 'rejections', 'timeouts']`. */
+  bad?: readonly string[];
+  /** The histogram of the latency SLI. Default `durationSeconds`. */
+  histogram?: string;
+  /** The SLO's name (as a component). Default the source's name. */
+  name?: string;
+  /** Where the SLO registers as a component. */
+  registry?: Registry;
+  clock?: Clock;
+}
+
+const schema = s.object({
+  source: componentSchema,
+  objective: s.number({ above: 0, max: 0.999999 }),
+  latency: s.optional(
+    s.object({
+      thresholdMs: s.duration({ positive: true }),
+      objective: s.number({ above: 0, max: 0.999999 }),
+    }),
+  ),
+  windowMs: s.optional(s.int({ min: 1 })),
+  bucketMs: s.optional(s.int({ min: 1 })),
+  intervalMs: s.optional(positiveMs),
+  good: s.optional(s.array(s.string(), { min: 1 })),
+  bad: s.optional(s.array(s.string(), { min: 1 })),
+  histogram: s.optional(s.string()),
+  name: s.optional(nameSchema),
+  registry: s.optional(registrySchema),
+  clock: s.optional(clockSchema),
+});
+
+/** States of an SLO: `page` when it burns fast, `ticket` when steadily, else `ok`. */
+export type SloState = 'ok' | 'ticket' | 'page';
+
+/** Events of an SLO. */
+export type SloEvent = EventBase & { readonly kind: 'slo' } & StateChange<SloState>;
+
+declare module '../core/events.js' {
+  interface PolicyEventMap {
+    slo: SloEvent;
+  }
+}
+
+const burnGauges = (prefix: string, what: string): Record<string, string> => {
+  const out: Record<string, string> = {
+    [`${prefix}ErrorBudgetRemaining`]: `Share of the ${what} error budget left over the SLO window (1 untouched, 0 spent, negative overspent).`,
+  };
+  for (const w of Object.keys(BURN_WINDOWS))
+    out[`${prefix}BurnRate${w}`] = `Burn rate of the ${what} SLI over ${w} (bad ratio ÷ allowed bad ratio).`;
+  return out;
+};
+
 /**
- * Tracks one SLO. Made by `sloTracker()`; observes every call of the tracked policy (which makes
- * that policy time every call).
+ * What an SLO reports as a component.
  *
  * @example
  * ```ts
- * import { createMetrics, sloTracker } from 'bulwark/metrics';
- * const slo = sloTracker({ metrics: createMetrics(), name: 'api', objective: 0.999 });
- * console.log(slo.status().success.errorBudgetRemaining); // 1
+ * import { SLO_DESCRIPTOR } from 'bulwark/metrics';
+ * console.log(Object.keys(SLO_DESCRIPTOR.gauges).includes('successBurnRate1h')); // true
  * ```
  */
-export class SloTracker implements CallObserver {
+export const SLO_DESCRIPTOR: ComponentDescriptor = Object.freeze({
+  kind: 'slo',
+  help: 'A service level objective over a component: success ratio and latency, error budget and burn rates.',
+  states: ['ok', 'ticket', 'page'],
+  gauges: {
+    ...burnGauges('success', 'success'),
+    ...burnGauges('latency', 'latency (1 and 0 without a latency objective)'),
+  },
+  counters: {
+    goodEvents: 'Good events counted (successful calls) since the SLO was made.',
+    badEvents: 'Bad events counted (failed, rejected, timed-out calls) since the SLO was made.',
+  },
+});
+
+/**
+ * Tracks one SLO over a component. Made by `sloTracker()`.
+ *
+ * @example
+ * ```ts
+ * import type { SloTracker } from 'bulwark/metrics';
+ * const trackers: SloTracker[] = []; // made by sloTracker({ source, objective })
+ * ```
+ */
+export class SloTracker {
+  readonly kind = 'slo' as const;
   readonly name: string;
-  readonly policy: string;
-  readonly priority: string | undefined;
+  readonly descriptor: ComponentDescriptor = SLO_DESCRIPTOR;
+  readonly source: Component;
   readonly objective: number;
   readonly latency: { readonly thresholdMs: number; readonly objective: number } | undefined;
   readonly windowMs: number;
-  /** The rolling counts. */
+  /** Success counts. */
   readonly window: RollingWindow;
+  /** Latency counts (`good` = at or under the threshold). */
+  readonly latencyWindow: RollingWindow;
   private readonly clock: Clock;
-  private readonly dispose: Disposer;
-  private readonly unregister: Disposer;
+  private readonly good: readonly string[];
+  private readonly bad: readonly string[];
+  private readonly histogram: string;
+  private readonly emitter = new PolicyEmitter<SloEvent>();
+  private last: { good: number; bad: number; fast: number; timed: number } | undefined;
+  private totals = { goodEvents: 0, badEvents: 0 };
+  private state: SloState = 'ok';
+  private timer: TimerHandle | undefined;
 
   constructor(options: SloOptions) {
-    const o = parseOptions('sloTracker', schema, options);
-    this.name = o.name;
-    this.policy = o.policy ?? trackedKind(o.metrics, o.name);
-    this.priority = o.priority;
+    const o = schema.parse(options, 'sloTracker');
+    if (o.latency !== undefined && o.latency.thresholdMs <= 0)
+      throw new ConfigError('sloTracker.latency.thresholdMs', 'a duration > 0', o.latency.thresholdMs);
+    this.source = o.source;
+    this.name = o.name ?? o.source.name;
     this.objective = o.objective;
     this.latency = o.latency;
     this.windowMs = o.windowMs ?? 30 * 86_400_000;
+    this.clock = o.clock ?? systemClock;
+    this.good = o.good ?? ['successes'];
+    this.bad = o.bad ?? ['failures', 'rejections', 'timeouts'];
+    this.histogram = o.histogram ?? 'durationSeconds';
     const bucketMs = o.bucketMs ?? 60_000;
-    const longest = Math.max(this.windowMs, BURN_WINDOWS['6h']);
-    this.window = new RollingWindow(bucketMs, Math.ceil(longest / bucketMs));
-    // Calls are stamped by the sink's clock (`atMs`): the windows must be read on the same one.
-    this.clock = o.metrics.clock;
-    if (o.clock !== undefined && o.clock !== o.metrics.clock)
-      reportError(
-        `sloTracker ${o.name}`,
-        new Error('the clock option is ignored: an SLO reads the sink’s clock (createMetrics({ clock }))'),
-      );
-    this.dispose = o.metrics.recorder(this.policy, this.name).addObserver(this);
-    this.unregister = o.metrics.addSlo(this);
-  }
-
-  /** @internal Called for every call of the tracked policy. */
-  observe(outcome: CallOutcome, durationMs: number, priority: string, atMs: number): void {
-    if (this.priority !== undefined && priority !== this.priority) return;
-    const good = outcome === 'success';
-    this.window.add(atMs, good, good && this.latency !== undefined && durationMs <= this.latency.thresholdMs);
-  }
-
-  /** The SLO's status now. */
-  status(): SloStatus {
-    const now = this.clock.now();
-    const w = this.window.sum(this.windowMs, now);
-    const sums = {
-      '5m': this.window.sum(BURN_WINDOWS['5m'], now),
-      '30m': this.window.sum(BURN_WINDOWS['30m'], now),
-      '1h': this.window.sum(BURN_WINDOWS['1h'], now),
-      '6h': this.window.sum(BURN_WINDOWS['6h'], now),
+    const buckets = Math.ceil(Math.max(this.windowMs, BURN_WINDOWS['6h']) / bucketMs);
+    this.window = new RollingWindow(bucketMs, buckets);
+    this.latencyWindow = new RollingWindow(bucketMs, buckets);
+    this.refresh();
+    const intervalMs = o.intervalMs ?? 10_000;
+    const tick = () => {
+      this.status();
+      this.timer = this.clock.setTimeout(tick, intervalMs);
+      this.timer.unref();
     };
-    const success = sliStatus(this.objective, w, sums);
-    let latency: SloStatus['latency'];
-    if (this.latency !== undefined) {
-      // Latency SLI: successful calls faster than the threshold ÷ successful calls.
-      const lat = (x: WindowCounts) => ({ good: x.fast, total: x.good });
-      latency = {
-        ...sliStatus(this.latency.objective, lat(w), {
-          '5m': lat(sums['5m']),
-          '30m': lat(sums['30m']),
-          '1h': lat(sums['1h']),
-          '6h': lat(sums['6h']),
-        }),
-        thresholdMs: this.latency.thresholdMs,
-      };
+    this.timer = this.clock.setTimeout(tick, intervalMs);
+    this.timer.unref();
+    joinRegistry(o.registry, this);
+  }
+
+  /** Subscribes to the SLO's state changes. */
+  onEvent(listener: Listener<SloEvent>): Disposer {
+    return this.emitter.on(listener);
+  }
+
+  /** Reads the source now and counts what happened since the last read. */
+  refresh(): void {
+    let snap: Snapshot;
+    try {
+      snap = this.source.snapshot();
+    } catch (error) {
+      reportError(`SLO ${this.name} reading ${this.source.kind} ${this.source.name}`, error);
+      return;
+    }
+    const sum = (names: readonly string[]) => names.reduce((a, n) => a + (snap.counters[n] ?? 0), 0);
+    const h = snap.histograms?.[this.histogram];
+    let fast = 0;
+    if (h !== undefined && this.latency !== undefined) {
+      const limit = this.latency.thresholdMs / 1000;
+      for (let i = 0; i < h.bounds.length && h.bounds[i]! <= limit * (1 + 1e-9); i++)
+        fast += h.counts[i] ?? 0;
+    }
+    const now = { good: sum(this.good), bad: sum(this.bad), fast, timed: h?.count ?? 0 };
+    const prev = this.last;
+    this.last = now;
+    if (prev === undefined) return;
+    const d = (k: keyof typeof now) => Math.max(0, now[k] - prev[k]);
+    const at = this.clock.now();
+    if (d('good') > 0) this.window.add(at, true, false, d('good'));
+    if (d('bad') > 0) this.window.add(at, false, false, d('bad'));
+    this.totals = {
+      goodEvents: this.totals.goodEvents + d('good'),
+      badEvents: this.totals.badEvents + d('bad'),
+    };
+    const fastN = Math.min(d('fast'), d('timed'));
+    if (fastN > 0) this.latencyWindow.add(at, true, false, fastN);
+    if (d('timed') - fastN > 0) this.latencyWindow.add(at, false, false, d('timed') - fastN);
+  }
+
+  /** The SLO's status now (reads the source first). */
+  status(): SloStatus {
+    this.refresh();
+    const now = this.clock.now();
+    const sli = (w: RollingWindow, objective: number) => {
+      const sums = {} as Record<keyof typeof BURN_WINDOWS, WindowCounts>;
+      for (const [k, ms] of Object.entries(BURN_WINDOWS))
+        sums[k as keyof typeof BURN_WINDOWS] = w.sum(ms, now);
+      return sliStatus(objective, w.sum(this.windowMs, now), sums);
+    };
+    const success = sli(this.window, this.objective);
+    const latency =
+      this.latency === undefined
+        ? undefined
+        : { ...sli(this.latencyWindow, this.latency.objective), thresholdMs: this.latency.thresholdMs };
+    const to: SloState =
+      success.page || latency?.page === true
+        ? 'page'
+        : success.ticket || latency?.ticket === true
+          ? 'ticket'
+          : 'ok';
+    const from = this.state;
+    if (to !== from) {
+      this.state = to;
+      if (this.emitter.wants('stateChange'))
+        this.emitter.emit({ ...eventBase('slo', this.name), event: 'stateChange', from, to });
     }
     return {
       name: this.name,
-      policy: this.policy,
-      priority: this.priority,
+      source: { kind: this.source.kind, name: this.source.name },
       windowMs: this.windowMs,
       success,
       latency,
     };
   }
 
-  /** Gauges for the sink: budget remaining and burn rates per SLI. @internal */
-  samples(): { budget: Sample[]; burn: Sample[] } {
-    const s = this.status();
-    const budget: Sample[] = [];
-    const burn: Sample[] = [];
-    const base = { slo: this.name, policy: this.policy, priority: this.priority ?? 'all' };
-    const add = (sli: string, st: SliStatus) => {
-      budget.push({ labels: { ...base, sli }, value: st.errorBudgetRemaining });
-      for (const [window, value] of Object.entries(st.burnRates))
-        burn.push({ labels: { ...base, sli, window }, value });
+  /** The SLO as a component: its state, budgets and burn rates. */
+  snapshot(): Snapshot {
+    const st = this.status();
+    const gauges: Record<string, number> = {};
+    const put = (prefix: string, x: SliStatus | undefined) => {
+      gauges[`${prefix}ErrorBudgetRemaining`] = x?.errorBudgetRemaining ?? 1;
+      for (const w of Object.keys(BURN_WINDOWS))
+        gauges[`${prefix}BurnRate${w}`] = x?.burnRates[w as keyof typeof BURN_WINDOWS] ?? 0;
     };
-    add('success', s.success);
-    if (s.latency !== undefined) add('latency', s.latency);
-    return { budget, burn };
+    put('success', st.success);
+    put('latency', st.latency);
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.state,
+      gauges,
+      counters: { ...this.totals },
+      details: {
+        objective: this.objective,
+        latency: this.latency,
+        windowMs: this.windowMs,
+        source: st.source,
+      },
+    };
   }
 
-  /** Stops observing (the counts stay readable). */
+  /** Stops reading the source on a timer (the counts stay readable). */
   stop(): void {
-    this.dispose();
-    this.unregister();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 
 /**
- * Tracks an SLO for a tracked pipeline or policy: success ratio and (optionally) latency, over a
- * rolling window (30 days of 1-minute buckets by default), with burn rates over 5 min, 30 min,
- * 1 h and 6 h. Exported as `bulwark_slo_error_budget_remaining` and `bulwark_slo_burn_rate`.
+ * Tracks an SLO over a component (a pipeline): success ratio from its counters and, optionally,
+ * latency from its duration histogram, over a rolling window (30 days of 1-minute buckets by
+ * default), with burn rates over 5 min, 30 min, 1 h and 6 h. With `registry`, the SLO is
+ * exported like any component (`bulwark_slo_success_burn_rate1h{name}`, …) and the default alert
+ * rules page on it.
  *
  * @example
  * ```ts
- * import { pipeline, retry } from 'bulwark';
- * import { createMetrics, sloTracker } from 'bulwark/metrics';
- * const metrics = createMetrics();
- * const api = metrics.track(pipeline(retry()), 'checkout');
- * const slo = sloTracker({ metrics, name: 'checkout', objective: 0.999, latency: { thresholdMs: 300, objective: 0.99 } });
- * await api.execute(() => 'ok');
+ * import { createRegistry, type Component } from 'bulwark';
+ * import { sloTracker } from 'bulwark/metrics';
+ * let successes = 0;
+ * const source: Component = {
+ *   kind: 'pipeline', name: 'checkout',
+ *   descriptor: { kind: 'pipeline', help: 'calls', states: ['idle'], gauges: {}, counters: { successes: 'ok calls' } },
+ *   snapshot: () => ({ kind: 'pipeline', name: 'checkout', state: 'idle', gauges: {}, counters: { successes, failures: 0 } }),
+ *   onEvent: () => Object.assign(() => {}, { dispose() {}, [Symbol.dispose]() {} }),
+ * };
+ * const slo = sloTracker({ source, objective: 0.999, registry: createRegistry() });
+ * successes += 10;
  * console.log(slo.status().success.ratio); // 1
+ * slo.stop();
  * ```
  */
 export function sloTracker(options: SloOptions): SloTracker {
   return new SloTracker(options);
-}
-
-/**
- * Alert rules for an SLO's multi-window burn-rate alerts: `SloBurnRatePage` (critical: > 14.4
- * over 1 h and 5 min) and `SloBurnRateTicket` (warning: > 6 over 6 h and 30 min), one alert per
- * SLI (`sli="success"` / `"latency"`). Give them to `createAlerts({ rules: [...] })`; rule names get
- * the SLO's name appended.
- *
- * @example
- * ```ts
- * import { createAlerts, createMetrics, defaultAlertRules, sloAlertRules, sloTracker } from 'bulwark/metrics';
- * const metrics = createMetrics();
- * const slo = sloTracker({ metrics, name: 'checkout', objective: 0.999 });
- * const alerts = createAlerts({ metrics, rules: [...defaultAlertRules(), ...sloAlertRules(slo)] });
- * console.log(alerts.rules.length); // 7
- * ```
- */
-export function sloAlertRules(slo: SloTracker): AlertRule[] {
-  const fire = (which: 'page' | 'ticket') => (): SeriesValue[] => {
-    const s = slo.status();
-    const out: SeriesValue[] = [];
-    const labels = { slo: slo.name, policy: slo.policy, priority: slo.priority ?? 'all' };
-    if (s.success[which])
-      out.push({ labels: { ...labels, sli: 'success' }, value: s.success.burnRates['1h'] });
-    if (s.latency?.[which] === true)
-      out.push({ labels: { ...labels, sli: 'latency' }, value: s.latency.burnRates['1h'] });
-    return out;
-  };
-  return [
-    {
-      name: `SloBurnRatePage:${slo.name}`,
-      expr: { kind: 'custom', evaluate: fire('page') },
-      severity: 'critical',
-      annotations: {
-        summary: 'SLO {{ $labels.slo }} ({{ $labels.sli }}) burns its error budget at {{ $value }}× (1 h)',
-      },
-    },
-    {
-      name: `SloBurnRateTicket:${slo.name}`,
-      expr: { kind: 'custom', evaluate: fire('ticket') },
-      severity: 'warning',
-      annotations: {
-        summary: 'SLO {{ $labels.slo }} ({{ $labels.sli }}) burns its error budget at {{ $value }}× (1 h)',
-      },
-    },
-  ];
 }
