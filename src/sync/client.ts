@@ -14,21 +14,30 @@ import { pipeline } from '../core/policy.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
 import { retry } from '../core/retry.js';
 import { s } from '../core/schema.js';
-import { type AdaptiveTimeoutPolicy, adaptiveTimeout } from '../limits/adaptive-timeout.js';
 import { uuidv7 } from '../durable/ids.js';
+import { type AdaptiveTimeoutPolicy, adaptiveTimeout } from '../limits/adaptive-timeout.js';
 import { BulwarkSyncError } from './errors.js';
 import { eventBase, type SyncClientEvent } from './events.js';
 import { HybridClock } from './hlc.js';
 import { type FlushOutcome, type Outbox, openOutbox } from './outbox.js';
 import { ENTITY } from './protocol.js';
-import { type Fields, PRIORITY_RANK, type SyncOperation, type SyncPriority, type SyncRecord } from './record.js';
+import {
+  type Fields,
+  PRIORITY_RANK,
+  type SyncOperation,
+  type SyncPriority,
+  type SyncRecord,
+} from './record.js';
 import { openReplica, type Replica } from './replica.js';
 import { keyOf } from './server-store.js';
 import type { SyncTransport } from './transport.js';
 
 /** Something that runs a call under resilience policies (a Bulwark policy or pipeline). */
 export interface SyncPolicy {
-  execute<T>(fn: (ctx: { readonly signal: AbortSignal }) => Promise<T>, options?: { priority?: string }): Promise<T>;
+  execute<T>(
+    fn: (ctx: { readonly signal: AbortSignal }) => Promise<T>,
+    options?: { priority?: string },
+  ): Promise<T>;
 }
 
 /** Options of `openSyncClient()`. */
@@ -62,9 +71,14 @@ export interface SyncClientOptions {
 }
 
 const optionsSchema = s.object({
-  clientId: s.string({ pattern: /^[A-Za-z0-9_.:@-]{1,64}$/, patternRule: 'a client id of 1-64 characters A-Za-z0-9_.:@-' }),
+  clientId: s.string({
+    pattern: /^[A-Za-z0-9_.:@-]{1,64}$/,
+    patternRule: 'a client id of 1-64 characters A-Za-z0-9_.:@-',
+  }),
   transport: s.custom('a sync transport', (v, p) =>
-    typeof (v as SyncTransport | undefined)?.push === 'function' ? (v as SyncTransport) : s.fail(p, 'a sync transport', v),
+    typeof (v as SyncTransport | undefined)?.push === 'function'
+      ? (v as SyncTransport)
+      : s.fail(p, 'a sync transport', v),
   ),
   path: s.string(),
   batchSize: s.optional(s.int({ min: 1, max: 10_000 }), 100),
@@ -123,7 +137,14 @@ const nameOfRank = (rank: number): SyncPriority => RANKS.find(([, r]) => r === r
 /** The default push/pull policy: retries tiered by priority inside an adaptive timeout. */
 function defaultPolicy(clock: Clock): { policy: SyncPolicy; timeout: AdaptiveTimeoutPolicy } {
   const critical = (p: string) => p === 'critical';
-  const timeout = adaptiveTimeout({ quantile: 0.99, multiplier: 2, min: 200, max: 60_000, initial: 10_000, clock });
+  const timeout = adaptiveTimeout({
+    quantile: 0.99,
+    multiplier: 2,
+    min: 200,
+    max: 60_000,
+    initial: 10_000,
+    clock,
+  });
   const policy = pipeline(
     retry({
       maxAttempts: (ctx) => (critical(ctx.priority) ? 6 : ctx.priority === 'low' ? 2 : 4),
@@ -205,8 +226,12 @@ export class SyncClient implements Component {
     return this.view(this.replica.get(entity, id), this.overlay.get(keyOf(entity, id)));
   }
 
-  private view(confirmed: SyncRecord | undefined, pending: readonly SyncOperation[] | undefined): Fields | undefined {
-    let fields: Record<string, unknown> | undefined = confirmed === undefined ? undefined : { ...confirmed.fields };
+  private view(
+    confirmed: SyncRecord | undefined,
+    pending: readonly SyncOperation[] | undefined,
+  ): Fields | undefined {
+    let fields: Record<string, unknown> | undefined =
+      confirmed === undefined ? undefined : { ...confirmed.fields };
     for (const op of pending ?? []) {
       if (op.kind === 'delete') fields = undefined;
       else fields = { ...fields, ...op.fields };
@@ -218,7 +243,8 @@ export class SyncClient implements Component {
   list(entity: string): Map<string, Fields> {
     const out = new Map<string, Fields>();
     const ids = new Set(this.replica.list(entity).map((r) => r.id));
-    for (const [k, ops] of this.overlay) if (ops.length > 0 && ops[0]!.entity === entity && k.startsWith(`${entity}\u0000`)) ids.add(ops[0]!.id);
+    for (const [k, ops] of this.overlay)
+      if (ops.length > 0 && ops[0]!.entity === entity && k.startsWith(`${entity}\u0000`)) ids.add(ops[0]!.id);
     for (const id of [...ids].sort()) {
       const v = this.get(entity, id);
       if (v !== undefined) out.set(id, v);
@@ -241,9 +267,17 @@ export class SyncClient implements Component {
     return this.record('delete', entity, id, {}, options);
   }
 
-  private record(kind: 'put' | 'delete', entity: string, id: string, fields: Fields, options: EditOptions): Promise<SyncOperation> {
-    if (this.state === 'closed') return Promise.reject(new BulwarkSyncError('CLOSED', `Sync client "${this.name}" is closed`));
-    if (!ENTITY.test(entity)) return Promise.reject(new BulwarkSyncError('BAD_REQUEST', `Bad entity name ${JSON.stringify(entity)}`));
+  private record(
+    kind: 'put' | 'delete',
+    entity: string,
+    id: string,
+    fields: Fields,
+    options: EditOptions,
+  ): Promise<SyncOperation> {
+    if (this.state === 'closed')
+      return Promise.reject(new BulwarkSyncError('CLOSED', `Sync client "${this.name}" is closed`));
+    if (!ENTITY.test(entity))
+      return Promise.reject(new BulwarkSyncError('BAD_REQUEST', `Bad entity name ${JSON.stringify(entity)}`));
     if (typeof id !== 'string' || id.length === 0 || id.length > 200)
       return Promise.reject(new BulwarkSyncError('BAD_REQUEST', `Bad record id ${JSON.stringify(id)}`));
     const copy = JSON.parse(JSON.stringify(fields ?? {})) as Record<string, unknown>;
@@ -302,7 +336,8 @@ export class SyncClient implements Component {
    * stay in the outbox. Concurrent calls share one round.
    */
   sync(): Promise<SyncReport> {
-    if (this.state === 'closed') return Promise.reject(new BulwarkSyncError('CLOSED', `Sync client "${this.name}" is closed`));
+    if (this.state === 'closed')
+      return Promise.reject(new BulwarkSyncError('CLOSED', `Sync client "${this.name}" is closed`));
     this.running ??= this.round().finally(() => {
       this.running = null;
     });
@@ -356,7 +391,12 @@ export class SyncClient implements Component {
       if (waits) {
         out.set(op.opId, 'later');
         this.counts.deferred++;
-        this.emit({ ...eventBase('syncClient', this.name, op.priority), event: 'deferred', entity: op.entity, id: op.id });
+        this.emit({
+          ...eventBase('syncClient', this.name, op.priority),
+          event: 'deferred',
+          entity: op.entity,
+          id: op.id,
+        });
         continue;
       }
       if (!list.some((p) => p.opId === op.opId)) {
@@ -369,7 +409,9 @@ export class SyncClient implements Component {
     for (const [priority] of RANKS.sort((a, b) => b[1] - a[1])) {
       const group = ready.filter((op) => op.priority === priority);
       if (group.length === 0) continue;
-      const res = await this.policy.execute(({ signal }) => this.o.transport.push(group, signal), { priority });
+      const res = await this.policy.execute(({ signal }) => this.o.transport.push(group, signal), {
+        priority,
+      });
       let acked = 0;
       let conflicts = 0;
       group.forEach((op, i) => {
@@ -400,9 +442,12 @@ export class SyncClient implements Component {
     let reset = false;
     for (let page = 0; page < 1_000_000; page++) {
       const cursor = Number(this.replica.meta('cursor') ?? 0);
-      const res = await this.policy.execute(({ signal }) => this.o.transport.pull(cursor, this.o.pageSize, signal), {
-        priority: 'normal',
-      });
+      const res = await this.policy.execute(
+        ({ signal }) => this.o.transport.pull(cursor, this.o.pageSize, signal),
+        {
+          priority: 'normal',
+        },
+      );
       if (res.reset) {
         this.replica.reset();
         reset = true;
@@ -424,7 +469,10 @@ export class SyncClient implements Component {
    */
   start(options: { intervalMs?: number; maxOfflineDelayMs?: number } = {}): void {
     const o = s
-      .object({ intervalMs: s.optional(s.duration({ positive: true }), 5_000), maxOfflineDelayMs: s.optional(s.duration({ positive: true }), 60_000) })
+      .object({
+        intervalMs: s.optional(s.duration({ positive: true }), 5_000),
+        maxOfflineDelayMs: s.optional(s.duration({ positive: true }), 60_000),
+      })
       .parse(options, 'syncClient.start');
     if (this.loop !== null) return;
     const loop: { timer: TimerHandle | null; stopped: boolean } = { timer: null, stopped: false };
@@ -436,7 +484,10 @@ export class SyncClient implements Component {
         (r) => {
           failures = r.error === undefined ? 0 : failures + 1;
           if (loop.stopped) return;
-          const delay = failures === 0 ? o.intervalMs : Math.min(o.maxOfflineDelayMs, 1_000 * 2 ** Math.min(failures - 1, 20));
+          const delay =
+            failures === 0
+              ? o.intervalMs
+              : Math.min(o.maxOfflineDelayMs, 1_000 * 2 ** Math.min(failures - 1, 20));
           loop.timer = this.clock.setTimeout(tick, delay);
         },
         () => {},
@@ -510,7 +561,9 @@ function maxStamp(r: SyncRecord): string {
  * ```
  */
 export async function openSyncClient(options: SyncClientOptions): Promise<SyncClient> {
-  const o = optionsSchema.parse(options, 'syncClient') as ReturnType<typeof optionsSchema.parse> & { transport: SyncTransport };
+  const o = optionsSchema.parse(options, 'syncClient') as ReturnType<typeof optionsSchema.parse> & {
+    transport: SyncTransport;
+  };
   const clock = (o.clock as Clock | undefined) ?? systemClock;
   const memory = o.path === ':memory:';
   if (!memory) {
@@ -532,7 +585,8 @@ export async function openSyncClient(options: SyncClientOptions): Promise<SyncCl
     throw error;
   }
   const pending = await outbox.unacknowledged();
-  const made = o.policy === undefined ? defaultPolicy(clock) : { policy: o.policy as SyncPolicy, timeout: undefined };
+  const made =
+    o.policy === undefined ? defaultPolicy(clock) : { policy: o.policy as SyncPolicy, timeout: undefined };
   const client = new SyncClient(o, replica, outbox, pending, made.policy, made.timeout, clock);
   return joinRegistry(o.registry as Registry | undefined, client);
 }

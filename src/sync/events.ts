@@ -48,7 +48,12 @@ export type SyncServerEvent =
       readonly clientId: string;
       readonly reason: 'rateLimited' | 'badRequest' | 'cursorExpired';
     })
-  | (EventBase & { readonly kind: 'syncServer'; readonly event: 'pulled'; readonly clientId: string; readonly changes: number })
+  | (EventBase & {
+      readonly kind: 'syncServer';
+      readonly event: 'pulled';
+      readonly clientId: string;
+      readonly changes: number;
+    })
   | (EventBase & { readonly kind: 'syncServer'; readonly event: 'swept'; readonly removed: number });
 
 /**
@@ -60,11 +65,31 @@ export type SyncServerEvent =
  * - `deferred`: an operation waited for an earlier one of the same entity (per-entity order).
  */
 export type SyncClientEvent =
-  | (EventBase & { readonly kind: 'syncClient'; readonly event: 'recorded'; readonly entity: string; readonly id: string })
-  | (EventBase & { readonly kind: 'syncClient'; readonly event: 'pushed'; readonly ops: number; readonly conflicts: number })
-  | (EventBase & { readonly kind: 'syncClient'; readonly event: 'pulled'; readonly changes: number; readonly reset: boolean })
+  | (EventBase & {
+      readonly kind: 'syncClient';
+      readonly event: 'recorded';
+      readonly entity: string;
+      readonly id: string;
+    })
+  | (EventBase & {
+      readonly kind: 'syncClient';
+      readonly event: 'pushed';
+      readonly ops: number;
+      readonly conflicts: number;
+    })
+  | (EventBase & {
+      readonly kind: 'syncClient';
+      readonly event: 'pulled';
+      readonly changes: number;
+      readonly reset: boolean;
+    })
   | (EventBase & { readonly kind: 'syncClient'; readonly event: 'offline'; readonly error: unknown })
-  | (EventBase & { readonly kind: 'syncClient'; readonly event: 'deferred'; readonly entity: string; readonly id: string });
+  | (EventBase & {
+      readonly kind: 'syncClient';
+      readonly event: 'deferred';
+      readonly entity: string;
+      readonly id: string;
+    });
 
 declare module '../core/events.js' {
   interface PolicyEventMap {

@@ -54,7 +54,10 @@ export function formatHlc(parts: HlcParts): string {
 export function parseHlc(text: string): HlcParts {
   const m = typeof text === 'string' ? STAMP.exec(text) : null;
   if (m === null || !NODE.test(m[3]!)) {
-    throw new BulwarkSyncError('INVALID_HLC', `Not a clock stamp: ${JSON.stringify(text)} (expected <12 hex>-<4 hex>-<node>)`);
+    throw new BulwarkSyncError(
+      'INVALID_HLC',
+      `Not a clock stamp: ${JSON.stringify(text)} (expected <12 hex>-<4 hex>-<node>)`,
+    );
   }
   return { ms: Number.parseInt(m[1]!, 16), counter: Number.parseInt(m[2]!, 16), node: m[3]! };
 }
@@ -119,7 +122,9 @@ const DESCRIPTOR: ComponentDescriptor = {
 /**
  * A hybrid logical clock. `now()` stamps a local event; `receive(stamp)` merges a remote stamp
  * (so the next local stamp orders after it). Both keep the logical time within `maxDriftMs` of
- * the wall clock and throw `ClockDriftError` rather than exceed it.
+ * the wall clock and throw `ClockDriftError` rather than exceed it. The wall clock is read as the
+ * highest value seen so far: when it is stepped back, stamps stay monotonic (they lead the
+ * stepped-back clock until it catches up) and the bound still holds against that highest value.
  */
 export class HybridClock implements Component {
   readonly kind = 'hybridClock';
@@ -132,6 +137,8 @@ export class HybridClock implements Component {
   private readonly events = new PolicyEmitter<HybridClockEvent>();
   private l = 0;
   private c = 0;
+  /** The highest wall-clock reading so far: the drift bound is measured against it. */
+  private wall = 0;
   private stamps = 0;
   private received = 0;
   private rejections = 0;
@@ -160,7 +167,7 @@ export class HybridClock implements Component {
    * lead the wall clock by more than `maxDriftMs` (more than 65 536 stamps per ms for that long).
    */
   now(): string {
-    const pt = this.clock.date();
+    const pt = this.read();
     if (pt > this.l) {
       this.l = pt;
       this.c = 0;
@@ -182,7 +189,7 @@ export class HybridClock implements Component {
    */
   receive(stamp: string): void {
     const r = parseHlc(stamp);
-    const pt = this.clock.date();
+    const pt = this.read();
     if (r.ms - pt > this.maxDriftMs) this.reject(r.ms - pt);
     const l0 = this.l;
     const l = Math.max(l0, r.ms, pt);
@@ -202,6 +209,16 @@ export class HybridClock implements Component {
     this.received++;
   }
 
+  /**
+   * The wall clock, never below its highest reading: a clock stepped back (NTP, a user changing
+   * the time) neither makes stamps go back nor makes correct remote stamps look like drift.
+   */
+  private read(): number {
+    const pt = this.clock.date();
+    if (pt > this.wall) this.wall = pt;
+    return this.wall;
+  }
+
   private check(leadMs: number, _pt: number): void {
     if (leadMs > this.maxDriftMs) this.reject(leadMs);
   }
@@ -219,7 +236,7 @@ export class HybridClock implements Component {
       kind: this.kind,
       name: this.name,
       state: 'ok',
-      gauges: { leadMs: Math.max(0, this.l - this.clock.date()) },
+      gauges: { leadMs: Math.max(0, this.l - Math.max(this.wall, this.clock.date())) },
       counters: { stamps: this.stamps, received: this.received, driftRejections: this.rejections },
       details: { node: this.node, maxDriftMs: this.maxDriftMs, last: this.last },
     };

@@ -25,7 +25,10 @@ export interface SyncHttpOptions {
 }
 
 const optionsSchema = s.object({
-  basePath: s.optional(s.string({ pattern: /^\/[A-Za-z0-9_./-]*$/, patternRule: 'a path starting with /' }), '/sync'),
+  basePath: s.optional(
+    s.string({ pattern: /^\/[A-Za-z0-9_./-]*$/, patternRule: 'a path starting with /' }),
+    '/sync',
+  ),
   clientId: s.optional(s.fn<(req: IncomingMessage) => string | undefined>()),
   maxBodyBytes: s.optional(s.int({ min: 1 }), 5 * 1024 * 1024),
 });
@@ -72,11 +75,19 @@ export async function answer(
   body: unknown,
 ): Promise<HttpAnswer> {
   if (clientId === undefined) {
-    return { status: 401, headers: {}, body: { error: { code: 'NO_CLIENT', message: 'Send the client id (x-sync-client header)' } } };
+    return {
+      status: 401,
+      headers: {},
+      body: { error: { code: 'NO_CLIENT', message: 'Send the client id (x-sync-client header)' } },
+    };
   }
   const want = route === 'push' ? 'POST' : 'GET';
   if (method !== want) {
-    return { status: 405, headers: { allow: want }, body: { error: { code: 'METHOD', message: `Use ${want}` } } };
+    return {
+      status: 405,
+      headers: { allow: want },
+      body: { error: { code: 'METHOD', message: `Use ${want}` } },
+    };
   }
   try {
     const out = route === 'push' ? await server.push(clientId, body) : await server.pull(clientId, query);
@@ -86,7 +97,10 @@ export async function answer(
   }
 }
 
-function readBody(req: IncomingMessage, max: number): Promise<{ ok: true; value: unknown } | { ok: false; status: number; message: string }> {
+function readBody(
+  req: IncomingMessage,
+  max: number,
+): Promise<{ ok: true; value: unknown } | { ok: false; status: number; message: string }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -98,7 +112,12 @@ function readBody(req: IncomingMessage, max: number): Promise<{ ok: true; value:
     });
     req.on('error', () => resolve({ ok: false, status: 400, message: 'The request body could not be read' }));
     req.on('end', () => {
-      if (over) return resolve({ ok: false, status: 413, message: `The body is over ${max} bytes; push smaller batches` });
+      if (over)
+        return resolve({
+          ok: false,
+          status: 413,
+          message: `The body is over ${max} bytes; push smaller batches`,
+        });
       try {
         resolve({ ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') });
       } catch {
@@ -137,13 +156,18 @@ export function syncHttpHandler(
   const clientIdOf = o.clientId ?? headerClient;
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = url.pathname === `${o.basePath}/push` ? 'push' : url.pathname === `${o.basePath}/pull` ? 'pull' : null;
+    const route =
+      url.pathname === `${o.basePath}/push` ? 'push' : url.pathname === `${o.basePath}/pull` ? 'pull' : null;
     if (route === null) return false;
     let body: unknown;
     if (route === 'push' && req.method === 'POST') {
       const read = await readBody(req, o.maxBodyBytes);
       if (!read.ok) {
-        send(res, { status: read.status, headers: {}, body: { error: { code: 'BAD_REQUEST', message: read.message } } });
+        send(res, {
+          status: read.status,
+          headers: {},
+          body: { error: { code: 'BAD_REQUEST', message: read.message } },
+        });
         return true;
       }
       body = read.value;
@@ -179,7 +203,10 @@ export interface FastifyLike {
  * await app.listen({ port: 0 });
  * ```
  */
-export function syncFastifyPlugin(server: SyncServer, options: SyncHttpOptions = {}): (app: FastifyLike) => Promise<void> {
+export function syncFastifyPlugin(
+  server: SyncServer,
+  options: SyncHttpOptions = {},
+): (app: FastifyLike) => Promise<void> {
   const o = optionsSchema.parse(options, 'syncFastifyPlugin');
   const clientIdOf = o.clientId ?? headerClient;
   return async (app) => {
@@ -189,7 +216,14 @@ export function syncFastifyPlugin(server: SyncServer, options: SyncHttpOptions =
         url: `${o.basePath}/${route}`,
         bodyLimit: o.maxBodyBytes,
         handler: async (req, reply) => {
-          const a = await answer(server, req.method, route, clientIdOf(req.raw), (req.query ?? {}) as Record<string, unknown>, req.body);
+          const a = await answer(
+            server,
+            req.method,
+            route,
+            clientIdOf(req.raw),
+            (req.query ?? {}) as Record<string, unknown>,
+            req.body,
+          );
           reply.code(a.status);
           for (const [k, v] of Object.entries(a.headers)) reply.header(k, v);
           return reply.send(a.body);

@@ -7,7 +7,14 @@
  * @module
  */
 
-export { type AuditEntry, type AuditSink, CONFLICT_ACTION, type ConflictLog, type MemoryAuditSink, memoryAuditSink } from './audit.js';
+export {
+  type AuditEntry,
+  type AuditSink,
+  CONFLICT_ACTION,
+  type ConflictLog,
+  type MemoryAuditSink,
+  memoryAuditSink,
+} from './audit.js';
 export {
   type EditOptions,
   openSyncClient,
@@ -21,9 +28,9 @@ export type { HybridClockEvent, SyncClientEvent, SyncServerEvent } from './event
 export {
   compareHlc,
   formatHlc,
+  type HlcParts,
   HybridClock,
   type HybridClockOptions,
-  type HlcParts,
   hybridClock,
   isHlc,
   parseHlc,
@@ -59,9 +66,15 @@ export {
   type FieldConflict,
   type FieldPolicy,
   lww,
-  serverWins,
   type SyncStrategy,
+  serverWins,
   type ThreeWayOptions,
   threeWay,
 } from './strategies.js';
-export { type HttpTransportOptions, httpTransport, type LocalTransport, localTransport, type SyncTransport } from './transport.js';
+export {
+  type HttpTransportOptions,
+  httpTransport,
+  type LocalTransport,
+  localTransport,
+  type SyncTransport,
+} from './transport.js';

@@ -17,7 +17,10 @@ export interface MergeResult {
 }
 
 /** Decides a conflicting field: the value to keep (`undefined` removes the field). */
-export type FieldDecider = (field: string, values: { base: unknown; ours: unknown; theirs: unknown }) => unknown;
+export type FieldDecider = (
+  field: string,
+  values: { base: unknown; ours: unknown; theirs: unknown },
+) => unknown;
 
 /**
  * Merges `ours` and `theirs`, both derived from `base`, field by field.

@@ -27,7 +27,9 @@ export interface Outbox {
    * error; the batch stays in the outbox). Operations `flush` answers `later` run again after
    * `laterMs`.
    */
-  drain(flush: (ops: SyncOperation[]) => Promise<Map<string, FlushOutcome>>): Promise<{ error: unknown; later: number }>;
+  drain(
+    flush: (ops: SyncOperation[]) => Promise<Map<string, FlushOutcome>>,
+  ): Promise<{ error: unknown; later: number }>;
   /** Operations waiting and operations given up (dead letters, kept). */
   counts(): Promise<{ waiting: number; dead: number }>;
   close(): Promise<void>;

@@ -39,7 +39,10 @@ const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const optionsSchema = s.object({
   connectionString: s.optional(s.string()),
   pool: s.optional(s.unknown()),
-  schema: s.optional(s.string({ pattern: IDENT, patternRule: 'a lower-case SQL identifier' }), 'bulwark_sync'),
+  schema: s.optional(
+    s.string({ pattern: IDENT, patternRule: 'a lower-case SQL identifier' }),
+    'bulwark_sync',
+  ),
   poolSize: s.optional(s.int({ min: 1, max: 1_000 }), 10),
   queryTimeoutMs: s.optional(s.duration({ positive: true }), 30_000),
 });
@@ -64,7 +67,14 @@ interface RecordRow {
 }
 
 function toRecord(r: RecordRow): SyncRecord {
-  return { entity: r.entity, id: r.id, fields: r.fields, stamps: r.stamps, deleted: r.deleted, version: Number(r.version) };
+  return {
+    entity: r.entity,
+    id: r.id,
+    fields: r.fields,
+    stamps: r.stamps,
+    deleted: r.deleted,
+    version: Number(r.version),
+  };
 }
 
 /**
@@ -77,7 +87,9 @@ function toRecord(r: RecordRow): SyncRecord {
  * await server.store.init();
  * ```
  */
-export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServerStore & { dropSchema(): Promise<void> } {
+export function postgresSyncStore(
+  options: PostgresSyncStoreOptions,
+): SyncServerStore & { dropSchema(): Promise<void> } {
   const o = optionsSchema.parse(options, 'postgresSyncStore');
   const q = `"${o.schema}"`;
   let pool: Pool | undefined = o.pool as Pool | undefined;
@@ -92,7 +104,11 @@ export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServer
       try {
         mod = await import('pg');
       } catch (error) {
-        throw new BulwarkSyncError('STORE_UNAVAILABLE', 'postgresSyncStore needs the `pg` package: npm install pg', { cause: error });
+        throw new BulwarkSyncError(
+          'STORE_UNAVAILABLE',
+          'postgresSyncStore needs the `pg` package: npm install pg',
+          { cause: error },
+        );
       }
       const Ctor = (mod as unknown as { default?: typeof import('pg') }).default?.Pool ?? mod.Pool;
       const p = new Ctor({
@@ -147,7 +163,9 @@ export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServer
         deleted text, deleted_at bigint, version bigint NOT NULL, cursor bigint NOT NULL,
         PRIMARY KEY (entity, id))`);
       await c.query(`CREATE INDEX IF NOT EXISTS records_cursor ON ${q}.records (cursor)`);
-      await c.query(`CREATE INDEX IF NOT EXISTS records_tombstones ON ${q}.records (deleted_at) WHERE deleted_at IS NOT NULL`);
+      await c.query(
+        `CREATE INDEX IF NOT EXISTS records_tombstones ON ${q}.records (deleted_at) WHERE deleted_at IS NOT NULL`,
+      );
       await c.query(`CREATE TABLE IF NOT EXISTS ${q}.ops (
         op_id text PRIMARY KEY, client_id text NOT NULL, version bigint NOT NULL, conflict jsonb, applied_at bigint NOT NULL)`);
       await c.query(`CREATE INDEX IF NOT EXISTS ops_applied ON ${q}.ops (applied_at)`);
@@ -169,7 +187,8 @@ export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServer
         `SELECT op_id, version, conflict FROM ${q}.ops WHERE op_id = ANY($1::text[])`,
         [ids],
       );
-      for (const row of r.rows) out.set(row.op_id, { opId: row.op_id, version: Number(row.version), conflict: row.conflict });
+      for (const row of r.rows)
+        out.set(row.op_id, { opId: row.op_id, version: Number(row.version), conflict: row.conflict });
       return out;
     },
     async load(keys) {
@@ -233,7 +252,10 @@ export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServer
           [after, limit],
         );
         const h = await c.query<{ v: string }>(`SELECT v FROM ${q}.meta WHERE k = 'horizon'`);
-        const changes: ChangedRecord[] = r.rows.map((row) => ({ ...toRecord(row), cursor: Number(row.cursor) }));
+        const changes: ChangedRecord[] = r.rows.map((row) => ({
+          ...toRecord(row),
+          cursor: Number(row.cursor),
+        }));
         return { changes, horizon: Number(h.rows[0]?.v ?? 0) };
       }).catch(unavailable);
     },
@@ -246,7 +268,8 @@ export function postgresSyncStore(options: PostgresSyncStoreOptions): SyncServer
           [tombstonesBefore],
         );
         const m = r.rows[0]?.m;
-        if (m !== null && m !== undefined) await c.query(`UPDATE ${q}.meta SET v = GREATEST(v, $1) WHERE k = 'horizon'`, [m]);
+        if (m !== null && m !== undefined)
+          await c.query(`UPDATE ${q}.meta SET v = GREATEST(v, $1) WHERE k = 'horizon'`, [m]);
         await c.query(`DELETE FROM ${q}.ops WHERE applied_at < $1`, [opsBefore]);
         return Number(r.rows[0]?.n ?? 0);
       });

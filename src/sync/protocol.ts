@@ -70,7 +70,11 @@ export interface PullResponse {
 }
 
 /** Parses with `schema`, turning `ConfigError` into `BAD_REQUEST`. @internal */
-export function parseRequest<T>(schema: { parse(v: unknown, path: string): T }, value: unknown, path: string): T {
+export function parseRequest<T>(
+  schema: { parse(v: unknown, path: string): T },
+  value: unknown,
+  path: string,
+): T {
   try {
     return schema.parse(value, path);
   } catch (error) {
@@ -82,10 +86,16 @@ export function parseRequest<T>(schema: { parse(v: unknown, path: string): T }, 
 }
 
 /** Parses a pull's `cursor`/`limit` (numbers or query strings). @internal */
-export function parsePullQuery(query: { cursor?: unknown; limit?: unknown }, maxLimit: number): { cursor: number; limit: number } {
+export function parsePullQuery(
+  query: { cursor?: unknown; limit?: unknown },
+  maxLimit: number,
+): { cursor: number; limit: number } {
   const num = (v: unknown): unknown => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v);
   const schema = s.object(
-    { cursor: s.optional(s.int({ min: 0 }), 0), limit: s.optional(s.int({ min: 1, max: maxLimit }), maxLimit) },
+    {
+      cursor: s.optional(s.int({ min: 0 }), 0),
+      limit: s.optional(s.int({ min: 1, max: maxLimit }), maxLimit),
+    },
     { strict: false },
   );
   const o = parseRequest(schema, { ...query, cursor: num(query.cursor), limit: num(query.limit) }, 'pull');

@@ -11,7 +11,12 @@ export type Fields = Readonly<Record<string, unknown>>;
 export type SyncPriority = 'critical' | 'high' | 'normal' | 'low';
 
 /** Queue priority of each class (higher replays first). @internal */
-export const PRIORITY_RANK: Readonly<Record<SyncPriority, number>> = { critical: 30, high: 20, normal: 10, low: 0 };
+export const PRIORITY_RANK: Readonly<Record<SyncPriority, number>> = {
+  critical: 30,
+  high: 20,
+  normal: 10,
+  low: 0,
+};
 
 /**
  * A record as the server stores it and clients replicate it: the visible fields, the clock stamp

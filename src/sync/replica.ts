@@ -49,9 +49,13 @@ export async function openReplica(path: string): Promise<Replica> {
   try {
     Database = (await import('better-sqlite3')).default;
   } catch (error) {
-    throw new BulwarkSyncError('STORE_UNAVAILABLE', 'The sync client needs better-sqlite3: npm install better-sqlite3', {
-      cause: error,
-    });
+    throw new BulwarkSyncError(
+      'STORE_UNAVAILABLE',
+      'The sync client needs better-sqlite3: npm install better-sqlite3',
+      {
+        cause: error,
+      },
+    );
   }
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
@@ -70,11 +74,14 @@ export async function openReplica(path: string): Promise<Replica> {
   );
   const remove = db.prepare('DELETE FROM records WHERE entity = ? AND id = ?');
   const getMeta = db.prepare<[string], { v: string }>('SELECT v FROM meta WHERE k = ?');
-  const putMeta = db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
+  const putMeta = db.prepare(
+    'INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+  );
   const apply = db.transaction((records: readonly SyncRecord[], cursor: number) => {
     for (const r of records) {
       if (isDeleted(r)) remove.run(r.entity, r.id);
-      else upsert.run(r.entity, r.id, JSON.stringify(r.fields), JSON.stringify(r.stamps), r.deleted, r.version);
+      else
+        upsert.run(r.entity, r.id, JSON.stringify(r.fields), JSON.stringify(r.stamps), r.deleted, r.version);
     }
     putMeta.run('cursor', String(cursor));
   });

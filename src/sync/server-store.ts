@@ -136,7 +136,11 @@ export function memorySyncStore(): SyncServerStore {
         const result = await fn(tx);
         for (const s of staged) {
           for (const w of s.records) {
-            rows.set(keyOf(w.record.entity, w.record.id), { record: w.record, cursor: ++cursor, deletedAt: w.deletedAt });
+            rows.set(keyOf(w.record.entity, w.record.id), {
+              record: w.record,
+              cursor: ++cursor,
+              deletedAt: w.deletedAt,
+            });
           }
           for (const o of s.ops) ops.set(o.opId, { ...o, at: s.now });
         }
@@ -159,7 +163,11 @@ export function memorySyncStore(): SyncServerStore {
       open();
       let removed = 0;
       for (const [k, r] of rows) {
-        if (r.deletedAt !== null && r.deletedAt < tombstonesBefore && Object.keys(r.record.fields).length === 0) {
+        if (
+          r.deletedAt !== null &&
+          r.deletedAt < tombstonesBefore &&
+          Object.keys(r.record.fields).length === 0
+        ) {
           rows.delete(k);
           horizon = Math.max(horizon, r.cursor);
           removed++;

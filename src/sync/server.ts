@@ -24,8 +24,14 @@ import {
   parsePullQuery,
   parseRequest,
 } from './protocol.js';
-import { type ConflictReport, emptyRecord, isDeleted, type SyncOperation, type SyncPriority } from './record.js';
-import { type OpWrite, type RecordWrite, type SyncServerStore, keyOf } from './server-store.js';
+import {
+  type ConflictReport,
+  emptyRecord,
+  isDeleted,
+  type SyncOperation,
+  type SyncPriority,
+} from './record.js';
+import { keyOf, type OpWrite, type RecordWrite, type SyncServerStore } from './server-store.js';
 import { applyOperation, type EntityResolver, lww, type SyncStrategy } from './strategies.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -69,10 +75,17 @@ const optionsSchema = s.object({
   resolvers: s.optional(s.record(s.fn<EntityResolver>())),
   audit: s.optional(
     s.custom('an audit sink with append(entry)', (v, p) =>
-      typeof (v as AuditSink | undefined)?.append === 'function' ? (v as AuditSink) : s.fail(p, 'an audit sink', v),
+      typeof (v as AuditSink | undefined)?.append === 'function'
+        ? (v as AuditSink)
+        : s.fail(p, 'an audit sink', v),
     ),
   ),
-  rateLimit: s.optional(s.object({ limiter: s.unknown(), bypass: s.optional(s.array(s.oneOf(['critical', 'high', 'normal', 'low'] as const))) })),
+  rateLimit: s.optional(
+    s.object({
+      limiter: s.unknown(),
+      bypass: s.optional(s.array(s.oneOf(['critical', 'high', 'normal', 'low'] as const))),
+    }),
+  ),
   maxBatch: s.optional(s.int({ min: 1, max: 100_000 }), 1_000),
   maxPage: s.optional(s.int({ min: 1, max: 100_000 }), 1_000),
   tombstoneRetentionMs: s.optional(s.duration({ positive: true }), 30 * DAY),
@@ -122,7 +135,16 @@ export class SyncServer implements Component {
   private readonly opSchema;
   private inFlight = 0;
   private closed = false;
-  private readonly counts = { pushes: 0, applied: 0, duplicates: 0, conflicts: 0, retries: 0, pulls: 0, rejections: 0, swept: 0 };
+  private readonly counts = {
+    pushes: 0,
+    applied: 0,
+    duplicates: 0,
+    conflicts: 0,
+    retries: 0,
+    pulls: 0,
+    rejections: 0,
+    swept: 0,
+  };
 
   constructor(options: SyncServerOptions) {
     const o = optionsSchema.parse(options, 'syncServer');
@@ -138,7 +160,12 @@ export class SyncServer implements Component {
     this.opRetentionMs = o.opRetentionMs;
     this.clock = (o.clock as Clock | undefined) ?? systemClock;
     this.name = o.name;
-    this.hlc = new HybridClock({ node: 'server', maxDriftMs: o.maxDriftMs, clock: this.clock, name: this.name });
+    this.hlc = new HybridClock({
+      node: 'server',
+      maxDriftMs: o.maxDriftMs,
+      clock: this.clock,
+      name: this.name,
+    });
     this.opSchema = s.object({ ops: s.array(operationSchema, { max: this.maxBatch }) });
   }
 
@@ -166,7 +193,8 @@ export class SyncServer implements Component {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof BulwarkSyncError && error.code === 'BAD_REQUEST') this.refuse(clientId, 'badRequest');
+      if (error instanceof BulwarkSyncError && error.code === 'BAD_REQUEST')
+        this.refuse(clientId, 'badRequest');
       throw error;
     }
   }
@@ -207,7 +235,14 @@ export class SyncServer implements Component {
             strategy: c.strategy,
           });
         }
-        this.emit({ ...eventBase('syncServer', this.name), event: 'pushed', clientId, applied, duplicates, conflicts: conflicts.length });
+        this.emit({
+          ...eventBase('syncServer', this.name),
+          event: 'pushed',
+          clientId,
+          applied,
+          duplicates,
+          conflicts: conflicts.length,
+        });
       }
       return { results };
     } finally {
@@ -232,7 +267,12 @@ export class SyncServer implements Component {
     for (const op of ops) {
       const before = seen.get(op.opId) ?? done.get(op.opId);
       if (before !== undefined) {
-        results.push({ opId: op.opId, status: 'duplicate', version: before.version, conflict: before.conflict });
+        results.push({
+          opId: op.opId,
+          status: 'duplicate',
+          version: before.version,
+          conflict: before.conflict,
+        });
         continue;
       }
       try {
@@ -255,7 +295,12 @@ export class SyncServer implements Component {
         conflict: out.conflict?.fields ?? null,
       };
       done.set(op.opId, result);
-      written.push({ opId: op.opId, clientId: op.clientId, version: result.version, conflict: result.conflict });
+      written.push({
+        opId: op.opId,
+        clientId: op.clientId,
+        version: result.version,
+        conflict: result.conflict,
+      });
       results.push(result);
     }
     // Every conflict reaches the audit sink before the commit: if the sink fails, nothing is applied.
@@ -281,7 +326,12 @@ export class SyncServer implements Component {
       }
       const changes = page.changes.slice(0, limit);
       const next = changes.length > 0 ? changes[changes.length - 1]!.cursor : cursor;
-      this.emit({ ...eventBase('syncServer', this.name), event: 'pulled', clientId, changes: changes.length });
+      this.emit({
+        ...eventBase('syncServer', this.name),
+        event: 'pulled',
+        clientId,
+        changes: changes.length,
+      });
       return { changes, cursor: next, hasMore: page.changes.length > limit, reset: false };
     } finally {
       this.inFlight--;
@@ -311,7 +361,11 @@ export class SyncServer implements Component {
       state: this.closed ? 'closed' : 'serving',
       gauges: { inFlight: this.inFlight },
       counters: { ...this.counts },
-      details: { strategy: this.strategy.name, store: this.store.description, resolvers: Object.keys(this.resolvers) },
+      details: {
+        strategy: this.strategy.name,
+        store: this.store.description,
+        resolvers: Object.keys(this.resolvers),
+      },
     };
   }
 

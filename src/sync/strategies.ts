@@ -267,7 +267,8 @@ export function applyOperation(
           });
     if (chosen !== undefined) name = `custom:${op.entity}`;
     for (const c of conflicting) {
-      const v = chosen !== undefined && Object.hasOwn(chosen, c.field) ? chosen[c.field] : strategy.resolve(c);
+      const v =
+        chosen !== undefined && Object.hasOwn(chosen, c.field) ? chosen[c.field] : strategy.resolve(c);
       if (sameValue(v, c.theirs)) continue; // the server's value stays, with its stamp
       set(c.field, v, maxStamp(c.theirsStamp, op.hlc));
     }

@@ -36,7 +36,9 @@ async function call<T>(f: typeof fetch, url: string, init: RequestInit): Promise
     res = await f(url, init);
   } catch (error) {
     if ((init.signal as AbortSignal | undefined)?.aborted === true) throw error;
-    throw new BulwarkSyncError('TRANSPORT', `Sync server unreachable (${url}): ${(error as Error).message}`, { cause: error });
+    throw new BulwarkSyncError('TRANSPORT', `Sync server unreachable (${url}): ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const text = await res.text().catch(() => '');
   let body: unknown;
@@ -46,9 +48,13 @@ async function call<T>(f: typeof fetch, url: string, init: RequestInit): Promise
     body = undefined;
   }
   if (res.ok) return body as T;
-  const err = (body as { error?: { code?: string; message?: string; retryAfterMs?: number } } | undefined)?.error;
+  const err = (body as { error?: { code?: string; message?: string; retryAfterMs?: number } } | undefined)
+    ?.error;
   if (res.status === 429) {
-    throw new SyncRateLimitedError('self', err?.retryAfterMs ?? Number(res.headers.get('retry-after') ?? 1) * 1000);
+    throw new SyncRateLimitedError(
+      'self',
+      err?.retryAfterMs ?? Number(res.headers.get('retry-after') ?? 1) * 1000,
+    );
   }
   const message = `Sync server answered ${res.status}: ${err?.message ?? text.slice(0, 200)}`;
   if (res.status >= 400 && res.status < 500 && res.status !== 408) {
@@ -69,10 +75,25 @@ async function call<T>(f: typeof fetch, url: string, init: RequestInit): Promise
 export function httpTransport(options: HttpTransportOptions): SyncTransport {
   const f = options.fetch ?? globalThis.fetch;
   const base = options.url.replace(/\/+$/, '');
-  const headers = { 'content-type': 'application/json', 'x-sync-client': options.clientId, ...options.headers };
+  const headers = {
+    'content-type': 'application/json',
+    'x-sync-client': options.clientId,
+    ...options.headers,
+  };
   return {
-    push: (ops, signal) => call<PushResponse>(f, `${base}/push`, { method: 'POST', headers, body: JSON.stringify({ ops }), signal }),
-    pull: (cursor, limit, signal) => call<PullResponse>(f, `${base}/pull?cursor=${cursor}&limit=${limit}`, { method: 'GET', headers, signal }),
+    push: (ops, signal) =>
+      call<PushResponse>(f, `${base}/push`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ ops }),
+        signal,
+      }),
+    pull: (cursor, limit, signal) =>
+      call<PullResponse>(f, `${base}/pull?cursor=${cursor}&limit=${limit}`, {
+        method: 'GET',
+        headers,
+        signal,
+      }),
   };
 }
 
