@@ -37,6 +37,8 @@ export type SyncServerEvent =
       readonly kind: 'syncServer';
       readonly event: 'conflict';
       readonly clientId: string;
+      /** The operation that met the conflict (the audit entry's `subject`). */
+      readonly opId: string;
       readonly entity: string;
       readonly id: string;
       readonly fields: readonly string[];

@@ -53,9 +53,10 @@ export { SyncServer, type SyncServerOptions, syncServer } from './server.js';
 export {
   type ChangedRecord,
   memorySyncStore,
-  type OpOutcome,
   type PullPage,
   type PushTx,
+  type RecordWrite,
+  type StoredRecord,
   type SyncServerStore,
 } from './server-store.js';
 export {

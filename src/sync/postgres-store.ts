@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL store of a sync server. One schema holds `records` (current state of every
- * record, with its change cursor), `ops` (the outcome of each applied operation: idempotency)
- * and `meta` (the purge horizon). A push is one transaction holding a per-schema advisory lock,
+ * record, with its change cursor and per-client idempotency marks; primary key `key` =
+ * `<entity>/<id>`) and `meta` (the purge horizon). A push is one transaction holding a per-schema advisory lock,
  * so cursors are assigned in commit order and a pull (`cursor > $1 ORDER BY cursor`) never skips
  * a change. Batches use set-based statements (`unnest`), a handful per push whatever its size.
  * `pg` is an optional peer dependency, loaded on first use (or pass your own `pg.Pool`).
@@ -15,9 +15,9 @@ import type { SyncRecord } from './record.js';
 import {
   type ChangedRecord,
   keyOf,
-  type OpOutcome,
   type PullPage,
   type PushTx,
+  type StoredRecord,
   type SyncServerStore,
 } from './server-store.js';
 
@@ -57,6 +57,7 @@ function unavailable(error: unknown): never {
 }
 
 interface RecordRow {
+  marks?: Record<string, number>;
   entity: string;
   id: string;
   fields: Record<string, unknown>;
@@ -144,8 +145,8 @@ export function postgresSyncStore(
   const inTx = <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> =>
     withClient(async (c) => {
       try {
-        await c.query('BEGIN');
-        await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`bulwark.sync.${o.schema}`]);
+        // BEGIN and the lock in one round trip (simple protocol; the schema name is a checked identifier).
+        await c.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('bulwark.sync.${o.schema}', 0))`);
         const out = await fn(c);
         await c.query('COMMIT');
         return out;
@@ -159,16 +160,12 @@ export function postgresSyncStore(
     ready ??= inTx(async (c) => {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${q}.records (
-        entity text NOT NULL, id text NOT NULL, fields jsonb NOT NULL, stamps jsonb NOT NULL,
-        deleted text, deleted_at bigint, version bigint NOT NULL, cursor bigint NOT NULL,
-        PRIMARY KEY (entity, id))`);
+        key text PRIMARY KEY, entity text NOT NULL, id text NOT NULL, fields jsonb NOT NULL, stamps jsonb NOT NULL,
+        deleted text, deleted_at bigint, version bigint NOT NULL, cursor bigint NOT NULL, marks jsonb NOT NULL)`);
       await c.query(`CREATE INDEX IF NOT EXISTS records_cursor ON ${q}.records (cursor)`);
       await c.query(
         `CREATE INDEX IF NOT EXISTS records_tombstones ON ${q}.records (deleted_at) WHERE deleted_at IS NOT NULL`,
       );
-      await c.query(`CREATE TABLE IF NOT EXISTS ${q}.ops (
-        op_id text PRIMARY KEY, client_id text NOT NULL, version bigint NOT NULL, conflict jsonb, applied_at bigint NOT NULL)`);
-      await c.query(`CREATE INDEX IF NOT EXISTS ops_applied ON ${q}.ops (applied_at)`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${q}.meta (k text PRIMARY KEY, v bigint NOT NULL)`);
       await c.query(`CREATE SEQUENCE IF NOT EXISTS ${q}.cursor_seq`);
       await c.query(`INSERT INTO ${q}.meta (k, v) VALUES ('horizon', 0) ON CONFLICT DO NOTHING`);
@@ -180,60 +177,37 @@ export function postgresSyncStore(
   };
 
   const txOf = (c: PoolClient): PushTx => ({
-    async seen(ids) {
-      const out = new Map<string, OpOutcome>();
-      if (ids.length === 0) return out;
-      const r = await c.query<{ op_id: string; version: string; conflict: string[] | null }>(
-        `SELECT op_id, version, conflict FROM ${q}.ops WHERE op_id = ANY($1::text[])`,
-        [ids],
-      );
-      for (const row of r.rows)
-        out.set(row.op_id, { opId: row.op_id, version: Number(row.version), conflict: row.conflict });
-      return out;
-    },
-    async load(keys) {
-      const out = new Map<string, SyncRecord>();
-      if (keys.length === 0) return out;
+    async read(keys) {
+      // An index scan on the one-column primary key (`key` = `<entity>/<id>`; entity names have
+      // no `/`), whatever the table's statistics.
       const r = await c.query<RecordRow>(
-        `SELECT r.entity, r.id, r.fields, r.stamps, r.deleted, r.version, r.cursor FROM ${q}.records r
-         JOIN unnest($1::text[], $2::text[]) AS k(entity, id) ON r.entity = k.entity AND r.id = k.id`,
-        [keys.map((k) => k.entity), keys.map((k) => k.id)],
+        `SELECT entity, id, fields, stamps, deleted, version, cursor, marks FROM ${q}.records WHERE key = ANY($1::text[])`,
+        [keys.map((k) => `${k.entity}/${k.id}`)],
       );
-      for (const row of r.rows) out.set(keyOf(row.entity, row.id), toRecord(row));
+      const out = new Map<string, StoredRecord>();
+      for (const row of r.rows)
+        out.set(keyOf(row.entity, row.id), { record: toRecord(row), marks: row.marks ?? {} });
       return out;
     },
-    async write(records, ops, now) {
-      if (records.length > 0) {
-        await c.query(
-          `INSERT INTO ${q}.records (entity, id, fields, stamps, deleted, deleted_at, version, cursor)
-           SELECT e, i, f::jsonb, st::jsonb, d, da, v, nextval('${o.schema}.cursor_seq')
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS t(e, i, f, st, d, da, v)
-           ON CONFLICT (entity, id) DO UPDATE SET fields = EXCLUDED.fields, stamps = EXCLUDED.stamps,
-             deleted = EXCLUDED.deleted, deleted_at = EXCLUDED.deleted_at, version = EXCLUDED.version, cursor = EXCLUDED.cursor`,
-          [
-            records.map((w) => w.record.entity),
-            records.map((w) => w.record.id),
-            records.map((w) => JSON.stringify(w.record.fields)),
-            records.map((w) => JSON.stringify(w.record.stamps)),
-            records.map((w) => w.record.deleted),
-            records.map((w) => w.deletedAt),
-            records.map((w) => w.record.version),
-          ],
-        );
-      }
-      if (ops.length > 0) {
-        await c.query(
-          `INSERT INTO ${q}.ops (op_id, client_id, version, conflict, applied_at)
-           SELECT o, cl, v, cf::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS t(o, cl, v, cf)`,
-          [
-            ops.map((x) => x.opId),
-            ops.map((x) => x.clientId),
-            ops.map((x) => x.version),
-            ops.map((x) => (x.conflict === null ? null : JSON.stringify(x.conflict))),
-            now,
-          ],
-        );
-      }
+    async write(records) {
+      await c.query(
+        `INSERT INTO ${q}.records (key, entity, id, fields, stamps, deleted, deleted_at, version, marks, cursor)
+         SELECT e || '/' || i, e, i, f::jsonb, st::jsonb, d, da, v, m::jsonb, nextval('${o.schema}.cursor_seq')
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
+           AS t(e, i, f, st, d, da, v, m)
+         ON CONFLICT (key) DO UPDATE SET fields = EXCLUDED.fields, stamps = EXCLUDED.stamps, deleted = EXCLUDED.deleted,
+           deleted_at = EXCLUDED.deleted_at, version = EXCLUDED.version, marks = EXCLUDED.marks, cursor = EXCLUDED.cursor`,
+        [
+          records.map((w) => w.record.entity),
+          records.map((w) => w.record.id),
+          records.map((w) => JSON.stringify(w.record.fields)),
+          records.map((w) => JSON.stringify(w.record.stamps)),
+          records.map((w) => w.record.deleted),
+          records.map((w) => w.deletedAt),
+          records.map((w) => w.record.version),
+          records.map((w) => JSON.stringify(w.marks)),
+        ],
+      );
     },
   });
 
@@ -259,7 +233,7 @@ export function postgresSyncStore(
         return { changes, horizon: Number(h.rows[0]?.v ?? 0) };
       }).catch(unavailable);
     },
-    async sweep(tombstonesBefore, opsBefore) {
+    async sweep(tombstonesBefore) {
       await init();
       return inTx(async (c) => {
         const r = await c.query<{ n: string; m: string | null }>(
@@ -270,7 +244,6 @@ export function postgresSyncStore(
         const m = r.rows[0]?.m;
         if (m !== null && m !== undefined)
           await c.query(`UPDATE ${q}.meta SET v = GREATEST(v, $1) WHERE k = 'horizon'`, [m]);
-        await c.query(`DELETE FROM ${q}.ops WHERE applied_at < $1`, [opsBefore]);
         return Number(r.rows[0]?.n ?? 0);
       });
     },

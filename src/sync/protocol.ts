@@ -28,15 +28,16 @@ export const operationSchema = s.object({
   baseVersion: s.optional(s.int({ min: 0 }), 0),
   hlc,
   priority: s.optional(s.oneOf(['critical', 'high', 'normal', 'low'] as const), 'normal'),
-  seq: s.optional(s.int({ min: 0 }), 0),
+  seq: s.int({ min: 1 }),
 });
 
 /** The outcome of one pushed operation. */
 export interface OpResult {
   readonly opId: string;
   /**
-   * `applied` (now), `duplicate` (applied before: the same outcome again) or `retry` (not applied,
-   * try again later: its clock stamp is too far ahead of the server's clock).
+   * `applied` (now), `duplicate` (applied before; `conflict` is null, the first answer had it) or
+   * `retry` (not applied, try again later: its clock stamp is too far ahead of the server's clock,
+   * or an earlier operation of the same record in the batch was answered `retry`).
    */
   readonly status: 'applied' | 'duplicate' | 'retry';
   /** The record's version after the operation (0 for `retry`). */

@@ -43,7 +43,7 @@ export interface SyncRecord {
  * edits from them (three-way merge, If-Match).
  */
 export interface SyncOperation {
-  /** Unique id (the idempotency key): the server applies each id once. */
+  /** Unique id: the outbox's idempotency key, and the operation's name in the audit log. */
   readonly opId: string;
   readonly clientId: string;
   readonly entity: string;
@@ -55,7 +55,11 @@ export interface SyncOperation {
   /** Hybrid-logical-clock stamp of the change. */
   readonly hlc: string;
   readonly priority: SyncPriority;
-  /** The client's own order of its operations (replayed in this order per entity). */
+  /**
+   * The client's own order of its operations (>= 1, increasing): replayed in this order per
+   * record, and the server's idempotency mark (it applies an operation only when its `seq` is above
+   * the highest it applied from that client to that record).
+   */
   readonly seq: number;
 }
 

@@ -1,7 +1,9 @@
 /**
  * The storage contract of a sync server, and an in-memory implementation (tests, examples).
  * `postgresSyncStore` (postgres-store.ts) is the production one. A store keeps records with a
- * change cursor, the outcome of every applied operation (idempotency), and a purge horizon.
+ * change cursor and, per record, the highest operation `seq` applied from each client (the
+ * idempotency marks: clients replay a record's operations in `seq` order, so an operation at or
+ * below its client's mark was applied before), and a purge horizon.
  *
  * Rules every store keeps:
  * - `push(fn)` runs `fn` in one transaction, serialised with every other push: either all its
@@ -10,47 +12,36 @@
  * - `pull(after)` returns records whose cursor is greater than `after`, in cursor order.
  * - `sweep` removes tombstones (records deleted with no field left) deleted before the given
  *   time and raises the horizon to their highest cursor; a pull from below the horizon must
- *   restart from 0 (`CURSOR_EXPIRED`). It also forgets operation outcomes older than `opsBefore`.
+ *   restart from 0 (`CURSOR_EXPIRED`).
  * @module
  */
 
 import { BulwarkSyncError } from './errors.js';
 import type { SyncRecord } from './record.js';
 
-/** The stored outcome of an applied operation (returned again for a duplicate). */
-export interface OpOutcome {
-  readonly opId: string;
-  /** The record's version after the operation. */
-  readonly version: number;
-  /** Fields that were in conflict, or null. */
-  readonly conflict: readonly string[] | null;
-}
-
 /** A record with its change cursor. */
 export interface ChangedRecord extends SyncRecord {
   readonly cursor: number;
 }
 
-/** A record to write, with the server time of its tombstone (for retention). */
-export interface RecordWrite {
+/** A record as stored: the record and, per client, the highest operation `seq` applied to it. */
+export interface StoredRecord {
   readonly record: SyncRecord;
+  readonly marks: Readonly<Record<string, number>>;
+}
+
+/** A record to write, with the server time of its tombstone (for retention). */
+export interface RecordWrite extends StoredRecord {
   /** Server time (ms epoch) when the tombstone was set, or null for a live record. */
   readonly deletedAt: number | null;
 }
 
-/** An applied operation to remember. */
-export interface OpWrite extends OpOutcome {
-  readonly clientId: string;
-}
-
 /** The operations of one push transaction. */
 export interface PushTx {
-  /** Outcomes of the operations among `opIds` that were applied before. */
-  seen(opIds: readonly string[]): Promise<Map<string, OpOutcome>>;
-  /** The current records for `keys` (`entity\u0000id`); absent ones are missing from the map. */
-  load(keys: readonly { entity: string; id: string }[]): Promise<Map<string, SyncRecord>>;
-  /** Writes records (each gets a new cursor) and operation outcomes, at server time `nowMs`. */
-  write(records: readonly RecordWrite[], ops: readonly OpWrite[], nowMs: number): Promise<void>;
+  /** The stored records for `keys` (by `keyOf(entity, id)`; absent ones are missing from the map). */
+  read(keys: readonly { entity: string; id: string }[]): Promise<Map<string, StoredRecord>>;
+  /** Writes records (each gets a new cursor) at server time `nowMs`. */
+  write(records: readonly RecordWrite[], nowMs: number): Promise<void>;
 }
 
 /** A page of changes. */
@@ -68,8 +59,8 @@ export interface SyncServerStore {
   push<T>(fn: (tx: PushTx) => Promise<T>): Promise<T>;
   /** Up to `limit` records changed after cursor `after`, in cursor order. */
   pull(after: number, limit: number): Promise<PullPage>;
-  /** Removes tombstones deleted before `tombstonesBefore` and op outcomes older than `opsBefore`; returns how many tombstones. */
-  sweep(tombstonesBefore: number, opsBefore: number): Promise<number>;
+  /** Removes tombstones deleted before `tombstonesBefore`; returns how many. */
+  sweep(tombstonesBefore: number): Promise<number>;
   close(): Promise<void>;
   /** Where the data lives (no credentials). */
   readonly description: string;
@@ -80,10 +71,8 @@ export function keyOf(entity: string, id: string): string {
   return `${entity}\u0000${id}`;
 }
 
-interface MemRow {
-  record: SyncRecord;
-  cursor: number;
-  deletedAt: number | null;
+interface MemRow extends RecordWrite {
+  readonly cursor: number;
 }
 
 /**
@@ -97,7 +86,6 @@ interface MemRow {
  */
 export function memorySyncStore(): SyncServerStore {
   const rows = new Map<string, MemRow>();
-  const ops = new Map<string, OpWrite & { at: number }>();
   let cursor = 0;
   let horizon = 0;
   let chain: Promise<unknown> = Promise.resolve();
@@ -111,39 +99,22 @@ export function memorySyncStore(): SyncServerStore {
     push<T>(fn: (tx: PushTx) => Promise<T>): Promise<T> {
       open();
       const run = async (): Promise<T> => {
-        const staged: { records: readonly RecordWrite[]; ops: readonly OpWrite[]; now: number }[] = [];
+        const staged: RecordWrite[] = [];
         const tx: PushTx = {
-          seen: async (ids) => {
-            const out = new Map<string, OpOutcome>();
-            for (const id of ids) {
-              const o = ops.get(id);
-              if (o !== undefined) out.set(id, { opId: o.opId, version: o.version, conflict: o.conflict });
-            }
-            return out;
-          },
-          load: async (keys) => {
-            const out = new Map<string, SyncRecord>();
+          read: async (keys) => {
+            const out = new Map<string, StoredRecord>();
             for (const k of keys) {
               const r = rows.get(keyOf(k.entity, k.id));
-              if (r !== undefined) out.set(keyOf(k.entity, k.id), r.record);
+              if (r !== undefined) out.set(keyOf(k.entity, k.id), { record: r.record, marks: r.marks });
             }
             return out;
           },
-          write: async (records, written, now) => {
-            staged.push({ records, ops: written, now });
+          write: async (records) => {
+            staged.push(...records);
           },
         };
         const result = await fn(tx);
-        for (const s of staged) {
-          for (const w of s.records) {
-            rows.set(keyOf(w.record.entity, w.record.id), {
-              record: w.record,
-              cursor: ++cursor,
-              deletedAt: w.deletedAt,
-            });
-          }
-          for (const o of s.ops) ops.set(o.opId, { ...o, at: s.now });
-        }
+        for (const w of staged) rows.set(keyOf(w.record.entity, w.record.id), { ...w, cursor: ++cursor });
         return result;
       };
       const p = chain.then(run, run);
@@ -159,7 +130,7 @@ export function memorySyncStore(): SyncServerStore {
         .map((r) => ({ ...r.record, cursor: r.cursor }));
       return { changes, horizon };
     },
-    sweep: async (tombstonesBefore, opsBefore) => {
+    sweep: async (tombstonesBefore) => {
       open();
       let removed = 0;
       for (const [k, r] of rows) {
@@ -173,7 +144,6 @@ export function memorySyncStore(): SyncServerStore {
           removed++;
         }
       }
-      for (const [id, o] of ops) if (o.at < opsBefore) ops.delete(id);
       return removed;
     },
     close: async () => {

@@ -31,7 +31,7 @@ import {
   type SyncOperation,
   type SyncPriority,
 } from './record.js';
-import { keyOf, type OpWrite, type RecordWrite, type SyncServerStore } from './server-store.js';
+import { keyOf, type RecordWrite, type StoredRecord, type SyncServerStore } from './server-store.js';
 import { applyOperation, type EntityResolver, lww, type SyncStrategy } from './strategies.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -54,8 +54,6 @@ export interface SyncServerOptions {
   maxPage?: number;
   /** Tombstones are kept this long after a delete (clients offline longer must resync). Default 30 days. */
   tombstoneRetentionMs?: number;
-  /** Outcomes of applied operations are kept this long (duplicates within it are recognised). Default 30 days. */
-  opRetentionMs?: number;
   /** Largest lead of an operation's stamp over the server clock; beyond it the op is answered `retry`. Default 60 000. */
   maxDriftMs?: number;
   /** Clock (its `date()` stamps retention). Default the system clock. */
@@ -89,7 +87,6 @@ const optionsSchema = s.object({
   maxBatch: s.optional(s.int({ min: 1, max: 100_000 }), 1_000),
   maxPage: s.optional(s.int({ min: 1, max: 100_000 }), 1_000),
   tombstoneRetentionMs: s.optional(s.duration({ positive: true }), 30 * DAY),
-  opRetentionMs: s.optional(s.duration({ positive: true }), 30 * DAY),
   maxDriftMs: s.optional(s.duration({ positive: true }), 60_000),
   clock: s.optional(s.unknown()),
   name: s.optional(s.string(), 'sync'),
@@ -128,7 +125,6 @@ export class SyncServer implements Component {
   /** Largest page of a pull. */
   readonly maxPage: number;
   private readonly tombstoneRetentionMs: number;
-  private readonly opRetentionMs: number;
   private readonly clock: Clock;
   private readonly hlc: HybridClock;
   private readonly events = new PolicyEmitter<SyncServerEvent>();
@@ -157,7 +153,6 @@ export class SyncServer implements Component {
     this.maxBatch = o.maxBatch;
     this.maxPage = o.maxPage;
     this.tombstoneRetentionMs = o.tombstoneRetentionMs;
-    this.opRetentionMs = o.opRetentionMs;
     this.clock = (o.clock as Clock | undefined) ?? systemClock;
     this.name = o.name;
     this.hlc = new HybridClock({
@@ -201,8 +196,9 @@ export class SyncServer implements Component {
 
   /**
    * Applies a batch of operations from `clientId` (the body `{ ops }`), in order, in one
-   * transaction: each operation once (a repeated `opId` gets its stored outcome, status
-   * `duplicate`), conflicts resolved and appended to the audit sink before the commit.
+   * transaction: each operation once (an operation whose `seq` is at or below the highest this
+   * client applied to that record was applied before: status `duplicate`, nothing changes),
+   * conflicts resolved and appended to the audit sink before the commit.
    * Throws `BAD_REQUEST`, `SyncRateLimitedError`, or the store's error (nothing applied).
    */
   async push(clientId: string, body: unknown): Promise<PushResponse> {
@@ -229,6 +225,7 @@ export class SyncServer implements Component {
             ...eventBase('syncServer', this.name),
             event: 'conflict',
             clientId,
+            opId: c.opId,
             entity: c.entity,
             id: c.id,
             fields: c.fields,
@@ -255,57 +252,50 @@ export class SyncServer implements Component {
     ops: readonly SyncOperation[],
   ): Promise<{ results: OpResult[]; conflicts: ConflictReport[] }> {
     const now = this.clock.date();
-    const seen = await tx.seen([...new Set(ops.map((o) => o.opId))]);
-    const fresh = new Map<string, { entity: string; id: string }>();
-    for (const op of ops) if (!seen.has(op.opId)) fresh.set(keyOf(op.entity, op.id), op);
-    const current = fresh.size === 0 ? new Map() : await tx.load([...fresh.values()]);
+    const keys = new Map<string, { entity: string; id: string }>();
+    for (const op of ops) keys.set(keyOf(op.entity, op.id), op);
+    const current = await tx.read([...keys.values()]);
     const dirty = new Map<string, RecordWrite>();
-    const written: OpWrite[] = [];
     const results: OpResult[] = [];
     const conflicts: ConflictReport[] = [];
-    const done = new Map<string, OpResult>();
+    /** Records whose next operations from this client wait (an earlier one was answered `retry`). */
+    const blocked = new Set<string>();
     for (const op of ops) {
-      const before = seen.get(op.opId) ?? done.get(op.opId);
-      if (before !== undefined) {
-        results.push({
-          opId: op.opId,
-          status: 'duplicate',
-          version: before.version,
-          conflict: before.conflict,
-        });
+      const k = keyOf(op.entity, op.id);
+      const stored: StoredRecord = current.get(k) ?? { record: emptyRecord(op.entity, op.id), marks: {} };
+      const mark = stored.marks[op.clientId] ?? 0;
+      if (op.seq <= mark) {
+        // Applied before (a replay after a crash or a lost answer): the same outcome, nothing applied.
+        results.push({ opId: op.opId, status: 'duplicate', version: stored.record.version, conflict: null });
+        continue;
+      }
+      if (blocked.has(k)) {
+        results.push({ opId: op.opId, status: 'retry', version: 0, conflict: null, code: 'ORDER' });
         continue;
       }
       try {
         this.hlc.receive(op.hlc);
       } catch (error) {
         if (!(error instanceof ClockDriftError)) throw error;
+        blocked.add(k);
         results.push({ opId: op.opId, status: 'retry', version: 0, conflict: null, code: error.code });
         continue;
       }
-      const k = keyOf(op.entity, op.id);
-      const record = current.get(k) ?? emptyRecord(op.entity, op.id);
-      const out = applyOperation(record, op, this.strategy, this.resolvers[op.entity]);
-      current.set(k, out.record);
-      if (out.changed) dirty.set(k, { record: out.record, deletedAt: isDeleted(out.record) ? now : null });
+      const out = applyOperation(stored.record, op, this.strategy, this.resolvers[op.entity]);
+      const next: StoredRecord = { record: out.record, marks: { ...stored.marks, [op.clientId]: op.seq } };
+      current.set(k, next);
+      dirty.set(k, { ...next, deletedAt: isDeleted(out.record) ? now : null });
       if (out.conflict !== null) conflicts.push(out.conflict);
-      const result: OpResult = {
+      results.push({
         opId: op.opId,
         status: 'applied',
         version: out.record.version,
         conflict: out.conflict?.fields ?? null,
-      };
-      done.set(op.opId, result);
-      written.push({
-        opId: op.opId,
-        clientId: op.clientId,
-        version: result.version,
-        conflict: result.conflict,
       });
-      results.push(result);
     }
     // Every conflict reaches the audit sink before the commit: if the sink fails, nothing is applied.
     if (this.audit !== undefined) for (const c of conflicts) await this.audit.append(conflictEntry(c));
-    if (written.length > 0) await tx.write([...dirty.values()], written, now);
+    if (dirty.size > 0) await tx.write([...dirty.values()], now);
     return { results, conflicts };
   }
 
@@ -341,7 +331,7 @@ export class SyncServer implements Component {
   /** Removes tombstones and operation outcomes past their retention; returns the tombstones removed. */
   async sweep(): Promise<number> {
     const now = this.clock.date();
-    const removed = await this.store.sweep(now - this.tombstoneRetentionMs, now - this.opRetentionMs);
+    const removed = await this.store.sweep(now - this.tombstoneRetentionMs);
     this.counts.swept += removed;
     this.emit({ ...eventBase('syncServer', this.name), event: 'swept', removed });
     return removed;
