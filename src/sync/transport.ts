@@ -115,15 +115,19 @@ export interface LocalTransport extends SyncTransport {
  */
 export function localTransport(server: SyncServer, clientId: string): LocalTransport {
   const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+  // As over HTTP: a request the server refuses as malformed is not worth retrying.
+  const refuse = (error: unknown): never => {
+    throw error instanceof BulwarkSyncError && error.code === 'BAD_REQUEST' ? nonRetryable(error) : error;
+  };
   const t: LocalTransport = {
     online: true,
     async push(ops) {
       if (!t.online) throw new BulwarkSyncError('TRANSPORT', 'Offline (local transport switched off)');
-      return copy(await server.push(clientId, copy({ ops })));
+      return copy(await server.push(clientId, copy({ ops })).catch(refuse));
     },
     async pull(cursor, limit) {
       if (!t.online) throw new BulwarkSyncError('TRANSPORT', 'Offline (local transport switched off)');
-      return copy(await server.pull(clientId, { cursor, limit }));
+      return copy(await server.pull(clientId, { cursor, limit }).catch(refuse));
     },
   };
   return t;
