@@ -3,7 +3,7 @@
  * audited, concurrent pushes that a concurrent puller never skips, tombstone retention, and
  * several servers initialising one schema at once.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import {
   formatHlc,
   memoryAuditSink,
