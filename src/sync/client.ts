@@ -6,19 +6,17 @@
  * @module
  */
 
-import { backoff } from '../core/backoff.js';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
 import { type Disposer, type Listener, PolicyEmitter } from '../core/events.js';
-import { pipeline } from '../core/policy.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
-import { retry } from '../core/retry.js';
 import { s } from '../core/schema.js';
 import { uuidv7 } from '../durable/ids.js';
-import { type AdaptiveTimeoutPolicy, adaptiveTimeout } from '../limits/adaptive-timeout.js';
+import type { AdaptiveTimeoutPolicy } from '../limits/adaptive-timeout.js';
 import { BulwarkSyncError } from './errors.js';
 import { eventBase, type SyncClientEvent } from './events.js';
 import { HybridClock } from './hlc.js';
+import { defaultPolicy, type SyncPolicy } from './network.js';
 import { type FlushOutcome, type Outbox, openOutbox } from './outbox.js';
 import { ENTITY } from './protocol.js';
 import {
@@ -31,14 +29,6 @@ import {
 import { openReplica, type Replica } from './replica.js';
 import { keyOf } from './server-store.js';
 import type { SyncTransport } from './transport.js';
-
-/** Something that runs a call under resilience policies (a Bulwark policy or pipeline). */
-export interface SyncPolicy {
-  execute<T>(
-    fn: (ctx: { readonly signal: AbortSignal }) => Promise<T>,
-    options?: { priority?: string },
-  ): Promise<T>;
-}
 
 /** Options of `openSyncClient()`. */
 export interface SyncClientOptions {
@@ -133,32 +123,6 @@ const DESCRIPTOR: ComponentDescriptor = {
 
 const RANKS = Object.entries(PRIORITY_RANK) as [SyncPriority, number][];
 const nameOfRank = (rank: number): SyncPriority => RANKS.find(([, r]) => r === rank)?.[0] ?? 'normal';
-
-/** The default push/pull policy: retries tiered by priority inside an adaptive timeout. */
-function defaultPolicy(clock: Clock): { policy: SyncPolicy; timeout: AdaptiveTimeoutPolicy } {
-  const critical = (p: string) => p === 'critical';
-  const timeout = adaptiveTimeout({
-    quantile: 0.99,
-    multiplier: 2,
-    min: 200,
-    max: 60_000,
-    initial: 10_000,
-    clock,
-  });
-  const policy = pipeline(
-    retry({
-      maxAttempts: (ctx) => (critical(ctx.priority) ? 6 : ctx.priority === 'low' ? 2 : 4),
-      backoff: backoff.exponential({
-        initial: (ctx) => (critical(ctx.priority) ? 100 : 500),
-        max: (ctx) => (critical(ctx.priority) ? 2_000 : 10_000),
-        jitter: 'full',
-      }),
-      clock,
-    }),
-    timeout,
-  );
-  return { policy, timeout };
-}
 
 /** A sync client. See `openSyncClient()`. */
 export class SyncClient implements Component {
@@ -453,7 +417,13 @@ export class SyncClient implements Component {
         reset = true;
         continue;
       }
-      for (const r of res.changes) this.hlc.receive(maxStamp(r));
+      for (const r of res.changes) {
+        try {
+          this.hlc.receive(maxStamp(r));
+        } catch {
+          // A stamp too far ahead (another device's clock): keep the record, do not follow that clock.
+        }
+      }
       this.replica.apply(res.changes, res.cursor);
       n += res.changes.length;
       if (!res.hasMore) break;

@@ -20,7 +20,6 @@ export {
   openSyncClient,
   SyncClient,
   type SyncClientOptions,
-  type SyncPolicy,
   type SyncReport,
 } from './client.js';
 export { BulwarkSyncError, ClockDriftError, type SyncErrorCode, SyncRateLimitedError } from './errors.js';
@@ -37,6 +36,7 @@ export {
 } from './hlc.js';
 export { type FastifyLike, type SyncHttpOptions, syncFastifyPlugin, syncHttpHandler } from './http.js';
 export { type FieldDecider, type MergeResult, threeWayMerge } from './merge.js';
+export type { SyncPolicy } from './network.js';
 export { type PostgresSyncStoreOptions, postgresSyncStore } from './postgres-store.js';
 export type { OpResult, PullResponse, PushRequest, PushResponse } from './protocol.js';
 export {
