@@ -172,7 +172,9 @@ HTTP) against plain batched INSERTs of the same rows, on the same local PostgreS
 interleaved rounds, medians.
 
 - insert (the floor): one \`INSERT … SELECT FROM unnest(…)\` per ${B} rows into a table with the
-  columns of the server's \`records\` table (primary key and cursor index), autocommit.
+  record's columns (entity, id, fields and stamps as jsonb, deleted, version, cursor; primary key
+  (entity, id) and a cursor index), autocommit. The server's table has three more columns
+  (\`key\`, \`deleted_at\`, \`marks\`).
 - push: ${B} new-record operations per \`server.push\` (one transaction:
   advisory lock, one read of the records with their per-client idempotency marks, merge, one upsert).
 - push-update: the same records edited again (each operation meets an existing record).
