@@ -21,7 +21,11 @@ function Chart(props: { series: Series; version: number }) {
           { label: 'calls/s', stroke: '#3b82f6' },
           { label: 'error %', stroke: '#ef4444', scale: '%' },
         ],
-        axes: [{}, {}, { side: 1, scale: '%' }],
+        axes: [
+          { stroke: '#8a93a3', grid: { stroke: 'rgba(128,128,128,0.2)' } },
+          { stroke: '#8a93a3', grid: { stroke: 'rgba(128,128,128,0.2)' } },
+          { side: 1, scale: '%', stroke: '#8a93a3', grid: { show: false } },
+        ],
         scales: { '%': { range: [0, 100] } },
       },
       [[], [], []],
@@ -81,6 +85,7 @@ export function Drilldown(props: {
       {snap.details !== undefined && <pre class="result small">{JSON.stringify(snap.details, null, 2)}</pre>}
       <Chart series={props.series} version={props.version} />
       <h3>State timeline</h3>
+      {props.events.length === 0 && <p class="muted small">No events since the page opened.</p>}
       <ol class="timeline">
         {props.events
           .slice(-20)

@@ -155,7 +155,7 @@ export function OperationsPanel(props: { component: ComponentInfo; onDone: () =>
     }
   };
   return (
-    <div class="ops">
+    <div class="ops" data-loaded={String(schemas !== null)}>
       {views.map((op) => (
         <ViewForm key={op.name} op={op} run={runView} />
       ))}

@@ -83,7 +83,7 @@ export function StatusStrip(props: {
   const open = breakers.filter((s) => stateClass(s.state) !== 'good').length;
   return (
     <section class="strip" aria-label="status">
-      <div class={`pill ${stateClass(overall)}`}>health: {overall}</div>
+      {health.length > 0 && <div class={`pill ${stateClass(overall)}`}>health: {overall}</div>}
       {level !== undefined && <div class={`pill ${stateClass(level)}`}>degradation: {level}</div>}
       <div class={`pill ${firing > 0 ? 'bad' : 'good'}`}>alerts firing: {firing}</div>
       {budgets.length > 0 && (
