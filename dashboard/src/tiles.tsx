@@ -101,6 +101,46 @@ export function StatusStrip(props: {
   );
 }
 
+function same(a: Snapshot, b: Snapshot): boolean {
+  if (a.state !== b.state) return false;
+  for (const k in b.gauges) if (a.gauges[k] !== b.gauges[k]) return false;
+  return true;
+}
+
+const Row = memo(
+  function Row(props: { info: ComponentInfo; snap: Snapshot; select: (key: string) => void }) {
+    const { info: i, snap: s } = props;
+    const key = `${i.kind}/${i.name}`;
+    const gauges = Object.entries(s.gauges).slice(0, 6);
+    return (
+      <tr data-key={key}>
+        <td>
+          <button type="button" class="link" onClick={() => props.select(key)}>
+            {i.name}
+          </button>
+        </td>
+        <td class="muted">{i.kind}</td>
+        <td>
+          <span class={`badge ${stateClass(s.state)}`} data-state={s.state}>
+            {s.state}
+          </span>
+        </td>
+        <td class="small">
+          {gauges.map(([k, v]) => (
+            <span key={k} class="kv">
+              {k} <b>{Number.isInteger(v) ? v : v.toFixed(2)}</b>
+            </span>
+          ))}
+          {s.gauges.limit !== undefined && s.gauges.inFlight !== undefined && (
+            <meter min={0} max={s.gauges.limit} value={s.gauges.inFlight} aria-label="utilisation" />
+          )}
+        </td>
+      </tr>
+    );
+  },
+  (a, b) => a.info === b.info && same(a.snap, b.snap),
+);
+
 export function ComponentTable(props: {
   infos: readonly ComponentInfo[];
   snaps: ReadonlyMap<string, Snapshot>;
@@ -118,36 +158,14 @@ export function ComponentTable(props: {
           </tr>
         </thead>
         <tbody>
-          {props.infos.map((i) => {
-            const key = `${i.kind}/${i.name}`;
-            const s = props.snaps.get(key) ?? i.snapshot;
-            const gauges = Object.entries(s.gauges).slice(0, 6);
-            return (
-              <tr key={key} data-key={key}>
-                <td>
-                  <button type="button" class="link" onClick={() => props.select(key)}>
-                    {i.name}
-                  </button>
-                </td>
-                <td class="muted">{i.kind}</td>
-                <td>
-                  <span class={`badge ${stateClass(s.state)}`} data-state={s.state}>
-                    {s.state}
-                  </span>
-                </td>
-                <td class="small">
-                  {gauges.map(([k, v]) => (
-                    <span key={k} class="kv">
-                      {k} <b>{Number.isInteger(v) ? v : v.toFixed(2)}</b>
-                    </span>
-                  ))}
-                  {s.gauges.limit !== undefined && s.gauges.inFlight !== undefined && (
-                    <meter min={0} max={s.gauges.limit} value={s.gauges.inFlight} aria-label="utilisation" />
-                  )}
-                </td>
-              </tr>
-            );
-          })}
+          {props.infos.map((i) => (
+            <Row
+              key={`${i.kind}/${i.name}`}
+              info={i}
+              snap={props.snaps.get(`${i.kind}/${i.name}`) ?? i.snapshot}
+              select={props.select}
+            />
+          ))}
         </tbody>
       </table>
     </div>
