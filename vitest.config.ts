@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
       { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
       { find: /^bulwark\/server$/, replacement: src('server/index.ts') },
+      { find: /^bulwark\/chaos$/, replacement: src('chaos/proxy/index.ts') },
     ],
   },
   test: {

@@ -22,7 +22,23 @@ interface Chunk {
   readonly at: number;
 }
 
-const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
+/**
+ * Sleeps `ms` precisely: a timer for all but the last 1.5 ms (timers fire late, never early),
+ * then `setImmediate` turns until the deadline, so an injected delay is within a fraction of a
+ * millisecond of what was asked on an idle machine.
+ */
+export function sleep(ms: number): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  const due = performance.now() + ms;
+  return new Promise((resolve) => {
+    const spin = (): void => {
+      if (performance.now() >= due) resolve();
+      else setImmediate(spin);
+    };
+    if (ms > 2) setTimeout(spin, ms - 1.5);
+    else spin();
+  });
+}
 const MAX_QUEUED = 64;
 
 /** Pumps `src` → `dst` through the toxics of `stream`. */
@@ -74,7 +90,9 @@ export class Link {
   private async finish(): Promise<void> {
     this.ended = false;
     if (this.host.toxics(this.stream).some((t) => t.type === 'timeout')) return; // a black hole never closes
-    const slow = this.host.toxics(this.stream).find((t) => t.type === 'slow_close') as Toxic<'slow_close'> | undefined;
+    const slow = this.host.toxics(this.stream).find((t) => t.type === 'slow_close') as
+      | Toxic<'slow_close'>
+      | undefined;
     if (slow !== undefined) await sleep(slow.attributes.delay);
     this.dst.end();
   }
@@ -114,7 +132,8 @@ export class Link {
           for (const p of pieces) {
             let i = 0;
             while (i < p.length) {
-              const v = a.size_variation === 0 ? 0 : Math.round((this.host.random() * 2 - 1) * a.size_variation);
+              const v =
+                a.size_variation === 0 ? 0 : Math.round((this.host.random() * 2 - 1) * a.size_variation);
               const size = Math.max(1, a.average_size + v);
               out.push(p.subarray(i, i + size));
               i += size;
@@ -139,7 +158,9 @@ export class Link {
           break;
       }
     }
-    const bw = this.host.toxics(this.stream).find((t) => t.type === 'bandwidth') as Toxic<'bandwidth'> | undefined;
+    const bw = this.host.toxics(this.stream).find((t) => t.type === 'bandwidth') as
+      | Toxic<'bandwidth'>
+      | undefined;
     const bytesPerMs = bw === undefined || bw.attributes.rate === 0 ? 0 : (bw.attributes.rate * 1024) / 1000;
     for (const piece of pieces) await this.write(piece, bytesPerMs, sliceDelayUs);
   }
@@ -148,7 +169,9 @@ export class Link {
     if (piece.length === 0 || this.dst.destroyed) return;
     if (bytesPerMs > 0) {
       const now = performance.now();
-      const start = Math.max(now, this.nextFree);
+      // Pace against the schedule, not the clock, so late timers do not lower the average rate
+      // (an idle gap of more than 50 ms starts a new schedule).
+      const start = this.nextFree > now - 50 ? this.nextFree : now;
       this.nextFree = start + piece.length / bytesPerMs;
       await sleep(this.nextFree - now);
     }

@@ -5,13 +5,26 @@
  * Retry-After, delay headers or body, abort after N bytes, for the first N requests or a time
  * window, by path and method).
  */
-import { Agent, createServer as createHttpServer, type IncomingMessage, request, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+} from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Component, ComponentDescriptor, ComponentEvent, ComponentOperation, Snapshot } from '../../core/component.js';
+import type {
+  Component,
+  ComponentDescriptor,
+  ComponentEvent,
+  ComponentOperation,
+  Snapshot,
+} from '../../core/component.js';
 import { BulwarkError, ConfigError } from '../../core/errors.js';
 import { type Disposer, Emitter, type Listener } from '../../core/events.js';
 import { s } from '../../core/schema.js';
-import { Link, type LinkHost } from './link.js';
+import { Link, type LinkHost, sleep } from './link.js';
 import { HTTP_TOXICS, parseToxic, type Stream, type Toxic, type ToxicJson, toxicJson } from './toxic.js';
 
 /** A proxy as the API shows it (toxiproxy's JSON shape, plus `type`). */
@@ -49,6 +62,11 @@ export class ProxyError extends BulwarkError {
   }
 }
 
+/** Runs `fn` after `ms`, precisely (see `sleep`). */
+const later = (fn: () => void, ms: number): void => {
+  void sleep(ms).then(fn);
+};
+
 const ADDRESS = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
 
 function parseAddress(value: string, path: string): { host: string; port: number } {
@@ -63,7 +81,10 @@ const DESCRIPTOR: ComponentDescriptor = Object.freeze({
   category: 'chaos',
   states: ['enabled', 'disabled'],
   gauges: { connections: 'Open connections', toxics: 'Active toxics' },
-  counters: { accepted: 'Connections or requests accepted', injected: 'Faults injected (HTTP toxics applied, resets, timeouts)' },
+  counters: {
+    accepted: 'Connections or requests accepted',
+    injected: 'Faults injected (HTTP toxics applied, resets, timeouts)',
+  },
 });
 
 interface Conn extends LinkHost {
@@ -125,7 +146,10 @@ export class FaultProxy implements Component {
 
   private async open(): Promise<void> {
     const { host, port } = parseAddress(this.listenAddr, 'proxy.listen');
-    const server = this.type === 'http' ? createHttpServer((req, res) => this.onRequest(req, res)) : createServer((c) => this.onConnection(c));
+    const server =
+      this.type === 'http'
+        ? createHttpServer((req, res) => this.onRequest(req, res))
+        : createServer((c) => this.onConnection(c));
     if (this.type === 'http') server.on('connection', (sock: Socket) => this.track(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -135,7 +159,8 @@ export class FaultProxy implements Component {
       });
     });
     const addr = server.address();
-    if (addr !== null && typeof addr === 'object') this.listenAddr = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+    if (addr !== null && typeof addr === 'object')
+      this.listenAddr = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     this.server = server;
   }
 
@@ -190,9 +215,14 @@ export class FaultProxy implements Component {
     const t = parseToxic(input, path);
     const http = (HTTP_TOXICS as string[]).includes(t.type);
     if (http !== (this.type === 'http') && !(this.type === 'http' && t.type === 'latency')) {
-      throw new ConfigError(`${path}.type`, `a ${this.type === 'http' ? 'HTTP' : 'TCP'} toxic for a ${this.type} proxy`, t.type);
+      throw new ConfigError(
+        `${path}.type`,
+        `a ${this.type === 'http' ? 'HTTP' : 'TCP'} toxic for a ${this.type} proxy`,
+        t.type,
+      );
     }
-    if (this.toxicList.some((x) => x.name === t.name)) throw new ProxyError(409, `toxic "${t.name}" already exists on proxy "${this.name}"`);
+    if (this.toxicList.some((x) => x.name === t.name))
+      throw new ProxyError(409, `toxic "${t.name}" already exists on proxy "${this.name}"`);
     this.toxicList = [...this.toxicList, t];
     this.emit('toxicAdded', { toxic: t.name, type: t.type });
     return t;
@@ -203,7 +233,13 @@ export class FaultProxy implements Component {
     const old = this.toxicList.find((t) => t.name === name);
     if (old === undefined) throw new ProxyError(404, `toxic "${name}" not found on proxy "${this.name}"`);
     const t = parseToxic(
-      { name, type: old.type, stream: old.stream, toxicity: input.toxicity ?? old.toxicity, attributes: { ...old.attributes, ...(input.attributes ?? {}) } },
+      {
+        name,
+        type: old.type,
+        stream: old.stream,
+        toxicity: input.toxicity ?? old.toxicity,
+        attributes: { ...old.attributes, ...(input.attributes ?? {}) },
+      },
       'toxic',
       old.addedAt,
     );
@@ -213,7 +249,8 @@ export class FaultProxy implements Component {
 
   /** Removes a toxic (404 when absent). */
   removeToxic(name: string): void {
-    if (!this.toxicList.some((t) => t.name === name)) throw new ProxyError(404, `toxic "${name}" not found on proxy "${this.name}"`);
+    if (!this.toxicList.some((t) => t.name === name))
+      throw new ProxyError(404, `toxic "${name}" not found on proxy "${this.name}"`);
     this.toxicList = this.toxicList.filter((t) => t.name !== name);
     this.emit('toxicRemoved', { toxic: name });
   }
@@ -241,7 +278,7 @@ export class FaultProxy implements Component {
           if (t.stream !== stream) return false;
           let hit = draws.get(t.name);
           if (hit === undefined) {
-            hit = t.toxicity >= 1 || this.random() < t.toxicity;
+            hit = t.toxicity >= 1 || (t.toxicity > 0 && this.random() < t.toxicity);
             draws.set(t.name, hit);
           }
           return hit;
@@ -268,8 +305,10 @@ export class FaultProxy implements Component {
       upstream.destroy();
       gone();
     });
-    upstream.on('close', () => {
-      if (!client.writableEnded) client.end();
+    // A clean end travels through the downstream link (after its queued data); only a broken
+    // upstream cuts the client at once.
+    upstream.on('close', (hadError) => {
+      if (hadError) client.destroy();
       gone();
     });
     new Link(conn, 'upstream', client, upstream);
@@ -277,7 +316,13 @@ export class FaultProxy implements Component {
   }
 
   private matches(t: Toxic, req: IncomingMessage): boolean {
-    const a = t.attributes as { path?: string; method?: string; first?: number; fromMs?: number; untilMs?: number };
+    const a = t.attributes as {
+      path?: string;
+      method?: string;
+      first?: number;
+      fromMs?: number;
+      untilMs?: number;
+    };
     if (a.path !== undefined && !(req.url ?? '/').startsWith(a.path)) return false;
     if (a.method !== undefined && a.method.toUpperCase() !== req.method) return false;
     const age = performance.now() - t.addedAt;
@@ -302,7 +347,7 @@ export class FaultProxy implements Component {
       req.resume();
       const a = status.attributes;
       const body = a.body ?? JSON.stringify({ error: 'injected by bulwark chaos', status: a.status });
-      setTimeout(() => {
+      later(() => {
         res.writeHead(a.status, {
           'content-type': a.body === undefined ? 'application/json' : 'text/plain; charset=utf-8',
           'content-length': Buffer.byteLength(body),
@@ -314,35 +359,43 @@ export class FaultProxy implements Component {
       return;
     }
     const { host, port } = parseAddress(this.upstreamAddr, 'proxy.upstream');
-    const out = request({ host, port, method: req.method, path: req.url, headers: req.headers, agent: this.agent }, (up) => {
-      setTimeout(() => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        const pipeBody = () => {
-          if (abort === undefined) {
-            up.pipe(res);
-            return;
-          }
-          this.injected++;
-          let left = abort.attributes.after_bytes;
-          up.on('data', (chunk: Buffer) => {
-            if (left <= 0) return;
-            const part = chunk.subarray(0, left);
-            left -= part.length;
-            res.write(part);
-            if (left <= 0) {
+    const out = request(
+      { host, port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
+      (up) => {
+        later(() => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          const pipeBody = () => {
+            if (abort === undefined) {
+              up.pipe(res);
+              return;
+            }
+            this.injected++;
+            let left = abort.attributes.after_bytes;
+            const cut = () => {
               up.destroy();
               res.socket?.destroy();
+            };
+            res.flushHeaders();
+            if (left === 0) {
+              setImmediate(cut);
+              return;
             }
-          });
-          up.on('end', () => res.end());
-        };
-        const bodyMs = delay?.attributes.body_ms ?? 0;
-        if (bodyMs > 0) {
-          res.flushHeaders();
-          setTimeout(pipeBody, bodyMs);
-        } else pipeBody();
-      }, headersMs);
-    });
+            up.on('data', (chunk: Buffer) => {
+              if (left <= 0) return;
+              const part = chunk.subarray(0, left);
+              left -= part.length;
+              if (left <= 0) res.write(part, () => setImmediate(cut));
+              else res.write(part);
+            });
+          };
+          const bodyMs = delay?.attributes.body_ms ?? 0;
+          if (bodyMs > 0) {
+            res.flushHeaders();
+            later(pipeBody, bodyMs);
+          } else pipeBody();
+        }, headersMs);
+      },
+    );
     out.on('error', (error) => {
       if (res.headersSent) res.destroy();
       else {
@@ -370,7 +423,10 @@ export class FaultProxy implements Component {
       kind: this.kind,
       name: this.name,
       state: this.enabled ? 'enabled' : 'disabled',
-      gauges: { connections: this.type === 'tcp' ? this.conns.size : this.sockets.size, toxics: this.toxicList.length },
+      gauges: {
+        connections: this.type === 'tcp' ? this.conns.size : this.sockets.size,
+        toxics: this.toxicList.length,
+      },
       counters: { accepted: this.accepted, injected: this.injected },
       details: { ...this.json() },
     };
@@ -381,14 +437,27 @@ export class FaultProxy implements Component {
   }
 
   private emit(event: string, extra: Record<string, unknown> = {}): void {
-    if (this.emitter.size !== 0) this.emitter.emit({ kind: this.kind, name: this.name, event, ...extra } as ComponentEvent);
+    if (this.emitter.size !== 0)
+      this.emitter.emit({ kind: this.kind, name: this.name, event, ...extra } as ComponentEvent);
   }
 
   operations(): readonly ComponentOperation[] {
     const none = s.object({});
     return [
-      { name: 'disable', type: 'action', summary: 'Take the proxy down (close the listener and every connection)', input: none, run: () => this.setEnabled(false) },
-      { name: 'enable', type: 'action', summary: 'Bring the proxy back up', input: none, run: () => this.setEnabled(true) },
+      {
+        name: 'disable',
+        type: 'action',
+        summary: 'Take the proxy down (close the listener and every connection)',
+        input: none,
+        run: () => this.setEnabled(false),
+      },
+      {
+        name: 'enable',
+        type: 'action',
+        summary: 'Bring the proxy back up',
+        input: none,
+        run: () => this.setEnabled(true),
+      },
       {
         name: 'addToxic',
         type: 'action',
@@ -403,7 +472,13 @@ export class FaultProxy implements Component {
         input: s.object({ name: s.string() }),
         run: (i: { name: string }) => this.removeToxic(i.name),
       } as ComponentOperation,
-      { name: 'clearToxics', type: 'action', summary: 'Remove every toxic', input: none, run: () => this.clearToxics() },
+      {
+        name: 'clearToxics',
+        type: 'action',
+        summary: 'Remove every toxic',
+        input: none,
+        run: () => this.clearToxics(),
+      },
     ];
   }
 

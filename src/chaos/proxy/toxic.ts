@@ -43,7 +43,11 @@ const HTTP_ATTRIBUTES = {
     body: s.optional(s.string({ minLength: 0 })),
     retry_after: s.optional(s.int({ min: 0 })),
   }),
-  http_delay: s.object({ ...MATCH, headers_ms: s.optional(s.duration(), 0), body_ms: s.optional(s.duration(), 0) }),
+  http_delay: s.object({
+    ...MATCH,
+    headers_ms: s.optional(s.duration(), 0),
+    body_ms: s.optional(s.duration(), 0),
+  }),
   http_abort: s.object({ ...MATCH, after_bytes: s.optional(s.int({ min: 0 }), 0) }),
 } as const;
 
@@ -117,5 +121,11 @@ export function parseToxic(input: unknown, path: string, now = performance.now()
 
 /** A toxic's JSON (what the API returns). */
 export function toxicJson(t: Toxic): ToxicJson {
-  return { name: t.name, type: t.type, stream: t.stream, toxicity: t.toxicity, attributes: { ...t.attributes } };
+  return {
+    name: t.name,
+    type: t.type,
+    stream: t.stream,
+    toxicity: t.toxicity,
+    attributes: { ...t.attributes },
+  };
 }
