@@ -60,11 +60,24 @@ export class Link {
     private readonly dst: Socket,
   ) {
     src.on('data', (data: Buffer) => {
+      // Fast path: no toxic on this stream and nothing queued — relay at once, like socket.pipe.
+      if (!this.running && this.queue.length === 0 && this.host.toxics(this.stream).length === 0) {
+        this.written += data.length;
+        if (!dst.write(data)) {
+          src.pause();
+          dst.once('drain', () => src.resume());
+        }
+        return;
+      }
       this.queue.push({ data, at: performance.now() });
       if (this.queue.length >= MAX_QUEUED) src.pause();
       void this.run();
     });
     src.on('end', () => {
+      if (!this.running && this.queue.length === 0 && this.host.toxics(this.stream).length === 0) {
+        dst.end();
+        return;
+      }
       this.ended = true;
       void this.run();
     });

@@ -62,6 +62,8 @@ export class ProxyError extends BulwarkError {
   }
 }
 
+const NO_TOXICS: readonly Toxic[] = Object.freeze([]);
+
 /** Runs `fn` after `ms`, precisely (see `sleep`). */
 const later = (fn: () => void, ms: number): void => {
   void sleep(ms).then(fn);
@@ -149,7 +151,7 @@ export class FaultProxy implements Component {
     const server =
       this.type === 'http'
         ? createHttpServer((req, res) => this.onRequest(req, res))
-        : createServer((c) => this.onConnection(c));
+        : createServer({ allowHalfOpen: true }, (c) => this.onConnection(c));
     if (this.type === 'http') server.on('connection', (sock: Socket) => this.track(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -265,7 +267,8 @@ export class FaultProxy implements Component {
   private onConnection(client: Socket): void {
     this.accepted++;
     const { host, port } = parseAddress(this.upstreamAddr, 'proxy.upstream');
-    const upstream = connect({ host, port });
+    // Half-open both ways: a client that ends its side still gets the rest of the response.
+    const upstream = connect({ host, port, allowHalfOpen: true });
     upstream.setNoDelay(true);
     client.setNoDelay(true);
     const draws = new Map<string, boolean>();
@@ -274,15 +277,17 @@ export class FaultProxy implements Component {
       upstream,
       random: this.random,
       toxics: (stream: Stream) =>
-        this.toxicList.filter((t) => {
-          if (t.stream !== stream) return false;
-          let hit = draws.get(t.name);
-          if (hit === undefined) {
-            hit = t.toxicity >= 1 || (t.toxicity > 0 && this.random() < t.toxicity);
-            draws.set(t.name, hit);
-          }
-          return hit;
-        }),
+        this.toxicList.length === 0
+          ? NO_TOXICS
+          : this.toxicList.filter((t) => {
+              if (t.stream !== stream) return false;
+              let hit = draws.get(t.name);
+              if (hit === undefined) {
+                hit = t.toxicity >= 1 || (t.toxicity > 0 && this.random() < t.toxicity);
+                draws.set(t.name, hit);
+              }
+              return hit;
+            }),
       reset: () => {
         this.injected++;
         client.resetAndDestroy();
