@@ -13,6 +13,8 @@ export default defineConfig({
       { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
       { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
       { find: /^bulwark\/sync$/, replacement: src('sync/index.ts') },
+      { find: /^bulwark\/server$/, replacement: src('server/index.ts') },
+      { find: /^bulwark\/chaos$/, replacement: src('chaos/proxy/index.ts') },
     ],
   },
   test: {

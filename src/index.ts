@@ -66,8 +66,11 @@ export {
   type Component,
   type ComponentDescriptor,
   type ComponentEvent,
+  type ComponentOperation,
   type HistogramSnapshot,
   isComponent,
+  type OperationContext,
+  type OperationRole,
   type Snapshot,
 } from './core/component.js';
 export type { Context, ExecuteOptions, Operation, Priority } from './core/context.js';

@@ -86,7 +86,9 @@ function documents(): string[] {
   if (existsSync(dir)) {
     for (const f of readdirSync(dir).sort()) if (f.endsWith('.md')) docs.push(`docs/${f}`);
   }
-  return docs;
+  // DOCS=docs/a.md,docs/b.md runs those documents' blocks only (while writing them).
+  const only = process.env.DOCS?.split(',').map((d) => d.trim());
+  return only === undefined ? docs : docs.filter((d) => only.includes(d));
 }
 
 const blocksByDoc = new Map<string, Block[]>();

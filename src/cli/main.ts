@@ -25,6 +25,10 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'inspect and operate durable queues: stats, list, dlq, redrive, purge',
     load: async () => (await import('../durable/cli.js')).main,
   },
+  chaos: {
+    summary: 'chaos engineering: `chaos proxy` runs a toxiproxy-compatible fault proxy',
+    load: async () => (await import('../chaos/proxy/cli.js')).main,
+  },
 };
 
 function version(): string {

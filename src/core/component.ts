@@ -8,6 +8,7 @@
  */
 
 import type { Disposer, Listener } from './events.js';
+import type { Schema } from './schema.js';
 
 /**
  * A cumulative histogram, as kept by a component that times its calls (a pipeline times every
@@ -78,6 +79,55 @@ export interface ComponentDescriptor {
   readonly counters: Readonly<Record<string, string>>;
   /** Histogram name → help text. */
   readonly histograms?: Readonly<Record<string, string>>;
+  /**
+   * What the component is, for grouping on the dashboard and in the admin API
+   * (`breaker`, `limiter`, `bulkhead`, `shedder`, `queue`, `health`, `alerts`, `slo`, `chaos`,
+   * `audit`, `policy`, …). Default `policy`.
+   */
+  readonly category?: string;
+}
+
+/** Who may run an operation: every role can read; operators and admins act. */
+export type OperationRole = 'viewer' | 'operator' | 'admin';
+
+/** What an operation is given besides its input. */
+export interface OperationContext {
+  /** Who asked (the control plane's token name, or `api` in process). */
+  readonly actor: string;
+  /** Why (required for actions by the control plane). */
+  readonly reason: string;
+  /** For destructive actions: compute and return what would happen, change nothing. */
+  readonly dryRun: boolean;
+}
+
+/**
+ * Something an operator can do to (an `action`) or ask of (a `view`) a component through the
+ * control plane: force a breaker open, redrive dead letters, list a queue's items. The
+ * component describes its own operations, so the control plane and the dashboard know no kind.
+ *
+ * @example
+ * ```ts
+ * import { type ComponentOperation, s } from 'bulwark';
+ * const reset: ComponentOperation<Record<string, never>, { ok: boolean }> = {
+ *   name: 'reset', type: 'action', summary: 'Close the breaker and clear its window',
+ *   role: 'operator', input: s.object({}), run: () => ({ ok: true }),
+ * };
+ * ```
+ */
+export interface ComponentOperation<I = unknown, O = unknown> {
+  /** camelCase name, unique per component, e.g. `forceOpen`, `deadLetters`. */
+  readonly name: string;
+  /** `view`: reads only (any role); `action`: changes state (audited). */
+  readonly type: 'view' | 'action';
+  /** One line for the dashboard and the OpenAPI document. */
+  readonly summary: string;
+  /** The least role that may run it (views: `viewer`; actions: default `operator`). */
+  readonly role?: OperationRole;
+  /** Destructive actions support `dryRun` and ask for a typed confirmation on the dashboard. */
+  readonly destructive?: boolean;
+  /** The input's schema (validated by the control plane; published in its OpenAPI document). */
+  readonly input: Schema<I>;
+  run(input: I, context: OperationContext): O | Promise<O>;
 }
 
 /**
@@ -110,6 +160,8 @@ export interface Component {
   snapshot(): Snapshot;
   /** Subscribes to this component's events. Returns a disposer. */
   onEvent(listener: Listener<ComponentEvent>): Disposer;
+  /** The operations the control plane may offer on this component (none when absent). */
+  operations?(): readonly ComponentOperation[];
 }
 
 /** True when `value` implements `Component`. */
