@@ -22,10 +22,11 @@ import { CircuitBreakerPolicy, type CircuitBreakerStats } from '../core/breaker/
 import { SHARED_CIRCUIT_BREAKER_DESCRIPTOR } from '../core/breaker/descriptor.js';
 import type { BreakerHooks } from '../core/breaker/hooks.js';
 import { type IsolationHandle, isolationHandle } from '../core/breaker/isolation.js';
+import { breakerOperations } from '../core/breaker/operations.js';
 import { FAILURE, NEUTRAL, type Outcome } from '../core/breaker/outcome.js';
 import type { CircuitState, SavedCircuitState } from '../core/breaker/saved-state.js';
 import type { Clock } from '../core/clock.js';
-import type { Snapshot } from '../core/component.js';
+import type { ComponentOperation, Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import type { CircuitBreakerEvent, Disposer, EventBase, Listener } from '../core/events.js';
 import { PolicyEmitter } from '../core/events.js';
@@ -251,6 +252,11 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
    * console.log(state, gauges.fallback, counters.remoteChanges);
    * ```
    */
+  /** The control plane's actions on this breaker (see `breakerOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return breakerOperations(this);
+  }
+
   snapshot(): Snapshot {
     const s = this.core.snapshot();
     return {

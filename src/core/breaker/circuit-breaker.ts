@@ -6,18 +6,17 @@
  * duration) → `half-open` (up to `halfOpen.probes` probes at once; `successThreshold`
  * successes close it, one failure re-opens it with a longer break when `halfOpenAfterMs` is a
  * backoff). Operators may `isolate()` (reference-counted), `forceOpen()`, `disable()` and
- * `reset()`. The move from open to half-open happens on the first call after the break.
- *
+ * `reset()` (also through the control plane: `operations()`). The move from open to half-open
+ * happens on the first call after the break.
  * Outcomes are counted only for the state in which the call was admitted (a generation
  * number), so a slow call admitted before the breaker opened cannot close it later.
  *
  * A breaker built on this one (the Redis shared breaker) passes `BreakerInternals`: its own
- * parsed settings, kind, emitter and hooks (see hooks.ts).
- */
+ * parsed settings, kind, emitter and hooks (see hooks.ts). */
 
 import type { BackoffSequence } from '../backoff.js';
 import type { Clock, RandomSource } from '../clock.js';
-import type { Snapshot } from '../component.js';
+import type { ComponentOperation, Snapshot } from '../component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../context.js';
 import { BrokenCircuitError } from '../errors.js';
 import {
@@ -38,6 +37,7 @@ import {
 } from './descriptor.js';
 import type { BreakerHooks, BreakerInternals } from './hooks.js';
 import { type IsolationHandle, isolationHandle } from './isolation.js';
+import { breakerOperations } from './operations.js';
 import { type BreakerConfig, type CircuitBreakerOptions, parseCircuitBreakerOptions } from './options.js';
 import { classifyError, classifyResult, FAILURE, NEUTRAL, type Outcome, SUCCESS } from './outcome.js';
 import { type CircuitState, readSavedState, type SavedCircuitState } from './saved-state.js';
@@ -153,6 +153,10 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
    * console.log(state, gauges.failureRatio, counters.rejections);
    * ```
    */
+  /** The control plane's actions on this breaker (see `breakerOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return breakerOperations(this);
+  }
   snapshot(): Snapshot {
     const now = this.clock.now();
     const f = this.window.figures(now);

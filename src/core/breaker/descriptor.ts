@@ -30,6 +30,7 @@ const COUNTERS = Object.freeze({
 export const CIRCUIT_BREAKER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'circuitBreaker',
   help: 'A circuit breaker: stops calling a dependency that keeps failing',
+  category: 'breaker',
   states: CIRCUIT_STATES,
   gauges: GAUGES,
   counters: COUNTERS,
@@ -39,6 +40,7 @@ export const CIRCUIT_BREAKER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
 export const SHARED_CIRCUIT_BREAKER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'sharedCircuitBreaker',
   help: 'A circuit breaker whose state is shared by every instance through Redis',
+  category: 'breaker',
   states: CIRCUIT_STATES,
   gauges: Object.freeze({
     ...GAUGES,
