@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^bulwark\/durable$/, replacement: src('durable/index.ts') },
       { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
       { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
+      { find: /^bulwark\/gateway$/, replacement: src('gateway/index.ts') },
     ],
   },
   test: {
