@@ -49,7 +49,7 @@ const upstreamDescriptor: ComponentDescriptor = {
 export class Endpoint implements Component, Pickable {
   readonly kind = 'gatewayEndpoint';
   readonly descriptor = endpointDescriptor;
-  readonly name: string;
+  name: string;
   readonly url: string;
   readonly weight: number;
   readonly priority: number;
@@ -177,8 +177,13 @@ export class Upstream implements Component {
   ) {
     const b = config.breaker ?? { enabled: true, threshold: 5, halfOpenAfterMs: 10_000 };
     this.endpoints = config.endpoints.map(
-      (e) => new Endpoint(name, e, config, b.enabled ? endpointBreaker(`${name}/${e.url}`, b) : null),
+      (e, i) => new Endpoint(name, e, config, b.enabled ? endpointBreaker(`${name}/${e.url}#${i}`, b) : null),
     );
+    const seen = new Set<string>();
+    this.endpoints.forEach((e, i) => {
+      if (seen.has(e.name)) e.name = `${e.name}#${i}`;
+      seen.add(e.name);
+    });
     for (const e of this.endpoints) e.onEvent((ev) => this.emit(ev));
     this.strategy = makeStrategy<Endpoint>(config.strategy, random, config.overprovisioningFactor);
     this.budget = upstreamRetryBudget(budgetRatio > 0 ? budgetRatio : 1);
