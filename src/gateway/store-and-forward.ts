@@ -220,7 +220,7 @@ export async function openWriteKeeper(
       }
       throw new Error(lastError);
     },
-    { concurrency: 1, pollMs: 250, leaseMs: 30_000 },
+    { concurrency: 1, pollMs: 250, leaseMs: 5_000 },
   );
   const sweep = setInterval(() => purge.run(Date.now()), 600_000);
   sweep.unref();
