@@ -125,9 +125,13 @@ export class Gateway {
 
   /** The listener's base URL, e.g. http://127.0.0.1:8080. */
   get url(): string {
-    const a = this.address;
-    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    if (this.baseUrl === '') {
+      const a = this.address;
+      this.baseUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    }
+    return this.baseUrl;
   }
+  private baseUrl = '';
 
   private async build(
     config: GatewayConfig,
@@ -208,6 +212,7 @@ export class Gateway {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
+        void this.url;
         resolve();
       });
     });
