@@ -70,7 +70,9 @@ const upstream = s.object({
   panicThresholdRatio: s
     .optional(s.ratio({ zero: true }), 0.5)
     .describe('Below this share of healthy endpoints, traffic goes to all of them (Envoy panic mode).'),
-  overprovisioningFactor: s.optional(s.number({ min: 1 }), 1.4),
+  overprovisioningFactor: s
+    .optional(s.number({ min: 1 }), 1.4)
+    .describe('Priority tiers: a tier takes min(1, healthy share × this) of the traffic (Envoy).'),
   connections: s.optional(s.int({ min: 1 }), 64).describe('Connections per endpoint (undici pool).'),
   keepAliveTimeoutMs: s
     .optional(s.duration(), 60_000)
@@ -201,11 +203,13 @@ const route = s.object({
 });
 
 const auth = s.object({
-  jwksUrl: s.optional(s.string()),
+  jwksUrl: s
+    .optional(s.string())
+    .describe('Verify bearer JWTs against this JWKS (cached, refreshed on unknown kid).'),
   secret: s.optional(s.string({ minLength: 16 })).describe('A shared HS256 secret (at least 16 characters).'),
   issuer: s.optional(s.string()),
   audience: s.optional(s.string()),
-  apiKeyHeader: s.optional(s.string(), 'x-api-key'),
+  apiKeyHeader: s.optional(s.string(), 'x-api-key').describe('The header whose value keys `apiKey` limits.'),
 });
 
 /** The schema of `bulwark.yaml`. */
@@ -215,15 +219,20 @@ export const gatewaySchema = s.object({
   admin: s
     .optional(listenAddress)
     .describe('Admin port: /metrics, /livez, /readyz, /admin/… (bind it to localhost).'),
-  dataDir: s.optional(s.string(), '.bulwark').describe('Where the write queue (SQLite) lives.'),
-  redis: s.optional(s.string()).describe('Share client limits across gateway instances (redis://…).'),
-  postgres: s.optional(s.string()).describe('Share the write queue across instances (postgres://…).'),
+  dataDir: s
+    .optional(s.string(), '.bulwark')
+    .describe('Where the store-and-forward queue and idempotency records (SQLite) live.'),
+  postgres: s
+    .optional(s.string({ pattern: /^postgres(ql)?:\/\//, patternRule: 'a postgres:// URL' }))
+    .describe(
+      'Keep the store-and-forward queue in PostgreSQL (postgres://…) instead of SQLite in dataDir; idempotency records stay in dataDir.',
+    ),
   trustedProxies: s
     .optional(s.array(s.string()), [])
     .describe('Peers whose X-Forwarded-For / Forwarded are kept.'),
   limits: s.optional(
     s.object({
-      maxHeaderBytes: s.optional(s.int({ min: 1024 }), 16_384),
+      maxHeaderBytes: s.optional(s.int({ min: 1024 }), 16_384).describe('Larger request headers get 431.'),
       headersTimeoutMs: s
         .optional(s.duration({ positive: true }), 10_000)
         .describe('Slowloris guard: all request headers within this.'),
@@ -231,7 +240,11 @@ export const gatewaySchema = s.object({
     }),
     { maxHeaderBytes: 16_384, headersTimeoutMs: 10_000, maxBodyBytes: 10_485_760 },
   ),
-  accessLog: s.optional(s.boolean(), true),
+  accessLog: s
+    .optional(s.boolean(), true)
+    .describe(
+      'A JSON line per request (pino): request id, route, endpoint, status, duration, attempts, what each policy did.',
+    ),
   auth: s.optional(auth),
   upstreams: s.record(upstream, { pattern: /^[A-Za-z0-9_.-]+$/, rule: 'letters, digits, _ . -' }),
   routes: s.array(route, { min: 1 }),

@@ -108,7 +108,9 @@ export class Endpoint implements Component, Pickable {
   unavailable(now: number): string | null {
     if (this.outlier.ejected(now)) return 'ejected';
     const b = this.breaker?.state;
-    if (b === 'open' || b === 'forced-open' || b === 'isolated') return 'breakerOpen';
+    if (b === 'forced-open' || b === 'isolated') return 'breakerOpen';
+    // An open breaker whose wait is over takes a probe (the breaker half-opens on the call).
+    if (b === 'open' && this.breaker!.stats.retryAfterMs > 0) return 'breakerOpen';
     if (!this.healthy) return 'unhealthy';
     if (this.coolUntil > now) return 'cooling';
     return null;
@@ -184,7 +186,6 @@ export class Upstream implements Component {
       if (seen.has(e.name)) e.name = `${e.name}#${i}`;
       seen.add(e.name);
     });
-    for (const e of this.endpoints) e.onEvent((ev) => this.emit(ev));
     this.strategy = makeStrategy<Endpoint>(config.strategy, random, config.overprovisioningFactor);
     this.budget = upstreamRetryBudget(budgetRatio > 0 ? budgetRatio : 1);
     const od = { ...outlierDefaults, ...config.outlierDetection };
