@@ -140,7 +140,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   for (let second = 1; !stopping; second++) {
     await new Promise((r) => setTimeout(r, 1000));
     const t = (Date.now() - started) / 1000;
-    const local = (t / scale) % 30;
     if (Math.floor(t / scale / 30) !== cycle) cycle = Math.floor(t / scale / 30);
     for (const ev of SCRIPT) {
       const due = cycle * 30 + ev.at;
@@ -168,7 +167,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       events.push(text);
       io.err(`  ▸ ${text}`);
     }
-    void local;
     if (f.headless && t >= f.duration) break;
   }
   process.off('SIGINT', onSig);

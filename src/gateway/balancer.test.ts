@@ -37,7 +37,9 @@ describe('strategies', () => {
           const e = s.pick(eps, eps, () => true);
           counts.set(e, (counts.get(e) ?? 0) + 1);
         }
-        eps.forEach((e, i) => expect(counts.get(e) ?? 0).toBe(weights[i]! * 3));
+        eps.forEach((e, i) => {
+          expect(counts.get(e) ?? 0).toBe(weights[i]! * 3);
+        });
       }),
     );
   });
@@ -59,7 +61,10 @@ describe('strategies', () => {
     const t1 = [ep(1, 1)];
     const all = [...t0, ...t1];
     let x = 0;
-    const random = () => ((x = (x * 9301 + 49297) % 233280), x / 233280);
+    const random = () => {
+      x = (x * 9301 + 49297) % 233280;
+      return x / 233280;
+    };
     const s = makeStrategy('priority', random);
     // 2 of 5 tier-0 endpoints healthy: tier 0 gets min(1, 0.4 × 1.4) = 56 %
     const healthy = [t0[0]!, t0[1]!, t1[0]!];
