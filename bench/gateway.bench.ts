@@ -15,6 +15,7 @@
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +118,22 @@ function version(cmd: string, args: string[]): string {
   );
 }
 
-function gatewayYaml(port: number, up: number, policies: boolean): string {
+/** Median time to the first body chunk of an SSE stream, in ms, over `n` sequential requests. */
+async function ttft(url: string, n: number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await fetch(url);
+    const reader = r.body!.getReader();
+    await reader.read();
+    xs.push(performance.now() - t0);
+    await reader.cancel();
+  }
+  xs.sort((a, b) => a - b);
+  return xs[xs.length >> 1]!;
+}
+
+function gatewayYaml(port: number, up: number, policies: boolean, ssePort = 0): string {
   const off = `    breaker: { enabled: false }\n    outlierDetection: { consecutive5xx: 0, consecutiveGatewayErrors: 0 }\n`;
   return `listen: 127.0.0.1:${port}
 accessLog: false
@@ -125,14 +141,21 @@ upstreams:
   up:
     connections: 64
     endpoints: [{ url: "http://127.0.0.1:${up}" }]
-${policies ? '' : off}routes:
-  - match: { path: / }
+${policies ? '' : off}${ssePort > 0 ? `  sse:\n    endpoints: [{ url: "http://127.0.0.1:${ssePort}" }]\n` : ''}routes:
+${ssePort > 0 ? '  - match: { path: /sse }\n    upstream: sse\n' : ''}  - match: { path: / }
     upstream: up
 ${policies ? '    timeoutMs: 5000\n    perTryTimeoutMs: 2000\n    retry: { maxAttempts: 2 }\n    limits: [{ key: ip, limit: 100000000, windowMs: 1000 }]\n' : '    retry: false\n'}`;
 }
 
 async function main(): Promise<void> {
   const upPort = await freePort();
+  const sse = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+    setTimeout(() => res.end('data: [DONE]\n\n'), 5);
+  }).listen(0, '127.0.0.1');
+  await new Promise((r) => sse.once('listening', r));
+  const ssePort = (sse.address() as { port: number }).port;
   const upstream = await nginx(
     'upstream',
     `server { listen 127.0.0.1:${upPort}; location / { return 200 "hello"; } }`,
@@ -165,7 +188,7 @@ async function main(): Promise<void> {
       port: 0,
       launch: async (p: number) => {
         const file = join(dir, `gw-${policies}.yaml`);
-        writeFileSync(file, gatewayYaml(p, upPort, policies));
+        writeFileSync(file, gatewayYaml(p, upPort, policies, ssePort));
         return start(
           process.execPath,
           ['--import', 'tsx', join(ROOT, 'test/fixtures/gateway-run.ts'), file],
@@ -235,6 +258,9 @@ async function main(): Promise<void> {
     return out;
   };
   const latNames = [cases[0]!.name, cases[1]!.name, cases[2]!.name, cases[3]!.name, cases[4]!.name];
+  const ttftDirect = await ttft(`http://127.0.0.1:${ssePort}/sse`, 100);
+  const ttftGateway = await ttft(`http://127.0.0.1:${cases[3]!.port}/sse`, 100);
+  sse.close();
   const atNginxHalf = await latencyAt(nginxMax / 2, latNames);
   const atGwHalf = await latencyAt(gwMax / 2, latNames);
   for (const child of running.values()) stop(child);
@@ -294,6 +320,11 @@ At half of the gateway's own maximum (${Math.round(gwMax / 2)} req/s requested):
 | Proxy | req/s done | p50 ms | p99 ms | added p50 ms | added p99 ms |
 |---|---|---|---|---|---|
 ${latRows(atGwHalf).join('\n')}
+
+## Time to first token (SSE)
+
+Median over 100 sequential streams (fetch, first body chunk): direct ${ttftDirect.toFixed(2)} ms, through the
+gateway ${ttftGateway.toFixed(2)} ms (**+${(ttftGateway - ttftDirect).toFixed(2)} ms**; target: within 5 ms of direct).
 
 Target: added p99 ≤ 2 ms at half of nginx's maximum rate (where a row's "req/s done" is below the
 rate requested, the proxy could not keep up and its latency includes queueing).
