@@ -216,6 +216,17 @@ async function main(): Promise<void> {
         ),
     },
     {
+      name: 'bare node:http hello (no proxying: the Node listener ceiling)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'bench/gateway/peers.ts'), 'bare', String(p), ''],
+          /listening/,
+          ROOT,
+        ),
+    },
+    {
       name: 'http-proxy (keep-alive agent, 64 sockets)',
       port: await freePort(),
       launch: (p) =>

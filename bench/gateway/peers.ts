@@ -1,9 +1,14 @@
-// The Node proxies the gateway is compared with, one process each: `fastify <port> <upstream>` or
-// `http-proxy <port> <upstream>`. Prints "listening" when ready.
+// The Node proxies the gateway is compared with, one process each: `fastify <port> <upstream>`,
+// `http-proxy <port> <upstream>`, or `bare <port>` (a node:http hello server, no proxying). Prints "listening" when ready.
 import { Agent, createServer } from 'node:http';
 
 const [kind, port, target] = process.argv.slice(2) as [string, string, string];
-if (kind === 'fastify') {
+if (kind === 'bare') {
+  // Not a proxy: a node:http "hello" server, the Node listener's own ceiling on this machine.
+  await new Promise<void>((r) =>
+    createServer((_req, res) => res.end('hello')).listen(Number(port), '127.0.0.1', () => r()),
+  );
+} else if (kind === 'fastify') {
   const { default: Fastify } = await import('fastify');
   const { default: proxy } = await import('@fastify/http-proxy');
   const app = Fastify({ logger: false });
