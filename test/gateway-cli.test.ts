@@ -106,7 +106,9 @@ routes:
 });
 
 describe('bulwark demo', () => {
-  it('--headless --duration 10 exits 0 with a summary showing the failures absorbed', async () => {
+  it('--headless --duration 10 exits 0 with a summary showing the failures absorbed', {
+    timeout: 120_000,
+  }, async () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'test/fixtures/cli-run.ts', 'demo', '--headless', '--duration', '10', '--json'],
