@@ -80,7 +80,7 @@ http { access_log off; client_body_temp_path ${dir}/cb-${name}; proxy_temp_path 
   return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null);
 }
 
-function wrk(port: number, seconds: number): { rps: number; p50: number; p99: number } {
+function wrk(port: number, seconds: number): { rps: number; p50: number; p99: number; non2xx: number } {
   const out = execFileSync(
     'wrk',
     ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
@@ -93,9 +93,8 @@ function wrk(port: number, seconds: number): { rps: number; p50: number; p99: nu
     return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
   };
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1];
-  if (errors !== undefined) console.error(`  (${errors} non-2xx answers on :${port})`);
-  return { rps, p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/) };
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), non2xx };
 }
 
 async function fixedRate(port: number, rate: number): Promise<{ p50: number; p99: number; rps: number }> {
@@ -246,7 +245,7 @@ async function main(): Promise<void> {
     },
   ];
   for (const c of cases) if (c.port === 0) c.port = await freePort();
-  const max = new Map<string, { rps: number; p50: number; p99: number }>();
+  const max = new Map<string, { rps: number; p50: number; p99: number; non2xx: number }>();
   const running = new Map<string, ChildProcess>();
   for (const c of cases) {
     const child = await c.launch(c.port);
@@ -281,7 +280,7 @@ async function main(): Promise<void> {
   const fastify = max.get(cases[5]!.name)!.rps;
   const rows = cases.map((c) => {
     const r = max.get(c.name)!;
-    return `| ${c.name} | ${Math.round(r.rps)} | ${ratio(r.rps, nginxMax)} | ${ratio(r.rps, fastify)} | ${fmt(r.p50)} | ${fmt(r.p99)} |`;
+    return `| ${c.name} | ${Math.round(r.rps)} | ${r.non2xx} | ${ratio(r.rps, nginxMax)} | ${ratio(r.rps, fastify)} | ${fmt(r.p50)} | ${fmt(r.p99)} |`;
   });
   const direct = (m: Map<string, { p50: number; p99: number; rps: number }>) => m.get(cases[0]!.name)!;
   const latRows = (m: Map<string, { p50: number; p99: number; rps: number }>) =>
@@ -309,8 +308,8 @@ undici ${pkg('undici')}; @fastify/http-proxy ${pkg('@fastify/http-proxy')}; fast
 Same upstream for all (a 1-worker nginx answering \`200 hello\`), one worker / process / thread per
 proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\` after a 1 s warm-up.
 
-| Proxy | req/s | × nginx | × @fastify/http-proxy | p50 ms | p99 ms |
-|---|---|---|---|---|---|
+| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms |
+|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${ratio(gwMax, nginxMax)}×**; ≥ 1.5× @fastify/http-proxy →
