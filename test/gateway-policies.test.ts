@@ -82,7 +82,7 @@ describe('gateway: per-route policies', () => {
   });
 
   it('the per-try timeout retries a slow endpoint on another; the route timeout answers 504', async () => {
-    const slow = await up((_req, res) => setTimeout(() => res.end('slow'), 1_000));
+    const slow = await up((_req, res) => setTimeout(() => res.end('slow'), 3_000));
     const fast = await up((_req, res) => res.end('fast'));
     const gw = await gateway(
       config(
@@ -97,8 +97,14 @@ describe('gateway: per-route policies', () => {
           only: [slow.url],
         },
         [
-          { match: { path: '/a' }, upstream: 'api', perTryTimeoutMs: 100, timeoutMs: 900 },
-          { match: { path: '/b' }, upstream: 'only', timeoutMs: 150 },
+          {
+            match: { path: '/a' },
+            upstream: 'api',
+            perTryTimeoutMs: 400,
+            timeoutMs: 2_500,
+            retry: { maxAttempts: 3 },
+          },
+          { match: { path: '/b' }, upstream: 'only', timeoutMs: 300 },
         ],
       ),
     );
