@@ -137,7 +137,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   const pending: { ev: ScriptEvent; at: number; before: Map<string, number>; failedBefore: number }[] = [];
-  for (let second = 1; !stopping; second++) {
+  while (!stopping) {
     await new Promise((r) => setTimeout(r, 1000));
     const t = (Date.now() - started) / 1000;
     if (Math.floor(t / scale / 30) !== cycle) cycle = Math.floor(t / scale / 30);
