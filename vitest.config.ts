@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^bulwark\/sync$/, replacement: src('sync/index.ts') },
       { find: /^bulwark\/server$/, replacement: src('server/index.ts') },
       { find: /^bulwark\/chaos$/, replacement: src('chaos/proxy/index.ts') },
+      { find: /^bulwark\/gateway$/, replacement: src('gateway/index.ts') },
     ],
   },
   test: {

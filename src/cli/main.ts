@@ -29,6 +29,18 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'chaos engineering: `chaos proxy` runs a toxiproxy-compatible fault proxy',
     load: async () => (await import('../chaos/proxy/cli.js')).main,
   },
+  gateway: {
+    summary: 'run the resilient reverse proxy (bulwark gateway -c bulwark.yaml; check; schema)',
+    load: async () => (await import('../gateway/cli.js')).main,
+  },
+  validate: {
+    summary: 'validate a gateway configuration file (file:line:col errors)',
+    load: async () => (await import('../gateway/cli.js')).validateMain,
+  },
+  demo: {
+    summary: 'run the demo: flaky upstreams, the gateway in front, live load and narration',
+    load: async () => (await import('../demo/cli.js')).main,
+  },
 };
 
 function version(): string {

@@ -1,0 +1,351 @@
+/**
+ * The gateway against Debian's nginx and HAProxy (plain reverse proxies) and against
+ * @fastify/http-proxy and http-proxy, in ONE run, same upstream (a 1-worker nginx answering
+ * 200), one worker/process each, keep-alive to the upstream everywhere:
+ *
+ * 1. maximum throughput with `wrk -t1 -c50` (ratios vs nginx and @fastify/http-proxy);
+ * 2. the gateway with its default policies on (timeouts, retry with budget, breaker, outlier
+ *    ejection, a client rate limit, metrics) vs off: cost ratio;
+ * 3. added latency (p50/p99 minus the upstream's own at the same rate) at a fixed rate with
+ *    autocannon: at half of nginx's maximum and at half of the gateway's own maximum.
+ *
+ * Writes bench/RESULTS-gateway.md. Needs nginx, haproxy and wrk (apt-get install nginx-light
+ * haproxy wrk). Run: `npm run bench:gateway` (BENCH_SECONDS to change the 5 s runs).
+ */
+
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-bench-'));
+const children: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+function start(cmd: string, args: string[], ready: RegExp | null, cwd = dir): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(
+      () => (ready === null ? resolve(child) : reject(new Error(`${cmd} did not start: ${out}`))),
+      ready === null ? 700 : 20_000,
+    );
+    const on = (d: Buffer) => {
+      out += d.toString();
+      if (ready?.test(out) === true) {
+        clearTimeout(t);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`${cmd} exited ${code}: ${out}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {}
+}
+
+async function nginx(name: string, body: string): Promise<ChildProcess> {
+  const conf = join(dir, `${name}.conf`);
+  writeFileSync(
+    conf,
+    `worker_processes 1; daemon off; pid ${dir}/${name}.pid; error_log ${dir}/${name}.err;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path ${dir}/cb-${name}; proxy_temp_path ${dir}/pt-${name};
+  fastcgi_temp_path ${dir}/ft-${name}; uwsgi_temp_path ${dir}/ut-${name}; scgi_temp_path ${dir}/st-${name};
+  ${body} }`,
+  );
+  return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null);
+}
+
+function wrk(port: number, seconds: number): { rps: number; p50: number; p99: number; non2xx: number } {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+    { encoding: 'utf8' },
+  );
+  const ms = (re: RegExp) => {
+    const m = re.exec(out);
+    if (m === null) return Number.NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), non2xx };
+}
+
+async function fixedRate(port: number, rate: number): Promise<{ p50: number; p99: number; rps: number }> {
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/`,
+    connections: 20,
+    overallRate: Math.max(1, Math.round(rate)),
+    duration: SECONDS,
+  });
+  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average };
+}
+
+function version(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return (
+    `${r.stdout}${r.stderr}`
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? cmd
+  );
+}
+
+/** Median time to the first body chunk of an SSE stream, in ms, over `n` sequential requests. */
+async function ttft(url: string, n: number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await fetch(url);
+    const reader = r.body!.getReader();
+    await reader.read();
+    xs.push(performance.now() - t0);
+    await reader.cancel();
+  }
+  xs.sort((a, b) => a - b);
+  return xs[xs.length >> 1]!;
+}
+
+function gatewayYaml(port: number, up: number, policies: boolean, ssePort = 0): string {
+  const off = `    breaker: { enabled: false }\n    outlierDetection: { consecutive5xx: 0, consecutiveGatewayErrors: 0 }\n`;
+  return `listen: 127.0.0.1:${port}
+accessLog: false
+upstreams:
+  up:
+    connections: 64
+    endpoints: [{ url: "http://127.0.0.1:${up}" }]
+${policies ? '' : off}${ssePort > 0 ? `  sse:\n    endpoints: [{ url: "http://127.0.0.1:${ssePort}" }]\n` : ''}routes:
+${ssePort > 0 ? '  - match: { path: /sse }\n    upstream: sse\n' : ''}  - match: { path: / }
+    upstream: up
+${policies ? '    timeoutMs: 5000\n    perTryTimeoutMs: 2000\n    retry: { maxAttempts: 2 }\n    limits: [{ key: ip, limit: 100000000, windowMs: 1000 }]\n' : '    retry: false\n'}`;
+}
+
+async function main(): Promise<void> {
+  const upPort = await freePort();
+  const sse = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+    setTimeout(() => res.end('data: [DONE]\n\n'), 5);
+  }).listen(0, '127.0.0.1');
+  await new Promise((r) => sse.once('listening', r));
+  const ssePort = (sse.address() as { port: number }).port;
+  const upstream = await nginx(
+    'upstream',
+    `server { listen 127.0.0.1:${upPort}; location / { return 200 "hello"; } }`,
+  );
+  const cases: { name: string; port: number; launch: (port: number) => Promise<ChildProcess> }[] = [
+    { name: 'upstream alone (nginx return 200)', port: upPort, launch: async () => upstream },
+    {
+      name: 'nginx reverse proxy (keepalive 64)',
+      port: await freePort(),
+      launch: (p) =>
+        nginx(
+          'nginx-proxy',
+          `upstream u { server 127.0.0.1:${upPort}; keepalive 64; } server { listen 127.0.0.1:${p}; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        ),
+    },
+    {
+      name: 'HAProxy (1 thread, http-reuse always)',
+      port: await freePort(),
+      launch: (p) => {
+        const conf = join(dir, 'haproxy.cfg');
+        writeFileSync(
+          conf,
+          `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:${p}\n  default_backend b\nbackend b\n  server s1 127.0.0.1:${upPort} maxconn 64\n`,
+        );
+        return start('haproxy', ['-f', conf, '-db'], null);
+      },
+    },
+    ...[false, true].map((policies) => ({
+      name: policies ? 'bulwark gateway, default policies on' : 'bulwark gateway, no policies',
+      port: 0,
+      launch: async (p: number) => {
+        const file = join(dir, `gw-${policies}.yaml`);
+        writeFileSync(file, gatewayYaml(p, upPort, policies, ssePort));
+        return start(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'test/fixtures/gateway-run.ts'), file],
+          /listening on/,
+          ROOT,
+        );
+      },
+    })),
+    {
+      name: '@fastify/http-proxy (undici, 64 connections)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(ROOT, 'bench/gateway/peers.ts'),
+            'fastify',
+            String(p),
+            `http://127.0.0.1:${upPort}`,
+          ],
+          /listening/,
+          ROOT,
+        ),
+    },
+    {
+      name: 'bare node:http hello (no proxying: the Node listener ceiling)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'bench/gateway/peers.ts'), 'bare', String(p), ''],
+          /listening/,
+          ROOT,
+        ),
+    },
+    {
+      name: 'http-proxy (keep-alive agent, 64 sockets)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(ROOT, 'bench/gateway/peers.ts'),
+            'http-proxy',
+            String(p),
+            `http://127.0.0.1:${upPort}`,
+          ],
+          /listening/,
+          ROOT,
+        ),
+    },
+  ];
+  for (const c of cases) if (c.port === 0) c.port = await freePort();
+  const max = new Map<string, { rps: number; p50: number; p99: number; non2xx: number }>();
+  const running = new Map<string, ChildProcess>();
+  for (const c of cases) {
+    const child = await c.launch(c.port);
+    running.set(c.name, child);
+    wrk(c.port, 1); // warm-up (JIT, connections)
+    const r = wrk(c.port, SECONDS);
+    max.set(c.name, r);
+    console.error(
+      `${c.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`,
+    );
+  }
+  const nginxMax = max.get(cases[1]!.name)!.rps;
+  const gwMax = max.get(cases[3]!.name)!.rps;
+  const latencyAt = async (rate: number, names: string[]) => {
+    const out = new Map<string, { p50: number; p99: number; rps: number }>();
+    for (const n of names) {
+      const c = cases.find((x) => x.name === n)!;
+      out.set(n, await fixedRate(c.port, rate));
+    }
+    return out;
+  };
+  const latNames = [cases[0]!.name, cases[1]!.name, cases[2]!.name, cases[3]!.name, cases[4]!.name];
+  const ttftDirect = await ttft(`http://127.0.0.1:${ssePort}/sse`, 100);
+  const ttftGateway = await ttft(`http://127.0.0.1:${cases[3]!.port}/sse`, 100);
+  sse.close();
+  const atNginxHalf = await latencyAt(nginxMax / 2, latNames);
+  const atGwHalf = await latencyAt(gwMax / 2, latNames);
+  for (const child of running.values()) stop(child);
+
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+  const fastify = max.get(cases[5]!.name)!.rps;
+  const rows = cases.map((c) => {
+    const r = max.get(c.name)!;
+    return `| ${c.name} | ${Math.round(r.rps)} | ${r.non2xx} | ${ratio(r.rps, nginxMax)} | ${ratio(r.rps, fastify)} | ${fmt(r.p50)} | ${fmt(r.p99)} |`;
+  });
+  const direct = (m: Map<string, { p50: number; p99: number; rps: number }>) => m.get(cases[0]!.name)!;
+  const latRows = (m: Map<string, { p50: number; p99: number; rps: number }>) =>
+    latNames.slice(1).map((n) => {
+      const r = m.get(n)!;
+      const d = direct(m);
+      return `| ${n} | ${Math.round(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.p50 - d.p50)} | ${fmt(r.p99 - d.p99)} |`;
+    });
+  const pkg = (name: string) =>
+    (
+      JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+  const onCost = gwMax / max.get(cases[4]!.name)!.rps;
+  const report = `# Gateway benchmark (bench/gateway.bench.ts)
+
+One run, ${new Date().toISOString()}. Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average
+${loadavg()
+  .map((x) => x.toFixed(1))
+  .join(' / ')} at the end (the machine is shared: read ratios, not absolute figures).
+Versions: Node ${process.version}; ${version('nginx', ['-v'])}; ${version('haproxy', ['-v'])}; ${version('wrk', ['-v'])};
+undici ${pkg('undici')}; @fastify/http-proxy ${pkg('@fastify/http-proxy')}; fastify ${pkg('fastify')}; http-proxy ${pkg('http-proxy')}; autocannon ${pkg('autocannon')}.
+
+Same upstream for all (a 1-worker nginx answering \`200 hello\`), one worker / process / thread per
+proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\` after a 1 s warm-up.
+
+| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${ratio(gwMax, nginxMax)}×**; ≥ 1.5× @fastify/http-proxy →
+**${ratio(gwMax, fastify)}×**; default policies on ≤ 1.15× the cost of off → **${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
+
+## Added latency at a fixed rate (autocannon, 20 connections, ${SECONDS} s)
+
+Added = the proxy's percentile minus the upstream's own at the same rate.
+
+At half of nginx's maximum (${Math.round(nginxMax / 2)} req/s requested):
+
+| Proxy | req/s done | p50 ms | p99 ms | added p50 ms | added p99 ms |
+|---|---|---|---|---|---|
+${latRows(atNginxHalf).join('\n')}
+
+At half of the gateway's own maximum (${Math.round(gwMax / 2)} req/s requested):
+
+| Proxy | req/s done | p50 ms | p99 ms | added p50 ms | added p99 ms |
+|---|---|---|---|---|---|
+${latRows(atGwHalf).join('\n')}
+
+## Time to first token (SSE)
+
+Median over 100 sequential streams (fetch, first body chunk): direct ${ttftDirect.toFixed(2)} ms, through the
+gateway ${ttftGateway.toFixed(2)} ms (**+${(ttftGateway - ttftDirect).toFixed(2)} ms**; target: within 5 ms of direct).
+
+Target: added p99 ≤ 2 ms at half of nginx's maximum rate (where a row's "req/s done" is below the
+rate requested, the proxy could not keep up and its latency includes queueing).
+`;
+  writeFileSync(join(ROOT, 'bench/RESULTS-gateway.md'), report);
+  console.log(report);
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) stop(c);
+  rmSync(dir, { recursive: true, force: true });
+}

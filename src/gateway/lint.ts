@@ -1,0 +1,92 @@
+/**
+ * `bulwark gateway check`: warnings about settings that are valid but unsafe.
+ * @module
+ */
+
+import type { GatewayConfig } from './config.js';
+
+/** One finding of the lint. */
+export interface LintFinding {
+  readonly severity: 'warning' | 'error';
+  /** The dotted option path, e.g. `routes[0].retry.methods`. */
+  readonly option: string;
+  readonly message: string;
+}
+
+/**
+ * Lints a parsed configuration: POST/PATCH retries without an idempotency key, a per-try timeout
+ * >= the route timeout, retries without a budget, bodies larger than the retry buffer, keep-alive
+ * off, store-and-forward without retries, and the admin port on a public address.
+ *
+ * @example
+ * ```ts
+ * import { lintGatewayConfig, parseGatewayConfig } from 'bulwark/gateway';
+ * const findings = lintGatewayConfig(parseGatewayConfig({
+ *   listen: '127.0.0.1:8080',
+ *   upstreams: { api: { endpoints: [{ url: 'http://127.0.0.1:7001' }], keepAliveTimeoutMs: 0 } },
+ *   routes: [{ match: { path: '/' }, upstream: 'api', timeoutMs: 1000, perTryTimeoutMs: 1000 }],
+ * }));
+ * console.log(findings.map((f) => f.option)); // ['routes[0].perTryTimeoutMs', 'upstreams.api.keepAliveTimeoutMs']
+ * ```
+ */
+export function lintGatewayConfig(config: GatewayConfig): LintFinding[] {
+  const out: LintFinding[] = [];
+  const warn = (option: string, message: string) => out.push({ severity: 'warning', option, message });
+  config.routes.forEach((r, i) => {
+    const at = `routes[${i}]`;
+    const retry = typeof r.retry === 'object' ? r.retry : null;
+    const retries = r.retry !== false && (retry?.maxAttempts ?? 2) > 1;
+    const unsafe = (retry?.methods ?? []).filter((m) => m === 'POST' || m === 'PATCH');
+    if (retries && unsafe.length > 0) {
+      warn(
+        `${at}.retry.methods`,
+        `${unsafe.join(', ')} requests are retried even without an Idempotency-Key: a retry after a reset or a 502-504 can duplicate a write. Remove them, or require clients to send Idempotency-Key.`,
+      );
+    }
+    if (r.perTryTimeoutMs !== undefined && r.perTryTimeoutMs >= r.timeoutMs) {
+      warn(
+        `${at}.perTryTimeoutMs`,
+        `the per-try timeout (${r.perTryTimeoutMs} ms) is >= the route timeout (${r.timeoutMs} ms): no retry can ever run after a slow attempt.`,
+      );
+    }
+    if (retries && retry !== null && retry.budgetRatio === 0) {
+      warn(
+        `${at}.retry.budgetRatio`,
+        'retries without a budget: when the upstream fails, every request multiplies into maxAttempts attempts (a retry storm). Keep a budget (0.2 by default).',
+      );
+    }
+    if (retries && retry !== null && retry.bufferBytes < config.limits.maxBodyBytes) {
+      warn(
+        `${at}.retry.bufferBytes`,
+        `bodies between ${retry.bufferBytes} and ${config.limits.maxBodyBytes} bytes (limits.maxBodyBytes) are accepted but never retried (they are streamed, not buffered).`,
+      );
+    }
+    if (r.storeAndForward && r.retry === false) {
+      warn(
+        `${at}.storeAndForward`,
+        'store-and-forward without retries: one failed attempt queues the write even when another endpoint could take it now.',
+      );
+    }
+  });
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.keepAliveTimeoutMs === 0) {
+      warn(
+        `upstreams.${name}.keepAliveTimeoutMs`,
+        'keep-alive to the upstream is off: every request opens a connection (several times slower, and a connection storm under load).',
+      );
+    }
+    if (u.endpoints.length === 1 && u.outlierDetection !== undefined) {
+      warn(
+        `upstreams.${name}.outlierDetection`,
+        'one endpoint: ejecting it leaves nothing (panic mode sends traffic to it anyway).',
+      );
+    }
+  }
+  if (typeof config.admin === 'string' && /^(0\.0\.0\.0|\[::\]|)(:|$)/.test(config.admin)) {
+    warn(
+      'admin',
+      'the admin port listens on every address and has no authentication: bind it to 127.0.0.1 or a private interface.',
+    );
+  }
+  return out;
+}

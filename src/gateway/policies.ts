@@ -1,0 +1,62 @@
+/**
+ * Every construction of a core policy the gateway uses, in one place (so a rename of a core
+ * option is adapted here only): the endpoint breaker, the retry budget of an upstream group and
+ * the per-client rate limiters.
+ * @module
+ */
+
+import { type CircuitBreakerPolicy, circuitBreaker } from '../core/breaker/circuit-breaker.js';
+import { handle } from '../core/handle.js';
+import type { Registry } from '../core/registry.js';
+import { type RateLimiter, rateLimiter } from '../limits/rate-limiter.js';
+import { type RetryBudget, retryBudget } from '../limits/retry-budget.js';
+
+/** An endpoint breaker's settings (from `upstreams.<name>.breaker`). */
+export interface EndpointBreakerSettings {
+  readonly threshold: number;
+  readonly halfOpenAfterMs: number;
+}
+
+/**
+ * The breaker of one endpoint: opens after `threshold` consecutive failures (connect errors,
+ * resets, timeouts and 5xx answers), half-opens after `halfOpenAfterMs`. The attempt it wraps
+ * resolves to the upstream's status code.
+ */
+export function endpointBreaker(
+  name: string,
+  settings: EndpointBreakerSettings,
+  registry?: Registry,
+): CircuitBreakerPolicy {
+  return circuitBreaker({
+    name,
+    breaker: { kind: 'consecutive', threshold: settings.threshold },
+    halfOpenAfterMs: settings.halfOpenAfterMs,
+    handle: handle.all().orResults((status: number) => status >= 500),
+    ...(registry !== undefined ? { registry } : {}),
+  });
+}
+
+/**
+ * The retry budget of an upstream group: every request deposits `ratio` tokens (up to 10), every
+ * retry costs one, so attempts stay <= (1 + ratio) × requests (+3) even with every endpoint down.
+ */
+export function upstreamRetryBudget(ratio: number): RetryBudget {
+  return retryBudget.ratioTokens({ ratio, capacity: 10, initial: 3 });
+}
+
+/** A per-client limit: `limit` per `windowMs` (sliding window counter), keyed per client. */
+export function clientLimiter(limit: number, windowMs: number): RateLimiter {
+  return rateLimiter({
+    limits: [{ algorithm: 'sliding-window-counter', limit, windowMs }],
+    maxKeys: 100_000,
+  });
+}
+
+/** The budget's internal contract, named here so the gateway never spells it elsewhere. */
+export const budget = {
+  begin: (b: RetryBudget): void => b._begin(),
+  /** True when one more retry is allowed. */
+  acquire: (b: RetryBudget, failure: unknown): boolean => b._acquire(failure) >= 0,
+  attemptEnd: (b: RetryBudget): void => b._attemptEnd(),
+  end: (b: RetryBudget, success: boolean): void => b._end(success, -1),
+};

@@ -1,0 +1,167 @@
+/**
+ * A configured route at run time, as a Component (`gatewayRoute`): its matcher, upstream,
+ * resolved retry settings, client limiters, counters and a duration histogram.
+ * @module
+ */
+
+import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
+import { type Disposer, Emitter, type Listener } from '../core/events.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
+import { type RetryConfig, type RouteConfig, retryDefaults } from './config.js';
+import { clientLimiter } from './policies.js';
+import { compileRoute, type RouteMatcher } from './router.js';
+import type { Upstream } from './upstream.js';
+
+const descriptor: ComponentDescriptor = {
+  kind: 'gatewayRoute',
+  help: 'A gateway route',
+  states: ['active', 'chaos'],
+  gauges: { inFlight: 'requests in flight on the route' },
+  counters: {
+    requests: 'requests matched',
+    responses2xx: 'answers 1xx-3xx',
+    responses4xx: 'answers 4xx',
+    responses5xx: 'answers 5xx',
+    retries: 'extra attempts made',
+    timeouts: 'requests that ran out of time',
+    rateLimited: 'requests refused by a client limit (429)',
+    shed: 'requests shed by priority (503)',
+    queued: 'writes kept for later delivery (202)',
+    brokenStreams: 'responses cut after their headers were sent',
+    criticalBypass: 'critical requests admitted past shedding',
+  },
+  histograms: { durationSeconds: 'time to the end of the response' },
+};
+
+const BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A client limit with its limiter (kept across reloads when unchanged). */
+export interface ClientLimit {
+  readonly name: string;
+  readonly key: string;
+  readonly limiter: RateLimiter;
+}
+
+type Counter =
+  | 'requests'
+  | 'responses2xx'
+  | 'responses4xx'
+  | 'responses5xx'
+  | 'retries'
+  | 'timeouts'
+  | 'rateLimited'
+  | 'shed'
+  | 'queued'
+  | 'brokenStreams'
+  | 'criticalBypass';
+
+/** One route. */
+export class Route implements Component {
+  readonly kind = 'gatewayRoute';
+  readonly descriptor = descriptor;
+  readonly name: string;
+  readonly matcher: RouteMatcher;
+  readonly retry: RetryConfig | null;
+  readonly retryMethods: ReadonlySet<string>;
+  readonly retryOn: ReadonlySet<number>;
+  readonly limits: readonly ClientLimit[];
+  readonly requestAdd: readonly (readonly [string, string])[] | null;
+  readonly requestRemove: ReadonlySet<string> | null;
+  readonly responseAdd: readonly (readonly [string, string])[] | null;
+  readonly responseRemove: ReadonlySet<string> | null;
+  /** The JSON of the config this route was built from (reload diffing). */
+  readonly fingerprint: string;
+  inFlight = 0;
+  readonly counts: { [K in Counter]: number } = {
+    requests: 0,
+    responses2xx: 0,
+    responses4xx: 0,
+    responses5xx: 0,
+    retries: 0,
+    timeouts: 0,
+    rateLimited: 0,
+    shed: 0,
+    queued: 0,
+    brokenStreams: 0,
+    criticalBypass: 0,
+  };
+  private readonly buckets = new Array<number>(BOUNDS.length + 1).fill(0);
+  private sum = 0;
+  private observed = 0;
+  private readonly events = new Emitter<ComponentEvent>();
+
+  constructor(
+    readonly config: RouteConfig,
+    index: number,
+    public upstream: Upstream,
+  ) {
+    this.name = config.name ?? `route-${index}`;
+    this.fingerprint = JSON.stringify(config);
+    this.matcher = compileRoute(config);
+    this.retry =
+      config.retry === false
+        ? null
+        : config.retry === true || config.retry === undefined
+          ? retryDefaults
+          : config.retry;
+    this.retryMethods = new Set(this.retry?.methods ?? []);
+    this.retryOn = new Set(this.retry?.on ?? []);
+    this.limits = (config.limits ?? []).map((l, i) => ({
+      name: l.name ?? `${this.name}-${i}`,
+      key: l.key,
+      limiter: clientLimiter(l.limit, l.windowMs),
+    }));
+    const pairs = (r: Record<string, string> | undefined) =>
+      r === undefined ? null : Object.entries(r).map(([k, v]) => [k.toLowerCase(), v] as const);
+    const set = (a: string[] | undefined) =>
+      a === undefined ? null : new Set(a.map((x) => x.toLowerCase()));
+    this.requestAdd = pairs(config.requestHeaders?.add);
+    this.requestRemove = set(config.requestHeaders?.remove);
+    this.responseAdd = pairs(config.responseHeaders?.add);
+    this.responseRemove = set(config.responseHeaders?.remove);
+  }
+
+  /** Counts one event of the route. */
+  count(what: Counter, event?: Record<string, unknown>): void {
+    this.counts[what]++;
+    if (event !== undefined && this.events.size !== 0) {
+      this.events.emit({ kind: this.kind, name: this.name, event: what, ...event } as ComponentEvent);
+    }
+  }
+
+  /** Records a finished request. */
+  observe(status: number, seconds: number): void {
+    const c = this.counts;
+    if (status >= 500) c.responses5xx++;
+    else if (status >= 400) c.responses4xx++;
+    else c.responses2xx++;
+    let i = 0;
+    while (i < BOUNDS.length && seconds > BOUNDS[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.observed++;
+  }
+
+  onEvent(listener: Listener<ComponentEvent>): Disposer {
+    return this.events.on(listener);
+  }
+
+  snapshot(): Snapshot {
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: this.config.chaos?.enabled === true ? 'chaos' : 'active',
+      gauges: { inFlight: this.inFlight },
+      counters: { ...this.counts },
+      histograms: {
+        durationSeconds: { bounds: BOUNDS, counts: [...this.buckets], sum: this.sum, count: this.observed },
+      },
+      details: {
+        upstream: this.upstream.name,
+        match: this.config.match,
+        timeoutMs: this.config.timeoutMs,
+        storeAndForward: this.config.storeAndForward,
+      },
+    };
+  }
+}

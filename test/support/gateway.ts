@@ -1,0 +1,65 @@
+/** Helpers for gateway tests: real upstream servers on ephemeral ports, raw HTTP over sockets. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+
+export interface TestUpstream {
+  readonly server: Server;
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** An HTTP server on 127.0.0.1:0 (or `port`) running `handler`. */
+export function upstream(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  port = 0,
+): Promise<TestUpstream> {
+  return new Promise((resolve, reject) => {
+    const server = createServer(handler);
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const p = (server.address() as { port: number }).port;
+      resolve({
+        server,
+        port: p,
+        url: `http://127.0.0.1:${p}`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+/** Sends raw bytes and returns everything the server answers until it closes (or `timeoutMs`). */
+export function rawRequest(port: number, data: string, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let out = '';
+    const t = setTimeout(() => {
+      socket.destroy();
+      resolve(out);
+    }, timeoutMs);
+    socket.on('data', (d) => (out += d.toString()));
+    socket.on('close', () => {
+      clearTimeout(t);
+      resolve(out);
+    });
+    socket.on('error', () => {});
+    socket.write(data);
+  });
+}
+
+/** A minimal gateway config object for `upstreams` (name → endpoint URLs) and `routes`. */
+export function config(
+  upstreams: Record<string, string[] | Record<string, unknown>>,
+  routes: Record<string, unknown>[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const ups: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(upstreams))
+    ups[k] = Array.isArray(v) ? { endpoints: v.map((url) => ({ url })) } : v;
+  return { listen: '127.0.0.1:0', accessLog: false, ...extra, upstreams: ups, routes };
+}
