@@ -15,7 +15,8 @@
 
 import { keyringFromEnv } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
-import { type ItemView, openQueue, type Queue } from './queue.js';
+import type { ItemView } from './job.js';
+import { openQueue, type Queue } from './queue.js';
 import type { ItemState, QueueStore } from './store.js';
 import { storeFromSpec } from './store-spec.js';
 

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backoff } from '../core/backoff.js';
-import { nonRetryable } from '../core/errors.js';
+import { ConfigError, nonRetryable } from '../core/errors.js';
+import { createRegistry } from '../core/registry.js';
 import { retry } from '../core/retry.js';
 import { deferred } from '../testing/deferred.js';
 import { createFakeClock, type FakeClock, flushMicrotasks } from '../testing/fake-clock.js';
 import { keyring } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
-import type { DurableQueueEvent } from './events.js';
-import { openQueue, type Queue, type QueueOptions } from './queue.js';
+import type { DurableQueueEvent, DurableWorkerEvent } from './events.js';
+import type { QueueOptions } from './options.js';
+import { openQueue, type Queue } from './queue.js';
 import { sqliteStore } from './sqlite-store.js';
 import { storeAndForward } from './store-and-forward.js';
 
@@ -34,8 +36,13 @@ afterEach(async () => {
 async function makeQueue<T = unknown>(
   clock: FakeClock,
   options: Partial<QueueOptions<T>> = {},
-): Promise<{ q: Queue<T>; events: DurableQueueEvent[] }> {
+): Promise<{ q: Queue<T>; events: (DurableQueueEvent | DurableWorkerEvent)[] }> {
+  // The queue and its workers join one registry: its listener sees every event of both.
+  const registry = createRegistry();
+  const events: (DurableQueueEvent | DurableWorkerEvent)[] = [];
+  registry.onEvent((e) => events.push(e as DurableQueueEvent | DurableWorkerEvent));
   const q = await openQueue<T>({
+    registry,
     name: `q${Math.random().toString(36).slice(2)}`,
     store: sqliteStore({ path: ':memory:' }),
     clock,
@@ -43,8 +50,6 @@ async function makeQueue<T = unknown>(
     ...options,
   });
   open.push(q as Queue<unknown>);
-  const events: DurableQueueEvent[] = [];
-  q.onEvent((e) => events.push(e));
   return { q, events };
 }
 
@@ -477,6 +482,7 @@ describe('openQueue', () => {
     const q = await openQueue({ name: 'x', store });
     expect(() => q.work(async () => {}, { concurrency: 0 })).toThrow(/work\.concurrency/);
     await expect(q.enqueue(1, { priority: 1.5 })).rejects.toThrow(/enqueue\.priority/);
+    await expect(q.enqueue(1, { priority: 1.5 })).rejects.toBeInstanceOf(ConfigError);
     await q.close();
     await expect(q.enqueue(1)).rejects.toSatisfy(
       (e: unknown) => (e as BulwarkDurableError).code === 'CLOSED',
@@ -520,7 +526,7 @@ describe('review regressions', () => {
     const gate = deferred<void>();
     const w1 = q.work(() => gate.promise, { pollMs: 100 });
     await q.enqueue(1);
-    await until(() => w1.stats.running === 1);
+    await until(() => w1.stats.inFlight === 1);
     const closing = q.close({ graceMs: 10_000 });
     expect(() => q.work(async () => {})).toThrow(/closing/);
     await expect(q.enqueue(2)).rejects.toMatchObject({ code: 'CLOSED' });
@@ -537,8 +543,9 @@ describe('review regressions', () => {
     const clock = createFakeClock();
     const { q } = await makeQueue(clock);
     expect(() => q.work(async () => {}, { leaseMs: 200, heartbeatMs: 250 })).toThrow(
-      /work\.heartbeatMs \(250\) must be at most half of work\.leaseMs \(200\)/,
+      /work\.heartbeatMs must be 0 \(off\) or at most half of work\.leaseMs \(200\).*\(got 250\)/,
     );
+    expect(() => q.work(async () => {}, { leaseMs: 200, heartbeatMs: 250 })).toThrow(ConfigError);
     expect(() => q.work(async () => {}, { leaseMs: 200, heartbeatMs: 101 })).toThrow(/heartbeatMs/);
     expect(() => q.work(async () => {}, { heartbeatMs: 20_000 })).toThrow(/leaseMs \(30000\)/);
     for (const options of [
@@ -617,7 +624,7 @@ describe('review regressions', () => {
     const { q } = await makeQueue(clock, { maxAttempts: 1 });
     const { id } = await q.enqueue('p');
     const w = q.work(() => new Promise(() => {}));
-    await until(() => w.stats.running === 1);
+    await until(() => w.stats.inFlight === 1);
     const stopping = w.stop({ graceMs: 100 });
     await until(() => w.stats.released === 1, clock, 50);
     await stopping;

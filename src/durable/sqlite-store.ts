@@ -9,22 +9,25 @@
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
-import { z } from 'zod';
+import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
-import type {
-  ClaimedItem,
-  EnqueueOutcome,
-  FailAction,
-  ItemState,
-  LeaseRef,
-  ListOptions,
-  NewItem,
-  QueueStore,
-  RedriveSelection,
-  StoredItem,
-  StoreStats,
-  SweepOptions,
+import { type Row, type Stmt, sqliteSchema, sqliteStatements, toClaimed, toItem } from './sqlite-sql.js';
+import {
+  type ClaimedItem,
+  checkPurge,
+  type EnqueueOutcome,
+  type FailAction,
+  type ItemState,
+  type LeaseRef,
+  type ListOptions,
+  type NewItem,
+  type QueueStore,
+  type RedriveSelection,
+  type StoredItem,
+  type StoreStats,
+  type SweepOptions,
 } from './store.js';
+import { classifySqliteOpen, readOnlyError } from './store-errors.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -50,64 +53,13 @@ export interface SqliteStoreOptions {
   asyncAcks?: boolean;
 }
 
-const optionsSchema = z
-  .object({
-    path: z.string().min(1, 'sqliteStore.path must be a file path or ":memory:"'),
-    synchronous: z.enum(['FULL', 'NORMAL']).optional(),
-    busyTimeoutMs: z.number().int().min(0).optional(),
-    asyncAcks: z.boolean().optional(),
-    table: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'sqliteStore.table must be a plain SQL identifier')
-      .optional(),
-  })
-  .strict();
-
-interface Row {
-  queue: string;
-  id: string;
-  payload: Uint8Array;
-  key_id: string | null;
-  key: string | null;
-  priority: number;
-  run_at: number;
-  state: ItemState;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  updated_at: number;
-  lease_token: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  dead_reason: string | null;
-  redrives: number;
-  last_redrive_at: number | null;
-}
-
-function toItem(r: Row): StoredItem {
-  return {
-    id: r.id,
-    queue: r.queue,
-    payload: r.payload,
-    keyId: r.key_id,
-    key: r.key,
-    priority: r.priority,
-    runAt: r.run_at,
-    state: r.state,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastError: r.last_error,
-    deadReason: r.dead_reason,
-    redrives: r.redrives,
-    lastRedriveAt: r.last_redrive_at,
-  };
-}
-
-function toClaimed(r: Row): ClaimedItem {
-  return { ...toItem(r), leaseToken: r.lease_token!, leaseUntil: r.lease_until! };
-}
+const optionsSchema = s.object({
+  path: s.string(),
+  synchronous: s.optional(s.oneOf(['FULL', 'NORMAL'] as const)),
+  busyTimeoutMs: s.optional(s.int({ min: 0 })),
+  asyncAcks: s.optional(s.boolean()),
+  table: s.optional(s.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternRule: 'a plain SQL identifier' })),
+});
 
 interface Op {
   readonly queue: string;
@@ -118,8 +70,6 @@ interface Op {
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
 }
-
-type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
 
 /** The SQLite implementation of `QueueStore`. Made by `sqliteStore()`. */
 export class SqliteStore implements QueueStore {
@@ -136,14 +86,7 @@ export class SqliteStore implements QueueStore {
   private single!: BetterSqlite3.Transaction<(op: Op) => unknown>;
 
   constructor(options: SqliteStoreOptions) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new BulwarkDurableError(
-        'INVALID_STORE_SPEC',
-        `sqliteStore.${issue.path.join('.') || 'options'}: ${issue.message}`,
-      );
-    }
+    optionsSchema.parse(options, 'sqliteStore');
     this.options = {
       path: options.path,
       synchronous: options.synchronous ?? 'FULL',
@@ -154,11 +97,18 @@ export class SqliteStore implements QueueStore {
     this.description = `sqlite:${options.path}`;
   }
 
-  init(): Promise<void> {
+  init(options?: { readonly readOnly?: boolean }): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
-    this.opening ??= this.open();
+    if (this.opening === null) this.readOnly = options?.readOnly === true;
+    this.opening ??= this.open().catch((error: unknown) => {
+      this.opening = null;
+      throw classifySqliteOpen(error, this.description, this.readOnly);
+    });
     return this.opening;
   }
+
+  /** Opened with `init({ readOnly: true })`: nothing is created and writes are refused. */
+  private readOnly = false;
 
   private closedError(): BulwarkDurableError {
     return new BulwarkDurableError(
@@ -178,132 +128,37 @@ export class SqliteStore implements QueueStore {
         { cause: error },
       );
     }
-    const db = new Database(this.options.path, { timeout: this.options.busyTimeoutMs });
+    const ro = this.readOnly;
+    const db = new Database(this.options.path, {
+      timeout: this.options.busyTimeoutMs,
+      ...(ro ? { readonly: true, fileMustExist: true } : {}),
+    });
+    try {
+      this.prepare(db, ro);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  private prepare(db: BetterSqlite3.Database, ro: boolean): void {
     const t = this.options.table;
     db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
-    if (this.options.path !== ':memory:') db.pragma('journal_mode = WAL');
+    if (ro) {
+      const found = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(t);
+      if (found === undefined) {
+        throw new BulwarkDurableError(
+          'STORE_NOT_FOUND',
+          `Store ${this.description} has no table "${t}": it holds no queues (nothing was created; check the path)`,
+          { store: this.description },
+        );
+      }
+    } else if (this.options.path !== ':memory:') db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${this.options.synchronous}`);
     this.syncNow = this.options.synchronous;
-    const schema = `
-      CREATE TABLE IF NOT EXISTS ${t} (
-        queue TEXT NOT NULL,
-        id TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        key_id TEXT,
-        key TEXT,
-        priority INTEGER NOT NULL,
-        run_at INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        lease_token TEXT,
-        lease_until INTEGER,
-        last_error TEXT,
-        dead_reason TEXT,
-        redrives INTEGER NOT NULL DEFAULT 0,
-        last_redrive_at INTEGER,
-        PRIMARY KEY (queue, id)
-      );
-      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (queue, key) WHERE key IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS ${t}_ready ON ${t} (queue, priority DESC, run_at, id) WHERE state = 'pending';
-      CREATE INDEX IF NOT EXISTS ${t}_lease ON ${t} (queue, lease_until) WHERE state = 'active';
-      CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (queue, updated_at, id) WHERE state = 'completed';
-      CREATE INDEX IF NOT EXISTS ${t}_dead ON ${t} (queue, updated_at, id) WHERE state = 'dead';
-      CREATE TABLE IF NOT EXISTS ${t}_keys (
-        queue TEXT NOT NULL,
-        key TEXT NOT NULL,
-        item_id TEXT NOT NULL,
-        completed_at INTEGER NOT NULL,
-        PRIMARY KEY (queue, key)
-      );
-    `;
     // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
-    db.transaction(() => db.exec(schema)).immediate();
-    const p = (sql: string): Stmt => db.prepare(sql);
-    const fence = `queue = ? AND id = ? AND state = 'active' AND lease_token = ? AND lease_until > ?`;
-    this.s = {
-      findKey: p(`SELECT id FROM ${t} WHERE queue = ? AND key = ?`).pluck(),
-      // Keys of completed items deleted by purge stay reserved here until keyTtlMs after completion.
-      findPurgedKey: p(`SELECT item_id FROM ${t}_keys WHERE queue = ? AND key = ?`).pluck(),
-      keepPurgedKeys: p(
-        `INSERT OR REPLACE INTO ${t}_keys (queue, key, item_id, completed_at)
-         SELECT queue, key, id, updated_at FROM ${t}
-         WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL`,
-      ),
-      sweepPurgedKeys: p(
-        `DELETE FROM ${t}_keys WHERE rowid IN (
-           SELECT rowid FROM ${t}_keys WHERE queue = ? AND completed_at < ? LIMIT ?)`,
-      ),
-      insert: p(
-        `INSERT INTO ${t} (queue, id, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-      ),
-      reclaim: p(
-        `UPDATE ${t} SET state = 'pending', lease_token = NULL, lease_until = NULL, updated_at = ?
-         WHERE queue = ? AND state = 'active' AND lease_until <= ?`,
-      ),
-      claim: p(
-        `UPDATE ${t} SET state = 'active', attempts = attempts + 1, lease_token = lower(hex(randomblob(12))),
-           lease_until = ?, updated_at = ?
-         WHERE queue = ? AND id IN (
-           SELECT id FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?
-           ORDER BY priority DESC, run_at, id LIMIT ?)
-         RETURNING *`,
-      ),
-      complete: p(
-        `UPDATE ${t} SET state = 'completed', lease_token = NULL, lease_until = NULL, updated_at = ? WHERE ${fence}`,
-      ),
-      retry: p(
-        `UPDATE ${t} SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      dead: p(
-        `UPDATE ${t} SET state = 'dead', dead_reason = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      extend: p(`UPDATE ${t} SET lease_until = ? WHERE ${fence}`),
-      release: p(
-        `UPDATE ${t} SET state = 'pending', attempts = max(attempts - 1, 0), lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      // One count per state, each over its partial index (claims and acks then touch no index of
-      // a state they do not enter).
-      counts: p(
-        `SELECT (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'pending') AS pending,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'active') AS active,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'completed') AS completed,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'dead') AS dead`,
-      ),
-      delayed: p(`SELECT count(*) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at > ?`).pluck(),
-      oldest: p(`SELECT min(run_at) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?`).pluck(),
-      get: p(`SELECT * FROM ${t} WHERE queue = ? AND id = ?`),
-      redriveIds: p(
-        `UPDATE ${t} SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,
-           redrives = redrives + 1, last_redrive_at = ?
-         WHERE queue = ? AND id = ? AND state = 'dead'`,
-      ),
-      oldestDead: p(
-        `SELECT id FROM ${t} WHERE queue = ? AND state = 'dead' ORDER BY updated_at, id LIMIT ?`,
-      ).pluck(),
-      releaseKeys: p(
-        `UPDATE ${t} SET key = NULL WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL LIMIT ?)`,
-      ),
-      sweepCompleted: p(
-        `DELETE FROM ${t} WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? LIMIT ?)`,
-      ),
-      sweepDead: p(
-        `DELETE FROM ${t} WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'dead' AND updated_at < ? LIMIT ?)`,
-      ),
-      rewrapList: p(
-        `SELECT * FROM ${t} WHERE queue = ? AND key_id IS NOT NULL AND key_id <> ? AND id > ? ORDER BY id LIMIT ?`,
-      ),
-      replace: p(`UPDATE ${t} SET payload = ?, key_id = ? WHERE queue = ? AND id = ? AND key_id IS ?`),
-    };
+    if (!ro) db.transaction(() => db.exec(sqliteSchema(t))).immediate();
+    this.s = sqliteStatements(db, t);
     this.group = db.transaction((ops: Op[]) => ops.map((op) => op.run()));
     this.single = db.transaction((op: Op) => op.run());
     this.db = db;
@@ -317,6 +172,7 @@ export class SqliteStore implements QueueStore {
   /** Queues a write for the next group commit. */
   private write<T>(queue: string, notify: boolean, run: () => T, durable = true): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
+    if (this.readOnly) return Promise.reject(readOnlyError(this.description));
     return new Promise<T>((resolve, reject) => {
       this.ops.push({ queue, notify, durable, run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -540,23 +396,20 @@ export class SqliteStore implements QueueStore {
   async purge(
     queue: string,
     state: ItemState,
-    options: { readonly force?: boolean; readonly olderThan?: number },
+    options: { readonly force?: boolean; readonly olderThan?: number; readonly count?: boolean },
   ): Promise<number> {
     if (this.db === null || this.closed) await this.ready();
-    if ((state === 'pending' || state === 'active') && options.force !== true) {
-      throw new BulwarkDurableError(
-        'INVALID_STATE',
-        `Refusing to purge ${state} items of queue "${queue}": they are work not yet done; pass force to delete them anyway`,
-      );
-    }
+    checkPurge(queue, state, options);
     const older = options.olderThan ?? Number.MAX_SAFE_INTEGER;
+    const where = `FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`;
+    if (options.count === true) {
+      return this.db!.prepare(`SELECT count(*) ${where}`).pluck().get(queue, state, older) as number;
+    }
     return this.write(queue, false, () => {
       // Idempotency keys of purged completed items stay reserved (as on PostgreSQL) until `sweep`
       // finds them older than keyTtlMs; purging other states frees their keys.
       if (state === 'completed') this.s.keepPurgedKeys!.run(queue, older);
-      return this.db!.prepare(
-        `DELETE FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`,
-      ).run(queue, state, older).changes;
+      return this.db!.prepare(`DELETE ${where}`).run(queue, state, older).changes;
     });
   }
 
