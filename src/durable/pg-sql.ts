@@ -5,7 +5,8 @@
  */
 
 import type { QueryResultRow } from 'pg';
-import type { ClaimedItem, EnqueueOutcome, ItemState, NewItem, StoredItem } from './store.js';
+import type { ItemRow } from './rows.js';
+import type { EnqueueOutcome, NewItem } from './store.js';
 
 /**
  * The latest schema version this code creates and understands (`<schema>.schema_version`).
@@ -18,54 +19,10 @@ import type { ClaimedItem, EnqueueOutcome, ItemState, NewItem, StoredItem } from
  */
 export const POSTGRES_SCHEMA_VERSION = 1;
 
-export interface Row extends QueryResultRow {
-  id: string;
-  queue: string;
-  payload: Buffer;
-  key_id: string | null;
-  key: string | null;
-  priority: number;
-  run_at: string;
-  state: ItemState;
-  attempts: number;
-  max_attempts: number;
-  created_at: string;
-  updated_at: string;
-  last_error: string | null;
-  dead_reason: string | null;
-  redrives: number;
-  last_redrive_at: string | null;
-  lease_token: string | null;
-  lease_until: string | null;
-}
+export interface Row extends ItemRow, QueryResultRow {}
 
 export const COLUMNS =
   'id, queue, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at, last_error, dead_reason, redrives, last_redrive_at, lease_token, lease_until';
-
-export function toItem(r: Row): StoredItem {
-  return {
-    id: r.id,
-    queue: r.queue,
-    payload: r.payload,
-    keyId: r.key_id,
-    key: r.key,
-    priority: r.priority,
-    runAt: Number(r.run_at),
-    state: r.state,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    lastError: r.last_error,
-    deadReason: r.dead_reason,
-    redrives: r.redrives,
-    lastRedriveAt: r.last_redrive_at === null ? null : Number(r.last_redrive_at),
-  };
-}
-
-export function toClaimed(r: Row): ClaimedItem {
-  return { ...toItem(r), leaseToken: r.lease_token ?? '', leaseUntil: Number(r.lease_until) };
-}
 
 export function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -108,12 +65,6 @@ export function migrations(s: string): readonly string[] {
      );
      CREATE INDEX keys_released ON ${s}.keys (queue, released_at) WHERE released_at IS NOT NULL;`,
   ];
-}
-
-export function claimOrder(a: ClaimedItem, b: ClaimedItem): number {
-  if (a.priority !== b.priority) return b.priority - a.priority;
-  if (a.runAt !== b.runAt) return a.runAt - b.runAt;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 export interface Statement {

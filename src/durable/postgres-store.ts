@@ -29,7 +29,6 @@ import { PgNotifier } from './pg-notify.js';
 import { type PostgresStoreOptions, settlePostgresOptions } from './pg-options.js';
 import {
   asBuffer,
-  claimOrder,
   insertParams,
   migrate,
   POSTGRES_SCHEMA_VERSION,
@@ -37,9 +36,8 @@ import {
   type Row,
   schemaVersion,
   statements,
-  toClaimed,
-  toItem,
 } from './pg-sql.js';
+import { claimOrder, toClaimed, toItem } from './rows.js';
 import {
   type ClaimedItem,
   checkPurge,

@@ -4,57 +4,13 @@
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
-import type { ClaimedItem, ItemState, StoredItem } from './store.js';
+import type { ItemRow } from './rows.js';
 
 /** A prepared statement. @internal */
 export type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
 
-/** @internal */
-export interface Row {
-  queue: string;
-  id: string;
-  payload: Uint8Array;
-  key_id: string | null;
-  key: string | null;
-  priority: number;
-  run_at: number;
-  state: ItemState;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  updated_at: number;
-  lease_token: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  dead_reason: string | null;
-  redrives: number;
-  last_redrive_at: number | null;
-}
-
-export function toItem(r: Row): StoredItem {
-  return {
-    id: r.id,
-    queue: r.queue,
-    payload: r.payload,
-    keyId: r.key_id,
-    key: r.key,
-    priority: r.priority,
-    runAt: r.run_at,
-    state: r.state,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastError: r.last_error,
-    deadReason: r.dead_reason,
-    redrives: r.redrives,
-    lastRedriveAt: r.last_redrive_at,
-  };
-}
-
-export function toClaimed(r: Row): ClaimedItem {
-  return { ...toItem(r), leaseToken: r.lease_token!, leaseUntil: r.lease_until! };
-}
+/** An items row. @internal */
+export type Row = ItemRow;
 
 /** The DDL of the items table `t` and its keys table (idempotent). @internal */
 export function sqliteSchema(t: string): string {

@@ -11,22 +11,11 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
-import { type Row, type Stmt, sqliteSchema, sqliteStatements, toClaimed, toItem } from './sqlite-sql.js';
-import {
-  type ClaimedItem,
-  checkPurge,
-  type EnqueueOutcome,
-  type FailAction,
-  type ItemState,
-  type LeaseRef,
-  type ListOptions,
-  type NewItem,
-  type QueueStore,
-  type RedriveSelection,
-  type StoredItem,
-  type StoreStats,
-  type SweepOptions,
-} from './store.js';
+import { claimOrder, toClaimed, toItem } from './rows.js';
+import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
+import type * as S from './store.js';
+import { checkPurge } from './store.js';
+
 import { classifySqliteOpen, readOnlyError } from './store-errors.js';
 
 /** Options of `sqliteStore`. */
@@ -72,7 +61,7 @@ interface Op {
 }
 
 /** The SQLite implementation of `QueueStore`. Made by `sqliteStore()`. */
-export class SqliteStore implements QueueStore {
+export class SqliteStore implements S.QueueStore {
   readonly description: string;
   private readonly options: Required<SqliteStoreOptions>;
   private db: BetterSqlite3.Database | null = null;
@@ -237,10 +226,10 @@ export class SqliteStore implements QueueStore {
 
   async enqueue(
     queue: string,
-    items: readonly NewItem[],
+    items: readonly S.NewItem[],
     now: number,
     tx?: unknown,
-  ): Promise<EnqueueOutcome[]> {
+  ): Promise<S.EnqueueOutcome[]> {
     if (tx !== undefined) {
       throw new BulwarkDurableError(
         'TX_UNSUPPORTED',
@@ -250,7 +239,7 @@ export class SqliteStore implements QueueStore {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () => {
-      const out: EnqueueOutcome[] = [];
+      const out: S.EnqueueOutcome[] = [];
       for (const it of items) {
         if (it.key !== null) {
           const existing = (s.findKey!.get(queue, it.key) ?? s.findPurgedKey!.get(queue, it.key)) as
@@ -279,7 +268,7 @@ export class SqliteStore implements QueueStore {
     });
   }
 
-  async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[]> {
+  async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<S.ClaimedItem[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -289,17 +278,13 @@ export class SqliteStore implements QueueStore {
         s.reclaim!.run(now, queue, now);
         if (limit <= 0) return [];
         const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as Row[];
-        rows.sort(
-          (a, b) =>
-            b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-        );
-        return rows.map(toClaimed);
+        return rows.map(toClaimed).sort(claimOrder);
       },
       false,
     );
   }
 
-  async complete(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+  async complete(queue: string, refs: readonly S.LeaseRef[], now: number): Promise<boolean[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -310,7 +295,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async fail(queue: string, ref: LeaseRef, action: FailAction, now: number): Promise<boolean> {
+  async fail(queue: string, ref: S.LeaseRef, action: S.FailAction, now: number): Promise<boolean> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, action.kind === 'retry', () =>
@@ -320,7 +305,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async extend(queue: string, ref: LeaseRef, leaseMs: number, now: number): Promise<boolean> {
+  async extend(queue: string, ref: S.LeaseRef, leaseMs: number, now: number): Promise<boolean> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -331,7 +316,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async release(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+  async release(queue: string, refs: readonly S.LeaseRef[], now: number): Promise<boolean[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () =>
@@ -345,7 +330,7 @@ export class SqliteStore implements QueueStore {
     return this.write(queue, true, () => s.reclaim!.run(now, queue, now).changes);
   }
 
-  async stats(queue: string, now: number): Promise<StoreStats> {
+  async stats(queue: string, now: number): Promise<S.StoreStats> {
     if (this.db === null || this.closed) await this.ready();
     const counts = { pending: 0, active: 0, completed: 0, dead: 0 };
     Object.assign(counts, this.s.counts!.get({ q: queue }) as typeof counts);
@@ -354,13 +339,13 @@ export class SqliteStore implements QueueStore {
     return { ...counts, delayed, oldestPendingAgeMs: oldest === null ? 0 : Math.max(0, now - oldest) };
   }
 
-  async get(queue: string, id: string): Promise<StoredItem | undefined> {
+  async get(queue: string, id: string): Promise<S.StoredItem | undefined> {
     if (this.db === null || this.closed) await this.ready();
     const r = this.s.get!.get(queue, id) as Row | undefined;
     return r === undefined ? undefined : toItem(r);
   }
 
-  async list(queue: string, options: ListOptions): Promise<StoredItem[]> {
+  async list(queue: string, options: S.ListOptions): Promise<S.StoredItem[]> {
     if (this.db === null || this.closed) await this.ready();
     const where = ['queue = ?'];
     const args: unknown[] = [queue];
@@ -379,7 +364,7 @@ export class SqliteStore implements QueueStore {
     return rows.map(toItem);
   }
 
-  async redrive(queue: string, selection: RedriveSelection, now: number): Promise<string[]> {
+  async redrive(queue: string, selection: S.RedriveSelection, now: number): Promise<string[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () => {
@@ -395,7 +380,7 @@ export class SqliteStore implements QueueStore {
 
   async purge(
     queue: string,
-    state: ItemState,
+    state: S.ItemState,
     options: { readonly force?: boolean; readonly olderThan?: number; readonly count?: boolean },
   ): Promise<number> {
     if (this.db === null || this.closed) await this.ready();
@@ -413,7 +398,7 @@ export class SqliteStore implements QueueStore {
     });
   }
 
-  async sweep(queue: string, options: SweepOptions, now: number): Promise<number> {
+  async sweep(queue: string, options: S.SweepOptions, now: number): Promise<number> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, false, () => {
@@ -430,11 +415,12 @@ export class SqliteStore implements QueueStore {
     keyId: string,
     after: string | null,
     limit: number,
-  ): Promise<StoredItem[]> {
+  ): Promise<S.StoredItem[]> {
     if (this.db === null || this.closed) await this.ready();
     return (this.s.rewrapList!.all(queue, keyId, after ?? '', limit) as Row[]).map(toItem);
   }
 
+  // The QueueStore contract's signature, as in every store: a deliberate repeat.
   async replacePayload(
     queue: string,
     id: string,
