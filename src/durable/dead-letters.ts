@@ -26,8 +26,11 @@ export interface DeadLettersHost<T> {
 /** An id given to `redrive({ ids })` that was not redriven, and why. */
 export interface RedriveSkip {
   readonly id: string;
-  /** `not-found`: no such item in the queue; `not-dead`: the item is in another `state`. */
-  readonly reason: 'not-found' | 'not-dead';
+  /**
+   * `not-found`: no such item in the queue; `not-dead`: the item is in another `state`; `limit`:
+   * `limit` items were redriven before this id's turn.
+   */
+  readonly reason: 'not-found' | 'not-dead' | 'limit';
   readonly state?: ItemState;
 }
 
@@ -122,6 +125,42 @@ export class DeadLetters<T> {
       redriven.length < limit &&
       (ids === undefined || offset < ids.length);
     return { redriven, skipped, aborted };
+  }
+
+  /**
+   * What `redrive` with the same `ids` and `limit` would pick now (the same predicate and order:
+   * dead items, oldest change first, or the given ids that are dead), changing nothing.
+   *
+   * @example
+   * ```ts
+   * import { openQueue, sqliteStore } from 'bulwark/durable';
+   * const q = await openQueue({ name: 'pv', store: sqliteStore({ path: ':memory:' }) });
+   * console.log(await q.deadLetters.preview({ limit: 10 })); // { wouldRedrive: [], skipped: [] }
+   * await q.close();
+   * ```
+   */
+  async preview(
+    options: Pick<RedriveOptions, 'ids' | 'limit'> = {},
+  ): Promise<{ wouldRedrive: string[]; skipped: RedriveSkip[] }> {
+    this.q.check(false);
+    redriveSchema.parse(options, 'preview');
+    const ids = options.ids;
+    const limit = options.limit ?? ids?.length ?? 100;
+    const skipped: RedriveSkip[] = [];
+    if (ids === undefined) {
+      const dead = await this.q.store.list(this.q.name, { state: 'dead', limit, order: 'updated' });
+      return { wouldRedrive: dead.map((d) => d.id), skipped };
+    }
+    const wouldRedrive: string[] = [];
+    for (const id of ids) {
+      const item = await this.q.store.get(this.q.name, id);
+      if (item?.state === 'dead') {
+        if (wouldRedrive.length < limit) wouldRedrive.push(id);
+        else skipped.push({ id, reason: 'limit' });
+      } else if (item === undefined) skipped.push({ id, reason: 'not-found' });
+      else skipped.push({ id, reason: 'not-dead', state: item.state });
+    }
+    return { wouldRedrive, skipped };
   }
 
   /** Records why each id of `asked` that is not in `got` was not redriven. */

@@ -191,6 +191,8 @@ export function queries(s: string) {
     list: `SELECT ${COLUMNS} FROM ${s}.items
        WHERE queue = $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR id > $3)
        ORDER BY id LIMIT $4`,
+    listByUpdated: `SELECT ${COLUMNS} FROM ${s}.items
+       WHERE queue = $1 AND ($2::text IS NULL OR state = $2) ORDER BY updated_at, id LIMIT $3`,
     redrive: `WITH sel AS MATERIALIZED (
          SELECT id, row_number() OVER (ORDER BY updated_at, id) AS rn FROM (
            SELECT id, updated_at FROM ${s}.items

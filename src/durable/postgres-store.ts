@@ -442,12 +442,12 @@ class PgStore implements PostgresQueueStore {
 
   async list(queue: string, options: ListOptions): Promise<StoredItem[]> {
     this.#check();
-    const r = await this.#q<Row>(this.#text.list, [
-      queue,
-      options.state ?? null,
-      options.after ?? null,
-      options.limit ?? 100,
-    ]);
+    const state = options.state ?? null;
+    const limit = options.limit ?? 100;
+    const r =
+      options.order === 'updated'
+        ? await this.#q<Row>(this.#text.listByUpdated, [queue, state, limit])
+        : await this.#q<Row>(this.#text.list, [queue, state, options.after ?? null, limit]);
     return r.rows.map(toItem);
   }
 

@@ -353,13 +353,14 @@ export class SqliteStore implements S.QueueStore {
       where.push('state = ?');
       args.push(options.state);
     }
-    if (options.after !== undefined) {
+    const byUpdated = options.order === 'updated';
+    if (options.after !== undefined && !byUpdated) {
       where.push('id > ?');
       args.push(options.after);
     }
     args.push(options.limit ?? 100);
     const rows = this.db!.prepare(
-      `SELECT * FROM ${this.options.table} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`,
+      `SELECT * FROM ${this.options.table} WHERE ${where.join(' AND ')} ORDER BY ${byUpdated ? 'updated_at, id' : 'id'} LIMIT ?`,
     ).all(...args) as Row[];
     return rows.map(toItem);
   }

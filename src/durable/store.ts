@@ -123,6 +123,11 @@ export interface ListOptions {
   readonly limit?: number;
   /** Keyset pagination: only items whose id sorts after this one. */
   readonly after?: string;
+  /**
+   * `updated` lists by last change (oldest first, then id) — the order in which `redrive` picks
+   * dead items — and ignores `after`. Default `id`.
+   */
+  readonly order?: 'id' | 'updated';
 }
 
 /** Options for redriving dead items back to pending. */
