@@ -167,7 +167,8 @@ const cases: Case[] = [
 ];
 
 describe('bulwark/durable: every bad option is one ConfigError with its dotted path', () => {
-  it.each(cases)('%s', async (_label, run, option, code, suggestion) => {
+  it.each(cases.map((c) => [c[0], c] as const))('%s', async (_label, c) => {
+    const [, run, option, code, suggestion] = c;
     let caught: unknown;
     try {
       await run();
