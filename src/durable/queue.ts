@@ -57,8 +57,9 @@ export async function openQueue<T = unknown>(options: QueueOptions<T>): Promise<
   queueSchema.parse(options, 'openQueue');
   settleRetention(options.retention);
   await options.store.init(options.readOnly === true ? { readOnly: true } : undefined);
+  const q = new Queue<T>(options); // throws DUPLICATE_COMPONENT before taking a store reference
   storeRefs.set(options.store, (storeRefs.get(options.store) ?? 0) + 1);
-  return new Queue<T>(options);
+  return q;
 }
 
 /** A durable queue. Made by `openQueue`. */
