@@ -18,6 +18,7 @@ import {
   type DurableWorkerEvent,
   openQueue,
   postgresStore,
+  type QueueStore,
   sqliteStore,
 } from '../src/durable/index.js';
 import { backoff, ConfigError, nonRetryable } from '../src/index.js';
@@ -186,6 +187,50 @@ describe('read-only commands and APIs create nothing', () => {
       const found = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
       await c.end();
       expect(found.rowCount).toBe(0);
+    });
+  });
+});
+
+async function pausesFleetWide(a: QueueStore, b: QueueStore): Promise<void> {
+  const name = uniqueName('paused');
+  const qa = await openQueue<number>({ name, store: a, statsIntervalMs: 0 });
+  const qb = await openQueue<number>({ name, store: b, statsIntervalMs: 0 });
+  try {
+    await qa.pause();
+    expect(await qb.isPaused()).toBe(true); // another store (another connection, as another process)
+    const w = qb.work(async () => {}, { pollMs: 20 });
+    await qa.enqueueMany([{ payload: 1 }, { payload: 2 }]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(w.stats.claimed).toBe(0);
+    expect((await qb.stats()).pending).toBe(2);
+    expect(qb.snapshot().state).toBe('paused');
+    await qa.resume();
+    expect(await until(() => w.stats.completed === 2, 10_000)).toBe(true);
+    expect(qa.snapshot().state).toBe('open');
+  } finally {
+    await qa.close();
+    await qb.close();
+  }
+}
+
+describe('pause() and resume() hold every worker that shares the store', () => {
+  it('SQLite: two stores on one file', async () => {
+    const path = join(dir, 'pause.db');
+    await pausesFleetWide(sqliteStore({ path }), sqliteStore({ path }));
+  });
+
+  describePg('PostgreSQL', () => {
+    it('two stores on one schema', async () => {
+      const schema = uniqueName('bw_pause');
+      const url = pgUrl(pgUser ?? 'postgres');
+      const a = postgresStore({ connectionString: url, schema });
+      try {
+        await pausesFleetWide(a, postgresStore({ connectionString: url, schema }));
+      } finally {
+        const drop = postgresStore({ connectionString: url, schema });
+        await drop.dropSchema();
+        await drop.close();
+      }
     });
   });
 });

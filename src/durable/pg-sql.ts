@@ -14,10 +14,10 @@ import type { EnqueueOutcome, NewItem } from './store.js';
  * @example
  * ```ts nocheck
  * import { POSTGRES_SCHEMA_VERSION } from 'bulwark/durable/postgres-store';
- * console.log(POSTGRES_SCHEMA_VERSION); // 1
+ * console.log(POSTGRES_SCHEMA_VERSION); // 2
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 export interface Row extends ItemRow, QueryResultRow {}
 
@@ -64,6 +64,8 @@ export function migrations(s: string): readonly string[] {
        PRIMARY KEY (queue, key)
      );
      CREATE INDEX keys_released ON ${s}.keys (queue, released_at) WHERE released_at IS NOT NULL;`,
+    // v2: fleet-wide pause
+    `CREATE TABLE ${s}.paused (queue text PRIMARY KEY, paused_at bigint NOT NULL);`,
   ];
 }
 
@@ -75,7 +77,7 @@ export interface Statement {
 /** The hot statements, prepared once per connection (named per schema). */
 export function statements(s: string, schema: string, asyncAcks: boolean) {
   const named = (name: string, text: string): Statement => ({
-    name: `bulwark2_${schema}_${asyncAcks ? 'a' : 's'}_${name}`,
+    name: `bulwark3_${schema}_${asyncAcks ? 'a' : 's'}_${name}`,
     text,
   });
   // set_config(…, true) lasts until the end of the statement's own (implicit) transaction.
@@ -122,11 +124,11 @@ export function statements(s: string, schema: string, asyncAcks: boolean) {
       'claim',
       `WITH ${cfg}expired AS MATERIALIZED (
          SELECT id, priority, run_at FROM ${s}.items
-         WHERE queue = $1 AND state = 'active' AND lease_until <= $2
+         WHERE queue = $1 AND state = 'active' AND lease_until <= $2 AND NOT EXISTS (SELECT 1 FROM ${s}.paused p WHERE p.queue = $1)
          ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
        ), ready AS MATERIALIZED (
          SELECT id, priority, run_at FROM ${s}.items
-         WHERE queue = $1 AND state = 'pending' AND run_at <= $2
+         WHERE queue = $1 AND state = 'pending' AND run_at <= $2 AND NOT EXISTS (SELECT 1 FROM ${s}.paused p WHERE p.queue = $1)
          ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
        ), pick AS MATERIALIZED (
          SELECT id FROM (SELECT * FROM expired UNION ALL SELECT * FROM ready) c
@@ -213,6 +215,9 @@ export function queries(s: string) {
          WHERE $2 <> 'completed' AND del.key IS NOT NULL AND k.queue = $1 AND k.key = del.key AND k.item_id = del.id
        )
        SELECT count(*)::int AS n FROM del`,
+    pause: `INSERT INTO ${s}.paused (queue, paused_at) VALUES ($1, $2) ON CONFLICT (queue) DO NOTHING`,
+    resume: `DELETE FROM ${s}.paused WHERE queue = $1`,
+    paused: `SELECT 1 FROM ${s}.paused WHERE queue = $1`,
     purgeCount: `SELECT count(*)::int AS n FROM ${s}.items WHERE queue = $1 AND state = $2 AND ($3::bigint IS NULL OR updated_at < $3)`,
     sweep: `WITH victims AS MATERIALIZED (
          (SELECT id FROM ${s}.items WHERE queue = $1 AND state = 'completed' AND updated_at <= $2

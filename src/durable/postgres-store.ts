@@ -518,6 +518,17 @@ class PgStore implements PostgresQueueStore {
     return this.#notifier.subscribe(queue, onReady);
   }
 
+  async setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    this.#checkWrite();
+    await this.#q(paused ? this.#text.pause : this.#text.resume, paused ? [queue, now] : [queue]);
+    if (!paused && this.#notify) this.#notifier.notifyLater(queue);
+  }
+
+  async isPaused(queue: string): Promise<boolean> {
+    this.#check();
+    return (await this.#q(this.#text.paused, [queue])).rows.length === 1;
+  }
+
   async dropSchema(): Promise<void> {
     this.#checkWrite();
     await this.#q(`DROP SCHEMA IF EXISTS ${this.#s} CASCADE`, []);

@@ -19,7 +19,7 @@ import type { Registry } from '../core/registry.js';
 import { defaultCodec, type PayloadCodec } from './codec.js';
 import { DeadLetters, type DeadLettersHost } from './dead-letters.js';
 import { QUEUE_DESCRIPTOR } from './descriptors.js';
-import { type Keyring, openPayload, sealPayload } from './encryption.js';
+import type { Keyring } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
 import { type DurableQueueEvent, eventBase } from './events.js';
 import { uuidv7 } from './ids.js';
@@ -33,8 +33,9 @@ import {
   settleRetention,
   type WorkOptions,
 } from './options.js';
+import { Payloads } from './payloads.js';
 import { rewrapItems } from './rewrap.js';
-import type { ItemState, NewItem, QueueStore, StoredItem, StoreStats } from './store.js';
+import type { ItemState, NewItem, QueueStore, StoreStats } from './store.js';
 import { Worker, type WorkerHost } from './worker.js';
 
 const storeRefs = new WeakMap<QueueStore, number>();
@@ -70,7 +71,7 @@ export class Queue<T = unknown> {
   readonly store: QueueStore;
   /** Dead letters: list, redrive, purge. */
   readonly deadLetters: DeadLetters<T>;
-  private readonly codec: PayloadCodec<T>;
+  private readonly payloads: Payloads<T>;
   private readonly keyring: Keyring | undefined;
   private readonly clock: Clock;
   private readonly random: RandomSource;
@@ -86,6 +87,8 @@ export class Queue<T = unknown> {
   private workerSeq = 0;
   private readonly counters = { enqueued: 0, duplicates: 0, redriven: 0, errors: 0 };
   private lastStats: (StoreStats & { at: number }) | null = null;
+  /** Paused as of the last pause/resume/stats() in this process. */
+  private paused = false;
   private statsTimer: TimerHandle | null = null;
   private statsRun: Promise<unknown> | null = null;
   /** Set when `close()` starts: no new workers or enqueues from then on. */
@@ -97,8 +100,8 @@ export class Queue<T = unknown> {
   constructor(options: QueueOptions<T>) {
     this.name = options.name;
     this.store = options.store;
-    this.codec = options.codec ?? (defaultCodec as PayloadCodec<T>);
     this.keyring = options.keyring;
+    this.payloads = new Payloads(this.name, options.codec ?? (defaultCodec as PayloadCodec<T>), this.keyring);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.backoff = options.backoff ?? backoffs.exponential({ initial: 1_000, max: 300_000, jitter: 'full' });
@@ -112,7 +115,7 @@ export class Queue<T = unknown> {
       store: this.store,
       clock: this.clock,
       timeoutMs: this.timeoutMs,
-      open: (item) => this.open(item),
+      open: (item) => this.payloads.open(item),
       retryDelayMs: (attempt) => this.retryDelayMs(attempt),
       sweep: () => this.sweep(),
     };
@@ -121,7 +124,7 @@ export class Queue<T = unknown> {
       store: this.store,
       clock: this.clock,
       check: (write) => (write ? this.checkWritable() : this.checkOpen()),
-      view: (item) => this.view(item),
+      view: (item) => this.payloads.view(item),
       redriven: (ids, to) => this.onRedriven(ids, to),
       purge: (state, o) => this.purge(state, o),
     };
@@ -182,7 +185,15 @@ export class Queue<T = unknown> {
     return {
       kind: this.kind,
       name: this.name,
-      state: this.closed ? 'closed' : this.closing !== null ? 'closing' : this.readOnly ? 'readOnly' : 'open',
+      state: this.closed
+        ? 'closed'
+        : this.closing !== null
+          ? 'closing'
+          : this.paused
+            ? 'paused'
+            : this.readOnly
+              ? 'readOnly'
+              : 'open',
       gauges: {
         workers: this.workers.size,
         inFlight,
@@ -239,41 +250,10 @@ export class Queue<T = unknown> {
     return delay;
   }
 
-  /** Encodes (and encrypts) a payload for item `id`. */
-  private seal(id: string, payload: T): { bytes: Uint8Array; keyId: string | null } {
-    let plain: Uint8Array;
-    try {
-      plain = this.codec.encode(payload);
-    } catch (error) {
-      throw new BulwarkDurableError(
-        'ENCODE_FAILED',
-        `The payload for queue "${this.name}" cannot be encoded (${error instanceof Error ? error.message : String(error)}); pass plain JSON data (no cycles, no BigInt) or a codec`,
-        { cause: error },
-      );
-    }
-    if (this.keyring === undefined) return { bytes: plain, keyId: null };
-    return sealPayload(this.keyring, this.name, id, plain);
-  }
-
-  /** Decrypts and decodes an item's payload; throws DECRYPT_FAILED or the codec's error. */
-  private open(item: StoredItem): T {
-    let bytes = item.payload;
-    if (item.keyId !== null) {
-      if (this.keyring === undefined) {
-        throw new BulwarkDurableError(
-          'DECRYPT_FAILED',
-          `Item ${item.id} of queue "${this.name}" is encrypted with key "${item.keyId}" but the queue has no keyring`,
-        );
-      }
-      bytes = openPayload(this.keyring, this.name, item.id, item.keyId, bytes);
-    }
-    return this.codec.decode(bytes);
-  }
-
   private makeItem(payload: T, options: EnqueueOptions | undefined, now: number, path: string): NewItem {
     if (options !== undefined) enqueueSchema.parse(options, path);
     const id = uuidv7(now);
-    const { bytes, keyId } = this.seal(id, payload);
+    const { bytes, keyId } = this.payloads.seal(id, payload);
     return {
       id,
       payload: bytes,
@@ -387,21 +367,8 @@ export class Queue<T = unknown> {
     const now = this.clock.date();
     const st = await this.store.stats(this.name, now);
     this.lastStats = { ...st, at: now };
+    if (this.store.isPaused !== undefined) this.paused = await this.store.isPaused(this.name);
     return { queue: this.name, ...st };
-  }
-
-  /** An item as shown to readers: the payload decoded, or why it cannot be. */
-  private view(item: StoredItem): ItemView<T> {
-    const { payload: _raw, ...rest } = item;
-    try {
-      return { ...rest, payload: this.open(item) };
-    } catch (error) {
-      return {
-        ...rest,
-        payload: undefined,
-        payloadError: error instanceof Error ? error.message : String(error),
-      };
-    }
   }
 
   /**
@@ -419,7 +386,7 @@ export class Queue<T = unknown> {
   async get(id: string): Promise<ItemView<T> | undefined> {
     this.checkOpen();
     const item = await this.store.get(this.name, id);
-    return item === undefined ? undefined : this.view(item);
+    return item === undefined ? undefined : this.payloads.view(item);
   }
 
   /**
@@ -437,7 +404,7 @@ export class Queue<T = unknown> {
   async list(options: { state?: ItemState; limit?: number; after?: string } = {}): Promise<ItemView<T>[]> {
     this.checkOpen();
     const items = await this.store.list(this.name, options);
-    return items.map((i) => this.view(i));
+    return items.map((i) => this.payloads.view(i));
   }
 
   /**
@@ -526,7 +493,49 @@ export class Queue<T = unknown> {
   }
 
   /**
-   * Subscribes to this queue's own events (enqueued, redriven, error); its workers' events are on
+   * Pauses the queue for every process sharing its store: workers everywhere claim nothing until
+   * `resume()` (running handlers finish; enqueues are still accepted). Throws `INVALID_STATE` on a
+   * store without pause support.
+   *
+   * @example
+   * ```ts
+   * import { openQueue, sqliteStore } from 'bulwark/durable';
+   * const q = await openQueue({ name: 'pause', store: sqliteStore({ path: ':memory:' }) });
+   * await q.pause();
+   * console.log(await q.isPaused(), q.snapshot().state); // true paused
+   * await q.resume();
+   * await q.close();
+   * ```
+   */
+  async pause(): Promise<void> {
+    await this.setPaused(true);
+  }
+
+  /** Resumes a paused queue everywhere (idle workers are woken). */
+  async resume(): Promise<void> {
+    await this.setPaused(false);
+  }
+
+  /** True while the queue is paused (read from the store). */
+  async isPaused(): Promise<boolean> {
+    this.checkOpen();
+    this.paused = (await this.store.isPaused?.(this.name)) ?? false;
+    return this.paused;
+  }
+
+  private async setPaused(paused: boolean): Promise<void> {
+    this.checkWritable();
+    if (this.store.setPaused === undefined) {
+      throw new BulwarkDurableError('INVALID_STATE', `Store ${this.store.description} cannot pause queues`);
+    }
+    await this.store.setPaused(this.name, paused, this.clock.date());
+    this.paused = paused;
+    const event = paused ? 'paused' : 'resumed';
+    if (this.events.wants(event)) this.events.emit({ ...this.base(), event });
+  }
+
+  /**
+   * Subscribes to this queue's own events (enqueued, redriven, paused, resumed, error); its workers' events are on
    * `worker.onEvent` (and on a registry both joined). All reach `telemetry.onEvent`.
    *
    * @example

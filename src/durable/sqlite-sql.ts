@@ -48,6 +48,7 @@ export function sqliteSchema(t: string): string {
         completed_at INTEGER NOT NULL,
         PRIMARY KEY (queue, key)
       );
+      CREATE TABLE IF NOT EXISTS ${t}_paused (queue TEXT PRIMARY KEY, paused_at INTEGER NOT NULL);
     `;
 }
 
@@ -81,9 +82,13 @@ export function sqliteStatements(db: BetterSqlite3.Database, t: string): Record<
          lease_until = ?, updated_at = ?
        WHERE queue = ? AND id IN (
          SELECT id FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?
+           AND NOT EXISTS (SELECT 1 FROM ${t}_paused p WHERE p.queue = ${t}.queue)
          ORDER BY priority DESC, run_at, id LIMIT ?)
        RETURNING *`,
     ),
+    pause: p(`INSERT OR REPLACE INTO ${t}_paused (queue, paused_at) VALUES (?, ?)`),
+    resume: p(`DELETE FROM ${t}_paused WHERE queue = ?`),
+    paused: p(`SELECT paused_at FROM ${t}_paused WHERE queue = ?`).pluck(),
     complete: p(
       `UPDATE ${t} SET state = 'completed', lease_token = NULL, lease_until = NULL, updated_at = ? WHERE ${fence}`,
     ),

@@ -147,6 +147,10 @@ export class SqliteStore implements S.QueueStore {
     this.syncNow = this.options.synchronous;
     // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
     if (!ro) db.transaction(() => db.exec(sqliteSchema(t))).immediate();
+    else if (db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`).get(`${t}_paused`) === undefined) {
+      // A file made before pause/resume, opened read-only: a private in-memory stand-in (creates no file).
+      db.exec(`CREATE TEMP TABLE ${t}_paused (queue TEXT PRIMARY KEY, paused_at INTEGER NOT NULL)`);
+    }
     this.s = sqliteStatements(db, t);
     this.group = db.transaction((ops: Op[]) => ops.map((op) => op.run()));
     this.single = db.transaction((op: Op) => op.run());
@@ -436,6 +440,18 @@ export class SqliteStore implements S.QueueStore {
       false,
       () => s.replace!.run(payload, keyId, queue, id, expectedKeyId).changes === 1,
     );
+  }
+
+  async setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    if (this.db === null || this.closed) await this.ready();
+    await this.write(queue, !paused, () =>
+      paused ? this.s.pause!.run(queue, now) : this.s.resume!.run(queue),
+    );
+  }
+
+  async isPaused(queue: string): Promise<boolean> {
+    if (this.db === null || this.closed) await this.ready();
+    return this.s.paused!.get(queue) !== undefined;
   }
 
   async listQueues(): Promise<string[]> {

@@ -235,6 +235,13 @@ export interface QueueStore {
    * `fail` with a retry (the attempt then counts).
    */
   release?(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]>;
+  /**
+   * Optional: pauses (or resumes) `queue` for every process sharing the store: while paused,
+   * `claim` returns nothing (enqueues and acks of running items go on). Resuming wakes workers.
+   */
+  setPaused?(queue: string, paused: boolean, now: number): Promise<void>;
+  /** Optional: true while `queue` is paused. */
+  isPaused?(queue: string): Promise<boolean>;
 }
 
 /**
