@@ -34,7 +34,16 @@ export interface RedriveSkip {
   readonly state?: ItemState;
 }
 
-/** The result of a redrive. */
+/**
+ * The result of a redrive.
+ *
+ * @example
+ * ```ts
+ * import type { RedriveResult } from 'bulwark/durable';
+ * const r: RedriveResult = { redriven: ['a'], skipped: [{ id: 'b', reason: 'not-found' }], aborted: false };
+ * console.log(r.skipped.length); // 1
+ * ```
+ */
 export interface RedriveResult {
   /** Ids sent back to pending, in order. */
   readonly redriven: string[];

@@ -6,7 +6,15 @@
 
 import type { ComponentDescriptor } from '../core/component.js';
 
-/** The descriptor of every durable queue (`kind: 'durableQueue'`). */
+/**
+ * The descriptor of every durable queue (`kind: 'durableQueue'`).
+ *
+ * @example
+ * ```ts
+ * import { QUEUE_DESCRIPTOR } from 'bulwark/durable';
+ * console.log(Object.keys(QUEUE_DESCRIPTOR.gauges)); // [ 'workers', 'inFlight', 'pending', … ]
+ * ```
+ */
 export const QUEUE_DESCRIPTOR: ComponentDescriptor = {
   kind: 'durableQueue',
   help: 'A durable queue: items stored in SQLite or PostgreSQL, run at least once by its workers',
@@ -29,7 +37,15 @@ export const QUEUE_DESCRIPTOR: ComponentDescriptor = {
   },
 };
 
-/** The descriptor of every durable-queue worker (`kind: 'durableWorker'`). */
+/**
+ * The descriptor of every durable-queue worker (`kind: 'durableWorker'`).
+ *
+ * @example
+ * ```ts
+ * import { WORKER_DESCRIPTOR } from 'bulwark/durable';
+ * console.log(WORKER_DESCRIPTOR.states); // [ 'running', 'stopping', 'stopped' ]
+ * ```
+ */
 export const WORKER_DESCRIPTOR: ComponentDescriptor = {
   kind: 'durableWorker',
   help: 'A worker running the handler of a durable queue under fenced leases',
