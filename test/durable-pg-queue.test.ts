@@ -6,7 +6,7 @@
  */
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { DurableQueueEvent } from '../src/durable/events.js';
+import type { DurableWorkerEvent } from '../src/durable/events.js';
 import { type PostgresQueueStore, postgresStore } from '../src/durable/postgres-store.js';
 import { openQueue, type Queue } from '../src/durable/queue.js';
 import { deferred } from '../src/testing/deferred.js';
@@ -125,8 +125,7 @@ describePg('durable queue on PostgreSQL', () => {
     const name = uniqueName('fence');
     const a = await open<string>(name, node());
     const b = await open<string>(name, node());
-    const eventsA: DurableQueueEvent[] = [];
-    a.onEvent((e) => eventsA.push(e));
+    const eventsA: DurableWorkerEvent[] = [];
     await a.enqueue('slow');
     const pausedStarted = deferred<void>();
     const resume = deferred<void>();
@@ -142,6 +141,8 @@ describePg('durable queue on PostgreSQL', () => {
       },
       { leaseMs: 300, heartbeatMs: 0, pollMs: 60_000 },
     );
+    wa.onEvent((e) => eventsA.push(e));
+
     await pausedStarted.promise;
     // Node B takes the item over once A's lease has expired, and completes it.
     const ranOnB: number[] = [];

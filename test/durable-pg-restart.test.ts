@@ -6,7 +6,8 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openQueue, postgresStore } from '../src/durable/index.js';
+import { createRegistry } from '../src/core/registry.js';
+import { type DurableWorkerEvent, openQueue, postgresStore } from '../src/durable/index.js';
 import { PrivatePostgres, pgBinDir } from './support/private-postgres.js';
 
 const canRun = pgBinDir() !== undefined;
@@ -50,15 +51,18 @@ describeRestart('durable queue across a real PostgreSQL restart', () => {
 
   it('workers reconnect after the server restarts and finish every item exactly once', async () => {
     const N = 600;
+    const registry = createRegistry();
     const q = await openQueue<{ i: number }>({
       name: 'restart',
       store: postgresStore({ connectionString: server.url }),
+      registry,
     });
     const completions = new Map<string, number>();
     let errors = 0;
-    q.onEvent((e) => {
-      if (e.event === 'completed') completions.set(e.id, (completions.get(e.id) ?? 0) + 1);
-      if (e.event === 'error') errors++;
+    registry.onEvent((e) => {
+      const ev = e as DurableWorkerEvent;
+      if (ev.event === 'completed') completions.set(ev.id, (completions.get(ev.id) ?? 0) + 1);
+      if (ev.event === 'error') errors++;
     });
     try {
       const ids = (

@@ -109,7 +109,12 @@ describe('bulwark queue CLI', () => {
     expect(both.code).toBe(2);
     const dry = await cli('queue', 'redrive', '--store', spec, '--queue', 'payments', '--dry-run', '--json');
     expect(dry.code).toBe(0);
-    expect(JSON.parse(dry.out)).toEqual({ queue: 'payments', dryRun: true, wouldRedrive: deadIds });
+    expect(JSON.parse(dry.out)).toEqual({
+      queue: 'payments',
+      dryRun: true,
+      wouldRedrive: deadIds,
+      skipped: [],
+    });
     const dryPurge = await cli(
       'queue',
       'purge',
@@ -122,8 +127,7 @@ describe('bulwark queue CLI', () => {
       '--dry-run',
     );
     expect(dryPurge.code).toBe(0);
-    expect(dryPurge.out).toContain('Dry run: would delete the dead items');
-    expect(dryPurge.out).toContain(`${deadIds.length} dead item(s) now`);
+    expect(dryPurge.out).toContain(`Dry run: would delete ${deadIds.length} dead item(s)`);
     // Nothing changed.
     const dl = await cli('queue', 'dlq', '--store', spec, '--queue', 'payments', '--json');
     expect((JSON.parse(dl.out) as unknown[]).length).toBe(deadIds.length);
@@ -160,7 +164,7 @@ describe('bulwark queue CLI', () => {
       '--yes',
       '--json',
     );
-    expect(JSON.parse(one.out)).toEqual({ queue: 'payments', redriven: [deadIds[0]] });
+    expect(JSON.parse(one.out)).toEqual({ queue: 'payments', redriven: [deadIds[0]], skipped: [] });
     const rest = await cli(
       'queue',
       'redrive',

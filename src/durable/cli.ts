@@ -8,15 +8,18 @@
  * bulwark queue redrive --store SPEC --queue NAME [--ids A,B] [--limit N] [--rate PER_SEC] (--yes | --dry-run) [--json]
  * bulwark queue purge   --store SPEC --queue NAME --state completed|dead [--older-than MS] [--force] (--yes | --dry-run) [--json]
  * ```
- * SPEC is `sqlite:PATH` or `postgres://user@host/db`. Encrypted payloads are shown (with
- * `--payload`) when `BULWARK_KEYS` holds the keyring (`id:base64key,…`).
+ * SPEC is `sqlite:PATH` or `postgres://user@host/db`. Read-only commands (stats, list, dlq, and
+ * every --dry-run) open the store read-only: they never create a file, schema or table. Encrypted
+ * payloads are shown (with `--payload`) when `BULWARK_KEYS` holds the keyring (`id:base64key,…`).
  * @module
  */
 
+import { type Args, confirmMode, int, parseArgs, state, str, UsageError } from './cli-args.js';
+import { ageText, errorText, iso, json, jsonError, jsonItem, payloadText, table } from './cli-format.js';
+import type { RedriveSkip } from './dead-letters.js';
 import { keyringFromEnv } from './encryption.js';
-import { BulwarkDurableError } from './errors.js';
-import { type ItemView, openQueue, type Queue } from './queue.js';
-import type { ItemState, QueueStore } from './store.js';
+import { openQueue, type Queue } from './queue.js';
+import type { QueueStore } from './store.js';
 import { storeFromSpec } from './store-spec.js';
 
 const USAGE = `Usage: bulwark queue <command> --store SPEC [options]
@@ -30,12 +33,14 @@ Commands:
             (redrive and purge change data: they need --yes, or --dry-run to only say what they would do)
 
 Options:
-  --store SPEC   sqlite:PATH or postgres://user@host/db (required)
+  --store SPEC   sqlite:PATH or postgres://user@host/db (required; read-only commands never create it)
   --queue NAME   the queue
   --payload      show payloads (decrypted with BULWARK_KEYS when set)
-  --json         machine-readable output
+  --json         machine-readable output (errors too: {"error": {"code", "message", …}})
   --yes          confirm redrive or purge
-  --dry-run      show what redrive or purge would do, change nothing
+  --dry-run      show what redrive or purge would do (the same selection), change nothing
+
+Exit codes: 0 ok, 1 failure (or ids that were not redriven), 2 usage, 130 interrupted (Ctrl-C).
 `;
 
 /** Where the CLI writes. */
@@ -44,162 +49,209 @@ export interface CliIo {
   err(text: string): void;
 }
 
-interface Args {
-  command: string | undefined;
-  sub: string | undefined;
-  flags: Map<string, string | true>;
+interface Ctx {
+  readonly args: Args;
+  readonly io: CliIo;
+  readonly json: boolean;
+  readonly store: QueueStore;
 }
 
-const VALUED = new Set(['store', 'queue', 'state', 'limit', 'after', 'ids', 'rate', 'older-than']);
-const BOOLEAN = new Set(['json', 'payload', 'force', 'help', 'yes', 'dry-run']);
-
-function parseArgs(argv: readonly string[]): Args {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '-h') {
-      flags.set('help', true);
-      continue;
-    }
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-    if (BOOLEAN.has(name)) {
-      flags.set(name, true);
-    } else if (VALUED.has(name)) {
-      const value = eq < 0 ? argv[++i] : a.slice(eq + 1);
-      if (value === undefined) throw usage(`--${name} needs a value`);
-      flags.set(name, value);
-    } else {
-      throw usage(`unknown option --${name}`);
-    }
-  }
-  return { command: positional[0], sub: positional[1], flags };
-}
-
-class UsageError extends Error {}
-function usage(message: string): UsageError {
-  return new UsageError(message);
-}
-
-function str(args: Args, name: string): string | undefined {
-  const v = args.flags.get(name);
-  return typeof v === 'string' ? v : undefined;
-}
-
-function int(args: Args, name: string, fallback: number): number {
-  const v = str(args, name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0)
-    throw usage(`--${name} must be a whole number >= 0 (got ${v})`);
-  return n;
-}
-
-/** Redrive and purge change data: they run with --yes, or only report with --dry-run. */
-function confirmMode(args: Args, command: string): 'run' | 'dry-run' {
-  const yes = args.flags.has('yes');
-  const dry = args.flags.has('dry-run');
-  if (yes && dry) throw usage('--yes and --dry-run cannot be used together');
-  if (dry) return 'dry-run';
-  if (!yes) {
-    throw usage(`${command} changes data: pass --yes to do it, or --dry-run to see what it would do`);
-  }
-  return 'run';
-}
-
-const STATES: readonly ItemState[] = ['pending', 'active', 'completed', 'dead'];
-function state(args: Args, required: boolean): ItemState | undefined {
-  const v = str(args, 'state');
-  if (v === undefined) {
-    if (required) throw usage('--state is required (completed or dead; pending/active need --force)');
-    return undefined;
-  }
-  if (!(STATES as readonly string[]).includes(v))
-    throw usage(`--state must be one of ${STATES.join(', ')} (got ${v})`);
-  return v as ItemState;
-}
-
-/** Renders rows as an aligned text table. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-function iso(ms: number | null): string {
-  return ms === null ? '' : new Date(ms).toISOString();
-}
-
-function ageText(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms < 7_200_000) return `${(ms / 60_000).toFixed(1)} min`;
-  return `${(ms / 3_600_000).toFixed(1)} h`;
-}
-
-function errorMessage(lastError: string | null): string {
-  if (lastError === null) return '';
-  try {
-    const e = JSON.parse(lastError) as { message?: string; code?: string };
-    return `${e.code === undefined ? '' : `[${e.code}] `}${e.message ?? ''}`;
-  } catch {
-    return lastError;
-  }
-}
-
-function payloadText(v: ItemView<unknown>): string {
-  if (v.payloadError !== undefined) return `<${v.payloadError.slice(0, 60)}>`;
-  if (v.payload instanceof Uint8Array) return `<${v.payload.length} bytes>`;
-  const s = JSON.stringify(v.payload) ?? '';
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-function jsonItem(v: ItemView<unknown>, withPayload: boolean): Record<string, unknown> {
-  const { payload, payloadError, ...rest } = v;
-  const out: Record<string, unknown> = { ...rest };
-  if (withPayload) {
-    out.payload =
-      payload instanceof Uint8Array ? { base64: Buffer.from(payload).toString('base64') } : payload;
-    if (payloadError !== undefined) out.payloadError = payloadError;
-  }
-  return out;
-}
-
-async function withQueue<R>(
-  store: QueueStore,
-  name: string,
-  fn: (q: Queue<unknown>) => Promise<R>,
-): Promise<R> {
+/** Opens the queue (read-only unless `write`), with the keyring from BULWARK_KEYS when set. */
+function open(ctx: Ctx, write: boolean): Promise<Queue<unknown>> {
+  const name = str(ctx.args, 'queue');
+  if (name === undefined) throw new UsageError(`"queue ${ctx.args.sub}" needs --queue NAME`);
   const keys = process.env.BULWARK_KEYS;
-  const q = await openQueue<unknown>({
+  return openQueue<unknown>({
     name,
-    store,
+    store: ctx.store,
+    readOnly: !write,
+    statsIntervalMs: 0,
     ...(keys !== undefined && keys !== '' ? { keyring: keyringFromEnv('BULWARK_KEYS') } : {}),
   });
-  return fn(q);
 }
 
+async function stats(ctx: Ctx): Promise<number> {
+  const { store, io, args } = ctx;
+  await store.init({ readOnly: true });
+  const queue = str(args, 'queue');
+  let names: string[];
+  if (queue !== undefined) names = [queue];
+  else if (store.listQueues !== undefined) names = await store.listQueues();
+  else throw new UsageError('this store cannot list its queues: pass --queue NAME');
+  const now = Date.now();
+  const all = [];
+  for (const name of names) all.push({ queue: name, ...(await store.stats(name, now)) });
+  if (ctx.json) io.out(json(all.map((s) => ({ ...s, at: iso(now) }))));
+  else if (all.length === 0) io.out(`No queues in ${store.description}`);
+  else {
+    const header = ['QUEUE', 'PENDING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'DEAD', 'OLDEST PENDING'];
+    const rows = all.map((s) => [
+      s.queue,
+      ...[s.pending, s.delayed, s.active, s.completed, s.dead].map(String),
+      s.oldestPendingAgeMs === 0 ? '-' : ageText(s.oldestPendingAgeMs),
+    ]);
+    io.out(table(header, rows));
+  }
+  return 0;
+}
+
+async function list(ctx: Ctx): Promise<number> {
+  const { args, io } = ctx;
+  const dlq = args.sub === 'dlq';
+  const st = dlq ? 'dead' : state(args, false);
+  const after = str(args, 'after');
+  const limit = int(args, 'limit', 50, 1);
+  const withPayload = args.flags.has('payload');
+  const q = await open(ctx, false);
+  const items = await q.list({
+    limit,
+    ...(st === undefined ? {} : { state: st }),
+    ...(after === undefined ? {} : { after }),
+  });
+  if (ctx.json) {
+    io.out(json(items.map((v) => jsonItem(v, withPayload))));
+    return 0;
+  }
+  if (items.length === 0) {
+    io.out(dlq ? `No dead letters in queue "${q.name}"` : `No items in queue "${q.name}"`);
+    return 0;
+  }
+  const headers = dlq
+    ? ['ID', 'REASON', 'ATTEMPTS', 'DIED AT', 'REDRIVES', 'ERROR']
+    : ['ID', 'STATE', 'ATTEMPTS', 'PRIORITY', 'RUN AT', 'KEY', 'KEY ID'];
+  if (withPayload) headers.push('PAYLOAD');
+  const rows = items.map((v) => {
+    const attempts = `${v.attempts}/${v.maxAttempts}`;
+    const row = dlq
+      ? [
+          v.id,
+          v.deadReason ?? '',
+          attempts,
+          iso(v.updatedAt),
+          String(v.redrives),
+          errorText(v.lastError).slice(0, 80),
+        ]
+      : [v.id, v.state, attempts, String(v.priority), iso(v.runAt), v.key ?? '', v.keyId ?? ''];
+    if (withPayload) row.push(payloadText(v));
+    return row;
+  });
+  io.out(table(headers, rows));
+  return 0;
+}
+
+function skippedText(skipped: readonly RedriveSkip[]): string {
+  const why = (s: RedriveSkip) =>
+    s.reason === 'not-found'
+      ? 'no such item'
+      : s.reason === 'limit'
+        ? 'over --limit'
+        : `not dead (${String(s.state)})`;
+  return skipped.map((s) => `  ${s.id}: ${why(s)}`).join('\n');
+}
+
+/** Ctrl-C aborts the returned signal (instead of killing the process) until `stop()`. */
+function interruptible(): { signal: AbortSignal; stop: () => void } {
+  const ac = new AbortController();
+  const onInt = () => ac.abort();
+  process.on('SIGINT', onInt);
+  return { signal: ac.signal, stop: () => process.off('SIGINT', onInt) };
+}
+
+async function redrive(ctx: Ctx): Promise<number> {
+  const { args, io } = ctx;
+  const ids = str(args, 'ids')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const limit = int(args, 'limit', ids?.length ?? 100, 1);
+  const rate = str(args, 'rate') === undefined ? undefined : int(args, 'rate', 1, 1);
+  const dry = confirmMode(args, 'redrive') === 'dry-run';
+  const q = await open(ctx, !dry);
+  const selection = { limit, ...(ids === undefined ? {} : { ids }) };
+  if (dry) {
+    const { wouldRedrive, skipped } = await q.deadLetters.preview(selection);
+    if (ctx.json) io.out(json({ queue: q.name, dryRun: true, wouldRedrive, skipped }));
+    else {
+      io.out(
+        `Dry run: would redrive ${wouldRedrive.length} dead letter(s) of queue "${q.name}" (nothing changed; pass --yes to do it)`,
+      );
+      if (skipped.length > 0) io.out(`Would not redrive ${skipped.length}:\n${skippedText(skipped)}`);
+    }
+    return skipped.length > 0 ? 1 : 0;
+  }
+  const total = ids?.length ?? limit;
+  const bound = ids === undefined ? 'at most ' : '';
+  let shown = Date.now();
+  const sig = interruptible();
+  let result: Awaited<ReturnType<typeof q.deadLetters.redrive>>;
+  try {
+    result = await q.deadLetters.redrive({
+      ...selection,
+      ...(rate === undefined ? {} : { ratePerSec: rate }),
+      signal: sig.signal,
+      onProgress: (done) => {
+        if (Date.now() - shown < 1000) return;
+        shown = Date.now();
+        io.err(`redrive: ${done.length} of ${bound}${total} redriven so far (Ctrl-C stops and reports)`);
+      },
+    });
+  } finally {
+    sig.stop();
+  }
+  const { redriven, skipped, aborted } = result;
+  if (ctx.json) io.out(json({ queue: q.name, redriven, skipped, ...(aborted ? { interrupted: true } : {}) }));
+  else {
+    const what = `${redriven.length} dead letter(s) of queue "${q.name}" back to pending`;
+    io.out(aborted ? `Interrupted: redrove ${what} of ${bound}${total} before stopping` : `Redrove ${what}`);
+    if (skipped.length > 0) io.out(`Not redriven (${skipped.length}):\n${skippedText(skipped)}`);
+  }
+  return aborted ? 130 : skipped.length > 0 ? 1 : 0;
+}
+
+async function purge(ctx: Ctx): Promise<number> {
+  const { args, io } = ctx;
+  const st = state(args, true)!;
+  const olderThanMs = str(args, 'older-than') === undefined ? undefined : int(args, 'older-than', 0);
+  const dry = confirmMode(args, 'purge') === 'dry-run';
+  const q = await open(ctx, !dry);
+  const options = {
+    force: args.flags.has('force'),
+    ...(olderThanMs === undefined ? {} : { olderThanMs }),
+  };
+  // The dry run counts with the very predicate the purge deletes with.
+  const n = await q.purge(st, dry ? { ...options, count: true } : options);
+  const age = olderThanMs === undefined ? '' : ` last changed more than ${olderThanMs} ms ago`;
+  if (ctx.json) {
+    const base = { queue: q.name, state: st, ...(olderThanMs === undefined ? {} : { olderThanMs }) };
+    io.out(json(dry ? { ...base, dryRun: true, wouldDelete: n } : { ...base, deleted: n }));
+  } else if (dry) {
+    io.out(
+      `Dry run: would delete ${n} ${st} item(s) of queue "${q.name}"${age} (nothing changed; pass --yes to do it)`,
+    );
+  } else io.out(`Deleted ${n} ${st} item(s) of queue "${q.name}"${age}`);
+  return 0;
+}
+
+const COMMANDS: Readonly<Record<string, (ctx: Ctx) => Promise<number>>> = {
+  stats,
+  list,
+  dlq: list,
+  redrive,
+  purge,
+};
+
 /**
- * Runs the CLI with `argv` (without `node` and the script); resolves to the exit code
- * (0 ok, 1 failure, 2 usage error).
+ * Runs the CLI with `argv` (including the command word `queue`); resolves to the exit code
+ * (0 ok, 1 failure, 2 usage error, 130 interrupted).
  *
  * @example
  * ```ts
  * import { runQueueCli } from 'bulwark/durable';
- * const code = await runQueueCli(['queue', 'stats', '--store', 'sqlite::memory:', '--json'], {
- *   out: (s) => console.log(s),
+ * const code = await runQueueCli(['queue', 'stats', '--store', 'sqlite:./no-such.db', '--json'], {
+ *   out: (s) => console.log(s), // {"error": {"code": "STORE_NOT_FOUND", …}} — and no file is created
  *   err: (s) => console.error(s),
  * });
- * console.log(code); // 0
+ * console.log(code); // 1
  * ```
  */
 export async function main(
@@ -222,196 +274,32 @@ export async function main(
     return 2;
   }
   const spec = str(args, 'store');
-  if (spec === undefined || args.sub === undefined) {
-    io.err(`${spec === undefined ? '--store is required' : 'a queue command is required'}\n\n${USAGE}`);
+  const run = args.sub === undefined ? undefined : COMMANDS[args.sub];
+  if (spec === undefined || run === undefined) {
+    const why =
+      spec === undefined
+        ? '--store is required'
+        : args.sub === undefined
+          ? 'a queue command is required'
+          : `unknown queue command "${args.sub}"`;
+    io.err(`${why}\n\n${USAGE}`);
     return 2;
   }
-  const json = args.flags.has('json');
-  const withPayload = args.flags.has('payload');
+  const json_ = args.flags.has('json');
   let store: QueueStore | undefined;
   try {
     store = storeFromSpec(spec);
-    await store.init();
-    const queue = str(args, 'queue');
-    const needQueue = (): string => {
-      if (queue === undefined) throw usage(`"queue ${args.sub}" needs --queue NAME`);
-      return queue;
-    };
-    switch (args.sub) {
-      case 'stats': {
-        let names: string[];
-        if (queue !== undefined) names = [queue];
-        else if (store.listQueues !== undefined) names = await store.listQueues();
-        else throw usage('this store cannot list its queues: pass --queue NAME');
-        const now = Date.now();
-        const stats = [];
-        for (const name of names) stats.push({ queue: name, ...(await store.stats(name, now)) });
-        if (json) io.out(JSON.stringify(stats, null, 2));
-        else if (stats.length === 0) io.out(`No queues in ${store.description}`);
-        else {
-          io.out(
-            table(
-              ['QUEUE', 'PENDING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'DEAD', 'OLDEST PENDING'],
-              stats.map((s) => [
-                s.queue,
-                String(s.pending),
-                String(s.delayed),
-                String(s.active),
-                String(s.completed),
-                String(s.dead),
-                s.oldestPendingAgeMs === 0 ? '-' : ageText(s.oldestPendingAgeMs),
-              ]),
-            ),
-          );
-        }
-        return 0;
-      }
-      case 'list':
-      case 'dlq': {
-        const name = needQueue();
-        const dlq = args.sub === 'dlq';
-        const st = dlq ? 'dead' : state(args, false);
-        const after = str(args, 'after');
-        const items = await withQueue(store, name, (q) =>
-          q.list({
-            limit: int(args, 'limit', 50),
-            ...(st === undefined ? {} : { state: st }),
-            ...(after === undefined ? {} : { after }),
-          }),
-        );
-        if (json) {
-          io.out(
-            JSON.stringify(
-              items.map((v) => jsonItem(v, withPayload)),
-              null,
-              2,
-            ),
-          );
-          return 0;
-        }
-        if (items.length === 0) {
-          io.out(dlq ? `No dead letters in queue "${name}"` : `No items in queue "${name}"`);
-          return 0;
-        }
-        const headers = dlq
-          ? ['ID', 'REASON', 'ATTEMPTS', 'DIED AT', 'REDRIVES', 'ERROR']
-          : ['ID', 'STATE', 'ATTEMPTS', 'PRIORITY', 'RUN AT', 'KEY', 'KEY ID'];
-        if (withPayload) headers.push('PAYLOAD');
-        io.out(
-          table(
-            headers,
-            items.map((v) => {
-              const row = dlq
-                ? [
-                    v.id,
-                    v.deadReason ?? '',
-                    `${v.attempts}/${v.maxAttempts}`,
-                    iso(v.updatedAt),
-                    String(v.redrives),
-                    errorMessage(v.lastError).slice(0, 80),
-                  ]
-                : [
-                    v.id,
-                    v.state,
-                    `${v.attempts}/${v.maxAttempts}`,
-                    String(v.priority),
-                    iso(v.runAt),
-                    v.key ?? '',
-                    v.keyId ?? '',
-                  ];
-              if (withPayload) row.push(payloadText(v));
-              return row;
-            }),
-          ),
-        );
-        return 0;
-      }
-      case 'redrive': {
-        const name = needQueue();
-        const ids = str(args, 'ids')
-          ?.split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '');
-        const rate = str(args, 'rate');
-        const limit = int(args, 'limit', ids?.length ?? 100);
-        if (limit < 1) throw usage('--limit must be >= 1');
-        if (rate !== undefined && int(args, 'rate', 0) < 1) throw usage('--rate must be >= 1');
-        if (confirmMode(args, 'redrive') === 'dry-run') {
-          const wouldRedrive = await withQueue(store, name, async (q) => {
-            if (ids !== undefined) {
-              const dead: string[] = [];
-              for (const id of ids) if ((await q.get(id))?.state === 'dead') dead.push(id);
-              return dead.slice(0, limit);
-            }
-            return (await q.list({ state: 'dead', limit })).map((v) => v.id);
-          });
-          if (json) io.out(JSON.stringify({ queue: name, dryRun: true, wouldRedrive }, null, 2));
-          else
-            io.out(
-              `Dry run: would redrive ${wouldRedrive.length} dead letter(s) of queue "${name}" (nothing changed; pass --yes to do it)`,
-            );
-          return 0;
-        }
-        const { redriven } = await withQueue(store, name, (q) =>
-          q.deadLetters.redrive({
-            limit,
-            ...(ids === undefined ? {} : { ids }),
-            ...(rate === undefined ? {} : { ratePerSec: int(args, 'rate', 0) }),
-          }),
-        );
-        if (json) io.out(JSON.stringify({ queue: name, redriven }, null, 2));
-        else io.out(`Redrove ${redriven.length} dead letter(s) of queue "${name}" back to pending`);
-        return 0;
-      }
-      case 'purge': {
-        const name = needQueue();
-        const st = state(args, true)!;
-        const older = str(args, 'older-than');
-        const olderThanMs = older === undefined ? undefined : int(args, 'older-than', 0);
-        if (confirmMode(args, 'purge') === 'dry-run') {
-          const total = await withQueue(store, name, async (q) => (await q.stats())[st]);
-          const age = olderThanMs === undefined ? '' : ` last changed more than ${olderThanMs} ms ago`;
-          if (json) {
-            io.out(
-              JSON.stringify(
-                {
-                  queue: name,
-                  state: st,
-                  dryRun: true,
-                  inState: total,
-                  ...(olderThanMs === undefined ? {} : { olderThanMs }),
-                },
-                null,
-                2,
-              ),
-            );
-          } else {
-            io.out(
-              `Dry run: would delete the ${st} items of queue "${name}"${age} (${total} ${st} item(s) now; nothing changed; pass --yes to do it)`,
-            );
-          }
-          return 0;
-        }
-        const n = await withQueue(store, name, (q) =>
-          q.purge(st, {
-            force: args.flags.has('force'),
-            ...(olderThanMs === undefined ? {} : { olderThanMs }),
-          }),
-        );
-        if (json) io.out(JSON.stringify({ queue: name, state: st, deleted: n }, null, 2));
-        else io.out(`Deleted ${n} ${st} item(s) of queue "${name}"`);
-        return 0;
-      }
-      default:
-        throw usage(`unknown queue command "${args.sub}"`);
-    }
+    return await run({ args, io, json: json_, store });
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`${error.message}\n\n${USAGE}`);
       return 2;
     }
-    const code = error instanceof BulwarkDurableError ? ` [${error.code}]` : '';
-    io.err(`bulwark queue ${args.sub}:${code} ${(error as Error).message ?? String(error)}`);
+    if (json_) io.out(json(jsonError(error)));
+    else {
+      const e = jsonError(error).error;
+      io.err(`bulwark queue ${args.sub}: [${String(e.code)}] ${String(e.message)}`);
+    }
     return 1;
   } finally {
     await store?.close().catch(() => {});

@@ -105,7 +105,7 @@ describe('encryption at rest', () => {
   });
 
   it('AAD binds the item id and the queue: a payload copied to another item or queue fails', async () => {
-    const { store, q } = await setup();
+    const { store, q, ring } = await setup();
     const a = await q.enqueue({ to: 'alice' });
     const b = await q.enqueue({ to: 'bob' });
     const rawA = (await store.get('secure', a.id))!.payload;
@@ -116,7 +116,7 @@ describe('encryption at rest', () => {
     expect((await q.get(b.id))!.deadReason).toBe('DECRYPT_FAILED');
 
     // Another queue on the same store and keyring.
-    const other = await openQueue<unknown>({ name: 'other', store, keyring: q._keyring! });
+    const other = await openQueue<unknown>({ name: 'other', store, keyring: ring });
     queues.push(other);
     const c = await other.enqueue({ to: 'carol' });
     const d = await q.enqueue({ to: 'dave' });

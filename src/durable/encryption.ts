@@ -399,9 +399,7 @@ export function openPayload(
   let dek: Buffer | null = null;
   try {
     const p = parse(bytes);
-    if (storedKeyId !== p.kid)
-      throw new Error(`key id column "${String(storedKeyId)}" differs from the envelope`);
-    dek = ring._unwrap(p.kid, p.wrapped, dekAad(p.version, queue, id, p.kid));
+    dek = unwrapDek(ring, queue, id, storedKeyId, p);
     const d = createDecipheriv('aes-256-gcm', dek, p.iv, { authTagLength: TAG_BYTES });
     d.setAAD(payloadAad(p.version, queue, id));
     d.setAuthTag(p.tag);
@@ -411,6 +409,19 @@ export function openPayload(
   } finally {
     dek?.fill(0);
   }
+}
+
+/** Unwraps the data key of envelope `p`, after checking the key id column matches it. */
+function unwrapDek(
+  ring: Keyring,
+  queue: string,
+  id: string,
+  storedKeyId: string | null,
+  p: ReturnType<typeof parse>,
+): Buffer {
+  if (storedKeyId !== p.kid)
+    throw new Error(`key id column "${String(storedKeyId)}" differs from the envelope`);
+  return ring._unwrap(p.kid, p.wrapped, dekAad(p.version, queue, id, p.kid));
 }
 
 /**
@@ -427,9 +438,7 @@ export function rewrapPayload(
   let dek: Buffer | null = null;
   try {
     const p = parse(bytes);
-    if (storedKeyId !== p.kid)
-      throw new Error(`key id column "${String(storedKeyId)}" differs from the envelope`);
-    dek = ring._unwrap(p.kid, p.wrapped, dekAad(p.version, queue, id, p.kid));
+    dek = unwrapDek(ring, queue, id, storedKeyId, p);
     const kid = ring.currentKeyId;
     // The payload ciphertext is bound to its envelope version's AAD: keep the version.
     const { wrapped } = ring._wrap(dek, dekAad(p.version, queue, id, kid));

@@ -7,6 +7,8 @@
 
 export { type CliIo, main as runQueueCli } from './cli.js';
 export { defaultCodec, jsonCodec, type PayloadCodec } from './codec.js';
+export { DeadLetters, type RedriveResult, type RedriveSkip } from './dead-letters.js';
+export { QUEUE_DESCRIPTOR, WORKER_DESCRIPTOR } from './descriptors.js';
 export {
   Keyring,
   type KeyringKeyInput,
@@ -14,34 +16,33 @@ export {
   keyringFromEnv,
 } from './encryption.js';
 export { BulwarkDurableError, type DurableErrorCode } from './errors.js';
-export type { DurableQueueEvent } from './events.js';
+export type { DurableQueueEvent, DurableWorkerEvent } from './events.js';
+export { serializeError } from './failures.js';
 export { uuidv7 } from './ids.js';
+export type {
+  DeadLetter,
+  EnqueueResult,
+  ItemView,
+  Job,
+  JobContext,
+  JobHandler,
+  QueueStats,
+  RewrapProgress,
+  WorkerStats,
+} from './job.js';
+export type {
+  EnqueueOptions,
+  QueueOptions,
+  RedriveOptions,
+  RetentionOptions,
+  WorkOptions,
+} from './options.js';
 export {
   type PostgresQueueStore,
   type PostgresStoreOptions,
   postgresStore,
 } from './postgres-store.js';
-export {
-  type DeadLetter,
-  DeadLetters,
-  type EnqueueOptions,
-  type EnqueueResult,
-  type ItemView,
-  type Job,
-  type JobContext,
-  type JobHandler,
-  openQueue,
-  Queue,
-  type QueueOptions,
-  type QueueStats,
-  type RedriveOptions,
-  type RetentionOptions,
-  type RewrapProgress,
-  serializeError,
-  Worker,
-  type WorkerStats,
-  type WorkOptions,
-} from './queue.js';
+export { openQueue, Queue } from './queue.js';
 export { SqliteStore, type SqliteStoreOptions, sqliteStore } from './sqlite-store.js';
 export type {
   ClaimedItem,
@@ -64,3 +65,4 @@ export {
   storeAndForward,
 } from './store-and-forward.js';
 export { storeFromSpec } from './store-spec.js';
+export { Worker } from './worker.js';

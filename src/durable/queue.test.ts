@@ -1,52 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { makeQueue, settle, until } from '../../test/support/durable-queue.js';
 import { backoff } from '../core/backoff.js';
-import { nonRetryable } from '../core/errors.js';
-import { retry } from '../core/retry.js';
+import { ConfigError, nonRetryable } from '../core/errors.js';
 import { deferred } from '../testing/deferred.js';
-import { createFakeClock, type FakeClock, flushMicrotasks } from '../testing/fake-clock.js';
-import { keyring } from './encryption.js';
+import { createFakeClock, flushMicrotasks } from '../testing/fake-clock.js';
 import { BulwarkDurableError } from './errors.js';
-import type { DurableQueueEvent } from './events.js';
-import { openQueue, type Queue, type QueueOptions } from './queue.js';
+import { openQueue } from './queue.js';
 import { sqliteStore } from './sqlite-store.js';
-import { storeAndForward } from './store-and-forward.js';
-
-/** Lets the store's group commits (setImmediate) and the worker's promise chains run. */
-async function settle(rounds = 12): Promise<void> {
-  for (let i = 0; i < rounds; i++) await flushMicrotasks();
-}
-
-async function until(cond: () => boolean | Promise<boolean>, clock?: FakeClock, stepMs = 0): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await cond()) return;
-    if (clock !== undefined) await clock.tick(stepMs);
-    await settle(2);
-  }
-  throw new Error('condition not met');
-}
-
-const open: Queue<unknown>[] = [];
-afterEach(async () => {
-  for (const q of open.splice(0)) await q.close({ graceMs: 0 });
-});
-
-async function makeQueue<T = unknown>(
-  clock: FakeClock,
-  options: Partial<QueueOptions<T>> = {},
-): Promise<{ q: Queue<T>; events: DurableQueueEvent[] }> {
-  const q = await openQueue<T>({
-    name: `q${Math.random().toString(36).slice(2)}`,
-    store: sqliteStore({ path: ':memory:' }),
-    clock,
-    backoff: backoff.constant(1000),
-    ...options,
-  });
-  open.push(q as Queue<unknown>);
-  const events: DurableQueueEvent[] = [];
-  q.onEvent((e) => events.push(e));
-  return { q, events };
-}
 
 describe('openQueue', () => {
   it('enqueues, works and completes; counts and events', async () => {
@@ -477,6 +437,7 @@ describe('openQueue', () => {
     const q = await openQueue({ name: 'x', store });
     expect(() => q.work(async () => {}, { concurrency: 0 })).toThrow(/work\.concurrency/);
     await expect(q.enqueue(1, { priority: 1.5 })).rejects.toThrow(/enqueue\.priority/);
+    await expect(q.enqueue(1, { priority: 1.5 })).rejects.toBeInstanceOf(ConfigError);
     await q.close();
     await expect(q.enqueue(1)).rejects.toSatisfy(
       (e: unknown) => (e as BulwarkDurableError).code === 'CLOSED',
@@ -497,163 +458,5 @@ describe('openQueue', () => {
     });
     const r = await q2.enqueue('abc');
     expect((await q2.get(r.id))!.payload).toBe('ABC');
-  });
-});
-
-describe('review regressions', () => {
-  it('concurrent close() calls release a shared store once (the other queue keeps working)', async () => {
-    const store = sqliteStore({ path: ':memory:' });
-    const a = await openQueue({ name: 'a', store });
-    const b = await openQueue({ name: 'b', store });
-    open.push(b);
-    const first = a.close();
-    expect(a.close()).toBe(first);
-    await Promise.all([first, a.close()]);
-    expect((await b.enqueue(1)).duplicate).toBe(false);
-    expect((await b.stats()).pending).toBe(1);
-    await expect(a.enqueue(1)).rejects.toMatchObject({ code: 'CLOSED' });
-  });
-
-  it('work() and enqueue() are refused from the moment close() starts; no worker outlives close', async () => {
-    const clock = createFakeClock();
-    const q = await openQueue({ name: 'closing', store: sqliteStore({ path: ':memory:' }), clock });
-    const gate = deferred<void>();
-    const w1 = q.work(() => gate.promise, { pollMs: 100 });
-    await q.enqueue(1);
-    await until(() => w1.stats.running === 1);
-    const closing = q.close({ graceMs: 10_000 });
-    expect(() => q.work(async () => {})).toThrow(/closing/);
-    await expect(q.enqueue(2)).rejects.toMatchObject({ code: 'CLOSED' });
-    await expect(q.enqueueMany([{ payload: 3 }])).rejects.toMatchObject({ code: 'CLOSED' });
-    gate.resolve();
-    await closing;
-    expect(w1.stats.completed).toBe(1);
-    expect(() => q.work(async () => {})).toThrow(BulwarkDurableError);
-    await expect(q.deadLetters.list()).rejects.toMatchObject({ code: 'CLOSED' });
-    await expect(q.deadLetters.redrive()).rejects.toMatchObject({ code: 'CLOSED' });
-  });
-
-  it('work() refuses heartbeatMs above leaseMs / 2 (the lease would expire first); 0 turns them off', async () => {
-    const clock = createFakeClock();
-    const { q } = await makeQueue(clock);
-    expect(() => q.work(async () => {}, { leaseMs: 200, heartbeatMs: 250 })).toThrow(
-      /work\.heartbeatMs \(250\) must be at most half of work\.leaseMs \(200\)/,
-    );
-    expect(() => q.work(async () => {}, { leaseMs: 200, heartbeatMs: 101 })).toThrow(/heartbeatMs/);
-    expect(() => q.work(async () => {}, { heartbeatMs: 20_000 })).toThrow(/leaseMs \(30000\)/);
-    for (const options of [
-      { leaseMs: 200, heartbeatMs: 100 },
-      { leaseMs: 200, heartbeatMs: 0 },
-      { leaseMs: 200 },
-    ]) {
-      await q.work(async () => {}, options).stop();
-    }
-  });
-
-  it('rewrap: a store error rejects without skipping the item; crypto failures are counted and keep done false', async () => {
-    const ring = keyring([{ id: 'k1', key: randomBytes(32) }]);
-    const store = sqliteStore({ path: ':memory:' });
-    const q = await openQueue({ name: 'rw', store, keyring: ring });
-    open.push(q);
-    const { id: first } = await q.enqueue({ secret: 1 });
-    await q.enqueue({ secret: 2 });
-    ring.add('k2', randomBytes(32), { current: true });
-    const s = store as { replacePayload: typeof store.replacePayload };
-    const real = s.replacePayload.bind(store);
-    let calls = 0;
-    s.replacePayload = (...args) => {
-      if (calls++ === 0) return Promise.reject(new Error('SQLITE_BUSY: database is locked'));
-      return real(...args);
-    };
-    await expect(q.rewrap({ batchSize: 100 })).rejects.toThrow(/SQLITE_BUSY/);
-    // Nothing was skipped: a new pass re-wraps both, and the old key can go.
-    const p = await q.rewrap({ batchSize: 100 });
-    expect(p).toMatchObject({ rewrapped: 2, failed: 0, conflicts: 0, done: true });
-    ring.remove('k1');
-    expect((await q.get(first))!.payload).toEqual({ secret: 1 });
-
-    // A CAS miss is a conflict, not a failure.
-    ring.add('k3', randomBytes(32), { current: true });
-    s.replacePayload = async () => false;
-    expect(await q.rewrap()).toMatchObject({ rewrapped: 0, failed: 0, conflicts: 2, done: true });
-    s.replacePayload = real;
-
-    // An item whose key is gone cannot be re-wrapped: failed, and done stays false.
-    const gone = keyring([{ id: 'k0', key: randomBytes(32) }]);
-    const q0 = await openQueue({ name: 'rw', store, keyring: gone });
-    open.push(q0);
-    await q0.enqueue({ secret: 0 });
-    const r = await q.rewrap({ batchSize: 100 });
-    expect(r).toMatchObject({ rewrapped: 2, failed: 1, done: false });
-    // Resuming past the failed item reports done for the rest; the failure was reported before.
-    expect(await q.rewrap({ cursor: r.cursor })).toMatchObject({ failed: 0, done: true });
-  });
-
-  it('redrive validates limit and its pacing wait honours the abort signal', async () => {
-    const clock = createFakeClock();
-    const { q } = await makeQueue(clock, { maxAttempts: 1 });
-    for (const limit of [0, -1, 1.5, Number.NaN]) {
-      await expect(q.deadLetters.redrive({ limit })).rejects.toThrow(/redrive\.limit/);
-    }
-    for (let i = 0; i < 3; i++) await q.enqueue(i);
-    const w = q.work(async () => {
-      throw new Error('boom');
-    });
-    await until(async () => (await q.stats()).dead === 3);
-    await w.stop();
-    const controller = new AbortController();
-    // 1 per second: the second batch waits ~1 s on the (fake) clock; aborting ends the wait.
-    const run = q.deadLetters.redrive({ ratePerSec: 1, signal: controller.signal });
-    await until(async () => (await q.stats()).pending === 1);
-    controller.abort();
-    const { redriven } = await run;
-    expect(redriven).toHaveLength(1);
-    const item = await q.get(redriven[0]!);
-    expect(item!.deadReason).toBe('exhausted'); // kept after the redrive
-  });
-
-  it('an item whose last attempt was interrupted by stop() dead-letters as stopped, not lease-expired', async () => {
-    const clock = createFakeClock();
-    const { q } = await makeQueue(clock, { maxAttempts: 1 });
-    const { id } = await q.enqueue('p');
-    const w = q.work(() => new Promise(() => {}));
-    await until(() => w.stats.running === 1);
-    const stopping = w.stop({ graceMs: 100 });
-    await until(() => w.stats.released === 1, clock, 50);
-    await stopping;
-    const w2 = q.work(async () => {});
-    await until(async () => (await q.get(id))!.state === 'dead');
-    const dead = (await q.deadLetters.list())[0]!;
-    expect(dead.deadReason).toBe('stopped');
-    expect(String(dead.error?.message)).toContain('interrupted by worker.stop()');
-    await w2.stop();
-  });
-});
-
-describe('storeAndForward', () => {
-  it('delivers now when the policy succeeds, queues when it gives up; a worker delivers later', async () => {
-    const clock = createFakeClock();
-    const { q } = await makeQueue<{ n: number }>(clock);
-    let up = true;
-    const delivered: number[] = [];
-    const deliver = async (p: { n: number }) => {
-      if (!up) throw new Error('ECONNREFUSED');
-      delivered.push(p.n);
-      return `ok ${p.n}`;
-    };
-    const send = storeAndForward(q, retry({ maxAttempts: 1 }), deliver);
-    expect(await send({ n: 1 })).toEqual({ delivered: 'ok 1' });
-    up = false;
-    const out = await send({ n: 2 }, { key: 'n-2' });
-    expect('queued' in out).toBe(true);
-    if ('queued' in out) {
-      expect(out.duplicate).toBe(false);
-      expect((out.error as Error).message).toBe('ECONNREFUSED');
-    }
-    up = true;
-    const w = q.work((job) => deliver(job.payload));
-    await until(() => w.stats.completed === 1);
-    expect(delivered).toEqual([1, 2]);
-    await w.stop();
   });
 });

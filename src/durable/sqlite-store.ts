@@ -9,22 +9,14 @@
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
-import { z } from 'zod';
+import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
-import type {
-  ClaimedItem,
-  EnqueueOutcome,
-  FailAction,
-  ItemState,
-  LeaseRef,
-  ListOptions,
-  NewItem,
-  QueueStore,
-  RedriveSelection,
-  StoredItem,
-  StoreStats,
-  SweepOptions,
-} from './store.js';
+import { claimOrder, toClaimed, toItem } from './rows.js';
+import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
+import type * as S from './store.js';
+import { checkPurge } from './store.js';
+
+import { classifySqliteOpen, readOnlyError } from './store-errors.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -50,64 +42,13 @@ export interface SqliteStoreOptions {
   asyncAcks?: boolean;
 }
 
-const optionsSchema = z
-  .object({
-    path: z.string().min(1, 'sqliteStore.path must be a file path or ":memory:"'),
-    synchronous: z.enum(['FULL', 'NORMAL']).optional(),
-    busyTimeoutMs: z.number().int().min(0).optional(),
-    asyncAcks: z.boolean().optional(),
-    table: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'sqliteStore.table must be a plain SQL identifier')
-      .optional(),
-  })
-  .strict();
-
-interface Row {
-  queue: string;
-  id: string;
-  payload: Uint8Array;
-  key_id: string | null;
-  key: string | null;
-  priority: number;
-  run_at: number;
-  state: ItemState;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  updated_at: number;
-  lease_token: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  dead_reason: string | null;
-  redrives: number;
-  last_redrive_at: number | null;
-}
-
-function toItem(r: Row): StoredItem {
-  return {
-    id: r.id,
-    queue: r.queue,
-    payload: r.payload,
-    keyId: r.key_id,
-    key: r.key,
-    priority: r.priority,
-    runAt: r.run_at,
-    state: r.state,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastError: r.last_error,
-    deadReason: r.dead_reason,
-    redrives: r.redrives,
-    lastRedriveAt: r.last_redrive_at,
-  };
-}
-
-function toClaimed(r: Row): ClaimedItem {
-  return { ...toItem(r), leaseToken: r.lease_token!, leaseUntil: r.lease_until! };
-}
+const optionsSchema = s.object({
+  path: s.string(),
+  synchronous: s.optional(s.oneOf(['FULL', 'NORMAL'] as const)),
+  busyTimeoutMs: s.optional(s.int({ min: 0 })),
+  asyncAcks: s.optional(s.boolean()),
+  table: s.optional(s.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternRule: 'a plain SQL identifier' })),
+});
 
 interface Op {
   readonly queue: string;
@@ -119,10 +60,8 @@ interface Op {
   readonly reject: (e: unknown) => void;
 }
 
-type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
-
 /** The SQLite implementation of `QueueStore`. Made by `sqliteStore()`. */
-export class SqliteStore implements QueueStore {
+export class SqliteStore implements S.QueueStore {
   readonly description: string;
   private readonly options: Required<SqliteStoreOptions>;
   private db: BetterSqlite3.Database | null = null;
@@ -136,14 +75,7 @@ export class SqliteStore implements QueueStore {
   private single!: BetterSqlite3.Transaction<(op: Op) => unknown>;
 
   constructor(options: SqliteStoreOptions) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new BulwarkDurableError(
-        'INVALID_STORE_SPEC',
-        `sqliteStore.${issue.path.join('.') || 'options'}: ${issue.message}`,
-      );
-    }
+    optionsSchema.parse(options, 'sqliteStore');
     this.options = {
       path: options.path,
       synchronous: options.synchronous ?? 'FULL',
@@ -154,11 +86,18 @@ export class SqliteStore implements QueueStore {
     this.description = `sqlite:${options.path}`;
   }
 
-  init(): Promise<void> {
+  init(options?: { readonly readOnly?: boolean }): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
-    this.opening ??= this.open();
+    if (this.opening === null) this.readOnly = options?.readOnly === true;
+    this.opening ??= this.open().catch((error: unknown) => {
+      this.opening = null;
+      throw classifySqliteOpen(error, this.description, this.readOnly);
+    });
     return this.opening;
   }
+
+  /** Opened with `init({ readOnly: true })`: nothing is created and writes are refused. */
+  private readOnly = false;
 
   private closedError(): BulwarkDurableError {
     return new BulwarkDurableError(
@@ -178,132 +117,41 @@ export class SqliteStore implements QueueStore {
         { cause: error },
       );
     }
-    const db = new Database(this.options.path, { timeout: this.options.busyTimeoutMs });
+    const ro = this.readOnly;
+    const db = new Database(this.options.path, {
+      timeout: this.options.busyTimeoutMs,
+      ...(ro ? { readonly: true, fileMustExist: true } : {}),
+    });
+    try {
+      this.prepare(db, ro);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  private prepare(db: BetterSqlite3.Database, ro: boolean): void {
     const t = this.options.table;
     db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
-    if (this.options.path !== ':memory:') db.pragma('journal_mode = WAL');
+    if (ro) {
+      const found = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(t);
+      if (found === undefined) {
+        throw new BulwarkDurableError(
+          'STORE_NOT_FOUND',
+          `Store ${this.description} has no table "${t}": it holds no queues (nothing was created; check the path)`,
+          { store: this.description },
+        );
+      }
+    } else if (this.options.path !== ':memory:') db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${this.options.synchronous}`);
     this.syncNow = this.options.synchronous;
-    const schema = `
-      CREATE TABLE IF NOT EXISTS ${t} (
-        queue TEXT NOT NULL,
-        id TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        key_id TEXT,
-        key TEXT,
-        priority INTEGER NOT NULL,
-        run_at INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        lease_token TEXT,
-        lease_until INTEGER,
-        last_error TEXT,
-        dead_reason TEXT,
-        redrives INTEGER NOT NULL DEFAULT 0,
-        last_redrive_at INTEGER,
-        PRIMARY KEY (queue, id)
-      );
-      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (queue, key) WHERE key IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS ${t}_ready ON ${t} (queue, priority DESC, run_at, id) WHERE state = 'pending';
-      CREATE INDEX IF NOT EXISTS ${t}_lease ON ${t} (queue, lease_until) WHERE state = 'active';
-      CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (queue, updated_at, id) WHERE state = 'completed';
-      CREATE INDEX IF NOT EXISTS ${t}_dead ON ${t} (queue, updated_at, id) WHERE state = 'dead';
-      CREATE TABLE IF NOT EXISTS ${t}_keys (
-        queue TEXT NOT NULL,
-        key TEXT NOT NULL,
-        item_id TEXT NOT NULL,
-        completed_at INTEGER NOT NULL,
-        PRIMARY KEY (queue, key)
-      );
-    `;
     // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
-    db.transaction(() => db.exec(schema)).immediate();
-    const p = (sql: string): Stmt => db.prepare(sql);
-    const fence = `queue = ? AND id = ? AND state = 'active' AND lease_token = ? AND lease_until > ?`;
-    this.s = {
-      findKey: p(`SELECT id FROM ${t} WHERE queue = ? AND key = ?`).pluck(),
-      // Keys of completed items deleted by purge stay reserved here until keyTtlMs after completion.
-      findPurgedKey: p(`SELECT item_id FROM ${t}_keys WHERE queue = ? AND key = ?`).pluck(),
-      keepPurgedKeys: p(
-        `INSERT OR REPLACE INTO ${t}_keys (queue, key, item_id, completed_at)
-         SELECT queue, key, id, updated_at FROM ${t}
-         WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL`,
-      ),
-      sweepPurgedKeys: p(
-        `DELETE FROM ${t}_keys WHERE rowid IN (
-           SELECT rowid FROM ${t}_keys WHERE queue = ? AND completed_at < ? LIMIT ?)`,
-      ),
-      insert: p(
-        `INSERT INTO ${t} (queue, id, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-      ),
-      reclaim: p(
-        `UPDATE ${t} SET state = 'pending', lease_token = NULL, lease_until = NULL, updated_at = ?
-         WHERE queue = ? AND state = 'active' AND lease_until <= ?`,
-      ),
-      claim: p(
-        `UPDATE ${t} SET state = 'active', attempts = attempts + 1, lease_token = lower(hex(randomblob(12))),
-           lease_until = ?, updated_at = ?
-         WHERE queue = ? AND id IN (
-           SELECT id FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?
-           ORDER BY priority DESC, run_at, id LIMIT ?)
-         RETURNING *`,
-      ),
-      complete: p(
-        `UPDATE ${t} SET state = 'completed', lease_token = NULL, lease_until = NULL, updated_at = ? WHERE ${fence}`,
-      ),
-      retry: p(
-        `UPDATE ${t} SET state = 'pending', run_at = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      dead: p(
-        `UPDATE ${t} SET state = 'dead', dead_reason = ?, last_error = ?, lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      extend: p(`UPDATE ${t} SET lease_until = ? WHERE ${fence}`),
-      release: p(
-        `UPDATE ${t} SET state = 'pending', attempts = max(attempts - 1, 0), lease_token = NULL, lease_until = NULL,
-           updated_at = ? WHERE ${fence}`,
-      ),
-      // One count per state, each over its partial index (claims and acks then touch no index of
-      // a state they do not enter).
-      counts: p(
-        `SELECT (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'pending') AS pending,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'active') AS active,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'completed') AS completed,
-                (SELECT count(*) FROM ${t} WHERE queue = @q AND state = 'dead') AS dead`,
-      ),
-      delayed: p(`SELECT count(*) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at > ?`).pluck(),
-      oldest: p(`SELECT min(run_at) FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?`).pluck(),
-      get: p(`SELECT * FROM ${t} WHERE queue = ? AND id = ?`),
-      redriveIds: p(
-        `UPDATE ${t} SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,
-           redrives = redrives + 1, last_redrive_at = ?
-         WHERE queue = ? AND id = ? AND state = 'dead'`,
-      ),
-      oldestDead: p(
-        `SELECT id FROM ${t} WHERE queue = ? AND state = 'dead' ORDER BY updated_at, id LIMIT ?`,
-      ).pluck(),
-      releaseKeys: p(
-        `UPDATE ${t} SET key = NULL WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? AND key IS NOT NULL LIMIT ?)`,
-      ),
-      sweepCompleted: p(
-        `DELETE FROM ${t} WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'completed' AND updated_at < ? LIMIT ?)`,
-      ),
-      sweepDead: p(
-        `DELETE FROM ${t} WHERE rowid IN (
-           SELECT rowid FROM ${t} WHERE queue = ? AND state = 'dead' AND updated_at < ? LIMIT ?)`,
-      ),
-      rewrapList: p(
-        `SELECT * FROM ${t} WHERE queue = ? AND key_id IS NOT NULL AND key_id <> ? AND id > ? ORDER BY id LIMIT ?`,
-      ),
-      replace: p(`UPDATE ${t} SET payload = ?, key_id = ? WHERE queue = ? AND id = ? AND key_id IS ?`),
-    };
+    if (!ro) db.transaction(() => db.exec(sqliteSchema(t))).immediate();
+    else if (db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`).get(`${t}_paused`) === undefined) {
+      // A file made before pause/resume, opened read-only: a private in-memory stand-in (creates no file).
+      db.exec(`CREATE TEMP TABLE ${t}_paused (queue TEXT PRIMARY KEY, paused_at INTEGER NOT NULL)`);
+    }
+    this.s = sqliteStatements(db, t);
     this.group = db.transaction((ops: Op[]) => ops.map((op) => op.run()));
     this.single = db.transaction((op: Op) => op.run());
     this.db = db;
@@ -317,6 +165,7 @@ export class SqliteStore implements QueueStore {
   /** Queues a write for the next group commit. */
   private write<T>(queue: string, notify: boolean, run: () => T, durable = true): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
+    if (this.readOnly) return Promise.reject(readOnlyError(this.description));
     return new Promise<T>((resolve, reject) => {
       this.ops.push({ queue, notify, durable, run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -381,10 +230,10 @@ export class SqliteStore implements QueueStore {
 
   async enqueue(
     queue: string,
-    items: readonly NewItem[],
+    items: readonly S.NewItem[],
     now: number,
     tx?: unknown,
-  ): Promise<EnqueueOutcome[]> {
+  ): Promise<S.EnqueueOutcome[]> {
     if (tx !== undefined) {
       throw new BulwarkDurableError(
         'TX_UNSUPPORTED',
@@ -394,7 +243,7 @@ export class SqliteStore implements QueueStore {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () => {
-      const out: EnqueueOutcome[] = [];
+      const out: S.EnqueueOutcome[] = [];
       for (const it of items) {
         if (it.key !== null) {
           const existing = (s.findKey!.get(queue, it.key) ?? s.findPurgedKey!.get(queue, it.key)) as
@@ -423,7 +272,7 @@ export class SqliteStore implements QueueStore {
     });
   }
 
-  async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[]> {
+  async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<S.ClaimedItem[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -433,17 +282,13 @@ export class SqliteStore implements QueueStore {
         s.reclaim!.run(now, queue, now);
         if (limit <= 0) return [];
         const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as Row[];
-        rows.sort(
-          (a, b) =>
-            b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-        );
-        return rows.map(toClaimed);
+        return rows.map(toClaimed).sort(claimOrder);
       },
       false,
     );
   }
 
-  async complete(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+  async complete(queue: string, refs: readonly S.LeaseRef[], now: number): Promise<boolean[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -454,7 +299,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async fail(queue: string, ref: LeaseRef, action: FailAction, now: number): Promise<boolean> {
+  async fail(queue: string, ref: S.LeaseRef, action: S.FailAction, now: number): Promise<boolean> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, action.kind === 'retry', () =>
@@ -464,7 +309,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async extend(queue: string, ref: LeaseRef, leaseMs: number, now: number): Promise<boolean> {
+  async extend(queue: string, ref: S.LeaseRef, leaseMs: number, now: number): Promise<boolean> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(
@@ -475,7 +320,7 @@ export class SqliteStore implements QueueStore {
     );
   }
 
-  async release(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {
+  async release(queue: string, refs: readonly S.LeaseRef[], now: number): Promise<boolean[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () =>
@@ -489,7 +334,7 @@ export class SqliteStore implements QueueStore {
     return this.write(queue, true, () => s.reclaim!.run(now, queue, now).changes);
   }
 
-  async stats(queue: string, now: number): Promise<StoreStats> {
+  async stats(queue: string, now: number): Promise<S.StoreStats> {
     if (this.db === null || this.closed) await this.ready();
     const counts = { pending: 0, active: 0, completed: 0, dead: 0 };
     Object.assign(counts, this.s.counts!.get({ q: queue }) as typeof counts);
@@ -498,13 +343,13 @@ export class SqliteStore implements QueueStore {
     return { ...counts, delayed, oldestPendingAgeMs: oldest === null ? 0 : Math.max(0, now - oldest) };
   }
 
-  async get(queue: string, id: string): Promise<StoredItem | undefined> {
+  async get(queue: string, id: string): Promise<S.StoredItem | undefined> {
     if (this.db === null || this.closed) await this.ready();
     const r = this.s.get!.get(queue, id) as Row | undefined;
     return r === undefined ? undefined : toItem(r);
   }
 
-  async list(queue: string, options: ListOptions): Promise<StoredItem[]> {
+  async list(queue: string, options: S.ListOptions): Promise<S.StoredItem[]> {
     if (this.db === null || this.closed) await this.ready();
     const where = ['queue = ?'];
     const args: unknown[] = [queue];
@@ -512,18 +357,19 @@ export class SqliteStore implements QueueStore {
       where.push('state = ?');
       args.push(options.state);
     }
-    if (options.after !== undefined) {
+    const byUpdated = options.order === 'updated';
+    if (options.after !== undefined && !byUpdated) {
       where.push('id > ?');
       args.push(options.after);
     }
     args.push(options.limit ?? 100);
     const rows = this.db!.prepare(
-      `SELECT * FROM ${this.options.table} WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`,
+      `SELECT * FROM ${this.options.table} WHERE ${where.join(' AND ')} ORDER BY ${byUpdated ? 'updated_at, id' : 'id'} LIMIT ?`,
     ).all(...args) as Row[];
     return rows.map(toItem);
   }
 
-  async redrive(queue: string, selection: RedriveSelection, now: number): Promise<string[]> {
+  async redrive(queue: string, selection: S.RedriveSelection, now: number): Promise<string[]> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, true, () => {
@@ -539,28 +385,25 @@ export class SqliteStore implements QueueStore {
 
   async purge(
     queue: string,
-    state: ItemState,
-    options: { readonly force?: boolean; readonly olderThan?: number },
+    state: S.ItemState,
+    options: { readonly force?: boolean; readonly olderThan?: number; readonly count?: boolean },
   ): Promise<number> {
     if (this.db === null || this.closed) await this.ready();
-    if ((state === 'pending' || state === 'active') && options.force !== true) {
-      throw new BulwarkDurableError(
-        'INVALID_STATE',
-        `Refusing to purge ${state} items of queue "${queue}": they are work not yet done; pass force to delete them anyway`,
-      );
-    }
+    checkPurge(queue, state, options);
     const older = options.olderThan ?? Number.MAX_SAFE_INTEGER;
+    const where = `FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`;
+    if (options.count === true) {
+      return this.db!.prepare(`SELECT count(*) ${where}`).pluck().get(queue, state, older) as number;
+    }
     return this.write(queue, false, () => {
       // Idempotency keys of purged completed items stay reserved (as on PostgreSQL) until `sweep`
       // finds them older than keyTtlMs; purging other states frees their keys.
       if (state === 'completed') this.s.keepPurgedKeys!.run(queue, older);
-      return this.db!.prepare(
-        `DELETE FROM ${this.options.table} WHERE queue = ? AND state = ? AND updated_at < ?`,
-      ).run(queue, state, older).changes;
+      return this.db!.prepare(`DELETE ${where}`).run(queue, state, older).changes;
     });
   }
 
-  async sweep(queue: string, options: SweepOptions, now: number): Promise<number> {
+  async sweep(queue: string, options: S.SweepOptions, now: number): Promise<number> {
     if (this.db === null || this.closed) await this.ready();
     const s = this.s;
     return this.write(queue, false, () => {
@@ -577,11 +420,12 @@ export class SqliteStore implements QueueStore {
     keyId: string,
     after: string | null,
     limit: number,
-  ): Promise<StoredItem[]> {
+  ): Promise<S.StoredItem[]> {
     if (this.db === null || this.closed) await this.ready();
     return (this.s.rewrapList!.all(queue, keyId, after ?? '', limit) as Row[]).map(toItem);
   }
 
+  // The QueueStore contract's signature, as in every store: a deliberate repeat.
   async replacePayload(
     queue: string,
     id: string,
@@ -596,6 +440,18 @@ export class SqliteStore implements QueueStore {
       false,
       () => s.replace!.run(payload, keyId, queue, id, expectedKeyId).changes === 1,
     );
+  }
+
+  async setPaused(queue: string, paused: boolean, now: number): Promise<void> {
+    if (this.db === null || this.closed) await this.ready();
+    await this.write(queue, !paused, () =>
+      paused ? this.s.pause!.run(queue, now) : this.s.resume!.run(queue),
+    );
+  }
+
+  async isPaused(queue: string): Promise<boolean> {
+    if (this.db === null || this.closed) await this.ready();
+    return this.s.paused!.get(queue) !== undefined;
   }
 
   async listQueues(): Promise<string[]> {

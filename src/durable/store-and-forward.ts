@@ -5,7 +5,8 @@
  */
 
 import { isNonRetryable } from '../core/errors.js';
-import type { EnqueueOptions, Queue } from './queue.js';
+import type { EnqueueOptions } from './options.js';
+import type { Queue } from './queue.js';
 
 /** Anything with `execute(fn)`: a Bulwark policy or pipeline. */
 export interface ExecutesOperations {

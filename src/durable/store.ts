@@ -26,6 +26,8 @@
  * @module
  */
 
+import { BulwarkDurableError } from './errors.js';
+
 /** Where an item is in its life. `pending` includes delayed items (their `runAt` is in the future). */
 export type ItemState = 'pending' | 'active' | 'completed' | 'dead';
 
@@ -121,6 +123,11 @@ export interface ListOptions {
   readonly limit?: number;
   /** Keyset pagination: only items whose id sorts after this one. */
   readonly after?: string;
+  /**
+   * `updated` lists by last change (oldest first, then id) — the order in which `redrive` picks
+   * dead items — and ignores `after`. Default `id`.
+   */
+  readonly order?: 'id' | 'updated';
 }
 
 /** Options for redriving dead items back to pending. */
@@ -150,8 +157,12 @@ export interface SweepOptions {
 export interface QueueStore {
   /** A name for messages and the CLI (`sqlite:/path`, `postgres://host/db`). Never contains secrets. */
   readonly description: string;
-  /** Creates or migrates the schema (idempotent, safe to race from several processes). */
-  init(): Promise<void>;
+  /**
+   * Creates or migrates the schema (idempotent, safe to race from several processes). With
+   * `readOnly`, creates nothing: it opens an existing store (SQLite read-only), fails with
+   * `STORE_NOT_FOUND` when there is none, and every later write is refused (`READ_ONLY`).
+   */
+  init(options?: { readonly readOnly?: boolean }): Promise<void>;
   /**
    * Inserts items atomically as a group (all or none), honouring idempotency keys. `tx` is a
    * backend transaction handle (a `pg` client inside BEGIN) to enqueue in the caller's
@@ -183,12 +194,13 @@ export interface QueueStore {
   /**
    * Deletes items in a state (`completed` or `dead` only unless `force`: otherwise it throws a
    * `BulwarkDurableError` with code `INVALID_STATE`), whose `updatedAt` is before `olderThan` when
-   * given; returns how many.
+   * given; returns how many. With `count`, deletes nothing and returns how many it would delete
+   * (the same predicate).
    */
   purge(
     queue: string,
     state: ItemState,
-    options: { readonly force?: boolean; readonly olderThan?: number },
+    options: { readonly force?: boolean; readonly olderThan?: number; readonly count?: boolean },
   ): Promise<number>;
   /** Applies retention to terminal items; returns how many rows were removed. */
   sweep(queue: string, options: SweepOptions, now: number): Promise<number>;
@@ -223,4 +235,24 @@ export interface QueueStore {
    * `fail` with a retry (the attempt then counts).
    */
   release?(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]>;
+  /**
+   * Optional: pauses (or resumes) `queue` for every process sharing the store: while paused,
+   * `claim` returns nothing (enqueues and acks of running items go on). Resuming wakes workers.
+   */
+  setPaused?(queue: string, paused: boolean, now: number): Promise<void>;
+  /** Optional: true while `queue` is paused. */
+  isPaused?(queue: string): Promise<boolean>;
+}
+
+/**
+ * Refuses to purge pending or active items without `force` (they are work not yet done). For
+ * store implementations. @internal
+ */
+export function checkPurge(queue: string, state: ItemState, options: { readonly force?: boolean }): void {
+  if ((state === 'pending' || state === 'active') && options.force !== true) {
+    throw new BulwarkDurableError(
+      'INVALID_STATE',
+      `Refusing to purge ${state} items of queue "${queue}": they are work not yet done; pass force to delete them anyway`,
+    );
+  }
 }

@@ -1,0 +1,63 @@
+/**
+ * The row both stores keep per item (snake_case columns; PostgreSQL returns its `bigint` times as
+ * strings, SQLite as numbers) and its mapping to a `StoredItem`.
+ * @module
+ */
+
+import type { ClaimedItem, ItemState, StoredItem } from './store.js';
+
+/** An items row as a driver returns it. @internal */
+export interface ItemRow {
+  id: string;
+  queue: string;
+  payload: Uint8Array;
+  key_id: string | null;
+  key: string | null;
+  priority: number;
+  run_at: number | string;
+  state: ItemState;
+  attempts: number;
+  max_attempts: number;
+  created_at: number | string;
+  updated_at: number | string;
+  last_error: string | null;
+  dead_reason: string | null;
+  redrives: number;
+  last_redrive_at: number | string | null;
+  lease_token: string | null;
+  lease_until: number | string | null;
+}
+
+/** A row as a stored item. @internal */
+export function toItem(r: ItemRow): StoredItem {
+  return {
+    id: r.id,
+    queue: r.queue,
+    payload: r.payload,
+    keyId: r.key_id,
+    key: r.key,
+    priority: r.priority,
+    runAt: Number(r.run_at),
+    state: r.state,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    lastError: r.last_error,
+    deadReason: r.dead_reason,
+    redrives: r.redrives,
+    lastRedriveAt: r.last_redrive_at === null ? null : Number(r.last_redrive_at),
+  };
+}
+
+/** A row of a claimed item. @internal */
+export function toClaimed(r: ItemRow): ClaimedItem {
+  return { ...toItem(r), leaseToken: r.lease_token ?? '', leaseUntil: Number(r.lease_until) };
+}
+
+/** The claim order: priority desc, run time, id. @internal */
+export function claimOrder(a: ClaimedItem, b: ClaimedItem): number {
+  if (a.priority !== b.priority) return b.priority - a.priority;
+  if (a.runAt !== b.runAt) return a.runAt - b.runAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
