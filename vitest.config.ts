@@ -12,6 +12,9 @@ export default defineConfig({
       { find: /^bulwark\/durable$/, replacement: src('durable/index.ts') },
       { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
       { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
+      { find: /^bulwark\/audit$/, replacement: src('audit/index.ts') },
+      { find: /^bulwark\/export$/, replacement: src('export/index.ts') },
+      { find: /^bulwark\/keyring$/, replacement: src('keyring/index.ts') },
     ],
   },
   test: {

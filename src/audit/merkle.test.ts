@@ -21,9 +21,16 @@ import {
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 
-const LEAVES = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
-  unhex,
-);
+const LEAVES = [
+  '',
+  '00',
+  '10',
+  '2021',
+  '3031',
+  '40414243',
+  '5051525354555657',
+  '606162636465666768696a6b6c6d6e6f',
+].map(unhex);
 const ROOTS = [
   'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
   '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
@@ -120,7 +127,9 @@ const mth = (d: Uint8Array[]): Uint8Array =>
 const path = (m: number, d: Uint8Array[]): Uint8Array[] => {
   if (d.length <= 1) return [];
   const s = k(d.length);
-  return m < s ? [...path(m, d.slice(0, s)), mth(d.slice(s))] : [...path(m - s, d.slice(s)), mth(d.slice(0, s))];
+  return m < s
+    ? [...path(m, d.slice(0, s)), mth(d.slice(s))]
+    : [...path(m - s, d.slice(s)), mth(d.slice(0, s))];
 };
 const subproof = (m: number, d: Uint8Array[], b: boolean): Uint8Array[] => {
   if (m === d.length) return b ? [] : [mth(d)];
@@ -144,14 +153,22 @@ describe('RFC 6962 Merkle tree', () => {
   it('inclusion proofs equal the CT reference proofs and verify', () => {
     for (const v of INCLUSION) {
       expect(inclusionProof(hashes, v.index, v.size).map(hex)).toEqual(v.proof);
-      expect(verifyInclusion(hashes[v.index]!, v.index, v.size, v.proof.map(unhex), unhex(ROOTS[v.size]!))).toBe(true);
+      expect(
+        verifyInclusion(hashes[v.index]!, v.index, v.size, v.proof.map(unhex), unhex(ROOTS[v.size]!)),
+      ).toBe(true);
     }
   });
 
   it('consistency proofs equal the CT reference proofs and verify', () => {
     for (const v of CONSISTENCY) {
       expect(consistencyProof(hashes, v.first, v.second).map(hex)).toEqual(v.proof);
-      const ok = verifyConsistency(v.first, v.second, unhex(ROOTS[v.first]!), unhex(ROOTS[v.second]!), v.proof.map(unhex));
+      const ok = verifyConsistency(
+        v.first,
+        v.second,
+        unhex(ROOTS[v.first]!),
+        unhex(ROOTS[v.second]!),
+        v.proof.map(unhex),
+      );
       expect(ok, `${v.first}->${v.second}`).toBe(true);
     }
   });

@@ -188,7 +188,11 @@ function rangesOver(leaves: readonly Uint8Array[], ranges: readonly LeafRange[])
  * console.log(verifyInclusion(leaves[2]!, 2, 3, proof, merkleRoot(leaves))); // true
  * ```
  */
-export function inclusionProof(leaves: readonly Uint8Array[], index: number, size = leaves.length): Uint8Array[] {
+export function inclusionProof(
+  leaves: readonly Uint8Array[],
+  index: number,
+  size = leaves.length,
+): Uint8Array[] {
   checkSizes(`tree size ${size}`, size <= leaves.length);
   return rangesOver(leaves, inclusionRanges(index, size));
 }
@@ -282,8 +286,10 @@ export function verifyConsistency(
   secondRoot: Uint8Array,
   proof: readonly Uint8Array[],
 ): boolean {
-  if (!isHash(firstRoot) || !isHash(secondRoot) || !Array.isArray(proof) || !proof.every(isHash)) return false;
-  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second) return false;
+  if (!isHash(firstRoot) || !isHash(secondRoot) || !Array.isArray(proof) || !proof.every(isHash))
+    return false;
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second)
+    return false;
   if (first === second) return proof.length === 0 && equal(firstRoot, secondRoot);
   if (first === 0) return proof.length === 0 && equal(firstRoot, EMPTY_ROOT);
   if (proof.length === 0) return false;

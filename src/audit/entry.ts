@@ -1,0 +1,191 @@
+/**
+ * Audit entries: the header that is hashed (RFC 8785 canonical JSON), the SHA-256 hash chain and
+ * the salted payload digest. The payload itself is stored apart from the header, so purging it
+ * (or losing its key) leaves the chain verifiable.
+ *
+ * `hash = SHA-256(0x00 ‖ JCS(header))` — the RFC 6962 leaf hash of the canonical header, so the
+ * same value links the chain and is the entry's leaf in the Merkle tree.
+ * @module
+ */
+
+import { createHash, randomBytes } from 'node:crypto';
+import { BulwarkAuditError, loadPeer } from './errors.js';
+
+/** The header format version written into every entry. */
+export const ENTRY_VERSION = 1;
+/** The `prevHash` of the first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** How an audited action ended. */
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+/** What a caller appends. */
+export interface AuditEntryInput {
+  /** Who acted: a user id, a service, `system`. */
+  readonly actor: string;
+  /** What they did, e.g. `queue.purge`, `GET /orders/:id`. */
+  readonly action: string;
+  /** What it was done to, e.g. `queue:payments`, `/orders/42`. */
+  readonly resource: string;
+  /** Default `success`. */
+  readonly outcome?: AuditOutcome;
+  /** Compliance tags (`gdpr`, `sox`, `pci`, `hipaa` or your own): drive retention and holds. */
+  readonly tags?: readonly string[];
+  /** The data subject the entry is about (a pseudonymous id): subject access and erasure find it. */
+  readonly subject?: string;
+  /** Details (before/after, reason, request digests…): stored apart, purgeable, encryptable. */
+  readonly payload?: unknown;
+  /** Epoch milliseconds; default the log's clock. */
+  readonly time?: number;
+}
+
+/** The hashed part of an entry. */
+export interface AuditHeader {
+  readonly v: number;
+  readonly seq: number;
+  readonly time: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly outcome: AuditOutcome;
+  readonly tags: readonly string[];
+  readonly subject: string | null;
+  /** SHA-256(salt ‖ JCS(payload)) in hex, or null when the entry has no payload. */
+  readonly payloadDigest: string | null;
+  readonly prevHash: string;
+}
+
+/** A stored entry: its header and its hash (hex). */
+export interface AuditEntry extends AuditHeader {
+  readonly hash: string;
+}
+
+/** A payload row, stored apart from the entry. `body` is the JCS bytes, or their envelope when encrypted. */
+export interface StoredPayload {
+  readonly seq: number;
+  readonly salt: Uint8Array;
+  readonly body: Uint8Array;
+  /** The key id of an encrypted body (`subject:…` for a subject key), null when plain. */
+  readonly keyId: string | null;
+}
+
+type Canonicalize = (value: unknown) => string | undefined;
+let canonicalizeFn: Canonicalize | undefined;
+
+/** Loads the RFC 8785 canonicaliser (the optional peer `canonicalize`). @internal */
+export async function loadCanonical(): Promise<Canonicalize> {
+  canonicalizeFn ??= await loadPeer(
+    'canonicalize',
+    async () => (await import('canonicalize')).default as Canonicalize,
+    'The audit log (RFC 8785 canonical JSON)',
+  );
+  return canonicalizeFn;
+}
+
+/** RFC 8785 canonical JSON of `value`; `loadCanonical()` must have resolved first. @internal */
+export function canonical(value: unknown): string {
+  if (canonicalizeFn === undefined) throw new Error('canonical() before loadCanonical()');
+  let text: string | undefined;
+  try {
+    text = canonicalizeFn(value);
+  } catch (cause) {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `The value cannot be written as canonical JSON: ${String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (text === undefined) {
+    throw new BulwarkAuditError('INVALID_ENTRY', 'The value is not JSON (undefined, a function or a symbol)');
+  }
+  return text;
+}
+
+/** The header of an entry, with exactly the hashed fields. */
+export function headerOf(e: AuditHeader): AuditHeader {
+  return {
+    v: e.v,
+    seq: e.seq,
+    time: e.time,
+    actor: e.actor,
+    action: e.action,
+    resource: e.resource,
+    outcome: e.outcome,
+    tags: e.tags,
+    subject: e.subject,
+    payloadDigest: e.payloadDigest,
+    prevHash: e.prevHash,
+  };
+}
+
+/** SHA-256(0x00 ‖ JCS(header)) in hex. */
+export function hashHeader(header: AuditHeader): string {
+  return createHash('sha256')
+    .update(Uint8Array.of(0))
+    .update(canonical(headerOf(header)))
+    .digest('hex');
+}
+
+/** A fresh salt and the digest of the canonical payload bytes under it. */
+export function digestPayload(
+  bytes: Uint8Array,
+  salt: Uint8Array = randomBytes(16),
+): { salt: Uint8Array; digest: string } {
+  return { salt, digest: createHash('sha256').update(salt).update(bytes).digest('hex') };
+}
+
+const TAG = /^[a-z0-9][a-z0-9._:-]{0,63}$/;
+const LIMITS = { actor: 256, action: 256, resource: 1024, subject: 256 } as const;
+
+function text(input: AuditEntryInput, key: keyof typeof LIMITS, required: boolean): string | null {
+  const v = input[key];
+  if (v === undefined && !required) return null;
+  if (typeof v !== 'string' || v.length === 0 || v.length > LIMITS[key]) {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `An audit entry's ${key} must be a non-empty string of at most ${LIMITS[key]} characters (got ${typeof v === 'string' ? `${v.length} characters` : typeof v})`,
+    );
+  }
+  return v;
+}
+
+/** Checks an input entry and returns its normalised fields (tags sorted and unique). */
+export function normaliseInput(
+  input: AuditEntryInput,
+  now: number,
+): Omit<AuditHeader, 'v' | 'seq' | 'payloadDigest' | 'prevHash'> {
+  if (typeof input !== 'object' || input === null) {
+    throw new BulwarkAuditError('INVALID_ENTRY', 'append() takes an object { actor, action, resource, … }');
+  }
+  const outcome = input.outcome ?? 'success';
+  if (outcome !== 'success' && outcome !== 'failure' && outcome !== 'denied') {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `outcome must be 'success', 'failure' or 'denied' (got ${String(outcome)})`,
+    );
+  }
+  const tags = [...new Set(input.tags ?? [])].sort();
+  for (const t of tags) {
+    if (typeof t !== 'string' || !TAG.test(t)) {
+      throw new BulwarkAuditError(
+        'INVALID_ENTRY',
+        `A tag must be 1-64 characters of a-z 0-9 . _ : - starting with a letter or digit (got ${JSON.stringify(t)})`,
+      );
+    }
+  }
+  const time = input.time ?? now;
+  if (!Number.isSafeInteger(time) || time < 0) {
+    throw new BulwarkAuditError('INVALID_ENTRY', `time must be epoch milliseconds (got ${String(time)})`);
+  }
+  return {
+    time,
+    actor: text(input, 'actor', true)!,
+    action: text(input, 'action', true)!,
+    resource: text(input, 'resource', true)!,
+    outcome,
+    tags,
+    subject: text(input, 'subject', false),
+  };
+}

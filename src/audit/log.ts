@@ -1,0 +1,770 @@
+/**
+ * `openAuditLog`: the tamper-evident audit log. Appends are group-committed (everything that
+ * arrives while the previous commit is in flight goes in the next transaction) and resolve only
+ * once durable. Entries form a SHA-256 hash chain over RFC 8785 canonical headers; payloads are
+ * stored apart under a salted digest (purgeable, encryptable); signed RFC 6962 tree heads
+ * (checkpoints) can leave the box; `verify` names the first bad entry.
+ * @module
+ */
+
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
+import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
+import { type Disposer, type Listener, PolicyEmitter, reportError } from '../core/events.js';
+import { joinRegistry, type Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import type { PayloadProtector, PayloadScope } from '../keyring/protector.js';
+import {
+  CHECKPOINT_VERSION,
+  privateKeyOf,
+  type SigningKey,
+  signCheckpoint,
+  verifyCheckpoint,
+} from './checkpoint.js';
+import {
+  type AuditEntry,
+  type AuditEntryInput,
+  canonical,
+  digestPayload,
+  ENTRY_VERSION,
+  hashHeader,
+  loadCanonical,
+  normaliseInput,
+  type StoredPayload,
+} from './entry.js';
+import { BulwarkAuditError } from './errors.js';
+import type { AuditLogEvent } from './events.js';
+import { consistencyRanges, inclusionRanges, type LeafRange, MerkleAccumulator } from './merkle.js';
+import { expired, isHeld, type RetentionPolicy } from './retention.js';
+import { auditStoreFromSpec } from './spec.js';
+import type {
+  AuditFilter,
+  AuditHead,
+  AuditStore,
+  Chainer,
+  Checkpoint,
+  LegalHold,
+  PreparedEntry,
+} from './store.js';
+import { ChainVerifier, type VerifyIssue } from './verify.js';
+
+/** Options of `openAuditLog`. */
+export interface AuditLogOptions {
+  /** `sqlite:./audit.db`, `postgres://…` (add `?schema=NAME` for a schema), or a store object. */
+  readonly store: string | AuditStore;
+  /** The log's name (component name, checkpoint `log` field, encryption namespace). Default `audit`. */
+  readonly name?: string;
+  readonly registry?: Registry;
+  readonly clock?: Clock;
+  /** Encrypts payloads (`payloadEncryption({ keyring, subjectKeys })` from `bulwark/keyring`). */
+  readonly encryption?: PayloadProtector;
+  /** Ed25519 private key that signs checkpoints. */
+  readonly signingKey?: SigningKey;
+  /** Public key checkpoints are verified with (default: the signing key's). */
+  readonly publicKey?: KeyObject | string;
+  /** Automatic checkpoints: every N entries and/or every T ms, each handed to `onCheckpoint` (send it off the box). */
+  readonly checkpoints?: {
+    readonly everyEntries?: number;
+    readonly everyMs?: number;
+    readonly onCheckpoint?: (checkpoint: Checkpoint) => void | Promise<void>;
+  };
+  /** Payload retention per tag, in ms (see `RetentionPolicy`). */
+  readonly retention?: RetentionPolicy;
+  /** Most entries per commit. Default 5 000. */
+  readonly maxBatch?: number;
+}
+
+const optionsSchema = s.object({
+  store: s.union([
+    s.string(),
+    s.custom('a store object', (v, p) =>
+      typeof v === 'object' && v !== null ? v : s.fail(p, 'a store object', v),
+    ),
+  ]),
+  name: s.optional(
+    s.string({ pattern: /^[A-Za-z0-9._-]{1,64}$/, patternRule: '1-64 characters of A-Z a-z 0-9 . _ -' }),
+    'audit',
+  ),
+  registry: s.optional(s.unknown()),
+  clock: s.optional(s.unknown()),
+  encryption: s.optional(s.unknown()),
+  signingKey: s.optional(s.unknown()),
+  publicKey: s.optional(s.unknown()),
+  checkpoints: s.optional(
+    s.object({
+      everyEntries: s.optional(s.int({ min: 1 })),
+      everyMs: s.optional(s.duration({ positive: true })),
+      onCheckpoint: s.optional(s.fn()),
+    }),
+  ),
+  retention: s.optional(s.record(s.duration())),
+  maxBatch: s.optional(s.int({ min: 1, max: 100_000 }), 5000),
+});
+
+/** An entry with its payload, as `list({ payloads: true })` returns it. */
+export interface AuditRecord extends AuditEntry {
+  /** `none` (no payload), `present` (in `payload`), `purged`, or `unreadable` (subject erased / key gone). */
+  readonly payloadState: 'none' | 'present' | 'purged' | 'unreadable';
+  readonly payload?: unknown;
+}
+
+/** What `verify` found. */
+export interface VerifyReport {
+  readonly ok: boolean;
+  /** Entries walked. */
+  readonly entries: number;
+  /** RFC 6962 tree head over them, hex. */
+  readonly rootHash: string;
+  readonly checkpoints: number;
+  /** False when no public key was available to check checkpoint signatures. */
+  readonly signaturesChecked: boolean;
+  readonly payloads: { readonly checked: number; readonly unreadable: number };
+  /** The first problem (lowest seq), if any. */
+  readonly firstBad: VerifyIssue | undefined;
+  readonly issues: readonly VerifyIssue[];
+}
+
+/** An inclusion proof of one entry in the tree of `treeSize` entries. */
+export interface InclusionProof {
+  readonly seq: number;
+  readonly treeSize: number;
+  readonly leafHash: string;
+  readonly path: readonly string[];
+  readonly rootHash: string;
+}
+
+/** A consistency proof between two tree sizes. */
+export interface ConsistencyProof {
+  readonly first: number;
+  readonly second: number;
+  readonly firstRoot: string;
+  readonly secondRoot: string;
+  readonly path: readonly string[];
+}
+
+/** What to purge: payloads of entries matching every given field. */
+export interface PurgeOptions {
+  readonly seqs?: readonly number[];
+  readonly before?: number;
+  readonly tag?: string;
+  readonly subject?: string;
+  /** Who purges (recorded). */
+  readonly actor: string;
+  readonly reason: string;
+}
+
+const DESCRIPTOR: ComponentDescriptor = {
+  kind: 'auditLog',
+  help: 'A tamper-evident audit log (hash chain, signed Merkle checkpoints)',
+  states: ['open', 'tampered', 'closed'],
+  gauges: { seq: 'sequence number of the last entry', pending: 'appends waiting for the next commit' },
+  counters: {
+    appends: 'entries committed',
+    appendFailures: 'entries whose commit failed',
+    verifies: 'verifications run',
+    checkpoints: 'signed checkpoints made',
+    purges: 'payloads purged',
+  },
+};
+
+interface Waiter {
+  readonly prepared: PreparedEntry;
+  resolve(e: AuditEntry): void;
+  reject(e: unknown): void;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** The chainer: seq, prevHash and hash after the head. @internal */
+export const chainAfter: Chainer = (head, batch) => {
+  let prev = head.hash;
+  return batch.map((p, i) => {
+    const header = { ...p.header, seq: head.seq + 1 + i, prevHash: prev };
+    const hash = hashHeader(header);
+    prev = hash;
+    return { ...header, hash };
+  });
+};
+
+/**
+ * The audit log. Create it with `openAuditLog`.
+ */
+export class AuditLog implements Component {
+  readonly kind = 'auditLog';
+  readonly name: string;
+  readonly descriptor = DESCRIPTOR;
+  readonly store: AuditStore;
+  readonly #emitter = new PolicyEmitter<AuditLogEvent>();
+  readonly #clock: Clock;
+  readonly #o: AuditLogOptions & { name: string; maxBatch: number };
+  readonly #ready: Promise<void>;
+  readonly #signing: KeyObject | undefined;
+  readonly #public: KeyObject | undefined;
+  #pending: Waiter[] = [];
+  #flushing: Promise<void> | undefined;
+  #scheduled = false;
+  #closed: Promise<void> | undefined;
+  #acc = new MerkleAccumulator();
+  #seq = 0;
+  #sinceCheckpoint = 0;
+  #tampered = false;
+  #timer: TimerHandle | undefined;
+  readonly #counters = { appends: 0, appendFailures: 0, verifies: 0, checkpoints: 0, purges: 0 };
+
+  constructor(options: AuditLogOptions) {
+    this.#o = optionsSchema.parse(options, 'openAuditLog') as AuditLogOptions & {
+      name: string;
+      maxBatch: number;
+    };
+    this.name = this.#o.name;
+    this.#clock = this.#o.clock ?? systemClock;
+    const store = typeof this.#o.store === 'string' ? auditStoreFromSpec(this.#o.store) : this.#o.store;
+    this.store = store;
+    this.#signing = this.#o.signingKey === undefined ? undefined : privateKeyOf(this.#o.signingKey);
+    const pub = this.#o.publicKey ?? this.#signing;
+    this.#public =
+      pub === undefined
+        ? undefined
+        : typeof pub !== 'string' && pub.type === 'public'
+          ? pub
+          : createPublicKey(pub);
+    this.#ready = (async () => {
+      await loadCanonical();
+      await store.init();
+      this.#seq = (await store.head()).seq;
+    })();
+    this.#ready.catch(() => {});
+    this.#armTimer();
+    joinRegistry(this.#o.registry, this);
+  }
+
+  #armTimer(): void {
+    const ms = this.#o.checkpoints?.everyMs;
+    if (ms === undefined || this.#signing === undefined) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#autoCheckpoint();
+      if (this.#closed === undefined) this.#armTimer();
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async #open(): Promise<void> {
+    if (this.#closed !== undefined)
+      throw new BulwarkAuditError('CLOSED', `The audit log "${this.name}" is closed`);
+    await this.#ready;
+  }
+
+  #scope(digest: string, subject: string | null): PayloadScope {
+    return { namespace: `audit:${this.name}`, id: digest, subject };
+  }
+
+  /**
+   * Appends an entry; resolves with it (seq, hash) once it is durable.
+   */
+  async append(input: AuditEntryInput): Promise<AuditEntry> {
+    await this.#open();
+    const fields = normaliseInput(input, this.#clock.date());
+    let payload: PreparedEntry['payload'] = null;
+    let payloadDigest: string | null = null;
+    if (input.payload !== undefined) {
+      const bytes = Buffer.from(canonical(input.payload));
+      const { salt, digest } = digestPayload(bytes);
+      payloadDigest = digest;
+      const sealed =
+        this.#o.encryption === undefined
+          ? null
+          : await this.#o.encryption.seal(this.#scope(digest, fields.subject), bytes);
+      payload = { salt, body: sealed?.bytes ?? bytes, keyId: sealed?.keyId ?? null };
+    }
+    const prepared: PreparedEntry = { header: { v: ENTRY_VERSION, ...fields, payloadDigest }, payload };
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.#pending.push({ prepared, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#flushing !== undefined) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flushing = this.#flush().finally(() => {
+        this.#flushing = undefined;
+        if (this.#pending.length > 0) this.#schedule();
+      });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending.splice(0, this.#o.maxBatch);
+    if (batch.length === 0) return;
+    try {
+      const entries = await this.store.append(
+        batch.map((w) => w.prepared),
+        chainAfter,
+      );
+      this.#counters.appends += entries.length;
+      const last = entries[entries.length - 1]!;
+      this.#seq = last.seq;
+      this.#sinceCheckpoint += entries.length;
+      for (const [i, w] of batch.entries()) w.resolve(entries[i]!);
+      if (this.#emitter.wants('appended'))
+        this.#emit({ event: 'appended', seq: last.seq, count: entries.length });
+      const every = this.#o.checkpoints?.everyEntries;
+      if (every !== undefined && this.#sinceCheckpoint >= every) this.#autoCheckpoint();
+    } catch (error) {
+      this.#counters.appendFailures += batch.length;
+      const err =
+        error instanceof BulwarkAuditError
+          ? error
+          : new BulwarkAuditError(
+              'STORE_UNAVAILABLE',
+              `The audit store ${this.store.description} refused the commit; nothing of this batch was written, retry`,
+              {
+                cause: error,
+              },
+            );
+      for (const w of batch) w.reject(err);
+    }
+  }
+
+  #autoCheckpoint(): void {
+    if (this.#signing === undefined || this.#closed !== undefined) return;
+    this.#sinceCheckpoint = 0;
+    this.checkpoint().then(
+      (cp) => this.#o.checkpoints?.onCheckpoint?.(cp),
+      (error: unknown) => this.#emit({ event: 'error', operation: 'checkpoint', error }),
+    );
+  }
+
+  #emit(e: { event: AuditLogEvent['event'] } & Record<string, unknown>): void {
+    if (!this.#emitter.active) return;
+    this.#emitter.emit({
+      kind: 'auditLog',
+      name: this.name,
+      priority: 'normal',
+      operation: undefined,
+      attempt: 0,
+      ...e,
+    } as AuditLogEvent);
+  }
+
+  /** The head: the last committed entry's seq and hash. */
+  async head(): Promise<AuditHead> {
+    await this.#open();
+    return this.store.head();
+  }
+
+  /** Entries matching `filter`, with their payloads when `payloads: true`. */
+  async list(filter: AuditFilter & { readonly payloads?: boolean } = {}): Promise<AuditRecord[]> {
+    await this.#open();
+    const { payloads: withPayloads, ...f } = filter;
+    const entries = await this.store.list(f);
+    if (withPayloads !== true)
+      return entries.map((e) => ({ ...e, payloadState: e.payloadDigest === null ? 'none' : 'present' }));
+    const rows = new Map(
+      (await this.store.payloads(entries.filter((e) => e.payloadDigest !== null).map((e) => e.seq))).map(
+        (p) => [p.seq, p],
+      ),
+    );
+    return Promise.all(entries.map((e) => this.#withPayload(e, rows.get(e.seq))));
+  }
+
+  async #openPayload(e: AuditEntry, p: StoredPayload): Promise<Uint8Array> {
+    if (p.keyId === null) return p.body;
+    if (this.#o.encryption === undefined) {
+      throw new BulwarkAuditError(
+        'STORE_UNAVAILABLE',
+        `Entry ${e.seq}'s payload is encrypted: give the log its \`encryption\``,
+      );
+    }
+    return this.#o.encryption.open(this.#scope(e.payloadDigest ?? '', e.subject), p.keyId, p.body);
+  }
+
+  async #withPayload(e: AuditEntry, p: StoredPayload | undefined): Promise<AuditRecord> {
+    if (e.payloadDigest === null) return { ...e, payloadState: 'none' };
+    if (p === undefined) return { ...e, payloadState: 'purged' };
+    try {
+      const bytes = await this.#openPayload(e, p);
+      return { ...e, payloadState: 'present', payload: JSON.parse(Buffer.from(bytes).toString('utf8')) };
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SUBJECT_ERASED') return { ...e, payloadState: 'unreadable' };
+      throw error;
+    }
+  }
+
+  /** One entry (with its payload), or undefined. */
+  async get(seq: number): Promise<AuditRecord | undefined> {
+    const [e] = await this.list({ afterSeq: seq - 1, beforeSeq: seq + 1, limit: 1, payloads: true });
+    return e;
+  }
+
+  /**
+   * Walks the whole log: chain, payload digests, checkpoints. `onProgress(done, total)` is
+   * called after each page.
+   */
+  async verify(
+    options: {
+      payloads?: boolean;
+      pageSize?: number;
+      onProgress?: (done: number, total: number) => void;
+    } = {},
+  ): Promise<VerifyReport> {
+    await this.#open();
+    this.#counters.verifies++;
+    const head = await this.store.head();
+    const cps = await this.store.checkpoints();
+    const targets = cps.map((c) => ({
+      treeSize: c.treeSize,
+      rootHash: c.rootHash,
+      signatureOk: this.#public === undefined || verifyCheckpoint(c, this.#public),
+    }));
+    const v = new ChainVerifier(targets);
+    const payloadIssues: VerifyIssue[] = [];
+    let checked = 0;
+    let unreadable = 0;
+    for await (const page of this.store.scan(1, head.seq, options.pageSize ?? 5000)) {
+      for (const e of page) v.push(e);
+      if (options.payloads !== false) {
+        const rows = await this.store.payloads(
+          page.filter((e) => e.payloadDigest !== null).map((e) => e.seq),
+        );
+        const bySeq = new Map(page.map((e) => [e.seq, e]));
+        for (const p of rows) {
+          const r = await this.#checkPayload(bySeq.get(p.seq)!, p);
+          if (r === 'unreadable') unreadable++;
+          else if (r !== 'ok') payloadIssues.push({ seq: p.seq, reason: 'payload', message: r });
+          checked++;
+        }
+      }
+      options.onProgress?.(v.size, head.seq);
+    }
+    // An entry past the head that no append recorded was inserted behind the log's back.
+    const [beyond] = await this.store.list({ afterSeq: head.seq, limit: 1 });
+    if (beyond !== undefined && (await this.store.head()).seq < beyond.seq) v.push(beyond);
+    const issues = [...v.finish(head), ...payloadIssues].sort((a, b) => a.seq - b.seq);
+    const ok = issues.length === 0;
+    this.#tampered = !ok;
+    this.#emit({ event: 'verified', ok, firstBad: issues[0] });
+    return {
+      ok,
+      entries: v.size,
+      rootHash: v.rootHash(),
+      checkpoints: cps.length,
+      signaturesChecked: this.#public !== undefined,
+      payloads: { checked, unreadable },
+      firstBad: issues[0],
+      issues,
+    };
+  }
+
+  async #checkPayload(e: AuditEntry, p: StoredPayload): Promise<'ok' | 'unreadable' | string> {
+    if (e.payloadDigest === null)
+      return `entry ${e.seq} has no payload digest but a payload is stored for it`;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#openPayload(e, p);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'SUBJECT_ERASED' || code === 'KEY_MISSING') return 'unreadable';
+      return `entry ${e.seq}'s payload does not decrypt: it was altered`;
+    }
+    return digestPayload(bytes, p.salt).digest === e.payloadDigest
+      ? 'ok'
+      : `entry ${e.seq}'s payload does not match its digest: it was altered`;
+  }
+
+  /** Brings the cached tree up to `size` entries (reading only the entries not yet seen). */
+  async #treeAt(size: number): Promise<MerkleAccumulator> {
+    if (this.#acc.size > size) this.#acc = new MerkleAccumulator();
+    for await (const page of this.store.scan(this.#acc.size + 1, size, 5000)) {
+      for (const e of page) this.#acc.push(Buffer.from(e.hash, 'hex'));
+    }
+    if (this.#acc.size !== size)
+      throw new BulwarkAuditError(
+        'NOT_FOUND',
+        `The log has ${this.#acc.size} entries, not ${size}: run verify`,
+      );
+    return this.#acc;
+  }
+
+  /** Signs the current tree head and stores it; send the result off the box. */
+  async checkpoint(): Promise<Checkpoint> {
+    await this.#open();
+    if (this.#signing === undefined) {
+      throw new BulwarkAuditError(
+        'NO_SIGNING_KEY',
+        "checkpoint() needs the log's `signingKey` (an Ed25519 private key)",
+      );
+    }
+    const head = await this.store.head();
+    const acc = await this.#treeAt(head.seq);
+    const cp = signCheckpoint(
+      {
+        v: CHECKPOINT_VERSION,
+        log: this.name,
+        treeSize: head.seq,
+        rootHash: hex(acc.root()),
+        time: this.#clock.date(),
+      },
+      this.#signing,
+    );
+    await this.store.addCheckpoint(cp);
+    this.#counters.checkpoints++;
+    this.#emit({ event: 'checkpoint', treeSize: cp.treeSize });
+    return cp;
+  }
+
+  /** Stored checkpoints, by ascending tree size. */
+  async checkpoints(): Promise<Checkpoint[]> {
+    await this.#open();
+    return this.store.checkpoints();
+  }
+
+  /** Hashes of the given leaf ranges and the tree heads at `sizes`, in one pass over entries 1..max. */
+  async #hashRanges(
+    ranges: readonly LeafRange[],
+    sizes: readonly number[],
+  ): Promise<{ hashes: string[]; roots: string[] }> {
+    const end = Math.max(...sizes);
+    const order = ranges.map((r, i) => ({ r, i })).sort((a, b) => a.r[0] - b.r[0]);
+    const hashes: string[] = new Array<string>(ranges.length).fill('');
+    const roots: string[] = sizes.map(() => '');
+    const all = new MerkleAccumulator();
+    let k = 0;
+    let cur: MerkleAccumulator | undefined;
+    for await (const page of this.store.scan(1, end, 5000)) {
+      for (const e of page) {
+        const idx = e.seq - 1;
+        const leaf = Buffer.from(e.hash, 'hex');
+        const slot = order[k];
+        if (slot !== undefined && idx >= slot.r[0] && idx < slot.r[1]) {
+          cur ??= new MerkleAccumulator();
+          cur.push(leaf);
+          if (idx === slot.r[1] - 1) {
+            hashes[slot.i] = hex(cur.root());
+            cur = undefined;
+            k++;
+          }
+        }
+        all.push(leaf);
+        for (const [j, n] of sizes.entries()) if (all.size === n) roots[j] = hex(all.root());
+      }
+    }
+    if (all.size < end)
+      throw new BulwarkAuditError('NOT_FOUND', `The log has ${all.size} entries, fewer than ${end}`);
+    return { hashes, roots };
+  }
+
+  /** The inclusion proof of entry `seq` in the tree of the first `treeSize` entries (default: all). */
+  async proof(seq: number, treeSize?: number): Promise<InclusionProof> {
+    await this.#open();
+    const size = treeSize ?? (await this.store.head()).seq;
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > size) {
+      throw new BulwarkAuditError('NOT_FOUND', `No entry ${seq} in a tree of ${size} entries`);
+    }
+    const { hashes, roots } = await this.#hashRanges(inclusionRanges(seq - 1, size), [size]);
+    const [entry] = await this.store.list({ afterSeq: seq - 1, limit: 1 });
+    return { seq, treeSize: size, leafHash: entry!.hash, path: hashes, rootHash: roots[0]! };
+  }
+
+  /** The consistency proof between the trees of `first` and `second` entries (default: all). */
+  async consistency(first: number, second?: number): Promise<ConsistencyProof> {
+    await this.#open();
+    const size = second ?? (await this.store.head()).seq;
+    if (!Number.isSafeInteger(first) || first < 1 || first > size) {
+      throw new BulwarkAuditError(
+        'NOT_FOUND',
+        `A consistency proof needs 1 <= first (${first}) <= second (${size})`,
+      );
+    }
+    const { hashes, roots } = await this.#hashRanges(consistencyRanges(first, size), [first, size]);
+    return { first, second: size, firstRoot: roots[0]!, secondRoot: roots[1]!, path: hashes };
+  }
+
+  /** Current legal holds. */
+  async holds(): Promise<LegalHold[]> {
+    await this.#open();
+    return this.store.holds();
+  }
+
+  /** Places a legal hold (recorded as an entry): matching payloads are never purged while it lasts. */
+  async hold(h: {
+    id: string;
+    tags?: readonly string[];
+    subject?: string;
+    reason: string;
+    actor: string;
+  }): Promise<LegalHold> {
+    await this.#open();
+    const hold: LegalHold = {
+      id: h.id,
+      tags: [...(h.tags ?? [])],
+      subject: h.subject ?? null,
+      reason: h.reason,
+      since: this.#clock.date(),
+    };
+    await this.store.putHold(hold);
+    await this.append({
+      actor: h.actor,
+      action: 'audit.hold',
+      resource: `audit:${this.name}`,
+      tags: ['audit'],
+      payload: hold,
+    });
+    return hold;
+  }
+
+  /** Lifts a legal hold (recorded as an entry). */
+  async release(id: string, by: { actor: string; reason: string }): Promise<boolean> {
+    await this.#open();
+    const had = await this.store.deleteHold(id);
+    if (had)
+      await this.append({
+        actor: by.actor,
+        action: 'audit.release',
+        resource: `audit:${this.name}`,
+        tags: ['audit'],
+        payload: { id, reason: by.reason },
+      });
+    return had;
+  }
+
+  /** Purges payloads matching `selection` (never held ones) and records the purge as an entry. */
+  async purge(options: PurgeOptions): Promise<{ purged: number; held: number; entry: AuditEntry }> {
+    await this.#open();
+    const { actor, reason, seqs, before, ...filter } = options;
+    const select = (e: AuditEntry) =>
+      (seqs === undefined || seqs.includes(e.seq)) && (before === undefined || e.time < before);
+    return this.#purgeWhere({ ...filter, ...(before === undefined ? {} : { until: before }) }, select, {
+      actor,
+      reason,
+      selection: { seqs, before, ...filter },
+    });
+  }
+
+  /** Purges payloads whose retention (per tag) has passed, except held ones; records it as an entry. */
+  async applyRetention(
+    by: { actor?: string } = {},
+  ): Promise<{ purged: number; held: number; entry: AuditEntry }> {
+    await this.#open();
+    const policy = this.#o.retention ?? {};
+    const now = this.#clock.date();
+    return this.#purgeWhere({}, (e) => expired(e, policy, now), {
+      actor: by.actor ?? 'system',
+      reason: 'retention',
+      selection: { retention: policy },
+    });
+  }
+
+  async #purgeWhere(
+    filter: AuditFilter,
+    select: (e: AuditEntry) => boolean,
+    record: { actor: string; reason: string; selection: unknown },
+  ): Promise<{ purged: number; held: number; entry: AuditEntry }> {
+    const holds = await this.store.holds();
+    let purged = 0;
+    let held = 0;
+    let afterSeq = 0;
+    for (;;) {
+      const page = await this.store.list({ ...filter, hasPayload: true, afterSeq, limit: 1000 });
+      if (page.length === 0) break;
+      afterSeq = page[page.length - 1]!.seq;
+      const chosen = page.filter(select);
+      const free = chosen.filter((e) => !isHeld(holds, e));
+      held += chosen.length - free.length;
+      purged += await this.store.deletePayloads(free.map((e) => e.seq));
+    }
+    this.#counters.purges += purged;
+    this.#emit({ event: 'purged', count: purged, held });
+    const entry = await this.append({
+      actor: record.actor,
+      action: 'audit.purge',
+      resource: `audit:${this.name}`,
+      tags: ['audit'],
+      payload: { reason: record.reason, selection: record.selection, purged, held },
+    });
+    return { purged, held, entry };
+  }
+
+  /** Re-wraps encrypted payloads with the current key (after a rotation), in resumable batches. */
+  async rewrapPayloads(
+    options: { batchSize?: number; cursor?: number } = {},
+  ): Promise<{ rewrapped: number; failed: number; cursor: number; done: boolean }> {
+    await this.#open();
+    const enc = this.#o.encryption;
+    if (enc === undefined) return { rewrapped: 0, failed: 0, cursor: 0, done: true };
+    const rows = await this.store.scanPayloads(options.cursor ?? 0, options.batchSize ?? 500);
+    const entries = new Map(
+      (
+        await this.store.list({
+          afterSeq: (rows[0]?.seq ?? 1) - 1,
+          beforeSeq: (rows[rows.length - 1]?.seq ?? 0) + 1,
+          limit: 10_000,
+        })
+      ).map((e) => [e.seq, e]),
+    );
+    let failed = 0;
+    const changes: { row: StoredPayload; expectKeyId: string | null }[] = [];
+    for (const p of rows) {
+      const e = entries.get(p.seq);
+      if (p.keyId === null || e === undefined) continue;
+      try {
+        const next = await enc.rewrap(this.#scope(e.payloadDigest ?? '', e.subject), p.keyId, p.body);
+        if (next !== null)
+          changes.push({ row: { ...p, body: next.bytes, keyId: next.keyId }, expectKeyId: p.keyId });
+      } catch {
+        failed++;
+      }
+    }
+    const rewrapped = await this.store.replacePayloads(changes);
+    const cursor = rows[rows.length - 1]?.seq ?? options.cursor ?? 0;
+    return { rewrapped, failed, cursor, done: rows.length < (options.batchSize ?? 500) };
+  }
+
+  snapshot(): Snapshot {
+    return {
+      kind: 'auditLog',
+      name: this.name,
+      state: this.#closed !== undefined ? 'closed' : this.#tampered ? 'tampered' : 'open',
+      gauges: { seq: this.#seq, pending: this.#pending.length },
+      counters: { ...this.#counters },
+      details: { store: this.store.description, signed: this.#signing !== undefined },
+    };
+  }
+
+  onEvent(listener: Listener<ComponentEvent>): Disposer {
+    return this.#emitter.on(listener as Listener<AuditLogEvent>);
+  }
+
+  /** Waits for pending appends to commit, then closes the store. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      await this.#ready.catch(() => {});
+      while (this.#flushing !== undefined || this.#pending.length > 0 || this.#scheduled) {
+        await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+      }
+      await this.store.close().catch((e: unknown) => reportError('Closing the audit store', e));
+      this.#o.registry?.unregister(this);
+    })();
+    return this.#closed;
+  }
+}
+
+/**
+ * Opens an audit log (returns at once; the store opens in the background, and every method
+ * waits for it).
+ *
+ * @example
+ * ```ts
+ * import { openAuditLog } from 'bulwark/audit';
+ * const log = openAuditLog({ store: 'sqlite::memory:' });
+ * const e = await log.append({ actor: 'alice', action: 'refund', resource: 'order:42', tags: ['sox'], payload: { amount: 10 } });
+ * console.log(e.seq, (await log.verify()).ok); // 1 true
+ * await log.close();
+ * ```
+ */
+export function openAuditLog(options: AuditLogOptions): AuditLog {
+  return new AuditLog(options);
+}
