@@ -8,10 +8,20 @@ describePg('audit log on PostgreSQL', () => {
   afterAll(() => dropSchema(schema));
 
   it('two writers append concurrently into one verified chain; purge keeps it verifying', async () => {
-    const a = openAuditLog({ store: postgresAuditStore({ connectionString: pgConnectionString(), schema }), name: 'a' });
+    const a = openAuditLog({
+      store: postgresAuditStore({ connectionString: pgConnectionString(), schema }),
+      name: 'a',
+    });
     const b = openAuditLog({ store: `${pgConnectionString()}?schema=${schema}`, name: 'b' });
     const appends = Array.from({ length: 300 }, (_, i) =>
-      (i % 2 === 0 ? a : b).append({ actor: `u${i}`, action: 'pay', resource: `order:${i}`, tags: i % 3 === 0 ? ['pci'] : ['sox'], subject: `s${i % 5}`, payload: { i } }),
+      (i % 2 === 0 ? a : b).append({
+        actor: `u${i}`,
+        action: 'pay',
+        resource: `order:${i}`,
+        tags: i % 3 === 0 ? ['pci'] : ['sox'],
+        subject: `s${i % 5}`,
+        payload: { i },
+      }),
     );
     const entries = await Promise.all(appends);
     expect(new Set(entries.map((e) => e.seq)).size).toBe(300);
