@@ -1,5 +1,5 @@
 /** The audit log on a real PostgreSQL: one chain from two writers, verify, purge, proofs. */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { openAuditLog, postgresAuditStore } from '../src/audit/index.js';
 import { describePg, dropSchema, pgConnectionString, uniqueName } from './support/postgres.js';
 

@@ -9,163 +9,40 @@
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
-import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
+import type { Component, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, type Listener, PolicyEmitter, reportError } from '../core/events.js';
-import { joinRegistry, type Registry } from '../core/registry.js';
-import { s } from '../core/schema.js';
-import type { PayloadProtector, PayloadScope } from '../keyring/protector.js';
-import {
-  CHECKPOINT_VERSION,
-  privateKeyOf,
-  type SigningKey,
-  signCheckpoint,
-  verifyCheckpoint,
-} from './checkpoint.js';
+import { joinRegistry } from '../core/registry.js';
+import type { PayloadScope } from '../keyring/protector.js';
+import { chainAfter } from './chain.js';
+import { CHECKPOINT_VERSION, privateKeyOf, signCheckpoint, verifyCheckpoint } from './checkpoint.js';
 import {
   type AuditEntry,
   type AuditEntryInput,
   canonical,
   digestPayload,
   ENTRY_VERSION,
-  hashHeader,
   loadCanonical,
   normaliseInput,
   type StoredPayload,
 } from './entry.js';
 import { BulwarkAuditError } from './errors.js';
 import type { AuditLogEvent } from './events.js';
-import { consistencyRanges, inclusionRanges, type LeafRange, MerkleAccumulator } from './merkle.js';
-import { expired, isHeld, type RetentionPolicy } from './retention.js';
+import {
+  type AuditLogOptions,
+  type AuditRecord,
+  type ConsistencyProof,
+  DESCRIPTOR,
+  type InclusionProof,
+  optionsSchema,
+  type PurgeOptions,
+  type VerifyReport,
+} from './log-types.js';
+import { consistencyRanges, inclusionRanges, MerkleAccumulator } from './merkle.js';
+import { expired } from './retention.js';
 import { auditStoreFromSpec } from './spec.js';
-import type {
-  AuditFilter,
-  AuditHead,
-  AuditStore,
-  Chainer,
-  Checkpoint,
-  LegalHold,
-  PreparedEntry,
-} from './store.js';
+import type { AuditFilter, AuditHead, AuditStore, Checkpoint, LegalHold, PreparedEntry } from './store.js';
+import { hashRanges, purgePayloads, rewrapBatch } from './store-ops.js';
 import { ChainVerifier, type VerifyIssue } from './verify.js';
-
-/** Options of `openAuditLog`. */
-export interface AuditLogOptions {
-  /** `sqlite:./audit.db`, `postgres://…` (add `?schema=NAME` for a schema), or a store object. */
-  readonly store: string | AuditStore;
-  /** The log's name (component name, checkpoint `log` field, encryption namespace). Default `audit`. */
-  readonly name?: string;
-  readonly registry?: Registry;
-  readonly clock?: Clock;
-  /** Encrypts payloads (`payloadEncryption({ keyring, subjectKeys })` from `bulwark/keyring`). */
-  readonly encryption?: PayloadProtector;
-  /** Ed25519 private key that signs checkpoints. */
-  readonly signingKey?: SigningKey;
-  /** Public key checkpoints are verified with (default: the signing key's). */
-  readonly publicKey?: KeyObject | string;
-  /** Automatic checkpoints: every N entries and/or every T ms, each handed to `onCheckpoint` (send it off the box). */
-  readonly checkpoints?: {
-    readonly everyEntries?: number;
-    readonly everyMs?: number;
-    readonly onCheckpoint?: (checkpoint: Checkpoint) => void | Promise<void>;
-  };
-  /** Payload retention per tag, in ms (see `RetentionPolicy`). */
-  readonly retention?: RetentionPolicy;
-  /** Most entries per commit. Default 5 000. */
-  readonly maxBatch?: number;
-}
-
-const optionsSchema = s.object({
-  store: s.union([
-    s.string(),
-    s.custom('a store object', (v, p) =>
-      typeof v === 'object' && v !== null ? v : s.fail(p, 'a store object', v),
-    ),
-  ]),
-  name: s.optional(
-    s.string({ pattern: /^[A-Za-z0-9._-]{1,64}$/, patternRule: '1-64 characters of A-Z a-z 0-9 . _ -' }),
-    'audit',
-  ),
-  registry: s.optional(s.unknown()),
-  clock: s.optional(s.unknown()),
-  encryption: s.optional(s.unknown()),
-  signingKey: s.optional(s.unknown()),
-  publicKey: s.optional(s.unknown()),
-  checkpoints: s.optional(
-    s.object({
-      everyEntries: s.optional(s.int({ min: 1 })),
-      everyMs: s.optional(s.duration({ positive: true })),
-      onCheckpoint: s.optional(s.fn()),
-    }),
-  ),
-  retention: s.optional(s.record(s.duration())),
-  maxBatch: s.optional(s.int({ min: 1, max: 100_000 }), 5000),
-});
-
-/** An entry with its payload, as `list({ payloads: true })` returns it. */
-export interface AuditRecord extends AuditEntry {
-  /** `none` (no payload), `present` (in `payload`), `purged`, or `unreadable` (subject erased / key gone). */
-  readonly payloadState: 'none' | 'present' | 'purged' | 'unreadable';
-  readonly payload?: unknown;
-}
-
-/** What `verify` found. */
-export interface VerifyReport {
-  readonly ok: boolean;
-  /** Entries walked. */
-  readonly entries: number;
-  /** RFC 6962 tree head over them, hex. */
-  readonly rootHash: string;
-  readonly checkpoints: number;
-  /** False when no public key was available to check checkpoint signatures. */
-  readonly signaturesChecked: boolean;
-  readonly payloads: { readonly checked: number; readonly unreadable: number };
-  /** The first problem (lowest seq), if any. */
-  readonly firstBad: VerifyIssue | undefined;
-  readonly issues: readonly VerifyIssue[];
-}
-
-/** An inclusion proof of one entry in the tree of `treeSize` entries. */
-export interface InclusionProof {
-  readonly seq: number;
-  readonly treeSize: number;
-  readonly leafHash: string;
-  readonly path: readonly string[];
-  readonly rootHash: string;
-}
-
-/** A consistency proof between two tree sizes. */
-export interface ConsistencyProof {
-  readonly first: number;
-  readonly second: number;
-  readonly firstRoot: string;
-  readonly secondRoot: string;
-  readonly path: readonly string[];
-}
-
-/** What to purge: payloads of entries matching every given field. */
-export interface PurgeOptions {
-  readonly seqs?: readonly number[];
-  readonly before?: number;
-  readonly tag?: string;
-  readonly subject?: string;
-  /** Who purges (recorded). */
-  readonly actor: string;
-  readonly reason: string;
-}
-
-const DESCRIPTOR: ComponentDescriptor = {
-  kind: 'auditLog',
-  help: 'A tamper-evident audit log (hash chain, signed Merkle checkpoints)',
-  states: ['open', 'tampered', 'closed'],
-  gauges: { seq: 'sequence number of the last entry', pending: 'appends waiting for the next commit' },
-  counters: {
-    appends: 'entries committed',
-    appendFailures: 'entries whose commit failed',
-    verifies: 'verifications run',
-    checkpoints: 'signed checkpoints made',
-    purges: 'payloads purged',
-  },
-};
 
 interface Waiter {
   readonly prepared: PreparedEntry;
@@ -174,17 +51,6 @@ interface Waiter {
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-/** The chainer: seq, prevHash and hash after the head. @internal */
-export const chainAfter: Chainer = (head, batch) => {
-  let prev = head.hash;
-  return batch.map((p, i) => {
-    const header = { ...p.header, seq: head.seq + 1 + i, prevHash: prev };
-    const hash = hashHeader(header);
-    prev = hash;
-    return { ...header, hash };
-  });
-};
 
 /**
  * The audit log. Create it with `openAuditLog`.
@@ -461,6 +327,7 @@ export class AuditLog implements Component {
   async #checkPayload(e: AuditEntry, p: StoredPayload): Promise<'ok' | 'unreadable' | string> {
     if (e.payloadDigest === null)
       return `entry ${e.seq} has no payload digest but a payload is stored for it`;
+    if (p.keyId !== null && this.#o.encryption === undefined) return 'unreadable';
     let bytes: Uint8Array;
     try {
       bytes = await this.#openPayload(e, p);
@@ -521,41 +388,6 @@ export class AuditLog implements Component {
     return this.store.checkpoints();
   }
 
-  /** Hashes of the given leaf ranges and the tree heads at `sizes`, in one pass over entries 1..max. */
-  async #hashRanges(
-    ranges: readonly LeafRange[],
-    sizes: readonly number[],
-  ): Promise<{ hashes: string[]; roots: string[] }> {
-    const end = Math.max(...sizes);
-    const order = ranges.map((r, i) => ({ r, i })).sort((a, b) => a.r[0] - b.r[0]);
-    const hashes: string[] = new Array<string>(ranges.length).fill('');
-    const roots: string[] = sizes.map(() => '');
-    const all = new MerkleAccumulator();
-    let k = 0;
-    let cur: MerkleAccumulator | undefined;
-    for await (const page of this.store.scan(1, end, 5000)) {
-      for (const e of page) {
-        const idx = e.seq - 1;
-        const leaf = Buffer.from(e.hash, 'hex');
-        const slot = order[k];
-        if (slot !== undefined && idx >= slot.r[0] && idx < slot.r[1]) {
-          cur ??= new MerkleAccumulator();
-          cur.push(leaf);
-          if (idx === slot.r[1] - 1) {
-            hashes[slot.i] = hex(cur.root());
-            cur = undefined;
-            k++;
-          }
-        }
-        all.push(leaf);
-        for (const [j, n] of sizes.entries()) if (all.size === n) roots[j] = hex(all.root());
-      }
-    }
-    if (all.size < end)
-      throw new BulwarkAuditError('NOT_FOUND', `The log has ${all.size} entries, fewer than ${end}`);
-    return { hashes, roots };
-  }
-
   /** The inclusion proof of entry `seq` in the tree of the first `treeSize` entries (default: all). */
   async proof(seq: number, treeSize?: number): Promise<InclusionProof> {
     await this.#open();
@@ -563,7 +395,7 @@ export class AuditLog implements Component {
     if (!Number.isSafeInteger(seq) || seq < 1 || seq > size) {
       throw new BulwarkAuditError('NOT_FOUND', `No entry ${seq} in a tree of ${size} entries`);
     }
-    const { hashes, roots } = await this.#hashRanges(inclusionRanges(seq - 1, size), [size]);
+    const { hashes, roots } = await hashRanges(this.store, inclusionRanges(seq - 1, size), [size]);
     const [entry] = await this.store.list({ afterSeq: seq - 1, limit: 1 });
     return { seq, treeSize: size, leafHash: entry!.hash, path: hashes, rootHash: roots[0]! };
   }
@@ -578,7 +410,7 @@ export class AuditLog implements Component {
         `A consistency proof needs 1 <= first (${first}) <= second (${size})`,
       );
     }
-    const { hashes, roots } = await this.#hashRanges(consistencyRanges(first, size), [first, size]);
+    const { hashes, roots } = await hashRanges(this.store, consistencyRanges(first, size), [first, size]);
     return { first, second: size, firstRoot: roots[0]!, secondRoot: roots[1]!, path: hashes };
   }
 
@@ -662,19 +494,7 @@ export class AuditLog implements Component {
     select: (e: AuditEntry) => boolean,
     record: { actor: string; reason: string; selection: unknown },
   ): Promise<{ purged: number; held: number; entry: AuditEntry }> {
-    const holds = await this.store.holds();
-    let purged = 0;
-    let held = 0;
-    let afterSeq = 0;
-    for (;;) {
-      const page = await this.store.list({ ...filter, hasPayload: true, afterSeq, limit: 1000 });
-      if (page.length === 0) break;
-      afterSeq = page[page.length - 1]!.seq;
-      const chosen = page.filter(select);
-      const free = chosen.filter((e) => !isHeld(holds, e));
-      held += chosen.length - free.length;
-      purged += await this.store.deletePayloads(free.map((e) => e.seq));
-    }
+    const { purged, held } = await purgePayloads(this.store, filter, select);
     this.#counters.purges += purged;
     this.#emit({ event: 'purged', count: purged, held });
     const entry = await this.append({
@@ -687,39 +507,33 @@ export class AuditLog implements Component {
     return { purged, held, entry };
   }
 
-  /** Re-wraps encrypted payloads with the current key (after a rotation), in resumable batches. */
+  /**
+   * Re-wraps encrypted payloads with the current key (after a rotation), in batches of
+   * `batchSize`, at most `maxBatches` (default: until done); resume from `cursor`.
+   */
   async rewrapPayloads(
-    options: { batchSize?: number; cursor?: number } = {},
+    options: { batchSize?: number; cursor?: number; maxBatches?: number } = {},
   ): Promise<{ rewrapped: number; failed: number; cursor: number; done: boolean }> {
     await this.#open();
     const enc = this.#o.encryption;
     if (enc === undefined) return { rewrapped: 0, failed: 0, cursor: 0, done: true };
-    const rows = await this.store.scanPayloads(options.cursor ?? 0, options.batchSize ?? 500);
-    const entries = new Map(
-      (
-        await this.store.list({
-          afterSeq: (rows[0]?.seq ?? 1) - 1,
-          beforeSeq: (rows[rows.length - 1]?.seq ?? 0) + 1,
-          limit: 10_000,
-        })
-      ).map((e) => [e.seq, e]),
-    );
-    let failed = 0;
-    const changes: { row: StoredPayload; expectKeyId: string | null }[] = [];
-    for (const p of rows) {
-      const e = entries.get(p.seq);
-      if (p.keyId === null || e === undefined) continue;
-      try {
-        const next = await enc.rewrap(this.#scope(e.payloadDigest ?? '', e.subject), p.keyId, p.body);
-        if (next !== null)
-          changes.push({ row: { ...p, body: next.bytes, keyId: next.keyId }, expectKeyId: p.keyId });
-      } catch {
-        failed++;
-      }
+    let total = { rewrapped: 0, failed: 0, cursor: options.cursor ?? 0, done: false };
+    for (let i = 0; i < (options.maxBatches ?? Number.POSITIVE_INFINITY) && !total.done; i++) {
+      const r = await rewrapBatch(
+        this.store,
+        enc,
+        (e) => this.#scope(e.payloadDigest ?? '', e.subject),
+        total.cursor,
+        options.batchSize ?? 500,
+      );
+      total = {
+        rewrapped: total.rewrapped + r.rewrapped,
+        failed: total.failed + r.failed,
+        cursor: r.cursor,
+        done: r.done,
+      };
     }
-    const rewrapped = await this.store.replacePayloads(changes);
-    const cursor = rows[rows.length - 1]?.seq ?? options.cursor ?? 0;
-    return { rewrapped, failed, cursor, done: rows.length < (options.batchSize ?? 500) };
+    return total;
   }
 
   snapshot(): Snapshot {
@@ -768,3 +582,12 @@ export class AuditLog implements Component {
 export function openAuditLog(options: AuditLogOptions): AuditLog {
   return new AuditLog(options);
 }
+
+export type {
+  AuditLogOptions,
+  AuditRecord,
+  ConsistencyProof,
+  InclusionProof,
+  PurgeOptions,
+  VerifyReport,
+} from './log-types.js';

@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { chainAfter } from './chain.js';
 import { type AuditEntry, ENTRY_VERSION, GENESIS_HASH, hashHeader, loadCanonical } from './entry.js';
-import { chainAfter } from './log.js';
 import { ChainVerifier, type VerifyIssue } from './verify.js';
 
 beforeAll(async () => {

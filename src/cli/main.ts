@@ -25,6 +25,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'inspect and operate durable queues: stats, list, dlq, redrive, purge',
     load: async () => (await import('../durable/cli.js')).main,
   },
+  audit: {
+    summary: 'tamper-evident audit log: verify, tail, proof, checkpoint, purge',
+    load: async () => (await import('../audit/cli.js')).main,
+  },
+  export: {
+    summary: 'stream data out as CSV, JSON, NDJSON, SQL or Markdown; export history',
+    load: async () => (await import('../export/cli.js')).main,
+  },
 };
 
 function version(): string {
