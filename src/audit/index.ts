@@ -54,3 +54,4 @@ export type {
   PreparedEntry,
 } from './store.js';
 export { ChainVerifier, type CheckpointTarget, type VerifyIssue, type VerifyReason } from './verify.js';
+export { REDACTED, type RequestAuditOptions, redactJson, redactUrl, requestAudit } from './middleware.js';
