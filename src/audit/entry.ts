@@ -120,18 +120,49 @@ export function headerOf(e: AuditHeader): AuditHeader {
   };
 }
 
+const LONE_SURROGATE = /[\uD800-\uDFFF]/;
+const q = JSON.stringify;
+
+/**
+ * RFC 8785 of a header, written directly: its keys are fixed (already in UTF-16 order), strings
+ * serialise as JSON.stringify does (as RFC 8785 specifies) and numbers are safe integers. Falls
+ * back to the general canonicaliser for anything else (which also refuses lone surrogates).
+ * A property test checks it equals `canonical(headerOf(h))`. @internal
+ */
+export function canonicalHeader(h: AuditHeader): string {
+  const strings = [h.action, h.actor, h.outcome, h.prevHash, h.resource, ...h.tags];
+  if (h.subject !== null) strings.push(h.subject);
+  if (h.payloadDigest !== null) strings.push(h.payloadDigest);
+  const plain = Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.time) && Number.isSafeInteger(h.v);
+  if (!plain || strings.some((x) => typeof x !== 'string' || LONE_SURROGATE.test(x)))
+    return canonical(headerOf(h));
+  const opt = (x: string | null) => (x === null ? 'null' : q(x));
+  return `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${h.tags.map((t) => q(t)).join(',')}],"time":${h.time},"v":${h.v}}`;
+}
+
+const ZERO = Uint8Array.of(0);
+
 /** SHA-256(0x00 ‖ JCS(header)) in hex. */
 export function hashHeader(header: AuditHeader): string {
-  return createHash('sha256')
-    .update(Uint8Array.of(0))
-    .update(canonical(headerOf(header)))
-    .digest('hex');
+  return createHash('sha256').update(ZERO).update(canonicalHeader(header)).digest('hex');
+}
+
+let saltPool = Buffer.alloc(0);
+let saltAt = 0;
+/** 16 random bytes cut from a pooled 4 KiB draw (one getrandom call per 256 salts). */
+function freshSalt(): Uint8Array {
+  if (saltAt + 16 > saltPool.length) {
+    saltPool = randomBytes(4096);
+    saltAt = 0;
+  }
+  saltAt += 16;
+  return Uint8Array.prototype.slice.call(saltPool, saltAt - 16, saltAt);
 }
 
 /** A fresh salt and the digest of the canonical payload bytes under it. */
 export function digestPayload(
   bytes: Uint8Array,
-  salt: Uint8Array = randomBytes(16),
+  salt: Uint8Array = freshSalt(),
 ): { salt: Uint8Array; digest: string } {
   return { salt, digest: createHash('sha256').update(salt).update(bytes).digest('hex') };
 }

@@ -40,6 +40,7 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './merkle.js';
+export { REDACTED, type RequestAuditOptions, redactJson, redactUrl, requestAudit } from './middleware.js';
 export { PostgresAuditStore, type PostgresAuditStoreOptions, postgresAuditStore } from './postgres-store.js';
 export { expired, holdCovers, isHeld, type RetentionPolicy, retentionOf } from './retention.js';
 export { auditStoreFromSpec } from './spec.js';
@@ -54,4 +55,3 @@ export type {
   PreparedEntry,
 } from './store.js';
 export { ChainVerifier, type CheckpointTarget, type VerifyIssue, type VerifyReason } from './verify.js';
-export { REDACTED, type RequestAuditOptions, redactJson, redactUrl, requestAudit } from './middleware.js';
