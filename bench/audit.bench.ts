@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { openAuditLog, sqliteAuditStore } from '../src/audit/index.js';
 import { chainAfter } from '../src/audit/chain.js';
 import { ENTRY_VERSION, loadCanonical } from '../src/audit/entry.js';
-import { entryValues, ENTRY_COLUMNS } from '../src/audit/store.js';
+import { openAuditLog, sqliteAuditStore } from '../src/audit/index.js';
+import { ENTRY_COLUMNS, entryValues } from '../src/audit/store.js';
 import { exportTo, postgresQuerySource } from '../src/export/index.js';
 
 const run = promisify(execFile);
@@ -29,7 +29,13 @@ const load0 = loadavg()[0]!;
 const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
 
 await loadCanonical();
-const input = (i: number) => ({ actor: `user-${i % 100}`, action: 'order.update', resource: `order:${i}`, tags: ['sox'], payload: { before: { s: 'a' }, after: { s: 'b' }, i } });
+const input = (i: number) => ({
+  actor: `user-${i % 100}`,
+  action: 'order.update',
+  resource: `order:${i}`,
+  tags: ['sox'],
+  payload: { before: { s: 'a' }, after: { s: 'b' }, i },
+});
 
 // 1. appends
 async function bulwarkAppends(): Promise<number> {
@@ -52,13 +58,26 @@ function plainInserts(): number {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.exec(`CREATE TABLE e (${ENTRY_COLUMNS.map((c) => `${c} ${c === 'seq' ? 'INTEGER PRIMARY KEY' : ''}`).join(', ')}); CREATE TABLE p (seq INTEGER PRIMARY KEY, salt BLOB, body BLOB, key_id TEXT)`);
+  db.exec(
+    `CREATE TABLE e (${ENTRY_COLUMNS.map((c) => `${c} ${c === 'seq' ? 'INTEGER PRIMARY KEY' : ''}`).join(', ')}); CREATE TABLE p (seq INTEGER PRIMARY KEY, salt BLOB, body BLOB, key_id TEXT)`,
+  );
   const ins = db.prepare(`INSERT INTO e VALUES (${ENTRY_COLUMNS.map(() => '?').join(',')})`);
   const insP = db.prepare('INSERT INTO p VALUES (?, ?, ?, NULL)');
   // The same rows the log writes (precomputed, so only the inserts are timed).
   const rows = chainAfter(
     { seq: 0, hash: '0'.repeat(64) },
-    Array.from({ length: N_APPEND }, (_, i) => ({ header: { v: ENTRY_VERSION, time: Date.now(), ...input(i), outcome: 'success' as const, tags: ['sox'], subject: null, payloadDigest: 'f'.repeat(64) }, payload: null })),
+    Array.from({ length: N_APPEND }, (_, i) => ({
+      header: {
+        v: ENTRY_VERSION,
+        time: Date.now(),
+        ...input(i),
+        outcome: 'success' as const,
+        tags: ['sox'],
+        subject: null,
+        payloadDigest: 'f'.repeat(64),
+      },
+      payload: null,
+    })),
   );
   const body = Buffer.from(JSON.stringify(input(0).payload));
   const salt = Buffer.alloc(16);
@@ -87,7 +106,17 @@ const vstore = sqliteAuditStore({ path: vpath, synchronous: 'NORMAL' });
 await vstore.init();
 for (let i = 0; i < N_VERIFY; i += 50_000) {
   const batch = Array.from({ length: Math.min(50_000, N_VERIFY - i) }, (_, j) => ({
-    header: { v: ENTRY_VERSION, time: 1_700_000_000_000 + i + j, actor: 'svc', action: 'op', resource: `r:${i + j}`, outcome: 'success' as const, tags: ['sox'], subject: null, payloadDigest: null },
+    header: {
+      v: ENTRY_VERSION,
+      time: 1_700_000_000_000 + i + j,
+      actor: 'svc',
+      action: 'op',
+      resource: `r:${i + j}`,
+      outcome: 'success' as const,
+      tags: ['sox'],
+      subject: null,
+      payloadDigest: null,
+    },
     payload: null,
   }));
   await vstore.append(batch, chainAfter);
@@ -104,15 +133,24 @@ console.log(`verify ${rep.entries} entries: ${verifyS.toFixed(1)} s (ok=${rep.ok
 const schema = `bw_bench_${process.pid}`;
 const pool = new pg.Pool({ connectionString: PG, max: 2 });
 await pool.query(`CREATE SCHEMA ${schema}`);
-await pool.query(`CREATE TABLE ${schema}.t AS SELECT g AS id, 'customer ' || g AS name, g * 0.25 AS amount, (g % 2 = 0) AS active, now() AS at FROM generate_series(1, ${N_CSV}) g`);
+await pool.query(
+  `CREATE TABLE ${schema}.t AS SELECT g AS id, 'customer ' || g AS name, g * 0.25 AS amount, (g % 2 = 0) AS active, now() AS at FROM generate_series(1, ${N_CSV}) g`,
+);
 const sql = `SELECT id, name, amount, active FROM ${schema}.t ORDER BY id`;
 const csvPasses: { ours: number; psql: number }[] = [];
 for (let p = 0; p < 3; p++) {
   const t0 = performance.now();
-  const r = await exportTo({ source: postgresQuerySource({ name: 't', pool, sql, batchSize: 5000 }), format: 'csv', to: join(dir, 'out.csv') });
+  const r = await exportTo({
+    source: postgresQuerySource({ name: 't', pool, sql, batchSize: 5000 }),
+    format: 'csv',
+    to: join(dir, 'out.csv'),
+  });
   const oursCsv = r.rows / ((performance.now() - t0) / 1000);
   const t1 = performance.now();
-  await run('sh', ['-c', `psql -X -q -d '${PG}' -c "\\copy (${sql}) TO STDOUT WITH CSV HEADER" > ${join(dir, 'psql.csv')}`]);
+  await run('sh', [
+    '-c',
+    `psql -X -q -d '${PG}' -c "\\copy (${sql}) TO STDOUT WITH CSV HEADER" > ${join(dir, 'psql.csv')}`,
+  ]);
   const psqlCsv = N_CSV / ((performance.now() - t1) / 1000);
   csvPasses.push({ ours: oursCsv, psql: psqlCsv });
 }
@@ -120,10 +158,20 @@ await pool.query(`DROP SCHEMA ${schema} CASCADE`);
 await pool.end();
 const oursCsv = med(csvPasses.map((p) => p.ours));
 const psqlCsv = med(csvPasses.map((p) => p.psql));
-console.log(`csv: bulwark ${k(oursCsv)} rows/s, psql COPY ${k(psqlCsv)} rows/s, ratio ${(oursCsv / psqlCsv).toFixed(2)}`);
+console.log(
+  `csv: bulwark ${k(oursCsv)} rows/s, psql COPY ${k(psqlCsv)} rows/s, ratio ${(oursCsv / psqlCsv).toFixed(2)}`,
+);
 rmSync(dir, { recursive: true, force: true });
 
-const pkg = async (n: string) => (JSON.parse((await import('node:fs')).readFileSync(new URL(`../node_modules/${n}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+const pkg = async (n: string) =>
+  (
+    JSON.parse(
+      (await import('node:fs')).readFileSync(
+        new URL(`../node_modules/${n}/package.json`, import.meta.url),
+        'utf8',
+      ),
+    ) as { version: string }
+  ).version;
 const { stdout: pgv } = await run('psql', ['-X', '-A', '-t', '-d', PG, '-c', 'SHOW server_version']);
 writeFileSync(
   new URL('./RESULTS-audit.md', import.meta.url),

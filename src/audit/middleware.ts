@@ -122,7 +122,7 @@ function trackResponse(res: ServerResponse, clock: Clock): Tracked {
  * await new Promise((r) => server.once('listening', r));
  * const { port } = server.address() as { port: number };
  * await fetch(`http://127.0.0.1:${port}/orders?token=secret`, { headers: { authorization: 'Bearer x', 'x-user': 'alice' } });
- * await new Promise((r) => setTimeout(r, 50));
+ * for (let i = 0; i < 200 && (await log.list()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
  * console.log((await log.list())[0]?.resource); // /orders?token=%5BREDACTED%5D
  * server.close();
  * await log.close();
