@@ -111,8 +111,13 @@ describe('subject keys and erasure', () => {
         { name: 'subjects', run: async () => subjects.rewrap() },
       ],
     });
-    clock.tickSync(30 * 86_400_000);
-    await new Promise((r) => setTimeout(r, 100));
+    const rotated = new Promise<void>((resolve) => {
+      rotation.onEvent((e) => {
+        if (e.event === 'rotated') resolve();
+      });
+    });
+    clock.tickSync(30 * 86_400_000); // due: the rotation starts (saving, auditing, rewrapping run on)
+    await rotated;
     expect(rotation.snapshot().counters.rotations).toBe(1);
     const newId = ring.currentKeyId;
     expect(newId).toMatch(/^k-\d+$/);
