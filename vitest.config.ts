@@ -16,6 +16,9 @@ export default defineConfig({
       { find: /^bulwark\/server$/, replacement: src('server/index.ts') },
       { find: /^bulwark\/chaos$/, replacement: src('chaos/proxy/index.ts') },
       { find: /^bulwark\/gateway$/, replacement: src('gateway/index.ts') },
+      { find: /^bulwark\/audit$/, replacement: src('audit/index.ts') },
+      { find: /^bulwark\/export$/, replacement: src('export/index.ts') },
+      { find: /^bulwark\/keyring$/, replacement: src('keyring/index.ts') },
     ],
   },
   test: {

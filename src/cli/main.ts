@@ -41,6 +41,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'run the demo: flaky upstreams, the gateway in front, live load and narration',
     load: async () => (await import('../demo/cli.js')).main,
   },
+  audit: {
+    summary: 'tamper-evident audit log: verify, tail, proof, checkpoint, purge',
+    load: async () => (await import('../audit/cli.js')).main,
+  },
+  export: {
+    summary: 'stream data out as CSV, JSON, NDJSON, SQL or Markdown; export history',
+    load: async () => (await import('../export/cli.js')).main,
+  },
 };
 
 function version(): string {

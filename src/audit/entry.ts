@@ -1,0 +1,222 @@
+/**
+ * Audit entries: the header that is hashed (RFC 8785 canonical JSON), the SHA-256 hash chain and
+ * the salted payload digest. The payload itself is stored apart from the header, so purging it
+ * (or losing its key) leaves the chain verifiable.
+ *
+ * `hash = SHA-256(0x00 ‖ JCS(header))` — the RFC 6962 leaf hash of the canonical header, so the
+ * same value links the chain and is the entry's leaf in the Merkle tree.
+ * @module
+ */
+
+import { createHash, randomBytes } from 'node:crypto';
+import { BulwarkAuditError, loadPeer } from './errors.js';
+
+/** The header format version written into every entry. */
+export const ENTRY_VERSION = 1;
+/** The `prevHash` of the first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** How an audited action ended. */
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+/** What a caller appends. */
+export interface AuditEntryInput {
+  /** Who acted: a user id, a service, `system`. */
+  readonly actor: string;
+  /** What they did, e.g. `queue.purge`, `GET /orders/:id`. */
+  readonly action: string;
+  /** What it was done to, e.g. `queue:payments`, `/orders/42`. */
+  readonly resource: string;
+  /** Default `success`. */
+  readonly outcome?: AuditOutcome;
+  /** Compliance tags (`gdpr`, `sox`, `pci`, `hipaa` or your own): drive retention and holds. */
+  readonly tags?: readonly string[];
+  /** The data subject the entry is about (a pseudonymous id): subject access and erasure find it. */
+  readonly subject?: string;
+  /** Details (before/after, reason, request digests…): stored apart, purgeable, encryptable. */
+  readonly payload?: unknown;
+  /** Epoch milliseconds; default the log's clock. */
+  readonly time?: number;
+}
+
+/** The hashed part of an entry. */
+export interface AuditHeader {
+  readonly v: number;
+  readonly seq: number;
+  readonly time: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly outcome: AuditOutcome;
+  readonly tags: readonly string[];
+  readonly subject: string | null;
+  /** SHA-256(salt ‖ JCS(payload)) in hex, or null when the entry has no payload. */
+  readonly payloadDigest: string | null;
+  readonly prevHash: string;
+}
+
+/** A stored entry: its header and its hash (hex). */
+export interface AuditEntry extends AuditHeader {
+  readonly hash: string;
+}
+
+/** A payload row, stored apart from the entry. `body` is the JCS bytes, or their envelope when encrypted. */
+export interface StoredPayload {
+  readonly seq: number;
+  readonly salt: Uint8Array;
+  readonly body: Uint8Array;
+  /** The key id of an encrypted body (`subject:…` for a subject key), null when plain. */
+  readonly keyId: string | null;
+}
+
+type Canonicalize = (value: unknown) => string | undefined;
+let canonicalizeFn: Canonicalize | undefined;
+
+/** Loads the RFC 8785 canonicaliser (the optional peer `canonicalize`). @internal */
+export async function loadCanonical(): Promise<Canonicalize> {
+  canonicalizeFn ??= await loadPeer(
+    'canonicalize',
+    async () => (await import('canonicalize')).default as Canonicalize,
+    'The audit log (RFC 8785 canonical JSON)',
+  );
+  return canonicalizeFn;
+}
+
+/** RFC 8785 canonical JSON of `value`; `loadCanonical()` must have resolved first. @internal */
+export function canonical(value: unknown): string {
+  if (canonicalizeFn === undefined) throw new Error('canonical() before loadCanonical()');
+  let text: string | undefined;
+  try {
+    text = canonicalizeFn(value);
+  } catch (cause) {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `The value cannot be written as canonical JSON: ${String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (text === undefined) {
+    throw new BulwarkAuditError('INVALID_ENTRY', 'The value is not JSON (undefined, a function or a symbol)');
+  }
+  return text;
+}
+
+/** The header of an entry, with exactly the hashed fields. */
+export function headerOf(e: AuditHeader): AuditHeader {
+  return {
+    v: e.v,
+    seq: e.seq,
+    time: e.time,
+    actor: e.actor,
+    action: e.action,
+    resource: e.resource,
+    outcome: e.outcome,
+    tags: e.tags,
+    subject: e.subject,
+    payloadDigest: e.payloadDigest,
+    prevHash: e.prevHash,
+  };
+}
+
+const LONE_SURROGATE = /[\uD800-\uDFFF]/;
+const q = JSON.stringify;
+
+/**
+ * RFC 8785 of a header, written directly: its keys are fixed (already in UTF-16 order), strings
+ * serialise as JSON.stringify does (as RFC 8785 specifies) and numbers are safe integers. Falls
+ * back to the general canonicaliser for anything else (which also refuses lone surrogates).
+ * A property test checks it equals `canonical(headerOf(h))`. @internal
+ */
+export function canonicalHeader(h: AuditHeader): string {
+  const strings = [h.action, h.actor, h.outcome, h.prevHash, h.resource, ...h.tags];
+  if (h.subject !== null) strings.push(h.subject);
+  if (h.payloadDigest !== null) strings.push(h.payloadDigest);
+  const plain = Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.time) && Number.isSafeInteger(h.v);
+  if (!plain || strings.some((x) => typeof x !== 'string' || LONE_SURROGATE.test(x)))
+    return canonical(headerOf(h));
+  const opt = (x: string | null) => (x === null ? 'null' : q(x));
+  return `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${h.tags.map((t) => q(t)).join(',')}],"time":${h.time},"v":${h.v}}`;
+}
+
+const ZERO = Uint8Array.of(0);
+
+/** SHA-256(0x00 ‖ JCS(header)) in hex. */
+export function hashHeader(header: AuditHeader): string {
+  return createHash('sha256').update(ZERO).update(canonicalHeader(header)).digest('hex');
+}
+
+let saltPool = Buffer.alloc(0);
+let saltAt = 0;
+/** 16 random bytes cut from a pooled 4 KiB draw (one getrandom call per 256 salts). */
+function freshSalt(): Uint8Array {
+  if (saltAt + 16 > saltPool.length) {
+    saltPool = randomBytes(4096);
+    saltAt = 0;
+  }
+  saltAt += 16;
+  return Uint8Array.prototype.slice.call(saltPool, saltAt - 16, saltAt);
+}
+
+/** A fresh salt and the digest of the canonical payload bytes under it. */
+export function digestPayload(
+  bytes: Uint8Array,
+  salt: Uint8Array = freshSalt(),
+): { salt: Uint8Array; digest: string } {
+  return { salt, digest: createHash('sha256').update(salt).update(bytes).digest('hex') };
+}
+
+const TAG = /^[a-z0-9][a-z0-9._:-]{0,63}$/;
+const LIMITS = { actor: 256, action: 256, resource: 1024, subject: 256 } as const;
+
+function text(input: AuditEntryInput, key: keyof typeof LIMITS, required: boolean): string | null {
+  const v = input[key];
+  if (v === undefined && !required) return null;
+  if (typeof v !== 'string' || v.length === 0 || v.length > LIMITS[key]) {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `An audit entry's ${key} must be a non-empty string of at most ${LIMITS[key]} characters (got ${typeof v === 'string' ? `${v.length} characters` : typeof v})`,
+    );
+  }
+  return v;
+}
+
+/** Checks an input entry and returns its normalised fields (tags sorted and unique). */
+export function normaliseInput(
+  input: AuditEntryInput,
+  now: number,
+): Omit<AuditHeader, 'v' | 'seq' | 'payloadDigest' | 'prevHash'> {
+  if (typeof input !== 'object' || input === null) {
+    throw new BulwarkAuditError('INVALID_ENTRY', 'append() takes an object { actor, action, resource, … }');
+  }
+  const outcome = input.outcome ?? 'success';
+  if (outcome !== 'success' && outcome !== 'failure' && outcome !== 'denied') {
+    throw new BulwarkAuditError(
+      'INVALID_ENTRY',
+      `outcome must be 'success', 'failure' or 'denied' (got ${String(outcome)})`,
+    );
+  }
+  const tags = [...new Set(input.tags ?? [])].sort();
+  for (const t of tags) {
+    if (typeof t !== 'string' || !TAG.test(t)) {
+      throw new BulwarkAuditError(
+        'INVALID_ENTRY',
+        `A tag must be 1-64 characters of a-z 0-9 . _ : - starting with a letter or digit (got ${JSON.stringify(t)})`,
+      );
+    }
+  }
+  const time = input.time ?? now;
+  if (!Number.isSafeInteger(time) || time < 0) {
+    throw new BulwarkAuditError('INVALID_ENTRY', `time must be epoch milliseconds (got ${String(time)})`);
+  }
+  return {
+    time,
+    actor: text(input, 'actor', true)!,
+    action: text(input, 'action', true)!,
+    resource: text(input, 'resource', true)!,
+    outcome,
+    tags,
+    subject: text(input, 'subject', false),
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The contract of an audit store (SQLite, PostgreSQL, or your own), and the row mapping both
+ * built-in stores share.
+ * @module
+ */
+
+import type { AuditEntry, AuditHeader, AuditOutcome, StoredPayload } from './entry.js';
+
+/** The last entry of the log (seq 0 and the genesis hash when empty). */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** An entry ready to be chained: everything but seq, prevHash and hash. */
+export interface PreparedEntry {
+  readonly header: Omit<AuditHeader, 'seq' | 'prevHash'>;
+  readonly payload: Omit<StoredPayload, 'seq'> | null;
+}
+
+/** Assigns seq, prevHash and hash to a batch after `head` (called inside the store's transaction). */
+export type Chainer = (head: AuditHead, batch: readonly PreparedEntry[]) => AuditEntry[];
+
+/** What `list` selects. Every field narrows; none means everything (up to `limit`). */
+export interface AuditFilter {
+  /** Entries with seq > afterSeq. */
+  readonly afterSeq?: number;
+  /** Entries with seq < beforeSeq. */
+  readonly beforeSeq?: number;
+  readonly actor?: string;
+  readonly action?: string;
+  readonly resource?: string;
+  readonly outcome?: AuditOutcome;
+  /** Entries carrying this tag. */
+  readonly tag?: string;
+  readonly subject?: string;
+  /** Entries with time >= since (epoch ms). */
+  readonly since?: number;
+  /** Entries with time < until (epoch ms). */
+  readonly until?: number;
+  /** Only entries whose payload is still stored. */
+  readonly hasPayload?: boolean;
+  /** Default 100, at most 10 000. */
+  readonly limit?: number;
+  /** `asc` (default, oldest first) or `desc`. */
+  readonly order?: 'asc' | 'desc';
+}
+
+/** A signed tree head, as stored and exported. */
+export interface Checkpoint {
+  readonly v: number;
+  /** The log's name. */
+  readonly log: string;
+  readonly treeSize: number;
+  /** RFC 6962 tree head over the entries' hashes, hex. */
+  readonly rootHash: string;
+  readonly time: number;
+  /** Ed25519 signature (base64) over the canonical JSON of the other fields. */
+  readonly signature: string;
+  /** SHA-256 of the signer's raw public key, hex (first 16 characters). */
+  readonly keyId: string;
+}
+
+/** A legal hold: while present, matching payloads are never purged. */
+export interface LegalHold {
+  readonly id: string;
+  /** Entries carrying any of these tags (none and no subject: every entry). */
+  readonly tags: readonly string[];
+  readonly subject: string | null;
+  readonly reason: string;
+  readonly since: number;
+}
+
+/**
+ * Where an audit log keeps its entries. Built in: `sqliteAuditStore`, `postgresAuditStore`.
+ * Implementations must make `append` atomic (all of the batch or nothing) and durable when it
+ * resolves, and must never update or delete entries.
+ */
+export interface AuditStore {
+  /** Where it stores, for messages (no credentials). */
+  readonly description: string;
+  init(): Promise<void>;
+  /** In one transaction: reads (and locks) the head, chains the batch after it, writes entries, payloads and the new head. */
+  append(batch: readonly PreparedEntry[], chain: Chainer): Promise<AuditEntry[]>;
+  /** The head as recorded with the last append. */
+  head(): Promise<AuditHead>;
+  /** Entries with `fromSeq <= seq <= toSeq`, in seq order, in pages of `pageSize`. */
+  scan(fromSeq: number, toSeq: number, pageSize: number): AsyncIterable<AuditEntry[]>;
+  list(filter: AuditFilter): Promise<AuditEntry[]>;
+  /** The payload rows of these entries (those that still exist). */
+  payloads(seqs: readonly number[]): Promise<StoredPayload[]>;
+  /** Payload rows with seq > afterSeq, in seq order. */
+  scanPayloads(afterSeq: number, limit: number): Promise<StoredPayload[]>;
+  /** Deletes payload rows; returns how many existed. */
+  deletePayloads(seqs: readonly number[]): Promise<number>;
+  /** Replaces payload bodies whose key id is still `expectKeyId` (a re-wrap); returns how many changed. */
+  replacePayloads(rows: readonly { row: StoredPayload; expectKeyId: string | null }[]): Promise<number>;
+  addCheckpoint(c: Checkpoint): Promise<void>;
+  /** Every stored checkpoint, by ascending tree size. */
+  checkpoints(): Promise<Checkpoint[]>;
+  putHold(h: LegalHold): Promise<void>;
+  deleteHold(id: string): Promise<boolean>;
+  holds(): Promise<LegalHold[]>;
+  close(): Promise<void>;
+}
+
+/** The columns of an entry row, as both SQL stores name them. @internal */
+export interface EntryRow {
+  seq: number | string;
+  v: number;
+  time: number | string;
+  actor: string;
+  action: string;
+  resource: string;
+  outcome: string;
+  tags: string;
+  subject: string | null;
+  payload_digest: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Tags as stored: `,a,b,` (so `LIKE '%,a,%'` finds one; tags never hold commas). @internal */
+export function tagsColumn(tags: readonly string[]): string {
+  return tags.length === 0 ? ',' : `,${tags.join(',')},`;
+}
+
+/** @internal */
+export function rowToEntry(r: EntryRow): AuditEntry {
+  return {
+    v: Number(r.v),
+    seq: Number(r.seq),
+    time: Number(r.time),
+    actor: r.actor,
+    action: r.action,
+    resource: r.resource,
+    outcome: r.outcome as AuditOutcome,
+    tags: r.tags.split(',').filter((t) => t !== ''),
+    subject: r.subject,
+    payloadDigest: r.payload_digest,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/** @internal The column values of an entry, in the order of `ENTRY_COLUMNS`. */
+export function entryValues(e: AuditEntry): unknown[] {
+  return [
+    e.seq,
+    e.v,
+    e.time,
+    e.actor,
+    e.action,
+    e.resource,
+    e.outcome,
+    tagsColumn(e.tags),
+    e.subject,
+    e.payloadDigest,
+    e.prevHash,
+    e.hash,
+  ];
+}
+
+/** @internal */
+export const ENTRY_COLUMNS = [
+  'seq',
+  'v',
+  'time',
+  'actor',
+  'action',
+  'resource',
+  'outcome',
+  'tags',
+  'subject',
+  'payload_digest',
+  'prev_hash',
+  'hash',
+] as const;
+
+/**
+ * The WHERE clause and parameters of a filter; `param(i)` renders the i-th placeholder
+ * (`?` for SQLite, `$i` for PostgreSQL). @internal
+ */
+export function filterSql(
+  f: AuditFilter,
+  param: (i: number) => string,
+  payloadTable: string,
+): { where: string; params: unknown[]; limit: number; order: 'ASC' | 'DESC' } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    clauses.push(sql(param(params.length)));
+  };
+  if (f.afterSeq !== undefined) add((p) => `e.seq > ${p}`, f.afterSeq);
+  if (f.beforeSeq !== undefined) add((p) => `e.seq < ${p}`, f.beforeSeq);
+  for (const key of ['actor', 'action', 'resource', 'outcome', 'subject'] as const) {
+    if (f[key] !== undefined) add((p) => `e.${key} = ${p}`, f[key]);
+  }
+  if (f.tag !== undefined) add((p) => `e.tags LIKE ${p}`, `%,${f.tag.replace(/[%_,]/g, '')},%`);
+  if (f.since !== undefined) add((p) => `e.time >= ${p}`, f.since);
+  if (f.until !== undefined) add((p) => `e.time < ${p}`, f.until);
+  if (f.hasPayload === true) clauses.push(`EXISTS (SELECT 1 FROM ${payloadTable} p WHERE p.seq = e.seq)`);
+  const limit = Math.min(Math.max(1, Math.floor(f.limit ?? 100)), 10_000);
+  return {
+    where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`,
+    params,
+    limit,
+    order: f.order === 'desc' ? 'DESC' : 'ASC',
+  };
+}
