@@ -1,0 +1,31 @@
+/**
+ * `bulwark/postgres`: PostgreSQL transactions with savepoints and retry of serialization
+ * failures and deadlocks, a resilient pool (startup retry, a breaker, figures, a health check),
+ * and locked, checksummed migrations for PostgreSQL and SQLite.
+ * @module
+ */
+
+export {
+  AmbiguousCommitError,
+  MigrationError,
+  type MigrationErrorCode,
+  PoolUnavailableError,
+  RETRYABLE_TX_SQLSTATES,
+  TransactionRolledBackError,
+} from './errors.js';
+export {
+  createPool,
+  type PgPoolInstance,
+  type PoolCheckOptions,
+  type PostgresPoolEvent,
+  ResilientPool,
+  type ResilientPoolOptions,
+} from './pool.js';
+export {
+  type IsolationLevel,
+  isRetryableTransactionError,
+  type Transaction,
+  type TransactionOptions,
+  withTransaction,
+} from './transaction.js';
+export type { PoolClientLike, PoolLike, Queryable, QueryResultLike } from './types.js';
