@@ -25,6 +25,10 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'inspect and operate durable queues: stats, list, dlq, redrive, purge',
     load: async () => (await import('../durable/cli.js')).main,
   },
+  migrate: {
+    summary: 'apply, roll back and inspect SQL migrations (PostgreSQL, SQLite): up, down, status, create',
+    load: async () => (await import('../postgres/migrate-cli.js')).main,
+  },
 };
 
 function version(): string {

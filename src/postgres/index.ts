@@ -13,6 +13,24 @@ export {
   RETRYABLE_TX_SQLSTATES,
   TransactionRolledBackError,
 } from './errors.js';
+export { main as runMigrateCli } from './migrate-cli.js';
+export type { AppliedMigration, MigrationDriver, MigrationStep } from './migration-drivers.js';
+export {
+  checksumOf,
+  compareVersions,
+  createMigrationFile,
+  loadMigrations,
+  type Migration,
+  parseMigration,
+} from './migration-files.js';
+export {
+  createMigrator,
+  type MigrationRun,
+  type MigrationStatus,
+  Migrator,
+  type MigratorEvent,
+  type MigratorOptions,
+} from './migrator.js';
 export {
   createPool,
   type PgPoolInstance,
