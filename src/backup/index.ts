@@ -16,8 +16,20 @@ export {
   sourceKind,
   type VerifyReport,
 } from './backups.js';
+export { main as runBackupCli } from './cli.js';
 export type { BackupKind, BackupManifest, ManifestFile, TableStats } from './manifest.js';
 export { PgToolError, pgTool } from './pg-tools.js';
+export {
+  type BaseBackup,
+  baseBackup,
+  latestBase,
+  type PitrRestoreOptions,
+  type PitrRestoreResult,
+  type PitrSetup,
+  restorePitr,
+  setupPitr,
+  stopPitrServer,
+} from './pitr.js';
 export type { TableStatsMode } from './postgres-source.js';
 export { RedisBackupError } from './redis-source.js';
 export {
