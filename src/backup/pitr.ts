@@ -9,11 +9,20 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { pgTool, runToCompletion, splitPassword, toolVersion } from './pg-tools.js';
+import { PgToolError, pgTool, runToCompletion, splitPassword, toolVersion } from './pg-tools.js';
 import { pgClient, serverVersion } from './postgres-source.js';
 
 /** What `setupPitr` did. */
@@ -219,7 +228,10 @@ export async function restorePitr(o: PitrRestoreOptions): Promise<PitrRestoreRes
       `restore_command = 'cp ${archive}/%f %p'`,
       ...(target === null
         ? []
-        : [`recovery_target_time = '${target.toISOString()}'`, `recovery_target_inclusive = off`]),
+        : [
+            `recovery_target_time = '${target.toISOString().replace('T', ' ').replace('Z', '+00')}'`,
+            `recovery_target_inclusive = off`,
+          ]),
       `recovery_target_action = 'promote'`,
       `archive_mode = 'off'`,
       `port = ${o.port}`,
@@ -245,7 +257,18 @@ export async function restorePitr(o: PitrRestoreOptions): Promise<PitrRestoreRes
     String(Math.ceil((o.timeoutMs ?? 600_000) / 1000)),
     'start',
   ]);
-  await runToCompletion(cmd, args);
+  try {
+    await runToCompletion(cmd, args);
+  } catch (error) {
+    const log = join(dataDir, 'restore.log');
+    const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-8).join(' | ') : '';
+    throw new PgToolError(
+      'pg_ctl',
+      `The restored server did not start: ${tail || (error as Error).message} (log: ${log})`,
+      null,
+      { cause: error },
+    );
+  }
   const url = `postgres://${osUser ?? userInfo().username}@127.0.0.1:${o.port}/postgres`;
   const client = await pgClient(url);
   try {
