@@ -12,6 +12,8 @@ export default defineConfig({
       { find: /^bulwark\/durable$/, replacement: src('durable/index.ts') },
       { find: /^bulwark\/health$/, replacement: src('health/index.ts') },
       { find: /^bulwark\/metrics$/, replacement: src('metrics/index.ts') },
+      { find: /^bulwark\/postgres$/, replacement: src('postgres/index.ts') },
+      { find: /^bulwark\/backup$/, replacement: src('backup/index.ts') },
     ],
   },
   test: {

@@ -6,6 +6,7 @@
  * @module
  */
 
+export { type BackupAlertOptions, backupAlertRules } from './alerts.js';
 export {
   type BackupEvent,
   type BackupProgress,
