@@ -10,6 +10,7 @@
 
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BulwarkError } from '../core/errors.js';
@@ -23,6 +24,16 @@ const TAG = 16;
 export class BackupIntegrityError extends BulwarkError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('BACKUP_CORRUPT', message, options);
+  }
+}
+
+/** Flushes a written file to disk (a backup is not done until it is durable, as pg_dump does without --no-sync). @internal */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -46,6 +57,7 @@ export async function writeStored(
   const tap = new HashTap();
   if (ring === undefined) {
     await pipeline(source, tap, createWriteStream(path));
+    await syncFile(path);
     return { bytes: tap.bytes, sha256: tap.hash.digest('hex') };
   }
   const dek = randomBytes(32);
@@ -73,6 +85,7 @@ export async function writeStored(
     });
     // cipher emits its final block on end, then framing appends the tag.
     await pipeline(source, cipher, framing, tap, createWriteStream(path));
+    await syncFile(path);
     return { bytes: tap.bytes, sha256: tap.hash.digest('hex'), keyId };
   } finally {
     dek.fill(0);

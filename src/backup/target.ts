@@ -8,10 +8,11 @@
  */
 
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { type BackupManifest, parseManifest } from './manifest.js';
+import { syncFile } from './stored-file.js';
 
 /** A place to keep backups. */
 export interface BackupTarget {
@@ -32,6 +33,17 @@ export interface BackupTarget {
   writeNote(id: string, name: string, text: string): Promise<void>;
   readNote(id: string, name: string): Promise<string | undefined>;
   remove(id: string): Promise<void>;
+}
+
+async function syncDir(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // some file systems do not sync directories
+  } finally {
+    await fh.close();
+  }
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -68,7 +80,11 @@ export function localTarget(dir: string): BackupTarget {
       return path;
     },
     async store(id, staged) {
+      // The manifest is flushed before the rename, and the directory after it, so a crash never
+      // leaves a complete-looking backup whose manifest is missing.
+      await syncFile(join(staged, 'manifest.json'));
       renameSync(staged, join(dir, checkId(id)));
+      await syncDir(dir);
     },
     async discard(staged) {
       await rm(staged, { recursive: true, force: true });
