@@ -40,49 +40,59 @@ function bulwark(): Promise<unknown> {
   return withTransaction(pool, (tx) => tx.query('SELECT 1'));
 }
 
-async function timed(fn: () => Promise<unknown>, n: number): Promise<number> {
-  const start = performance.now();
+/**
+ * One round: CONCURRENCY workers each run `n` pairs, alternating hand-written and withTransaction
+ * call by call (which goes first alternates too), timing every call. Interleaving per call spreads
+ * the machine's bursts of load (other processes) over both sides alike.
+ */
+async function round(n: number): Promise<{ hand: number; ours: number }> {
+  let handSum = 0;
+  let oursSum = 0;
   let next = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < n) await fn();
+      while (next < n) {
+        const i = next++;
+        const order = i % 2 === 0 ? ([handWritten, bulwark] as const) : ([bulwark, handWritten] as const);
+        for (const fn of order) {
+          const s = performance.now();
+          await fn();
+          const d = performance.now() - s;
+          if (fn === handWritten) handSum += d;
+          else oursSum += d;
+        }
+      }
     }),
   );
-  return ((performance.now() - start) * 1000) / n; // µs per transaction
+  return { hand: (handSum * 1000) / n, ours: (oursSum * 1000) / n }; // µs per transaction
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-await timed(handWritten, 300);
-await timed(bulwark, 300);
+await round(300);
 const hand: number[] = [];
 const ours: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
-  // Alternate the order each round so neither side always runs first.
-  if (r % 2 === 0) {
-    hand.push(await timed(handWritten, PER_ROUND));
-    ours.push(await timed(bulwark, PER_ROUND));
-  } else {
-    ours.push(await timed(bulwark, PER_ROUND));
-    hand.push(await timed(handWritten, PER_ROUND));
-  }
-  log(
-    `round ${r + 1}/${ROUNDS}: hand ${hand.at(-1)!.toFixed(0)} µs, withTransaction ${ours.at(-1)!.toFixed(0)} µs`,
-  );
+  const x = await round(PER_ROUND);
+  hand.push(x.hand);
+  ours.push(x.ours);
+  log(`round ${r + 1}/${ROUNDS}: hand ${x.hand.toFixed(0)} µs, withTransaction ${x.ours.toFixed(0)} µs`);
 }
 await pool.end();
 const h = median(hand);
 const o = median(ours);
-const ratio = o / h;
+// Each round's ratio compares calls made side by side; the median of those is the figure.
+const ratios = ours.map((x, i) => x / hand[i]!);
+const ratio = median(ratios);
 const section = `
 ## withTransaction overhead (one \`SELECT 1\` per transaction, ${CONCURRENCY} concurrent, pool of ${CONCURRENCY})
 
-| case | µs per transaction (median of ${ROUNDS} rounds × ${PER_ROUND}) | ratio |
+| case | µs per transaction (median of ${ROUNDS} rounds × ${PER_ROUND} pairs, calls interleaved) | ratio |
 |---|---|---|
-| hand-written connect + BEGIN + SELECT 1 + COMMIT + release | ${h.toFixed(0)} | 1.00× |
-| \`withTransaction(pool, (tx) => tx.query('SELECT 1'))\` (default retry policy) | ${o.toFixed(0)} | ${ratio.toFixed(3)}× |
+| hand-written connect + BEGIN + SELECT 1 + COMMIT + release | ${h.toFixed(0)} (median) | 1.00× |
+| \`withTransaction(pool, (tx) => tx.query('SELECT 1'))\` (default retry policy) | ${o.toFixed(0)} (median) | ${ratio.toFixed(3)}× (median of the per-round ratios) |
 
-Target: <= 1.05×. Rounds (µs): hand ${hand.map((x) => x.toFixed(0)).join(', ')}; withTransaction ${ours.map((x) => x.toFixed(0)).join(', ')}.
+Target: <= 1.05×. Rounds (µs): hand ${hand.map((x) => x.toFixed(0)).join(', ')}; withTransaction ${ours.map((x) => x.toFixed(0)).join(', ')}; per-round ratios ${ratios.map((x) => x.toFixed(3)).join(', ')}. The CPU cost of withTransaction itself (a scripted in-memory pool, no I/O) is 2-6 µs per transaction on this machine, i.e. well under 1% of a real transaction.
 `;
 log(section);
 const out = fileURLToPath(new URL('./RESULTS-postgres.md', import.meta.url));
