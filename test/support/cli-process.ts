@@ -4,15 +4,35 @@
  * falls back to `node --import tsx` when esbuild is unavailable.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let entry: Promise<string[]> | null = null;
 
+/** Deletes bundles left by test processes that are gone (vitest workers may end without 'exit'). */
+function removeStale(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(`${ROOT}.tmp`);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^bulwark-cli-(\d+)$/.exec(name);
+    if (m === null || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch {
+      rmSync(`${ROOT}.tmp/${name}`, { recursive: true, force: true });
+    }
+  }
+}
+
 function build(): Promise<string[]> {
   entry ??= (async () => {
     try {
+      removeStale();
       const esbuild = (await import('esbuild')) as { build(o: Record<string, unknown>): Promise<unknown> };
       const outdir = `${ROOT}.tmp/bulwark-cli-${process.pid}/`;
       mkdirSync(outdir, { recursive: true });
