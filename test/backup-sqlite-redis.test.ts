@@ -93,6 +93,8 @@ describe('SQLite backups', () => {
 
 describe('Redis and configuration-file backups', () => {
   it('Redis: an RDB snapshot over SYNC; verify loads it into a throwaway redis-server', async () => {
+    // The private server runs in this process's cwd: a disk-based SYNC leaves its dump.rdb there.
+    const hadDump = existsSync('dump.rdb');
     const redis = await PrivateRedis.start();
     const c = new Redis({ host: '127.0.0.1', port: redis.port });
     try {
@@ -115,6 +117,7 @@ describe('Redis and configuration-file backups', () => {
     } finally {
       c.disconnect();
       await redis.kill();
+      if (!hadDump) rmSync('dump.rdb', { force: true });
     }
   });
 
