@@ -19,6 +19,8 @@ export default defineConfig({
       { find: /^bulwark\/audit$/, replacement: src('audit/index.ts') },
       { find: /^bulwark\/export$/, replacement: src('export/index.ts') },
       { find: /^bulwark\/keyring$/, replacement: src('keyring/index.ts') },
+      { find: /^bulwark\/postgres$/, replacement: src('postgres/index.ts') },
+      { find: /^bulwark\/backup$/, replacement: src('backup/index.ts') },
     ],
   },
   test: {

@@ -49,6 +49,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'stream data out as CSV, JSON, NDJSON, SQL or Markdown; export history',
     load: async () => (await import('../export/cli.js')).main,
   },
+  migrate: {
+    summary: 'apply, roll back and inspect SQL migrations (PostgreSQL, SQLite): up, down, status, create',
+    load: async () => (await import('../postgres/migrate-cli.js')).main,
+  },
+  backup: {
+    summary: 'back up, verify, restore and prune PostgreSQL, SQLite, Redis and config files; PostgreSQL PITR',
+    load: async () => (await import('../backup/cli.js')).main,
+  },
 };
 
 function version(): string {
