@@ -29,7 +29,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   health: ['core', 'limits'],
   keyring: ['core', 'durable'],
   postgres: ['core', 'limits', 'health'],
-  backup: ['core', 'limits', 'health', 'durable', 'keyring', 'postgres'],
+  backup: ['core', 'limits', 'health', 'metrics', 'durable', 'keyring', 'postgres'],
   audit: ['core', 'limits', 'durable', 'keyring'],
   export: ['core', 'limits', 'durable', 'keyring', 'audit'],
   sync: ['core', 'limits', 'durable'],

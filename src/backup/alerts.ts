@@ -6,7 +6,7 @@
  */
 
 import { s } from '../core/schema.js';
-import type { AlertRule } from '../metrics/alerts.js';
+import type { AlertRule } from '../metrics/manager.js';
 import type { Backups } from './backups.js';
 
 /** Options of `backupAlertRules()`. */

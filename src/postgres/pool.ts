@@ -7,7 +7,7 @@
  */
 
 import { backoff } from '../core/backoff.js';
-import { type CircuitBreakerPolicy, circuitBreaker } from '../core/circuit-breaker.js';
+import { type CircuitBreakerPolicy, circuitBreaker } from '../core/breaker/circuit-breaker.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import type { ComponentDescriptor, HistogramSnapshot, Snapshot } from '../core/component.js';
@@ -437,7 +437,7 @@ export async function createPool(options: ResilientPoolOptions): Promise<Resilie
       : circuitBreaker({
           name: `${o.name}.connections`,
           breaker: { kind: 'consecutive', threshold: o.breaker.failures },
-          halfOpenAfter: o.breaker.halfOpenAfterMs,
+          halfOpenAfterMs: o.breaker.halfOpenAfterMs,
           handle: handle.errors(isConnectionError),
           clock,
         });
