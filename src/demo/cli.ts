@@ -9,7 +9,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CliIo } from '../cli/main.js';
+
+/** Where the command writes (the `bulwark` CLI passes its own). */
+interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
 import type { Gateway } from '../gateway/gateway.js';
 import { startGatewayFromFile } from '../gateway/gateway.js';
 import { LoadGenerator, p99 } from './load.js';

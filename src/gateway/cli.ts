@@ -4,7 +4,12 @@
  * @module
  */
 
-import type { CliIo } from '../cli/main.js';
+/** Where the command writes (the `bulwark` CLI passes its own). */
+interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
 import { gracefulShutdown } from '../health/shutdown.js';
 import { gatewayJsonSchema } from './config.js';
 import { startGatewayFromFile } from './gateway.js';

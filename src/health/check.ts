@@ -7,11 +7,11 @@
 
 import type { Clock } from '../core/clock.js';
 import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import { eventBase, type StateChange } from '../core/component-kit.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
-import { eventBase, type StateChange } from '../metrics/component-kit.js';
 import { type CheckRun, runCheck } from './check-run.js';
 import { type LatencyPercentiles, LatencyWindow } from './latency.js';
 import { fn, parse, posInt, positiveMs, registrySchema } from './options.js';

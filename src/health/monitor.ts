@@ -7,11 +7,11 @@
 
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
 import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import { eventBase, type StateChange } from '../core/component-kit.js';
 import { BulwarkError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import type { Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
-import { eventBase, type StateChange } from '../metrics/component-kit.js';
 import { HealthCheck, type HealthStatus } from './check.js';
 import {
   DEGRADATION_LEVELS,

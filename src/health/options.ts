@@ -16,7 +16,7 @@ export {
   positiveMs,
   registrySchema,
   stringMap,
-} from '../metrics/schemas.js';
+} from '../core/common-schemas.js';
 
 /** A function value. @internal */
 export function fn<T>(): Schema<T> {

@@ -7,7 +7,19 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { AuditLog } from '../audit/log.js';
+
+/** Where rotations are recorded: a `bulwark/audit` log (or anything with its `append`). */
+interface AuditLog {
+  append(entry: {
+    actor: string;
+    action: string;
+    resource: string;
+    outcome?: 'success' | 'failure' | 'denied';
+    tags?: readonly string[];
+    payload?: unknown;
+  }): Promise<unknown>;
+}
+
 import { type Clock, MAX_TIMER_MS, systemClock, type TimerHandle } from '../core/clock.js';
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';

@@ -74,9 +74,7 @@ describe('loadShedder', () => {
     expect(e.priority).toBe('high');
     expect(e.reason).toBe('level');
     expect(e.level).toBe('critical-only');
-    expect(events).toMatchObject([
-      { kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' },
-    ]);
+    expect(events).toMatchObject([{ kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' }]);
     expect(await s.execute(() => 2, { priority: 'critical' })).toBe(2);
   });
 

@@ -4,11 +4,11 @@
  * `limit`), so they cover every component that reports such figures.
  */
 
+import { ms } from '../core/common-schemas.js';
 import { s } from '../core/schema.js';
 import type { AlertContext, SeriesValue } from './expressions.js';
 import type { AlertRule } from './manager.js';
 import { STATE_FAMILY } from './recorder.js';
-import { ms } from './schemas.js';
 
 /** Options of `defaultAlertRules()`. */
 export interface DefaultRulesOptions {

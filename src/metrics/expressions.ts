@@ -5,9 +5,9 @@
  * `AlertContext`.
  */
 
+import { stringMap } from '../core/common-schemas.js';
 import { type Schema, s } from '../core/schema.js';
 import type { NamedSample } from './recorder.js';
-import { stringMap } from './schemas.js';
 
 /** Comparison of an expression's value with its threshold. */
 export type AlertOp = '>' | '>=' | '<' | '<=' | '==' | '!=';

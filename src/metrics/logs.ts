@@ -7,11 +7,11 @@
  */
 
 import { type Clock, systemClock } from '../core/clock.js';
+import { clockSchema, duck, ms, registrySchema } from '../core/common-schemas.js';
 import type { ComponentEvent } from '../core/component.js';
 import { type Disposer, reportError } from '../core/events.js';
 import { defaultRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
-import { clockSchema, duck, ms, registrySchema } from './schemas.js';
 
 /**
  * The part of a pino logger used (any logger with these methods works).

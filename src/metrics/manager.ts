@@ -8,12 +8,21 @@
  */
 
 import type { Clock, TimerHandle } from '../core/clock.js';
+import {
+  clockSchema,
+  duck,
+  ms,
+  nameSchema,
+  positiveMs,
+  registrySchema,
+  stringMap,
+} from '../core/common-schemas.js';
 import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import { eventBase, type StateChange } from '../core/component-kit.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
-import { eventBase, type StateChange } from './component-kit.js';
 import { defaultAlertRules } from './default-rules.js';
 import {
   type AlertContext,
@@ -29,7 +38,6 @@ import {
 import { History } from './history.js';
 import type { Metrics } from './metrics.js';
 import type { NamedSample } from './recorder.js';
-import { clockSchema, duck, ms, nameSchema, positiveMs, registrySchema, stringMap } from './schemas.js';
 
 /**
  * An alert rule.

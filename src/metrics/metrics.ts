@@ -5,10 +5,10 @@
  */
 
 import { type Clock, systemClock } from '../core/clock.js';
+import { clockSchema, registrySchema } from '../core/common-schemas.js';
 import { defaultRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
 import { collectFamilies, flatten, type MetricFamily, type NamedSample } from './recorder.js';
-import { clockSchema, registrySchema } from './schemas.js';
 
 /** Options of `createMetrics()`. */
 export interface MetricsOptions {

@@ -5,6 +5,7 @@
 
 import { backoff } from '../core/backoff.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { clockSchema, duck, ms, positiveMs, stringMap } from '../core/common-schemas.js';
 import { BulwarkError, nonRetryable } from '../core/errors.js';
 import { type Policy, pipeline } from '../core/policy.js';
 import { retry } from '../core/retry.js';
@@ -12,7 +13,6 @@ import { s } from '../core/schema.js';
 import { timeout } from '../core/timeout.js';
 import { type BulwarkLogs, createLogs, type LoggerLike } from './logs.js';
 import type { Alert, AlertNotification, Notifier } from './manager.js';
-import { clockSchema, duck, ms, positiveMs, stringMap } from './schemas.js';
 
 const logNotifierSchema = s.object({
   logs: s.optional(duck<BulwarkLogs>('logs made by createLogs()', ['log'])),

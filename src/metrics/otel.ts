@@ -7,12 +7,12 @@
  * the last collection, per bucket, at values chosen so that the sum is exact).
  */
 
+import { duck } from '../core/common-schemas.js';
 import type { Component, ComponentDescriptor, HistogramSnapshot } from '../core/component.js';
 import { type Disposer, makeDisposer, reportError } from '../core/events.js';
 import { s } from '../core/schema.js';
 import type { Metrics } from './metrics.js';
 import { exportedValue, isMs, metricName, STATE_FAMILY, snakeCase, statesOf } from './recorder.js';
-import { duck } from './schemas.js';
 
 // Structural types of the part of `@opentelemetry/api` used here, so the published .d.ts does not
 // import the optional peer. An OTel `Meter` is assignable to `MeterLike`.

@@ -5,10 +5,10 @@
  * never calls prom-client.
  */
 
+import { duck } from '../core/common-schemas.js';
 import { s } from '../core/schema.js';
 import type { Metrics } from './metrics.js';
 import { flatten, type MetricFamily } from './recorder.js';
-import { duck } from './schemas.js';
 
 /**
  * What an HTTP handler serves at `/metrics`: `bulwark/health`'s handlers take it as `metrics`.

@@ -9,13 +9,19 @@
 
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
+import {
+  clockSchema,
+  componentSchema,
+  nameSchema,
+  positiveMs,
+  registrySchema,
+} from '../core/common-schemas.js';
 import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
+import { eventBase, type StateChange } from '../core/component-kit.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
-import { eventBase, type StateChange } from './component-kit.js';
-import { clockSchema, componentSchema, nameSchema, positiveMs, registrySchema } from './schemas.js';
 
 /** Sums over a window. */
 export interface WindowCounts {

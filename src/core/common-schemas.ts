@@ -3,10 +3,10 @@
  * validator, `s` of src/core/schema.ts, so every bad option is a `ConfigError`). @internal
  */
 
-import type { Clock } from '../core/clock.js';
-import { type Component, isComponent } from '../core/component.js';
-import type { Registry } from '../core/registry.js';
-import { type Schema, s } from '../core/schema.js';
+import type { Clock } from './clock.js';
+import { type Component, isComponent } from './component.js';
+import type { Registry } from './registry.js';
+import { type Schema, s } from './schema.js';
 
 /** An object whose named members are all functions. @internal */
 export function duck<T>(rule: string, methods: readonly string[]): Schema<T> {

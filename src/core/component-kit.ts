@@ -3,7 +3,7 @@
  * carries. @internal
  */
 
-import type { EventBase } from '../core/events.js';
+import type { EventBase } from './events.js';
 
 /** The fields of an event that is not about a call (`priority` normal, attempt 0). @internal */
 export function eventBase<K extends string>(kind: K, name: string): EventBase & { readonly kind: K } {
