@@ -51,7 +51,7 @@ const ours = {
     halfOpenAfter: HALF_OPEN_AFTER,
   }),
   timeout: timeout(TIMEOUT_MS),
-  'timeout (abandon)': timeout({ ms: TIMEOUT_MS, strategy: 'abandon' }),
+  'timeout (abandon)': timeout({ timeoutMs: TIMEOUT_MS, strategy: 'abandon' }),
   bulkhead: bulkhead({ limit: LIMIT, queue: QUEUE }),
   fallback: fallback(0),
   pipeline: pipeline(

@@ -156,7 +156,7 @@ describeRedis('redisSemaphore (real Redis)', () => {
     const sem = redisSemaphore({ client: redis, prefix, name: 'b', limit: 2, leaseMs: 300 });
     const bh = redisBulkhead({ semaphore: sem, renewEveryMs: 50 });
     const events: string[] = [];
-    bh.onEvent((e) => events.push(`${e.event}:${e.active}`));
+    bh.onEvent((e) => events.push(`${e.event}:${e.inFlight}`));
     let running = 0;
     let peak = 0;
     const work = async () => {

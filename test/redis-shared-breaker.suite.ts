@@ -121,7 +121,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
       name: 'dep',
       prefix,
       breaker: { kind: 'consecutive', threshold: 1_000 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfter: backoff.exponential({ initialMs: 1_000, jitter: 'full' }),
       timeoutMs: 100,
       aggregate: { minimumCalls: 10, failureRate: 0.5, flushMs: 20 },
     });

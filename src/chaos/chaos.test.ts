@@ -164,7 +164,7 @@ describe('chaos.latency', () => {
     ac.abort(new Error('cancelled'));
     await expect(p).rejects.toThrow('cancelled');
     expect(clock.pending).toBe(0);
-    const t = pipeline(timeout({ ms: 1_000, clock }), chaos.latency({ ms: 5_000, clock }));
+    const t = pipeline(timeout({ timeoutMs: 1_000, clock }), chaos.latency({ ms: 5_000, clock }));
     const q = t.execute(() => 'v');
     const r = expect(q).rejects.toMatchObject({ code: 'TIMEOUT' });
     await clock.tick(1_000);

@@ -530,7 +530,7 @@ describe('circuitBreaker: halfOpenAfter as a backoff', () => {
   it('grows with consecutive opens and resets after a close', async () => {
     const { breaker, clock, fail, pass, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, factor: 2, max: 5_000, jitter: 'none' }),
+      halfOpenAfter: backoff.exponential({ initialMs: 1_000, factor: 2, maxMs: 5_000, jitter: 'none' }),
     });
     const breaks = () =>
       events.flatMap((e) => (e.event === 'stateChange' && e.to === 'open' ? [e.breakMs] : []));
@@ -554,7 +554,7 @@ describe('circuitBreaker: halfOpenAfter as a backoff', () => {
   it('uses the `random` option for a jittered backoff', async () => {
     const { breaker, fail } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfter: backoff.exponential({ initialMs: 1_000, jitter: 'full' }),
       random: fixedRandom(0.25),
     });
     await fail();
@@ -779,7 +779,7 @@ describe('circuitBreaker: handle and exclude', () => {
   it('an enclosing timeout counts as a failure', async () => {
     const clock = createFakeClock();
     const breaker = circuitBreaker({ clock, breaker: { kind: 'consecutive', threshold: 1 } });
-    const policy = pipeline(timeout({ ms: 100, clock }), breaker);
+    const policy = pipeline(timeout({ timeoutMs: 100, clock }), breaker);
     const p = outcome(
       policy.execute(
         ({ signal }) =>
@@ -796,7 +796,7 @@ describe('circuitBreaker: handle and exclude', () => {
   it('a TimeoutError from an inner timeout counts as a failure', async () => {
     const clock = createFakeClock();
     const breaker = circuitBreaker({ clock, breaker: { kind: 'consecutive', threshold: 1 } });
-    const policy = pipeline(breaker, timeout({ ms: 100, strategy: 'abandon', clock }));
+    const policy = pipeline(breaker, timeout({ timeoutMs: 100, strategy: 'abandon', clock }));
     const p = outcome(policy.execute(() => new Promise(() => {})));
     await clock.tick(100);
     expect(((await p) as { error: unknown }).error).toBeInstanceOf(TimeoutError);
@@ -1047,7 +1047,7 @@ describe('circuitBreaker: manual control', () => {
   it('reset() clears isolation, counts and the growing break', async () => {
     const { breaker, clock, fail, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfter: backoff.linear({ initial: 100, step: 100 }),
+      halfOpenAfter: backoff.linear({ initialMs: 100, stepMs: 100 }),
     });
     await fail();
     await fail();
@@ -1482,7 +1482,7 @@ describe('circuitBreaker: save and restore', () => {
   it('a restored breaker keeps growing its break where it left off', async () => {
     const opts = {
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfter: backoff.linear({ initial: 100, step: 100, max: 1_000 }),
+      halfOpenAfter: backoff.linear({ initialMs: 100, stepMs: 100, maxMs: 1_000 }),
     } as const;
     const a = setup(opts);
     await a.fail(); // 100

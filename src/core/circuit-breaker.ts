@@ -665,7 +665,7 @@ function isFiniteNumber(v: unknown): v is number {
  * import { circuitBreaker, backoff, BrokenCircuitError } from 'bulwark';
  * const breaker = circuitBreaker({
  *   breaker: { kind: 'time', windowMs: 30_000, minimumThroughput: 20, failureRateThreshold: 0.5 },
- *   halfOpenAfter: backoff.exponential({ initial: 5_000, max: 60_000, jitter: 'none' }),
+ *   halfOpenAfter: backoff.exponential({ initialMs: 5_000, maxMs: 60_000, jitter: 'none' }),
  *   bypass: ['critical'],
  * });
  * breaker.onOpen((e) => console.warn(`breaker opened: ${e.reason}`));

@@ -124,3 +124,28 @@ export function isComponent(value: unknown): value is Component {
     typeof (value as Component).descriptor === 'object'
   );
 }
+
+/**
+ * Freezes a descriptor (and its tables), for the one descriptor object of a kind.
+ *
+ * @example
+ * ```ts
+ * import { defineDescriptor } from 'bulwark';
+ * const DESCRIPTOR = defineDescriptor({
+ *   kind: 'myLimiter',
+ *   help: 'Admits calls while tokens last.',
+ *   states: ['ready'],
+ *   gauges: { tokens: 'Tokens left now.' },
+ *   counters: { rejections: 'Calls refused.' },
+ * });
+ * ```
+ */
+export function defineDescriptor(d: ComponentDescriptor): ComponentDescriptor {
+  return Object.freeze({
+    ...d,
+    states: Object.freeze([...d.states]),
+    gauges: Object.freeze({ ...d.gauges }),
+    counters: Object.freeze({ ...d.counters }),
+    ...(d.histograms !== undefined ? { histograms: Object.freeze({ ...d.histograms }) } : {}),
+  });
+}

@@ -59,7 +59,7 @@ export interface QueueOptions<T = unknown> {
   keyring?: Keyring;
   /** Attempts per item before it is dead-lettered (per-item override at enqueue). Default 10. */
   maxAttempts?: number;
-  /** Delay before each retry, by attempt. Default `backoff.exponential({ initial: 1_000, max: 300_000, jitter: 'full' })`. */
+  /** Delay before each retry, by attempt. Default `backoff.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' })`. */
   backoff?: Backoff;
   /** Retention of completed and dead items. */
   retention?: RetentionOptions;
@@ -367,7 +367,7 @@ export class Queue<T = unknown> {
     this._keyring = options.keyring;
     this._clock = options.clock ?? systemClock;
     this._random = options.random ?? systemRandom;
-    this._backoff = options.backoff ?? backoffs.exponential({ initial: 1_000, max: 300_000, jitter: 'full' });
+    this._backoff = options.backoff ?? backoffs.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' });
     this._maxAttempts = options.maxAttempts ?? 10;
     const completedMs = options.retention?.completedMs ?? DAY;
     const deadMs = options.retention?.deadMs ?? Math.max(30 * DAY, completedMs);

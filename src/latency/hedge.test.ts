@@ -124,7 +124,7 @@ describe('hedge', () => {
     const clock = createFakeClock();
     const h = hedge({ delay: 0, maxHedges: 2, clock });
     const attempts: number[] = [];
-    const p = pipeline(timeout({ ms: 100, clock }), h);
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), h);
     const r = await p.execute(({ attempt }) => {
       attempts.push(attempt);
       return attempt === 3 ? 3 : new Promise<number>(() => {});
@@ -157,7 +157,7 @@ describe('hedge', () => {
     const clock = createFakeClock();
     const h = hedge({ delay: 40, maxHedges: 5, clock });
     const signals: AbortSignal[] = [];
-    const p = pipeline(timeout({ ms: 100, clock }), h).execute(({ signal }) => {
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), h).execute(({ signal }) => {
       signals.push(signal);
       return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
     });

@@ -102,7 +102,7 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this.name = checkString('adaptiveTimeout.name', o.name, 'adaptiveTimeout');
     this.clock = clockOf(o.clock as Clock | undefined, 'adaptiveTimeout.clock');
     this.sketch = new QuantileSketch(windowMs, this.clock);
-    this.inner = new TimeoutPolicy({ ms: () => this.cached, strategy, name: this.name, clock: this.clock });
+    this.inner = new TimeoutPolicy({ timeoutMs: () => this.cached, strategy, name: this.name, clock: this.clock });
     this.emitter = (this.inner as unknown as { emitter: PolicyEmitter<TimeoutEvent> }).emitter;
     this.cached = this.initial;
   }

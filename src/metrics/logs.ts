@@ -408,11 +408,11 @@ export class BulwarkLogs {
           event: 'bulwark.bulkhead.full',
           ...base,
           reason: b.reason,
-          active: b.active,
+          inFlight: b.inFlight,
           queued: b.queued,
           suppressed: last?.suppressed ?? 0,
         },
-        `bulkhead ${b.name} rejected a call (${b.reason}; ${b.active} active, ${b.queued} queued)`,
+        `bulkhead ${b.name} rejected a call (${b.reason}; ${b.inFlight} in flight, ${b.queued} queued)`,
       );
     } else if (e.kind === 'retry' && e.event === 'giveUp') {
       const r = e as Extract<RetryEvent, { event: 'giveUp' }>;

@@ -80,7 +80,7 @@ describe('createMetrics', () => {
     const metrics = createMetrics({ clock, sampleEvery: 1 });
     const b = bulkhead({ limit: 2, queue: 0, clock, name: 'pool' });
     const p = metrics.track(
-      pipeline(timeout({ ms: 1_000, clock, name: 't' }), retry({ maxAttempts: 2, clock, name: 'r' }), b),
+      pipeline(timeout({ timeoutMs: 1_000, clock, name: 't' }), retry({ maxAttempts: 2, clock, name: 'r' }), b),
       'svc',
     );
     const hang = p.execute(

@@ -242,7 +242,7 @@ export class RedisBulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
             priority: ctx.priority,
             operation: ctx.name,
             attempt: ctx.attempt,
-            active: holders,
+            inFlight: holders,
             queued: 0,
             event: 'reject',
             reason: 'full',
