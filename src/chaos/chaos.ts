@@ -8,6 +8,7 @@
  */
 
 import { type Clock, type RandomSource, systemRandom } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -140,7 +141,7 @@ export interface ChaosStats {
 
 const RATE_RULE: NumberRule = (v) => (v >= 0 && v <= 1 ? null : 'a number in [0, 1]');
 
-const COMMON_KEYS = ['rate', 'enabled', 'firstN', 'between', 'random', 'name', 'clock'] as const;
+const COMMON_KEYS = ['rate', 'enabled', 'firstN', 'between', 'random', 'name', 'clock', 'registry'] as const;
 
 /** A window resolved to numbers: relative (against now() − start) or absolute (against date()). */
 interface Window {
@@ -184,6 +185,14 @@ function checkWindow(path: string, value: unknown): Window | null {
   if (!(to > from)) throw new ConfigError(`${path}.toMs`, `greater than ${path}.fromMs`, w.toMs);
   return { absolute: false, from, to };
 }
+
+const CHAOS_DESCRIPTOR = defineDescriptor({
+  kind: 'chaos',
+  help: 'Injects faults, latency, outcomes or behaviour into a share of calls (fault injection).',
+  states: ['off', 'on'],
+  gauges: { rate: 'Share of calls injected, in [0, 1] (0 when it is a function of the context).' },
+  counters: { calls: 'Calls seen.', injections: 'Calls injected.' },
+});
 
 /**
  * Base of the chaos strategies: the schedule, the rate draw, the control handle, events and
@@ -261,6 +270,22 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
         this.startedAt = this.clock.now();
         this.eligible = 0;
       },
+    };
+    this._join(path, (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return CHAOS_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    return {
+      kind: 'chaos',
+      name: this.name,
+      state: this.on ? 'on' : 'off',
+      gauges: { rate: this.control.rate },
+      counters: { calls: this.calls, injections: this.injected },
+      details: { strategy: this.strategy },
     };
   }
 

@@ -4,6 +4,7 @@
  * stops waiting at once; the shared execution is aborted only when every waiter has.
  */
 
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -46,6 +47,18 @@ class Flight {
   ) {}
 }
 
+const COALESCE_DESCRIPTOR = defineDescriptor({
+  kind: 'coalesce',
+  help: 'Concurrent calls with the same key share one execution.',
+  states: ['ready'],
+  gauges: { inFlight: 'Shared executions running now.' },
+  counters: {
+    executions: 'Executions run.',
+    joined: 'Calls that joined a running execution.',
+    cancelled: 'Shared executions cancelled (every caller left).',
+  },
+});
+
 /**
  * A coalescing policy. See `coalesce()`.
  */
@@ -60,12 +73,27 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
 
   constructor(options: CoalesceOptions) {
     super();
-    checkKeys('coalesce', options as unknown as Record<string, unknown>, ['key', 'name']);
+    checkKeys('coalesce', options as unknown as Record<string, unknown>, ['key', 'name', 'registry']);
     if (typeof options.key !== 'function') {
       throw new ConfigError('coalesce.key', 'a function (ctx) => string', options.key);
     }
     this.key = options.key;
     this.name = checkString('coalesce.name', options.name, 'coalesce');
+    this._join('coalesce', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return COALESCE_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    return {
+      kind: 'coalesce',
+      name: this.name,
+      state: 'ready',
+      gauges: { inFlight: this.flights.size },
+      counters: { ...this.counts },
+    };
   }
 
   /** Executions in flight now, and counters since creation. */

@@ -7,6 +7,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import {
   type ChildContext,
   type Context,
@@ -127,6 +128,18 @@ class HedgeCall implements DeadlineNode<HedgeCall> {
   }
 }
 
+const HEDGE_DESCRIPTOR = defineDescriptor({
+  kind: 'hedge',
+  help: 'Starts extra attempts when the first is slow; the first to succeed wins.',
+  states: ['ready', 'off'],
+  gauges: { delayMs: 'The delay before an extra attempt now, in ms.' },
+  counters: {
+    executions: 'Executions.',
+    hedges: 'Extra attempts started.',
+    hedgeWins: 'Executions won by an extra attempt.',
+  },
+});
+
 /**
  * A hedging policy. See `hedge()`.
  */
@@ -153,6 +166,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       'handle',
       'enabled',
       'name',
+      'registry',
       'clock',
     ]);
     this.name = checkString('hedge.name', options.name, 'hedge');
@@ -198,6 +212,21 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     }
     this.handler = options.handle ?? null;
     this.queues = new DeadlineQueues<HedgeCall>(this.clock, (call) => this.onDelay(call));
+    this._join('hedge', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return HEDGE_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    return {
+      kind: 'hedge',
+      name: this.name,
+      state: this._off ? 'off' : 'ready',
+      gauges: { delayMs: this.currentDelay() },
+      counters: { ...this.counts },
+    };
   }
 
   /**

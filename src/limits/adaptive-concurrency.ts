@@ -5,6 +5,7 @@
 
 import type { Clock, RandomSource, TimerHandle } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
@@ -127,6 +128,7 @@ const COMMON_KEYS = [
   'drop',
   'random',
   'name',
+  'registry',
   'clock',
 ];
 const KEYS = {
@@ -146,6 +148,22 @@ class Waiter {
     readonly reject: (e: unknown) => void,
   ) {}
 }
+
+const ADAPTIVECONCURRENCY_DESCRIPTOR = defineDescriptor({
+  kind: 'adaptiveConcurrency',
+  help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
+  states: ['ready', 'full'],
+  gauges: {
+    limit: 'The concurrency limit now.',
+    inFlight: 'Calls running now.',
+    queued: 'Calls waiting for a slot now.',
+  },
+  counters: {
+    rejections: 'Calls refused.',
+    samples: 'RTT samples fed to the algorithm.',
+    drops: 'Samples that were drops (overload signals).',
+  },
+});
 
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
@@ -269,6 +287,22 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.drop = (o.drop as Handler | undefined) ?? DEFAULT_DROPS;
     this.name = checkString(p('name'), o.name, 'adaptiveConcurrency');
     this.clock = clockOf(o.clock as Clock | undefined, p('clock'));
+    this._join('adaptiveConcurrency', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return ADAPTIVECONCURRENCY_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    return {
+      kind: 'adaptiveConcurrency',
+      name: this.name,
+      state: this.running >= this.current ? 'full' : 'ready',
+      gauges: { limit: this.current, inFlight: this.running, queued: this.waiting },
+      counters: { rejections: this.rejected, samples: this.samples, drops: this.drops },
+      details: { algorithm: this.algorithm },
+    };
   }
 
   /** The current limit. */

@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, TimeoutError } from '../core/errors.js';
 import type { PolicyEmitter, TimeoutEvent } from '../core/events.js';
@@ -44,6 +45,14 @@ function roundUp(ms: number): number {
   return 2 ** (k / STEPS_PER_DOUBLING);
 }
 
+const ADAPTIVETIMEOUT_DESCRIPTOR = defineDescriptor({
+  kind: 'adaptiveTimeout',
+  help: 'A timeout that follows a quantile of recent successful latencies.',
+  states: ['ready'],
+  gauges: { timeoutMs: 'The timeout applied now, in ms.', samples: 'Latencies in the window.' },
+  counters: { timeouts: 'Executions timed out.' },
+});
+
 /** An adaptive timeout policy. See `adaptiveTimeout()`. */
 export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
   readonly kind = 'adaptiveTimeout';
@@ -78,6 +87,7 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
       'windowMs',
       'strategy',
       'name',
+      'registry',
       'clock',
     ]);
     this.q = optNumber('adaptiveTimeout.quantile', o.quantile, rules.ratio, 0.99);
@@ -102,9 +112,30 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this.name = checkString('adaptiveTimeout.name', o.name, 'adaptiveTimeout');
     this.clock = clockOf(o.clock as Clock | undefined, 'adaptiveTimeout.clock');
     this.sketch = new QuantileSketch(windowMs, this.clock);
-    this.inner = new TimeoutPolicy({ timeoutMs: () => this.cached, strategy, name: this.name, clock: this.clock });
+    this.inner = new TimeoutPolicy({
+      timeoutMs: () => this.cached,
+      strategy,
+      name: this.name,
+      clock: this.clock,
+    });
     this.emitter = (this.inner as unknown as { emitter: PolicyEmitter<TimeoutEvent> }).emitter;
     this.cached = this.initial;
+    this._join('adaptiveTimeout', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return ADAPTIVETIMEOUT_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    const st = this.stats;
+    return {
+      kind: 'adaptiveTimeout',
+      name: this.name,
+      state: 'ready',
+      gauges: { timeoutMs: st.timeoutMs, samples: st.samples },
+      counters: { timeouts: st.timeouts },
+    };
   }
 
   /** The timeout the next call gets, ms. */

@@ -13,8 +13,8 @@
  */
 
 import { ConfigError } from '../core/errors.js';
-import { RetryBudget } from '../core/retry-budget.js';
 import { checkFunction, checkKeys, checkObject, optNumber, rules } from '../core/options.js';
+import { RetryBudget } from '../core/retry-budget.js';
 import { isTransient } from '../core/transient.js';
 
 /** Figures of a ratio budget. */

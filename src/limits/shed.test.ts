@@ -72,11 +72,10 @@ describe('loadShedder', () => {
     const e = err as LoadShedError;
     expect(e.code).toBe('LOAD_SHED');
     expect(e.priority).toBe('high');
-    expect(e.reason).toBe('level');
+    expect(e.reason).toBe('shed');
+    expect(e.trigger).toBe('level');
     expect(e.level).toBe('critical-only');
-    expect(events).toMatchObject([
-      { kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' },
-    ]);
+    expect(events).toMatchObject([{ kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' }]);
     expect(await s.execute(() => 2, { priority: 'critical' })).toBe(2);
   });
 
@@ -114,10 +113,10 @@ describe('loadShedder', () => {
     for (let i = 0; i < 10; i++) await slow(75); // p90 75 ms: pressure 0.75
     expect(s.stats.latencyMs).toBe(75);
     expect(s.check('low')).toMatchObject({ reason: 'latency', pressure: 0.75 });
-    expect(s.check('normal')).toMatchObject({ reason: 'latency' });
+    expect(s.check('normal')).toMatchObject({ reason: 'shed', trigger: 'latency' });
     expect(s.check('high')).toBeNull();
     expect(s.check('critical')).toBeNull();
-    await expect(s.execute(() => 1, { priority: 'low' })).rejects.toMatchObject({ reason: 'latency' });
+    await expect(s.execute(() => 1, { priority: 'low' })).rejects.toMatchObject({ reason: 'shed', trigger: 'latency' });
     await clock.tick(1_000);
     expect(s.check('low')).toBeNull();
   });

@@ -8,8 +8,9 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { BulwarkError, ConfigError } from '../core/errors.js';
+import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
 import {
   checkEnum,
@@ -106,33 +107,35 @@ declare module '../core/events.js' {
  * ```ts nocheck
  * import { LoadShedError } from 'bulwark';
  * try { await policy.execute(work); } catch (err) {
- *   if (err instanceof LoadShedError) console.log(err.priority, err.reason);
+ *   if (err instanceof LoadShedError) console.log(err.priority, err.trigger);
  * }
  * ```
  */
-export class LoadShedError extends BulwarkError {
+export class LoadShedError extends RejectedError {
   override readonly code: 'LOAD_SHED' = 'LOAD_SHED';
   /** The shedder's name. */
   readonly shedder: string;
   /** The priority of the call that was shed. */
   readonly priority: string;
-  /** What shed it. */
-  readonly reason: ShedReason;
+  /** What shed it: the level, or concurrency, latency or signal pressure. (`reason` is `shed`.) */
+  readonly trigger: ShedReason;
   /** The pressure (1 = full) at the time. */
   readonly pressure: number;
   /** The degradation level at the time. */
   readonly level: ShedLevel;
 
-  constructor(shedder: string, priority: string, reason: ShedReason, pressure: number, level: ShedLevel) {
+  constructor(shedder: string, priority: string, trigger: ShedReason, pressure: number, level: ShedLevel) {
     super(
       'LOAD_SHED',
-      reason === 'level'
+      'shed',
+      Number.NaN,
+      trigger === 'level'
         ? `Load shedder "${shedder}" is at level "${level}", which sheds "${priority}" calls; retry later`
-        : `Load shedder "${shedder}" shed a "${priority}" call under ${reason} pressure ${pressure.toFixed(2)}; retry later with backoff`,
+        : `Load shedder "${shedder}" shed a "${priority}" call under ${trigger} pressure ${pressure.toFixed(2)}; retry later with backoff`,
     );
     this.shedder = shedder;
     this.priority = priority;
-    this.reason = reason;
+    this.trigger = trigger;
     this.pressure = pressure;
     this.level = level;
   }
@@ -160,6 +163,17 @@ export interface ShedDecision {
   readonly reason: ShedReason;
   readonly pressure: number;
 }
+
+const LOADSHEDDER_DESCRIPTOR = defineDescriptor({
+  kind: 'loadShedder',
+  help: 'Sheds calls by priority under concurrency, latency or signal pressure, or by degradation level.',
+  states: ['normal', 'shed-low', 'critical-only', 'shed-all'],
+  gauges: {
+    inFlight: 'Calls running now.',
+    latencyMs: 'The latency quantile the shedder watches, in ms (NaN without latency).',
+  },
+  counters: { admissions: 'Calls admitted.', rejections: 'Calls shed (any priority).' },
+});
 
 /**
  * A load-shedding policy. See `loadShedder()`.
@@ -197,6 +211,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       'level',
       'enabled',
       'name',
+      'registry',
       'clock',
     ]);
     this.name = checkString('loadShedder.name', options.name, 'loadShedder');
@@ -276,6 +291,24 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     this.levelIndex = SHED_LEVELS.indexOf(
       checkEnum('loadShedder.level', options.level, SHED_LEVELS, 'normal'),
     );
+    this._join('loadShedder', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return LOADSHEDDER_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    const st = this.stats;
+    const shed = st.shed.critical + st.shed.high + st.shed.normal + st.shed.low;
+    return {
+      kind: 'loadShedder',
+      name: this.name,
+      state: st.level,
+      gauges: { inFlight: st.inflight, latencyMs: st.latencyMs },
+      counters: { admissions: st.admitted, rejections: shed },
+      details: { shedByPriority: st.shed },
+    };
   }
 
   /** The current degradation level. */

@@ -7,8 +7,9 @@
 
 import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { BulwarkError, ConfigError } from '../core/errors.js';
+import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import { Handler } from '../core/handle.js';
 import { checkFunction, checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
@@ -16,7 +17,7 @@ import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../co
 import { isAbortError, isTransient, isTransientResult } from '../core/transient.js';
 
 /** A call rejected locally by `adaptiveThrottle()` (code `THROTTLED`). */
-export class ThrottledError extends BulwarkError {
+export class ThrottledError extends RejectedError {
   /** The throttle's name. */
   readonly throttle: string;
   /** The rejection probability when the call was rejected. */
@@ -24,6 +25,8 @@ export class ThrottledError extends BulwarkError {
   constructor(throttle: string, probability: number) {
     super(
       'THROTTLED',
+      'throttled',
+      Number.NaN,
       `Throttled locally by "${throttle}": the backend has been rejecting requests (rejection probability ${probability.toFixed(3)}); back off`,
     );
     this.throttle = throttle;
@@ -71,6 +74,18 @@ export interface AdaptiveThrottleOptions extends CommonOptions {
 
 const DEFAULT_REJECTS = new Handler(isTransient, isTransientResult);
 
+const ADAPTIVETHROTTLE_DESCRIPTOR = defineDescriptor({
+  kind: 'adaptiveThrottle',
+  help: 'Rejects calls locally with the probability the backend has been rejecting them (Google SRE).',
+  states: ['ready', 'throttling'],
+  gauges: {
+    requests: 'Requests in the window.',
+    accepts: 'Accepted requests in the window.',
+    rejectionRatio: 'The current local rejection probability.',
+  },
+  counters: { rejections: 'Calls rejected locally.' },
+});
+
 /** An adaptive throttle. See `adaptiveThrottle()`. */
 export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEvent> {
   readonly kind = 'adaptiveThrottle';
@@ -103,6 +118,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
       'handle',
       'random',
       'name',
+      'registry',
       'clock',
     ]);
     this.k = optNumber('adaptiveThrottle.k', o.k, rules.positive, 2);
@@ -126,6 +142,22 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     this.reqs = new Float64Array(buckets);
     this.accs = new Float64Array(buckets);
     this.epochs = new Float64Array(buckets).fill(-1);
+    this._join('adaptiveThrottle', (options as { registry?: unknown }).registry);
+  }
+
+  override get descriptor(): ComponentDescriptor {
+    return ADAPTIVETHROTTLE_DESCRIPTOR;
+  }
+
+  override snapshot(): Snapshot {
+    const st = this.stats;
+    return {
+      kind: 'adaptiveThrottle',
+      name: this.name,
+      state: st.probability > 0 ? 'throttling' : 'ready',
+      gauges: { requests: st.requests, accepts: st.accepts, rejectionRatio: st.probability },
+      counters: { rejections: st.rejected },
+    };
   }
 
   /** Drops buckets that left the window; returns the current bucket's index. */

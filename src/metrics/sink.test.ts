@@ -6,6 +6,7 @@ import {
   circuitBreaker,
   pipeline,
   RateLimitedError,
+  rateLimit,
   retry,
   TimeoutError,
   timeout,
@@ -26,7 +27,7 @@ describe('classifyError', () => {
     expect(classifyError(new TimeoutError(10))).toBe('timeout');
     expect(classifyError(new BrokenCircuitError('b', 'open', 10))).toBe('rejected');
     expect(classifyError(new BulkheadRejectedError('b', 'BULKHEAD_FULL', 1, 0))).toBe('rejected');
-    expect(classifyError(new RateLimitedError('r', 'k', 10, 'limited'))).toBe('rejected');
+    expect(classifyError(new RateLimitedError('r', 'k', 10, 'rateLimited'))).toBe('rejected');
     expect(classifyError(new Error('x'))).toBe('failure');
     expect(classifyError('x')).toBe('failure');
   });
@@ -288,7 +289,7 @@ describe('review regressions', () => {
   });
 
   it('counts the rejections of a bulwark/redis rate limit', async () => {
-    const { redisRateLimit, redisRateLimiter } = await import('bulwark/redis');
+    const { redisRateLimiter } = await import('bulwark/redis');
     const client = {
       evalsha: async () => {
         throw new Error('no redis');
@@ -304,7 +305,7 @@ describe('review regressions', () => {
     });
     const m = createMetrics();
     const p = m.track(
-      pipeline(redisRateLimit({ limiter, name: 'shared' }), retry({ maxAttempts: 1 })),
+      pipeline(rateLimit({ limiter, name: 'shared' }), retry({ maxAttempts: 1 })),
       'api',
     );
     await p.execute(() => 1).catch(() => {});

@@ -10,7 +10,6 @@ export {
   type RedisCacheStoreOptions,
   redisCacheStore,
 } from './cache-store.js';
-export { type RedisRateLimitOptions, RedisRateLimitPolicy, redisRateLimit } from './rate-limit.js';
 export {
   type RedisClientLike,
   RedisRateLimiter,
