@@ -147,7 +147,7 @@ export {
   type HedgeOptions,
   HedgePolicy,
   hedge,
-  type PercentileDelay,
+  type QuantileDelay,
 } from './latency/hedge.js';
 export {
   type AdaptiveConcurrencyEvent,

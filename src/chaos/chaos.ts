@@ -93,7 +93,7 @@ export interface FaultOptions extends ChaosOptions {
 /** Options of `chaos.latency()`. */
 export interface LatencyOptions extends ChaosOptions {
   /** The delay in ms added before the call (>= 0), or a function of the context. */
-  ms: Dynamic<number>;
+  delayMs: Dynamic<number>;
 }
 
 /** Options of `chaos.outcome()`. */
@@ -396,11 +396,15 @@ export class ChaosLatencyPolicy extends ChaosPolicy<never> {
   readonly strategy = 'latency';
   private readonly ms: DynamicNumber;
   constructor(options: LatencyOptions) {
-    super('chaos.latency', options, ['ms']);
-    if (options.ms === undefined) {
-      throw new ConfigError('chaos.latency.ms', 'a finite number >= 0, or a function (ctx) => ms', undefined);
+    super('chaos.latency', options, ['delayMs']);
+    if (options.delayMs === undefined) {
+      throw new ConfigError(
+        'chaos.latency.delayMs',
+        'a finite number >= 0, or a function (ctx) => ms',
+        undefined,
+      );
     }
-    this.ms = DynamicNumber.of('chaos.latency.ms', options.ms, rules.finite(0), 0);
+    this.ms = DynamicNumber.of('chaos.latency.delayMs', options.delayMs, rules.finite(0), 0);
   }
   protected inject(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     let ms: number;

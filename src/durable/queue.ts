@@ -367,7 +367,8 @@ export class Queue<T = unknown> {
     this._keyring = options.keyring;
     this._clock = options.clock ?? systemClock;
     this._random = options.random ?? systemRandom;
-    this._backoff = options.backoff ?? backoffs.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' });
+    this._backoff =
+      options.backoff ?? backoffs.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' });
     this._maxAttempts = options.maxAttempts ?? 10;
     const completedMs = options.retention?.completedMs ?? DAY;
     const deadMs = options.retention?.deadMs ?? Math.max(30 * DAY, completedMs);

@@ -98,12 +98,12 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
 
   /** Executions in flight now, and counters since creation. */
   get stats(): {
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly executions: number;
     readonly joined: number;
     readonly cancelled: number;
   } {
-    return { inflight: this.flights.size, ...this.counts };
+    return { inFlight: this.flights.size, ...this.counts };
   }
 
   /**

@@ -44,7 +44,7 @@ export type AdaptiveConcurrencyEvent =
       readonly kind: 'adaptiveConcurrency';
       readonly event: 'reject';
       readonly reason: 'full' | 'queueTimeout';
-      readonly inflight: number;
+      readonly inFlight: number;
       readonly limit: number;
     });
 
@@ -67,7 +67,7 @@ export interface AdaptiveConcurrencyOptions extends CommonOptions {
   /** aimd: multiplier on a drop, in [0.5, 1). Default 0.9. */
   backoffRatio?: number;
   /** aimd: an RTT above this many ms counts as a drop. Default 5_000. */
-  timeout?: number;
+  timeoutMs?: number;
   /** gradient2: weight of a new estimate, in (0, 1]. Default 0.2; vegas: default 1.0. */
   smoothing?: number;
   /** gradient2: latency inflation tolerated (>= 1). Default 1.5. */
@@ -80,14 +80,14 @@ export interface AdaptiveConcurrencyOptions extends CommonOptions {
   probeMultiplier?: number;
   /**
    * Sampling window in front of the algorithm (Netflix's WindowedLimit): `{ minWindowMs: 1_000,
-   * maxWindowMs: 1_000, windowSize: 10, minRttThresholdMs: 0.1 }`, or `false` to feed every
+   * maxWindowMs: 1_000, minSamples: 10, minRttThresholdMs: 0.1 }`, or `false` to feed every
    * sample. Default: on for gradient2, off for aimd and vegas.
    */
   window?: WindowOptions | false;
   /** Calls allowed to wait for a slot (integer >= 0 or Infinity). Default 0. */
   queue?: number;
   /** Longest wait in the queue, ms. Default Infinity. */
-  queueTimeout?: number;
+  queueTimeoutMs?: number;
   /**
    * Which failures are drops (overload signals that shrink the limit). Default: a `TimeoutError`,
    * and an HTTP 429 or 503 (on an error or a Response-like result). Other errors (and aborts)
@@ -124,7 +124,7 @@ const COMMON_KEYS = [
   'maxLimit',
   'window',
   'queue',
-  'queueTimeout',
+  'queueTimeoutMs',
   'drop',
   'random',
   'name',
@@ -132,7 +132,7 @@ const COMMON_KEYS = [
   'clock',
 ];
 const KEYS = {
-  aimd: [...COMMON_KEYS, 'minLimit', 'backoffRatio', 'timeout'],
+  aimd: [...COMMON_KEYS, 'minLimit', 'backoffRatio', 'timeoutMs'],
   gradient2: [...COMMON_KEYS, 'minLimit', 'smoothing', 'rttTolerance', 'queueSize', 'longWindow'],
   vegas: [...COMMON_KEYS, 'smoothing', 'probeMultiplier'],
 } as const;
@@ -214,8 +214,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
         (v) => (v >= 0.5 && v < 1 ? null : 'a number in [0.5, 1)'),
         0.9,
       );
-      const timeout = optNumber(p('timeout'), o.timeout, rules.positive, 5_000);
-      algo = new AimdLimit({ initialLimit, minLimit, maxLimit, backoffRatio, timeout });
+      const timeoutMs = optNumber(p('timeoutMs'), o.timeoutMs, rules.positive, 5_000);
+      algo = new AimdLimit({ initialLimit, minLimit, maxLimit, backoffRatio, timeoutMs });
     } else if (algorithm === 'gradient2') {
       const minLimit = optNumber(p('minLimit'), o.minLimit, rules.int(1), 20);
       algo = new Gradient2Limit({
@@ -253,7 +253,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const w = o.window === undefined ? (algorithm === 'gradient2' ? {} : false) : o.window;
     if (w !== false) {
       const wo = checkObject(p('window'), w);
-      checkKeys(p('window'), wo, ['minWindowMs', 'maxWindowMs', 'windowSize', 'minRttThresholdMs']);
+      checkKeys(p('window'), wo, ['minWindowMs', 'maxWindowMs', 'minSamples', 'minRttThresholdMs']);
       const minWindowMs = optNumber(p('window.minWindowMs'), wo.minWindowMs, rules.finite(0), 1_000);
       algo = new WindowedLimit(algo, {
         minWindowMs,
@@ -263,7 +263,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
           rules.finite(minWindowMs),
           Math.max(1_000, minWindowMs),
         ),
-        windowSize: optNumber(p('window.windowSize'), wo.windowSize, rules.int(1), 10),
+        minSamples: optNumber(p('window.minSamples'), wo.minSamples, rules.int(1), 10),
         minRttThresholdMs: optNumber(
           p('window.minRttThresholdMs'),
           wo.minRttThresholdMs,
@@ -276,8 +276,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.current = algo.limit;
     this.queueMax = optNumber(p('queue'), o.queue, rules.intOrInfinity(0), 0);
     this.queueTimeout = optNumber(
-      p('queueTimeout'),
-      o.queueTimeout,
+      p('queueTimeoutMs'),
+      o.queueTimeoutMs,
       rules.atLeast(0),
       Number.POSITIVE_INFINITY,
     );
@@ -311,7 +311,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   }
 
   /** Calls running now. */
-  get inflight(): number {
+  get inFlight(): number {
     return this.running;
   }
 
@@ -323,7 +323,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   /** Live figures and counters since creation. */
   get stats(): {
     readonly limit: number;
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly queued: number;
     readonly rejected: number;
     readonly samples: number;
@@ -331,7 +331,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   } {
     return {
       limit: this.current,
-      inflight: this.running,
+      inFlight: this.running,
       queued: this.waiting,
       rejected: this.rejected,
       samples: this.samples,
@@ -441,7 +441,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
         operation: ctx.name,
         attempt: ctx.attempt,
         reason,
-        inflight: this.running,
+        inFlight: this.running,
         limit: this.current,
       });
     }
@@ -515,10 +515,10 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
  * @example
  * ```ts
  * import { adaptiveConcurrency } from 'bulwark';
- * const limiter = adaptiveConcurrency({ algorithm: 'vegas', queue: 50, queueTimeout: 1_000 });
+ * const limiter = adaptiveConcurrency({ algorithm: 'vegas', queue: 50, queueTimeoutMs: 1_000 });
  * limiter.onLimitChange((e) => console.log(`limit ${e.from} -> ${e.to}`));
  * await limiter.execute(() => 'work');
- * console.log(limiter.limit, limiter.inflight);
+ * console.log(limiter.limit, limiter.inFlight);
  * ```
  */
 export function adaptiveConcurrency(options: AdaptiveConcurrencyOptions = {}): AdaptiveConcurrencyPolicy {

@@ -22,11 +22,11 @@ export interface AdaptiveTimeoutOptions extends CommonOptions {
   /** Factor on that quantile (>= 1). Default 1.5. */
   multiplier?: number;
   /** Shortest timeout, ms (> 0). Default 10. */
-  min?: number;
-  /** Longest timeout, ms (>= min). Default 60_000. */
-  max?: number;
-  /** Timeout until `minSamples` latencies are known, ms (clamped to [min, max]). Default 10_000. */
-  initial?: number;
+  minMs?: number;
+  /** Longest timeout, ms (>= minMs). Default 60_000. */
+  maxMs?: number;
+  /** Timeout until `minSamples` latencies are known, ms (clamped to [minMs, maxMs]). Default 10_000. */
+  initialMs?: number;
   /** Latencies needed before the estimate is used (integer >= 1). Default 20. */
   minSamples?: number;
   /** The estimate covers the last `windowMs` to 2 × `windowMs` of calls. Default 60_000. */
@@ -80,9 +80,9 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     checkKeys('adaptiveTimeout', o, [
       'quantile',
       'multiplier',
-      'min',
-      'max',
-      'initial',
+      'minMs',
+      'maxMs',
+      'initialMs',
       'minSamples',
       'windowMs',
       'strategy',
@@ -92,14 +92,19 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     ]);
     this.q = optNumber('adaptiveTimeout.quantile', o.quantile, rules.ratio, 0.99);
     this.multiplier = optNumber('adaptiveTimeout.multiplier', o.multiplier, rules.finite(1), 1.5);
-    this.min = optNumber('adaptiveTimeout.min', o.min, rules.positive, 10);
-    this.max = optNumber('adaptiveTimeout.max', o.max, rules.atLeast(this.min), Math.max(60_000, this.min));
+    this.min = optNumber('adaptiveTimeout.minMs', o.minMs, rules.positive, 10);
+    this.max = optNumber(
+      'adaptiveTimeout.maxMs',
+      o.maxMs,
+      rules.atLeast(this.min),
+      Math.max(60_000, this.min),
+    );
     if (this.max === Number.POSITIVE_INFINITY) {
-      throw new ConfigError('adaptiveTimeout.max', 'a finite number of ms', this.max);
+      throw new ConfigError('adaptiveTimeout.maxMs', 'a finite number of ms', this.max);
     }
     this.initial = Math.min(
       this.max,
-      Math.max(this.min, optNumber('adaptiveTimeout.initial', o.initial, rules.positive, 10_000)),
+      Math.max(this.min, optNumber('adaptiveTimeout.initialMs', o.initialMs, rules.positive, 10_000)),
     );
     this.minSamples = optNumber('adaptiveTimeout.minSamples', o.minSamples, rules.int(1), 20);
     const windowMs = optNumber('adaptiveTimeout.windowMs', o.windowMs, rules.positive, 60_000);
@@ -205,12 +210,12 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
 }
 
 /**
- * Makes an adaptive timeout: `quantile × multiplier` of observed latencies, clamped to [min, max].
+ * Makes an adaptive timeout: `quantile × multiplier` of observed latencies, clamped to [minMs, maxMs].
  *
  * @example
  * ```ts
  * import { adaptiveTimeout } from 'bulwark';
- * const t = adaptiveTimeout({ quantile: 0.99, multiplier: 1.5, min: 50, max: 5_000, initial: 1_000 });
+ * const t = adaptiveTimeout({ quantile: 0.99, multiplier: 1.5, minMs: 50, maxMs: 5_000, initialMs: 1_000 });
  * await t.execute(({ signal }) => new Promise((resolve) => setTimeout(resolve, 5, 'ok')));
  * console.log(t.timeoutMs);
  * ```

@@ -53,14 +53,14 @@ export interface LoadShedderOptions extends CommonOptions {
    */
   thresholds?: Partial<Record<ShedPriority, number>>;
   /**
-   * Latency as a signal: pressure = the `percentile` of the latencies of the last `windowSize`
+   * Latency as a signal: pressure = the `quantile` of the latencies of the last `windowSize`
    * calls (within `windowMs`) / `thresholdMs`. Not sampled before `minSamples` calls.
    */
   latency?: {
     /** The latency that counts as full (pressure 1), in ms. */
     thresholdMs: number;
     /** Default 0.9. */
-    percentile?: number;
+    quantile?: number;
     /** Default 100. */
     windowSize?: number;
     /** Default 10_000 ms: older samples are ignored, so the signal recovers when calls stop. */
@@ -252,13 +252,13 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       const l = checkObject('loadShedder.latency', options.latency);
       checkKeys('loadShedder.latency', l, [
         'thresholdMs',
-        'percentile',
+        'quantile',
         'windowSize',
         'windowMs',
         'minSamples',
       ]);
       this.latencyThreshold = checkNumber('loadShedder.latency.thresholdMs', l.thresholdMs, rules.positive);
-      this.latencyPercentile = optNumber('loadShedder.latency.percentile', l.percentile, rules.ratio, 0.9);
+      this.latencyPercentile = optNumber('loadShedder.latency.quantile', l.quantile, rules.ratio, 0.9);
       const size = optNumber('loadShedder.latency.windowSize', l.windowSize, rules.int(1), 100);
       const windowMs = optNumber('loadShedder.latency.windowMs', l.windowMs, rules.positive, 10_000);
       this.latencyMinSamples = optNumber('loadShedder.latency.minSamples', l.minSamples, rules.int(1), 10);
@@ -305,7 +305,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       kind: 'loadShedder',
       name: this.name,
       state: st.level,
-      gauges: { inFlight: st.inflight, latencyMs: st.latencyMs },
+      gauges: { inFlight: st.inFlight, latencyMs: st.latencyMs },
       counters: { admissions: st.admitted, rejections: shed },
       details: { shedByPriority: st.shed },
     };
@@ -368,7 +368,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** Live figures and counters since creation. */
   get stats(): {
     readonly level: ShedLevel;
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly admitted: number;
     readonly shed: Readonly<Record<ShedPriority, number>>;
     readonly latencyMs: number;
@@ -376,7 +376,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     const c = this.shedCounts;
     return {
       level: this.level,
-      inflight: this.inflight,
+      inFlight: this.inflight,
       admitted: this.admitted,
       shed: { critical: c[0]!, high: c[1]!, normal: c[2]!, low: c[3]! },
       latencyMs:

@@ -58,9 +58,9 @@ export interface AdaptiveThrottleOptions extends CommonOptions {
   /** Buckets the window is divided into (integer >= 1). Default 120 (1 s each by default). */
   buckets?: number;
   /** Below this many requests in the window nothing is rejected (integer >= 0). Default 0. */
-  minRequests?: number;
+  minSamples?: number;
   /** Cap on the rejection probability, in (0, 1]. Default 1 (the SRE formula, uncapped). */
-  maxRejectionProbability?: number;
+  maxRejectionRatio?: number;
   /**
    * Failures that are NOT accepts (the backend refused or was overloaded). Default: transient
    * failures (`isTransient`: network errors, timeouts, 408/425/429/5xx errors and Response
@@ -113,8 +113,8 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
       'k',
       'windowMs',
       'buckets',
-      'minRequests',
-      'maxRejectionProbability',
+      'minSamples',
+      'maxRejectionRatio',
       'handle',
       'random',
       'name',
@@ -125,13 +125,8 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     const windowMs = optNumber('adaptiveThrottle.windowMs', o.windowMs, rules.positive, 120_000);
     const buckets = optNumber('adaptiveThrottle.buckets', o.buckets, rules.int(1), 120);
     this.bucketMs = windowMs / buckets;
-    this.minRequests = optNumber('adaptiveThrottle.minRequests', o.minRequests, rules.int(0), 0);
-    this.maxP = optNumber(
-      'adaptiveThrottle.maxRejectionProbability',
-      o.maxRejectionProbability,
-      rules.ratio,
-      1,
-    );
+    this.minRequests = optNumber('adaptiveThrottle.minSamples', o.minSamples, rules.int(0), 0);
+    this.maxP = optNumber('adaptiveThrottle.maxRejectionRatio', o.maxRejectionRatio, rules.ratio, 1);
     if (o.handle !== undefined && !Handler.is(o.handle)) {
       throw new ConfigError('adaptiveThrottle.handle', 'a handler, e.g. handle.transient()', o.handle);
     }

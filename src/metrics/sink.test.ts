@@ -81,7 +81,11 @@ describe('createMetrics', () => {
     const metrics = createMetrics({ clock, sampleEvery: 1 });
     const b = bulkhead({ limit: 2, queue: 0, clock, name: 'pool' });
     const p = metrics.track(
-      pipeline(timeout({ timeoutMs: 1_000, clock, name: 't' }), retry({ maxAttempts: 2, clock, name: 'r' }), b),
+      pipeline(
+        timeout({ timeoutMs: 1_000, clock, name: 't' }),
+        retry({ maxAttempts: 2, clock, name: 'r' }),
+        b,
+      ),
       'svc',
     );
     const hang = p.execute(
@@ -304,10 +308,7 @@ describe('review regressions', () => {
       onRedisError: 'deny',
     });
     const m = createMetrics();
-    const p = m.track(
-      pipeline(rateLimit({ limiter, name: 'shared' }), retry({ maxAttempts: 1 })),
-      'api',
-    );
+    const p = m.track(pipeline(rateLimit({ limiter, name: 'shared' }), retry({ maxAttempts: 1 })), 'api');
     await p.execute(() => 1).catch(() => {});
     await p.execute(() => 1).catch(() => {});
     const fs = await m.collect();
