@@ -8,7 +8,7 @@
  */
 
 import { type Clock, type RandomSource, systemRandom } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -186,7 +186,8 @@ function checkWindow(path: string, value: unknown): Window | null {
   return { absolute: false, from, to };
 }
 
-const CHAOS_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'chaos',
   help: 'Injects faults, latency, outcomes or behaviour into a share of calls (fault injection).',
   states: ['off', 'on'],
@@ -274,14 +275,8 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
     this._join(path, (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return CHAOS_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'chaos',
-      name: this.name,
       state: this.on ? 'on' : 'off',
       gauges: { rate: this.control.rate },
       counters: { calls: this.calls, injections: this.injected },

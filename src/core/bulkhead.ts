@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from './clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from './component.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from './context.js';
 import { DeadlineQueues } from './deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from './errors.js';
@@ -35,7 +35,8 @@ export interface BulkheadOptions extends CommonOptions {
   bypass?: readonly Priority[];
 }
 
-const BULKHEAD_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'bulkhead',
   help: 'At most `limit` executions at once; up to `queue` more wait in FIFO order.',
   states: ['ready', 'full'],
@@ -103,15 +104,9 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     this._join('bulkhead', options.registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return BULKHEAD_DESCRIPTOR;
-  }
-
   /** Figures now: `inFlight`, `queued`, `bypassing`, `limit`; counters `rejections`, `bypasses`. */
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'bulkhead',
-      name: this.name,
       state: this.fixedLimit !== 0 && this.running >= this.fixedLimit ? 'full' : 'ready',
       gauges: {
         inFlight: this.running,

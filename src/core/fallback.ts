@@ -4,7 +4,7 @@
  * bulkhead full, timeout).
  */
 
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from './component.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { ConfigError } from './errors.js';
 import { type FallbackEvent, PolicyEmitter } from './events.js';
@@ -24,7 +24,8 @@ export interface FallbackOptions extends Omit<CommonOptions, 'clock'> {
   handle?: Handler;
 }
 
-const FALLBACK_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'fallback',
   help: 'Answers with a value (or a function of the outcome) when the operation fails.',
   states: ['ready'],
@@ -62,13 +63,9 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
     this._join('fallback', options.registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return FALLBACK_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     const counters = { fallbacks: this.fallbacks };
-    return { kind: 'fallback', name: this.name, state: 'ready', gauges: {}, counters };
+    return { state: 'ready', gauges: {}, counters };
   }
 
   /** How many executions were answered by the fallback. */

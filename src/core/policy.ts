@@ -10,8 +10,9 @@ import { callTime } from './call-time.js';
 import { type Clock, systemClock } from './clock.js';
 import {
   type ComponentDescriptor,
-  type ComponentEvent,
   defineDescriptor,
+  descriptorOf,
+  type Figures,
   type Snapshot,
 } from './component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
@@ -138,17 +139,28 @@ export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<A
     return this.emitter.on(listener);
   }
 
-  /**
-   * The kind's descriptor. Every built-in policy overrides this getter with its kind's frozen
-   * descriptor; the default describes a policy that reports no figures.
-   */
+  /** The kind's descriptor: the one `defineDescriptor` made for `kind` (generic when none). */
   get descriptor(): ComponentDescriptor {
-    return genericDescriptor(this.kind);
+    return descriptorOf(this.kind);
   }
 
-  /** The policy's state and figures now. Every built-in policy overrides it. */
+  /** The policy's state and figures now (see `_figures`). */
   snapshot(): Snapshot {
-    return { kind: this.kind, name: this.name, state: 'ready', gauges: {}, counters: {} };
+    const f = this._figures();
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: f.state ?? 'ready',
+      gauges: f.gauges ?? {},
+      counters: f.counters ?? {},
+      ...(f.histograms !== undefined ? { histograms: f.histograms } : {}),
+      ...(f.details !== undefined ? { details: f.details } : {}),
+    };
+  }
+
+  /** The figures of `snapshot()`; each built-in policy overrides it. @internal */
+  protected _figures(): Figures {
+    return {};
   }
 
   /** The policies this one consists of (itself, for a single policy). @internal */
@@ -191,18 +203,6 @@ export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<A
     if (holders === null) return;
     for (const ref of holders) ref.deref()?._rebuild();
   }
-}
-
-const generic = new Map<string, ComponentDescriptor>();
-
-/** The descriptor of a kind that reports no figures. @internal */
-function genericDescriptor(kind: string): ComponentDescriptor {
-  let d = generic.get(kind);
-  if (d === undefined) {
-    d = defineDescriptor({ kind, help: `A ${kind} policy.`, states: ['ready'], gauges: {}, counters: {} });
-    generic.set(kind, d);
-  }
-  return d;
 }
 
 /** Alternative result types of a list of policies. */

@@ -5,7 +5,7 @@
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
 import type { Clock } from './clock.js';
 import { type RandomSource, systemRandom } from './clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from './component.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { BrokenCircuitError, ConfigError, isNonRetryable } from './errors.js';
 import { type Disposer, type Listener, PolicyEmitter, type RetryEvent } from './events.js';
@@ -70,7 +70,8 @@ const DEFAULT_BACKOFF = backoffs.exponential({ initialMs: 100, maxMs: 30_000, ji
 const ATTEMPTS_RULE: NumberRule = (v) =>
   (Number.isInteger(v) && v >= 1) || v === Number.POSITIVE_INFINITY ? null : 'an integer >= 1';
 
-const RETRY_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'retry',
   help: 'Runs the function again after handled failures, waiting a backoff between attempts.',
   states: ['ready'],
@@ -162,12 +163,8 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     this._join('retry', options.registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return RETRY_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
-    return { kind: 'retry', name: this.name, state: 'ready', gauges: {}, counters: { ...this.counts } };
+  protected override _figures(): Figures {
+    return { state: 'ready', gauges: {}, counters: { ...this.counts } };
   }
 
   /** Counters since creation: executions, retries made, and executions that gave up. */

@@ -14,7 +14,7 @@
 
 import { nowOf } from './call-time.js';
 import type { Clock } from './clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from './component.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { type DeadlineQueue, DeadlineQueues } from './deadline-queue.js';
 import { ConfigError, TimeoutError } from './errors.js';
@@ -41,7 +41,8 @@ export interface TimeoutOptions extends CommonOptions {
   strategy?: 'cooperative' | 'abandon';
 }
 
-const TIMEOUT_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'timeout',
   help: 'Bounds how long an execution (or each attempt) may take.',
   states: ['ready'],
@@ -87,14 +88,8 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this._join('timeout', options.registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return TIMEOUT_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'timeout',
-      name: this.name,
       state: 'ready',
       gauges: {},
       counters: { timeouts: this.timeouts },

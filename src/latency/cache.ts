@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
@@ -74,7 +74,8 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   );
 }
 
-const CACHE_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'cache',
   help: 'Serves results from a store for ttlMs, stale while revalidating or on error.',
   states: ['ready'],
@@ -166,12 +167,8 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     this._join('cache', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return CACHE_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
-    return { kind: 'cache', name: this.name, state: 'ready', gauges: {}, counters: { ...this.counts } };
+  protected override _figures(): Figures {
+    return { state: 'ready', gauges: {}, counters: { ...this.counts } };
   }
 
   /** Counters since creation. */

@@ -4,7 +4,7 @@
  * stops waiting at once; the shared execution is aborted only when every waiter has.
  */
 
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -47,7 +47,8 @@ class Flight {
   ) {}
 }
 
-const COALESCE_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'coalesce',
   help: 'Concurrent calls with the same key share one execution.',
   states: ['ready'],
@@ -82,14 +83,8 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
     this._join('coalesce', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return COALESCE_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'coalesce',
-      name: this.name,
       state: 'ready',
       gauges: { inFlight: this.flights.size },
       counters: { ...this.counts },

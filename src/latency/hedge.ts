@@ -7,7 +7,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import {
   type ChildContext,
   type Context,
@@ -128,7 +128,8 @@ class HedgeCall implements DeadlineNode<HedgeCall> {
   }
 }
 
-const HEDGE_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'hedge',
   help: 'Starts extra attempts when the first is slow; the first to succeed wins.',
   states: ['ready', 'off'],
@@ -215,14 +216,8 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     this._join('hedge', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return HEDGE_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'hedge',
-      name: this.name,
       state: this._off ? 'off' : 'ready',
       gauges: { delayMs: this.currentDelay() },
       counters: { ...this.counts },

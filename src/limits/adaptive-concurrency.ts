@@ -5,7 +5,7 @@
 
 import type { Clock, RandomSource, TimerHandle } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
@@ -149,7 +149,8 @@ class Waiter {
   ) {}
 }
 
-const ADAPTIVECONCURRENCY_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'adaptiveConcurrency',
   help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
   states: ['ready', 'full'],
@@ -290,14 +291,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this._join('adaptiveConcurrency', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return ADAPTIVECONCURRENCY_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'adaptiveConcurrency',
-      name: this.name,
       state: this.running >= this.current ? 'full' : 'ready',
       gauges: { limit: this.current, inFlight: this.running, queued: this.waiting },
       counters: { rejections: this.rejected, samples: this.samples, drops: this.drops },

@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, TimeoutError } from '../core/errors.js';
 import type { PolicyEmitter, TimeoutEvent } from '../core/events.js';
@@ -45,7 +45,8 @@ function roundUp(ms: number): number {
   return 2 ** (k / STEPS_PER_DOUBLING);
 }
 
-const ADAPTIVETIMEOUT_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'adaptiveTimeout',
   help: 'A timeout that follows a quantile of recent successful latencies.',
   states: ['ready'],
@@ -128,15 +129,9 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this._join('adaptiveTimeout', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return ADAPTIVETIMEOUT_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     const st = this.stats;
     return {
-      kind: 'adaptiveTimeout',
-      name: this.name,
       state: 'ready',
       gauges: { timeoutMs: st.timeoutMs, samples: st.samples },
       counters: { timeouts: st.timeouts },

@@ -11,7 +11,7 @@
  */
 
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import type { Context } from '../core/context.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from '../core/context.js';
 import { ConfigError, RejectedError } from '../core/errors.js';
@@ -133,7 +133,8 @@ class KeyQueue extends WaitQueue {
 
 const DEFAULT_KEY = 'default';
 
-const RATE_LIMIT_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'rateLimit',
   help: "Admits a call when its key's limits have room; else rejects it, or lets it wait up to maxWaitMs.",
   states: ['ready'],
@@ -225,14 +226,8 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
     this._join('rateLimit', o.registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return RATE_LIMIT_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     return {
-      kind: 'rateLimit',
-      name: this.name,
       state: 'ready',
       gauges: { queued: this.waiting },
       counters: {

@@ -8,7 +8,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
@@ -164,7 +164,8 @@ export interface ShedDecision {
   readonly pressure: number;
 }
 
-const LOADSHEDDER_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'loadShedder',
   help: 'Sheds calls by priority under concurrency, latency or signal pressure, or by degradation level.',
   states: ['normal', 'shed-low', 'critical-only', 'shed-all'],
@@ -294,16 +295,10 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     this._join('loadShedder', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return LOADSHEDDER_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     const st = this.stats;
     const shed = st.shed.critical + st.shed.high + st.shed.normal + st.shed.low;
     return {
-      kind: 'loadShedder',
-      name: this.name,
       state: st.level,
       gauges: { inFlight: st.inFlight, latencyMs: st.latencyMs },
       counters: { admissions: st.admitted, rejections: shed },

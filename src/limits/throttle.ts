@@ -7,7 +7,7 @@
 
 import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
-import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -74,7 +74,8 @@ export interface AdaptiveThrottleOptions extends CommonOptions {
 
 const DEFAULT_REJECTS = new Handler(isTransient, isTransientResult);
 
-const ADAPTIVETHROTTLE_DESCRIPTOR = defineDescriptor({
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
   kind: 'adaptiveThrottle',
   help: 'Rejects calls locally with the probability the backend has been rejecting them (Google SRE).',
   states: ['ready', 'throttling'],
@@ -140,15 +141,9 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     this._join('adaptiveThrottle', (options as { registry?: unknown }).registry);
   }
 
-  override get descriptor(): ComponentDescriptor {
-    return ADAPTIVETHROTTLE_DESCRIPTOR;
-  }
-
-  override snapshot(): Snapshot {
+  protected override _figures(): Figures {
     const st = this.stats;
     return {
-      kind: 'adaptiveThrottle',
-      name: this.name,
       state: st.probability > 0 ? 'throttling' : 'ready',
       gauges: { requests: st.requests, accepts: st.accepts, rejectionRatio: st.probability },
       counters: { rejections: st.rejected },
