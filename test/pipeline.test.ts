@@ -194,7 +194,8 @@ describe('the example pipeline, end to end', () => {
     expect(error.timeoutMs).toBe(3_000);
     expect(calls).toBe(2);
     expect(clock.now()).toBeLessThanOrEqual(3_010);
-    expect(events.at(-1)).toMatchObject({ kind: 'retry', event: 'giveUp', reason: 'aborted' });
+    expect(events.at(-2)).toMatchObject({ kind: 'retry', event: 'giveUp', reason: 'aborted' });
+    expect(events.at(-1)).toMatchObject({ kind: 'pipeline', event: 'execution', outcome: 'timeout' });
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(clock.refed).toBe(0);
   });

@@ -3,10 +3,11 @@
  * calls it admits (AIMD, Gradient2 or Vegas, see `adaptive-limits.ts`).
  */
 
-import type { Clock, RandomSource, TimerHandle } from '../core/clock.js';
+import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
 import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import { DeadlineQueues } from '../core/deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
 import { Handler } from '../core/handle.js';
@@ -21,6 +22,7 @@ import {
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import { isResponseLike } from '../core/transient.js';
+import { type Waiter, WaitQueue } from '../core/wait-queue.js';
 import {
   AimdLimit,
   Gradient2Limit,
@@ -137,35 +139,6 @@ const KEYS = {
   vegas: [...COMMON_KEYS, 'smoothing', 'probeMultiplier'],
 } as const;
 
-class Waiter {
-  prev: Waiter | null = null;
-  next: Waiter | null = null;
-  timer: TimerHandle | null = null;
-  onAbort: (() => void) | null = null;
-  constructor(
-    readonly ctx: ExecutionContext,
-    readonly resolve: () => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
-}
-
-// The kind's descriptor (`descriptor` finds it by kind).
-defineDescriptor({
-  kind: 'adaptiveConcurrency',
-  help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
-  states: ['ready', 'full'],
-  gauges: {
-    limit: 'The concurrency limit now.',
-    inFlight: 'Calls running now.',
-    queued: 'Calls waiting for a slot now.',
-  },
-  counters: {
-    rejections: 'Calls refused.',
-    samples: 'RTT samples fed to the algorithm.',
-    drops: 'Samples that were drops (overload signals).',
-  },
-});
-
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
   readonly kind = 'adaptiveConcurrency';
@@ -180,9 +153,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   private readonly drop: Handler;
   private current: number;
   private running = 0;
-  private waiting = 0;
-  private head: Waiter | null = null;
-  private tail: Waiter | null = null;
+  private readonly waiters: WaitQueue;
   private rejected = 0;
   private samples = 0;
   private drops = 0;
@@ -288,13 +259,17 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.drop = (o.drop as Handler | undefined) ?? DEFAULT_DROPS;
     this.name = checkString(p('name'), o.name, 'adaptiveConcurrency');
     this.clock = clockOf(o.clock as Clock | undefined, p('clock'));
+    const timers = new DeadlineQueues<Waiter>(this.clock, (w) =>
+      this.waiters.expire(w, () => this.rejection(w.ctx, 'queueTimeout')),
+    );
+    this.waiters = new WaitQueue(timers);
     this._join('adaptiveConcurrency', (options as { registry?: unknown }).registry);
   }
 
   protected override _figures(): Figures {
     return {
       state: this.running >= this.current ? 'full' : 'ready',
-      gauges: { limit: this.current, inFlight: this.running, queued: this.waiting },
+      gauges: { limit: this.current, inFlight: this.running, queued: this.waiters.size },
       counters: { rejections: this.rejected, samples: this.samples, drops: this.drops },
       details: { algorithm: this.algorithm },
     };
@@ -312,7 +287,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
 
   /** Calls waiting for a slot now. */
   get queued(): number {
-    return this.waiting;
+    return this.waiters.size;
   }
 
   /** Live figures and counters since creation. */
@@ -327,7 +302,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     return {
       limit: this.current,
       inFlight: this.running,
-      queued: this.waiting,
+      queued: this.waiters.size,
       rejected: this.rejected,
       samples: this.samples,
       drops: this.drops,
@@ -359,7 +334,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
       this.running++;
       return this.measure(ctx, next);
     }
-    if (this.waiting < this.queueMax) return this.runQueued(ctx, next);
+    if (this.waiters.size < this.queueMax) return this.runQueued(ctx, next);
     return Promise.reject(this.rejection(ctx, 'full'));
   }
 
@@ -394,7 +369,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   }
 
   private async runQueued(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-    await this.enqueue(ctx); // resolves with the slot already taken
+    await this.waiters.wait(ctx, 0, 0, this.queueTimeout); // resolves with the slot already taken
     if (ctx._isAborted) {
       this.release();
       throw ctx._abortReason;
@@ -444,59 +419,15 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
       this.name,
       reason === 'full' ? 'BULKHEAD_FULL' : 'BULKHEAD_QUEUE_TIMEOUT',
       this.running,
-      this.waiting,
+      this.waiters.size,
     );
-  }
-
-  private enqueue(ctx: ExecutionContext): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const w = new Waiter(ctx, resolve, reject);
-      w.prev = this.tail;
-      if (this.tail === null) this.head = w;
-      else this.tail.next = w;
-      this.tail = w;
-      this.waiting++;
-      if (this.queueTimeout !== Number.POSITIVE_INFINITY) {
-        w.timer = this.clock.setTimeout(() => {
-          w.timer = null;
-          this.unlink(w);
-          reject(this.rejection(ctx, 'queueTimeout'));
-        }, this.queueTimeout);
-      }
-      if (ctx._canAbort) {
-        const onAbort = () => {
-          this.unlink(w);
-          reject(ctx._abortReason);
-        };
-        w.onAbort = onAbort;
-        ctx._watch(onAbort);
-      }
-    });
-  }
-
-  private unlink(w: Waiter): void {
-    if (w.prev === null) this.head = w.next;
-    else w.prev.next = w.next;
-    if (w.next === null) this.tail = w.prev;
-    else w.next.prev = w.prev;
-    w.prev = null;
-    w.next = null;
-    this.waiting--;
-    if (w.timer !== null) {
-      this.clock.clearTimeout(w.timer);
-      w.timer = null;
-    }
-    if (w.onAbort !== null) {
-      w.ctx._unwatch(w.onAbort);
-      w.onAbort = null;
-    }
   }
 
   private release(): void {
     this.running--;
-    while (this.head !== null && this.running < this.current) {
-      const w = this.head;
-      this.unlink(w);
+    while (this.waiters.head !== null && this.running < this.current) {
+      const w = this.waiters.head;
+      this.waiters.remove(w);
       this.running++;
       w.resolve();
     }
