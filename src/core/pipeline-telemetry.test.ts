@@ -92,3 +92,32 @@ describe('pipeline telemetry', () => {
     expect(() => pipeline({ nam: 'x' } as never, r)).toThrow(/did you mean pipeline\.name\?/);
   });
 });
+
+describe('descriptors', () => {
+  it('every built-in policy has its own frozen descriptor, found by kind', async () => {
+    const m = await import('../index.js');
+    const policies = [
+      m.retry(),
+      m.timeout(1),
+      m.bulkhead(1),
+      m.fallback(0),
+      m.rateLimit({ limits: [{ algorithm: 'token-bucket', capacity: 1, refillRate: 1 }] }),
+      m.adaptiveConcurrency(),
+      m.adaptiveTimeout(),
+      m.adaptiveThrottle(),
+      m.loadShedder(),
+      m.hedge({ delay: 1 }),
+      m.coalesce({ key: () => 'k' }),
+      m.cache({ key: () => 'k', ttlMs: 1 }),
+      m.chaos.fault({ error: new Error('x') }),
+    ];
+    for (const p of policies) {
+      expect(p.descriptor.kind).toBe(p.kind);
+      expect(Object.isFrozen(p.descriptor)).toBe(true);
+      const snap = p.snapshot();
+      expect(snap.kind).toBe(p.kind);
+      for (const c of Object.keys(snap.counters)) expect(p.descriptor.counters).toHaveProperty(c);
+      for (const g of Object.keys(snap.gauges)) expect(p.descriptor.gauges).toHaveProperty(g);
+    }
+  });
+});

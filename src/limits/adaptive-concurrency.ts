@@ -139,6 +139,23 @@ const KEYS = {
   vegas: [...COMMON_KEYS, 'smoothing', 'probeMultiplier'],
 } as const;
 
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'adaptiveConcurrency',
+  help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
+  states: ['ready', 'full'],
+  gauges: {
+    limit: 'The concurrency limit now.',
+    inFlight: 'Calls running now.',
+    queued: 'Calls waiting for a slot now.',
+  },
+  counters: {
+    rejections: 'Calls refused.',
+    samples: 'RTT samples fed to the algorithm.',
+    drops: 'Samples that were drops (overload signals).',
+  },
+});
+
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
   readonly kind = 'adaptiveConcurrency';
