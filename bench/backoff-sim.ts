@@ -135,7 +135,7 @@ function delaysOf(strategy: Strategy, base: number, cap: number, random: RandomS
   if (strategy === 'none') return { next: () => 0 };
   const jitter = strategy === 'exponential' ? 'none' : strategy;
   const initial = strategy === 'decorrelated' ? base : 2 * base;
-  return backoff.exponential({ initial, max: cap, factor: 2, jitter }).start(undefined, random);
+  return backoff.exponential({ initialMs: initial, maxMs: cap, factor: 2, jitter }).start(undefined, random);
 }
 
 /** Runs the contention simulation for one strategy. */
@@ -224,7 +224,7 @@ export function simulateBudget(mode: BudgetMode, config: BudgetConfig = {}): Bud
   const minRetries = config.minRetryConcurrency ?? 3;
   const maxTokens = config.maxTokens ?? 10;
   const random = seededRandom(config.seed ?? 1);
-  const retryBackoff = backoff.exponential({ initial: 10, max: 2_000, jitter: 'full' });
+  const retryBackoff = backoff.exponential({ initialMs: 10, maxMs: 2_000, jitter: 'full' });
   const q = new EventQueue();
   let retrying = 0;
   let peakRetries = 0;
@@ -322,7 +322,7 @@ export function report(clientCounts: readonly number[] = [50, 100], trials = 100
   out.push('## 1. Contention: N clients, one optimistic-concurrency row');
   out.push('');
   out.push(
-    `Model of aws-samples/aws-arch-backoff-simulator: each client reads the row's version and writes it; the write fails if another write landed in between, and the client backs off and starts again. Network |N(10, 2)| ms per message, base 5 ms, cap 2 s, ${trials} trials averaged. Delays from Bulwark's \`backoff.exponential({ initial: 10, max: 2_000, jitter })\` (the simulator's first delay is base·2¹ = 10 ms; for \`decorrelated\`, \`initial: 5\`, since the simulator starts it from \`sleep = base\`); \`none\` retries at once. \`decorrelated-v2\` (Polly/cockatiel) is not in the simulator. "calls" = writes per trial (work); "time" = until the last client succeeded. "ref." = the published simulator rerun in limits.md §3.`,
+    `Model of aws-samples/aws-arch-backoff-simulator: each client reads the row's version and writes it; the write fails if another write landed in between, and the client backs off and starts again. Network |N(10, 2)| ms per message, base 5 ms, cap 2 s, ${trials} trials averaged. Delays from Bulwark's \`backoff.exponential({ initialMs: 10, maxMs: 2_000, jitter })\` (the simulator's first delay is base·2¹ = 10 ms; for \`decorrelated\`, \`initial: 5\`, since the simulator starts it from \`sleep = base\`); \`none\` retries at once. \`decorrelated-v2\` (Polly/cockatiel) is not in the simulator. "calls" = writes per trial (work); "time" = until the last client succeeded. "ref." = the published simulator rerun in limits.md §3.`,
   );
   out.push('');
   out.push('| clients | strategy | calls | time (s) | ref. calls | ref. time (s) |');

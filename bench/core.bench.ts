@@ -51,7 +51,7 @@ const ours = {
     halfOpenAfterMs: HALF_OPEN_AFTER,
   }),
   timeout: timeout(TIMEOUT_MS),
-  'timeout (abandon)': timeout({ ms: TIMEOUT_MS, strategy: 'abandon' }),
+  'timeout (abandon)': timeout({ timeoutMs: TIMEOUT_MS, strategy: 'abandon' }),
   bulkhead: bulkhead({ limit: LIMIT, queue: QUEUE }),
   fallback: fallback(0),
   pipeline: pipeline(
@@ -126,6 +126,9 @@ const withOff = pipeline(
   ...corePipeline(),
 );
 const withShedder = pipeline(loadShedder({ capacity: 1_000 }), ...corePipeline());
+// Issue 10: a pipeline counts every outcome always, and times every execution unless timing is off.
+const untimed = pipeline({ timing: false }, ...corePipeline());
+cases.push({ name: 'bulwark pipeline (timing off)', run: () => untimed.execute(work) });
 cases.push({ name: 'bulwark pipeline + hedging, shedding and chaos off', run: () => withOff.execute(work) });
 cases.push({ name: 'bulwark pipeline + load shedder on, no pressure', run: () => withShedder.execute(work) });
 cases.push({ name: 'opossum breaker+timeout', run: () => opossum.fire() });
@@ -157,6 +160,21 @@ const targets: Target[] = [
     what: "pipeline vs opossum's single breaker (with its timeout)",
     ratio: ops('bulwark pipeline') / ops('opossum breaker+timeout'),
     goal: 1.3,
+  },
+  {
+    what: 'pipeline with timing off vs cockatiel wrap (outcomes still counted)',
+    ratio: ops('bulwark pipeline (timing off)') / ops('cockatiel pipeline'),
+    goal: 25,
+  },
+  {
+    what: "pipeline with timing off vs opossum's single breaker",
+    ratio: ops('bulwark pipeline (timing off)') / ops('opossum breaker+timeout'),
+    goal: 1.3,
+  },
+  {
+    what: '(for information) pipeline timing every call vs timing off',
+    ratio: ops('bulwark pipeline') / ops('bulwark pipeline (timing off)'),
+    goal: 0,
   },
   {
     what: 'timeout vs cockatiel timeout (cooperative)',

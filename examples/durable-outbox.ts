@@ -23,7 +23,7 @@ try {
     name: 'webhooks',
     store: sqliteStore({ path: join(dir, 'outbox.db') }),
     maxAttempts: 5,
-    backoff: backoff.exponential({ initial: 20, max: 200 }),
+    backoff: backoff.exponential({ initialMs: 20, maxMs: 200 }),
   });
 
   // The receiver: down at first; once up, it rejects order 13 for good.

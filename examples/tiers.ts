@@ -10,7 +10,7 @@ import { backoff, bulkhead, circuitBreaker, pipeline, retry } from 'bulwark';
 const policy = pipeline(
   retry({
     maxAttempts: (ctx) => (ctx.priority === 'critical' ? 10 : 5),
-    backoff: backoff.exponential({ initial: (ctx) => (ctx.priority === 'critical' ? 10 : 50), max: 200 }),
+    backoff: backoff.exponential({ initialMs: (ctx) => (ctx.priority === 'critical' ? 10 : 50), maxMs: 200 }),
   }),
   circuitBreaker({ name: 'ledger', breaker: { kind: 'consecutive', threshold: 3 }, bypass: ['critical'] }),
   // Up to 4 at once for critical work, 2 for everything else: capacity is reserved for critical.

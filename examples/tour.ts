@@ -75,7 +75,7 @@ const breaker = circuitBreaker({
 const retries = retry({
   name: 'payments-retry',
   maxAttempts: 3,
-  backoff: backoff.exponential({ initial: 50, max: 400, jitter: 'full' }),
+  backoff: backoff.exponential({ initialMs: 50, maxMs: 400, jitter: 'full' }),
   handle: handle.transient(),
 });
 const pool = bulkhead({ name: 'payments-pool', limit: 2, queue: 2 });
@@ -84,10 +84,10 @@ const policy = pipeline(
   fallback((outcome) => `queued for later (${'error' in outcome ? describe(outcome.error) : 'bad result'})`, {
     name: 'payments-fallback',
   }),
-  timeout({ ms: 2_000, name: 'overall' }),
+  timeout({ timeoutMs: 2_000, name: 'overall' }),
   retries,
   breaker,
-  timeout({ ms: 300, strategy: 'abandon', name: 'per-attempt' }),
+  timeout({ timeoutMs: 300, strategy: 'abandon', name: 'per-attempt' }),
   pool,
 );
 
@@ -118,7 +118,7 @@ breaker.onStateChange((e) => {
 });
 pool.onEvent((e) => {
   if (e.event === 'reject')
-    say(red(`  ⛔ bulkhead rejected a call: ${e.active} running, ${e.queued} queued`));
+    say(red(`  ⛔ bulkhead rejected a call: ${e.inFlight} running, ${e.queued} queued`));
 });
 
 async function charge(amount: number): Promise<void> {
@@ -182,7 +182,7 @@ mode = 'slow';
 await Promise.all([60, 61, 62, 63, 64, 65, 66, 67].map((amount) => charge(amount)));
 say(
   dim(
-    `  bulkhead now: ${pool.active} running, ${pool.queued} queued, ${pool.stats.rejected} rejected in total`,
+    `  bulkhead now: ${pool.inFlight} running, ${pool.queued} queued, ${pool.snapshot().counters.rejections} rejected in total`,
   ),
 );
 

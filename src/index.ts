@@ -6,9 +6,9 @@
  * import { pipeline, retry, circuitBreaker, timeout, bulkhead, backoff, handle } from 'bulwark';
  * const policy = pipeline(
  *   timeout(10_000),
- *   retry({ maxAttempts: 4, backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }), handle: handle.transient() }),
+ *   retry({ maxAttempts: 4, backoff: backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'full' }), handle: handle.transient() }),
  *   circuitBreaker({ breaker: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 15_000 }),
- *   timeout({ ms: 2_000, strategy: 'abandon' }),
+ *   timeout({ timeoutMs: 2_000, strategy: 'abandon' }),
  *   bulkhead({ limit: 10, queue: 100 }),
  * );
  * ```
@@ -67,6 +67,7 @@ export {
   type ComponentDescriptor,
   type ComponentEvent,
   type ComponentOperation,
+  defineDescriptor,
   type HistogramSnapshot,
   isComponent,
   type OperationContext,
@@ -92,6 +93,7 @@ export {
   type EventBase,
   type FallbackEvent,
   type Listener,
+  type PipelineEvent,
   type PolicyEvent,
   type PolicyEventMap,
   type RetryEvent,
@@ -100,8 +102,17 @@ export {
 } from './core/events.js';
 export { type FallbackOptions, type FallbackOutcome, FallbackPolicy, fallback } from './core/fallback.js';
 export { type ErrorClass, type ErrorPredicate, Handler, handle } from './core/handle.js';
+export { DEFAULT_BUCKETS, Histogram } from './core/histogram.js';
 export type { Dynamic } from './core/options.js';
-export { type AltOf, type CommonOptions, type EventOf, type Policy, pipeline } from './core/policy.js';
+export {
+  type AltOf,
+  type CommonOptions,
+  type EventOf,
+  type PipelineOptions,
+  PipelinePolicy,
+  type Policy,
+  pipeline,
+} from './core/policy.js';
 export {
   createRegistry,
   DuplicateComponentError,
@@ -111,6 +122,7 @@ export {
 } from './core/registry.js';
 export { type RetryOptions, RetryPolicy, retry } from './core/retry.js';
 export { parseRetryAfter, retryAfterOf } from './core/retry-after.js';
+export { RetryBudget } from './core/retry-budget.js';
 export {
   type Infer,
   type JsonSchema,
@@ -137,7 +149,7 @@ export {
   type HedgeOptions,
   HedgePolicy,
   hedge,
-  type PercentileDelay,
+  type QuantileDelay,
 } from './latency/hedge.js';
 export {
   type AdaptiveConcurrencyEvent,
@@ -186,7 +198,6 @@ export {
   type RatioBudgetStats,
   RatioRetryBudget,
   type RatioTokensBudgetOptions,
-  RetryBudget,
   retryBudget,
   type TokenBudgetOptions,
   type TokenBudgetStats,

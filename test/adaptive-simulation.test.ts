@@ -85,7 +85,7 @@ async function simulate(
 
 describe('adaptive concurrency against a simulated server (knee at 20)', () => {
   it.each([
-    ['aimd', { algorithm: 'aimd', initialLimit: 5, minLimit: 1, timeout: 15 }, 5_000, 10_000, 20_000],
+    ['aimd', { algorithm: 'aimd', initialLimit: 5, minLimit: 1, timeoutMs: 15 }, 5_000, 10_000, 20_000],
     ['vegas', { algorithm: 'vegas', initialLimit: 5 }, 5_000, 10_000, 20_000],
     ['gradient2', { algorithm: 'gradient2', initialLimit: 5, minLimit: 1 }, 40_000, 50_000, 75_000],
   ] as const)(

@@ -62,7 +62,7 @@ describe('review regressions', () => {
     const p = th.execute(honour, { signal: caller.signal });
     caller.abort(new DOMException('t', 'TimeoutError'));
     await p.catch(() => {});
-    const outer = pipeline(timeout({ ms: 10, clock }), th)
+    const outer = pipeline(timeout({ timeoutMs: 10, clock }), th)
       .execute(honour)
       .catch(() => {});
     await clock.tick(10);

@@ -28,11 +28,11 @@ function build(shape: Shape, clock: Clock, delayMs: number): Policy {
   const r = retry({ maxAttempts: 3, backoff: backoff.constant(delayMs), clock });
   switch (shape) {
     case 'retry > timeout':
-      return pipeline(r, timeout({ ms: TIMEOUT_MS, clock }));
+      return pipeline(r, timeout({ timeoutMs: TIMEOUT_MS, clock }));
     case 'timeout > retry':
-      return pipeline(timeout({ ms: TIMEOUT_MS, clock }), r);
+      return pipeline(timeout({ timeoutMs: TIMEOUT_MS, clock }), r);
     case 'retry > timeout(abandon)':
-      return pipeline(r, timeout({ ms: TIMEOUT_MS, strategy: 'abandon', clock }));
+      return pipeline(r, timeout({ timeoutMs: TIMEOUT_MS, strategy: 'abandon', clock }));
   }
 }
 
@@ -130,7 +130,7 @@ describe('no leak after 100,000 executions under one long-lived caller signal', 
       // A long timeout (never reached) and no backoff delay: nothing waits for real.
       const r = retry({ maxAttempts: 3, backoff: backoff.constant(0), clock: systemClock });
       const t = timeout({
-        ms: 60_000,
+        timeoutMs: 60_000,
         clock: systemClock,
         strategy: shape.includes('abandon') ? 'abandon' : 'cooperative',
       });

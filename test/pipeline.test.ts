@@ -5,7 +5,7 @@
  *     timeout(10_000),                                  // whole operation
  *     retry({ maxAttempts: 4, backoff: exponential(100..5_000, full jitter), handle: transient }),
  *     circuitBreaker({ consecutive, threshold: 5, halfOpenAfterMs: 15_000 }),
- *     timeout({ ms: 2_000, strategy: 'abandon' }),      // each attempt
+ *     timeout({ timeoutMs: 2_000, strategy: 'abandon' }),      // each attempt
  *     bulkhead({ limit: 10, queue: 100 }),
  *   )
  */
@@ -39,16 +39,16 @@ function build(clock: Clock, random: RandomSource) {
   });
   const pool = bulkhead({ limit: 10, queue: 100, clock });
   const policy = pipeline(
-    timeout({ ms: 10_000, clock, name: 'overall' }),
+    timeout({ timeoutMs: 10_000, clock, name: 'overall' }),
     retry({
       maxAttempts: 4,
-      backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }),
+      backoff: backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'full' }),
       handle: handle.transient(),
       clock,
       random,
     }),
     breaker,
-    timeout({ ms: 2_000, strategy: 'abandon', clock, name: 'attempt' }),
+    timeout({ timeoutMs: 2_000, strategy: 'abandon', clock, name: 'attempt' }),
     pool,
   );
   const events: PolicyEvent[] = [];
@@ -115,7 +115,7 @@ describe('the example pipeline, end to end', () => {
       expect(delay).toBeLessThanOrEqual(5_000);
     }
     expect(breaker.state).toBe('closed');
-    expect(pool.active).toBe(0);
+    expect(pool.inFlight).toBe(0);
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(clock.refed).toBe(0);
   });
@@ -170,9 +170,9 @@ describe('the example pipeline, end to end', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     const policy = pipeline(
-      timeout({ ms: 3_000, clock, name: 'overall' }),
+      timeout({ timeoutMs: 3_000, clock, name: 'overall' }),
       retry({ maxAttempts: 10, backoff: backoff.constant(1_500), handle: handle.transient(), clock }),
-      timeout({ ms: 2_000, strategy: 'abandon', clock, name: 'attempt' }),
+      timeout({ timeoutMs: 2_000, strategy: 'abandon', clock, name: 'attempt' }),
     );
     const events: PolicyEvent[] = [];
     policy.onEvent((e) => events.push(e));
@@ -194,7 +194,8 @@ describe('the example pipeline, end to end', () => {
     expect(error.timeoutMs).toBe(3_000);
     expect(calls).toBe(2);
     expect(clock.now()).toBeLessThanOrEqual(3_010);
-    expect(events.at(-1)).toMatchObject({ kind: 'retry', event: 'giveUp', reason: 'aborted' });
+    expect(events.at(-2)).toMatchObject({ kind: 'retry', event: 'giveUp', reason: 'aborted' });
+    expect(events.at(-1)).toMatchObject({ kind: 'pipeline', event: 'execution', outcome: 'timeout' });
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(clock.refed).toBe(0);
   });
@@ -252,7 +253,7 @@ describe('the example pipeline, end to end', () => {
       });
     const calls = Array.from({ length: 111 }, () => track(policy.execute(fn)));
     await flushMicrotasks();
-    expect(pool.active).toBe(10);
+    expect(pool.inFlight).toBe(10);
     expect(pool.queued).toBe(100);
     const last = calls[110]!.current;
     expect(last.state).toBe('rejected');
@@ -267,7 +268,7 @@ describe('the example pipeline, end to end', () => {
     expect(maxRunning).toBe(10);
     expect(started).toBe(110);
     expect(calls.slice(0, 110).every((c) => c.current.state === 'fulfilled')).toBe(true);
-    expect(pool.active).toBe(0);
+    expect(pool.inFlight).toBe(0);
     expect(pool.queued).toBe(0);
     expect(clock.refed).toBe(0);
   });

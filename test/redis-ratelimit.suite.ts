@@ -8,8 +8,8 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { Redis as RedisClient } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { RateLimitedError, type RateLimitSpec, rateLimiter } from '../src/index.js';
-import { type RedisRateLimiterEvent, redisRateLimit, redisRateLimiter } from '../src/redis/index.js';
+import { RateLimitedError, type RateLimitSpec, rateLimit, rateLimiter } from '../src/index.js';
+import { type RedisRateLimiterEvent, redisRateLimiter } from '../src/redis/index.js';
 import { keySlot } from '../src/redis/rate-limiter.js';
 import { createFakeClock } from '../src/testing/index.js';
 import { cleanup, commandCalls, connectRedis, describeRedis, testPrefix } from './support/redis.js';
@@ -487,7 +487,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
     await sleep(20);
   });
 
-  it('redisRateLimit: a policy that rejects with RateLimitedError', async () => {
+  it('rateLimit over a Redis limiter: a policy that rejects with RateLimitedError', async () => {
     prefix = testPrefix();
     const limiter = redisRateLimiter({
       client: redis,
@@ -496,7 +496,7 @@ describeRedis('redisRateLimiter (real Redis)', () => {
       prefix,
       limits: [{ algorithm: 'gcra', rate: 1, periodMs: 60_000, burst: 1 }],
     });
-    const p = redisRateLimit({ limiter, key: (ctx) => String(ctx.props.user) });
+    const p = rateLimit({ limiter, key: (ctx) => String(ctx.props.user) });
     expect(await p.execute(() => 'ok', { props: { user: 'u' } })).toBe('ok');
     expect(await p.execute(() => 'ok', { props: { user: 'u' } })).toBe('ok');
     const err = await p.execute(() => 'ok', { props: { user: 'u' } }).catch((e: unknown) => e);

@@ -113,7 +113,7 @@ describeRedis('sharedCircuitBreaker (real Redis)', () => {
       name: 'dep',
       prefix,
       breaker: { kind: 'consecutive', threshold: 1_000 },
-      halfOpenAfterMs: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfterMs: backoff.exponential({ initialMs: 1_000, jitter: 'full' }),
       timeoutMs: 100,
       aggregate: { minSamples: 10, failureRatio: 0.5, flushMs: 20 },
     });

@@ -142,7 +142,7 @@ describe('chaos.fault', () => {
 describe('chaos.latency', () => {
   it('waits on the injected clock, then calls the function', async () => {
     const clock = createFakeClock();
-    const c = chaos.latency({ ms: 500, clock });
+    const c = chaos.latency({ delayMs: 500, clock });
     let done = false;
     const p = c
       .execute(() => 'v')
@@ -159,12 +159,12 @@ describe('chaos.latency', () => {
   it('is abortable by the caller and by an enclosing timeout', async () => {
     const clock = createFakeClock();
     const ac = new AbortController();
-    const c = chaos.latency({ ms: (ctx) => (ctx.priority === 'low' ? 10_000 : 0), clock });
+    const c = chaos.latency({ delayMs: (ctx) => (ctx.priority === 'low' ? 10_000 : 0), clock });
     const p = c.execute(() => 'v', { signal: ac.signal, priority: 'low' });
     ac.abort(new Error('cancelled'));
     await expect(p).rejects.toThrow('cancelled');
     expect(clock.pending).toBe(0);
-    const t = pipeline(timeout({ ms: 1_000, clock }), chaos.latency({ ms: 5_000, clock }));
+    const t = pipeline(timeout({ timeoutMs: 1_000, clock }), chaos.latency({ delayMs: 5_000, clock }));
     const q = t.execute(() => 'v');
     const r = expect(q).rejects.toMatchObject({ code: 'TIMEOUT' });
     await clock.tick(1_000);
@@ -221,7 +221,7 @@ describe('chaos.behavior', () => {
 
 describe('events and validation', () => {
   it('emits inject for every injection, on the policy and the bus', async () => {
-    const c = chaos.latency({ ms: 0, name: 'slow-db' });
+    const c = chaos.latency({ delayMs: 0, name: 'slow-db' });
     const seen: ChaosEvent[] = [];
     const stop = c.onEvent((e) => seen.push(e));
     const bus: string[] = [];
@@ -264,8 +264,8 @@ describe('events and validation', () => {
     };
     expect(bad(() => chaos.fault({ error: boom, rate: 1.2 }))).toBe('chaos.fault.rate');
     expect(bad(() => chaos.fault({} as never))).toBe('chaos.fault.error');
-    expect(bad(() => chaos.latency({ ms: -1 }))).toBe('chaos.latency.ms');
-    expect(bad(() => chaos.latency({ ms: 1, firstN: 1.5 }))).toBe('chaos.latency.firstN');
+    expect(bad(() => chaos.latency({ delayMs: -1 }))).toBe('chaos.latency.delayMs');
+    expect(bad(() => chaos.latency({ delayMs: 1, firstN: 1.5 }))).toBe('chaos.latency.firstN');
     expect(bad(() => chaos.outcome({ result: 1, between: { fromMs: 5, toMs: 5 } }))).toBe(
       'chaos.outcome.between.toMs',
     );

@@ -8,6 +8,7 @@
  */
 
 import { type Clock, type RandomSource, systemRandom } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -92,7 +93,7 @@ export interface FaultOptions extends ChaosOptions {
 /** Options of `chaos.latency()`. */
 export interface LatencyOptions extends ChaosOptions {
   /** The delay in ms added before the call (>= 0), or a function of the context. */
-  ms: Dynamic<number>;
+  delayMs: Dynamic<number>;
 }
 
 /** Options of `chaos.outcome()`. */
@@ -140,7 +141,7 @@ export interface ChaosStats {
 
 const RATE_RULE: NumberRule = (v) => (v >= 0 && v <= 1 ? null : 'a number in [0, 1]');
 
-const COMMON_KEYS = ['rate', 'enabled', 'firstN', 'between', 'random', 'name', 'clock'] as const;
+const COMMON_KEYS = ['rate', 'enabled', 'firstN', 'between', 'random', 'name', 'clock', 'registry'] as const;
 
 /** A window resolved to numbers: relative (against now() − start) or absolute (against date()). */
 interface Window {
@@ -184,6 +185,15 @@ function checkWindow(path: string, value: unknown): Window | null {
   if (!(to > from)) throw new ConfigError(`${path}.toMs`, `greater than ${path}.fromMs`, w.toMs);
   return { absolute: false, from, to };
 }
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'chaos',
+  help: 'Injects faults, latency, outcomes or behaviour into a share of calls (fault injection).',
+  states: ['off', 'on'],
+  gauges: { rate: 'Share of calls injected, in [0, 1] (0 when it is a function of the context).' },
+  counters: { calls: 'Calls seen.', injections: 'Calls injected.' },
+});
 
 /**
  * Base of the chaos strategies: the schedule, the rate draw, the control handle, events and
@@ -261,6 +271,16 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
         this.startedAt = this.clock.now();
         this.eligible = 0;
       },
+    };
+    this._join(path, (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: this.on ? 'on' : 'off',
+      gauges: { rate: this.control.rate },
+      counters: { calls: this.calls, injections: this.injected },
+      details: { strategy: this.strategy },
     };
   }
 
@@ -371,11 +391,15 @@ export class ChaosLatencyPolicy extends ChaosPolicy<never> {
   readonly strategy = 'latency';
   private readonly ms: DynamicNumber;
   constructor(options: LatencyOptions) {
-    super('chaos.latency', options, ['ms']);
-    if (options.ms === undefined) {
-      throw new ConfigError('chaos.latency.ms', 'a finite number >= 0, or a function (ctx) => ms', undefined);
+    super('chaos.latency', options, ['delayMs']);
+    if (options.delayMs === undefined) {
+      throw new ConfigError(
+        'chaos.latency.delayMs',
+        'a finite number >= 0, or a function (ctx) => ms',
+        undefined,
+      );
     }
-    this.ms = DynamicNumber.of('chaos.latency.ms', options.ms, rules.finite(0), 0);
+    this.ms = DynamicNumber.of('chaos.latency.delayMs', options.delayMs, rules.finite(0), 0);
   }
   protected inject(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
     let ms: number;

@@ -35,7 +35,7 @@ function v2Reference(initial: number, max: number, factor: number, randoms: numb
 describe('backoff.constant', () => {
   it('gives the same delay every time, as a number or as { delay }', () => {
     expect(take(backoff.constant(250), 5)).toEqual([250, 250, 250, 250, 250]);
-    expect(take(backoff.constant({ delay: 40 }), 3)).toEqual([40, 40, 40]);
+    expect(take(backoff.constant({ delayMs: 40 }), 3)).toEqual([40, 40, 40]);
     expect(take(backoff.constant(0), 2)).toEqual([0, 0]);
   });
 
@@ -45,18 +45,18 @@ describe('backoff.constant', () => {
       calls++;
       return 0.5;
     };
-    expect(take(backoff.constant({ delay: 100, jitter: 'none' }), 3, r)).toEqual([100, 100, 100]);
+    expect(take(backoff.constant({ delayMs: 100, jitter: 'none' }), 3, r)).toEqual([100, 100, 100]);
     expect(calls).toBe(0);
   });
 
   it("jitter 'full' is U(0, delay)", () => {
     expect(
-      take(backoff.constant({ delay: 200, jitter: 'full' }), 4, fixedRandom(0, 0.25, 0.5, 0.999)),
+      take(backoff.constant({ delayMs: 200, jitter: 'full' }), 4, fixedRandom(0, 0.25, 0.5, 0.999)),
     ).toEqual([0, 50, 100, 199.8]);
   });
 
   it("jitter 'equal' is delay/2 + U(0, delay/2)", () => {
-    expect(take(backoff.constant({ delay: 200, jitter: 'equal' }), 3, fixedRandom(0, 0.5, 0.999))).toEqual([
+    expect(take(backoff.constant({ delayMs: 200, jitter: 'equal' }), 3, fixedRandom(0, 0.5, 0.999))).toEqual([
       100, 150, 199.9,
     ]);
   });
@@ -75,19 +75,23 @@ describe('backoff.constant', () => {
 
   it('validates its options', () => {
     expect(() => backoff.constant(-1)).toThrow(
-      'backoff.constant.delay must be a finite number >= 0 (got -1)',
+      'backoff.constant.delayMs must be a finite number >= 0 (got -1)',
     );
     expect(() => backoff.constant(Number.NaN)).toThrow(ConfigError);
     expect(() => backoff.constant(Number.POSITIVE_INFINITY)).toThrow(ConfigError);
     expect(() => backoff.constant({} as never)).toThrow(
-      'backoff.constant.delay must be a finite number >= 0 (the delay is required) (got undefined)',
+      'backoff.constant.delayMs must be a finite number >= 0 (the delay is required) (got undefined)',
     );
-    expect(() => backoff.constant({ delay: 1, jitter: 'decorrelated' as never })).toThrow(
+    expect(() => backoff.constant({ delayMs: 1, jitter: 'decorrelated' as never })).toThrow(
       `backoff.constant.jitter must be one of 'none', 'full', 'equal' (got "decorrelated")`,
     );
-    expect(() => backoff.constant({ delay: 1, jitter: 'decorrelated-v2' as never })).toThrow(ConfigError);
-    expect(() => backoff.constant({ delay: 1, jiter: 'full' } as never)).toThrow(
-      expect.objectContaining({ option: 'backoff.constant.jiter', code: 'INVALID_OPTION' }),
+    expect(() => backoff.constant({ delayMs: 1, jitter: 'decorrelated-v2' as never })).toThrow(ConfigError);
+    expect(() => backoff.constant({ delayMs: 1, jiter: 'full' } as never)).toThrow(
+      expect.objectContaining({
+        option: 'backoff.constant.jiter',
+        code: 'UNKNOWN_OPTION',
+        suggestion: 'jitter',
+      }),
     );
     expect(() => backoff.constant('100' as never)).toThrow(
       'backoff.constant must be an options object (got "100")',
@@ -97,7 +101,7 @@ describe('backoff.constant', () => {
   it('a dynamic delay returning a bad value throws a ConfigError naming the function', () => {
     const b = backoff.constant(() => -5);
     expect(() => b.start(undefined, Math.random)).toThrow(
-      'backoff.constant.delay(ctx) must be a finite number >= 0 (got -5)',
+      'backoff.constant.delayMs(ctx) must be a finite number >= 0 (got -5)',
     );
   });
 });
@@ -112,30 +116,32 @@ describe('backoff.linear', () => {
   });
 
   it('is initial + step·n, capped at max', () => {
-    expect(take(backoff.linear({ initial: 50, step: 20, max: 100 }), 6)).toEqual([50, 70, 90, 100, 100, 100]);
-    expect(take(backoff.linear({ initial: 0, step: 10 }), 3)).toEqual([0, 10, 20]);
-    expect(take(backoff.linear({ initial: 30, step: 0 }), 3)).toEqual([30, 30, 30]);
+    expect(take(backoff.linear({ initialMs: 50, stepMs: 20, maxMs: 100 }), 6)).toEqual([
+      50, 70, 90, 100, 100, 100,
+    ]);
+    expect(take(backoff.linear({ initialMs: 0, stepMs: 10 }), 3)).toEqual([0, 10, 20]);
+    expect(take(backoff.linear({ initialMs: 30, stepMs: 0 }), 3)).toEqual([30, 30, 30]);
   });
 
   it('an initial above max is capped at max', () => {
-    expect(take(backoff.linear({ initial: 500, max: 200 }), 2)).toEqual([200, 200]);
+    expect(take(backoff.linear({ initialMs: 500, maxMs: 200 }), 2)).toEqual([200, 200]);
   });
 
   it("jitter 'full' is U(0, min(max, initial + step·n))", () => {
-    const b = backoff.linear({ initial: 100, step: 100, max: 250, jitter: 'full' });
+    const b = backoff.linear({ initialMs: 100, stepMs: 100, maxMs: 250, jitter: 'full' });
     expect(take(b, 4, fixedRandom(0.5, 0.5, 0.5, 0.1))).toEqual([50, 100, 125, 25]);
   });
 
   it("jitter 'equal' is v/2 + U(0, v/2)", () => {
-    const b = backoff.linear({ initial: 100, step: 100, max: 1_000, jitter: 'equal' });
+    const b = backoff.linear({ initialMs: 100, stepMs: 100, maxMs: 1_000, jitter: 'equal' });
     expect(take(b, 3, fixedRandom(0, 0.5, 1))).toEqual([50, 150, 300]);
   });
 
   it('every option may be a function of the context', () => {
     const b = backoff.linear({
-      initial: (ctx) => (ctx.priority === 'critical' ? 10 : 100),
-      step: (ctx) => (ctx.props.fast ? 1 : 50),
-      max: () => 120,
+      initialMs: (ctx) => (ctx.priority === 'critical' ? 10 : 100),
+      stepMs: (ctx) => (ctx.props.fast ? 1 : 50),
+      maxMs: () => 120,
     });
     expect(take(b, 4, Math.random, ctxOf('critical', { fast: true }))).toEqual([10, 11, 12, 13]);
     expect(take(b, 3, Math.random, ctxOf('normal'))).toEqual([100, 120, 120]);
@@ -146,21 +152,23 @@ describe('backoff.linear', () => {
       `backoff.linear.jitter must be one of 'none', 'full', 'equal' (got "decorrelated")`,
     );
     expect(() => backoff.linear({ jitter: 'decorrelated-v2' as never })).toThrow(ConfigError);
-    expect(() => backoff.linear({ initial: -1 })).toThrow(
-      'backoff.linear.initial must be a finite number >= 0 (got -1)',
+    expect(() => backoff.linear({ initialMs: -1 })).toThrow(
+      'backoff.linear.initialMs must be a finite number >= 0 (got -1)',
     );
-    expect(() => backoff.linear({ step: Number.NaN })).toThrow(
-      'backoff.linear.step must be a finite number >= 0 (got NaN)',
+    expect(() => backoff.linear({ stepMs: Number.NaN })).toThrow(
+      'backoff.linear.stepMs must be a finite number >= 0 (got NaN)',
     );
-    expect(() => backoff.linear({ max: -1 })).toThrow('backoff.linear.max must be a number >= 0 (got -1)');
+    expect(() => backoff.linear({ maxMs: -1 })).toThrow(
+      'backoff.linear.maxMs must be a number >= 0 (got -1)',
+    );
     expect(() => backoff.linear({ setp: 1 } as never)).toThrow(
       expect.objectContaining({ option: 'backoff.linear.setp' }),
     );
     expect(() => backoff.linear(null as never)).toThrow(
       'backoff.linear must be an options object (got null)',
     );
-    expect(() => backoff.linear({ initial: '5' as never })).toThrow(
-      'backoff.linear.initial must be a finite number >= 0 (got "5")',
+    expect(() => backoff.linear({ initialMs: '5' as never })).toThrow(
+      'backoff.linear.initialMs must be a finite number >= 0 (got "5")',
     );
   });
 });
@@ -176,26 +184,26 @@ describe('backoff.exponential', () => {
   });
 
   it("jitter 'none' is min(max, initial·factor^n)", () => {
-    const b = backoff.exponential({ initial: 10, factor: 3, max: 1_000, jitter: 'none' });
+    const b = backoff.exponential({ initialMs: 10, factor: 3, maxMs: 1_000, jitter: 'none' });
     expect(take(b, 6)).toEqual([10, 30, 90, 270, 810, 1_000]);
-    expect(take(backoff.exponential({ initial: 100, factor: 1, jitter: 'none' }), 3)).toEqual([
+    expect(take(backoff.exponential({ initialMs: 100, factor: 1, jitter: 'none' }), 3)).toEqual([
       100, 100, 100,
     ]);
   });
 
   it("jitter 'full' is U(0, min(max, initial·factor^n))", () => {
-    const b = backoff.exponential({ initial: 100, max: 1_000, jitter: 'full' });
+    const b = backoff.exponential({ initialMs: 100, maxMs: 1_000, jitter: 'full' });
     const r = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
     expect(take(b, 6, fixedRandom(...r))).toEqual([10, 40, 120, 320, 500, 600]);
   });
 
   it("jitter 'equal' is v/2 + U(0, v/2) with v = min(max, initial·factor^n)", () => {
-    const b = backoff.exponential({ initial: 100, max: 1_000, jitter: 'equal' });
+    const b = backoff.exponential({ initialMs: 100, maxMs: 1_000, jitter: 'equal' });
     expect(take(b, 5, fixedRandom(0, 0.5, 1, 0.5, 0))).toEqual([50, 150, 400, 600, 500]);
   });
 
   it("jitter 'decorrelated' is sleep = min(max, U(initial, 3·sleep)), starting from sleep = initial", () => {
-    const b = backoff.exponential({ initial: 100, max: 1_000, jitter: 'decorrelated' });
+    const b = backoff.exponential({ initialMs: 100, maxMs: 1_000, jitter: 'decorrelated' });
     // 100 + 0.5·(300 − 100) = 200; 100 + 0.5·(600 − 100) = 350; 100 + 0.5·(1050 − 100) = 575; then 100 + 0.5·1625 > 1000
     expect(take(b, 5, fixedRandom(0.5))).toEqual([200, 350, 575, 912.5, 1_000]);
     expect(take(b, 3, fixedRandom(0))).toEqual([100, 100, 100]);
@@ -205,12 +213,12 @@ describe('backoff.exponential', () => {
   it("jitter 'decorrelated' ignores factor (the AWS formula has none)", () => {
     const r = [0.3, 0.7, 0.2, 0.9];
     const f2 = take(
-      backoff.exponential({ initial: 50, max: 5_000, factor: 2, jitter: 'decorrelated' }),
+      backoff.exponential({ initialMs: 50, maxMs: 5_000, factor: 2, jitter: 'decorrelated' }),
       4,
       fixedRandom(...r),
     );
     const f5 = take(
-      backoff.exponential({ initial: 50, max: 5_000, factor: 5, jitter: 'decorrelated' }),
+      backoff.exponential({ initialMs: 50, maxMs: 5_000, factor: 5, jitter: 'decorrelated' }),
       4,
       fixedRandom(...r),
     );
@@ -219,7 +227,7 @@ describe('backoff.exponential', () => {
 
   it("jitter 'decorrelated-v2' follows Polly's formula exactly", () => {
     const r = [0.5, 0.1, 0.9, 0.3, 0.7, 0.05, 0.95, 0.5];
-    const b = backoff.exponential({ initial: 100, max: 60_000, jitter: 'decorrelated-v2' });
+    const b = backoff.exponential({ initialMs: 100, maxMs: 60_000, jitter: 'decorrelated-v2' });
     const got = take(b, r.length, fixedRandom(...r));
     const want = v2Reference(100, 60_000, 2, r);
     got.forEach((d, i) => {
@@ -232,7 +240,7 @@ describe('backoff.exponential', () => {
   it("jitter 'decorrelated-v2' uses factor as the exponent base", () => {
     const r = [0.4, 0.6, 0.2];
     const got = take(
-      backoff.exponential({ initial: 10, factor: 3, max: 1e9, jitter: 'decorrelated-v2' }),
+      backoff.exponential({ initialMs: 10, factor: 3, maxMs: 1e9, jitter: 'decorrelated-v2' }),
       3,
       fixedRandom(...r),
     );
@@ -243,14 +251,14 @@ describe('backoff.exponential', () => {
   });
 
   it("jitter 'decorrelated-v2' stays at max once factor^t overflows to Infinity (no NaN)", () => {
-    const b = backoff.exponential({ initial: 100, max: 5_000, jitter: 'decorrelated-v2' });
+    const b = backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'decorrelated-v2' });
     const seq = take(b, 1_100, fixedRandom(0.5));
     expect(seq.slice(1_030)).toEqual(new Array(70).fill(5_000));
   });
 
   it('a huge number of retries never overflows to NaN or Infinity', () => {
     for (const jitter of ['none', 'full', 'equal', 'decorrelated', 'decorrelated-v2'] as const) {
-      const seq = take(backoff.exponential({ initial: 100, max: 1_000, jitter }), 3_000, seededRandom(1));
+      const seq = take(backoff.exponential({ initialMs: 100, maxMs: 1_000, jitter }), 3_000, seededRandom(1));
       for (const d of seq) {
         expect(Number.isFinite(d)).toBe(true);
         expect(d).toBeLessThanOrEqual(1_000);
@@ -260,20 +268,20 @@ describe('backoff.exponential', () => {
   });
 
   it('an initial of 0 gives 0 (not NaN) even after factor^n overflows', () => {
-    const seq = take(backoff.exponential({ initial: 0, max: 100, jitter: 'none' }), 1_200);
+    const seq = take(backoff.exponential({ initialMs: 0, maxMs: 100, jitter: 'none' }), 1_200);
     expect(new Set(seq)).toEqual(new Set([0]));
   });
 
   it('max 0 makes every delay 0', () => {
     for (const jitter of ['none', 'full', 'equal', 'decorrelated', 'decorrelated-v2'] as const) {
-      expect(take(backoff.exponential({ max: 0, jitter }), 5, seededRandom(3))).toEqual([0, 0, 0, 0, 0]);
+      expect(take(backoff.exponential({ maxMs: 0, jitter }), 5, seededRandom(3))).toEqual([0, 0, 0, 0, 0]);
     }
   });
 
   it('every option may be a function of the context (a tier-aware backoff is one backoff)', () => {
     const b = backoff.exponential({
-      initial: (ctx) => (ctx.priority === 'critical' ? 100 : 500),
-      max: (ctx) => (ctx.priority === 'critical' ? 1_000 : 60_000),
+      initialMs: (ctx) => (ctx.priority === 'critical' ? 100 : 500),
+      maxMs: (ctx) => (ctx.priority === 'critical' ? 1_000 : 60_000),
       factor: (ctx) => (ctx.props.gentle ? 1.5 : 2),
       jitter: 'none',
     });
@@ -287,9 +295,9 @@ describe('backoff.exponential', () => {
     expect(() => bad.start(undefined, Math.random)).toThrow(
       'backoff.exponential.factor(ctx) must be a finite number >= 1 (got 0.5)',
     );
-    const notNumber = backoff.exponential({ initial: () => '100' as unknown as number });
+    const notNumber = backoff.exponential({ initialMs: () => '100' as unknown as number });
     expect(() => notNumber.start(undefined, Math.random)).toThrow(
-      expect.objectContaining({ option: 'backoff.exponential.initial(ctx)', code: 'INVALID_OPTION' }),
+      expect.objectContaining({ option: 'backoff.exponential.initialMs(ctx)', code: 'INVALID_OPTION' }),
     );
   });
 
@@ -297,11 +305,11 @@ describe('backoff.exponential', () => {
     expect(() => backoff.exponential({ factor: 0.5 })).toThrow(
       'backoff.exponential.factor must be a finite number >= 1 (got 0.5)',
     );
-    expect(() => backoff.exponential({ initial: Number.POSITIVE_INFINITY })).toThrow(
-      'backoff.exponential.initial must be a finite number >= 0 (got Infinity)',
+    expect(() => backoff.exponential({ initialMs: Number.POSITIVE_INFINITY })).toThrow(
+      'backoff.exponential.initialMs must be a finite number >= 0 (got Infinity)',
     );
-    expect(() => backoff.exponential({ max: Number.NaN })).toThrow(
-      'backoff.exponential.max must be a number >= 0 (got NaN)',
+    expect(() => backoff.exponential({ maxMs: Number.NaN })).toThrow(
+      'backoff.exponential.maxMs must be a number >= 0 (got NaN)',
     );
     expect(() => backoff.exponential({ jitter: 'random' as Jitter })).toThrow(
       `backoff.exponential.jitter must be one of 'none', 'full', 'equal', 'decorrelated', 'decorrelated-v2' (got "random")`,
@@ -360,7 +368,7 @@ describe('backoff.delegate', () => {
 
 describe('sequences', () => {
   it('each start() is an independent sequence from the first delay', () => {
-    const b = backoff.exponential({ initial: 10, jitter: 'none' });
+    const b = backoff.exponential({ initialMs: 10, jitter: 'none' });
     const a = b.start(undefined, Math.random);
     a.next();
     a.next();
@@ -370,7 +378,7 @@ describe('sequences', () => {
 
   it('the same seeded random source gives the same delays', () => {
     for (const jitter of ['full', 'equal', 'decorrelated', 'decorrelated-v2'] as const) {
-      const b = backoff.exponential({ initial: 100, max: 10_000, jitter });
+      const b = backoff.exponential({ initialMs: 100, maxMs: 10_000, jitter });
       expect(take(b, 20, seededRandom(42))).toEqual(take(b, 20, seededRandom(42)));
       expect(take(b, 20, seededRandom(42))).not.toEqual(take(b, 20, seededRandom(43)));
     }
@@ -380,8 +388,8 @@ describe('sequences', () => {
 describe('the clamping defect of plain decorrelated jitter, and decorrelated-v2', () => {
   const INITIAL = 100;
   const MAX = 10_000;
-  const decorrelated = backoff.exponential({ initial: INITIAL, max: MAX, jitter: 'decorrelated' });
-  const v2 = backoff.exponential({ initial: INITIAL, max: MAX, jitter: 'decorrelated-v2' });
+  const decorrelated = backoff.exponential({ initialMs: INITIAL, maxMs: MAX, jitter: 'decorrelated' });
+  const v2 = backoff.exponential({ initialMs: INITIAL, maxMs: MAX, jitter: 'decorrelated-v2' });
 
   it('decorrelated: once a delay is clamped to max, about 2/3 of the next delays are exactly max again', () => {
     // The clamped value feeds the next draw U(initial, 3·max), so P(max again) = 2·max/(3·max − initial).
@@ -441,7 +449,7 @@ describe('the clamping defect of plain decorrelated jitter, and decorrelated-v2'
     const runs = 2_001;
     const columns: number[][] = Array.from({ length: 9 }, () => []);
     const random = seededRandom(4);
-    const b = backoff.exponential({ initial: INITIAL, max: 1e12, jitter: 'decorrelated-v2' });
+    const b = backoff.exponential({ initialMs: INITIAL, maxMs: 1e12, jitter: 'decorrelated-v2' });
     for (let run = 0; run < runs; run++) {
       take(b, 9, random).forEach((d, i) => {
         columns[i]!.push(d);
@@ -483,18 +491,20 @@ describe('property: every delay is finite, >= 0 and <= max', () => {
   const anyJitter = fc.constantFrom<Jitter>('none', 'full', 'equal', 'decorrelated', 'decorrelated-v2');
 
   const kind = fc.oneof(
-    fc.record({ delay: ms, jitter: plain }).map((o) => ({ backoff: backoff.constant(o), max: o.delay, o })),
     fc
-      .record({ initial: ms, step: ms, max: maxMs, jitter: plain })
-      .map((o) => ({ backoff: backoff.linear(o), max: o.max, o })),
+      .record({ delayMs: ms, jitter: plain })
+      .map((o) => ({ backoff: backoff.constant(o), max: o.delayMs, o })),
+    fc
+      .record({ initialMs: ms, stepMs: ms, maxMs: maxMs, jitter: plain })
+      .map((o) => ({ backoff: backoff.linear(o), max: o.maxMs, o })),
     fc
       .record({
-        initial: ms,
-        max: maxMs,
+        initialMs: ms,
+        maxMs: maxMs,
         factor: fc.double({ min: 1, max: 10, noNaN: true }),
         jitter: anyJitter,
       })
-      .map((o) => ({ backoff: backoff.exponential(o), max: o.max, o })),
+      .map((o) => ({ backoff: backoff.exponential(o), max: o.maxMs, o })),
   );
 
   it('for random kinds, options, jitters, random sources and many steps', () => {

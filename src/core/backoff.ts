@@ -26,7 +26,7 @@ export interface BackoffSequence {
  * @example
  * ```ts
  * import { backoff } from 'bulwark';
- * const b = backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' });
+ * const b = backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'full' });
  * const seq = b.start(undefined, Math.random);
  * seq.next(); // a delay in [0, 100]
  * ```
@@ -59,7 +59,7 @@ function jitterOf(kind: Jitter, v: number, random: RandomSource): number {
 /** Options of `backoff.constant`. */
 export interface ConstantBackoffOptions {
   /** Delay in ms. */
-  delay: Dynamic<number>;
+  delayMs: Dynamic<number>;
   /** `none` (default), `full` (uniform in [0, delay]) or `equal` (uniform in [delay/2, delay]). */
   jitter?: 'none' | 'full' | 'equal';
 }
@@ -68,15 +68,15 @@ class ConstantBackoff implements Backoff {
   private readonly delay: DynamicNumber;
   private readonly jitter: Jitter;
   constructor(options: ConstantBackoffOptions) {
-    checkKeys('backoff.constant', options as unknown as Record<string, unknown>, ['delay', 'jitter']);
-    if (options.delay === undefined) {
+    checkKeys('backoff.constant', options as unknown as Record<string, unknown>, ['delayMs', 'jitter']);
+    if (options.delayMs === undefined) {
       throw new ConfigError(
-        'backoff.constant.delay',
+        'backoff.constant.delayMs',
         'a finite number >= 0 (the delay is required)',
         undefined,
       );
     }
-    this.delay = DynamicNumber.of('backoff.constant.delay', options.delay, rules.finite(0), 0);
+    this.delay = DynamicNumber.of('backoff.constant.delayMs', options.delayMs, rules.finite(0), 0);
     this.jitter = checkEnum('backoff.constant.jitter', options.jitter, ['none', 'full', 'equal'], 'none');
   }
   start(ctx: Context | undefined, random: RandomSource): BackoffSequence {
@@ -89,11 +89,11 @@ class ConstantBackoff implements Backoff {
 /** Options of `backoff.linear`. */
 export interface LinearBackoffOptions {
   /** First delay in ms. Default 100. */
-  initial?: Dynamic<number>;
-  /** Added per retry, in ms. Default: `initial`. */
-  step?: Dynamic<number>;
+  initialMs?: Dynamic<number>;
+  /** Added per retry, in ms. Default: `initialMs`. */
+  stepMs?: Dynamic<number>;
   /** Largest delay in ms. Default 30 000. */
-  max?: Dynamic<number>;
+  maxMs?: Dynamic<number>;
   /** `none` (default), `full` or `equal`. */
   jitter?: 'none' | 'full' | 'equal';
 }
@@ -104,13 +104,18 @@ class LinearBackoff implements Backoff {
   private readonly max: DynamicNumber;
   private readonly jitter: Jitter;
   constructor(options: LinearBackoffOptions) {
-    checkKeys('backoff.linear', options as Record<string, unknown>, ['initial', 'step', 'max', 'jitter']);
-    this.initial = DynamicNumber.of('backoff.linear.initial', options.initial, rules.finite(0), 100);
+    checkKeys('backoff.linear', options as Record<string, unknown>, [
+      'initialMs',
+      'stepMs',
+      'maxMs',
+      'jitter',
+    ]);
+    this.initial = DynamicNumber.of('backoff.linear.initialMs', options.initialMs, rules.finite(0), 100);
     this.step =
-      options.step === undefined
+      options.stepMs === undefined
         ? null
-        : DynamicNumber.of('backoff.linear.step', options.step, rules.finite(0), 0);
-    this.max = DynamicNumber.of('backoff.linear.max', options.max, rules.atLeast(0), 30_000);
+        : DynamicNumber.of('backoff.linear.stepMs', options.stepMs, rules.finite(0), 0);
+    this.max = DynamicNumber.of('backoff.linear.maxMs', options.maxMs, rules.atLeast(0), 30_000);
     this.jitter = checkEnum('backoff.linear.jitter', options.jitter, ['none', 'full', 'equal'], 'none');
   }
   start(ctx: Context | undefined, random: RandomSource): BackoffSequence {
@@ -132,9 +137,9 @@ class LinearBackoff implements Backoff {
 /** Options of `backoff.exponential`. */
 export interface ExponentialBackoffOptions {
   /** First delay in ms (the AWS formulas' `base`). Default 100. */
-  initial?: Dynamic<number>;
+  initialMs?: Dynamic<number>;
   /** Largest delay in ms (the `cap`). Default 30 000. */
-  max?: Dynamic<number>;
+  maxMs?: Dynamic<number>;
   /** Growth factor per retry. Default 2. */
   factor?: Dynamic<number>;
   /**
@@ -158,13 +163,13 @@ class ExponentialBackoff implements Backoff {
   private readonly jitter: Jitter;
   constructor(options: ExponentialBackoffOptions) {
     checkKeys('backoff.exponential', options as Record<string, unknown>, [
-      'initial',
-      'max',
+      'initialMs',
+      'maxMs',
       'factor',
       'jitter',
     ]);
-    this.initial = DynamicNumber.of('backoff.exponential.initial', options.initial, rules.finite(0), 100);
-    this.max = DynamicNumber.of('backoff.exponential.max', options.max, rules.atLeast(0), 30_000);
+    this.initial = DynamicNumber.of('backoff.exponential.initialMs', options.initialMs, rules.finite(0), 100);
+    this.max = DynamicNumber.of('backoff.exponential.maxMs', options.maxMs, rules.atLeast(0), 30_000);
     this.factor = DynamicNumber.of('backoff.exponential.factor', options.factor, rules.finite(1), 2);
     this.jitter = checkEnum(
       'backoff.exponential.jitter',
@@ -240,23 +245,23 @@ class DelegateBackoff implements Backoff {
  * ```ts
  * import { backoff, retry } from 'bulwark';
  * retry({ backoff: backoff.constant(250) });
- * retry({ backoff: backoff.linear({ initial: 100, step: 100, max: 1_000 }) });
- * retry({ backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }) });
- * retry({ backoff: backoff.exponential({ initial: (ctx) => (ctx.priority === 'critical' ? 50 : 500) }) });
+ * retry({ backoff: backoff.linear({ initialMs: 100, stepMs: 100, maxMs: 1_000 }) });
+ * retry({ backoff: backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'full' }) });
+ * retry({ backoff: backoff.exponential({ initialMs: (ctx) => (ctx.priority === 'critical' ? 50 : 500) }) });
  * ```
  */
 export const backoff = {
-  /** The same delay every time: `backoff.constant(250)` or `backoff.constant({ delay, jitter })`. */
+  /** The same delay every time: `backoff.constant(250)` or `backoff.constant({ delayMs, jitter })`. */
   constant(options: Dynamic<number> | ConstantBackoffOptions): Backoff {
     if (typeof options === 'number' || typeof options === 'function')
-      return new ConstantBackoff({ delay: options });
+      return new ConstantBackoff({ delayMs: options });
     return new ConstantBackoff(checkObject('backoff.constant', options) as unknown as ConstantBackoffOptions);
   },
-  /** initial, initial + step, initial + 2·step, … up to max. */
+  /** initialMs, initialMs + stepMs, initialMs + 2·stepMs, … up to maxMs. */
   linear(options: LinearBackoffOptions = {}): Backoff {
     return new LinearBackoff(checkObject('backoff.linear', options) as LinearBackoffOptions);
   },
-  /** initial·factor^n up to max, with jitter (default `full`). */
+  /** initialMs·factor^n up to maxMs, with jitter (default `full`). */
   exponential(options: ExponentialBackoffOptions = {}): Backoff {
     return new ExponentialBackoff(checkObject('backoff.exponential', options) as ExponentialBackoffOptions);
   },

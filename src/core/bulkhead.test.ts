@@ -68,13 +68,13 @@ describe('bulkhead: limit and queue', () => {
     const p3 = track(b.execute(j3.run));
     await flushMicrotasks();
     expect([j1.started, j2.started, j3.started]).toEqual([1, 1, 0]);
-    expect(b.active).toBe(2);
+    expect(b.inFlight).toBe(2);
     expect(b.queued).toBe(0);
     const err = rejectionOf(p3.current);
     expect(err.code).toBe('BULKHEAD_FULL');
     expect(err).toBeInstanceOf(BulwarkError);
     expect(err.bulkhead).toBe('bulkhead');
-    expect(err.active).toBe(2);
+    expect(err.inFlight).toBe(2);
     expect(err.queued).toBe(0);
     expect(err.message).toContain('is full (2 running, 0 queued)');
     j1.finish();
@@ -82,7 +82,7 @@ describe('bulkhead: limit and queue', () => {
     await flushMicrotasks();
     expect(p1.current).toEqual({ state: 'fulfilled', value: 'a' });
     expect(p2.current).toEqual({ state: 'rejected', error: new Error('b failed') });
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 
   it('frees the slot of a function that throws synchronously or returns a plain value', async () => {
@@ -92,9 +92,9 @@ describe('bulkhead: limit and queue', () => {
         throw new Error('sync');
       }),
     ).rejects.toThrow('sync');
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
     await expect(b.execute(() => 5)).resolves.toBe(5);
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 
   it('queues up to `queue` executions and runs them as slots free up, in FIFO order', async () => {
@@ -103,16 +103,16 @@ describe('bulkhead: limit and queue', () => {
     const ps = jobs.map((j) => track(b.execute(j.run)));
     await flushMicrotasks();
     expect(jobs.map((j) => j.started)).toEqual([1, 0, 0, 0]);
-    expect(b.active).toBe(1);
+    expect(b.inFlight).toBe(1);
     expect(b.queued).toBe(2);
     const err = rejectionOf(ps[3]!.current);
     expect(err.code).toBe('BULKHEAD_FULL');
-    expect(err.active).toBe(1);
+    expect(err.inFlight).toBe(1);
     expect(err.queued).toBe(2);
     jobs[0]!.finish();
     await flushMicrotasks();
     expect(jobs.map((j) => j.started)).toEqual([1, 1, 0, 0]);
-    expect(b.active).toBe(1);
+    expect(b.inFlight).toBe(1);
     expect(b.queued).toBe(1);
     jobs[1]!.fail(new Error('second failed'));
     await flushMicrotasks();
@@ -121,7 +121,7 @@ describe('bulkhead: limit and queue', () => {
     jobs[2]!.finish();
     await flushMicrotasks();
     expect(ps.map((p) => p.current.state)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 
   it('queue: Infinity never rejects for fullness', async () => {
@@ -132,7 +132,7 @@ describe('bulkhead: limit and queue', () => {
     expect(b.queued).toBe(500);
     first.finish();
     expect(await Promise.all(rest)).toHaveLength(500);
-    expect(b.stats.rejected).toBe(0);
+    expect(b.snapshot().counters.rejections).toBe(0);
   });
 
   it('hands a freed slot to the oldest queued call: a newcomer never overtakes the queue', async () => {
@@ -166,31 +166,42 @@ describe('bulkhead: limit and queue', () => {
     j.finish();
     await flushMicrotasks();
     expect(q.current).toEqual({ state: 'fulfilled', value: 'q' });
-    expect(bulkhead(3).stats).toMatchObject({ active: 0, queued: 0 });
+    expect(bulkhead(3).snapshot().gauges).toMatchObject({ inFlight: 0, queued: 0 });
   });
 
   it('live active/queued getters and stats', async () => {
     const b = bulkhead({ limit: 2, queue: 1, name: 'db' });
     expect(b.name).toBe('db');
     expect(b.kind).toBe('bulkhead');
-    expect(b.stats).toEqual({ active: 0, queued: 0, bypassing: 0, rejected: 0, bypassed: 0 });
+    expect(b.snapshot()).toMatchObject({
+      gauges: { inFlight: 0, queued: 0, bypassing: 0 },
+      counters: { rejections: 0, bypasses: 0 },
+    });
     const jobs = [job(), job(), job()];
     for (const j of jobs) void b.execute(j.run).catch(() => {});
     const rejected = b.execute(() => 1).catch((e: unknown) => e);
-    expect(b.active).toBe(2);
+    expect(b.inFlight).toBe(2);
     expect(b.queued).toBe(1);
     expect(((await rejected) as BulkheadRejectedError).bulkhead).toBe('db');
-    expect(b.stats).toEqual({ active: 2, queued: 1, bypassing: 0, rejected: 1, bypassed: 0 });
+    expect(b.snapshot()).toMatchObject({
+      state: 'full',
+      gauges: { inFlight: 2, queued: 1, bypassing: 0 },
+      counters: { rejections: 1, bypasses: 0 },
+    });
     for (const j of jobs) j.finish();
     await flushMicrotasks();
-    expect(b.stats).toEqual({ active: 0, queued: 0, bypassing: 0, rejected: 1, bypassed: 0 });
+    expect(b.snapshot()).toMatchObject({
+      state: 'ready',
+      gauges: { inFlight: 0, queued: 0, bypassing: 0 },
+      counters: { rejections: 1, bypasses: 0 },
+    });
   });
 });
 
 describe('bulkhead: queueTimeout', () => {
   it('rejects a call that waited longer than queueTimeout with BULKHEAD_QUEUE_TIMEOUT', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 5, queueTimeout: 100, clock });
+    const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 100, clock });
     const running = job();
     void b.execute(running.run);
     const q1 = track(b.execute(() => 'q1'));
@@ -202,20 +213,20 @@ describe('bulkhead: queueTimeout', () => {
     const err = rejectionOf(q1.current);
     expect(err.code).toBe('BULKHEAD_QUEUE_TIMEOUT');
     expect(err.message).toContain('waited too long');
-    expect(err.active).toBe(1);
+    expect(err.inFlight).toBe(1);
     expect(err.queued).toBe(1);
     expect(b.queued).toBe(1);
     await clock.tick(40);
     expect(rejectionOf(q2.current).code).toBe('BULKHEAD_QUEUE_TIMEOUT');
     expect(b.queued).toBe(0);
-    expect(b.stats.rejected).toBe(2);
+    expect(b.snapshot().counters.rejections).toBe(2);
     expect(clock.pending).toBe(0);
     running.finish();
   });
 
   it('a call that gets a slot in time is not timed out, and leaves no timer keeping the process alive', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 5, queueTimeout: 100, clock });
+    const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 100, clock });
     const running = job();
     void b.execute(running.run);
     const q = track(b.execute(() => 'in time'));
@@ -228,9 +239,9 @@ describe('bulkhead: queueTimeout', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('queueTimeout: 0 rejects a queued call at the next timer turn', async () => {
+  it('queueTimeoutMs: 0 rejects a queued call at the next timer turn', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 5, queueTimeout: 0, clock });
+    const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 0, clock });
     void b.execute(job().run);
     const q = track(b.execute(() => 'x'));
     await clock.tick(0);
@@ -240,7 +251,7 @@ describe('bulkhead: queueTimeout', () => {
   it('a dynamic queueTimeout with many distinct values keeps the queue consistent', async () => {
     const clock = createFakeClock();
     let n = 0;
-    const b = bulkhead({ limit: 1, queue: 1_000, queueTimeout: () => 1_000 + n++, clock });
+    const b = bulkhead({ limit: 1, queue: 1_000, queueTimeoutMs: () => 1_000 + n++, clock });
     const running = job();
     void b.execute(running.run);
     const queued = Array.from({ length: 200 }, (_, i) => track(b.execute(() => i)));
@@ -250,7 +261,7 @@ describe('bulkhead: queueTimeout', () => {
     expect(queued.every((q) => q.current.state === 'fulfilled')).toBe(true);
     expect(b.queued).toBe(0);
     await clock.tick(2_000); // no stale deadline may fire for the calls that already ran
-    expect(b.stats).toMatchObject({ active: 0, queued: 0, rejected: 0 });
+    expect(b.snapshot()).toMatchObject({ gauges: { inFlight: 0, queued: 0 }, counters: { rejections: 0 } });
     expect(clock.pending).toBe(0);
     // and the queue still works afterwards
     const again = job();
@@ -267,7 +278,7 @@ describe('bulkhead: queueTimeout', () => {
     const b = bulkhead({
       limit: 1,
       queue: 5,
-      queueTimeout: (ctx) => (ctx.priority === 'low' ? 10 : Number.POSITIVE_INFINITY),
+      queueTimeoutMs: (ctx) => (ctx.priority === 'low' ? 10 : Number.POSITIVE_INFINITY),
       clock,
     });
     const running = job();
@@ -286,7 +297,7 @@ describe('bulkhead: queueTimeout', () => {
 describe('bulkhead: aborts', () => {
   it('a queued call whose caller aborts leaves the queue at once, rejects with the reason and leaves no listener', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 5, queueTimeout: 1_000, clock });
+    const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 1_000, clock });
     const running = job();
     void b.execute(running.run);
     const caller = new AbortController();
@@ -302,7 +313,7 @@ describe('bulkhead: aborts', () => {
     expect(q.current).toEqual({ state: 'rejected', error: reason });
     expect(b.queued).toBe(1);
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
-    expect(b.stats.rejected).toBe(0); // a cancellation, not a rejection by the bulkhead
+    expect(b.snapshot().counters.rejections).toBe(0); // a cancellation, not a rejection by the bulkhead
     running.finish();
     await flushMicrotasks();
     expect(queuedJob.started).toBe(0);
@@ -327,7 +338,7 @@ describe('bulkhead: aborts', () => {
 
   it('a queued call that times out leaves no listener on the caller signal', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 5, queueTimeout: 10, clock });
+    const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 10, clock });
     const caller = new AbortController();
     void b.execute(job().run);
     const q = track(b.execute(() => 'never', { signal: caller.signal }));
@@ -354,10 +365,10 @@ describe('bulkhead: aborts', () => {
     const j = job('done');
     const p = b.execute(j.run, { signal: caller.signal });
     caller.abort('late');
-    expect(b.active).toBe(1);
+    expect(b.inFlight).toBe(1);
     j.finish();
     await expect(p).resolves.toBe('done');
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 
   it.each(['cooperative', 'abandon'] as const)(
@@ -365,7 +376,7 @@ describe('bulkhead: aborts', () => {
     async (strategy) => {
       const clock = createFakeClock();
       const b = bulkhead({ limit: 1, queue: 5, clock });
-      const policy = pipeline(timeout({ ms: 100, strategy, clock }), b);
+      const policy = pipeline(timeout({ timeoutMs: 100, strategy, clock }), b);
       const running = job();
       void b.execute(running.run);
       let calls = 0;
@@ -378,14 +389,14 @@ describe('bulkhead: aborts', () => {
       running.finish();
       await flushMicrotasks();
       expect(calls).toBe(0);
-      expect(b.active).toBe(0);
+      expect(b.inFlight).toBe(0);
     },
   );
 
   it('a call queued under a timeout with a caller signal leaves the queue on the caller abort', async () => {
     const clock = createFakeClock();
     const b = bulkhead({ limit: 1, queue: 5, clock });
-    const policy = pipeline(timeout({ ms: 100, clock }), b);
+    const policy = pipeline(timeout({ timeoutMs: 100, clock }), b);
     const caller = new AbortController();
     void b.execute(job().run);
     const q = track(policy.execute(() => 1, { signal: caller.signal }));
@@ -407,9 +418,9 @@ describe('bulkhead: priorities', () => {
     const critical = job('critical done');
     const p = b.execute(critical.run, { priority: 'critical' });
     expect(critical.started).toBe(1);
-    expect(b.active).toBe(1);
-    expect(b.stats.bypassing).toBe(1);
-    expect(b.stats.bypassed).toBe(1);
+    expect(b.inFlight).toBe(1);
+    expect(b.snapshot().gauges.bypassing).toBe(1);
+    expect(b.snapshot().counters.bypasses).toBe(1);
     expect(events).toEqual([
       {
         kind: 'bulkhead',
@@ -417,14 +428,14 @@ describe('bulkhead: priorities', () => {
         name: 'bulkhead',
         priority: 'critical',
         attempt: 1,
-        active: 1,
+        inFlight: 1,
         queued: 0,
       },
     ]);
     critical.finish();
     await expect(p).resolves.toBe('critical done');
-    expect(b.stats.bypassing).toBe(0);
-    expect(b.stats.bypassed).toBe(1);
+    expect(b.snapshot().gauges.bypassing).toBe(0);
+    expect(b.snapshot().counters.bypasses).toBe(1);
     // a bypassing call that fails is released too
     await expect(
       b.execute(
@@ -434,7 +445,10 @@ describe('bulkhead: priorities', () => {
         { priority: 'critical' },
       ),
     ).rejects.toThrow('x');
-    expect(b.stats).toMatchObject({ bypassing: 0, bypassed: 2, active: 1, rejected: 0 });
+    expect(b.snapshot()).toMatchObject({
+      gauges: { bypassing: 0, inFlight: 1 },
+      counters: { bypasses: 2, rejections: 0 },
+    });
     // other priorities are still rejected
     await expect(b.execute(() => 1, { priority: 'high' })).rejects.toBeInstanceOf(BulkheadRejectedError);
   });
@@ -445,8 +459,8 @@ describe('bulkhead: priorities', () => {
     b.onEvent((e) => events.push(e));
     const j = job();
     void b.execute(j.run, { priority: 'critical' });
-    expect(b.active).toBe(1);
-    expect(b.stats.bypassed).toBe(0);
+    expect(b.inFlight).toBe(1);
+    expect(b.snapshot().counters.bypasses).toBe(0);
     expect(events).toEqual([]);
     j.finish();
   });
@@ -470,7 +484,7 @@ describe('bulkhead: priorities', () => {
     const crit = [job(), job()];
     for (const j of crit) void b.execute(j.run, { priority: 'critical' });
     expect(crit.map((j) => j.started)).toEqual([1, 1]);
-    expect(b.active).toBe(3);
+    expect(b.inFlight).toBe(3);
     // The queued low call needs active < 1: it waits until every slot is free (and keeps its place).
     low[0]!.finish();
     crit[0]!.finish();
@@ -489,7 +503,7 @@ describe('bulkhead: priorities', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).option).toBe('bulkhead.limit(ctx)');
     expect(calls).toBe(0);
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 
   it('a dynamic queue or queueTimeout that returns a bad value rejects the call and queues nothing', async () => {
@@ -497,10 +511,10 @@ describe('bulkhead: priorities', () => {
     void q.execute(job().run);
     const e1 = await q.execute(() => 1).catch((e: unknown) => e);
     expect((e1 as ConfigError).option).toBe('bulkhead.queue(ctx)');
-    const t = bulkhead({ limit: 1, queue: 1, queueTimeout: () => Number.NaN });
+    const t = bulkhead({ limit: 1, queue: 1, queueTimeoutMs: () => Number.NaN });
     void t.execute(job().run);
     const e2 = await t.execute(() => 1).catch((e: unknown) => e);
-    expect((e2 as ConfigError).option).toBe('bulkhead.queueTimeout(ctx)');
+    expect((e2 as ConfigError).option).toBe('bulkhead.queueTimeoutMs(ctx)');
     expect(t.queued).toBe(0);
   });
 });
@@ -508,7 +522,7 @@ describe('bulkhead: priorities', () => {
 describe('bulkhead: events', () => {
   it('emits queued, dequeued and reject (full, queueTimeout) with the live figures', async () => {
     const clock = createFakeClock();
-    const b = bulkhead({ limit: 1, queue: 1, queueTimeout: 50, name: 'pool', clock });
+    const b = bulkhead({ limit: 1, queue: 1, queueTimeoutMs: 50, name: 'pool', clock });
     const events: BulkheadEvent[] = [];
     const stop = b.onEvent((e) => events.push(e));
     const running = job();
@@ -522,11 +536,11 @@ describe('bulkhead: events', () => {
     await clock.tick(50);
     const base = { kind: 'bulkhead', name: 'pool', operation: undefined, attempt: 1 };
     expect(events).toEqual([
-      { ...base, event: 'queued', priority: 'high', operation: 'op', active: 1, queued: 1 },
-      { ...base, event: 'reject', reason: 'full', priority: 'low', active: 1, queued: 1 },
-      { ...base, event: 'dequeued', priority: 'high', operation: 'op', active: 1, queued: 0 },
-      { ...base, event: 'queued', priority: 'normal', active: 1, queued: 1 },
-      { ...base, event: 'reject', reason: 'queueTimeout', priority: 'normal', active: 1, queued: 0 },
+      { ...base, event: 'queued', priority: 'high', operation: 'op', inFlight: 1, queued: 1 },
+      { ...base, event: 'reject', reason: 'full', priority: 'low', inFlight: 1, queued: 1 },
+      { ...base, event: 'dequeued', priority: 'high', operation: 'op', inFlight: 1, queued: 0 },
+      { ...base, event: 'queued', priority: 'normal', inFlight: 1, queued: 1 },
+      { ...base, event: 'reject', reason: 'queueTimeout', priority: 'normal', inFlight: 1, queued: 0 },
     ]);
     stop();
     void b.execute(() => 3).catch(() => {}); // queued: no event any more
@@ -568,8 +582,8 @@ describe('bulkhead: validation', () => {
   });
 
   it('queueTimeout must be a number >= 0', () => {
-    bad(() => bulkhead({ limit: 1, queueTimeout: -1 }), 'bulkhead.queueTimeout');
-    bad(() => bulkhead({ limit: 1, queueTimeout: Number.NaN }), 'bulkhead.queueTimeout');
+    bad(() => bulkhead({ limit: 1, queueTimeoutMs: -1 }), 'bulkhead.queueTimeoutMs');
+    bad(() => bulkhead({ limit: 1, queueTimeoutMs: Number.NaN }), 'bulkhead.queueTimeoutMs');
   });
 
   it('bypass must be an array of priority names; name a non-empty string; unknown options refused', () => {
@@ -611,7 +625,9 @@ describe('bulkhead: property', () => {
         async (limit, queue, queueTimeout, actions) => {
           const clock = createFakeClock();
           const b = bulkhead(
-            queueTimeout === undefined ? { limit, queue, clock } : { limit, queue, queueTimeout, clock },
+            queueTimeout === undefined
+              ? { limit, queue, clock }
+              : { limit, queue, queueTimeoutMs: queueTimeout, clock },
           );
 
           // The system under test.
@@ -707,7 +723,7 @@ describe('bulkhead: property', () => {
             // After every step the bulkhead agrees with the model.
             expect(maxConcurrent).toBeLessThanOrEqual(limit);
             expect(started).toEqual(model.started);
-            expect(b.active).toBe(model.running.size);
+            expect(b.inFlight).toBe(model.running.size);
             expect(b.queued).toBe(model.queue.length);
             for (const [id, why] of model.rejected) {
               const outcome = calls[id]!.outcome.current;
@@ -728,7 +744,7 @@ describe('bulkhead: property', () => {
             await flushMicrotasks();
           }
           expect(started).toEqual(model.started);
-          expect(b.active).toBe(0);
+          expect(b.inFlight).toBe(0);
           expect(b.queued).toBe(0);
 
           // Every call ran exactly once or was rejected exactly once: none lost, none duplicated.
@@ -788,6 +804,6 @@ describe('bulkhead: per-priority limits', () => {
     expect(started).toEqual(['normal-1', 'critical-1', 'critical-2', 'normal-2']);
     gates.get('normal-2')!.resolve();
     await Promise.all(all);
-    expect(b.active).toBe(0);
+    expect(b.inFlight).toBe(0);
   });
 });

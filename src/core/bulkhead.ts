@@ -1,13 +1,14 @@
 /**
  * Bulkhead: at most `limit` executions at once; up to `queue` more wait in FIFO order (for
- * at most `queueTimeout` ms); the rest are rejected at once with `BulkheadRejectedError`.
+ * at most `queueTimeoutMs`); the rest are rejected at once with `BulkheadRejectedError`.
  * A slot is handed straight from a finishing call to the next queued one, so a queued call
  * is never overtaken by a newcomer of the same limit.
  */
 
 import type { Clock } from './clock.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from './context.js';
-import { type DeadlineNode, type DeadlineQueue, DeadlineQueues } from './deadline-queue.js';
+import { DeadlineQueues } from './deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from './errors.js';
 import { type BulkheadEvent, PolicyEmitter } from './events.js';
 import {
@@ -20,6 +21,7 @@ import {
   rules,
 } from './options.js';
 import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
+import { type Waiter, WaitQueue } from './wait-queue.js';
 
 /** Options of `bulkhead()`. */
 export interface BulkheadOptions extends CommonOptions {
@@ -28,28 +30,27 @@ export interface BulkheadOptions extends CommonOptions {
   /** Executions allowed to wait for a slot (>= 0). Default 0. May be a function of the context. */
   queue?: Dynamic<number>;
   /** Longest wait in the queue, in ms. Default Infinity. May be a function of the context. */
-  queueTimeout?: Dynamic<number>;
+  queueTimeoutMs?: Dynamic<number>;
   /** Priorities that run at once without taking a slot (counted and emitted, never silent). */
   bypass?: readonly Priority[];
 }
 
-class Waiter implements DeadlineNode<Waiter> {
-  _dlPrev: Waiter | null = null;
-  _dlNext: Waiter | null = null;
-  _dlDeadline = 0;
-  _dlQueued = false;
-  prev: Waiter | null = null;
-  next: Waiter | null = null;
-  onAbort: (() => void) | null = null;
-  /** The deadline queue this waiter is in (for its queueTimeout), if any. */
-  timeoutQueue: DeadlineQueue<Waiter> | null = null;
-  constructor(
-    readonly ctx: ExecutionContext,
-    readonly limit: number,
-    readonly resolve: () => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
-}
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'bulkhead',
+  help: 'At most `limit` executions at once; up to `queue` more wait in FIFO order.',
+  states: ['ready', 'full'],
+  gauges: {
+    inFlight: 'Executions running now (holding a slot).',
+    queued: 'Executions waiting for a slot now.',
+    bypassing: 'Executions of a bypass priority running now without a slot.',
+    limit: 'The concurrency limit (0 when it is a function of the context).',
+  },
+  counters: {
+    rejections: 'Executions refused (full, or waited past queueTimeoutMs).',
+    bypasses: 'Executions of a bypass priority run without a slot.',
+  },
+});
 
 /**
  * A bulkhead policy. See `bulkhead()`.
@@ -66,13 +67,10 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   private readonly queueTimeout: DynamicNumber;
   private readonly bypass: readonly string[];
   private readonly clock: Clock;
-  private readonly timers: DeadlineQueues<Waiter>;
+  private readonly waiters: WaitQueue;
   private running = 0;
-  private waiting = 0;
   private bypassing = 0;
   private bypassed = 0;
-  private head: Waiter | null = null;
-  private tail: Waiter | null = null;
   private rejected = 0;
 
   constructor(options: BulkheadOptions) {
@@ -80,55 +78,54 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     checkKeys('bulkhead', options as unknown as Record<string, unknown>, [
       'limit',
       'queue',
-      'queueTimeout',
+      'queueTimeoutMs',
       'bypass',
       'name',
       'clock',
+      'registry',
     ]);
     if (options.limit === undefined) throw new ConfigError('bulkhead.limit', 'an integer >= 1', undefined);
     this.limit = DynamicNumber.of('bulkhead.limit', options.limit, rules.int(1), 1);
     this.fixedLimit = this.limit.fn === null ? this.limit.constant : 0;
     this.queue = DynamicNumber.of('bulkhead.queue', options.queue, rules.intOrInfinity(0), 0);
     this.queueTimeout = DynamicNumber.of(
-      'bulkhead.queueTimeout',
-      options.queueTimeout,
+      'bulkhead.queueTimeoutMs',
+      options.queueTimeoutMs,
       rules.atLeast(0),
       Number.POSITIVE_INFINITY,
     );
     this.bypass = checkPriorities('bulkhead.bypass', options.bypass);
     this.name = checkString('bulkhead.name', options.name, 'bulkhead');
     this.clock = clockOf(options.clock, 'bulkhead.clock');
-    this.timers = new DeadlineQueues<Waiter>(this.clock, (w) => this.onQueueTimeout(w));
+    const timers = new DeadlineQueues<Waiter>(this.clock, (w) =>
+      this.waiters.expire(w, () => this.rejection(w.ctx, 'queueTimeout')),
+    );
+    this.waiters = new WaitQueue(timers);
+    this._join('bulkhead', options.registry);
+  }
+
+  /** Figures now: `inFlight`, `queued`, `bypassing`, `limit`; counters `rejections`, `bypasses`. */
+  protected override _figures(): Figures {
+    return {
+      state: this.fixedLimit !== 0 && this.running >= this.fixedLimit ? 'full' : 'ready',
+      gauges: {
+        inFlight: this.running,
+        queued: this.waiters.size,
+        bypassing: this.bypassing,
+        limit: this.fixedLimit,
+      },
+      counters: { rejections: this.rejected, bypasses: this.bypassed },
+    };
   }
 
   /** Executions running now (bypassing ones not included). */
-  get active(): number {
+  get inFlight(): number {
     return this.running;
   }
 
   /** Executions waiting for a slot now. */
   get queued(): number {
-    return this.waiting;
-  }
-
-  /**
-   * Live figures (`active`, `queued`, `bypassing`: running now without a slot) and counters
-   * since creation (`rejected`, `bypassed`).
-   */
-  get stats(): {
-    readonly active: number;
-    readonly queued: number;
-    readonly bypassing: number;
-    readonly rejected: number;
-    readonly bypassed: number;
-  } {
-    return {
-      active: this.running,
-      queued: this.waiting,
-      bypassing: this.bypassing,
-      rejected: this.rejected,
-      bypassed: this.bypassed,
-    };
+    return this.waiters.size;
   }
 
   /**
@@ -163,11 +160,11 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     let queueTimeout: number;
     try {
       queue = this.queue.get(ctx);
-      queueTimeout = this.waiting < queue ? this.queueTimeout.get(ctx) : 0;
+      queueTimeout = this.waiters.size < queue ? this.queueTimeout.get(ctx) : 0;
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.waiting < queue) return this.runQueued(ctx, next, limit, queueTimeout);
+    if (this.waiters.size < queue) return this.runQueued(ctx, next, limit, queueTimeout);
     return Promise.reject(this.rejection(ctx, 'full'));
   }
 
@@ -187,7 +184,9 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     limit: number,
     queueTimeout: number,
   ): Promise<unknown> {
-    await this.enqueue(ctx, limit, queueTimeout); // resolves with the slot already taken for us
+    const wait = this.waiters.wait(ctx, limit, 0, queueTimeout);
+    this.emit('queued', ctx);
+    await wait; // resolves with the slot already taken for us
     try {
       // Aborted between the handover and now: give the slot back without running.
       if (ctx._isAborted) throw ctx._abortReason;
@@ -215,7 +214,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
       this.name,
       reason === 'full' ? 'BULKHEAD_FULL' : 'BULKHEAD_QUEUE_TIMEOUT',
       this.running,
-      this.waiting,
+      this.waiters.size,
     );
   }
 
@@ -231,68 +230,15 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
       priority: ctx.priority,
       operation: ctx.name,
       attempt: ctx.attempt,
-      active: this.running,
-      queued: this.waiting,
+      inFlight: this.running,
+      queued: this.waiters.size,
     } as const;
     this.emitter.emit(event === 'reject' ? { ...base, event, reason } : { ...base, event });
   }
 
-  private enqueue(ctx: ExecutionContext, limit: number, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const w = new Waiter(ctx, limit, resolve, reject);
-      w.prev = this.tail;
-      if (this.tail === null) this.head = w;
-      else this.tail.next = w;
-      this.tail = w;
-      this.waiting++;
-      if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        // Kept on the waiter: past the bound on distinct durations `for()` makes a new queue each time.
-        const q = this.timers.for(timeoutMs);
-        w.timeoutQueue = q;
-        q.add(w);
-      }
-      if (ctx._canAbort) {
-        // Watched without an AbortController (ctx.signal is made only when the function reads it).
-        const onAbort = () => {
-          this.unlink(w);
-          reject(ctx._abortReason);
-        };
-        w.onAbort = onAbort;
-        ctx._watch(onAbort);
-      }
-      this.emit('queued', ctx);
-    });
-  }
-
-  /** Removes a waiter from the queue and its timers and listeners. */
-  private unlink(w: Waiter): void {
-    const prev = w.prev;
-    const next = w.next;
-    if (prev === null) this.head = next;
-    else prev.next = next;
-    if (next === null) this.tail = prev;
-    else next.prev = prev;
-    w.prev = null;
-    w.next = null;
-    this.waiting--;
-    if (w.timeoutQueue !== null) {
-      w.timeoutQueue.remove(w);
-      w.timeoutQueue = null;
-    }
-    if (w.onAbort !== null) {
-      w.ctx._unwatch(w.onAbort);
-      w.onAbort = null;
-    }
-  }
-
-  private onQueueTimeout(w: Waiter): void {
-    this.unlink(w);
-    w.reject(this.rejection(w.ctx, 'queueTimeout'));
-  }
-
   private release(): void {
     this.running--;
-    let w = this.head;
+    let w = this.waiters.head;
     if (this.fixedLimit !== 0) {
       // One limit for all: hand free slots to the queue, oldest first.
       while (w !== null && this.running < this.fixedLimit) {
@@ -306,14 +252,14 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     // limit is reached does not block a later one whose limit is higher (e.g. critical).
     while (w !== null) {
       const next = w.next;
-      if (this.running < w.limit) this.handOver(w);
+      if (this.running < w.weight) this.handOver(w);
       w = next;
     }
   }
 
   /** Gives a free slot to a queued call. */
   private handOver(w: Waiter): void {
-    this.unlink(w);
+    this.waiters.remove(w);
     this.running++;
     this.emit('dequeued', w.ctx);
     w.resolve();
@@ -321,19 +267,19 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
 }
 
 /**
- * Makes a bulkhead: `bulkhead({ limit: 10, queue: 100, queueTimeout: 1_000 })`, or the short
+ * Makes a bulkhead: `bulkhead({ limit: 10, queue: 100, queueTimeoutMs: 1_000 })`, or the short
  * form `bulkhead(10, 100)`.
  *
  * @example
  * ```ts
  * import { bulkhead, BulkheadRejectedError } from 'bulwark';
- * const pool = bulkhead({ limit: 10, queue: 100, queueTimeout: 2_000, bypass: ['critical'] });
+ * const pool = bulkhead({ limit: 10, queue: 100, queueTimeoutMs: 2_000, bypass: ['critical'] });
  * try {
  *   await pool.execute(() => fetch('https://example.org'));
  * } catch (err) {
  *   if (err instanceof BulkheadRejectedError) console.log('shed:', err.code);
  * }
- * console.log(pool.active, pool.queued);
+ * console.log(pool.snapshot().gauges); // { inFlight: 1, queued: 0, bypassing: 0, limit: 10 }
  * ```
  */
 export function bulkhead(

@@ -176,3 +176,46 @@ export function isComponent(value: unknown): value is Component {
     typeof (value as Component).descriptor === 'object'
   );
 }
+
+/**
+ * Freezes a descriptor (and its tables), for the one descriptor object of a kind.
+ *
+ * @example
+ * ```ts
+ * import { defineDescriptor } from 'bulwark';
+ * const DESCRIPTOR = defineDescriptor({
+ *   kind: 'myLimiter',
+ *   help: 'Admits calls while tokens last.',
+ *   states: ['ready'],
+ *   gauges: { tokens: 'Tokens left now.' },
+ *   counters: { rejections: 'Calls refused.' },
+ * });
+ * ```
+ */
+export function defineDescriptor(d: ComponentDescriptor): ComponentDescriptor {
+  const frozen: ComponentDescriptor = Object.freeze({
+    ...d,
+    states: Object.freeze([...d.states]),
+    gauges: Object.freeze({ ...d.gauges }),
+    counters: Object.freeze({ ...d.counters }),
+    ...(d.histograms !== undefined ? { histograms: Object.freeze({ ...d.histograms }) } : {}),
+  });
+  descriptors.set(d.kind, frozen);
+  return frozen;
+}
+
+const descriptors = new Map<string, ComponentDescriptor>();
+
+/**
+ * The descriptor defined for `kind` (by `defineDescriptor`), or a generic one for a kind that
+ * reports no figures. @internal
+ */
+export function descriptorOf(kind: string): ComponentDescriptor {
+  return (
+    descriptors.get(kind) ??
+    defineDescriptor({ kind, help: `A ${kind} component.`, states: ['ready'], gauges: {}, counters: {} })
+  );
+}
+
+/** What a component's `_figures()` returns: its snapshot without kind and name. @internal */
+export type Figures = Partial<Omit<Snapshot, 'kind' | 'name'>>;

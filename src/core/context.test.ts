@@ -57,10 +57,10 @@ describe('context: what the function sees', () => {
     const clock = createFakeClock();
     const policy = pipeline(
       fallback('fallback'),
-      timeout({ ms: 10_000, clock }),
+      timeout({ timeoutMs: 10_000, clock }),
       retry({ maxAttempts: 3, backoff: backoff.constant(0), clock }),
       circuitBreaker({ clock }),
-      timeout({ ms: 1_000, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: 1_000, strategy: 'abandon', clock }),
       bulkhead({ limit: 1, clock }),
     );
     const seen: { attempt: number; priority: Priority; name: string | undefined; id: number }[] = [];
@@ -133,7 +133,7 @@ describe('context: signal', () => {
   it('is the same object on every read within a call', async () => {
     const clock = createFakeClock();
     const twice = (ctx: Context) => [ctx.signal, ctx.signal] as const;
-    const [a, b] = await timeout({ ms: 100, clock }).execute(twice);
+    const [a, b] = await timeout({ timeoutMs: 100, clock }).execute(twice);
     expect(a).toBe(b);
     const [c, d] = await retry().execute(twice);
     expect(c).toBe(d);
@@ -143,7 +143,7 @@ describe('context: signal', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     let child: AbortSignal | undefined;
-    const p = timeout({ ms: 1_000, clock }).execute(
+    const p = timeout({ timeoutMs: 1_000, clock }).execute(
       (ctx) => {
         child = ctx.signal;
         return untilAborted(ctx);
@@ -164,7 +164,7 @@ describe('context: signal', () => {
   it('the caller abort reaches a signal first read after the abort', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
-    const p = timeout({ ms: 1_000, clock }).execute(
+    const p = timeout({ timeoutMs: 1_000, clock }).execute(
       async (ctx) => {
         await flushMicrotasks();
         caller.abort('late read');
@@ -180,10 +180,12 @@ describe('context: signal', () => {
   it("an outer timeout's expiry aborts an inner timeout's signal with the outer TimeoutError", async () => {
     const clock = createFakeClock();
     let inner: AbortSignal | undefined;
-    const p = pipeline(timeout({ ms: 100, clock }), timeout({ ms: 1_000, clock })).execute((ctx) => {
-      inner = ctx.signal;
-      return untilAborted(ctx);
-    });
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), timeout({ timeoutMs: 1_000, clock })).execute(
+      (ctx) => {
+        inner = ctx.signal;
+        return untilAborted(ctx);
+      },
+    );
     const outcome = p.catch((e: unknown) => e);
     await clock.tick(100);
     expect(inner?.aborted).toBe(true);
@@ -194,7 +196,7 @@ describe('context: signal', () => {
   it("an outer timeout's expiry reaches an inner signal that is first read after it", async () => {
     const clock = createFakeClock();
     let read: (() => AbortSignal) | undefined;
-    const p = pipeline(timeout({ ms: 100, clock }), timeout({ ms: 1_000, clock })).execute(
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), timeout({ timeoutMs: 1_000, clock })).execute(
       (ctx) =>
         new Promise<string>((resolve) => {
           read = () => ctx.signal;
@@ -216,13 +218,13 @@ describe('context: signal', () => {
     const fn = () => ++calls;
     const policies = [
       retry(),
-      timeout({ ms: 100, clock }),
-      timeout({ ms: 100, strategy: 'abandon', clock }),
-      timeout({ ms: Number.POSITIVE_INFINITY, clock }),
+      timeout({ timeoutMs: 100, clock }),
+      timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: Number.POSITIVE_INFINITY, clock }),
       bulkhead(1),
       circuitBreaker(),
       fallback('fb'),
-      pipeline(timeout({ ms: 100, clock }), retry(), timeout({ ms: 50, clock }), bulkhead(1)),
+      pipeline(timeout({ timeoutMs: 100, clock }), retry(), timeout({ timeoutMs: 50, clock }), bulkhead(1)),
     ];
     for (const p of policies) await expect(p.execute(fn, { signal: caller.signal })).rejects.toBe('before');
     expect(calls).toBe(0);
@@ -242,7 +244,7 @@ describe('context: signal', () => {
   it('a caller abort during the call is seen by a signal read afterwards, through nested timeouts', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
-    const p = pipeline(timeout({ ms: 100, clock }), timeout({ ms: 50, clock })).execute(
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), timeout({ timeoutMs: 50, clock })).execute(
       async (ctx) => {
         await flushMicrotasks();
         caller.abort('during');
@@ -260,10 +262,10 @@ describe('context: lazy AbortController', () => {
     const clock = createFakeClock();
     const policy = pipeline(
       fallback(0),
-      timeout({ ms: 10_000, clock }),
+      timeout({ timeoutMs: 10_000, clock }),
       retry({ maxAttempts: 3, backoff: backoff.constant(0), clock }),
       circuitBreaker({ clock }),
-      timeout({ ms: 2_000, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: 2_000, strategy: 'abandon', clock }),
       bulkhead({ limit: 10, queue: 10, clock }),
     );
     const counter = countAbortControllers();
@@ -292,12 +294,12 @@ describe('context: lazy AbortController', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     const counter = countAbortControllers();
-    await timeout({ ms: 100, clock }).execute((ctx) => [ctx.signal, ctx.signal, ctx.signal]);
+    await timeout({ timeoutMs: 100, clock }).execute((ctx) => [ctx.signal, ctx.signal, ctx.signal]);
     expect(counter.count).toBe(1);
     const nested = pipeline(
-      timeout({ ms: 100, clock }),
-      timeout({ ms: 100, strategy: 'abandon', clock }),
-      timeout({ ms: 50, clock }),
+      timeout({ timeoutMs: 100, clock }),
+      timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: 50, clock }),
     );
     const p = nested.execute(untilAborted, { signal: caller.signal });
     await flushMicrotasks();
@@ -311,7 +313,10 @@ describe('context: lazy AbortController', () => {
   it('an abandon timeout inside another timeout creates no controller (it watches its parent without one)', async () => {
     const clock = createFakeClock();
     const counter = countAbortControllers();
-    const policy = pipeline(timeout({ ms: 1_000, clock }), timeout({ ms: 100, strategy: 'abandon', clock }));
+    const policy = pipeline(
+      timeout({ timeoutMs: 1_000, clock }),
+      timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
+    );
     for (let i = 0; i < 10; i++) await policy.execute(() => i);
     expect(counter.count).toBe(0);
     // and the outer deadline still abandons the inner call at once
@@ -324,7 +329,10 @@ describe('context: lazy AbortController', () => {
 
   it("an outer timeout's expiry abandons an inner abandon timeout at once", async () => {
     const clock = createFakeClock();
-    const policy = pipeline(timeout({ ms: 50, clock }), timeout({ ms: 1_000, strategy: 'abandon', clock }));
+    const policy = pipeline(
+      timeout({ timeoutMs: 50, clock }),
+      timeout({ timeoutMs: 1_000, strategy: 'abandon', clock }),
+    );
     const p = policy.execute(() => new Promise(() => {}));
     const outcome = p.catch((e: unknown) => e);
     await clock.tick(50);
@@ -337,7 +345,7 @@ describe('context: lazy AbortController', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     let late: Context | undefined;
-    await timeout({ ms: 100, clock }).execute(
+    await timeout({ timeoutMs: 100, clock }).execute(
       (ctx) => {
         late = ctx;
         return 1;
@@ -351,7 +359,7 @@ describe('context: lazy AbortController', () => {
   it('a timeout that expires on a function that never read its signal creates no controller', async () => {
     const clock = createFakeClock();
     const counter = countAbortControllers();
-    const p = timeout({ ms: 100, clock }).execute(() => new Promise((r) => setTimeout(r, 0)));
+    const p = timeout({ timeoutMs: 100, clock }).execute(() => new Promise((r) => setTimeout(r, 0)));
     await clock.tick(100);
     await p;
     expect(counter.count).toBe(0);

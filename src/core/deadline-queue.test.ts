@@ -297,7 +297,7 @@ function untilAborted(ctx: Context): Promise<never> {
 describe('the deadline queue behind timeout()', () => {
   it('sequential calls through one timeout keep at most one timer, unref it when idle, and drop it one period later', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 1_000, clock });
+    const t = timeout({ timeoutMs: 1_000, clock });
     for (let i = 0; i < 200; i++) {
       const value = await t.execute(
         i % 2 === 0
@@ -322,7 +322,7 @@ describe('the deadline queue behind timeout()', () => {
 
   it('concurrent calls through one timeout share one timer', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const releases: (() => void)[] = [];
     const calls: Promise<number>[] = [];
     for (let i = 0; i < 100; i++) {
@@ -348,7 +348,7 @@ describe('the deadline queue behind timeout()', () => {
 
   it('one timer per distinct duration, e.g. one per priority', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: (ctx) => (ctx.priority === 'critical' ? 50 : 100), clock });
+    const t = timeout({ timeoutMs: (ctx) => (ctx.priority === 'critical' ? 50 : 100), clock });
     const calls = [] as Promise<unknown>[];
     for (let i = 0; i < 10; i++) {
       calls.push(t.execute(untilAborted, { priority: i % 2 === 0 ? 'critical' : 'normal' }).catch((e) => e));
@@ -363,7 +363,7 @@ describe('the deadline queue behind timeout()', () => {
   it('a dynamic ms with many distinct values leaves no timer per call behind', async () => {
     const clock = createFakeClock();
     let n = 0;
-    const t = timeout({ ms: () => 1_000 + n++, clock });
+    const t = timeout({ timeoutMs: () => 1_000 + n++, clock });
     for (let i = 0; i < 500; i++) await t.execute(() => i);
     expect(clock.refed).toBe(0);
     expect(clock.pending).toBeLessThanOrEqual(64); // the shared queues' idle timers, at most
@@ -374,7 +374,7 @@ describe('the deadline queue behind timeout()', () => {
   it('a dynamic ms with many distinct values still times calls out', async () => {
     const clock = createFakeClock();
     let n = 0;
-    const t = timeout({ ms: () => 100 + n++, clock });
+    const t = timeout({ timeoutMs: () => 100 + n++, clock });
     const outcomes = Array.from({ length: 100 }, () => t.execute(untilAborted).catch((e: unknown) => e));
     await clock.tick(300);
     const errors = await Promise.all(outcomes);
@@ -386,7 +386,7 @@ describe('the deadline queue behind timeout()', () => {
 
   it('expires calls in start order, each at its own deadline', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const expiries: [number, number][] = [];
     for (let i = 0; i < 5; i++) {
       void t
@@ -407,7 +407,7 @@ describe('the deadline queue behind timeout()', () => {
 
   it('a call that finishes in the middle of the queue does not disturb the others', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const outcomes: string[] = [];
     const a = t.execute(untilAborted).catch(() => outcomes.push(`a@${clock.now()}`));
     await clock.tick(10);
@@ -427,7 +427,7 @@ describe('the deadline queue behind timeout()', () => {
 
   it('a timeout listener that starts a call on the same policy does not delay the calls already waiting', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const abortedAt: Record<string, number> = {};
     const run = (id: string) =>
       t

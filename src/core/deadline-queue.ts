@@ -55,9 +55,9 @@ export class DeadlineQueue<N extends DeadlineNode<N>> {
     return this.head === null;
   }
 
-  /** Queues `node` to expire `ms` from now. */
-  add(node: N): void {
-    node._dlDeadline = this.clock.now() + this.ms;
+  /** Queues `node` to expire `ms` from now (`now`: the clock's time, when the caller has read it). */
+  add(node: N, now: number = this.clock.now()): void {
+    node._dlDeadline = now + this.ms;
     node._dlQueued = true;
     node._dlNext = null;
     node._dlPrev = this.tail;

@@ -110,7 +110,7 @@ describe('BulkheadRejectedError', () => {
   it('BULKHEAD_FULL reports the bulkhead, active and queued figures', () => {
     const e = new BulkheadRejectedError('db', 'BULKHEAD_FULL', 10, 100);
     expect(e.code).toBe('BULKHEAD_FULL');
-    expect([e.bulkhead, e.active, e.queued]).toEqual(['db', 10, 100]);
+    expect([e.bulkhead, e.inFlight, e.queued]).toEqual(['db', 10, 100]);
     expect(e.message).toBe(
       'Bulkhead "db" is full (10 running, 100 queued); shed the call, retry later or raise limit/queue',
     );

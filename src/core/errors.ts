@@ -238,7 +238,7 @@ export class TimeoutError extends BulwarkError {
 
 /**
  * A bulkhead refused the call: its concurrency limit and queue were full
- * (`BULKHEAD_FULL`), or the call waited in the queue longer than `queueTimeout`
+ * (`BULKHEAD_FULL`), or the call waited in the queue longer than `queueTimeoutMs`
  * (`BULKHEAD_QUEUE_TIMEOUT`).
  *
  * @example
@@ -254,14 +254,14 @@ export class BulkheadRejectedError extends RejectedError {
   /** The bulkhead's name. */
   readonly bulkhead: string;
   /** Calls running when the call was rejected. */
-  readonly active: number;
+  readonly inFlight: number;
   /** Calls queued when the call was rejected. */
   readonly queued: number;
 
   constructor(
     bulkhead: string,
     code: 'BULKHEAD_FULL' | 'BULKHEAD_QUEUE_TIMEOUT',
-    active: number,
+    inFlight: number,
     queued: number,
   ) {
     super(
@@ -269,12 +269,12 @@ export class BulkheadRejectedError extends RejectedError {
       code === 'BULKHEAD_FULL' ? 'bulkheadFull' : 'queueTimeout',
       Number.NaN,
       code === 'BULKHEAD_FULL'
-        ? `Bulkhead "${bulkhead}" is full (${active} running, ${queued} queued); shed the call, retry later or raise limit/queue`
-        : `Call waited too long in bulkhead "${bulkhead}"'s queue; retry later or raise queueTimeout`,
+        ? `Bulkhead "${bulkhead}" is full (${inFlight} running, ${queued} queued); shed the call, retry later or raise limit/queue`
+        : `Call waited too long in bulkhead "${bulkhead}"'s queue; retry later or raise queueTimeoutMs`,
     );
     this.code = code;
     this.bulkhead = bulkhead;
-    this.active = active;
+    this.inFlight = inFlight;
     this.queued = queued;
   }
 }

@@ -84,13 +84,14 @@ export type BulkheadEvent =
       readonly kind: 'bulkhead';
       readonly event: 'reject';
       readonly reason: 'full' | 'queueTimeout';
-      readonly active: number;
+      /** Calls running now (holding a slot). */
+      readonly inFlight: number;
       readonly queued: number;
     })
   | (EventBase & {
       readonly kind: 'bulkhead';
       readonly event: 'queued' | 'dequeued' | 'bypass';
-      readonly active: number;
+      readonly inFlight: number;
       readonly queued: number;
     });
 
@@ -100,6 +101,20 @@ export type FallbackEvent = EventBase & {
   readonly event: 'fallback';
   readonly error?: unknown;
   readonly result?: unknown;
+};
+
+/**
+ * The event of a pipeline: one per execution, with its outcome (`rejected` carries the
+ * `RejectedError`'s `reason`) and its duration. Emitted only when someone listens.
+ */
+export type PipelineEvent = EventBase & {
+  readonly kind: 'pipeline';
+  readonly event: 'execution';
+  readonly outcome: 'success' | 'failure' | 'rejected' | 'timeout';
+  /** For `rejected`: the refusal's reason, e.g. `bulkheadFull`. */
+  readonly reason?: string;
+  readonly durationMs: number;
+  readonly error?: unknown;
 };
 
 /**
@@ -118,6 +133,7 @@ export interface PolicyEventMap {
   timeout: TimeoutEvent;
   bulkhead: BulkheadEvent;
   fallback: FallbackEvent;
+  pipeline: PipelineEvent;
 }
 
 /**

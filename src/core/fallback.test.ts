@@ -151,7 +151,7 @@ describe('fallback: answers the rejections of inner policies', () => {
     for (const strategy of ['cooperative', 'abandon'] as const) {
       const policy = pipeline(
         fallback((o) => ('error' in o && o.error instanceof TimeoutError ? 'too slow' : 'other')),
-        timeout({ ms: 100, strategy, clock }),
+        timeout({ timeoutMs: 100, strategy, clock }),
       );
       const p = policy.execute(
         ({ signal }) =>
@@ -176,7 +176,7 @@ describe('fallback: answers the rejections of inner policies', () => {
     expect(f.stats.fallbacks).toBe(0);
     // through a timeout and a queued bulkhead too
     const b = bulkhead({ limit: 1, queue: 1, clock });
-    const policy = pipeline(f, timeout({ ms: 1_000, strategy: 'abandon', clock }), b);
+    const policy = pipeline(f, timeout({ timeoutMs: 1_000, strategy: 'abandon', clock }), b);
     const busy = b.execute(() => new Promise(() => {}));
     void busy;
     const c2 = new AbortController();
@@ -189,7 +189,7 @@ describe('fallback: answers the rejections of inner policies', () => {
   it("inside a timeout, does not answer that timeout's own abort: the enclosing timeout's outcome stands", async () => {
     const clock = createFakeClock();
     const f = fallback('fb');
-    const policy = pipeline(timeout({ ms: 100, clock }), f);
+    const policy = pipeline(timeout({ timeoutMs: 100, clock }), f);
     const p = policy.execute(
       ({ signal }) =>
         new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),

@@ -4,6 +4,7 @@
  * bulkhead full, timeout).
  */
 
+import { defineDescriptor, type Figures } from './component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { ConfigError } from './errors.js';
 import { type FallbackEvent, PolicyEmitter } from './events.js';
@@ -23,6 +24,15 @@ export interface FallbackOptions extends Omit<CommonOptions, 'clock'> {
   handle?: Handler;
 }
 
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'fallback',
+  help: 'Answers with a value (or a function of the outcome) when the operation fails.',
+  states: ['ready'],
+  gauges: {},
+  counters: { fallbacks: 'Executions answered by the fallback.' },
+});
+
 /**
  * A fallback policy. See `fallback()`.
  */
@@ -40,7 +50,7 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
     options: FallbackOptions,
   ) {
     super();
-    checkKeys('fallback', options as Record<string, unknown>, ['handle', 'name']);
+    checkKeys('fallback', options as Record<string, unknown>, ['handle', 'name', 'registry']);
     if (options.handle !== undefined && !Handler.is(options.handle)) {
       throw new ConfigError('fallback.handle', 'a handler, e.g. handle.all()', options.handle);
     }
@@ -50,6 +60,12 @@ export class FallbackPolicy<R> extends PolicyBase<R, FallbackEvent> {
       typeof valueOrFn === 'function'
         ? (valueOrFn as (outcome: FallbackOutcome, ctx: Context) => R | PromiseLike<R>)
         : () => valueOrFn;
+    this._join('fallback', options.registry);
+  }
+
+  protected override _figures(): Figures {
+    const counters = { fallbacks: this.fallbacks };
+    return { state: 'ready', gauges: {}, counters };
   }
 
   /** How many executions were answered by the fallback. */

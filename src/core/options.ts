@@ -6,6 +6,7 @@
 
 import type { Context } from './context.js';
 import { ConfigError } from './errors.js';
+import type { Registry } from './registry.js';
 
 /**
  * A numeric option that may also be computed per call from the execution context, e.g. to
@@ -153,4 +154,19 @@ export function checkPriorities(path: string, value: unknown): readonly string[]
     throw new ConfigError(path, "an array of priority names, e.g. ['critical']", value);
   }
   return Object.freeze([...(value as string[])]);
+}
+
+/** Validates an optional boolean option. */
+export function checkBoolean(path: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ConfigError(path, 'a boolean', value);
+  return value;
+}
+
+/** Validates the `registry` option (anything with `register`). */
+export function checkRegistry(path: string, value: unknown): Registry | undefined {
+  if (value === undefined) return undefined;
+  if (typeof (value as { register?: unknown } | null)?.register !== 'function')
+    throw new ConfigError(path, 'a registry, e.g. createRegistry()', value);
+  return value as Registry;
 }

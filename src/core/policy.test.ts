@@ -8,6 +8,7 @@ import {
   type EventOf,
   type FallbackEvent,
   fallback,
+  type PipelineEvent,
   type Policy,
   type PolicyEvent,
   pipeline,
@@ -48,9 +49,9 @@ describe('pipeline: composition', () => {
       return signals;
     };
     const r = () => retry({ maxAttempts: 3, backoff: backoff.constant(0), clock });
-    const inside = await run(pipeline(r(), timeout({ ms: 100, clock })));
+    const inside = await run(pipeline(r(), timeout({ timeoutMs: 100, clock })));
     expect(new Set(inside).size).toBe(3);
-    const outside = await run(pipeline(timeout({ ms: 100, clock }), r()));
+    const outside = await run(pipeline(timeout({ timeoutMs: 100, clock }), r()));
     expect(new Set(outside).size).toBe(1);
   });
 
@@ -59,7 +60,7 @@ describe('pipeline: composition', () => {
     const log: string[] = [];
     const r = retry({ maxAttempts: 2, backoff: backoff.constant(0), clock, name: 'r' });
     const f = fallback('fb', { name: 'f' });
-    const t = timeout({ ms: 10, clock, name: 't' });
+    const t = timeout({ timeoutMs: 10, clock, name: 't' });
     const policy = pipeline(f, r, t);
     policy.onEvent((e) => log.push(`${e.name}:${e.event}@${e.attempt}`));
     const p = policy.execute(
@@ -69,12 +70,19 @@ describe('pipeline: composition', () => {
     await clock.tick(10);
     await clock.tick(10);
     await expect(p).resolves.toBe('fb');
-    expect(log).toEqual(['t:timeout@1', 'r:retry@1', 't:timeout@2', 'r:giveUp@2', 'f:fallback@2']);
+    expect(log).toEqual([
+      't:timeout@1',
+      'r:retry@1',
+      't:timeout@2',
+      'r:giveUp@2',
+      'f:fallback@2',
+      'f > r > t:execution@2',
+    ]);
   });
 
   it('flattens nested pipelines', () => {
     const a = retry({ name: 'a' });
-    const b = timeout({ ms: 1, name: 'b' });
+    const b = timeout({ timeoutMs: 1, name: 'b' });
     const c = bulkhead({ limit: 1, name: 'c' });
     const d = fallback(0, { name: 'd' });
     const p = pipeline(a, pipeline(b, pipeline(c)), d);
@@ -145,10 +153,10 @@ describe('pipeline: composition', () => {
     const clock = createFakeClock();
     const p = pipeline(
       fallback(null),
-      timeout({ ms: 1_000, clock }),
+      timeout({ timeoutMs: 1_000, clock }),
       retry({ clock }),
       circuitBreaker({ clock }),
-      timeout({ ms: 100, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
       bulkhead(2),
     );
     const seen = await p.execute(
@@ -166,7 +174,7 @@ describe('pipeline: events', () => {
   it('onEvent aggregates the events of every member; its disposer removes them all (idempotent)', async () => {
     const clock = createFakeClock();
     const r = retry({ maxAttempts: 2, backoff: backoff.constant(0), clock });
-    const t = timeout({ ms: 10, clock });
+    const t = timeout({ timeoutMs: 10, clock });
     const f = fallback('fb');
     const p = pipeline(f, pipeline(r, t));
     const seen: PolicyEvent[] = [];
@@ -206,7 +214,8 @@ describe('pipeline: events', () => {
     f.onEvent((e) => own.push(e));
     da();
     await p.execute(() => Promise.reject(new Error('x')));
-    expect([a.length, b.length, own.length]).toEqual([0, 1, 1]);
+    // b: the fallback's event and the pipeline's own execution event
+    expect([a.length, b.length, own.length]).toEqual([0, 2, 1]);
   });
 });
 
@@ -227,10 +236,10 @@ describe('pipeline: types', () => {
     expectTypeOf(await pipeline().execute(() => 1)).toEqualTypeOf<number>();
   });
 
-  it('onEvent receives the union of the member event types', () => {
+  it("onEvent receives the union of the member event types and the pipeline's own", () => {
     const p = pipeline(timeout(1), fallback(1), retry());
     p.onEvent((e) => {
-      expectTypeOf(e).toEqualTypeOf<TimeoutEvent | FallbackEvent | RetryEvent>();
+      expectTypeOf(e).toEqualTypeOf<TimeoutEvent | FallbackEvent | RetryEvent | PipelineEvent>();
     });
     expectTypeOf<EventOf<[ReturnType<typeof timeout>]>>().toEqualTypeOf<TimeoutEvent>();
   });

@@ -76,7 +76,7 @@ describe('defaults', () => {
     expect(done).toEqual({ state: 'rejected', value: new Error('down') });
   });
 
-  it("waits backoff.exponential({ initial: 100, max: 30_000, jitter: 'full' }) by default", async () => {
+  it("waits backoff.exponential({ initialMs: 100, maxMs: 30_000, jitter: 'full' }) by default", async () => {
     const clock = createFakeClock();
     const policy = retry({ clock, random: fixedRandom(0.5), maxAttempts: 4 });
     const events = record(policy);
@@ -207,7 +207,7 @@ describe('backoff: the delays are really waited on the clock', () => {
   it('attempts start at the cumulative exponential delays', async () => {
     const { policy, clock } = setup({
       maxAttempts: 5,
-      backoff: backoff.exponential({ initial: 100, jitter: 'none' }),
+      backoff: backoff.exponential({ initialMs: 100, jitter: 'none' }),
     });
     const times: number[] = [];
     const done = settle(
@@ -266,7 +266,7 @@ describe('backoff: the delays are really waited on the clock', () => {
     ]);
     expect(done.state).toBe('rejected');
 
-    const linear = setup({ maxAttempts: 3, backoff: backoff.linear({ initial: 10, step: 5 }) });
+    const linear = setup({ maxAttempts: 3, backoff: backoff.linear({ initialMs: 10, stepMs: 5 }) });
     const lt: number[] = [];
     settle(
       linear.policy.execute(() => {
@@ -281,7 +281,7 @@ describe('backoff: the delays are really waited on the clock', () => {
   it('the random option drives the jitter', async () => {
     const { policy, clock } = setup({
       maxAttempts: 3,
-      backoff: backoff.exponential({ initial: 100, jitter: 'full' }),
+      backoff: backoff.exponential({ initialMs: 100, jitter: 'full' }),
       random: fixedRandom(0.25, 0.75),
     });
     const events = record(policy);
@@ -294,7 +294,7 @@ describe('backoff: the delays are really waited on the clock', () => {
     const { policy, clock } = setup({
       maxAttempts: 2,
       backoff: backoff.exponential({
-        initial: (ctx) => (ctx.priority === 'critical' ? 10 : 500),
+        initialMs: (ctx) => (ctx.priority === 'critical' ? 10 : 500),
         jitter: 'none',
       }),
     });
@@ -336,7 +336,7 @@ describe('backoff: the delays are really waited on the clock', () => {
     const { policy, clock } = setup({
       maxAttempts: 2,
       handle: handle.results((r: Response) => r.status === 503),
-      retryAfter: { max: Number.POSITIVE_INFINITY },
+      retryAfter: { maxMs: Number.POSITIVE_INFINITY },
     });
     const fn = vi.fn((ctx: Context) =>
       response(ctx.attempt === 1 ? 503 : 200, { 'Retry-After': String(thirtyDays / 1000) }),
@@ -352,11 +352,11 @@ describe('backoff: the delays are really waited on the clock', () => {
   });
 
   it('a dynamic backoff option returning a bad value rejects with its ConfigError', async () => {
-    const { policy, clock } = setup({ backoff: backoff.exponential({ initial: () => -1 }) });
+    const { policy, clock } = setup({ backoff: backoff.exponential({ initialMs: () => -1 }) });
     const done = settle(policy.execute(alwaysFails()));
     await clock.runAll();
     expect(done.state).toBe('rejected');
-    expect(done.value).toMatchObject({ option: 'backoff.exponential.initial(ctx)' });
+    expect(done.value).toMatchObject({ option: 'backoff.exponential.initialMs(ctx)' });
   });
 });
 
@@ -569,7 +569,7 @@ describe('handle', () => {
 
 describe('maxDuration', () => {
   it('stops retrying when the next delay would end at or past the limit, with reason maxDuration', async () => {
-    const { policy, clock } = setup({ maxAttempts: 10, maxDuration: 300, backoff: backoff.constant(100) });
+    const { policy, clock } = setup({ maxAttempts: 10, maxDurationMs: 300, backoff: backoff.constant(100) });
     const events = record(policy);
     const times: number[] = [];
     const error = new Error('x');
@@ -587,7 +587,7 @@ describe('maxDuration', () => {
   });
 
   it('one millisecond more allows one more retry', async () => {
-    const { policy, clock } = setup({ maxAttempts: 10, maxDuration: 301, backoff: backoff.constant(100) });
+    const { policy, clock } = setup({ maxAttempts: 10, maxDurationMs: 301, backoff: backoff.constant(100) });
     const fn = alwaysFails();
     settle(policy.execute(fn));
     await clock.runAll();
@@ -595,7 +595,11 @@ describe('maxDuration', () => {
   });
 
   it('counts the time the attempts themselves take, from the start of the first attempt', async () => {
-    const { policy, clock } = setup({ maxAttempts: 10, maxDuration: 1_000, backoff: backoff.constant(100) });
+    const { policy, clock } = setup({
+      maxAttempts: 10,
+      maxDurationMs: 1_000,
+      backoff: backoff.constant(100),
+    });
     const fn = vi.fn(
       () =>
         new Promise((_, reject) => {
@@ -609,7 +613,7 @@ describe('maxDuration', () => {
   });
 
   it('a delay longer than the remaining time gives up at once (no pointless wait)', async () => {
-    const { policy, clock } = setup({ maxDuration: 5_000, backoff: backoff.constant(10_000) });
+    const { policy, clock } = setup({ maxDurationMs: 5_000, backoff: backoff.constant(10_000) });
     const done = settle(policy.execute(alwaysFails()));
     await clock.tick(0);
     expect(done.state).toBe('rejected');
@@ -617,7 +621,7 @@ describe('maxDuration', () => {
   });
 
   it('returns the handled result when it gives up on maxDuration', async () => {
-    const { policy, clock } = setup({ maxDuration: 50, handle: handle.results((r) => r === 'bad') });
+    const { policy, clock } = setup({ maxDurationMs: 50, handle: handle.results((r) => r === 'bad') });
     const done = settle(policy.execute(() => 'bad'));
     await clock.runAll();
     expect(done).toEqual({ state: 'fulfilled', value: 'bad' });
@@ -626,7 +630,7 @@ describe('maxDuration', () => {
   it('may be a function of the context', async () => {
     const { policy, clock } = setup({
       maxAttempts: 10,
-      maxDuration: (ctx) => (ctx.priority === 'critical' ? 1_000 : 150),
+      maxDurationMs: (ctx) => (ctx.priority === 'critical' ? 1_000 : 150),
     });
     const critical = alwaysFails();
     const normal = alwaysFails();
@@ -637,16 +641,16 @@ describe('maxDuration', () => {
     expect(normal).toHaveBeenCalledTimes(2);
   });
 
-  it('a dynamic value that is bad rejects with a ConfigError naming retry.maxDuration(ctx)', async () => {
-    const { policy, clock } = setup({ maxDuration: () => -1 });
+  it('a dynamic value that is bad rejects with a ConfigError naming retry.maxDurationMs(ctx)', async () => {
+    const { policy, clock } = setup({ maxDurationMs: () => -1 });
     const done = settle(policy.execute(alwaysFails()));
     await clock.runAll();
     expect(done.value).toBeInstanceOf(ConfigError);
-    expect((done.value as Error).message).toBe('retry.maxDuration(ctx) must be a number >= 0 (got -1)');
+    expect((done.value as Error).message).toBe('retry.maxDurationMs(ctx) must be a number >= 0 (got -1)');
   });
 
   it('0 allows only immediate retries', async () => {
-    const delayed = setup({ maxDuration: 0, backoff: backoff.constant(1) });
+    const delayed = setup({ maxDurationMs: 0, backoff: backoff.constant(1) });
     const fn = alwaysFails();
     await expect(delayed.policy.execute(fn)).rejects.toThrow('down');
     expect(fn).toHaveBeenCalledTimes(1);
@@ -720,7 +724,7 @@ describe('retryAfter', () => {
   });
 
   it('is capped by retryAfter.max (default 60 000 ms)', async () => {
-    const capped = setup({ retryAfter: { max: 5_000 } });
+    const capped = setup({ retryAfter: { maxMs: 5_000 } });
     const cappedEvents = record(capped.policy);
     settle(capped.policy.execute(flaky(1, () => retryAfterError({ headers: { 'retry-after': '3600' } }))));
     await capped.clock.runAll();
@@ -740,7 +744,7 @@ describe('retryAfter', () => {
     await clock.runAll();
     expect(events[0]).toMatchObject({ delayMs: 3_000 });
 
-    const capBelowBackoff = setup({ backoff: backoff.constant(3_000), retryAfter: { max: 2_000 } });
+    const capBelowBackoff = setup({ backoff: backoff.constant(3_000), retryAfter: { maxMs: 2_000 } });
     const e2 = record(capBelowBackoff.policy);
     settle(
       capBelowBackoff.policy.execute(flaky(1, () => retryAfterError({ headers: { 'retry-after': '10' } }))),
@@ -750,7 +754,7 @@ describe('retryAfter', () => {
   });
 
   it('is ignored with retryAfter: false (and with max 0)', async () => {
-    for (const retryAfter of [false, { max: 0 }] as const) {
+    for (const retryAfter of [false, { maxMs: 0 }] as const) {
       const { policy, clock } = setup({ retryAfter });
       const events = record(policy);
       settle(policy.execute(flaky(1, () => retryAfterError({ headers: { 'retry-after': '30' } }))));
@@ -768,7 +772,7 @@ describe('retryAfter', () => {
   });
 
   it('an ask that would pass maxDuration gives up instead of waiting', async () => {
-    const { policy, clock } = setup({ maxDuration: 10_000 });
+    const { policy, clock } = setup({ maxDurationMs: 10_000 });
     const events = record(policy);
     const done = settle(policy.execute(alwaysFails(retryAfterError({ headers: { 'retry-after': '20' } }))));
     await clock.tick(0);
@@ -1166,19 +1170,19 @@ describe('validation', () => {
     [{ maxAttempts: Number.NaN }, 'retry.maxAttempts must be an integer >= 1 (got NaN)'],
     [{ maxAttempts: '3' }, 'retry.maxAttempts must be an integer >= 1 (got "3")'],
     [{ maxAttempts: null }, 'retry.maxAttempts must be an integer >= 1 (got null)'],
-    [{ maxDuration: -1 }, 'retry.maxDuration must be a number >= 0 (got -1)'],
-    [{ maxDuration: Number.NaN }, 'retry.maxDuration must be a number >= 0 (got NaN)'],
+    [{ maxDurationMs: -1 }, 'retry.maxDurationMs must be a number >= 0 (got -1)'],
+    [{ maxDurationMs: Number.NaN }, 'retry.maxDurationMs must be a number >= 0 (got NaN)'],
     [
       { backoff: 100 },
-      'retry.backoff must be a backoff, e.g. backoff.exponential({ initial: 100 }) (got 100)',
+      'retry.backoff must be a backoff, e.g. backoff.exponential({ initialMs: 100 }) (got 100)',
     ],
     [
       { backoff: {} },
-      'retry.backoff must be a backoff, e.g. backoff.exponential({ initial: 100 }) (got an object)',
+      'retry.backoff must be a backoff, e.g. backoff.exponential({ initialMs: 100 }) (got an object)',
     ],
     [{ handle: () => true }, 'retry.handle must be a handler, e.g. handle.transient() (got a function)'],
-    [{ retryAfter: true }, 'retry.retryAfter must be false or an options object ({ max }) (got true)'],
-    [{ retryAfter: { max: -1 } }, 'retry.retryAfter.max must be a number >= 0 (got -1)'],
+    [{ retryAfter: true }, 'retry.retryAfter must be false or an options object ({ maxMs }) (got true)'],
+    [{ retryAfter: { maxMs: -1 } }, 'retry.retryAfter.maxMs must be a number >= 0 (got -1)'],
     [{ random: 0.5 }, 'retry.random must be a function (got 0.5)'],
     [{ name: '' }, 'retry.name must be a non-empty string (got "")'],
   ])('%j is rejected: %s', (options, message) => {
@@ -1195,17 +1199,21 @@ describe('validation', () => {
       }
       return undefined;
     };
-    expect(optionOf({ maxDuration: -1 })).toBe('retry.maxDuration');
-    expect(optionOf({ retryAfter: { max: -1 } })).toBe('retry.retryAfter.max');
+    expect(optionOf({ maxDurationMs: -1 })).toBe('retry.maxDurationMs');
+    expect(optionOf({ retryAfter: { maxMs: -1 } })).toBe('retry.retryAfter.maxMs');
     expect(optionOf({ backoff: 1 })).toBe('retry.backoff');
   });
 
   it('rejects unknown option keys (typos) with their path', () => {
     expect(() => retry({ maxAttemps: 3 } as never)).toThrow(
-      expect.objectContaining({ code: 'INVALID_OPTION', option: 'retry.maxAttemps' }),
+      expect.objectContaining({
+        code: 'UNKNOWN_OPTION',
+        option: 'retry.maxAttemps',
+        suggestion: 'maxAttempts',
+      }),
     );
     expect(() => retry({ maxAttemps: 3 } as never)).toThrow(
-      /^retry\.maxAttemps is not an option of retry; the known options are maxAttempts, /,
+      /^retry\.maxAttemps is not an option of retry; did you mean retry\.maxAttempts\? the known options are maxAttempts, /,
     );
     expect(() => retry({ retryAfter: { maximum: 5 } } as never)).toThrow(
       expect.objectContaining({ option: 'retry.retryAfter.maximum' }),
@@ -1221,10 +1229,10 @@ describe('validation', () => {
     expect(() =>
       retry({
         maxAttempts: Number.POSITIVE_INFINITY,
-        maxDuration: Number.POSITIVE_INFINITY,
+        maxDurationMs: Number.POSITIVE_INFINITY,
         backoff: backoff.constant(1),
         handle: handle.transient(),
-        retryAfter: { max: 0 },
+        retryAfter: { maxMs: 0 },
         random: () => 0.5,
         name: 'r',
         clock: createFakeClock(),
@@ -1232,7 +1240,7 @@ describe('validation', () => {
     ).not.toThrow();
     expect(() => retry({ retryAfter: {} })).not.toThrow();
     expect(() => retry({ retryAfter: false })).not.toThrow();
-    expect(() => retry({ maxAttempts: () => 3, maxDuration: () => 10 })).not.toThrow();
+    expect(() => retry({ maxAttempts: () => 3, maxDurationMs: () => 10 })).not.toThrow();
   });
 });
 
@@ -1241,7 +1249,7 @@ describe('inside a pipeline', () => {
     const clock = createFakeClock();
     const inner = retry({ clock, backoff: backoff.constant(10_000), maxAttempts: 5 });
     const events = record(inner);
-    const policy = pipeline(timeout({ ms: 1_000, clock }), inner);
+    const policy = pipeline(timeout({ timeoutMs: 1_000, clock }), inner);
     const fn = alwaysFails();
     const done = settle(policy.execute(fn));
     await clock.tick(1_000);
@@ -1256,7 +1264,7 @@ describe('inside a pipeline', () => {
     const clock = createFakeClock();
     const policy = pipeline(
       retry({ clock, backoff: backoff.constant(10), maxAttempts: 3 }),
-      timeout({ ms: 100, strategy: 'abandon', clock }),
+      timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
     );
     const fn = vi.fn((ctx: Context) => (ctx.attempt < 3 ? new Promise<string>(() => {}) : 'fast'));
     const done = settle(policy.execute(fn));

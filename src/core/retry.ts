@@ -2,10 +2,10 @@
  * Retry: runs the function again after handled failures, waiting a backoff between attempts.
  */
 
-import { RetryBudget } from '../limits/retry-budget.js';
 import { type Backoff, backoff as backoffs, isBackoff } from './backoff.js';
 import type { Clock } from './clock.js';
 import { type RandomSource, systemRandom } from './clock.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { BrokenCircuitError, ConfigError, isNonRetryable } from './errors.js';
 import { type Disposer, type Listener, PolicyEmitter, type RetryEvent } from './events.js';
@@ -23,6 +23,7 @@ import {
 } from './options.js';
 import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
 import { retryAfterOf } from './retry-after.js';
+import { RetryBudget } from './retry-budget.js';
 import { sleep } from './sleep.js';
 import { isAbortError } from './transient.js';
 
@@ -30,7 +31,7 @@ import { isAbortError } from './transient.js';
 export interface RetryOptions extends CommonOptions {
   /** Total attempts, the first included (>= 1, or Infinity). Default 3. May be a function of the context. */
   maxAttempts?: Dynamic<number>;
-  /** Delays between attempts. Default `backoff.exponential({ initial: 100, max: 30_000, jitter: 'full' })`. */
+  /** Delays between attempts. Default `backoff.exponential({ initialMs: 100, maxMs: 30_000, jitter: 'full' })`. */
   backoff?: Backoff;
   /**
    * Which errors and results are retried. Default: every error except aborts (the caller's
@@ -42,14 +43,14 @@ export interface RetryOptions extends CommonOptions {
    * Longest total time in ms from the start of the first attempt: a retry whose delay would
    * end at or past it is not made. Default Infinity. May be a function of the context.
    */
-  maxDuration?: Dynamic<number>;
+  maxDurationMs?: Dynamic<number>;
   /**
    * Honour `Retry-After` (seconds or HTTP date) on a Response-like result, an error's
    * `headers`/`response.headers`, or an error's `retryAfterMs`: the delay becomes the larger
-   * of the backoff and the server's ask, the latter capped at `max` ms. Default
-   * `{ max: 60_000 }`; `false` ignores it.
+   * of the backoff and the server's ask, the latter capped at `maxMs`. Default
+   * `{ maxMs: 60_000 }`; `false` ignores it.
    */
-  retryAfter?: false | { max?: number };
+  retryAfter?: false | { maxMs?: number };
   /** Random source for jitter. Default `Math.random`. */
   random?: RandomSource;
   /**
@@ -63,11 +64,24 @@ export interface RetryOptions extends CommonOptions {
 /** Marks "no first failure yet" for the retry loop. */
 const NO_FAILURE: unique symbol = Symbol('none');
 
-const DEFAULT_BACKOFF = backoffs.exponential({ initial: 100, max: 30_000, jitter: 'full' });
+const DEFAULT_BACKOFF = backoffs.exponential({ initialMs: 100, maxMs: 30_000, jitter: 'full' });
 
 /** `maxAttempts`: an integer >= 1 or Infinity (the message keeps the documented wording). */
 const ATTEMPTS_RULE: NumberRule = (v) =>
   (Number.isInteger(v) && v >= 1) || v === Number.POSITIVE_INFINITY ? null : 'an integer >= 1';
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'retry',
+  help: 'Runs the function again after handled failures, waiting a backoff between attempts.',
+  states: ['ready'],
+  gauges: {},
+  counters: {
+    executions: 'Executions started.',
+    retries: 'Retries made (attempts after the first).',
+    giveUps: 'Executions that failed after the policy stopped retrying.',
+  },
+});
 
 /**
  * A retry policy. See `retry()`.
@@ -95,12 +109,13 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
       'maxAttempts',
       'backoff',
       'handle',
-      'maxDuration',
+      'maxDurationMs',
       'retryAfter',
       'random',
       'budget',
       'name',
       'clock',
+      'registry',
     ]);
     if (options.budget !== undefined && !RetryBudget.is(options.budget)) {
       throw new ConfigError('retry.budget', 'a retry budget, e.g. retryBudget.ratio()', options.budget);
@@ -108,8 +123,8 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     this.budget = options.budget ?? null;
     this.maxAttempts = DynamicNumber.of('retry.maxAttempts', options.maxAttempts, ATTEMPTS_RULE, 3);
     this.maxDuration = DynamicNumber.of(
-      'retry.maxDuration',
-      options.maxDuration,
+      'retry.maxDurationMs',
+      options.maxDurationMs,
       rules.atLeast(0),
       Number.POSITIVE_INFINITY,
     );
@@ -117,7 +132,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     if (options.backoff !== undefined && !isBackoff(options.backoff)) {
       throw new ConfigError(
         'retry.backoff',
-        'a backoff, e.g. backoff.exponential({ initial: 100 })',
+        'a backoff, e.g. backoff.exponential({ initialMs: 100 })',
         options.backoff,
       );
     }
@@ -132,15 +147,24 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
         options.retryAfter !== undefined &&
         (typeof options.retryAfter !== 'object' || options.retryAfter === null)
       ) {
-        throw new ConfigError('retry.retryAfter', 'false or an options object ({ max })', options.retryAfter);
+        throw new ConfigError(
+          'retry.retryAfter',
+          'false or an options object ({ maxMs })',
+          options.retryAfter,
+        );
       }
       const ra = checkObject('retry.retryAfter', options.retryAfter);
-      checkKeys('retry.retryAfter', ra, ['max']);
-      this.retryAfterMax = optNumber('retry.retryAfter.max', ra.max, rules.atLeast(0), 60_000);
+      checkKeys('retry.retryAfter', ra, ['maxMs']);
+      this.retryAfterMax = optNumber('retry.retryAfter.maxMs', ra.maxMs, rules.atLeast(0), 60_000);
     }
     this.random = checkFunction<RandomSource>('retry.random', options.random) ?? systemRandom;
     this.name = checkString('retry.name', options.name, 'retry');
     this.clock = clockOf(options.clock, 'retry.clock');
+    this._join('retry', options.registry);
+  }
+
+  protected override _figures(): Figures {
+    return { state: 'ready', gauges: {}, counters: { ...this.counts } };
   }
 
   /** Counters since creation: executions, retries made, and executions that gave up. */
@@ -437,7 +461,7 @@ function discardBody(result: unknown): void {
  * import { retry, backoff, handle } from 'bulwark';
  * const policy = retry({
  *   maxAttempts: 4,
- *   backoff: backoff.exponential({ initial: 100, max: 5_000, jitter: 'full' }),
+ *   backoff: backoff.exponential({ initialMs: 100, maxMs: 5_000, jitter: 'full' }),
  *   handle: handle.transient(),
  * });
  * policy.onRetry((e) => console.log(`attempt ${e.attempt} failed; retrying in ${e.delayMs} ms`));

@@ -59,7 +59,7 @@ async function withUnhandledRejections(body: () => Promise<void>): Promise<unkno
 describe('timeout: cooperative (default)', () => {
   it('aborts ctx.signal with a TimeoutError at the deadline, not before', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     let signal: AbortSignal | undefined;
     const call = track(
       t.execute((ctx) => {
@@ -81,7 +81,7 @@ describe('timeout: cooperative (default)', () => {
   it('fails with the signal reason itself when the function rejects with it', async () => {
     const clock = createFakeClock();
     let signal: AbortSignal | undefined;
-    const p = timeout({ ms: 50, clock }).execute((ctx) => {
+    const p = timeout({ timeoutMs: 50, clock }).execute((ctx) => {
       signal = ctx.signal;
       return untilAborted(ctx);
     });
@@ -94,7 +94,7 @@ describe('timeout: cooperative (default)', () => {
   it('a function that rejects after the deadline fails with TimeoutError whose cause is its own error', async () => {
     const clock = createFakeClock();
     const own = new Error('socket closed');
-    const p = timeout({ ms: 100, clock }).execute(({ signal }) => {
+    const p = timeout({ timeoutMs: 100, clock }).execute(({ signal }) => {
       return new Promise((_, reject) => signal.addEventListener('abort', () => reject(own)));
     });
     const settled = track(p);
@@ -109,7 +109,7 @@ describe('timeout: cooperative (default)', () => {
   it('waits for the function: does not settle at the deadline while the function still runs', async () => {
     const clock = createFakeClock();
     const d = deferred<string>();
-    const call = track(timeout({ ms: 100, clock }).execute(() => d.promise));
+    const call = track(timeout({ timeoutMs: 100, clock }).execute(() => d.promise));
     await clock.tick(500);
     expect(call.current.state).toBe('pending');
     d.reject(new Error('late'));
@@ -122,7 +122,7 @@ describe('timeout: cooperative (default)', () => {
 
   it('a function that resolves after the deadline returns its value (and the timeout is still counted)', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const d = deferred<string>();
     const p = t.execute(() => d.promise);
     await clock.tick(150);
@@ -134,7 +134,7 @@ describe('timeout: cooperative (default)', () => {
   it('passes an error from before the deadline through unchanged', async () => {
     const clock = createFakeClock();
     const own = new RangeError('bad');
-    const p = timeout({ ms: 100, clock }).execute(async () => {
+    const p = timeout({ timeoutMs: 100, clock }).execute(async () => {
       throw own;
     });
     await expect(p).rejects.toBe(own);
@@ -144,7 +144,7 @@ describe('timeout: cooperative (default)', () => {
     const clock = createFakeClock();
     const inner = new TimeoutError(5);
     const d = deferred();
-    const p = timeout({ ms: 100, clock }).execute(() => d.promise);
+    const p = timeout({ timeoutMs: 100, clock }).execute(() => d.promise);
     await clock.tick(100);
     d.reject(inner);
     await expect(p).rejects.toBe(inner);
@@ -152,7 +152,7 @@ describe('timeout: cooperative (default)', () => {
 
   it('returns the value of a function that finishes in time, and leaves the signal unaborted', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     let signal: AbortSignal | undefined;
     const p = t.execute(async (ctx) => {
       signal = ctx.signal;
@@ -168,7 +168,7 @@ describe('timeout: cooperative (default)', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     let seen: AbortSignal | undefined;
-    const p = timeout({ ms: 10, clock }).execute(
+    const p = timeout({ timeoutMs: 10, clock }).execute(
       (ctx) => {
         seen = ctx.signal;
         return untilAborted(ctx);
@@ -188,7 +188,7 @@ describe('timeout: cooperative (default)', () => {
     const clock = createFakeClock();
     const caller = new AbortController();
     const reason = new Error('user went away');
-    const p = timeout({ ms: 1_000, clock }).execute(untilAborted, { signal: caller.signal });
+    const p = timeout({ timeoutMs: 1_000, clock }).execute(untilAborted, { signal: caller.signal });
     await flushMicrotasks();
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
     caller.abort(reason);
@@ -201,7 +201,7 @@ describe('timeout: cooperative (default)', () => {
     const caller = new AbortController();
     caller.abort('early');
     let calls = 0;
-    const p = timeout({ ms: 1_000, clock }).execute(
+    const p = timeout({ timeoutMs: 1_000, clock }).execute(
       () => {
         calls++;
         return 1;
@@ -218,7 +218,7 @@ describe('timeout: cooperative (default)', () => {
 describe('timeout: abandon', () => {
   it('rejects at the deadline with TimeoutError even when the function ignores its signal', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, strategy: 'abandon', clock });
+    const t = timeout({ timeoutMs: 100, strategy: 'abandon', clock });
     expect(t.strategy).toBe('abandon');
     const never = deferred<string>();
     let signal: AbortSignal | undefined;
@@ -243,7 +243,7 @@ describe('timeout: abandon', () => {
   it("the abandoned function's later rejection is not an unhandled rejection", async () => {
     const unhandled = await withUnhandledRejections(async () => {
       const clock = createFakeClock();
-      const t = timeout({ ms: 100, strategy: 'abandon', clock });
+      const t = timeout({ timeoutMs: 100, strategy: 'abandon', clock });
       const late = deferred<string>();
       const p = t.execute(() => late.promise);
       const settled = track(p);
@@ -258,7 +258,7 @@ describe('timeout: abandon', () => {
   it("the abandoned function's later value is dropped", async () => {
     const clock = createFakeClock();
     const late = deferred<string>();
-    const p = timeout({ ms: 100, strategy: 'abandon', clock }).execute(() => late.promise);
+    const p = timeout({ timeoutMs: 100, strategy: 'abandon', clock }).execute(() => late.promise);
     const outcome = p.catch((e: unknown) => e);
     await clock.tick(100);
     late.resolve('too late');
@@ -267,7 +267,7 @@ describe('timeout: abandon', () => {
 
   it('a function that rejects after its signal aborted still yields the TimeoutError (the first outcome wins)', async () => {
     const clock = createFakeClock();
-    const p = timeout({ ms: 100, strategy: 'abandon', clock }).execute(untilAborted);
+    const p = timeout({ timeoutMs: 100, strategy: 'abandon', clock }).execute(untilAborted);
     const outcome = p.catch((e: unknown) => e);
     await clock.tick(100);
     const error = await outcome;
@@ -277,7 +277,7 @@ describe('timeout: abandon', () => {
 
   it('settles with the outcome of a function that finishes in time', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, strategy: 'abandon', clock });
+    const t = timeout({ timeoutMs: 100, strategy: 'abandon', clock });
     await expect(t.execute(async () => 'ok')).resolves.toBe('ok');
     const own = new Error('own');
     await expect(
@@ -295,7 +295,7 @@ describe('timeout: abandon', () => {
       const caller = new AbortController();
       const late = deferred<string>();
       let signal: AbortSignal | undefined;
-      const p = timeout({ ms: 1_000, strategy: 'abandon', clock }).execute(
+      const p = timeout({ timeoutMs: 1_000, strategy: 'abandon', clock }).execute(
         (ctx) => {
           signal = ctx.signal;
           return late.promise; // ignores its signal
@@ -322,7 +322,7 @@ describe('timeout: abandon', () => {
     const caller = new AbortController();
     caller.abort('gone');
     let calls = 0;
-    const p = timeout({ ms: 1_000, strategy: 'abandon', clock }).execute(
+    const p = timeout({ timeoutMs: 1_000, strategy: 'abandon', clock }).execute(
       () => {
         calls++;
         return 1;
@@ -338,7 +338,7 @@ describe('timeout: abandon', () => {
   it('removes its caller-signal listener when the function settles in time', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
-    const t = timeout({ ms: 1_000, strategy: 'abandon', clock });
+    const t = timeout({ timeoutMs: 1_000, strategy: 'abandon', clock });
     await t.execute(async () => 1, { signal: caller.signal });
     await expect(t.execute(() => Promise.reject(new Error('x')), { signal: caller.signal })).rejects.toThrow(
       'x',
@@ -357,7 +357,7 @@ describe('timeout: options', () => {
     expect(t.kind).toBe('timeout');
     expect(t.name).toBe('timeout');
     // The shorthand uses the system clock: check it with a fake clock via the options form.
-    const same = timeout({ ms: 100, clock });
+    const same = timeout({ timeoutMs: 100, clock });
     expect(same.strategy).toBe('cooperative');
   });
 
@@ -369,7 +369,7 @@ describe('timeout: options', () => {
   it('takes a dynamic ms from the context, e.g. by priority', async () => {
     const clock = createFakeClock();
     const seen: number[] = [];
-    const t = timeout({ ms: (ctx) => (ctx.priority === 'critical' ? 50 : 200), clock });
+    const t = timeout({ timeoutMs: (ctx) => (ctx.priority === 'critical' ? 50 : 200), clock });
     t.onEvent((e) => seen.push(e.timeoutMs));
     const signals: Record<string, AbortSignal> = {};
     const run = (priority: string) =>
@@ -392,19 +392,19 @@ describe('timeout: options', () => {
     expect(seen).toEqual([50, 200]);
   });
 
-  it('a dynamic ms that returns a bad value fails the call with a ConfigError naming timeout.ms(ctx)', async () => {
-    const t = timeout({ ms: () => -5, clock: createFakeClock() });
+  it('a dynamic ms that returns a bad value fails the call with a ConfigError naming timeout.timeoutMs(ctx)', async () => {
+    const t = timeout({ timeoutMs: () => -5, clock: createFakeClock() });
     let calls = 0;
     const p = t.execute(() => ++calls); // must not throw synchronously
     const error = await p.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).option).toBe('timeout.ms(ctx)');
+    expect((error as ConfigError).option).toBe('timeout.timeoutMs(ctx)');
     expect((error as Error).message).toBe(
-      'timeout.ms(ctx) must be a number of milliseconds > 0 (or Infinity) (got -5)',
+      'timeout.timeoutMs(ctx) must be a number of milliseconds > 0 (or Infinity) (got -5)',
     );
     expect(calls).toBe(0);
     const throwing = timeout({
-      ms: () => {
+      timeoutMs: () => {
         throw new Error('no ms for you');
       },
     });
@@ -414,7 +414,7 @@ describe('timeout: options', () => {
   it('Infinity passes straight through: no timer, and ctx.signal is the caller signal', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
-    const t = timeout({ ms: Number.POSITIVE_INFINITY, clock });
+    const t = timeout({ timeoutMs: Number.POSITIVE_INFINITY, clock });
     let seen: AbortSignal | undefined;
     const p = t.execute(
       (ctx) => {
@@ -437,7 +437,10 @@ describe('timeout: options', () => {
 
   it('a dynamic ms may return Infinity for some calls', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: (ctx) => (ctx.priority === 'low' ? 10 : Number.POSITIVE_INFINITY), clock });
+    const t = timeout({
+      timeoutMs: (ctx) => (ctx.priority === 'low' ? 10 : Number.POSITIVE_INFINITY),
+      clock,
+    });
     await t.execute(() => {
       expect(clock.pending).toBe(0);
     });
@@ -453,7 +456,7 @@ describe('timeout: options', () => {
     '%s: handles sync functions and sync throws',
     async (strategy) => {
       const clock = createFakeClock();
-      const t = timeout({ ms: 100, strategy, clock });
+      const t = timeout({ timeoutMs: 100, strategy, clock });
       await expect(t.execute(() => 42)).resolves.toBe(42);
       const own = new Error('sync throw');
       let thrownSync = false;
@@ -479,7 +482,7 @@ describe('timeout: options', () => {
     '%s: emits a timeout event with timeoutMs and strategy',
     async (strategy) => {
       const clock = createFakeClock();
-      const t = timeout({ ms: 100, strategy, name: 'db', clock });
+      const t = timeout({ timeoutMs: 100, strategy, name: 'db', clock });
       const events: TimeoutEvent[] = [];
       const stop = t.onEvent((e) => events.push(e));
       const p = t.execute(untilAborted, { priority: 'high' });
@@ -507,7 +510,7 @@ describe('timeout: options', () => {
 
   it('counts every timed-out execution in stats.timeouts', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 10, clock });
+    const t = timeout({ timeoutMs: 10, clock });
     expect(t.stats).toEqual({ timeouts: 0 });
     const calls = [t.execute(untilAborted), t.execute(untilAborted), t.execute(async () => 1)];
     const all = Promise.allSettled(calls);
@@ -527,32 +530,34 @@ describe('timeout: options', () => {
       }
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).option).toBe(option);
-      expect((error as ConfigError).code).toBe('INVALID_OPTION');
+      expect((error as ConfigError).code).toBe(
+        /\.(msec|[a-z]+typo)$/.test(option) ? 'UNKNOWN_OPTION' : 'INVALID_OPTION',
+      );
       expect((error as Error).message).toContain(option);
       if (message) expect((error as Error).message).toMatch(message);
     };
 
     it('timeout.ms is required and must be a number > 0', () => {
-      bad(() => timeout({} as never), 'timeout.ms');
-      bad(() => timeout(0), 'timeout.ms', /> 0.*\(got 0\)/);
-      bad(() => timeout(-1), 'timeout.ms', /\(got -1\)/);
-      bad(() => timeout(Number.NaN), 'timeout.ms', /\(got NaN\)/);
-      bad(() => timeout({ ms: '100' as unknown as number }), 'timeout.ms', /\(got "100"\)/);
+      bad(() => timeout({} as never), 'timeout.timeoutMs');
+      bad(() => timeout(0), 'timeout.timeoutMs', /> 0.*\(got 0\)/);
+      bad(() => timeout(-1), 'timeout.timeoutMs', /\(got -1\)/);
+      bad(() => timeout(Number.NaN), 'timeout.timeoutMs', /\(got NaN\)/);
+      bad(() => timeout({ timeoutMs: '100' as unknown as number }), 'timeout.timeoutMs', /\(got "100"\)/);
       expect(timeout(0.5).kind).toBe('timeout');
       expect(timeout(Number.POSITIVE_INFINITY).kind).toBe('timeout');
     });
 
     it("timeout.strategy must be 'cooperative' or 'abandon'", () => {
       bad(
-        () => timeout({ ms: 1, strategy: 'drop' as never }),
+        () => timeout({ timeoutMs: 1, strategy: 'drop' as never }),
         'timeout.strategy',
         /'cooperative', 'abandon'/,
       );
     });
 
     it('timeout.name must be a non-empty string; unknown options and non-objects are refused', () => {
-      bad(() => timeout({ ms: 1, name: '' }), 'timeout.name');
-      bad(() => timeout({ ms: 1, msec: 2 } as never), 'timeout.msec');
+      bad(() => timeout({ timeoutMs: 1, name: '' }), 'timeout.name');
+      bad(() => timeout({ timeoutMs: 1, msec: 2 } as never), 'timeout.msec');
       bad(() => timeout(null as never), 'timeout');
       bad(() => timeout('100' as never), 'timeout');
     });
@@ -562,8 +567,8 @@ describe('timeout: options', () => {
 describe('timeout placement with retry', () => {
   it('pipeline(timeout(overall), retry, timeout(perAttempt)): the per-attempt timeout is retried, the overall one stops everything', async () => {
     const clock = createFakeClock();
-    const overall = timeout({ ms: 350, clock, name: 'overall' });
-    const perAttempt = timeout({ ms: 100, clock, name: 'perAttempt' });
+    const overall = timeout({ timeoutMs: 350, clock, name: 'overall' });
+    const perAttempt = timeout({ timeoutMs: 100, clock, name: 'perAttempt' });
     const r = retry({ maxAttempts: 10, backoff: backoff.constant(0), clock });
     const policy = pipeline(overall, r, perAttempt);
     const retries: RetryEvent[] = [];
@@ -606,9 +611,9 @@ describe('timeout placement with retry', () => {
     const unhandled = await withUnhandledRejections(async () => {
       const clock = createFakeClock();
       const policy = pipeline(
-        timeout({ ms: 250, strategy: 'abandon', clock }),
+        timeout({ timeoutMs: 250, strategy: 'abandon', clock }),
         retry({ maxAttempts: 10, backoff: backoff.constant(0), clock }),
-        timeout({ ms: 100, strategy: 'abandon', clock }),
+        timeout({ timeoutMs: 100, strategy: 'abandon', clock }),
       );
       const hanging: Deferred<never>[] = [];
       const p = policy.execute(() => {
@@ -628,7 +633,7 @@ describe('timeout placement with retry', () => {
 
   it('timeout inside retry sees the attempt number; timeout outside retry bounds all attempts', async () => {
     const clock = createFakeClock();
-    const inner = timeout({ ms: 100, clock });
+    const inner = timeout({ timeoutMs: 100, clock });
     const seen: number[] = [];
     inner.onEvent((e) => seen.push(e.attempt));
     let n = 0;
@@ -647,7 +652,7 @@ describe('timeout placement with retry', () => {
 describe('timeout: aborts from outside are not timeouts', () => {
   it('a cooperative timeout whose call the caller cancelled neither counts nor emits a timeout later', async () => {
     const clock = createFakeClock();
-    const t = timeout({ ms: 100, clock });
+    const t = timeout({ timeoutMs: 100, clock });
     const events: TimeoutEvent[] = [];
     t.onEvent((e) => events.push(e));
     const caller = new AbortController();
@@ -675,7 +680,10 @@ describe('timeout: aborts from outside are not timeouts', () => {
     }
     globalThis.AbortController = Counting;
     try {
-      const policy = pipeline(timeout({ ms: 1_000, clock }), retry({ clock, backoff: backoff.constant(10) }));
+      const policy = pipeline(
+        timeout({ timeoutMs: 1_000, clock }),
+        retry({ clock, backoff: backoff.constant(10) }),
+      );
       const p = policy.execute((ctx) => (ctx.attempt === 1 ? Promise.reject(new Error('once')) : 'ok'));
       await clock.tick(10);
       await expect(p).resolves.toBe('ok');

@@ -12,7 +12,9 @@
  * No timer is created per call: see `deadline-queue.ts`.
  */
 
+import { nowOf } from './call-time.js';
 import type { Clock } from './clock.js';
+import { defineDescriptor, type Figures } from './component.js';
 import { type ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from './context.js';
 import { type DeadlineQueue, DeadlineQueues } from './deadline-queue.js';
 import { ConfigError, TimeoutError } from './errors.js';
@@ -28,16 +30,25 @@ import {
 } from './options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from './policy.js';
 
-/** `timeout.ms`: a number > 0 (Infinity allowed; NaN and 0 refused). */
+/** `timeout.timeoutMs`: a number > 0 (Infinity allowed; NaN and 0 refused). */
 const positiveMs: NumberRule = (v) => (v > 0 ? null : 'a number of milliseconds > 0 (or Infinity)');
 
 /** Options of `timeout()`. */
 export interface TimeoutOptions extends CommonOptions {
   /** The timeout in ms (> 0; `Infinity` disables it). May be a function of the context. */
-  ms: Dynamic<number>;
+  timeoutMs: Dynamic<number>;
   /** `cooperative` (default) or `abandon`. */
   strategy?: 'cooperative' | 'abandon';
 }
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'timeout',
+  help: 'Bounds how long an execution (or each attempt) may take.',
+  states: ['ready'],
+  gauges: {},
+  counters: { timeouts: 'Executions this timeout timed out.' },
+});
 
 /**
  * A timeout policy. See `timeout()`.
@@ -55,10 +66,16 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
 
   constructor(options: TimeoutOptions) {
     super();
-    checkKeys('timeout', options as unknown as Record<string, unknown>, ['ms', 'strategy', 'name', 'clock']);
-    if (options.ms === undefined)
-      throw new ConfigError('timeout.ms', 'a number of milliseconds > 0', undefined);
-    this.ms = DynamicNumber.of('timeout.ms', options.ms, positiveMs, 0);
+    checkKeys('timeout', options as unknown as Record<string, unknown>, [
+      'timeoutMs',
+      'strategy',
+      'name',
+      'clock',
+      'registry',
+    ]);
+    if (options.timeoutMs === undefined)
+      throw new ConfigError('timeout.timeoutMs', 'a number of milliseconds > 0', undefined);
+    this.ms = DynamicNumber.of('timeout.timeoutMs', options.timeoutMs, positiveMs, 0);
     this.strategy = checkEnum(
       'timeout.strategy',
       options.strategy,
@@ -68,6 +85,16 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this.name = checkString('timeout.name', options.name, 'timeout');
     this.clock = clockOf(options.clock, 'timeout.clock');
     this.queues = new DeadlineQueues<ChildContext>(this.clock, (ctx) => this.onExpire(ctx));
+    this._join('timeout', options.registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: 'ready',
+      gauges: {},
+      counters: { timeouts: this.timeouts },
+      details: { timeoutMs: this.ms.fn === null ? this.ms.constant : 'dynamic', strategy: this.strategy },
+    };
   }
 
   /** How many executions this policy has timed out. */
@@ -124,8 +151,8 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     child._timeoutMs = ms;
     const queue = this.queues.for(ms);
     return this.strategy === 'cooperative'
-      ? cooperative(child, next, queue)
-      : abandon(ctx, child, next, queue);
+      ? cooperative(child, next, queue, nowOf(this.clock))
+      : abandon(ctx, child, next, queue, nowOf(this.clock));
   }
 }
 
@@ -140,8 +167,9 @@ function cooperative(
   child: ChildContext,
   next: Link | null,
   queue: DeadlineQueue<ChildContext>,
+  now: number,
 ): Promise<unknown> {
-  queue.add(child);
+  queue.add(child, now);
   return start(child, next).then(
     (value) => {
       queue.remove(child);
@@ -161,6 +189,7 @@ function abandon(
   child: ChildContext,
   next: Link | null,
   queue: DeadlineQueue<ChildContext>,
+  now: number,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -187,7 +216,7 @@ function abandon(
       };
       parent._watch(onAbort);
     }
-    queue.add(child);
+    queue.add(child, now);
     // `start` adopts any outcome (a value, a sync throw, a foreign thenable) as a native promise.
     start(child, next).then(
       (value) => {
@@ -205,19 +234,19 @@ function abandon(
 }
 
 /**
- * Makes a timeout policy: `timeout(2_000)` or `timeout({ ms: 2_000, strategy: 'abandon' })`.
+ * Makes a timeout policy: `timeout(2_000)` or `timeout({ timeoutMs: 2_000, strategy: 'abandon' })`.
  * Placed outside a retry it bounds the whole operation; inside, each attempt.
  *
  * @example
  * ```ts
  * import { timeout } from 'bulwark';
- * const t = timeout({ ms: 2_000, strategy: 'abandon' });
+ * const t = timeout({ timeoutMs: 2_000, strategy: 'abandon' });
  * const res = await t.execute(({ signal }) => fetch('https://example.org', { signal }));
  * ```
  */
 export function timeout(msOrOptions: Dynamic<number> | TimeoutOptions): TimeoutPolicy {
   if (typeof msOrOptions === 'number' || typeof msOrOptions === 'function') {
-    return new TimeoutPolicy({ ms: msOrOptions });
+    return new TimeoutPolicy({ timeoutMs: msOrOptions });
   }
   return new TimeoutPolicy(checkObject('timeout', msOrOptions) as unknown as TimeoutOptions);
 }

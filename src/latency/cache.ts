@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
@@ -73,6 +74,21 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   );
 }
 
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'cache',
+  help: 'Serves results from a store for ttlMs, stale while revalidating or on error.',
+  states: ['ready'],
+  gauges: {},
+  counters: {
+    hits: 'Fresh hits.',
+    misses: 'Misses (the function ran).',
+    stale: 'Stale values served.',
+    refreshes: 'Background refreshes.',
+    refreshErrors: 'Refreshes that failed.',
+  },
+});
+
 /**
  * A cache policy. See `cache()`.
  */
@@ -104,6 +120,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
       'store',
       'cacheable',
       'name',
+      'registry',
       'clock',
     ]);
     if (typeof options.key !== 'function')
@@ -147,6 +164,11 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
       const maxEntries = optNumber('cache.maxEntries', options.maxEntries, rules.int(1), 1000);
       this.store = new MemoryCacheStore({ maxEntries, clock: this.clock });
     }
+    this._join('cache', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    return { state: 'ready', gauges: {}, counters: { ...this.counts } };
   }
 
   /** Counters since creation. */

@@ -19,12 +19,12 @@ describe('coalesce', () => {
     const a = sf.execute(work('a'), { props: { id: 1 } });
     const b = sf.execute(work('b'), { props: { id: 1 } });
     const c = sf.execute(work('c'), { props: { id: 2 } });
-    expect(sf.stats).toMatchObject({ inflight: 2, executions: 2, joined: 1 });
+    expect(sf.stats).toMatchObject({ inFlight: 2, executions: 2, joined: 1 });
     gate.resolve('v');
     expect(await Promise.all([a, b, c])).toEqual(['v', 'v', 'v']);
     expect(runs).toEqual(['a', 'c']);
     expect(events).toMatchObject([{ event: 'join', key: '1', waiters: 2 }]);
-    expect(sf.stats.inflight).toBe(0);
+    expect(sf.stats.inFlight).toBe(0);
     // After it settled, the next call runs again.
     expect(await sf.execute(() => 'again', { props: { id: 1 } })).toBe('again');
   });
@@ -84,7 +84,7 @@ describe('coalesce', () => {
     await expect(a).rejects.toThrow('one');
     await expect(b).rejects.toThrow('two');
     await flushMicrotasks();
-    expect(sf.stats).toMatchObject({ inflight: 0, cancelled: 1 });
+    expect(sf.stats).toMatchObject({ inFlight: 0, cancelled: 1 });
     expect(events.map((e) => e.event)).toEqual(['join', 'cancel']);
     // A new call with the key starts a new execution.
     expect(await sf.execute(() => 'fresh')).toBe('fresh');

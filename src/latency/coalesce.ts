@@ -4,6 +4,7 @@
  * stops waiting at once; the shared execution is aborted only when every waiter has.
  */
 
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -46,6 +47,19 @@ class Flight {
   ) {}
 }
 
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'coalesce',
+  help: 'Concurrent calls with the same key share one execution.',
+  states: ['ready'],
+  gauges: { inFlight: 'Shared executions running now.' },
+  counters: {
+    executions: 'Executions run.',
+    joined: 'Calls that joined a running execution.',
+    cancelled: 'Shared executions cancelled (every caller left).',
+  },
+});
+
 /**
  * A coalescing policy. See `coalesce()`.
  */
@@ -60,22 +74,31 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
 
   constructor(options: CoalesceOptions) {
     super();
-    checkKeys('coalesce', options as unknown as Record<string, unknown>, ['key', 'name']);
+    checkKeys('coalesce', options as unknown as Record<string, unknown>, ['key', 'name', 'registry']);
     if (typeof options.key !== 'function') {
       throw new ConfigError('coalesce.key', 'a function (ctx) => string', options.key);
     }
     this.key = options.key;
     this.name = checkString('coalesce.name', options.name, 'coalesce');
+    this._join('coalesce', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: 'ready',
+      gauges: { inFlight: this.flights.size },
+      counters: { ...this.counts },
+    };
   }
 
   /** Executions in flight now, and counters since creation. */
   get stats(): {
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly executions: number;
     readonly joined: number;
     readonly cancelled: number;
   } {
-    return { inflight: this.flights.size, ...this.counts };
+    return { inFlight: this.flights.size, ...this.counts };
   }
 
   /**

@@ -110,7 +110,7 @@ describe('hedge', () => {
   it('takes its delay from a latency percentile once enough samples are known', async () => {
     const clock = createFakeClock();
     const h = hedge({
-      delay: { percentile: 0.5, initialMs: 500, minSamples: 4, minMs: 5, maxMs: 200 },
+      delay: { quantile: 0.5, initialMs: 500, minSamples: 4, minMs: 5, maxMs: 200 },
       clock,
     });
     expect(h.delayMs).toBe(500);
@@ -124,7 +124,7 @@ describe('hedge', () => {
     const clock = createFakeClock();
     const h = hedge({ delay: 0, maxHedges: 2, clock });
     const attempts: number[] = [];
-    const p = pipeline(timeout({ ms: 100, clock }), h);
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), h);
     const r = await p.execute(({ attempt }) => {
       attempts.push(attempt);
       return attempt === 3 ? 3 : new Promise<number>(() => {});
@@ -157,7 +157,7 @@ describe('hedge', () => {
     const clock = createFakeClock();
     const h = hedge({ delay: 40, maxHedges: 5, clock });
     const signals: AbortSignal[] = [];
-    const p = pipeline(timeout({ ms: 100, clock }), h).execute(({ signal }) => {
+    const p = pipeline(timeout({ timeoutMs: 100, clock }), h).execute(({ signal }) => {
       signals.push(signal);
       return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
     });
@@ -173,9 +173,9 @@ describe('hedge', () => {
 
   it('validates options', () => {
     expect(() => hedge({ delay: -1 })).toThrow(ConfigError);
-    expect(() => hedge({ delay: { percentile: 0 } })).toThrow(/hedge.delay.percentile/);
-    expect(() => hedge({ delay: { percentile: 0.9, minMs: 10, maxMs: 5 } })).toThrow(/hedge.delay.maxMs/);
-    expect(() => hedge({ delay: { percentile: 0.9, windowSize: 10, minSamples: 11 } })).toThrow(
+    expect(() => hedge({ delay: { quantile: 0 } })).toThrow(/hedge.delay.quantile/);
+    expect(() => hedge({ delay: { quantile: 0.9, minMs: 10, maxMs: 5 } })).toThrow(/hedge.delay.maxMs/);
+    expect(() => hedge({ delay: { quantile: 0.9, windowSize: 10, minSamples: 11 } })).toThrow(
       /hedge.delay.minSamples/,
     );
     expect(() => hedge({ delay: 1, maxHedges: 0 })).toThrow(/hedge.maxHedges/);

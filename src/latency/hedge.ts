@@ -7,6 +7,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import {
   type ChildContext,
   type Context,
@@ -24,9 +25,9 @@ import { isAbortError } from '../core/transient.js';
 import { LatencyWindow } from './latency-window.js';
 
 /** A hedging delay taken from observed latencies. */
-export interface PercentileDelay {
+export interface QuantileDelay {
   /** The quantile of the latencies of successful attempts, in (0, 1], e.g. 0.95. */
-  percentile: number;
+  quantile: number;
   /** The delay before `minSamples` latencies are known, in ms (not clamped). Default 100. */
   initialMs?: number;
   /** Lower bound of the delay taken from the percentile, in ms. Default 1 (never 0: that would hedge every call at once). */
@@ -41,8 +42,8 @@ export interface PercentileDelay {
 
 /** Options of `hedge()`. */
 export interface HedgeOptions extends CommonOptions {
-  /** Wait before each extra attempt: ms (>= 0), or a percentile of observed latencies. */
-  delay: number | PercentileDelay;
+  /** Wait before each extra attempt: ms (>= 0), or a quantile of observed latencies. */
+  delay: number | QuantileDelay;
   /** Extra attempts at most (>= 1). Default 1. */
   maxHedges?: number;
   /**
@@ -127,6 +128,19 @@ class HedgeCall implements DeadlineNode<HedgeCall> {
   }
 }
 
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'hedge',
+  help: 'Starts extra attempts when the first is slow; the first to succeed wins.',
+  states: ['ready', 'off'],
+  gauges: { delayMs: 'The delay before an extra attempt now, in ms.' },
+  counters: {
+    executions: 'Executions.',
+    hedges: 'Extra attempts started.',
+    hedgeWins: 'Executions won by an extra attempt.',
+  },
+});
+
 /**
  * A hedging policy. See `hedge()`.
  */
@@ -137,7 +151,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   readonly emitter = new PolicyEmitter<HedgeEvent>();
   private readonly clock: Clock;
   private readonly fixedDelay: number;
-  private readonly pct: Required<PercentileDelay> | null;
+  private readonly pct: Required<QuantileDelay> | null;
   private readonly window: LatencyWindow | null;
   private readonly maxHedges: number;
   private readonly handler: Handler | null;
@@ -153,6 +167,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       'handle',
       'enabled',
       'name',
+      'registry',
       'clock',
     ]);
     this.name = checkString('hedge.name', options.name, 'hedge');
@@ -169,11 +184,11 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       this.window = null;
     } else if (typeof d === 'object' && d !== null) {
       const o = checkObject('hedge.delay', d);
-      checkKeys('hedge.delay', o, ['percentile', 'initialMs', 'minMs', 'maxMs', 'windowSize', 'minSamples']);
+      checkKeys('hedge.delay', o, ['quantile', 'initialMs', 'minMs', 'maxMs', 'windowSize', 'minSamples']);
       const minMs = optNumber('hedge.delay.minMs', o.minMs, rules.finite(0), 1);
       const maxMs = optNumber('hedge.delay.maxMs', o.maxMs, rules.atLeast(minMs), Number.POSITIVE_INFINITY);
       this.pct = {
-        percentile: checkNumber('hedge.delay.percentile', o.percentile, rules.ratio),
+        quantile: checkNumber('hedge.delay.quantile', o.quantile, rules.ratio),
         initialMs: optNumber('hedge.delay.initialMs', o.initialMs, rules.atLeast(0), 100),
         minMs,
         maxMs,
@@ -190,7 +205,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       this.fixedDelay = -1;
       this.window = new LatencyWindow(this.pct.windowSize);
     } else {
-      throw new ConfigError('hedge.delay', 'a number of ms >= 0 or { percentile: 0.95, … }', d);
+      throw new ConfigError('hedge.delay', 'a number of ms >= 0 or { quantile: 0.95, … }', d);
     }
     this.maxHedges = optNumber('hedge.maxHedges', options.maxHedges, rules.int(1), 1);
     if (options.handle !== undefined && !Handler.is(options.handle)) {
@@ -198,6 +213,15 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     }
     this.handler = options.handle ?? null;
     this.queues = new DeadlineQueues<HedgeCall>(this.clock, (call) => this.onDelay(call));
+    this._join('hedge', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: this._off ? 'off' : 'ready',
+      gauges: { delayMs: this.currentDelay() },
+      counters: { ...this.counts },
+    };
   }
 
   /**
@@ -220,7 +244,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
 
   private currentDelay(): number {
     if (this.pct === null) return this.fixedDelay;
-    const p = this.window!.percentile(this.pct.percentile, this.clock.now(), this.pct.minSamples);
+    const p = this.window!.percentile(this.pct.quantile, this.clock.now(), this.pct.minSamples);
     if (Number.isNaN(p)) return this.pct.initialMs;
     return Math.min(this.pct.maxMs, Math.max(this.pct.minMs, Math.ceil(p)));
   }
@@ -403,12 +427,12 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
 
 /**
  * Makes a hedging policy: `hedge({ delay: 50 })`, or
- * `hedge({ delay: { percentile: 0.95 }, maxHedges: 2 })`.
+ * `hedge({ delay: { quantile: 0.95 }, maxHedges: 2 })`.
  *
  * @example
  * ```ts nocheck
  * import { hedge } from 'bulwark';
- * const h = hedge({ delay: { percentile: 0.95, minMs: 10 }, maxHedges: 1 });
+ * const h = hedge({ delay: { quantile: 0.95, minMs: 10 }, maxHedges: 1 });
  * const res = await h.execute(({ signal }) => fetch('https://replica.example/item', { signal }));
  * ```
  */

@@ -10,17 +10,17 @@ describe('adaptiveConcurrency', () => {
     const d = deferred<void>();
     const a = p.execute(() => d.promise);
     const b = p.execute(() => d.promise);
-    expect(p.inflight).toBe(2);
+    expect(p.inFlight).toBe(2);
     await expect(p.execute(() => 1)).rejects.toBeInstanceOf(BulkheadRejectedError);
     d.resolve();
     await Promise.all([a, b]);
-    expect(p.inflight).toBe(0);
+    expect(p.inFlight).toBe(0);
     expect(p.stats.rejected).toBe(1);
   });
 
   it('measures RTT with the clock, feeds the algorithm and emits limitChange', async () => {
     const clock = createFakeClock();
-    const p = adaptiveConcurrency({ algorithm: 'aimd', initialLimit: 2, minLimit: 1, timeout: 50, clock });
+    const p = adaptiveConcurrency({ algorithm: 'aimd', initialLimit: 2, minLimit: 1, timeoutMs: 50, clock });
     const events: AdaptiveConcurrencyEvent[] = [];
     p.onLimitChange((e) => events.push(e));
     await p.execute(() => 1); // inflight 1, 1·2 >= 2 → +1
@@ -49,7 +49,13 @@ describe('adaptiveConcurrency', () => {
 
   it('queues up to `queue` calls, FIFO, with queueTimeout', async () => {
     const clock = createFakeClock();
-    const p = adaptiveConcurrency({ algorithm: 'vegas', initialLimit: 1, queue: 1, queueTimeout: 50, clock });
+    const p = adaptiveConcurrency({
+      algorithm: 'vegas',
+      initialLimit: 1,
+      queue: 1,
+      queueTimeoutMs: 50,
+      clock,
+    });
     const d = deferred<string>();
     const first = p.execute(() => d.promise);
     const second = p.execute(() => 'second');
@@ -107,7 +113,7 @@ describe('adaptiveConcurrency robustness', () => {
       }),
     });
     await expect(p.execute(() => Promise.reject(new Error('x')))).rejects.toThrow('predicate');
-    expect(p.inflight).toBe(0);
+    expect(p.inFlight).toBe(0);
     expect(await p.execute(() => 2)).toBe(2);
   });
 });

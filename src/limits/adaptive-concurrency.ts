@@ -3,9 +3,11 @@
  * calls it admits (AIMD, Gradient2 or Vegas, see `adaptive-limits.ts`).
  */
 
-import type { Clock, RandomSource, TimerHandle } from '../core/clock.js';
+import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
+import { DeadlineQueues } from '../core/deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter } from '../core/events.js';
 import { Handler } from '../core/handle.js';
@@ -20,6 +22,7 @@ import {
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import { isResponseLike } from '../core/transient.js';
+import { type Waiter, WaitQueue } from '../core/wait-queue.js';
 import {
   AimdLimit,
   Gradient2Limit,
@@ -43,7 +46,7 @@ export type AdaptiveConcurrencyEvent =
       readonly kind: 'adaptiveConcurrency';
       readonly event: 'reject';
       readonly reason: 'full' | 'queueTimeout';
-      readonly inflight: number;
+      readonly inFlight: number;
       readonly limit: number;
     });
 
@@ -66,7 +69,7 @@ export interface AdaptiveConcurrencyOptions extends CommonOptions {
   /** aimd: multiplier on a drop, in [0.5, 1). Default 0.9. */
   backoffRatio?: number;
   /** aimd: an RTT above this many ms counts as a drop. Default 5_000. */
-  timeout?: number;
+  timeoutMs?: number;
   /** gradient2: weight of a new estimate, in (0, 1]. Default 0.2; vegas: default 1.0. */
   smoothing?: number;
   /** gradient2: latency inflation tolerated (>= 1). Default 1.5. */
@@ -79,14 +82,14 @@ export interface AdaptiveConcurrencyOptions extends CommonOptions {
   probeMultiplier?: number;
   /**
    * Sampling window in front of the algorithm (Netflix's WindowedLimit): `{ minWindowMs: 1_000,
-   * maxWindowMs: 1_000, windowSize: 10, minRttThresholdMs: 0.1 }`, or `false` to feed every
+   * maxWindowMs: 1_000, minSamples: 10, minRttThresholdMs: 0.1 }`, or `false` to feed every
    * sample. Default: on for gradient2, off for aimd and vegas.
    */
   window?: WindowOptions | false;
   /** Calls allowed to wait for a slot (integer >= 0 or Infinity). Default 0. */
   queue?: number;
   /** Longest wait in the queue, ms. Default Infinity. */
-  queueTimeout?: number;
+  queueTimeoutMs?: number;
   /**
    * Which failures are drops (overload signals that shrink the limit). Default: a `TimeoutError`,
    * and an HTTP 429 or 503 (on an error or a Response-like result). Other errors (and aborts)
@@ -123,29 +126,35 @@ const COMMON_KEYS = [
   'maxLimit',
   'window',
   'queue',
-  'queueTimeout',
+  'queueTimeoutMs',
   'drop',
   'random',
   'name',
+  'registry',
   'clock',
 ];
 const KEYS = {
-  aimd: [...COMMON_KEYS, 'minLimit', 'backoffRatio', 'timeout'],
+  aimd: [...COMMON_KEYS, 'minLimit', 'backoffRatio', 'timeoutMs'],
   gradient2: [...COMMON_KEYS, 'minLimit', 'smoothing', 'rttTolerance', 'queueSize', 'longWindow'],
   vegas: [...COMMON_KEYS, 'smoothing', 'probeMultiplier'],
 } as const;
 
-class Waiter {
-  prev: Waiter | null = null;
-  next: Waiter | null = null;
-  timer: TimerHandle | null = null;
-  onAbort: (() => void) | null = null;
-  constructor(
-    readonly ctx: ExecutionContext,
-    readonly resolve: () => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
-}
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'adaptiveConcurrency',
+  help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
+  states: ['ready', 'full'],
+  gauges: {
+    limit: 'The concurrency limit now.',
+    inFlight: 'Calls running now.',
+    queued: 'Calls waiting for a slot now.',
+  },
+  counters: {
+    rejections: 'Calls refused.',
+    samples: 'RTT samples fed to the algorithm.',
+    drops: 'Samples that were drops (overload signals).',
+  },
+});
 
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
@@ -161,9 +170,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   private readonly drop: Handler;
   private current: number;
   private running = 0;
-  private waiting = 0;
-  private head: Waiter | null = null;
-  private tail: Waiter | null = null;
+  private readonly waiters: WaitQueue;
   private rejected = 0;
   private samples = 0;
   private drops = 0;
@@ -196,8 +203,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
         (v) => (v >= 0.5 && v < 1 ? null : 'a number in [0.5, 1)'),
         0.9,
       );
-      const timeout = optNumber(p('timeout'), o.timeout, rules.positive, 5_000);
-      algo = new AimdLimit({ initialLimit, minLimit, maxLimit, backoffRatio, timeout });
+      const timeoutMs = optNumber(p('timeoutMs'), o.timeoutMs, rules.positive, 5_000);
+      algo = new AimdLimit({ initialLimit, minLimit, maxLimit, backoffRatio, timeoutMs });
     } else if (algorithm === 'gradient2') {
       const minLimit = optNumber(p('minLimit'), o.minLimit, rules.int(1), 20);
       algo = new Gradient2Limit({
@@ -235,7 +242,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const w = o.window === undefined ? (algorithm === 'gradient2' ? {} : false) : o.window;
     if (w !== false) {
       const wo = checkObject(p('window'), w);
-      checkKeys(p('window'), wo, ['minWindowMs', 'maxWindowMs', 'windowSize', 'minRttThresholdMs']);
+      checkKeys(p('window'), wo, ['minWindowMs', 'maxWindowMs', 'minSamples', 'minRttThresholdMs']);
       const minWindowMs = optNumber(p('window.minWindowMs'), wo.minWindowMs, rules.finite(0), 1_000);
       algo = new WindowedLimit(algo, {
         minWindowMs,
@@ -245,7 +252,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
           rules.finite(minWindowMs),
           Math.max(1_000, minWindowMs),
         ),
-        windowSize: optNumber(p('window.windowSize'), wo.windowSize, rules.int(1), 10),
+        minSamples: optNumber(p('window.minSamples'), wo.minSamples, rules.int(1), 10),
         minRttThresholdMs: optNumber(
           p('window.minRttThresholdMs'),
           wo.minRttThresholdMs,
@@ -258,8 +265,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.current = algo.limit;
     this.queueMax = optNumber(p('queue'), o.queue, rules.intOrInfinity(0), 0);
     this.queueTimeout = optNumber(
-      p('queueTimeout'),
-      o.queueTimeout,
+      p('queueTimeoutMs'),
+      o.queueTimeoutMs,
       rules.atLeast(0),
       Number.POSITIVE_INFINITY,
     );
@@ -269,6 +276,20 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.drop = (o.drop as Handler | undefined) ?? DEFAULT_DROPS;
     this.name = checkString(p('name'), o.name, 'adaptiveConcurrency');
     this.clock = clockOf(o.clock as Clock | undefined, p('clock'));
+    const timers = new DeadlineQueues<Waiter>(this.clock, (w) =>
+      this.waiters.expire(w, () => this.rejection(w.ctx, 'queueTimeout')),
+    );
+    this.waiters = new WaitQueue(timers);
+    this._join('adaptiveConcurrency', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: this.running >= this.current ? 'full' : 'ready',
+      gauges: { limit: this.current, inFlight: this.running, queued: this.waiters.size },
+      counters: { rejections: this.rejected, samples: this.samples, drops: this.drops },
+      details: { algorithm: this.algorithm },
+    };
   }
 
   /** The current limit. */
@@ -277,19 +298,19 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   }
 
   /** Calls running now. */
-  get inflight(): number {
+  get inFlight(): number {
     return this.running;
   }
 
   /** Calls waiting for a slot now. */
   get queued(): number {
-    return this.waiting;
+    return this.waiters.size;
   }
 
   /** Live figures and counters since creation. */
   get stats(): {
     readonly limit: number;
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly queued: number;
     readonly rejected: number;
     readonly samples: number;
@@ -297,8 +318,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   } {
     return {
       limit: this.current,
-      inflight: this.running,
-      queued: this.waiting,
+      inFlight: this.running,
+      queued: this.waiters.size,
       rejected: this.rejected,
       samples: this.samples,
       drops: this.drops,
@@ -330,7 +351,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
       this.running++;
       return this.measure(ctx, next);
     }
-    if (this.waiting < this.queueMax) return this.runQueued(ctx, next);
+    if (this.waiters.size < this.queueMax) return this.runQueued(ctx, next);
     return Promise.reject(this.rejection(ctx, 'full'));
   }
 
@@ -365,7 +386,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   }
 
   private async runQueued(ctx: ExecutionContext, next: Link | null): Promise<unknown> {
-    await this.enqueue(ctx); // resolves with the slot already taken
+    await this.waiters.wait(ctx, 0, 0, this.queueTimeout); // resolves with the slot already taken
     if (ctx._isAborted) {
       this.release();
       throw ctx._abortReason;
@@ -407,7 +428,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
         operation: ctx.name,
         attempt: ctx.attempt,
         reason,
-        inflight: this.running,
+        inFlight: this.running,
         limit: this.current,
       });
     }
@@ -415,59 +436,15 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
       this.name,
       reason === 'full' ? 'BULKHEAD_FULL' : 'BULKHEAD_QUEUE_TIMEOUT',
       this.running,
-      this.waiting,
+      this.waiters.size,
     );
-  }
-
-  private enqueue(ctx: ExecutionContext): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const w = new Waiter(ctx, resolve, reject);
-      w.prev = this.tail;
-      if (this.tail === null) this.head = w;
-      else this.tail.next = w;
-      this.tail = w;
-      this.waiting++;
-      if (this.queueTimeout !== Number.POSITIVE_INFINITY) {
-        w.timer = this.clock.setTimeout(() => {
-          w.timer = null;
-          this.unlink(w);
-          reject(this.rejection(ctx, 'queueTimeout'));
-        }, this.queueTimeout);
-      }
-      if (ctx._canAbort) {
-        const onAbort = () => {
-          this.unlink(w);
-          reject(ctx._abortReason);
-        };
-        w.onAbort = onAbort;
-        ctx._watch(onAbort);
-      }
-    });
-  }
-
-  private unlink(w: Waiter): void {
-    if (w.prev === null) this.head = w.next;
-    else w.prev.next = w.next;
-    if (w.next === null) this.tail = w.prev;
-    else w.next.prev = w.prev;
-    w.prev = null;
-    w.next = null;
-    this.waiting--;
-    if (w.timer !== null) {
-      this.clock.clearTimeout(w.timer);
-      w.timer = null;
-    }
-    if (w.onAbort !== null) {
-      w.ctx._unwatch(w.onAbort);
-      w.onAbort = null;
-    }
   }
 
   private release(): void {
     this.running--;
-    while (this.head !== null && this.running < this.current) {
-      const w = this.head;
-      this.unlink(w);
+    while (this.waiters.head !== null && this.running < this.current) {
+      const w = this.waiters.head;
+      this.waiters.remove(w);
       this.running++;
       w.resolve();
     }
@@ -481,10 +458,10 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
  * @example
  * ```ts
  * import { adaptiveConcurrency } from 'bulwark';
- * const limiter = adaptiveConcurrency({ algorithm: 'vegas', queue: 50, queueTimeout: 1_000 });
+ * const limiter = adaptiveConcurrency({ algorithm: 'vegas', queue: 50, queueTimeoutMs: 1_000 });
  * limiter.onLimitChange((e) => console.log(`limit ${e.from} -> ${e.to}`));
  * await limiter.execute(() => 'work');
- * console.log(limiter.limit, limiter.inflight);
+ * console.log(limiter.limit, limiter.inFlight);
  * ```
  */
 export function adaptiveConcurrency(options: AdaptiveConcurrencyOptions = {}): AdaptiveConcurrencyPolicy {

@@ -4,7 +4,7 @@ import { seededRandom } from '../testing/index.js';
 import { AimdLimit, Gradient2Limit, VegasLimit, WindowedLimit } from './adaptive-limits.js';
 
 const aimd = () =>
-  new AimdLimit({ initialLimit: 20, minLimit: 20, maxLimit: 200, backoffRatio: 0.9, timeout: 5_000 });
+  new AimdLimit({ initialLimit: 20, minLimit: 20, maxLimit: 200, backoffRatio: 0.9, timeoutMs: 5_000 });
 const g2 = (initialLimit = 20) =>
   new Gradient2Limit({
     initialLimit,
@@ -28,7 +28,7 @@ describe('AIMD', () => {
       minLimit: 20,
       maxLimit: 200,
       backoffRatio: 0.9,
-      timeout: 5_000,
+      timeoutMs: 5_000,
     });
     expect(a.update(10, 100, true)).toBe(90);
     expect(a.update(5_001, 90, false)).toBe(81);
@@ -115,7 +115,7 @@ describe('Vegas', () => {
 });
 
 describe('WindowedLimit', () => {
-  it('feeds the average RTT and the largest inflight once per window of >= windowSize samples', () => {
+  it('feeds the average RTT and the largest inflight once per window of >= minSamples samples', () => {
     const seen: [number, number, boolean][] = [];
     const inner = {
       limit: 7,
@@ -127,7 +127,7 @@ describe('WindowedLimit', () => {
     const w = new WindowedLimit(inner, {
       minWindowMs: 1_000,
       maxWindowMs: 1_000,
-      windowSize: 3,
+      minSamples: 3,
       minRttThresholdMs: 0.1,
     });
     w.update(10, 1, false, 0);
@@ -153,7 +153,7 @@ describe('WindowedLimit: low traffic', () => {
     const w = new WindowedLimit(inner, {
       minWindowMs: 1_000,
       maxWindowMs: 1_000,
-      windowSize: 3,
+      minSamples: 3,
       minRttThresholdMs: 0.1,
     });
     w.update(100, 1, false, 0);

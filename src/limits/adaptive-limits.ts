@@ -25,7 +25,7 @@ export interface AimdOptions {
   /** Multiplier on a drop, in [0.5, 1). Default 0.9. */
   backoffRatio?: number;
   /** An RTT above this (ms) counts as a drop. Default 5_000. */
-  timeout?: number;
+  timeoutMs?: number;
 }
 
 /** AIMD: +1 when at least half the limit is in use; ×backoffRatio on a drop or a slow call. */
@@ -40,7 +40,7 @@ export class AimdLimit implements LimitAlgorithm {
     this.min = o.minLimit;
     this.max = o.maxLimit;
     this.ratio = o.backoffRatio;
-    this.timeout = o.timeout;
+    this.timeout = o.timeoutMs;
   }
   get limit(): number {
     return this.value;
@@ -194,13 +194,13 @@ export interface WindowOptions {
   /** Longest window, ms. Default 1_000. */
   maxWindowMs?: number;
   /** Samples a window needs before it updates the limit. Default 10. */
-  windowSize?: number;
+  minSamples?: number;
   /** RTTs below this (ms) are ignored. Default 0.1. */
   minRttThresholdMs?: number;
 }
 
 /**
- * Collects samples for a window (at least `minWindowMs` long and `windowSize` samples) and
+ * Collects samples for a window (at least `minWindowMs` long and `minSamples` samples) and
  * feeds the algorithm once per window with the average RTT, the largest in-flight count seen
  * and whether any call was dropped.
  */
@@ -228,7 +228,7 @@ export class WindowedLimit implements LimitAlgorithm {
     // The window is over. As in Netflix's WindowedLimit, a window with too few samples is
     // discarded (under low traffic one window must not stretch over minutes).
     const avg = this.sum / this.count;
-    const ready = this.count >= this.o.windowSize;
+    const ready = this.count >= this.o.minSamples;
     const result = ready
       ? this.delegate.update(avg, this.maxInflight, this.dropped, now)
       : this.delegate.limit;

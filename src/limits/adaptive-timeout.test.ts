@@ -8,7 +8,7 @@ import { adaptiveTimeout } from './adaptive-timeout.js';
 describe('adaptiveTimeout', () => {
   it('uses `initial` until minSamples latencies are known, then p99 × 1.5 rounded up to the grid', async () => {
     const clock = createFakeClock();
-    const t = adaptiveTimeout({ clock, min: 1, max: 10_000, initial: 2_000, minSamples: 20 });
+    const t = adaptiveTimeout({ clock, minMs: 1, maxMs: 10_000, initialMs: 2_000, minSamples: 20 });
     expect(t.timeoutMs).toBe(2_000);
     for (let i = 0; i < 20; i++) {
       const p = t.execute(() => new Promise((r) => clock.setTimeout(() => r(i), 100)));
@@ -23,7 +23,7 @@ describe('adaptiveTimeout', () => {
 
   it('clamps to [min, max]', async () => {
     const clock = createFakeClock();
-    const t = adaptiveTimeout({ clock, min: 500, max: 800, minSamples: 1 });
+    const t = adaptiveTimeout({ clock, minMs: 500, maxMs: 800, minSamples: 1 });
     await t.execute(() => 1); // 0 ms
     expect(t.timeoutMs).toBe(500);
     const p = t.execute(() => new Promise((r) => clock.setTimeout(() => r(1), 700)));
@@ -36,9 +36,9 @@ describe('adaptiveTimeout', () => {
     const clock = createFakeClock();
     const t = adaptiveTimeout({
       clock,
-      min: 10,
-      max: 1_000,
-      initial: 50,
+      minMs: 10,
+      maxMs: 1_000,
+      initialMs: 50,
       minSamples: 1,
       strategy: 'abandon',
     });
@@ -52,14 +52,14 @@ describe('adaptiveTimeout', () => {
 
   it('composes in a pipeline (per-attempt timeout inside retry)', async () => {
     const clock = createFakeClock();
-    const policy = pipeline(retry({ maxAttempts: 2, clock }), adaptiveTimeout({ clock, initial: 100 }));
+    const policy = pipeline(retry({ maxAttempts: 2, clock }), adaptiveTimeout({ clock, initialMs: 100 }));
     expect(await policy.execute(() => 'ok')).toBe('ok');
   });
 
   it('validates options', () => {
     expect(() => adaptiveTimeout({ quantile: 0 })).toThrow(/adaptiveTimeout.quantile/);
-    expect(() => adaptiveTimeout({ min: 100, max: 50 })).toThrow(/adaptiveTimeout.max/);
-    expect(() => adaptiveTimeout({ max: Number.POSITIVE_INFINITY })).toThrow(ConfigError);
+    expect(() => adaptiveTimeout({ minMs: 100, maxMs: 50 })).toThrow(/adaptiveTimeout.max/);
+    expect(() => adaptiveTimeout({ maxMs: Number.POSITIVE_INFINITY })).toThrow(ConfigError);
     expect(() => adaptiveTimeout({ strategy: 'x' as never })).toThrow(/strategy/);
   });
 });
@@ -83,7 +83,7 @@ describe('adaptiveTimeout and aborts', () => {
 describe('adaptiveTimeout: what counts as a latency', () => {
   it('records successes and its own timeouts, not fast failures (an outage must not shrink the timeout)', async () => {
     const clock = createFakeClock();
-    const t = adaptiveTimeout({ clock, initial: 1_000 });
+    const t = adaptiveTimeout({ clock, initialMs: 1_000 });
     await t.execute(() => 'ok');
     expect(t.stats.samples).toBe(1);
     for (let i = 0; i < 5; i++) {

@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, TimeoutError } from '../core/errors.js';
 import type { PolicyEmitter, TimeoutEvent } from '../core/events.js';
@@ -21,11 +22,11 @@ export interface AdaptiveTimeoutOptions extends CommonOptions {
   /** Factor on that quantile (>= 1). Default 1.5. */
   multiplier?: number;
   /** Shortest timeout, ms (> 0). Default 10. */
-  min?: number;
-  /** Longest timeout, ms (>= min). Default 60_000. */
-  max?: number;
-  /** Timeout until `minSamples` latencies are known, ms (clamped to [min, max]). Default 10_000. */
-  initial?: number;
+  minMs?: number;
+  /** Longest timeout, ms (>= minMs). Default 60_000. */
+  maxMs?: number;
+  /** Timeout until `minSamples` latencies are known, ms (clamped to [minMs, maxMs]). Default 10_000. */
+  initialMs?: number;
   /** Latencies needed before the estimate is used (integer >= 1). Default 20. */
   minSamples?: number;
   /** The estimate covers the last `windowMs` to 2 × `windowMs` of calls. Default 60_000. */
@@ -43,6 +44,15 @@ function roundUp(ms: number): number {
   const k = Math.ceil(Math.log2(ms) * STEPS_PER_DOUBLING - 1e-9);
   return 2 ** (k / STEPS_PER_DOUBLING);
 }
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'adaptiveTimeout',
+  help: 'A timeout that follows a quantile of recent successful latencies.',
+  states: ['ready'],
+  gauges: { timeoutMs: 'The timeout applied now, in ms.', samples: 'Latencies in the window.' },
+  counters: { timeouts: 'Executions timed out.' },
+});
 
 /** An adaptive timeout policy. See `adaptiveTimeout()`. */
 export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
@@ -71,25 +81,31 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     checkKeys('adaptiveTimeout', o, [
       'quantile',
       'multiplier',
-      'min',
-      'max',
-      'initial',
+      'minMs',
+      'maxMs',
+      'initialMs',
       'minSamples',
       'windowMs',
       'strategy',
       'name',
+      'registry',
       'clock',
     ]);
     this.q = optNumber('adaptiveTimeout.quantile', o.quantile, rules.ratio, 0.99);
     this.multiplier = optNumber('adaptiveTimeout.multiplier', o.multiplier, rules.finite(1), 1.5);
-    this.min = optNumber('adaptiveTimeout.min', o.min, rules.positive, 10);
-    this.max = optNumber('adaptiveTimeout.max', o.max, rules.atLeast(this.min), Math.max(60_000, this.min));
+    this.min = optNumber('adaptiveTimeout.minMs', o.minMs, rules.positive, 10);
+    this.max = optNumber(
+      'adaptiveTimeout.maxMs',
+      o.maxMs,
+      rules.atLeast(this.min),
+      Math.max(60_000, this.min),
+    );
     if (this.max === Number.POSITIVE_INFINITY) {
-      throw new ConfigError('adaptiveTimeout.max', 'a finite number of ms', this.max);
+      throw new ConfigError('adaptiveTimeout.maxMs', 'a finite number of ms', this.max);
     }
     this.initial = Math.min(
       this.max,
-      Math.max(this.min, optNumber('adaptiveTimeout.initial', o.initial, rules.positive, 10_000)),
+      Math.max(this.min, optNumber('adaptiveTimeout.initialMs', o.initialMs, rules.positive, 10_000)),
     );
     this.minSamples = optNumber('adaptiveTimeout.minSamples', o.minSamples, rules.int(1), 20);
     const windowMs = optNumber('adaptiveTimeout.windowMs', o.windowMs, rules.positive, 60_000);
@@ -102,9 +118,24 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     this.name = checkString('adaptiveTimeout.name', o.name, 'adaptiveTimeout');
     this.clock = clockOf(o.clock as Clock | undefined, 'adaptiveTimeout.clock');
     this.sketch = new QuantileSketch(windowMs, this.clock);
-    this.inner = new TimeoutPolicy({ ms: () => this.cached, strategy, name: this.name, clock: this.clock });
+    this.inner = new TimeoutPolicy({
+      timeoutMs: () => this.cached,
+      strategy,
+      name: this.name,
+      clock: this.clock,
+    });
     this.emitter = (this.inner as unknown as { emitter: PolicyEmitter<TimeoutEvent> }).emitter;
     this.cached = this.initial;
+    this._join('adaptiveTimeout', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    const st = this.stats;
+    return {
+      state: 'ready',
+      gauges: { timeoutMs: st.timeoutMs, samples: st.samples },
+      counters: { timeouts: st.timeouts },
+    };
   }
 
   /** The timeout the next call gets, ms. */
@@ -174,12 +205,12 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
 }
 
 /**
- * Makes an adaptive timeout: `quantile × multiplier` of observed latencies, clamped to [min, max].
+ * Makes an adaptive timeout: `quantile × multiplier` of observed latencies, clamped to [minMs, maxMs].
  *
  * @example
  * ```ts
  * import { adaptiveTimeout } from 'bulwark';
- * const t = adaptiveTimeout({ quantile: 0.99, multiplier: 1.5, min: 50, max: 5_000, initial: 1_000 });
+ * const t = adaptiveTimeout({ quantile: 0.99, multiplier: 1.5, minMs: 50, maxMs: 5_000, initialMs: 1_000 });
  * await t.execute(({ signal }) => new Promise((resolve) => setTimeout(resolve, 5, 'ok')));
  * console.log(t.timeoutMs);
  * ```

@@ -37,9 +37,12 @@ describe('rateLimit policy', () => {
     expect(err).toBeInstanceOf(BulwarkError);
     expect((err as RateLimitedError).code).toBe('RATE_LIMITED');
     expect((err as RateLimitedError).retryAfterMs).toBe(1_000);
-    expect((err as RateLimitedError).reason).toBe('limited');
+    expect((err as RateLimitedError).reason).toBe('rateLimited');
     expect((err as RateLimitedError).limiter).toBe('api');
-    expect(p.stats).toEqual({ allowed: 2, rejected: 1, bypassed: 0, queued: 0 });
+    expect(p.snapshot()).toMatchObject({
+      gauges: { queued: 0 },
+      counters: { admissions: 2, rejections: 1, bypasses: 0 },
+    });
   });
 
   it('limits per key and charges the dynamic cost', async () => {
@@ -58,7 +61,7 @@ describe('rateLimit policy', () => {
 
   it('bypasses configured priorities, and emits reject / queued / dequeued / bypass', async () => {
     const clock = createFakeClock();
-    const p = rateLimit({ limits: perSecond(1), clock, maxWait: 2_000, bypass: ['critical'] });
+    const p = rateLimit({ limits: perSecond(1), clock, maxWaitMs: 2_000, bypass: ['critical'] });
     const events: RateLimitEvent[] = [];
     p.onEvent((e) => events.push(e));
     await p.execute(() => 0);
@@ -74,12 +77,18 @@ describe('rateLimit policy', () => {
     q2.onEvent((e) => ev2.push(e));
     await q2.execute(() => 0);
     await q2.execute(() => 0).catch(() => {});
-    expect(ev2).toMatchObject([{ kind: 'rateLimit', event: 'reject', reason: 'limited', key: 'default' }]);
+    expect(ev2).toMatchObject([
+      { kind: 'rateLimit', event: 'reject', reason: 'rateLimited', key: 'default' },
+    ]);
   });
 
   it('waits up to maxWait in FIFO order, and rejects at once when the wait would be longer', async () => {
     const clock = createFakeClock();
-    const p = rateLimit({ limits: [{ algorithm: 'gcra', rate: 10, periodMs: 1_000 }], clock, maxWait: 250 });
+    const p = rateLimit({
+      limits: [{ algorithm: 'gcra', rate: 10, periodMs: 1_000 }],
+      clock,
+      maxWaitMs: 250,
+    });
     const order: number[] = [];
     const calls = [0, 1, 2, 3].map((i) => track(p.execute(() => order.push(i))));
     // Each waits its turn; the 4th's would come at 300 ms, past its 250 ms maxWait.
@@ -92,16 +101,20 @@ describe('rateLimit policy', () => {
     expect(calls.map((c) => c.state)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
     expect(calls[3]!.error).toMatchObject({ reason: 'maxWait' });
     // A wait longer than maxWait is refused at once.
-    const busy = rateLimit({ limits: perSecond(1), clock, maxWait: 100 });
+    const busy = rateLimit({ limits: perSecond(1), clock, maxWaitMs: 100 });
     await busy.execute(() => 0);
     const e = await busy.execute(() => 0).catch((x: unknown) => x);
-    expect(e).toMatchObject({ reason: 'limited' });
+    expect(e).toMatchObject({ reason: 'rateLimited' });
     expect(clock.pending).toBe(0);
   });
 
   it('rejects a waiter whose turn would come after its maxWait (reason maxWait)', async () => {
     const clock = createFakeClock();
-    const p = rateLimit({ limits: [{ algorithm: 'gcra', rate: 10, periodMs: 1_000 }], clock, maxWait: 150 });
+    const p = rateLimit({
+      limits: [{ algorithm: 'gcra', rate: 10, periodMs: 1_000 }],
+      clock,
+      maxWaitMs: 150,
+    });
     await p.execute(() => 0);
     const a = track(p.execute(() => 'a')); // waits 100
     const b = track(p.execute(() => 'b')); // would wait 200 > 150
@@ -114,7 +127,7 @@ describe('rateLimit policy', () => {
 
   it('bounds the queue', async () => {
     const clock = createFakeClock();
-    const p = rateLimit({ limits: perSecond(1), clock, maxWait: 5_000, queue: 1 });
+    const p = rateLimit({ limits: perSecond(1), clock, maxWaitMs: 5_000, queue: 1 });
     await p.execute(() => 0);
     const a = track(p.execute(() => 'a'));
     const e = await p.execute(() => 'b').catch((x: unknown) => x);
@@ -125,7 +138,7 @@ describe('rateLimit policy', () => {
 
   it('an aborted waiter leaves the queue at once and leaves no timer behind', async () => {
     const clock = createFakeClock();
-    const p = rateLimit({ limits: perSecond(1), clock, maxWait: 5_000 });
+    const p = rateLimit({ limits: perSecond(1), clock, maxWaitMs: 5_000 });
     await p.execute(() => 0);
     const ac = new AbortController();
     const a = track(p.execute(() => 'a', { signal: ac.signal }));
@@ -152,7 +165,7 @@ describe('rateLimit policy', () => {
 
   it('validates its options (a bad dynamic value rejects the call)', async () => {
     expect(() => rateLimit({} as never)).toThrow(ConfigError);
-    expect(() => rateLimit({ limits: perSecond(1), maxWait: -1 })).toThrow(/rateLimit.maxWait/);
+    expect(() => rateLimit({ limits: perSecond(1), maxWaitMs: -1 })).toThrow(/rateLimit.maxWait/);
     expect(() => rateLimit({ limits: perSecond(1), queu: 3 } as never)).toThrow(/rateLimit.queu/);
     expect(() => rateLimit({ limiter: {} as never })).toThrow(/rateLimit.limiter/);
     const shared = rateLimiter({ limits: perSecond(1) });
@@ -178,7 +191,7 @@ describe('rateLimit policy', () => {
             limits: perSecond(4),
             clock,
             cost: (ctx) => ctx.props.cost as number,
-            maxWait: 700,
+            maxWaitMs: 700,
           });
           const ran: { t: number; cost: number }[] = [];
           const settled: Promise<unknown>[] = [];

@@ -1,14 +1,20 @@
 /**
  * The rate-limit policy: admits a call when its key's limits have room, else rejects it with
- * `RateLimitedError` at once, or (with `maxWait`) lets it wait in a bounded FIFO queue per key
- * until its turn, for at most `maxWait` ms. One timer per waiting key (for its oldest waiter),
- * cleared when the key's queue empties.
+ * `RateLimitedError` at once, or (with `maxWaitMs`, over an in-memory `rateLimiter()`) lets it
+ * wait in a bounded FIFO queue per key until its turn, for at most `maxWaitMs`. One timer per
+ * waiting key (for its oldest waiter), cleared when the key's queue empties.
+ *
+ * ONE policy for every limiter: an in-memory `rateLimiter()` (decided synchronously) or anything
+ * with `consume(key, cost)` returning a decision or a promise of one (the Redis limiter of
+ * `bulwark/redis`). A call does not wait for an asynchronous limiter (a wait would be a round
+ * trip per try): `maxWaitMs` needs an in-memory limiter.
  */
 
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import type { Context } from '../core/context.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from '../core/context.js';
-import { BulwarkError, ConfigError } from '../core/errors.js';
+import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import {
   checkFunction,
@@ -21,11 +27,14 @@ import {
   optNumber,
   rules,
 } from '../core/options.js';
-import { type Link, PolicyBase, start } from '../core/policy.js';
-import { RateLimiter, type RateLimitSpec } from './rate-limiter.js';
+import { clockOf, type Link, PolicyBase, start } from '../core/policy.js';
+import type { Registry } from '../core/registry.js';
+import { type Waiter, WaitQueue } from '../core/wait-queue.js';
+import { type RateLimitDecision, RateLimiter, type RateLimitSpec } from './rate-limiter.js';
 
 /**
- * A rate limit refused the call. Retry after `retryAfterMs`.
+ * A rate limit refused the call (`reason`: `rateLimited` — no room and no waiting allowed —,
+ * `queueFull` or `maxWait` — the wait would pass `maxWaitMs`). Retry after `retryAfterMs`.
  *
  * @example
  * ```ts
@@ -35,26 +44,35 @@ import { RateLimiter, type RateLimitSpec } from './rate-limiter.js';
  * }
  * ```
  */
-export class RateLimitedError extends BulwarkError {
-  /** Ms until a call of the same cost could be admitted (Infinity if its cost never fits). */
-  readonly retryAfterMs: number;
+export class RateLimitedError extends RejectedError {
   /** The policy's name. */
   readonly limiter: string;
   /** The key that was limited. */
   readonly key: string;
-  /** Why: no room and no waiting allowed, the queue was full, or the wait would exceed maxWait. */
-  readonly reason: 'limited' | 'queueFull' | 'maxWait';
+  /** Why: no room and no waiting allowed, the queue was full, or the wait would exceed maxWaitMs. */
+  declare readonly reason: 'rateLimited' | 'queueFull' | 'maxWait';
 
   constructor(limiter: string, key: string, retryAfterMs: number, reason: RateLimitedError['reason']) {
     const wait = Number.isFinite(retryAfterMs)
       ? `retry in ${Math.ceil(retryAfterMs)} ms`
       : 'its cost never fits';
-    super('RATE_LIMITED', `Rate limit ${limiter} refused the call for key ${key} (${reason}); ${wait}`);
-    this.retryAfterMs = retryAfterMs;
+    super(
+      'RATE_LIMITED',
+      reason,
+      retryAfterMs,
+      `Rate limit ${limiter} refused the call for key ${key} (${reason}); ${wait}`,
+    );
     this.limiter = limiter;
     this.key = key;
-    this.reason = reason;
   }
+}
+
+/**
+ * Any limiter the policy can spend from: `rateLimiter()` (in memory), `redisRateLimiter()`
+ * (bulwark/redis), or your own.
+ */
+export interface RateLimiterLike {
+  consume(key: string, cost: number): RateLimitDecision | PromiseLike<RateLimitDecision>;
 }
 
 /** Events of the rate-limit policy. */
@@ -63,7 +81,7 @@ export type RateLimitEvent =
       readonly kind: 'rateLimit';
       readonly event: 'reject';
       readonly key: string;
-      readonly reason: 'limited' | 'queueFull' | 'maxWait';
+      readonly reason: 'rateLimited' | 'queueFull' | 'maxWait';
       readonly retryAfterMs: number;
     })
   | (EventBase & {
@@ -81,9 +99,12 @@ declare module '../core/events.js' {
 
 /** Options of `rateLimit()`. */
 export interface RateLimitOptions {
-  /** A limiter made by `rateLimiter()` (may be shared). Or give `limits` (and `maxKeys`, `clock`) instead. */
-  readonly limiter?: RateLimiter;
-  /** The limits, to make a limiter of this policy's own (see `rateLimiter()`). */
+  /**
+   * The limiter to spend from (may be shared): a `rateLimiter()`, a `redisRateLimiter()`, or
+   * anything with `consume(key, cost)`. Or give `limits` (and `maxKeys`, `clock`) instead.
+   */
+  readonly limiter?: RateLimiter | RateLimiterLike;
+  /** The limits, to make an in-memory limiter of this policy's own (see `rateLimiter()`). */
   readonly limits?: readonly RateLimitSpec[];
   /** With `limits`: most keys kept. Default 10 000. */
   readonly maxKeys?: number;
@@ -91,40 +112,39 @@ export interface RateLimitOptions {
   readonly key?: (ctx: Context) => string;
   /** Units a call costs. Default 1. May be a function of the context. */
   readonly cost?: Dynamic<number>;
-  /** Longest wait for room, in ms. Default 0: reject at once. */
-  readonly maxWait?: number;
-  /** Calls allowed to wait at once (across keys) when `maxWait > 0`. Default 1 000. */
+  /** Longest wait for room, in ms (in-memory limiters only). Default 0: reject at once. */
+  readonly maxWaitMs?: number;
+  /** Calls allowed to wait at once (across keys) when `maxWaitMs > 0`. Default 1 000. */
   readonly queue?: number;
   /** Priorities that are never limited (counted and emitted, never silent). */
   readonly bypass?: readonly Priority[];
-  /** Name in events and errors. Default `rateLimit`. */
+  /** Name in events, errors and snapshots. Default `rateLimit`. */
   readonly name?: string;
   /** With `limits`: source of time. Default `systemClock`. (A given `limiter` has its own.) */
   readonly clock?: Clock;
+  /** A registry to join at creation. */
+  readonly registry?: Registry;
 }
 
-class Waiter {
-  next: Waiter | null = null;
-  prev: Waiter | null = null;
-  onAbort: (() => void) | null = null;
-  constructor(
-    readonly ctx: ExecutionContext,
-    readonly q: KeyQueue,
-    readonly cost: number,
-    readonly deadline: number,
-    readonly resolve: () => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
-}
-
-class KeyQueue {
-  head: Waiter | null = null;
-  tail: Waiter | null = null;
+/** The waiters of one key, and the timer for its oldest. */
+class KeyQueue extends WaitQueue {
   timer: TimerHandle | null = null;
-  constructor(readonly key: string) {}
 }
 
 const DEFAULT_KEY = 'default';
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'rateLimit',
+  help: "Admits a call when its key's limits have room; else rejects it, or lets it wait up to maxWaitMs.",
+  states: ['ready'],
+  gauges: { queued: 'Calls waiting for room now.' },
+  counters: {
+    admissions: 'Calls admitted by the limits.',
+    rejections: 'Calls refused (rateLimited, queueFull, maxWait).',
+    bypasses: 'Calls of a bypass priority run without spending.',
+  },
+});
 
 /**
  * A rate-limit policy. See `rateLimit()`.
@@ -135,14 +155,20 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
   /** @internal */
   readonly emitter = new PolicyEmitter<RateLimitEvent>();
   /** The limiter this policy spends from. */
-  readonly limiter: RateLimiter;
+  readonly limiter: RateLimiter | RateLimiterLike;
+  /** The limiter when it is in memory (decided synchronously, may wait), else null. */
+  private readonly memory: RateLimiter | null;
   private readonly keyOf: ((ctx: Context) => string) | undefined;
   private readonly cost: DynamicNumber;
   private readonly maxWait: number;
   private readonly queueCap: number;
   private readonly bypass: readonly string[];
-  private readonly clock: Clock;
+  private readonly clock: Clock | null;
   private readonly queues = new Map<string, KeyQueue>();
+  private readonly onCancel = (w: Waiter, wasHead: boolean) => {
+    this.waiting--;
+    if (wasHead) this.reschedule(w.queue as KeyQueue);
+  };
   private waiting = 0;
   private allowedCount = 0;
   private rejectedCount = 0;
@@ -157,54 +183,64 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
       'maxKeys',
       'key',
       'cost',
-      'maxWait',
+      'maxWaitMs',
       'queue',
       'bypass',
       'name',
       'clock',
+      'registry',
     ]);
     if (o.limiter !== undefined) {
-      if (!(o.limiter instanceof RateLimiter))
-        throw new ConfigError('rateLimit.limiter', 'a rateLimiter()', o.limiter);
+      if (typeof (o.limiter as RateLimiterLike | null)?.consume !== 'function')
+        throw new ConfigError(
+          'rateLimit.limiter',
+          'a limiter with consume(key, cost), e.g. rateLimiter() or redisRateLimiter()',
+          o.limiter,
+        );
       for (const k of ['limits', 'maxKeys', 'clock'] as const) {
         if (o[k] !== undefined) throw new ConfigError(`rateLimit.${k}`, 'absent when limiter is given', o[k]);
       }
-      this.limiter = o.limiter;
+      this.limiter = o.limiter as RateLimiterLike;
     } else {
       if (o.limits === undefined)
         throw new ConfigError('rateLimit.limits', 'a non-empty array of limits (or give limiter)', undefined);
       const lo: Record<string, unknown> = { limits: o.limits };
       if (o.maxKeys !== undefined) lo.maxKeys = o.maxKeys;
-      if (o.clock !== undefined) lo.clock = o.clock;
+      if (o.clock !== undefined) lo.clock = clockOf(o.clock as Clock, 'rateLimit.clock');
       this.limiter = new RateLimiter(lo as unknown as ConstructorParameters<typeof RateLimiter>[0]);
     }
-    this.clock = this.limiter.clock;
+    this.memory = this.limiter instanceof RateLimiter ? this.limiter : null;
+    this.clock = this.memory === null ? null : this.memory.clock;
     this.keyOf = checkFunction<(ctx: Context) => string>('rateLimit.key', o.key);
     this.cost = DynamicNumber.of('rateLimit.cost', o.cost, rules.finite(0), 1);
-    this.maxWait = optNumber('rateLimit.maxWait', o.maxWait, rules.finite(0), 0);
+    this.maxWait = optNumber('rateLimit.maxWaitMs', o.maxWaitMs, rules.finite(0), 0);
+    if (this.maxWait > 0 && this.memory === null)
+      throw new ConfigError(
+        'rateLimit.maxWaitMs',
+        '0 with a limiter that is not in memory (rateLimiter())',
+        o.maxWaitMs,
+      );
     this.queueCap = optNumber('rateLimit.queue', o.queue, rules.intOrInfinity(0), 1000);
     this.bypass = checkPriorities('rateLimit.bypass', o.bypass);
     this.name = checkString('rateLimit.name', o.name, 'rateLimit');
+    this._join('rateLimit', o.registry);
+  }
+
+  protected override _figures(): Figures {
+    return {
+      state: 'ready',
+      gauges: { queued: this.waiting },
+      counters: {
+        admissions: this.allowedCount,
+        rejections: this.rejectedCount,
+        bypasses: this.bypassedCount,
+      },
+    };
   }
 
   /** Calls waiting for room now. */
   get queued(): number {
     return this.waiting;
-  }
-
-  /** Counters since creation (`allowed`, `rejected`, `bypassed`) and calls waiting now (`queued`). */
-  get stats(): {
-    readonly allowed: number;
-    readonly rejected: number;
-    readonly bypassed: number;
-    readonly queued: number;
-  } {
-    return {
-      allowed: this.allowedCount,
-      rejected: this.rejectedCount,
-      bypassed: this.bypassedCount,
-      queued: this.waiting,
-    };
   }
 
   /** Runs `fn` under this policy. (Defined per class to keep the call into `_run` monomorphic.) */
@@ -234,25 +270,47 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
       this.emit('bypass', ctx, key);
       return start(ctx, next);
     }
+    const memory = this.memory;
+    if (memory === null) return this.consumeFrom(ctx, next, key, cost);
     // A newcomer never overtakes calls already waiting for the same key.
     const q = this.waiting === 0 ? undefined : this.queues.get(key);
-    const wait = q === undefined ? this.limiter._take(key, cost) : Number.MIN_VALUE;
+    const wait = q === undefined ? memory._take(key, cost) : Number.MIN_VALUE;
     if (wait < 0) {
       this.allowedCount++;
       return start(ctx, next);
     }
     if (this.maxWait === 0 || wait > this.maxWait)
-      return Promise.reject(this.rejection(ctx, key, wait, 'limited'));
+      return Promise.reject(this.rejection(ctx, key, wait, 'rateLimited'));
     if (this.waiting >= this.queueCap) {
       // Behind other waiters of this key, `wait` is a placeholder: report the limiter's own estimate.
-      const retry =
-        q === undefined ? wait : Math.max(this.limiter.peek(key, cost).retryAfterMs, Number.MIN_VALUE);
+      const retry = q === undefined ? wait : Math.max(memory.peek(key, cost).retryAfterMs, Number.MIN_VALUE);
       return Promise.reject(this.rejection(ctx, key, retry, 'queueFull'));
     }
     return this.enqueue(ctx, key, cost, q, wait).then(() =>
       // Aborted between its admission and now: the units stay spent, the function does not run.
       ctx._isAborted ? Promise.reject(ctx._abortReason) : start(ctx, next),
     );
+  }
+
+  /** A limiter that is not in memory: one decision (sync or async), no waiting. */
+  private consumeFrom(ctx: ExecutionContext, next: Link | null, key: string, cost: number): Promise<unknown> {
+    let d: RateLimitDecision | PromiseLike<RateLimitDecision>;
+    try {
+      d = this.limiter.consume(key, cost);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const decide = (decision: RateLimitDecision): Promise<unknown> => {
+      if (ctx._isAborted) return Promise.reject(ctx._abortReason);
+      if (decision.allowed) {
+        this.allowedCount++;
+        return start(ctx, next);
+      }
+      return Promise.reject(this.rejection(ctx, key, decision.retryAfterMs, 'rateLimited'));
+    };
+    return typeof (d as PromiseLike<RateLimitDecision>).then === 'function'
+      ? Promise.resolve(d).then(decide)
+      : decide(d as RateLimitDecision);
   }
 
   private rejection(
@@ -299,52 +357,23 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
     existing: KeyQueue | undefined,
     wait: number,
   ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let q = existing;
-      if (q === undefined) {
-        q = new KeyQueue(key);
-        this.queues.set(key, q);
-      }
-      const w = new Waiter(ctx, q, cost, this.clock.now() + this.maxWait, resolve, reject);
-      w.prev = q.tail;
-      if (q.tail === null) q.head = w;
-      else q.tail.next = w;
-      q.tail = w;
-      this.waiting++;
-      if (ctx._canAbort) {
-        const onAbort = () => {
-          const wasHead = q.head === w;
-          this.unlink(w);
-          reject(ctx._abortReason);
-          if (wasHead) this.reschedule(q);
-        };
-        w.onAbort = onAbort;
-        ctx._watch(onAbort);
-      }
-      this.emit('queued', ctx, key);
-      if (q.head === w) this.schedule(q, wait);
-    });
-  }
-
-  private unlink(w: Waiter): void {
-    const q = w.q;
-    const { prev, next } = w;
-    if (prev === null) q.head = next;
-    else prev.next = next;
-    if (next === null) q.tail = prev;
-    else next.prev = prev;
-    w.prev = null;
-    w.next = null;
-    this.waiting--;
-    if (w.onAbort !== null) {
-      w.ctx._unwatch(w.onAbort);
-      w.onAbort = null;
+    let q = existing;
+    if (q === undefined) {
+      q = new KeyQueue(null, this.onCancel, key);
+      this.queues.set(key, q);
     }
+    const clock = this.clock as Clock;
+    const p = q.wait(ctx, cost, clock.now() + this.maxWait, Number.POSITIVE_INFINITY);
+    this.waiting++;
+    this.emit('queued', ctx, key);
+    if (q.size === 1) this.schedule(q, wait);
+    return p;
   }
 
   private schedule(q: KeyQueue, ms: number): void {
-    if (q.timer !== null) this.clock.clearTimeout(q.timer);
-    q.timer = this.clock.setTimeout(
+    const clock = this.clock as Clock;
+    if (q.timer !== null) clock.clearTimeout(q.timer);
+    q.timer = clock.setTimeout(
       () => {
         q.timer = null;
         this.reschedule(q);
@@ -355,22 +384,25 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
 
   /** Admits the key's waiters that fit now, rejects those whose wait would pass their deadline, and arms the timer for the next. */
   private reschedule(q: KeyQueue): void {
+    const clock = this.clock as Clock;
+    const memory = this.memory as RateLimiter;
     if (q.timer !== null) {
-      this.clock.clearTimeout(q.timer);
+      clock.clearTimeout(q.timer);
       q.timer = null;
     }
     for (let w = q.head; w !== null; w = q.head) {
-      const wait = this.limiter._take(q.key, w.cost);
+      const wait = memory._take(q.key, w.weight);
       if (wait < 0) {
-        this.unlink(w);
+        q.remove(w);
+        this.waiting--;
         this.allowedCount++;
         this.emit('dequeued', w.ctx, q.key);
         w.resolve();
         continue;
       }
-      const now = this.clock.now();
-      if (now + wait > w.deadline) {
-        this.unlink(w);
+      if (clock.now() + wait > w.deadline) {
+        q.remove(w);
+        this.waiting--;
         w.reject(this.rejection(w.ctx, q.key, wait, 'maxWait'));
         continue;
       }
@@ -390,7 +422,7 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
  * const perUser = rateLimit({
  *   limits: [{ algorithm: 'token-bucket', capacity: 10, refillRate: 5 }],
  *   key: (ctx) => String(ctx.props.user),
- *   maxWait: 500,
+ *   maxWaitMs: 500,
  * });
  * await perUser.execute(() => 'ok', { props: { user: 'u1' } });
  * ```

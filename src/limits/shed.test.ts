@@ -12,7 +12,7 @@ describe('loadShedder', () => {
     for (const p of SHED_PRIORITIES) expect(await s.execute(() => p, { priority: p })).toBe(p);
     expect(clock.pending).toBe(0);
     expect(s.stats.admitted).toBe(4);
-    expect(s.stats.inflight).toBe(0);
+    expect(s.stats.inFlight).toBe(0);
   });
 
   it('reserves the top 20% of the capacity for critical and sheds lower classes first', async () => {
@@ -35,10 +35,10 @@ describe('loadShedder', () => {
       return p;
     };
     for (let i = 0; i < 12; i++) {
-      const before = s.stats.inflight;
+      const before = s.stats.inFlight;
       const priority = i < 6 ? 'low' : i < 8 ? 'normal' : i < 9 ? 'high' : 'critical';
       void tryRun(priority);
-      (s.stats.inflight > before ? admitted : shed).push(priority);
+      (s.stats.inFlight > before ? admitted : shed).push(priority);
     }
     // low admitted while in flight < 6, normal < 7, high < 8, critical < 10.
     expect(admitted).toEqual([
@@ -72,7 +72,8 @@ describe('loadShedder', () => {
     const e = err as LoadShedError;
     expect(e.code).toBe('LOAD_SHED');
     expect(e.priority).toBe('high');
-    expect(e.reason).toBe('level');
+    expect(e.reason).toBe('shed');
+    expect(e.trigger).toBe('level');
     expect(e.level).toBe('critical-only');
     expect(events).toMatchObject([{ kind: 'loadShedder', event: 'shed', reason: 'level', operation: 'op' }]);
     expect(await s.execute(() => 2, { priority: 'critical' })).toBe(2);
@@ -115,7 +116,10 @@ describe('loadShedder', () => {
     expect(s.check('normal')).toMatchObject({ reason: 'latency' });
     expect(s.check('high')).toBeNull();
     expect(s.check('critical')).toBeNull();
-    await expect(s.execute(() => 1, { priority: 'low' })).rejects.toMatchObject({ reason: 'latency' });
+    await expect(s.execute(() => 1, { priority: 'low' })).rejects.toMatchObject({
+      reason: 'shed',
+      trigger: 'latency',
+    });
     await clock.tick(1_000);
     expect(s.check('low')).toBeNull();
   });
@@ -167,7 +171,7 @@ describe('loadShedder', () => {
     await expect(p.execute(() => Promise.reject(new Error('x')), { priority: 'critical' })).rejects.toThrow(
       'x',
     );
-    expect(s.stats.inflight).toBe(0);
+    expect(s.stats.inFlight).toBe(0);
     expect(await p.execute(() => 'ok', { priority: 'critical' })).toBe('ok');
   });
 
@@ -212,10 +216,10 @@ describe('loadShedder', () => {
             if (o.kind === 'call') {
               const expected = s.check(o.priority);
               expect(checkMonotone()).toBe(true);
-              const before = s.stats.inflight;
+              const before = s.stats.inFlight;
               const p = s.execute(() => clock.tick(o.ms), { priority: o.priority });
               pending.push(p.catch((e: unknown) => expect(e).toBeInstanceOf(LoadShedError)));
-              expect(s.stats.inflight - before).toBe(expected === null ? 1 : 0);
+              expect(s.stats.inFlight - before).toBe(expected === null ? 1 : 0);
             } else if (o.kind === 'tick') {
               await clock.tick(o.ms);
             } else if (o.kind === 'level') {

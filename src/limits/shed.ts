@@ -8,8 +8,9 @@
  */
 
 import type { Clock } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { BulwarkError, ConfigError } from '../core/errors.js';
+import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
 import {
   checkEnum,
@@ -52,14 +53,14 @@ export interface LoadShedderOptions extends CommonOptions {
    */
   thresholds?: Partial<Record<ShedPriority, number>>;
   /**
-   * Latency as a signal: pressure = the `percentile` of the latencies of the last `windowSize`
+   * Latency as a signal: pressure = the `quantile` of the latencies of the last `windowSize`
    * calls (within `windowMs`) / `thresholdMs`. Not sampled before `minSamples` calls.
    */
   latency?: {
     /** The latency that counts as full (pressure 1), in ms. */
     thresholdMs: number;
     /** Default 0.9. */
-    percentile?: number;
+    quantile?: number;
     /** Default 100. */
     windowSize?: number;
     /** Default 10_000 ms: older samples are ignored, so the signal recovers when calls stop. */
@@ -106,33 +107,35 @@ declare module '../core/events.js' {
  * ```ts nocheck
  * import { LoadShedError } from 'bulwark';
  * try { await policy.execute(work); } catch (err) {
- *   if (err instanceof LoadShedError) console.log(err.priority, err.reason);
+ *   if (err instanceof LoadShedError) console.log(err.priority, err.trigger);
  * }
  * ```
  */
-export class LoadShedError extends BulwarkError {
+export class LoadShedError extends RejectedError {
   override readonly code: 'LOAD_SHED' = 'LOAD_SHED';
   /** The shedder's name. */
   readonly shedder: string;
   /** The priority of the call that was shed. */
   readonly priority: string;
-  /** What shed it. */
-  readonly reason: ShedReason;
+  /** What shed it: the level, or concurrency, latency or signal pressure. (`reason` is `shed`.) */
+  readonly trigger: ShedReason;
   /** The pressure (1 = full) at the time. */
   readonly pressure: number;
   /** The degradation level at the time. */
   readonly level: ShedLevel;
 
-  constructor(shedder: string, priority: string, reason: ShedReason, pressure: number, level: ShedLevel) {
+  constructor(shedder: string, priority: string, trigger: ShedReason, pressure: number, level: ShedLevel) {
     super(
       'LOAD_SHED',
-      reason === 'level'
+      'shed',
+      Number.NaN,
+      trigger === 'level'
         ? `Load shedder "${shedder}" is at level "${level}", which sheds "${priority}" calls; retry later`
-        : `Load shedder "${shedder}" shed a "${priority}" call under ${reason} pressure ${pressure.toFixed(2)}; retry later with backoff`,
+        : `Load shedder "${shedder}" shed a "${priority}" call under ${trigger} pressure ${pressure.toFixed(2)}; retry later with backoff`,
     );
     this.shedder = shedder;
     this.priority = priority;
-    this.reason = reason;
+    this.trigger = trigger;
     this.pressure = pressure;
     this.level = level;
   }
@@ -160,6 +163,18 @@ export interface ShedDecision {
   readonly reason: ShedReason;
   readonly pressure: number;
 }
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'loadShedder',
+  help: 'Sheds calls by priority under concurrency, latency or signal pressure, or by degradation level.',
+  states: ['normal', 'shed-low', 'critical-only', 'shed-all'],
+  gauges: {
+    inFlight: 'Calls running now.',
+    latencyMs: 'The latency quantile the shedder watches, in ms (NaN without latency).',
+  },
+  counters: { admissions: 'Calls admitted.', rejections: 'Calls shed (any priority).' },
+});
 
 /**
  * A load-shedding policy. See `loadShedder()`.
@@ -197,6 +212,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       'level',
       'enabled',
       'name',
+      'registry',
       'clock',
     ]);
     this.name = checkString('loadShedder.name', options.name, 'loadShedder');
@@ -237,13 +253,13 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       const l = checkObject('loadShedder.latency', options.latency);
       checkKeys('loadShedder.latency', l, [
         'thresholdMs',
-        'percentile',
+        'quantile',
         'windowSize',
         'windowMs',
         'minSamples',
       ]);
       this.latencyThreshold = checkNumber('loadShedder.latency.thresholdMs', l.thresholdMs, rules.positive);
-      this.latencyPercentile = optNumber('loadShedder.latency.percentile', l.percentile, rules.ratio, 0.9);
+      this.latencyPercentile = optNumber('loadShedder.latency.quantile', l.quantile, rules.ratio, 0.9);
       const size = optNumber('loadShedder.latency.windowSize', l.windowSize, rules.int(1), 100);
       const windowMs = optNumber('loadShedder.latency.windowMs', l.windowMs, rules.positive, 10_000);
       this.latencyMinSamples = optNumber('loadShedder.latency.minSamples', l.minSamples, rules.int(1), 10);
@@ -276,6 +292,18 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     this.levelIndex = SHED_LEVELS.indexOf(
       checkEnum('loadShedder.level', options.level, SHED_LEVELS, 'normal'),
     );
+    this._join('loadShedder', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    const st = this.stats;
+    const shed = st.shed.critical + st.shed.high + st.shed.normal + st.shed.low;
+    return {
+      state: st.level,
+      gauges: { inFlight: st.inFlight, latencyMs: st.latencyMs },
+      counters: { admissions: st.admitted, rejections: shed },
+      details: { shedByPriority: st.shed },
+    };
   }
 
   /** The current degradation level. */
@@ -335,7 +363,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** Live figures and counters since creation. */
   get stats(): {
     readonly level: ShedLevel;
-    readonly inflight: number;
+    readonly inFlight: number;
     readonly admitted: number;
     readonly shed: Readonly<Record<ShedPriority, number>>;
     readonly latencyMs: number;
@@ -343,7 +371,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     const c = this.shedCounts;
     return {
       level: this.level,
-      inflight: this.inflight,
+      inFlight: this.inflight,
       admitted: this.admitted,
       shed: { critical: c[0]!, high: c[1]!, normal: c[2]!, low: c[3]! },
       latencyMs:

@@ -65,7 +65,7 @@ describe('adaptiveThrottle', () => {
   });
 
   it('honours minRequests and maxRejectionProbability, and emits reject events', async () => {
-    const t = adaptiveThrottle({ minRequests: 5, maxRejectionProbability: 0.5, random: fixedRandom(0.49) });
+    const t = adaptiveThrottle({ minSamples: 5, maxRejectionRatio: 0.5, random: fixedRandom(0.49) });
     const events: unknown[] = [];
     t.onEvent((e) => events.push(e));
     for (let i = 0; i < 4; i++) await expect(t.execute(overloaded)).rejects.toThrow('unavailable');

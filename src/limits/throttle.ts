@@ -7,8 +7,9 @@
 
 import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
+import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { BulwarkError, ConfigError } from '../core/errors.js';
+import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import { Handler } from '../core/handle.js';
 import { checkFunction, checkKeys, checkObject, checkString, optNumber, rules } from '../core/options.js';
@@ -16,7 +17,7 @@ import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../co
 import { isAbortError, isTransient, isTransientResult } from '../core/transient.js';
 
 /** A call rejected locally by `adaptiveThrottle()` (code `THROTTLED`). */
-export class ThrottledError extends BulwarkError {
+export class ThrottledError extends RejectedError {
   /** The throttle's name. */
   readonly throttle: string;
   /** The rejection probability when the call was rejected. */
@@ -24,6 +25,8 @@ export class ThrottledError extends BulwarkError {
   constructor(throttle: string, probability: number) {
     super(
       'THROTTLED',
+      'throttled',
+      Number.NaN,
       `Throttled locally by "${throttle}": the backend has been rejecting requests (rejection probability ${probability.toFixed(3)}); back off`,
     );
     this.throttle = throttle;
@@ -55,9 +58,9 @@ export interface AdaptiveThrottleOptions extends CommonOptions {
   /** Buckets the window is divided into (integer >= 1). Default 120 (1 s each by default). */
   buckets?: number;
   /** Below this many requests in the window nothing is rejected (integer >= 0). Default 0. */
-  minRequests?: number;
+  minSamples?: number;
   /** Cap on the rejection probability, in (0, 1]. Default 1 (the SRE formula, uncapped). */
-  maxRejectionProbability?: number;
+  maxRejectionRatio?: number;
   /**
    * Failures that are NOT accepts (the backend refused or was overloaded). Default: transient
    * failures (`isTransient`: network errors, timeouts, 408/425/429/5xx errors and Response
@@ -70,6 +73,19 @@ export interface AdaptiveThrottleOptions extends CommonOptions {
 }
 
 const DEFAULT_REJECTS = new Handler(isTransient, isTransientResult);
+
+// The kind's descriptor (`descriptor` finds it by kind).
+defineDescriptor({
+  kind: 'adaptiveThrottle',
+  help: 'Rejects calls locally with the probability the backend has been rejecting them (Google SRE).',
+  states: ['ready', 'throttling'],
+  gauges: {
+    requests: 'Requests in the window.',
+    accepts: 'Accepted requests in the window.',
+    rejectionRatio: 'The current local rejection probability.',
+  },
+  counters: { rejections: 'Calls rejected locally.' },
+});
 
 /** An adaptive throttle. See `adaptiveThrottle()`. */
 export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEvent> {
@@ -98,24 +114,20 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
       'k',
       'windowMs',
       'buckets',
-      'minRequests',
-      'maxRejectionProbability',
+      'minSamples',
+      'maxRejectionRatio',
       'handle',
       'random',
       'name',
+      'registry',
       'clock',
     ]);
     this.k = optNumber('adaptiveThrottle.k', o.k, rules.positive, 2);
     const windowMs = optNumber('adaptiveThrottle.windowMs', o.windowMs, rules.positive, 120_000);
     const buckets = optNumber('adaptiveThrottle.buckets', o.buckets, rules.int(1), 120);
     this.bucketMs = windowMs / buckets;
-    this.minRequests = optNumber('adaptiveThrottle.minRequests', o.minRequests, rules.int(0), 0);
-    this.maxP = optNumber(
-      'adaptiveThrottle.maxRejectionProbability',
-      o.maxRejectionProbability,
-      rules.ratio,
-      1,
-    );
+    this.minRequests = optNumber('adaptiveThrottle.minSamples', o.minSamples, rules.int(0), 0);
+    this.maxP = optNumber('adaptiveThrottle.maxRejectionRatio', o.maxRejectionRatio, rules.ratio, 1);
     if (o.handle !== undefined && !Handler.is(o.handle)) {
       throw new ConfigError('adaptiveThrottle.handle', 'a handler, e.g. handle.transient()', o.handle);
     }
@@ -126,6 +138,16 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     this.reqs = new Float64Array(buckets);
     this.accs = new Float64Array(buckets);
     this.epochs = new Float64Array(buckets).fill(-1);
+    this._join('adaptiveThrottle', (options as { registry?: unknown }).registry);
+  }
+
+  protected override _figures(): Figures {
+    const st = this.stats;
+    return {
+      state: st.probability > 0 ? 'throttling' : 'ready',
+      gauges: { requests: st.requests, accepts: st.accepts, rejectionRatio: st.probability },
+      counters: { rejections: st.rejected },
+    };
   }
 
   /** Drops buckets that left the window; returns the current bucket's index. */

@@ -169,11 +169,11 @@ export function webhookNotifier(options: WebhookOptions): Notifier & { readonly 
   const policy = pipeline(
     retry({
       maxAttempts: o.maxAttempts ?? 5,
-      backoff: backoff.exponential({ initial: o.initialDelayMs ?? 500, max: o.maxDelayMs ?? 30_000 }),
+      backoff: backoff.exponential({ initialMs: o.initialDelayMs ?? 500, maxMs: o.maxDelayMs ?? 30_000 }),
       clock,
       name: 'webhook',
     }),
-    timeout({ ms: o.timeoutMs ?? 10_000, clock, name: 'webhook' }),
+    timeout({ timeoutMs: o.timeoutMs ?? 10_000, clock, name: 'webhook' }),
   );
   const wallMs = (clockMs: number) => clock.date() - (clock.now() - clockMs);
   return {

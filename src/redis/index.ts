@@ -11,7 +11,6 @@ export {
   type RedisCacheStoreOptions,
   redisCacheStore,
 } from './cache-store.js';
-export { type RedisRateLimitOptions, RedisRateLimitPolicy, redisRateLimit } from './rate-limit.js';
 export {
   REDIS_RATE_LIMITER_DESCRIPTOR,
   type RedisClientLike,

@@ -71,7 +71,9 @@ function optionsOf(config: Config): CircuitBreakerOptions {
   return {
     breaker,
     halfOpenAfterMs:
-      typeof hoa === 'number' ? hoa : backoff.linear({ initial: hoa.initial, step: hoa.step, max: hoa.max }),
+      typeof hoa === 'number'
+        ? hoa
+        : backoff.linear({ initialMs: hoa.initial, stepMs: hoa.step, maxMs: hoa.max }),
     halfOpen:
       config.successThreshold === undefined
         ? { probes: config.probes }
