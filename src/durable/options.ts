@@ -42,7 +42,7 @@ export interface QueueOptions<T = unknown> {
   keyring?: Keyring;
   /** Attempts per item before it is dead-lettered (per-item override at enqueue). Default 10. */
   maxAttempts?: number;
-  /** Delay before each retry, by attempt. Default `backoff.exponential({ initial: 1_000, max: 300_000, jitter: 'full' })`. */
+  /** Delay before each retry, by attempt. Default `backoff.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' })`. */
   backoff?: Backoff;
   /**
    * How long one attempt's handler may run, in ms: past it the handler's `signal` aborts with a

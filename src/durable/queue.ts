@@ -104,7 +104,8 @@ export class Queue<T = unknown> {
     this.payloads = new Payloads(this.name, options.codec ?? (defaultCodec as PayloadCodec<T>), this.keyring);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
-    this.backoff = options.backoff ?? backoffs.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' });
+    this.backoff =
+      options.backoff ?? backoffs.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' });
     this.maxAttempts = options.maxAttempts ?? 10;
     this.timeoutMs = options.timeoutMs ?? 15 * 60_000;
     this.readOnly = options.readOnly === true;

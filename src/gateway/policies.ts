@@ -8,8 +8,9 @@
 import { type CircuitBreakerPolicy, circuitBreaker } from '../core/breaker/circuit-breaker.js';
 import { handle } from '../core/handle.js';
 import type { Registry } from '../core/registry.js';
+import type { RetryBudget } from '../core/retry-budget.js';
 import { type RateLimiter, rateLimiter } from '../limits/rate-limiter.js';
-import { type RetryBudget, retryBudget } from '../limits/retry-budget.js';
+import { retryBudget } from '../limits/retry-budget.js';
 
 /** An endpoint breaker's settings (from `upstreams.<name>.breaker`). */
 export interface EndpointBreakerSettings {

@@ -129,7 +129,7 @@ export async function openWriteKeeper(
     name: 'gateway-writes',
     store,
     maxAttempts: MAX_ATTEMPTS,
-    backoff: backoff.exponential({ initial: 200, max: 5_000, jitter: 'full' }),
+    backoff: backoff.exponential({ initialMs: 200, maxMs: 5_000, jitter: 'full' }),
   });
   const inflight = new Map<string, string>();
 

@@ -10,7 +10,7 @@ import type { CircuitBreakerPolicy } from '../core/breaker/circuit-breaker.js';
 import type { RandomSource } from '../core/clock.js';
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
-import type { RetryBudget } from '../limits/retry-budget.js';
+import type { RetryBudget } from '../core/retry-budget.js';
 import { makeStrategy, PeakEwma, type Pickable, type Strategy } from './balancer.js';
 import { type EndpointConfig, outlierDefaults, type UpstreamConfig } from './config.js';
 import { type EjectionChange, type Outcome, OutlierDetector, OutlierState } from './outlier.js';

@@ -201,8 +201,8 @@ export class ResilientPool implements PoolLike {
       name: `${this.name}.startup`,
       maxAttempts: startup.maxAttempts,
       backoff: backoff.exponential({
-        initial: startup.initialDelayMs,
-        max: startup.maxDelayMs,
+        initialMs: startup.initialDelayMs,
+        maxMs: startup.maxDelayMs,
         jitter: 'full',
       }),
       handle: handle.errors(isConnectionError),

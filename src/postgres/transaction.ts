@@ -86,7 +86,7 @@ export function isRetryableTransactionError(error: unknown): boolean {
 const DEFAULT_RETRY = retry({
   name: 'transaction',
   maxAttempts: 5,
-  backoff: backoff.exponential({ initial: 10, max: 1_000, jitter: 'full' }),
+  backoff: backoff.exponential({ initialMs: 10, maxMs: 1_000, jitter: 'full' }),
   handle: handle.errors(isRetryableTransactionError),
 });
 
@@ -131,7 +131,7 @@ function policyOf(o: TransactionOptions): RetryPolicy | null {
   return retry({
     name: 'transaction',
     maxAttempts: (o.retry as { maxAttempts?: number }).maxAttempts ?? 5,
-    backoff: backoff.exponential({ initial: 10, max: 1_000, jitter: 'full' }),
+    backoff: backoff.exponential({ initialMs: 10, maxMs: 1_000, jitter: 'full' }),
     handle: handle.errors(isRetryableTransactionError),
   });
 }

@@ -70,7 +70,9 @@ export class RedisBulkheadPolicy extends PolicyBase<never, RedisBulkheadEvent> {
   readonly kind = 'redisBulkhead';
   readonly name: string;
   /** The kind's descriptor (states, gauges, counters). */
-  readonly descriptor = REDIS_BULKHEAD_DESCRIPTOR;
+  override get descriptor(): ComponentDescriptor {
+    return REDIS_BULKHEAD_DESCRIPTOR;
+  }
   /** @internal */
   readonly emitter = new PolicyEmitter<RedisBulkheadEvent>();
   readonly semaphore: RedisSemaphore;
@@ -104,7 +106,7 @@ export class RedisBulkheadPolicy extends PolicyBase<never, RedisBulkheadEvent> {
    * const { gauges, counters } = policy.snapshot(); // gauges.inFlight, counters.rejections
    * ```
    */
-  snapshot(): Snapshot {
+  override snapshot(): Snapshot {
     return {
       kind: this.kind,
       name: this.name,

@@ -26,7 +26,7 @@ import { breakerOperations } from '../core/breaker/operations.js';
 import { FAILURE, NEUTRAL, type Outcome } from '../core/breaker/outcome.js';
 import type { CircuitState, SavedCircuitState } from '../core/breaker/saved-state.js';
 import type { Clock } from '../core/clock.js';
-import type { ComponentOperation, Snapshot } from '../core/component.js';
+import type { ComponentDescriptor, ComponentOperation, Snapshot } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import type { CircuitBreakerEvent, Disposer, EventBase, Listener } from '../core/events.js';
 import { PolicyEmitter } from '../core/events.js';
@@ -86,7 +86,9 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
   readonly kind = 'sharedCircuitBreaker';
   readonly name: string;
   /** The kind's descriptor (states, gauges, counters). */
-  readonly descriptor = SHARED_CIRCUIT_BREAKER_DESCRIPTOR;
+  override get descriptor(): ComponentDescriptor {
+    return SHARED_CIRCUIT_BREAKER_DESCRIPTOR;
+  }
   /** @internal */
   readonly emitter = new PolicyEmitter<SharedCircuitBreakerEvent>();
   /** Resolves once the breaker has subscribed and read the shared state (never rejects). */
@@ -257,7 +259,7 @@ export class SharedCircuitBreakerPolicy extends PolicyBase<never, SharedCircuitB
     return breakerOperations(this);
   }
 
-  snapshot(): Snapshot {
+  override snapshot(): Snapshot {
     const s = this.core.snapshot();
     return {
       ...s,

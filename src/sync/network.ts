@@ -24,17 +24,17 @@ export function defaultPolicy(clock: Clock): { policy: SyncPolicy; timeout: Adap
   const timeout = adaptiveTimeout({
     quantile: 0.99,
     multiplier: 2,
-    min: 200,
-    max: 60_000,
-    initial: 10_000,
+    minMs: 200,
+    maxMs: 60_000,
+    initialMs: 10_000,
     clock,
   });
   const policy = pipeline(
     retry({
       maxAttempts: (ctx) => (critical(ctx.priority) ? 6 : ctx.priority === 'low' ? 2 : 4),
       backoff: backoff.exponential({
-        initial: (ctx) => (critical(ctx.priority) ? 100 : 500),
-        max: (ctx) => (critical(ctx.priority) ? 2_000 : 10_000),
+        initialMs: (ctx) => (critical(ctx.priority) ? 100 : 500),
+        maxMs: (ctx) => (critical(ctx.priority) ? 2_000 : 10_000),
         jitter: 'full',
       }),
       clock,

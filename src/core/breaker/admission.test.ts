@@ -23,7 +23,7 @@ describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   it('grows with consecutive opens and resets after a close', async () => {
     const { breaker, clock, fail, pass, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: backoff.exponential({ initial: 1_000, factor: 2, max: 5_000, jitter: 'none' }),
+      halfOpenAfterMs: backoff.exponential({ initialMs: 1_000, factor: 2, maxMs: 5_000, jitter: 'none' }),
     });
     const breaks = () =>
       events.flatMap((e) => (e.event === 'stateChange' && e.to === 'open' ? [e.breakMs] : []));
@@ -47,7 +47,7 @@ describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   it('uses the `random` option for a jittered backoff', async () => {
     const { breaker, fail } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: backoff.exponential({ initial: 1_000, jitter: 'full' }),
+      halfOpenAfterMs: backoff.exponential({ initialMs: 1_000, jitter: 'full' }),
       random: fixedRandom(0.25),
     });
     await fail();
@@ -264,7 +264,7 @@ describe('circuitBreaker: handle and exclude', () => {
   it('an enclosing timeout counts as a failure', async () => {
     const clock = createFakeClock();
     const breaker = circuitBreaker({ clock, breaker: { kind: 'consecutive', threshold: 1 } });
-    const policy = pipeline(timeout({ ms: 100, clock }), breaker);
+    const policy = pipeline(timeout({ timeoutMs: 100, clock }), breaker);
     const p = outcome(
       policy.execute(
         ({ signal }) =>
@@ -281,7 +281,7 @@ describe('circuitBreaker: handle and exclude', () => {
   it('a TimeoutError from an inner timeout counts as a failure', async () => {
     const clock = createFakeClock();
     const breaker = circuitBreaker({ clock, breaker: { kind: 'consecutive', threshold: 1 } });
-    const policy = pipeline(breaker, timeout({ ms: 100, strategy: 'abandon', clock }));
+    const policy = pipeline(breaker, timeout({ timeoutMs: 100, strategy: 'abandon', clock }));
     const p = outcome(policy.execute(() => new Promise(() => {})));
     await clock.tick(100);
     expect(((await p) as { error: unknown }).error).toBeInstanceOf(TimeoutError);

@@ -116,7 +116,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   }
 
   /** The kind's descriptor (states, gauges, counters). */
-  get descriptor() {
+  override get descriptor() {
     return this.kind === 'circuitBreaker' ? CIRCUIT_BREAKER_DESCRIPTOR : SHARED_CIRCUIT_BREAKER_DESCRIPTOR;
   }
 
@@ -157,7 +157,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   operations(): readonly ComponentOperation[] {
     return breakerOperations(this);
   }
-  snapshot(): Snapshot {
+  override snapshot(): Snapshot {
     const now = this.clock.now();
     const f = this.window.figures(now);
     const c = this.config;
@@ -582,7 +582,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
  * const breaker = circuitBreaker({
  *   name: 'payments',
  *   breaker: { kind: 'time', windowMs: 30_000, minSamples: 20, failureRatio: 0.5 },
- *   halfOpenAfterMs: backoff.exponential({ initial: 5_000, max: 60_000, jitter: 'none' }),
+ *   halfOpenAfterMs: backoff.exponential({ initialMs: 5_000, maxMs: 60_000, jitter: 'none' }),
  *   bypass: ['critical'],
  *   registry: createRegistry(),
  * });

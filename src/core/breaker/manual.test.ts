@@ -168,7 +168,7 @@ describe('circuitBreaker: manual control', () => {
   it('reset() clears isolation, counts and the growing break', async () => {
     const { breaker, clock, fail, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 2 },
-      halfOpenAfterMs: backoff.linear({ initial: 100, step: 100 }),
+      halfOpenAfterMs: backoff.linear({ initialMs: 100, stepMs: 100 }),
     });
     await fail();
     await fail();

@@ -231,7 +231,7 @@ describe('circuitBreaker: save and restore', () => {
   it('a restored breaker keeps growing its break where it left off', async () => {
     const opts = {
       breaker: { kind: 'consecutive', threshold: 1 },
-      halfOpenAfterMs: backoff.linear({ initial: 100, step: 100, max: 1_000 }),
+      halfOpenAfterMs: backoff.linear({ initialMs: 100, stepMs: 100, maxMs: 1_000 }),
     } as const;
     const a = setup(opts);
     await a.fail(); // 100
