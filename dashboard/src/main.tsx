@@ -26,6 +26,8 @@ const SECTIONS: readonly [string, string][] = [
   ['slo', 'SLOs'],
   ['chaos', 'Chaos'],
   ['gateway', 'Gateway'],
+  ['database', 'Databases and backups'],
+  ['sync', 'Offline sync'],
   ['policy', 'Policies and pipelines'],
   ['audit', 'Audit log'],
 ];

@@ -123,6 +123,7 @@ export interface PurgeOptions {
 export const DESCRIPTOR: ComponentDescriptor = {
   kind: 'auditLog',
   help: 'A tamper-evident audit log (hash chain, signed Merkle checkpoints)',
+  category: 'audit',
   states: ['open', 'tampered', 'closed'],
   gauges: { seq: 'sequence number of the last entry', pending: 'appends waiting for the next commit' },
   counters: {

@@ -9,7 +9,7 @@
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
-import type { Component, ComponentEvent, Snapshot } from '../core/component.js';
+import type { Component, ComponentEvent, ComponentOperation, Snapshot } from '../core/component.js';
 import { type Disposer, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry } from '../core/registry.js';
 import type { PayloadScope } from '../keyring/protector.js';
@@ -536,6 +536,11 @@ export class AuditLog implements Component {
     return total;
   }
 
+  /** The control plane's views of this log (see `auditOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return auditOperations(this);
+  }
+
   snapshot(): Snapshot {
     return {
       kind: 'auditLog',
@@ -591,3 +596,5 @@ export type {
   PurgeOptions,
   VerifyReport,
 } from './log-types.js';
+
+import { auditOperations } from './operations.js';

@@ -126,6 +126,7 @@ const optionsSchema = s.object({
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'backups',
   help: 'Backups with checksums, verified by restoring them',
+  category: 'database',
   states: ['ok', 'stale', 'failing', 'unknown'],
   gauges: {
     lastBackupAgeMs: 'time since the last good backup finished, ms (-1: none known)',

@@ -8,7 +8,7 @@
  */
 
 import { type Clock, type RandomSource, systemRandom } from '../core/clock.js';
-import { defineDescriptor, type Figures } from '../core/component.js';
+import { type ComponentOperation, defineDescriptor, type Figures } from '../core/component.js';
 import { type Context, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
@@ -26,6 +26,7 @@ import {
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import { sleep } from '../core/sleep.js';
+import { chaosOperations } from './operations.js';
 
 /** The four chaos strategies. */
 export type ChaosStrategy = 'fault' | 'latency' | 'outcome' | 'behavior';
@@ -190,6 +191,7 @@ function checkWindow(path: string, value: unknown): Window | null {
 defineDescriptor({
   kind: 'chaos',
   help: 'Injects faults, latency, outcomes or behaviour into a share of calls (fault injection).',
+  category: 'chaos',
   states: ['off', 'on'],
   gauges: { rate: 'Share of calls injected, in [0, 1] (0 when it is a function of the context).' },
   counters: { calls: 'Calls seen.', injections: 'Calls injected.' },
@@ -290,6 +292,11 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
   }
 
   /** Calls seen and injections made since creation. */
+  /** The control plane's switches for this strategy (see `chaosOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return chaosOperations(this.control);
+  }
+
   get stats(): ChaosStats {
     return { calls: this.calls, injected: this.injected };
   }

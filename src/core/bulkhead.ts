@@ -39,6 +39,7 @@ export interface BulkheadOptions extends CommonOptions {
 defineDescriptor({
   kind: 'bulkhead',
   help: 'At most `limit` executions at once; up to `queue` more wait in FIFO order.',
+  category: 'bulkhead',
   states: ['ready', 'full'],
   gauges: {
     inFlight: 'Executions running now (holding a slot).',

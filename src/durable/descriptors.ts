@@ -18,6 +18,7 @@ import type { ComponentDescriptor } from '../core/component.js';
 export const QUEUE_DESCRIPTOR: ComponentDescriptor = {
   kind: 'durableQueue',
   help: 'A durable queue: items stored in SQLite or PostgreSQL, run at least once by its workers',
+  category: 'queue',
   states: ['open', 'paused', 'closing', 'closed', 'readOnly'],
   gauges: {
     workers: 'Workers of this queue in this process',
@@ -49,6 +50,7 @@ export const QUEUE_DESCRIPTOR: ComponentDescriptor = {
 export const WORKER_DESCRIPTOR: ComponentDescriptor = {
   kind: 'durableWorker',
   help: 'A worker running the handler of a durable queue under fenced leases',
+  category: 'queue',
   states: ['running', 'stopping', 'stopped'],
   gauges: {
     inFlight: 'Handlers running now',

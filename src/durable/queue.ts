@@ -12,7 +12,7 @@
 import type { Backoff } from '../core/backoff.js';
 import { backoff as backoffs } from '../core/backoff.js';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from '../core/clock.js';
-import type { Snapshot } from '../core/component.js';
+import type { ComponentOperation, Snapshot } from '../core/component.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type Listener, PolicyEmitter } from '../core/events.js';
 import type { Registry } from '../core/registry.js';
@@ -24,6 +24,7 @@ import { BulwarkDurableError } from './errors.js';
 import { type DurableQueueEvent, eventBase } from './events.js';
 import { uuidv7 } from './ids.js';
 import type { EnqueueResult, ItemView, JobHandler, QueueStats, RewrapProgress } from './job.js';
+import { queueOperations } from './operations.js';
 import {
   type EnqueueOptions,
   enqueueSchema,
@@ -179,6 +180,11 @@ export class Queue<T = unknown> {
    * await q.close();
    * ```
    */
+  /** The control plane's views and actions on this queue (see `queueOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return queueOperations(this);
+  }
+
   snapshot(): Snapshot {
     let inFlight = 0;
     for (const w of this.workers) inFlight += w.stats.inFlight;

@@ -15,6 +15,7 @@ import type { Upstream } from './upstream.js';
 const descriptor: ComponentDescriptor = {
   kind: 'gatewayRoute',
   help: 'A gateway route',
+  category: 'gateway',
   states: ['active', 'chaos'],
   gauges: { inFlight: 'requests in flight on the route' },
   counters: {

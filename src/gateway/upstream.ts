@@ -19,6 +19,7 @@ import { endpointBreaker, upstreamRetryBudget } from './policies.js';
 const endpointDescriptor: ComponentDescriptor = {
   kind: 'gatewayEndpoint',
   help: 'One endpoint of a gateway upstream group',
+  category: 'gateway',
   states: ['healthy', 'ejected', 'breakerOpen', 'unhealthy', 'cooling'],
   gauges: {
     inFlight: 'requests in flight to the endpoint',
@@ -36,6 +37,7 @@ const endpointDescriptor: ComponentDescriptor = {
 const upstreamDescriptor: ComponentDescriptor = {
   kind: 'gatewayUpstream',
   help: 'A gateway upstream group (endpoints, strategy, outlier detection)',
+  category: 'gateway',
   states: ['healthy', 'degraded', 'panic'],
   gauges: {
     endpoints: 'endpoints in the group',

@@ -110,6 +110,7 @@ declare module '../core/events.js' {
 export const HEALTH_CHECK_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'healthCheck',
   help: 'A health check run in the background: its judged status, latency and runs.',
+  category: 'health',
   states: ['pass', 'warn', 'fail', 'pending'],
   gauges: {
     critical: '1 when the check gates readiness (critical), else 0.',

@@ -67,6 +67,7 @@ declare module '../core/events.js' {
 export const HEALTH_MONITOR_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'healthMonitor',
   help: 'Runs health checks and answers liveness, readiness and startup.',
+  category: 'health',
   states: ['ready', 'starting', 'notReady', 'shuttingDown'],
   gauges: {
     checks: 'Checks the monitor runs.',

@@ -63,6 +63,7 @@ const optionsSchema = s.object({
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'keyRotation',
   help: 'Scheduled key rotation with background rewrap',
+  category: 'audit',
   states: ['idle', 'rotating', 'failed', 'stopped'],
   gauges: { nextInMs: 'milliseconds until the next rotation' },
   counters: {

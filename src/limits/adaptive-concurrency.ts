@@ -143,6 +143,7 @@ const KEYS = {
 defineDescriptor({
   kind: 'adaptiveConcurrency',
   help: 'A bulkhead whose limit follows measured round-trip times (AIMD, Gradient2, Vegas).',
+  category: 'bulkhead',
   states: ['ready', 'full'],
   gauges: {
     limit: 'The concurrency limit now.',

@@ -137,6 +137,7 @@ const DEFAULT_KEY = 'default';
 defineDescriptor({
   kind: 'rateLimit',
   help: "Admits a call when its key's limits have room; else rejects it, or lets it wait up to maxWaitMs.",
+  category: 'limiter',
   states: ['ready'],
   gauges: { queued: 'Calls waiting for room now.' },
   counters: {

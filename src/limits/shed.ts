@@ -168,6 +168,7 @@ export interface ShedDecision {
 defineDescriptor({
   kind: 'loadShedder',
   help: 'Sheds calls by priority under concurrency, latency or signal pressure, or by degradation level.',
+  category: 'shedder',
   states: ['normal', 'shed-low', 'critical-only', 'shed-all'],
   gauges: {
     inFlight: 'Calls running now.',

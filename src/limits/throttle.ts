@@ -78,6 +78,7 @@ const DEFAULT_REJECTS = new Handler(isTransient, isTransientResult);
 defineDescriptor({
   kind: 'adaptiveThrottle',
   help: 'Rejects calls locally with the probability the backend has been rejecting them (Google SRE).',
+  category: 'limiter',
   states: ['ready', 'throttling'],
   gauges: {
     requests: 'Requests in the window.',

@@ -208,6 +208,7 @@ declare module '../core/events.js' {
 export const ALERT_MANAGER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'alertManager',
   help: 'Evaluates alert rules over the metrics of a registry and notifies firing and resolved alerts.',
+  category: 'alerts',
   states: ['ok', 'pending', 'firing'],
   gauges: {
     firing: 'Alerts firing now.',

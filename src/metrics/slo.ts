@@ -287,6 +287,7 @@ const burnGauges = (prefix: string, what: string): Record<string, string> => {
 export const SLO_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'slo',
   help: 'A service level objective over a component: success ratio and latency, error budget and burn rates.',
+  category: 'slo',
   states: ['ok', 'ticket', 'page'],
   gauges: {
     ...burnGauges('success', 'success'),

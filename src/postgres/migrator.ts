@@ -96,6 +96,7 @@ const optionsSchema = s.object({
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'migrator',
   help: 'Versioned SQL migrations applied under a lock',
+  category: 'database',
   states: ['idle', 'running', 'failed'],
   gauges: { pending: 'migrations not applied (as of the last run or status)', applied: 'migrations applied' },
   counters: {

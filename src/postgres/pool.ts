@@ -128,6 +128,7 @@ const BOUNDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] as const;
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'postgresPool',
   help: 'A PostgreSQL connection pool with startup retry and a breaker on connection errors',
+  category: 'database',
   states: ['ready', 'starting', 'broken', 'closed'],
   gauges: {
     total: 'connections open',

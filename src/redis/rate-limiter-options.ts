@@ -125,6 +125,7 @@ export function parseRedisRateLimiterOptions(options: unknown) {
 export const REDIS_RATE_LIMITER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'redisRateLimiter',
   help: 'A rate limiter whose state lives in Redis, with an in-memory insurance limiter',
+  category: 'limiter',
   states: Object.freeze(['ok', 'failing']),
   gauges: Object.freeze({
     failing: '1 while Redis fails and calls are decided without it, else 0',

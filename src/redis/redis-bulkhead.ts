@@ -57,6 +57,7 @@ const schema = s.object({
 export const REDIS_BULKHEAD_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'redisBulkhead',
   help: 'A bulkhead whose slots are the permits of a Redis semaphore (fleet-wide)',
+  category: 'bulkhead',
   states: Object.freeze(['ok']),
   gauges: Object.freeze({ inFlight: 'Calls of this instance holding a permit now' }),
   counters: Object.freeze({

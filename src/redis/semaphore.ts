@@ -92,6 +92,7 @@ const schema = s.object({
 export const REDIS_SEMAPHORE_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'redisSemaphore',
   help: 'A distributed semaphore with leases on Redis',
+  category: 'bulkhead',
   states: Object.freeze(['ok', 'failing']),
   gauges: Object.freeze({
     held: 'Permits this instance holds now',

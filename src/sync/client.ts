@@ -105,6 +105,7 @@ export interface SyncReport {
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'syncClient',
   help: 'An offline-first sync client: a durable outbox of edits and a local replica',
+  category: 'sync',
   states: ['idle', 'syncing', 'offline', 'closed'],
   gauges: {
     pending: 'Operations not yet acknowledged by the server',

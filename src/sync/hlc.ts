@@ -110,6 +110,7 @@ const optionsSchema = s.object({
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'hybridClock',
   help: 'A hybrid logical clock: monotonic stamps near the wall clock',
+  category: 'sync',
   states: ['ok'],
   gauges: { leadMs: 'How far the last stamp is ahead of the wall clock, ms (0 when behind)' },
   counters: {

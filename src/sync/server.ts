@@ -96,6 +96,7 @@ const optionsSchema = s.object({
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'syncServer',
   help: 'An offline-first sync endpoint: pushes of operations, pulls of changes',
+  category: 'sync',
   states: ['serving', 'closed'],
   gauges: { inFlight: 'Push and pull requests running now' },
   counters: {
