@@ -22,7 +22,7 @@ import { Handler } from '../core/handle.js';
 import { checkKeys, checkNumber, checkObject, checkString, optNumber, rules } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, type Runnable, start } from '../core/policy.js';
 import { isAbortError } from '../core/transient.js';
-import { LatencyWindow } from './latency-window.js';
+import { LatencyWindow } from '../limits/latency-window.js';
 
 /** A hedging delay taken from observed latencies. */
 export interface QuantileDelay {

@@ -23,7 +23,7 @@ import {
   rules,
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
-import { LatencyWindow } from '../latency/latency-window.js';
+import { LatencyWindow } from './latency-window.js';
 
 /** The four priority classes, most important first. Any other priority counts as `normal`. */
 export const SHED_PRIORITIES = ['critical', 'high', 'normal', 'low'] as const;
