@@ -226,7 +226,7 @@ describe('events and validation', () => {
     const stop = c.onEvent((e) => seen.push(e));
     const bus: string[] = [];
     const stopBus = telemetry.onEvent((e) => {
-      if (e.kind === 'chaos') bus.push(`${e.strategy}:${e.name}`);
+      if (e.kind === 'chaos' && e.event === 'inject') bus.push(`${e.strategy}:${e.name}`);
     });
     await c.execute(() => 1, { name: 'q', priority: 'high' });
     stop();
@@ -246,7 +246,7 @@ describe('events and validation', () => {
     expect(bus).toEqual(['latency:slow-db']);
     const f = chaos.fault({ error: boom });
     const errs: unknown[] = [];
-    f.onEvent((e) => errs.push(e.error));
+    f.onEvent((e) => errs.push(e.event === 'inject' ? e.error : undefined));
     await f.execute(() => 1).catch(() => {});
     expect(errs).toEqual([boom]);
     expect(f.kind).toBe('chaos');

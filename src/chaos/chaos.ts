@@ -31,19 +31,26 @@ import { chaosOperations } from './operations.js';
 /** The four chaos strategies. */
 export type ChaosStrategy = 'fault' | 'latency' | 'outcome' | 'behavior';
 
-/** Events of the chaos strategies: one `inject` per injection. */
-export type ChaosEvent = EventBase & {
-  readonly kind: 'chaos';
-  readonly event: 'inject';
-  /** Which strategy injected. */
-  readonly strategy: ChaosStrategy;
-  /** For `latency`: the injected delay in ms. */
-  readonly delayMs?: number;
-  /** For `fault`: the injected error. */
-  readonly error?: unknown;
-  /** For `outcome`: the injected result. */
-  readonly result?: unknown;
-};
+/** Events of the chaos strategies: one `inject` per injection, a `stateChange` when switched. */
+export type ChaosEvent =
+  | (EventBase & {
+      readonly kind: 'chaos';
+      readonly event: 'stateChange';
+      readonly from: 'on' | 'off';
+      readonly to: 'on' | 'off';
+    })
+  | (EventBase & {
+      readonly kind: 'chaos';
+      readonly event: 'inject';
+      /** Which strategy injected. */
+      readonly strategy: ChaosStrategy;
+      /** For `latency`: the injected delay in ms. */
+      readonly delayMs?: number;
+      /** For `fault`: the injected error. */
+      readonly error?: unknown;
+      /** For `outcome`: the injected result. */
+      readonly result?: unknown;
+    });
 
 declare module '../core/events.js' {
   interface PolicyEventMap {
@@ -256,14 +263,8 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
       get rate() {
         return self.fixedRate < 0 ? Number.NaN : self.fixedRate;
       },
-      enable: () => {
-        this.on = true;
-        this._offChanged();
-      },
-      disable: () => {
-        this.on = false;
-        this._offChanged();
-      },
+      enable: () => this.switchTo(true),
+      disable: () => this.switchTo(false),
       setRate: (rate: number) => {
         checkNumber(`${path}.control.setRate(rate)`, rate, RATE_RULE);
         this.rate = DynamicNumber.of(`${path}.rate`, rate, RATE_RULE, 1);
@@ -292,6 +293,25 @@ export abstract class ChaosPolicy<Alt> extends PolicyBase<Alt, ChaosEvent> {
   }
 
   /** Calls seen and injections made since creation. */
+  private switchTo(on: boolean): void {
+    if (on === this.on) return;
+    this.on = on;
+    this._offChanged();
+    if (this.emitter.active) {
+      const [from, to] = on ? (['off', 'on'] as const) : (['on', 'off'] as const);
+      this.emitter.emit({
+        kind: 'chaos',
+        name: this.name,
+        event: 'stateChange',
+        from,
+        to,
+        priority: 'normal',
+        operation: undefined,
+        attempt: 0,
+      });
+    }
+  }
+
   /** The control plane's switches for this strategy (see `chaosOperations`). */
   operations(): readonly ComponentOperation[] {
     return chaosOperations(this.control);

@@ -9,7 +9,7 @@ import type { ChaosControl } from './chaos.js';
  * @example
  * ```ts
  * import { chaos } from 'bulwark';
- * const fault = chaos.fault({ fault: () => new Error('injected'), rate: 0.1 });
+ * const fault = chaos.fault({ error: () => new Error('injected'), rate: 0.1 });
  * console.log(fault.operations().map((o) => o.name)); // [ 'enable', 'disable', 'setRate' ]
  * ```
  */
