@@ -6,6 +6,7 @@
  * @module
  */
 
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,9 +101,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     file,
     demoConfig(Object.fromEntries(ups.map((u) => [u.name, u.url])), join(dir, 'data'), listen, admin),
   );
+  const dashboardToken = randomBytes(12).toString('hex');
   let gw: Gateway;
   try {
-    gw = await startGatewayFromFile(file, { watch: true, sighup: false });
+    gw = await startGatewayFromFile(file, {
+      watch: true,
+      sighup: false,
+      adminTokens: [{ name: 'demo', role: 'admin', token: dashboardToken }],
+    });
   } catch (error) {
     io.err(
       `bulwark demo: cannot start the gateway: ${(error as Error).message} (try --port/--admin-port, or --headless for free ports)`,
@@ -118,8 +124,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   io.err(`bulwark demo: gateway on ${gw.url}   config ${file}`);
   io.err(
-    `bulwark demo: admin ${gw.admin?.url}  (/admin/endpoints, /admin/ejections, /admin/events, /metrics; the dashboard mounts here)`,
+    `bulwark demo: admin ${gw.admin?.url}  (/admin/endpoints, /admin/ejections, /admin/events, /metrics)`,
   );
+  io.err(`bulwark demo: dashboard ${gw.admin?.url}/dashboard/  token ${dashboardToken}`);
   io.err(
     `bulwark demo: ${f.headless ? `running the script once (${f.duration} s)` : 'Ctrl-C to stop'}; ${f.rate} req/s of mixed traffic\n`,
   );

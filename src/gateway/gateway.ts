@@ -15,6 +15,7 @@ import { systemRandom } from '../core/clock.js';
 import type { ComponentEvent } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { createRegistry, type Registry } from '../core/registry.js';
+import { createControlPlane, type TokenSpec } from '../server/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { makeVerifier } from './clients.js';
 import type { GatewayConfig } from './config.js';
@@ -41,6 +42,11 @@ export interface GatewayOptions {
   readonly random?: RandomSource;
   /** Where components register. Default: a new registry. */
   readonly registry?: Registry;
+  /**
+   * Tokens of the control plane served on the admin port at `/dashboard/` (dashboard and admin
+   * API). Default: `BULWARK_ADMIN_TOKENS` from the environment; with none, its API refuses every call.
+   */
+  readonly adminTokens?: readonly TokenSpec[];
 }
 
 /** A reload's outcome. */
@@ -219,6 +225,15 @@ export class Gateway {
     if (this.config.admin !== undefined) {
       const a = addressOf(this.config.admin);
       this.admin = await startAdmin(this, a.host, a.port, this.options.file);
+      // The control plane (dashboard and admin API) over the gateway's registry.
+      const cp = createControlPlane({
+        registry: this.registry,
+        basePath: '/dashboard',
+        title: 'bulwark gateway',
+        ...(this.options.adminTokens !== undefined ? { tokens: this.options.adminTokens } : {}),
+      });
+      this.admin.mount('/dashboard', (req, res) => void cp.handle(req, res));
+      this.stops.push(() => cp.close());
     }
     const file = this.options.file;
     if (file !== undefined) {
