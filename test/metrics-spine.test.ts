@@ -35,7 +35,6 @@ import {
   retry,
   timeout,
 } from 'bulwark';
-import { openQueue, sqliteStore } from 'bulwark/durable';
 import { memoryAudit } from 'bulwark/server';
 import { createFakeClock, type FakeClock } from 'bulwark/testing';
 import { pino } from 'pino';

@@ -19,9 +19,9 @@ const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as {
 };
 
 describe('package', () => {
-  it('is ESM, supports Node >= 20.19, and its only runtime dependency is zod (for the subpaths)', () => {
+  it('is ESM, supports Node >= 20.19, and has no runtime dependency at all (drivers are optional peers)', () => {
     expect(pkg.type).toBe('module');
-    expect(Object.keys(pkg.dependencies ?? {})).toEqual(['zod']);
+    expect(Object.keys(pkg.dependencies ?? {})).toEqual([]);
     expect(pkg.engines.node).toBe('>=20.19');
   });
 
