@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { job, rejectionOf, track } from '../../test/support/bulkhead-harness.js';
 import {
   type BulkheadEvent,
   BulkheadPolicy,
@@ -7,56 +8,11 @@ import {
   BulwarkError,
   bulkhead,
   ConfigError,
-  type Context,
   pipeline,
   TimeoutError,
   timeout,
 } from '../index.js';
-import { createFakeClock, deferred, flushMicrotasks } from '../testing/index.js';
-
-type Settled =
-  | { state: 'pending' }
-  | { state: 'fulfilled'; value: unknown }
-  | { state: 'rejected'; error: unknown };
-
-function track(promise: Promise<unknown>): { readonly current: Settled; settledTimes: number } {
-  const box: { current: Settled; settledTimes: number } = { current: { state: 'pending' }, settledTimes: 0 };
-  promise.then(
-    (value) => {
-      box.settledTimes++;
-      box.current = { state: 'fulfilled', value };
-    },
-    (error: unknown) => {
-      box.settledTimes++;
-      box.current = { state: 'rejected', error };
-    },
-  );
-  return box;
-}
-
-/** A controllable job: `run` is the function to execute; `finish`/`fail` settle it. */
-function job<T = string>(value?: T) {
-  const d = deferred<T>();
-  const j = {
-    started: 0,
-    ctx: undefined as Context | undefined,
-    run: (ctx: Context) => {
-      j.started++;
-      j.ctx = ctx;
-      return d.promise;
-    },
-    finish: () => d.resolve(value as T),
-    fail: (e: unknown) => d.reject(e),
-  };
-  return j;
-}
-
-function rejectionOf(settled: Settled): BulkheadRejectedError {
-  expect(settled.state).toBe('rejected');
-  const error = (settled as { error: unknown }).error;
-  expect(error).toBeInstanceOf(BulkheadRejectedError);
-  return error as BulkheadRejectedError;
-}
+import { createFakeClock, flushMicrotasks } from '../testing/index.js';
 
 describe('bulkhead: limit and queue', () => {
   it('runs at most `limit` executions at once and rejects the rest when there is no queue', async () => {

@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { alwaysFails, flaky, record, settle, setup } from '../../test/support/retry-harness.js';
 import {
   backoff,
   ConfigError,
@@ -13,54 +14,7 @@ import {
   TimeoutError,
   timeout,
 } from '../index.js';
-import { createFakeClock, type FakeClock } from '../testing/index.js';
-
-/** A function that fails `failures` times (throwing `make(n)`) and then returns `ok@<attempt>`. */
-function flaky(failures: number, make: (n: number) => unknown = (n) => new Error(`failure ${n}`)) {
-  const fn = vi.fn((ctx: Context) => {
-    if (fn.mock.calls.length <= failures) throw make(fn.mock.calls.length);
-    return `ok@${ctx.attempt}`;
-  });
-  return fn;
-}
-
-const alwaysFails = (error: unknown = new Error('down')) =>
-  vi.fn((): never => {
-    throw error;
-  });
-
-/** Records every event of a policy. */
-function record(policy: { onEvent(l: (e: RetryEvent) => void): unknown }): RetryEvent[] {
-  const events: RetryEvent[] = [];
-  policy.onEvent((e) => events.push(e));
-  return events;
-}
-
-/** A retry on a fake clock with a constant backoff unless told otherwise. */
-function setup(options: RetryOptions = {}, clock: FakeClock = createFakeClock()) {
-  const policy = retry({ backoff: backoff.constant(100), clock, ...options });
-  return { policy, clock };
-}
-
-/** Settles `p` and reports how, so a test can assert without unhandled rejections. */
-function settle<T>(p: Promise<T>): { readonly state: string; readonly value: unknown } {
-  const out = { state: 'pending', value: undefined as unknown };
-  p.then(
-    (v) => {
-      out.state = 'fulfilled';
-      out.value = v;
-    },
-    (e: unknown) => {
-      out.state = 'rejected';
-      out.value = e;
-    },
-  );
-  return out;
-}
-
-const _retryAfterError = (fields: Record<string, unknown>) => Object.assign(new Error('throttled'), fields);
-const _response = (status: number, headers: Record<string, string> = {}) =>
-  new Response(null, { status, headers });
+import { createFakeClock } from '../testing/index.js';
 
 describe('abort', () => {
   it('an abort during a backoff delay wakes it at once and rejects with the signal reason, leaving no timer and no listener', async () => {

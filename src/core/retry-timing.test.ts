@@ -1,5 +1,14 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
+  alwaysFails,
+  flaky,
+  record,
+  response,
+  retryAfterError,
+  settle,
+  setup,
+} from '../../test/support/retry-harness.js';
+import {
   BrokenCircuitError,
   backoff,
   ConfigError,
@@ -7,58 +16,9 @@ import {
   handle,
   nonRetryable,
   type RetryEvent,
-  type RetryOptions,
-  retry,
   telemetry,
 } from '../index.js';
-import { createFakeClock, type FakeClock } from '../testing/index.js';
-
-/** A function that fails `failures` times (throwing `make(n)`) and then returns `ok@<attempt>`. */
-function flaky(failures: number, make: (n: number) => unknown = (n) => new Error(`failure ${n}`)) {
-  const fn = vi.fn((ctx: Context) => {
-    if (fn.mock.calls.length <= failures) throw make(fn.mock.calls.length);
-    return `ok@${ctx.attempt}`;
-  });
-  return fn;
-}
-
-const alwaysFails = (error: unknown = new Error('down')) =>
-  vi.fn((): never => {
-    throw error;
-  });
-
-/** Records every event of a policy. */
-function record(policy: { onEvent(l: (e: RetryEvent) => void): unknown }): RetryEvent[] {
-  const events: RetryEvent[] = [];
-  policy.onEvent((e) => events.push(e));
-  return events;
-}
-
-/** A retry on a fake clock with a constant backoff unless told otherwise. */
-function setup(options: RetryOptions = {}, clock: FakeClock = createFakeClock()) {
-  const policy = retry({ backoff: backoff.constant(100), clock, ...options });
-  return { policy, clock };
-}
-
-/** Settles `p` and reports how, so a test can assert without unhandled rejections. */
-function settle<T>(p: Promise<T>): { readonly state: string; readonly value: unknown } {
-  const out = { state: 'pending', value: undefined as unknown };
-  p.then(
-    (v) => {
-      out.state = 'fulfilled';
-      out.value = v;
-    },
-    (e: unknown) => {
-      out.state = 'rejected';
-      out.value = e;
-    },
-  );
-  return out;
-}
-
-const retryAfterError = (fields: Record<string, unknown>) => Object.assign(new Error('throttled'), fields);
-const response = (status: number, headers: Record<string, string> = {}) =>
-  new Response(null, { status, headers });
+import { createFakeClock } from '../testing/index.js';
 
 describe('maxDuration', () => {
   it('stops retrying when the next delay would end at or past the limit, with reason maxDuration', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { alwaysFails, flaky, record, response, settle, setup } from '../../test/support/retry-harness.js';
 import {
   BrokenCircuitError,
   backoff,
@@ -8,60 +9,11 @@ import {
   NonRetryableError,
   nonRetryable,
   pipeline,
-  type RetryEvent,
-  type RetryOptions,
   retry,
   TimeoutError,
   timeout,
 } from '../index.js';
-import { createFakeClock, type FakeClock, fixedRandom } from '../testing/index.js';
-
-/** A function that fails `failures` times (throwing `make(n)`) and then returns `ok@<attempt>`. */
-function flaky(failures: number, make: (n: number) => unknown = (n) => new Error(`failure ${n}`)) {
-  const fn = vi.fn((ctx: Context) => {
-    if (fn.mock.calls.length <= failures) throw make(fn.mock.calls.length);
-    return `ok@${ctx.attempt}`;
-  });
-  return fn;
-}
-
-const alwaysFails = (error: unknown = new Error('down')) =>
-  vi.fn((): never => {
-    throw error;
-  });
-
-/** Records every event of a policy. */
-function record(policy: { onEvent(l: (e: RetryEvent) => void): unknown }): RetryEvent[] {
-  const events: RetryEvent[] = [];
-  policy.onEvent((e) => events.push(e));
-  return events;
-}
-
-/** A retry on a fake clock with a constant backoff unless told otherwise. */
-function setup(options: RetryOptions = {}, clock: FakeClock = createFakeClock()) {
-  const policy = retry({ backoff: backoff.constant(100), clock, ...options });
-  return { policy, clock };
-}
-
-/** Settles `p` and reports how, so a test can assert without unhandled rejections. */
-function settle<T>(p: Promise<T>): { readonly state: string; readonly value: unknown } {
-  const out = { state: 'pending', value: undefined as unknown };
-  p.then(
-    (v) => {
-      out.state = 'fulfilled';
-      out.value = v;
-    },
-    (e: unknown) => {
-      out.state = 'rejected';
-      out.value = e;
-    },
-  );
-  return out;
-}
-
-const _retryAfterError = (fields: Record<string, unknown>) => Object.assign(new Error('throttled'), fields);
-const response = (status: number, headers: Record<string, string> = {}) =>
-  new Response(null, { status, headers });
+import { createFakeClock, fixedRandom } from '../testing/index.js';
 
 describe('defaults', () => {
   it('makes 3 attempts, then rejects with the last error', async () => {
