@@ -118,11 +118,16 @@ export async function openOutbox(o: OutboxOptions): Promise<Outbox> {
           }),
         { concurrency: o.batchSize, leaseMs: o.leaseMs, pollMs: POLL_MS },
       );
+      // Items deferred by an earlier failed attempt (offline, or told to come back later) become
+      // due within `laterMs`: wait for them once, so a sync right after coming online sends them.
+      const started = Date.now();
       for (;;) {
         await wait(POLL_MS);
         if (error !== undefined) break;
         const st = await q.stats();
-        if (st.pending - st.delayed === 0 && st.active === 0 && batch.length === 0 && flushing === 0) break;
+        const idle = st.active === 0 && batch.length === 0 && flushing === 0;
+        const waitingForDeferred = st.delayed > 0 && Date.now() - started <= o.laterMs + 2 * POLL_MS;
+        if (st.pending - st.delayed === 0 && idle && !waitingForDeferred) break;
       }
       await worker.stop({ graceMs: 0 });
       return { error, later };
