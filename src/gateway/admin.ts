@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { ComponentEvent } from '../core/component.js';
 import type { Registry } from '../core/registry.js';
+import { createMetrics, prometheusExporter } from '../metrics/index.js';
 
 /** What the admin port reads of a gateway. */
 export interface AdminTarget {
@@ -40,54 +41,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-type Prom = typeof import('prom-client');
-
-async function prometheusText(prom: Prom, registry: Registry): Promise<string> {
-  const reg = new prom.Registry();
-  const byMetric = new Map<string, { help: string; type: 'counter' | 'gauge'; values: [string, number][] }>();
-  for (const c of registry.list()) {
-    const snap = c.snapshot();
-    const kind = snap.kind.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
-    const put = (metric: string, help: string, type: 'counter' | 'gauge', v: number) => {
-      let m = byMetric.get(metric);
-      if (m === undefined) {
-        m = { help, type, values: [] };
-        byMetric.set(metric, m);
-      }
-      m.values.push([snap.name, v]);
-    };
-    for (const [k, v] of Object.entries(snap.counters))
-      put(`bulwark_${kind}_${k}_total`, c.descriptor.counters[k] ?? k, 'counter', v);
-    for (const [k, v] of Object.entries(snap.gauges))
-      put(`bulwark_${kind}_${k}`, c.descriptor.gauges[k] ?? k, 'gauge', v);
-    put(
-      `bulwark_${kind}_up`,
-      'state is the first (healthy) state of the kind',
-      'gauge',
-      snap.state === c.descriptor.states[0] ? 1 : 0,
-    );
-  }
-  for (const [name, m] of byMetric) {
-    const metric =
-      m.type === 'counter'
-        ? new prom.Counter({
-            name: name.replace(/[^a-zA-Z0-9_]/g, '_'),
-            help: m.help,
-            labelNames: ['name'],
-            registers: [reg],
-          })
-        : new prom.Gauge({
-            name: name.replace(/[^a-zA-Z0-9_]/g, '_'),
-            help: m.help,
-            labelNames: ['name'],
-            registers: [reg],
-          });
-    for (const [label, v] of m.values) {
-      if (metric instanceof prom.Counter) metric.inc({ name: label }, v);
-      else (metric as InstanceType<Prom['Gauge']>).set({ name: label }, v);
-    }
-  }
-  return reg.metrics();
+/** Prometheus text of every component in the gateway's registry, through `bulwark/metrics`. */
+function metricsOf(registry: Registry): () => Promise<{ contentType: string; body: string }> {
+  return prometheusExporter({ metrics: createMetrics({ registry }) });
 }
 
 /** Starts the admin server of `target` on host:port. */
@@ -98,6 +54,7 @@ export async function startAdmin(
   file?: string,
 ): Promise<AdminServer> {
   const mounts: [string, (req: IncomingMessage, res: ServerResponse) => void][] = [];
+  const scrape = metricsOf(target.registry);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     for (const [prefix, h] of mounts) if (path.startsWith(prefix)) return h(req, res);
@@ -108,11 +65,10 @@ export async function startAdmin(
       case 'GET /readyz':
         return json(res, target.ready ? 200 : 503, { status: target.ready ? 'ready' : 'not ready' });
       case 'GET /metrics':
-        import('prom-client').then(
-          async (prom) => {
-            const text = await prometheusText(prom, target.registry);
-            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-            res.end(text);
+        scrape().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(body);
           },
           () => json(res, 501, { error: 'install prom-client to serve /metrics' }),
         );
