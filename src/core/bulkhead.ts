@@ -224,7 +224,7 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     ctx: ExecutionContext,
     reason: 'full' | 'queueTimeout' = 'full',
   ): void {
-    if (!this.emitter.active) return;
+    if (!this.emitter.wants(event)) return;
     const base = {
       kind: 'bulkhead',
       name: this.name,

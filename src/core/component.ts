@@ -7,7 +7,7 @@
  * metrics, logs and a dashboard tile by implementing it, with no edit anywhere else.
  */
 
-import type { Disposer, Listener } from './events.js';
+import type { Disposer, EventSelection, Listener } from './events.js';
 import type { Schema } from './schema.js';
 
 /**
@@ -158,8 +158,12 @@ export interface Component {
   readonly descriptor: ComponentDescriptor;
   /** The current state and figures. */
   snapshot(): Snapshot;
-  /** Subscribes to this component's events. Returns a disposer. */
-  onEvent(listener: Listener<ComponentEvent>): Disposer;
+  /**
+   * Subscribes to this component's events: all of them, the named ones, or `'notable'` (all but
+   * the per-call ones, see `PER_CALL_EVENTS`; a component without per-call events may ignore
+   * the selection). Returns a disposer.
+   */
+  onEvent(listener: Listener<ComponentEvent>, only?: EventSelection): Disposer;
   /** The operations the control plane may offer on this component (none when absent). */
   operations?(): readonly ComponentOperation[];
 }

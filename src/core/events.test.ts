@@ -4,10 +4,12 @@ import {
   bulkhead,
   type CircuitBreakerEvent,
   circuitBreaker,
+  createRegistry,
   type Disposer,
   type FallbackEvent,
   fallback,
   type PolicyEvent,
+  pipeline,
   type RetryEvent,
   retry,
   type TimeoutEvent,
@@ -235,5 +237,28 @@ describe('typed events', () => {
     stop();
     await fallback(0, { name: 'fb' }).execute(() => Promise.reject(new Error('x')));
     expect(seen).toEqual(['fallback:fallback:fb', 'bulkhead:reject:bh']);
+  });
+
+  it("a 'notable' subscription gets no per-call events and does not make policies build them", async () => {
+    const breaker = circuitBreaker({ name: 'cb' });
+    const p = pipeline({ name: 'p' }, breaker);
+    const seen: string[] = [];
+    const stop = p.onEvent((e) => seen.push(`${e.kind}:${e.event}`), 'notable');
+    expect(new Emitter().wants('success')).toBe(false);
+    const e = new Emitter<{ event: string }>();
+    e.on(() => {}, 'notable');
+    expect([e.wants('success'), e.wants('execution'), e.wants('stateChange')]).toEqual([false, false, true]);
+    await p.execute(() => 1);
+    breaker.isolate();
+    await p.execute(() => 1).catch(() => {});
+    stop();
+    expect(seen).toEqual(['circuitBreaker:stateChange', 'circuitBreaker:reject']);
+    const registry = createRegistry();
+    registry.register(p);
+    const forwarded: string[] = [];
+    registry.onEvent((ev) => forwarded.push(ev.event));
+    breaker.reset();
+    await p.execute(() => 1);
+    expect(forwarded).toEqual(['stateChange']);
   });
 });

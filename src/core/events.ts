@@ -183,10 +183,46 @@ export function reportError(what: string, error: unknown): void {
   proc.emitWarning(warning);
 }
 
+/**
+ * Events that happen on (nearly) every call: outcomes (`success`, `failure`, `excluded`), the
+ * pipeline's `execution`, a bulkhead's or limiter's `queued`/`dequeued`/`bypass`, a cache's
+ * `hit`/`miss`, a coalescer's `join`. Their figures are in every snapshot's counters and
+ * histograms already, so consumers of the whole registry (logs, the event stream, the control
+ * plane) subscribe to the `'notable'` events — every event but these — and a policy builds none
+ * of these objects unless a listener asked for them by name or for everything.
+ */
+export const PER_CALL_EVENTS: ReadonlySet<string> = new Set([
+  'success',
+  'failure',
+  'excluded',
+  'execution',
+  'queued',
+  'dequeued',
+  'bypass',
+  'hit',
+  'miss',
+  'join',
+]);
+
+/**
+ * What a listener subscribes to: every event (omitted), the named events only, or `'notable'`
+ * (every event but the per-call ones in {@link PER_CALL_EVENTS}).
+ *
+ * @example
+ * ```ts
+ * import { circuitBreaker } from 'bulwark';
+ * const breaker = circuitBreaker();
+ * breaker.onEvent((e) => console.log(e.event), 'notable'); // state changes, rejections: no per-call outcomes
+ * ```
+ */
+export type EventSelection = readonly string[] | 'notable';
+
 interface Registration<E> {
   readonly listener: Listener<E>;
-  /** The events this registration wants, or null for all. */
+  /** The events this registration wants, or null for all (or all notable ones). */
   readonly only: ReadonlySet<string> | null;
+  /** True for a `'notable'` registration: every event but the per-call ones. */
+  readonly notable: boolean;
 }
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -201,6 +237,8 @@ export class Emitter<E> {
   private list: readonly Registration<E>[] = NONE;
   /** Registrations that want every event. */
   private all = 0;
+  /** Registrations that want every event but the per-call ones. */
+  private notable = 0;
   /** For registrations that want some events: how many want each. */
   private some: Map<string, number> | null = null;
 
@@ -211,12 +249,32 @@ export class Emitter<E> {
 
   /** True when some listener would receive an event named `event`. */
   wants(event: string): boolean {
+    return (
+      this.all !== 0 ||
+      (this.some !== null && this.some.has(event)) ||
+      (this.notable !== 0 && !PER_CALL_EVENTS.has(event))
+    );
+  }
+
+  /**
+   * `wants(event)` for an event of {@link PER_CALL_EVENTS}, without the set lookup (a hot path's
+   * check: `'notable'` registrations never want these).
+   */
+  wantsPerCall(event: string): boolean {
     return this.all !== 0 || (this.some !== null && this.some.has(event));
   }
 
-  /** Registers `listener` (for the named events only, when `only` is given); returns its disposer. */
-  on(listener: Listener<E>, only?: readonly string[]): Disposer {
-    const reg: Registration<E> = { listener, only: only === undefined ? null : new Set(only) };
+  /**
+   * Registers `listener` for every event, for the named events only, or for the notable ones
+   * (`'notable'`: all but {@link PER_CALL_EVENTS}); returns its disposer.
+   */
+  on(listener: Listener<E>, only?: EventSelection): Disposer {
+    const notable = only === 'notable';
+    const reg: Registration<E> = {
+      listener,
+      only: only === undefined || notable ? null : new Set(only),
+      notable,
+    };
     this.list = [...this.list, reg];
     this.count(reg, 1);
     return makeDisposer(() => {
@@ -228,6 +286,10 @@ export class Emitter<E> {
   }
 
   private count(reg: Registration<E>, delta: number): void {
+    if (reg.notable) {
+      this.notable += delta;
+      return;
+    }
     if (reg.only === null) {
       this.all += delta;
       return;
@@ -247,6 +309,7 @@ export class Emitter<E> {
     for (let i = 0; i < list.length; i++) {
       const reg = list[i]!;
       if (reg.only !== null && !reg.only.has((event as { event?: string }).event ?? '')) continue;
+      if (reg.notable && PER_CALL_EVENTS.has((event as { event?: string }).event ?? '')) continue;
       try {
         reg.listener(event);
       } catch (error) {
@@ -294,8 +357,13 @@ export class PolicyEmitter<E extends PolicyEvent> {
     return bus.size !== 0 || this.local.wants(event);
   }
 
-  /** Registers a listener, for the named events only when `only` is given. */
-  on(listener: Listener<E>, only?: readonly E['event'][]): Disposer {
+  /** `wants(event)` for a per-call event ({@link PER_CALL_EVENTS}): the hot path's check. */
+  wantsPerCall(event: E['event']): boolean {
+    return bus.size !== 0 || this.local.wantsPerCall(event);
+  }
+
+  /** Registers a listener: every event, the named ones (`only`), or the notable ones (`'notable'`). */
+  on(listener: Listener<E>, only?: readonly E['event'][] | 'notable'): Disposer {
     return this.local.on(listener, only);
   }
 

@@ -19,6 +19,7 @@ import { type Context, type ExecuteOptions, ExecutionContext, type Operation } f
 import { ConfigError, RejectedError, TimeoutError } from './errors.js';
 import {
   type Disposer,
+  type EventSelection,
   type Listener,
   makeDisposer,
   type PipelineEvent,
@@ -54,8 +55,8 @@ export interface Policy<Alt = never, E extends PolicyEvent = PolicyEvent> {
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,
   ): Promise<T | Alt>;
-  /** Subscribes to this policy's events. Returns a disposer. */
-  onEvent(listener: Listener<E>): Disposer;
+  /** Subscribes to this policy's events (all, the named ones, or `'notable'`). Returns a disposer. */
+  onEvent(listener: Listener<E>, only?: EventSelection): Disposer;
   /** The kind's descriptor: its states, gauges and counters (one frozen object per kind). */
   readonly descriptor: ComponentDescriptor;
   /** The policy's state and figures now (cheap: no I/O). */
@@ -80,7 +81,7 @@ export interface Runnable {
   /** Tells the policy that `holder`'s chain includes it (so it can ask for rebuilds). */
   _register?(holder: ChainHolder): void;
   _run(ctx: ExecutionContext, next: Link | null): Promise<unknown>;
-  onEvent(listener: Listener<PolicyEvent>): Disposer;
+  onEvent(listener: Listener<PolicyEvent>, only?: EventSelection): Disposer;
 }
 
 /** One step of a built chain. @internal */
@@ -135,8 +136,8 @@ export abstract class PolicyBase<Alt, E extends PolicyEvent> implements Policy<A
     return this._run(ExecutionContext.root(fn, options), null) as Promise<T | Alt>;
   }
 
-  onEvent(listener: Listener<E>): Disposer {
-    return this.emitter.on(listener);
+  onEvent(listener: Listener<E>, only?: EventSelection): Disposer {
+    return this.emitter.on(listener, only as readonly E['event'][] | 'notable' | undefined);
   }
 
   /** The kind's descriptor: the one `defineDescriptor` made for `kind` (generic when none). */
@@ -251,8 +252,9 @@ class PipelineEmitterView {
     private readonly own: PolicyEmitter<PipelineEvent>,
     private readonly policies: readonly Runnable[],
   ) {}
-  on(listener: Listener<PolicyEvent>): Disposer {
-    const disposers = [this.own.on(listener), ...this.policies.map((p) => p.onEvent(listener))];
+  on(listener: Listener<PolicyEvent>, only?: EventSelection): Disposer {
+    const sel = only as readonly PipelineEvent['event'][] | 'notable' | undefined;
+    const disposers = [this.own.on(listener, sel), ...this.policies.map((p) => p.onEvent(listener, only))];
     return makeDisposer(() => {
       for (const x of disposers) x();
     });
@@ -411,7 +413,7 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
   private observe(ctx: ExecutionContext, t0: number, outcome: Outcome, error: unknown): void {
     const ms = this.clock.now() - t0;
     this.histogram.observeMs(ms);
-    if (!this.emitter.wants('execution')) return;
+    if (!this.emitter.wantsPerCall('execution')) return;
     const base = {
       kind: 'pipeline',
       event: 'execution',
@@ -431,8 +433,8 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
     );
   }
 
-  onEvent(listener: Listener<E | PipelineEvent>): Disposer {
-    return this.view.on(listener as Listener<PolicyEvent>);
+  onEvent(listener: Listener<E | PipelineEvent>, only?: EventSelection): Disposer {
+    return this.view.on(listener as Listener<PolicyEvent>, only);
   }
 
   /** @internal */

@@ -6,7 +6,7 @@
 
 import type { Component, ComponentEvent, Snapshot } from './component.js';
 import { BulwarkError } from './errors.js';
-import { type Disposer, Emitter, type Listener, makeDisposer } from './events.js';
+import { type Disposer, Emitter, type Listener, makeDisposer, PER_CALL_EVENTS } from './events.js';
 
 /** A change in a registry's membership. */
 export interface RegistryChange {
@@ -75,9 +75,11 @@ class ComponentRegistry implements Registry {
       if (had.component === component) return component;
       throw new DuplicateComponentError(component.kind, component.name);
     }
+    // The registry forwards the notable events only: per-call outcomes are in the snapshots'
+    // counters and histograms, and asking for them would make every call build event objects.
     const stop = component.onEvent((e) => {
-      if (this.events.size !== 0) this.events.emit(e);
-    });
+      if (this.events.size !== 0 && !PER_CALL_EVENTS.has(e.event)) this.events.emit(e);
+    }, 'notable');
     this.byKey.set(key, { component, stop });
     if (this.changes.size !== 0) this.changes.emit({ type: 'added', component });
     return component;

@@ -223,7 +223,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     }
     this.counts.executions++;
     if (this.budget !== null) return this.runBudgeted(ctx, next, maxAttempts, this.budget);
-    if (this.timed || this.emitter.wants('success'))
+    if (this.timed || this.emitter.wantsPerCall('success'))
       return this.loop(ctx, next, maxAttempts, NO_FAILURE, true);
     // Fast path: the first attempt costs one promise reaction; the loop starts only on failure.
     ctx.attempt = 1;
@@ -246,7 +246,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     budget: RetryBudget,
   ): Promise<unknown> {
     budget._begin();
-    if (this.timed || this.emitter.wants('success'))
+    if (this.timed || this.emitter.wantsPerCall('success'))
       return this.loop(ctx, next, maxAttempts, NO_FAILURE, true);
     ctx.attempt = 1;
     const handler = this.handler;
@@ -279,7 +279,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     firstIsError: boolean,
   ): Promise<unknown> {
     const emitter = this.emitter;
-    const startedAt = emitter.wants('success') || this.timed ? this.clock.now() : 0;
+    const startedAt = emitter.wantsPerCall('success') || this.timed ? this.clock.now() : 0;
     let attempt = 1;
     let delays: { next(): number } | null = null;
     let failure: unknown = first;
@@ -309,7 +309,7 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
           // Outside the try: a result predicate that throws rejects the execution, unretried.
           if (!isError) {
             if (this.handler === null || !this.handler.handlesResult(result)) {
-              if (emitter.wants('success')) this.emitSuccess(ctx, attempt, startedAt);
+              if (emitter.wantsPerCall('success')) this.emitSuccess(ctx, attempt, startedAt);
               succeeded = true;
               return result;
             }

@@ -554,7 +554,10 @@ export class Queue<T = unknown> {
    * await q.close();
    * ```
    */
-  onEvent(listener: Listener<DurableQueueEvent>, only?: readonly DurableQueueEvent['event'][]): Disposer {
+  onEvent(
+    listener: Listener<DurableQueueEvent>,
+    only?: readonly DurableQueueEvent['event'][] | 'notable',
+  ): Disposer {
     return this.events.on(listener, only);
   }
 

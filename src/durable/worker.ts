@@ -166,7 +166,10 @@ export class Worker<T> {
    * await q.close();
    * ```
    */
-  onEvent(listener: Listener<DurableWorkerEvent>, only?: readonly DurableWorkerEvent['event'][]): Disposer {
+  onEvent(
+    listener: Listener<DurableWorkerEvent>,
+    only?: readonly DurableWorkerEvent['event'][] | 'notable',
+  ): Disposer {
     return this.events.on(listener, only);
   }
 

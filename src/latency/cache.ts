@@ -246,7 +246,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
       const staleFor = this.clock.date() - entry.createdAt - this.ttlMs;
       if (staleFor < 0) {
         this.counts.hits++;
-        if (this.emitter.wants('hit')) this.emit({ event: 'hit' }, ctx, key);
+        if (this.emitter.wantsPerCall('hit')) this.emit({ event: 'hit' }, ctx, key);
         return Promise.resolve(entry.value);
       }
       if (staleFor < this.swrMs) {
@@ -257,7 +257,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
       }
     }
     this.counts.misses++;
-    if (this.emitter.wants('miss')) this.emit({ event: 'miss' }, ctx, key);
+    if (this.emitter.wantsPerCall('miss')) this.emit({ event: 'miss' }, ctx, key);
     const gen = this.generations.get(key) ?? 0;
     return start(ctx, next).then(
       (value) => {

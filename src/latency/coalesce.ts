@@ -152,7 +152,7 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
       this.flights.set(key, f);
     } else {
       this.counts.joined++;
-      if (this.emitter.wants('join')) this.emit('join', ctx, flight, flight.waiters + 1);
+      if (this.emitter.wantsPerCall('join')) this.emit('join', ctx, flight, flight.waiters + 1);
     }
     flight.waiters++;
     if (!ctx._canAbort) return flight.promise;

@@ -338,7 +338,7 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
   }
 
   private emit(event: 'queued' | 'dequeued' | 'bypass', ctx: ExecutionContext, key: string): void {
-    if (!this.emitter.active) return;
+    if (!this.emitter.wantsPerCall(event)) return;
     this.emitter.emit({
       kind: 'rateLimit',
       event,

@@ -245,7 +245,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
   /** True when someone listens to per-call outcome events. */
   private wantsOutcomes(): boolean {
     const e = this.emitter;
-    return e.active && (e.wants('success') || e.wants('failure') || e.wants('excluded'));
+    return e.active && (e.wantsPerCall('success') || e.wantsPerCall('failure') || e.wantsPerCall('excluded'));
   }
 
   /** Admission outside `closed`: 1 = probe, 2 = bypass; throws when rejected. */
@@ -276,7 +276,7 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
       this.bypass.includes(ctx.priority)
     ) {
       this.counters.bypasses++;
-      if (e.active) e.emit({ ...this.base(ctx), event: 'bypass', state });
+      if (e.wantsPerCall('bypass')) e.emit({ ...this.base(ctx), event: 'bypass', state });
       return true;
     }
     this.counters.rejections++;
