@@ -115,7 +115,8 @@ describe('hedge', () => {
     });
     expect(h.delayMs).toBe(500);
     for (const ms of [10, 20, 30, 40]) await h.execute(() => clock.tick(ms));
-    expect(h.delayMs).toBe(20);
+    expect(h.delayMs).toBeGreaterThanOrEqual(20); // the sketch is within 4.4 % above, then rounded up
+    expect(h.delayMs).toBeLessThanOrEqual(21);
     for (let i = 0; i < 8; i++) await h.execute(() => clock.tick(1_000 + i)).catch(() => {});
     expect(h.delayMs).toBe(200); // clamped
   });
@@ -175,9 +176,8 @@ describe('hedge', () => {
     expect(() => hedge({ delay: -1 })).toThrow(ConfigError);
     expect(() => hedge({ delay: { quantile: 0 } })).toThrow(/hedge.delay.quantile/);
     expect(() => hedge({ delay: { quantile: 0.9, minMs: 10, maxMs: 5 } })).toThrow(/hedge.delay.maxMs/);
-    expect(() => hedge({ delay: { quantile: 0.9, windowSize: 10, minSamples: 11 } })).toThrow(
-      /hedge.delay.minSamples/,
-    );
+    expect(() => hedge({ delay: { quantile: 0.9, windowMs: 0 } })).toThrow(/hedge.delay.windowMs/);
+    expect(() => hedge({ delay: { quantile: 0.9, windowSize: 10 } as never })).toThrow(/windowSize/);
     expect(() => hedge({ delay: 1, maxHedges: 0 })).toThrow(/hedge.maxHedges/);
     expect(() => hedge({ delay: 1, handle: (() => true) as never })).toThrow(/hedge.handle/);
     expect(() => hedge({} as never)).toThrow(/hedge.delay/);

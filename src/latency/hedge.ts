@@ -22,7 +22,7 @@ import { Handler } from '../core/handle.js';
 import { checkKeys, checkNumber, checkObject, checkString, optNumber, rules } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, type Runnable, start } from '../core/policy.js';
 import { isAbortError } from '../core/transient.js';
-import { LatencyWindow } from '../limits/latency-window.js';
+import { QuantileSketch } from '../limits/quantile.js';
 
 /** A hedging delay taken from observed latencies. */
 export interface QuantileDelay {
@@ -34,8 +34,11 @@ export interface QuantileDelay {
   minMs?: number;
   /** Upper bound of the delay taken from the percentile, in ms. Default Infinity. */
   maxMs?: number;
-  /** How many recent latencies are kept. Default 100. */
-  windowSize?: number;
+  /**
+   * How long latencies are remembered, ms: the quantile covers the last `windowMs` to
+   * 2 × `windowMs` (the one quantile sketch Bulwark uses everywhere). Default 5 000.
+   */
+  windowMs?: number;
   /** Latencies needed before the percentile is used. Default 20. */
   minSamples?: number;
 }
@@ -151,8 +154,8 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
   readonly emitter = new PolicyEmitter<HedgeEvent>();
   private readonly clock: Clock;
   private readonly fixedDelay: number;
-  private readonly pct: Required<QuantileDelay> | null;
-  private readonly window: LatencyWindow | null;
+  private readonly pct: Required<Omit<QuantileDelay, 'windowMs'>> | null;
+  private readonly window: QuantileSketch | null;
   private readonly maxHedges: number;
   private readonly handler: Handler | null;
   private readonly queues: DeadlineQueues<HedgeCall>;
@@ -184,7 +187,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
       this.window = null;
     } else if (typeof d === 'object' && d !== null) {
       const o = checkObject('hedge.delay', d);
-      checkKeys('hedge.delay', o, ['quantile', 'initialMs', 'minMs', 'maxMs', 'windowSize', 'minSamples']);
+      checkKeys('hedge.delay', o, ['quantile', 'initialMs', 'minMs', 'maxMs', 'windowMs', 'minSamples']);
       const minMs = optNumber('hedge.delay.minMs', o.minMs, rules.finite(0), 1);
       const maxMs = optNumber('hedge.delay.maxMs', o.maxMs, rules.atLeast(minMs), Number.POSITIVE_INFINITY);
       this.pct = {
@@ -192,18 +195,13 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
         initialMs: optNumber('hedge.delay.initialMs', o.initialMs, rules.atLeast(0), 100),
         minMs,
         maxMs,
-        windowSize: optNumber('hedge.delay.windowSize', o.windowSize, rules.int(1), 100),
         minSamples: optNumber('hedge.delay.minSamples', o.minSamples, rules.int(1), 20),
       };
-      if (this.pct.minSamples > this.pct.windowSize) {
-        throw new ConfigError(
-          'hedge.delay.minSamples',
-          `<= windowSize (${this.pct.windowSize})`,
-          this.pct.minSamples,
-        );
-      }
       this.fixedDelay = -1;
-      this.window = new LatencyWindow(this.pct.windowSize);
+      this.window = new QuantileSketch(
+        optNumber('hedge.delay.windowMs', o.windowMs, rules.positive, 5_000),
+        this.clock,
+      );
     } else {
       throw new ConfigError('hedge.delay', 'a number of ms >= 0 or { quantile: 0.95, … }', d);
     }
@@ -244,7 +242,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
 
   private currentDelay(): number {
     if (this.pct === null) return this.fixedDelay;
-    const p = this.window!.percentile(this.pct.quantile, this.clock.now(), this.pct.minSamples);
+    const p = this.window!.cachedQuantile(this.pct.quantile, this.pct.minSamples);
     if (Number.isNaN(p)) return this.pct.initialMs;
     return Math.min(this.pct.maxMs, Math.max(this.pct.minMs, Math.ceil(p)));
   }
@@ -361,7 +359,7 @@ export class HedgePolicy extends PolicyBase<never, HedgeEvent> {
     if (i > 0) this.counts.hedgeWins++;
     if (this.window !== null) {
       const now = this.clock.now();
-      this.window.add(now - call.started![i]!, now);
+      this.window.record(now - call.started![i]!, now);
     }
     this.finish(call, child, true, value, CANCELLED);
   }

@@ -44,4 +44,22 @@ describe('QuantileSketch', () => {
     s.record(Number.NaN);
     expect(s.count).toBe(0);
   });
+
+  it('cachedQuantile: NaN below minSamples, refreshed per batch of samples, on rotation and on another quantile', async () => {
+    const clock = createFakeClock();
+    const s = new QuantileSketch(1_000, clock);
+    for (let i = 0; i < 4; i++) s.record(10);
+    expect(s.cachedQuantile(0.5, 5)).toBeNaN();
+    s.record(10);
+    const ten = s.cachedQuantile(0.5, 5);
+    expect(ten).toBeGreaterThanOrEqual(10);
+    expect(ten).toBeLessThanOrEqual(10.45);
+    for (let i = 0; i < 7; i++) s.record(1_000, clock.now());
+    expect(s.cachedQuantile(0.5, 5)).toBe(ten); // fewer than 8 new samples within 100 ms: cached
+    expect(s.cachedQuantile(0.99, 5)).toBeGreaterThanOrEqual(1_000); // another quantile: recomputed
+    s.record(1_000);
+    expect(s.cachedQuantile(0.5, 5)).toBeGreaterThanOrEqual(1_000); // 8 new samples: recomputed
+    await clock.tick(2_000);
+    expect(s.cachedQuantile(0.5, 1)).toBeNaN(); // two windows later: forgotten
+  });
 });

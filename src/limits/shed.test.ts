@@ -110,9 +110,11 @@ describe('loadShedder', () => {
     const clock = createFakeClock();
     const s = loadShedder({ clock, latency: { thresholdMs: 100, minSamples: 5, windowMs: 1_000 } });
     const slow = (ms: number) => s.execute(() => clock.tick(ms), { priority: 'critical' });
-    for (let i = 0; i < 10; i++) await slow(75); // p90 75 ms: pressure 0.75
-    expect(s.stats.latencyMs).toBe(75);
-    expect(s.check('low')).toMatchObject({ reason: 'latency', pressure: 0.75 });
+    for (let i = 0; i < 10; i++) await slow(75); // p90 75 ms (the sketch: within 4.4 % above): pressure ~0.75
+    expect(s.stats.latencyMs).toBeGreaterThanOrEqual(75);
+    expect(s.stats.latencyMs).toBeLessThanOrEqual(75 * 1.045);
+    expect(s.check('low')).toMatchObject({ reason: 'latency' });
+    expect((s.check('low') as { pressure: number }).pressure).toBeCloseTo(0.75, 1);
     expect(s.check('normal')).toMatchObject({ reason: 'latency' });
     expect(s.check('high')).toBeNull();
     expect(s.check('critical')).toBeNull();
@@ -120,7 +122,7 @@ describe('loadShedder', () => {
       reason: 'shed',
       trigger: 'latency',
     });
-    await clock.tick(1_000);
+    await clock.tick(2_000); // samples are forgotten after two windows
     expect(s.check('low')).toBeNull();
   });
 
@@ -157,8 +159,8 @@ describe('loadShedder', () => {
     expect(() => loadShedder({ thresholds: { low: 0.9 } })).toThrow(/loadShedder.thresholds.low/);
     expect(() => loadShedder({ thresholds: { bulk: 1 } as never })).toThrow(/loadShedder.thresholds.bulk/);
     expect(() => loadShedder({ latency: { thresholdMs: 0 } })).toThrow(/loadShedder.latency.thresholdMs/);
-    expect(() => loadShedder({ latency: { thresholdMs: 1, windowSize: 5 } })).toThrow(
-      /loadShedder.latency.minSamples/,
+    expect(() => loadShedder({ latency: { thresholdMs: 1, windowMs: -1 } })).toThrow(
+      /loadShedder.latency.windowMs/,
     );
     expect(() => loadShedder({ level: 'down' as never })).toThrow(/loadShedder.level/);
     expect(() => loadShedder({ signals: [1 as never] })).toThrow(/loadShedder.signals\[0\]/);

@@ -23,7 +23,7 @@ import {
   rules,
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
-import { LatencyWindow } from './latency-window.js';
+import { QuantileSketch } from './quantile.js';
 
 /** The four priority classes, most important first. Any other priority counts as `normal`. */
 export const SHED_PRIORITIES = ['critical', 'high', 'normal', 'low'] as const;
@@ -53,17 +53,18 @@ export interface LoadShedderOptions extends CommonOptions {
    */
   thresholds?: Partial<Record<ShedPriority, number>>;
   /**
-   * Latency as a signal: pressure = the `quantile` of the latencies of the last `windowSize`
-   * calls (within `windowMs`) / `thresholdMs`. Not sampled before `minSamples` calls.
+   * Latency as a signal: pressure = the `quantile` of the latencies of recent calls /
+   * `thresholdMs`. Not sampled while fewer than `minSamples` calls are in the window.
    */
   latency?: {
     /** The latency that counts as full (pressure 1), in ms. */
     thresholdMs: number;
     /** Default 0.9. */
     quantile?: number;
-    /** Default 100. */
-    windowSize?: number;
-    /** Default 10_000 ms: older samples are ignored, so the signal recovers when calls stop. */
+    /**
+     * Default 5 000 ms: the quantile covers the last `windowMs` to 2 × `windowMs` (Bulwark's one
+     * quantile sketch), older samples are forgotten, so the signal recovers when calls stop.
+     */
     windowMs?: number;
     /** Default 10. */
     minSamples?: number;
@@ -190,7 +191,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** Per rank: the most calls in flight at which a call of that rank is still admitted. */
   private readonly maxInflight: Float64Array;
   private readonly thresholds: Float64Array;
-  private readonly latency: LatencyWindow | null;
+  private readonly latency: QuantileSketch | null;
   private readonly latencyThreshold: number;
   private readonly latencyPercentile: number;
   private readonly latencyMinSamples: number;
@@ -252,26 +253,12 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     }
     if (options.latency !== undefined) {
       const l = checkObject('loadShedder.latency', options.latency);
-      checkKeys('loadShedder.latency', l, [
-        'thresholdMs',
-        'quantile',
-        'windowSize',
-        'windowMs',
-        'minSamples',
-      ]);
+      checkKeys('loadShedder.latency', l, ['thresholdMs', 'quantile', 'windowMs', 'minSamples']);
       this.latencyThreshold = checkNumber('loadShedder.latency.thresholdMs', l.thresholdMs, rules.positive);
       this.latencyPercentile = optNumber('loadShedder.latency.quantile', l.quantile, rules.ratio, 0.9);
-      const size = optNumber('loadShedder.latency.windowSize', l.windowSize, rules.int(1), 100);
-      const windowMs = optNumber('loadShedder.latency.windowMs', l.windowMs, rules.positive, 10_000);
+      const windowMs = optNumber('loadShedder.latency.windowMs', l.windowMs, rules.positive, 5_000);
       this.latencyMinSamples = optNumber('loadShedder.latency.minSamples', l.minSamples, rules.int(1), 10);
-      if (this.latencyMinSamples > size) {
-        throw new ConfigError(
-          'loadShedder.latency.minSamples',
-          `<= windowSize (${size})`,
-          this.latencyMinSamples,
-        );
-      }
-      this.latency = new LatencyWindow(size, windowMs);
+      this.latency = new QuantileSketch(windowMs, this.clock);
     } else {
       this.latency = null;
       this.latencyThreshold = 1;
@@ -378,7 +365,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       latencyMs:
         this.latency === null
           ? Number.NaN
-          : this.latency.percentile(this.latencyPercentile, this.clock.now(), this.latencyMinSamples),
+          : this.latency.cachedQuantile(this.latencyPercentile, this.latencyMinSamples),
     };
   }
 
@@ -394,7 +381,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     let pressure = this.capacity === Number.POSITIVE_INFINITY ? 0 : (this.inflight + 1) / this.capacity;
     let reason: ShedReason = 'concurrency';
     if (this.latency !== null) {
-      const p = this.latency.percentile(this.latencyPercentile, now, this.latencyMinSamples);
+      const p = this.latency.cachedQuantile(this.latencyPercentile, this.latencyMinSamples, now);
       if (!Number.isNaN(p) && p / this.latencyThreshold > pressure) {
         pressure = p / this.latencyThreshold;
         reason = 'latency';
@@ -465,13 +452,13 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       (value) => {
         this.inflight--;
         const now = this.clock.now();
-        this.latency!.add(now - t0, now);
+        this.latency!.record(now - t0, now);
         return value;
       },
       (error: unknown) => {
         this.inflight--;
         const now = this.clock.now();
-        this.latency!.add(now - t0, now);
+        this.latency!.record(now - t0, now);
         throw error;
       },
     );
