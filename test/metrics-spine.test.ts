@@ -8,17 +8,11 @@
  * given registry) and how to drive it so that its state changes and its figures move.
  */
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
 import {
   adaptiveConcurrency,
   adaptiveThrottle,
   adaptiveTimeout,
+  backoff,
   bulkhead,
   type Component,
   cache,
@@ -27,48 +21,32 @@ import {
   coalesce,
   createRegistry,
   fallback,
+  hedge,
   loadShedder,
   pipeline,
   type Registry,
   rateLimit,
   rateLimiter,
   retry,
+  retryBudget,
   timeout,
 } from 'bulwark';
 import { memoryAudit } from 'bulwark/server';
 import { createFakeClock, type FakeClock } from 'bulwark/testing';
-import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { createHealthMonitor, customCheck } from '../src/health/index.js';
-import {
-  createAlerts,
-  createLogs,
-  createMetrics,
-  metricName,
-  otelMetrics,
-  otelName,
-  prometheusExporter,
-  sloTracker,
-} from '../src/metrics/index.js';
-import { isMs } from '../src/metrics/recorder.js';
+import { createAlerts, createMetrics, sloTracker } from '../src/metrics/index.js';
 import { FAKE_BREAKER, FAKE_LIMITER, FAKE_PIPELINE, FakeComponent, histogramOf } from './metrics-fakes.js';
-
-interface Made {
-  /** The component under test (already registered). */
-  readonly component: Component;
-  /** Moves it to another state and makes its figures move. */
-  drive(): Promise<void> | void;
-  /** Releases what it holds (timers, monitors). */
-  close?(): Promise<void> | void;
-}
-
-interface KindCase {
-  readonly kind: string;
-  make(registry: Registry, clock: FakeClock): Made;
-}
+import { type KindCase, verifySpine } from './support/spine-check.js';
 
 /** Kinds with several states that this test does not drive through a change (their own tests do). */
-const SINGLE_STATE_IN_TEST = new Set(['bulkhead', 'adaptiveConcurrency', 'adaptiveThrottle', 'loadShedder']);
+const SINGLE_STATE_IN_TEST = new Set([
+  'hedge',
+  'bulkhead',
+  'adaptiveConcurrency',
+  'adaptiveThrottle',
+  'loadShedder',
+]);
 
 const fail = () => {
   throw new Error('down');
@@ -149,6 +127,38 @@ const KINDS: KindCase[] = [
         clock,
       });
       const c = rateLimit({ name: 'spine-ratelimit', limiter, registry });
+      return { component: c, drive: () => calls(c, 3) };
+    },
+  },
+  {
+    kind: 'rateLimiter',
+    make: (registry, clock) => {
+      const c = rateLimiter({
+        name: 'spine-limiter',
+        limits: [{ algorithm: 'token-bucket', capacity: 2, refillRate: 1 }],
+        clock,
+        registry,
+      });
+      return {
+        component: c,
+        drive: () => {
+          for (const key of ['a', 'b', 'a', 'a']) c.consume(key);
+        },
+      };
+    },
+  },
+  {
+    kind: 'retryBudget',
+    make: (registry, clock) => {
+      const budget = retryBudget.tokens({ name: 'spine-budget', capacity: 10, registry });
+      const r = retry({ maxAttempts: 3, budget, backoff: backoff.constant(0), clock });
+      return { component: budget, drive: () => calls(r, 2, fail) };
+    },
+  },
+  {
+    kind: 'hedge',
+    make: (registry, clock) => {
+      const c = hedge({ name: 'spine-hedge', delay: { quantile: 0.9 }, clock, registry });
       return { component: c, drive: () => calls(c, 3) };
     },
   },
@@ -327,146 +337,8 @@ const KINDS: KindCase[] = [
   },
 ];
 
-/** `name{labels} value` lines of an exposition, by series. */
-function parseExposition(body: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of body.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
-/** prom-client's label order: the component's labels as given, `le` last. */
-const series = (name: string, labels: Record<string, string>) =>
-  `${name}{${Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .join(',')}}`;
-
-const exported = (field: string, v: number) => (isMs(field) ? v / 1000 : v);
-
-function promtool(): string | undefined {
-  const found = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' });
-  return found.status === 0 ? found.stdout.trim() : undefined;
-}
-
 describe('telemetry spine: every component kind in metrics (Prometheus, OpenTelemetry) and logs', () => {
   it('exports the state, counters, gauges and histograms of every registered component, and logs its state changes', async () => {
-    const clock = createFakeClock();
-    const registry = createRegistry();
-    const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-    const logs = createLogs({ registry, logger });
-    const made = KINDS.map((k) => ({ k, m: k.make(registry, clock) }));
-    // Every kind is covered, and only through the registry.
-    expect(new Set(registry.list().map((c) => c.kind))).toEqual(new Set(KINDS.map((k) => k.kind)));
-    const before = new Map(registry.list().map((c) => [c, c.snapshot().state]));
-    for (const { m } of made) await m.drive();
-
-    const metrics = createMetrics({ registry, clock });
-    const { body } = await prometheusExporter({ metrics })();
-    const prom = parseExposition(body);
-
-    const otelExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-    const reader = new PeriodicExportingMetricReader({
-      exporter: otelExporter,
-      exportIntervalMillis: 3_600_000,
-    });
-    const provider = new MeterProvider({ readers: [reader] });
-    const stopOtel = await otelMetrics({ metrics, meter: provider.getMeter('bulwark') });
-    await reader.forceFlush();
-    const otel = new Map<string, { attributes: Record<string, unknown>; value: unknown }[]>();
-    for (const rm of otelExporter.getMetrics())
-      for (const sm of rm.scopeMetrics)
-        for (const md of sm.metrics)
-          otel.set(md.descriptor.name, [
-            ...(otel.get(md.descriptor.name) ?? []),
-            ...md.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })),
-          ]);
-    const otelValue = (name: string, attributes: Record<string, string>) =>
-      otel.get(name)?.find((p) => JSON.stringify(p.attributes) === JSON.stringify(attributes))?.value;
-
-    for (const c of registry.list()) {
-      const snap = c.snapshot();
-      const d = c.descriptor;
-      const who = `${c.kind} ${c.name}`;
-      // State: 1 for the current state, 0 for the others, in both exporters.
-      for (const state of d.states) {
-        const v = state === snap.state ? 1 : 0;
-        const labels = { kind: c.kind, name: c.name, state };
-        expect(prom.get(series('bulwark_component_state', labels)), `${who} state ${state}`).toBe(v);
-        expect(otelValue('bulwark.component.state', labels), `${who} OTel state ${state}`).toBe(v);
-      }
-      for (const [type, helps, values] of [
-        ['gauge', d.gauges, snap.gauges],
-        ['counter', d.counters, snap.counters],
-      ] as const) {
-        for (const field of Object.keys(helps)) {
-          const v = values[field];
-          expect(v, `${who} reports ${type} ${field}`).toBeTypeOf('number');
-          const name = metricName(c.kind, type, field);
-          expect(prom.get(series(name, { name: c.name })), `${who} ${name}`).toBe(exported(field, v!));
-          expect(body).toContain(`# HELP ${name} ${helps[field]}`);
-          const oName = otelName(c.kind, field, type);
-          expect(otelValue(oName, { name: c.name }), `${who} OTel ${oName}`).toBe(exported(field, v!));
-        }
-      }
-      for (const [field, h] of Object.entries(snap.histograms ?? {})) {
-        const name = metricName(c.kind, 'histogram', field);
-        expect(prom.get(series(`${name}_count`, { name: c.name })), `${who} ${name}`).toBe(h.count);
-        expect(prom.get(series(`${name}_sum`, { name: c.name }))).toBeCloseTo(h.sum, 9);
-        const oName = otelName(c.kind, field, 'histogram');
-        expect((otelValue(oName, { name: c.name }) as { count: number }).count, `${who} OTel ${oName}`).toBe(
-          h.count,
-        );
-      }
-      // Its state changes are in the logs.
-      if (before.get(c) !== snap.state) {
-        expect(
-          lines.some(
-            (l) =>
-              l.kind === c.kind &&
-              l.name === c.name &&
-              l.event === `bulwark.${c.kind}.stateChange` &&
-              l.to === snap.state &&
-              l.level === 30,
-          ),
-          `${who} logged ${before.get(c)} → ${snap.state}`,
-        ).toBe(true);
-      }
-    }
-    // Each case's own component changed state when its kind has more than one (so the log check
-    // above ran for every kind that can change state).
-    for (const { k, m } of made)
-      if (m.component.descriptor.states.length > 1 && !SINGLE_STATE_IN_TEST.has(k.kind))
-        expect(before.get(m.component), k.kind).not.toBe(m.component.snapshot().state);
-
-    // promtool accepts the exposition (FAIL under CI when it is missing: .ci/run installs it).
-    const tool = promtool();
-    if (tool === undefined) {
-      if (process.env.CI === 'true') throw new Error('promtool is missing: apt-get install -y prometheus');
-      console.warn(
-        'promtool not installed: skipping `promtool check metrics` (apt-get install -y prometheus)',
-      );
-    } else {
-      let out = '';
-      try {
-        out = execFileSync(tool, ['check', 'metrics'], {
-          input: body,
-          encoding: 'utf8',
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-      } catch (error) {
-        const e = error as { stdout?: string; stderr?: string };
-        throw new Error(`promtool check metrics failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-      }
-      expect(out.trim()).toBe('');
-    }
-
-    stopOtel();
-    await provider.shutdown();
-    logs.close();
-    for (const { m } of made) await m.close?.();
+    await verifySpine(KINDS, createRegistry(), createFakeClock(), SINGLE_STATE_IN_TEST);
   });
 });

@@ -69,12 +69,12 @@ describe('retry({ budget })', () => {
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     // 2 active executions: max(0.2 × 2, 1) = 1 retry in flight; the second is refused
-    expect(budget.stats).toMatchObject({ active: 1, activeRetries: 1, granted: 1, refused: 1 });
+    expect(budget.stats).toMatchObject({ inFlight: 1, retriesInFlight: 1, granted: 1, refused: 1 });
     gate.resolve();
     const results = await all;
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(attempts).toBe(3);
-    expect(budget.stats).toMatchObject({ active: 0, activeRetries: 0 });
+    expect(budget.stats).toMatchObject({ inFlight: 0, retriesInFlight: 0 });
   });
 
   it('tracks active executions on the fast path and releases them on success and failure', async () => {
@@ -82,16 +82,16 @@ describe('retry({ budget })', () => {
     const r = retry({ maxAttempts: 1, budget });
     const d = deferred<number>();
     const p = r.execute(() => d.promise);
-    expect(budget.stats.active).toBe(1);
+    expect(budget.stats.inFlight).toBe(1);
     d.resolve(1);
     await p;
-    expect(budget.stats.active).toBe(0);
+    expect(budget.stats.inFlight).toBe(0);
     await expect(
       r.execute(() => {
         throw new Error('no');
       }),
     ).rejects.toThrow('no');
-    expect(budget.stats).toMatchObject({ active: 0, activeRetries: 0, maxActiveRetries: 3 });
+    expect(budget.stats).toMatchObject({ inFlight: 0, retriesInFlight: 0, maxRetriesInFlight: 3 });
   });
 
   it('releases a retry slot when the wait is aborted', async () => {
@@ -106,10 +106,10 @@ describe('retry({ budget })', () => {
       { signal: ac.signal },
     );
     await new Promise((res) => setImmediate(res));
-    expect(budget.stats.activeRetries).toBe(1);
+    expect(budget.stats.retriesInFlight).toBe(1);
     ac.abort(new Error('stop'));
     await expect(p).rejects.toThrow('stop');
-    expect(budget.stats).toMatchObject({ active: 0, activeRetries: 0 });
+    expect(budget.stats).toMatchObject({ inFlight: 0, retriesInFlight: 0 });
   });
 
   it('validates budget options', () => {

@@ -6,8 +6,14 @@
  */
 
 import { type Clock, systemClock } from '../core/clock.js';
+import { registrySchema } from '../core/common-schemas.js';
+import type { Component } from '../core/component.js';
+import { type ComponentDescriptor, defineDescriptor, type Snapshot } from '../core/component.js';
 import { ConfigError } from '../core/errors.js';
+import { type Disposer, makeDisposer } from '../core/events.js';
 import { checkEnum, checkKeys, checkNumber, checkObject, optNumber, rules } from '../core/options.js';
+import { joinRegistry, type Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
 import { FixedWindow } from './algorithms/fixed-window.js';
 import { Gcra } from './algorithms/gcra.js';
 import { SlidingWindowCounter } from './algorithms/sliding-window-counter.js';
@@ -48,7 +54,22 @@ export interface RateLimiterOptions {
   readonly maxKeys?: number;
   /** Source of time (monotonic ms). Default `systemClock`. */
   readonly clock?: Clock;
+  /** The limiter's name, as a component. Default `rateLimiter`. */
+  readonly name?: string;
+  /** Registers the limiter (a `Component`, kind `rateLimiter`) in this registry. */
+  readonly registry?: Registry;
 }
+
+const DESCRIPTOR = defineDescriptor({
+  kind: 'rateLimiter',
+  help: 'An in-memory rate limiter: one or several limits per key.',
+  category: 'limiter',
+  states: ['ready'],
+  gauges: { keys: 'Keys held now.', maxKeys: 'Keys held at most (least recently used dropped past it).' },
+  counters: { allowed: 'Decisions that admitted a call.', rejected: 'Decisions that refused a call.' },
+});
+
+const NO_EVENTS: Disposer = makeDisposer(() => {});
 
 /** The outcome of `consume`/`peek`. */
 export interface RateLimitDecision {
@@ -132,7 +153,11 @@ function makeAlgorithm(path: string, raw: unknown): AnyAlgorithm {
 /**
  * A rate limiter. See `rateLimiter()`.
  */
-export class RateLimiter {
+export class RateLimiter implements Component {
+  readonly kind = 'rateLimiter';
+  readonly name: string;
+  private allowed = 0;
+  private rejected = 0;
   /** @internal */
   readonly algorithms: readonly AnyAlgorithm[];
   private readonly one: AnyAlgorithm | null;
@@ -148,7 +173,8 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     const o = checkObject('rateLimiter', options);
-    checkKeys('rateLimiter', o, ['limits', 'maxKeys', 'clock']);
+    checkKeys('rateLimiter', o, ['limits', 'maxKeys', 'clock', 'name', 'registry']);
+    this.name = s.optional(s.string()).parse(o.name, 'rateLimiter.name') ?? 'rateLimiter';
     if (!Array.isArray(o.limits) || o.limits.length === 0) {
       throw new ConfigError('rateLimiter.limits', 'a non-empty array of limits', o.limits);
     }
@@ -162,6 +188,27 @@ export class RateLimiter {
       throw new ConfigError('rateLimiter.clock', 'a Clock', clock);
     }
     this.clock = clock as Clock;
+    joinRegistry(s.optional(registrySchema).parse(o.registry, 'rateLimiter.registry'), this);
+  }
+
+  get descriptor(): ComponentDescriptor {
+    return DESCRIPTOR;
+  }
+
+  /** Keys held and decisions taken (through `consume` and the `rateLimit` policy). */
+  snapshot(): Snapshot {
+    return {
+      kind: this.kind,
+      name: this.name,
+      state: 'ready',
+      gauges: { keys: this.map.size, maxKeys: this.maxKeys },
+      counters: { allowed: this.allowed, rejected: this.rejected },
+    };
+  }
+
+  /** The limiter emits no events (the `rateLimit` policy over it does). */
+  onEvent(): Disposer {
+    return NO_EVENTS;
   }
 
   /** Keys held now. */
@@ -175,7 +222,10 @@ export class RateLimiter {
    */
   consume(key: string, cost = 1): RateLimitDecision {
     checkCost(cost);
-    return this.decide(key, cost, true);
+    const d = this.decide(key, cost, true);
+    if (d.allowed) this.allowed++;
+    else this.rejected++;
+    return d;
   }
 
   /** What `consume(key, cost)` would decide now, without spending anything. */
@@ -225,8 +275,10 @@ export class RateLimiter {
       const s = e.states[0];
       if (one.check(s, now, cost)) {
         one.commit(s, now, cost);
+        this.allowed++;
         return -1;
       }
+      this.rejected++;
       return positive(one.retryAfter(s, now, cost));
     }
     let wait = -1;
@@ -238,8 +290,12 @@ export class RateLimiter {
         if (r > wait) wait = r;
       }
     }
-    if (wait >= 0) return wait;
+    if (wait >= 0) {
+      this.rejected++;
+      return wait;
+    }
     for (let i = 0; i < algs.length; i++) algs[i]!.commit(e.states[i], now, cost);
+    this.allowed++;
     return -1;
   }
 

@@ -102,7 +102,7 @@ describe('retryBudget.ratio', () => {
               b._attemptEnd();
             }
             const s = b.stats;
-            if (s.active !== active || s.activeRetries !== retrying) return false;
+            if (s.inFlight !== active || s.retriesInFlight !== retrying) return false;
           }
           return true;
         },
@@ -261,7 +261,7 @@ describe('retryBudget.ratioTokens (Brooker) against an exact reference model', (
     expect(b._acquire(new TimeoutError(1))).toBe(1);
     expect(b._acquire(new Error('x'))).toBe(-1);
     const d = retryBudget.ratioTokens();
-    expect(d.stats).toEqual({ kind: 'tokens', capacity: 10, available: 0, granted: 0, refused: 0 });
+    expect(d.stats).toEqual({ algorithm: 'tokens', capacity: 10, available: 0, granted: 0, refused: 0 });
     for (let i = 0; i < 100; i++) d._begin();
     expect(d.stats.available).toBe(10); // capped
     d._end(true, 1);

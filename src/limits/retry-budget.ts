@@ -12,20 +12,23 @@
  *   Retries granted <= ratio × executions + initial, at any load.
  */
 
+import { registrySchema } from '../core/common-schemas.js';
 import { ConfigError } from '../core/errors.js';
 import { checkFunction, checkKeys, checkObject, optNumber, rules } from '../core/options.js';
+import { joinRegistry, type Registry } from '../core/registry.js';
 import { RetryBudget } from '../core/retry-budget.js';
+import { s } from '../core/schema.js';
 import { isTransient } from '../core/transient.js';
 
 /** Figures of a ratio budget. */
 export interface RatioBudgetStats {
-  readonly kind: 'ratio';
+  readonly algorithm: 'ratio';
   /** Executions in flight in the retry policies sharing the budget. */
-  readonly active: number;
+  readonly inFlight: number;
   /** Retries in flight (from their grant until their attempt ends, the backoff wait included). */
-  readonly activeRetries: number;
-  /** Retries that may be in flight now: max(ratio × active, minRetriesConcurrent). */
-  readonly maxActiveRetries: number;
+  readonly retriesInFlight: number;
+  /** Retries that may be in flight now: max(ratio × inFlight, minRetriesConcurrent). */
+  readonly maxRetriesInFlight: number;
   /** Retries granted since creation. */
   readonly granted: number;
   /** Retries refused since creation. */
@@ -34,7 +37,7 @@ export interface RatioBudgetStats {
 
 /** Figures of a token budget. */
 export interface TokenBudgetStats {
-  readonly kind: 'tokens';
+  readonly algorithm: 'tokens';
   readonly capacity: number;
   /** Tokens in the bucket now. */
   readonly available: number;
@@ -42,8 +45,16 @@ export interface TokenBudgetStats {
   readonly refused: number;
 }
 
+/** Options every budget takes. */
+export interface BudgetCommonOptions {
+  /** The budget's name, as a component. Default `retryBudget`. */
+  name?: string;
+  /** Registers the budget (a `Component`) in this registry. */
+  registry?: Registry;
+}
+
 /** Options of `retryBudget.ratio()`. */
-export interface RatioBudgetOptions {
+export interface RatioBudgetOptions extends BudgetCommonOptions {
   /** Share of in-flight executions that may be retrying, in (0, 1]. Default 0.2 (Envoy's 20%). */
   ratio?: number;
   /** Retries always allowed in flight, whatever the ratio (integer >= 0). Default 3. */
@@ -51,28 +62,38 @@ export interface RatioBudgetOptions {
 }
 
 export class RatioRetryBudget extends RetryBudget {
-  readonly kind = 'ratio' as const;
+  readonly algorithm = 'ratio' as const;
   private active = 0;
   private retrying = 0;
   private granted = 0;
   private refused = 0;
   constructor(
+    name: string,
     private readonly ratio: number,
     private readonly min: number,
   ) {
-    super();
+    super(name);
   }
   private max(): number {
     return Math.max(this.ratio * this.active, this.min);
   }
   get stats(): RatioBudgetStats {
     return {
-      kind: 'ratio',
-      active: this.active,
-      activeRetries: this.retrying,
-      maxActiveRetries: this.max(),
+      algorithm: 'ratio',
+      inFlight: this.active,
+      retriesInFlight: this.retrying,
+      maxRetriesInFlight: this.max(),
       granted: this.granted,
       refused: this.refused,
+    };
+  }
+  _gauges() {
+    const max = this.max();
+    return {
+      inFlight: this.active,
+      retriesInFlight: this.retrying,
+      capacity: max,
+      available: Math.max(0, Math.floor(max - this.retrying)),
     };
   }
   _begin(): void {
@@ -97,7 +118,7 @@ export class RatioRetryBudget extends RetryBudget {
 }
 
 /** Options of `retryBudget.tokens()` (AWS SDK quota; see `retryBudget.ratioTokens()` for Brooker's). */
-export interface TokenBudgetOptions {
+export interface TokenBudgetOptions extends BudgetCommonOptions {
   /** Bucket size, and its content at start (> 0). Default 500. */
   capacity?: number;
   /** Cost of a retry after a failure that is not a timeout (throttling, 5xx, …). Default 5. */
@@ -113,6 +134,14 @@ export interface TokenBudgetOptions {
   costOf?: (failure: unknown) => number;
 }
 
+function nameOf(path: string, name: unknown): string {
+  return s.optional(s.string({ minLength: 1 })).parse(name, `${path}.name`) ?? 'retryBudget';
+}
+
+function registryOf(path: string, registry: unknown): Registry | undefined {
+  return s.optional(registrySchema).parse(registry, `${path}.registry`);
+}
+
 /** True for a timeout or a network error (what the AWS SDK calls TRANSIENT). */
 export function isTimeoutLike(failure: unknown): boolean {
   if (!(failure instanceof Error)) return false;
@@ -124,7 +153,7 @@ export function isTimeoutLike(failure: unknown): boolean {
 }
 
 /** Options of `retryBudget.ratioTokens()`. */
-export interface RatioTokensBudgetOptions {
+export interface RatioTokensBudgetOptions extends BudgetCommonOptions {
   /** Tokens each execution deposits, i.e. retries allowed per execution, in (0, 1]. Default 0.2. */
   ratio?: number;
   /** Most tokens the bucket holds: the largest burst of retries (finite, >= 1). Default 10. */
@@ -140,8 +169,10 @@ export interface RatioTokensBudgetOptions {
 const TOKEN_EPSILON = 1e-9;
 
 export class TokenRetryBudget extends RetryBudget {
-  readonly kind = 'tokens' as const;
+  readonly algorithm = 'tokens' as const;
   private available: number;
+  private inFlight = 0;
+  private retrying = 0;
   private granted = 0;
   private refused = 0;
   /**
@@ -149,6 +180,7 @@ export class TokenRetryBudget extends RetryBudget {
    * @param refunds whether a success puts tokens back (the AWS quota) or not (`ratioTokens`).
    */
   constructor(
+    name: string,
     private readonly capacity: number,
     private readonly retryCost: number,
     private readonly timeoutCost: number,
@@ -158,19 +190,28 @@ export class TokenRetryBudget extends RetryBudget {
     private readonly refunds = true,
     initial: number = capacity,
   ) {
-    super();
+    super(name);
     this.available = initial;
   }
   get stats(): TokenBudgetStats {
     return {
-      kind: 'tokens',
+      algorithm: 'tokens',
       capacity: this.capacity,
       available: this.available,
       granted: this.granted,
       refused: this.refused,
     };
   }
+  _gauges() {
+    return {
+      inFlight: this.inFlight,
+      retriesInFlight: this.retrying,
+      capacity: this.capacity,
+      available: this.available,
+    };
+  }
   _begin(): void {
+    this.inFlight++;
     if (this.deposit === 0) return;
     let v = this.available + this.deposit;
     const whole = Math.round(v);
@@ -178,6 +219,7 @@ export class TokenRetryBudget extends RetryBudget {
     this.available = v < this.capacity ? v : this.capacity;
   }
   _end(success: boolean, cost: number): void {
+    this.inFlight--;
     if (!success || !this.refunds) return;
     // AWS SDK: a success refunds its last retry's cost (even 0), or `noRetryIncrement` without one.
     this.available = Math.min(this.capacity, this.available + (cost >= 0 ? cost : this.increment));
@@ -196,9 +238,12 @@ export class TokenRetryBudget extends RetryBudget {
     }
     this.available -= cost;
     this.granted++;
+    this.retrying++;
     return cost;
   }
-  _attemptEnd(): void {}
+  _attemptEnd(): void {
+    this.retrying--;
+  }
 }
 
 /**
@@ -216,10 +261,14 @@ export const retryBudget = {
   /** Envoy-style: concurrent retries <= max(ratio × active executions, minRetriesConcurrent). */
   ratio(options: RatioBudgetOptions = {}): RatioRetryBudget {
     const o = checkObject('retryBudget.ratio', options);
-    checkKeys('retryBudget.ratio', o, ['ratio', 'minRetriesConcurrent']);
-    return new RatioRetryBudget(
-      optNumber('retryBudget.ratio.ratio', o.ratio, rules.ratio, 0.2),
-      optNumber('retryBudget.ratio.minRetriesConcurrent', o.minRetriesConcurrent, rules.int(0), 3),
+    checkKeys('retryBudget.ratio', o, ['ratio', 'minRetriesConcurrent', 'name', 'registry']);
+    return joinRegistry(
+      registryOf('retryBudget.ratio', o.registry),
+      new RatioRetryBudget(
+        nameOf('retryBudget.ratio', o.name),
+        optNumber('retryBudget.ratio.ratio', o.ratio, rules.ratio, 0.2),
+        optNumber('retryBudget.ratio.minRetriesConcurrent', o.minRetriesConcurrent, rules.int(0), 3),
+      ),
     );
   },
   /** AWS-SDK-style token quota: retries withdraw tokens, successes refund them. */
@@ -231,13 +280,19 @@ export const retryBudget = {
       'timeoutCost',
       'noRetryIncrement',
       'costOf',
+      'name',
+      'registry',
     ]);
-    return new TokenRetryBudget(
-      optNumber('retryBudget.tokens.capacity', o.capacity, rules.positive, 500),
-      optNumber('retryBudget.tokens.retryCost', o.retryCost, rules.finite(0), 5),
-      optNumber('retryBudget.tokens.timeoutCost', o.timeoutCost, rules.finite(0), 10),
-      optNumber('retryBudget.tokens.noRetryIncrement', o.noRetryIncrement, rules.finite(0), 1),
-      checkFunction<(failure: unknown) => number>('retryBudget.tokens.costOf', o.costOf),
+    return joinRegistry(
+      registryOf('retryBudget.tokens', o.registry),
+      new TokenRetryBudget(
+        nameOf('retryBudget.tokens', o.name),
+        optNumber('retryBudget.tokens.capacity', o.capacity, rules.positive, 500),
+        optNumber('retryBudget.tokens.retryCost', o.retryCost, rules.finite(0), 5),
+        optNumber('retryBudget.tokens.timeoutCost', o.timeoutCost, rules.finite(0), 10),
+        optNumber('retryBudget.tokens.noRetryIncrement', o.noRetryIncrement, rules.finite(0), 1),
+        checkFunction<(failure: unknown) => number>('retryBudget.tokens.costOf', o.costOf),
+      ),
     );
   },
   /**
@@ -247,13 +302,26 @@ export const retryBudget = {
    */
   ratioTokens(options: RatioTokensBudgetOptions = {}): TokenRetryBudget {
     const o = checkObject('retryBudget.ratioTokens', options);
-    checkKeys('retryBudget.ratioTokens', o, ['ratio', 'capacity', 'initial']);
+    checkKeys('retryBudget.ratioTokens', o, ['ratio', 'capacity', 'initial', 'name', 'registry']);
     const ratio = optNumber('retryBudget.ratioTokens.ratio', o.ratio, rules.ratio, 0.2);
     const capacity = optNumber('retryBudget.ratioTokens.capacity', o.capacity, rules.finite(1), 10);
     const initial = optNumber('retryBudget.ratioTokens.initial', o.initial, rules.finite(0), 0);
     if (initial > capacity) {
       throw new ConfigError('retryBudget.ratioTokens.initial', `a number <= capacity (${capacity})`, initial);
     }
-    return new TokenRetryBudget(capacity, 1, 1, 0, undefined, ratio, false, initial);
+    return joinRegistry(
+      registryOf('retryBudget.ratioTokens', o.registry),
+      new TokenRetryBudget(
+        nameOf('retryBudget.ratioTokens', o.name),
+        capacity,
+        1,
+        1,
+        0,
+        undefined,
+        ratio,
+        false,
+        initial,
+      ),
+    );
   },
 } as const;
