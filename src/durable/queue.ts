@@ -94,6 +94,8 @@ export class Queue<T = unknown> {
   private statsRun: Promise<unknown> | null = null;
   /** Set when `close()` starts: no new workers or enqueues from then on. */
   private closing: Promise<void> | null = null;
+  /** The state last reported by a `stateChange` event (the initial one is set in the constructor). */
+  private lastState: 'closed' | 'closing' | 'paused' | 'readOnly' | 'open' = 'open';
   /** Set when `close()` has stopped the workers: every other call is refused from then on. */
   private closed = false;
 
@@ -110,6 +112,7 @@ export class Queue<T = unknown> {
     this.maxAttempts = options.maxAttempts ?? 10;
     this.timeoutMs = options.timeoutMs ?? 15 * 60_000;
     this.readOnly = options.readOnly === true;
+    this.lastState = this.readOnly ? 'readOnly' : 'open';
     this.retention = settleRetention(options.retention);
     this.registry = options.registry;
     this.host = {
@@ -192,15 +195,7 @@ export class Queue<T = unknown> {
     return {
       kind: this.kind,
       name: this.name,
-      state: this.closed
-        ? 'closed'
-        : this.closing !== null
-          ? 'closing'
-          : this.paused
-            ? 'paused'
-            : this.readOnly
-              ? 'readOnly'
-              : 'open',
+      state: this.state(),
       gauges: {
         workers: this.workers.size,
         inFlight,
@@ -527,6 +522,7 @@ export class Queue<T = unknown> {
   async isPaused(): Promise<boolean> {
     this.checkOpen();
     this.paused = (await this.store.isPaused?.(this.name)) ?? false;
+    this.noteState();
     return this.paused;
   }
 
@@ -539,6 +535,7 @@ export class Queue<T = unknown> {
     this.paused = paused;
     const event = paused ? 'paused' : 'resumed';
     if (this.events.wants(event)) this.events.emit({ ...this.base(), event });
+    this.noteState();
   }
 
   /**
@@ -568,7 +565,25 @@ export class Queue<T = unknown> {
    */
   close(options: { graceMs?: number } = {}): Promise<void> {
     this.closing ??= this.doClose(options);
+    this.noteState();
     return this.closing;
+  }
+
+  private state(): 'closed' | 'closing' | 'paused' | 'readOnly' | 'open' {
+    if (this.closed) return 'closed';
+    if (this.closing !== null) return 'closing';
+    if (this.paused) return 'paused';
+    return this.readOnly ? 'readOnly' : 'open';
+  }
+
+  /** Emits `stateChange` when the snapshot's state moved since the last call. */
+  private noteState(): void {
+    const to = this.state();
+    const from = this.lastState;
+    if (to === from) return;
+    this.lastState = to;
+    if (this.events.wants('stateChange'))
+      this.events.emit({ ...this.base(), event: 'stateChange', from, to });
   }
 
   private async doClose(options: { graceMs?: number }): Promise<void> {
@@ -578,6 +593,7 @@ export class Queue<T = unknown> {
       await this.statsRun;
     } finally {
       this.closed = true;
+      this.noteState();
       this.registry?.unregister(this);
       // Counted once per queue, however many times close() is called.
       const refs = (storeRefs.get(this.store) ?? 1) - 1;

@@ -131,7 +131,7 @@ const DESCRIPTOR: ComponentDescriptor = {
   category: 'database',
   states: ['ready', 'starting', 'broken', 'closed'],
   gauges: {
-    total: 'connections open',
+    open: 'connections open',
     idle: 'connections open and idle',
     waiting: 'clients waiting for a connection',
     max: 'most connections',
@@ -308,7 +308,7 @@ export class ResilientPool implements PoolLike {
       name: this.name,
       state: this.state === 'ready' && open ? 'broken' : this.state,
       gauges: {
-        total: this.pool.totalCount,
+        open: this.pool.totalCount,
         idle: this.pool.idleCount,
         waiting: this.pool.waitingCount,
         max: this.max,

@@ -309,8 +309,15 @@ export class SyncClient implements Component {
     return this.running;
   }
 
+  private setState(to: 'idle' | 'syncing' | 'offline' | 'closed'): void {
+    const from = this.state;
+    if (from === to) return;
+    this.state = to;
+    this.emit({ ...eventBase('syncClient', this.name), event: 'stateChange', from, to });
+  }
+
   private async round(): Promise<SyncReport> {
-    this.state = 'syncing';
+    this.setState('syncing');
     let pushed = 0;
     let conflicts = 0;
     let pulled = 0;
@@ -339,7 +346,7 @@ export class SyncClient implements Component {
       this.counts.offline++;
       this.emit({ ...eventBase('syncClient', this.name), event: 'offline', error });
     }
-    this.state = error !== undefined ? 'offline' : 'idle';
+    this.setState(error !== undefined ? 'offline' : 'idle');
     const report: SyncReport = { pushed, conflicts, pulled, pending: this.pending };
     return error !== undefined ? { ...report, error } : report;
   }
@@ -486,7 +493,7 @@ export class SyncClient implements Component {
     this.stop();
     await this.running?.catch(() => {});
     await this.recording;
-    this.state = 'closed';
+    this.setState('closed');
     await this.outbox.close();
     this.replica.close();
   }

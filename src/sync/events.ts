@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { StateChange } from '../core/component-kit.js';
 import type { EventBase } from '../core/events.js';
 
 /**
@@ -56,7 +57,8 @@ export type SyncServerEvent =
       readonly clientId: string;
       readonly changes: number;
     })
-  | (EventBase & { readonly kind: 'syncServer'; readonly event: 'swept'; readonly removed: number });
+  | (EventBase & { readonly kind: 'syncServer'; readonly event: 'swept'; readonly removed: number })
+  | (EventBase & { readonly kind: 'syncServer' } & StateChange<'serving' | 'closed'>);
 
 /**
  * An event of a sync client:
@@ -64,7 +66,8 @@ export type SyncServerEvent =
  * - `pushed`: operations were acknowledged by the server (`ops`, `conflicts`);
  * - `pulled`: server changes were applied to the replica (`changes`; `reset` when the cursor had expired);
  * - `offline`: a sync round failed to reach the server (`error`); operations stay in the outbox;
- * - `deferred`: an operation waited for an earlier one of the same entity (per-entity order).
+ * - `deferred`: an operation waited for an earlier one of the same entity (per-entity order);
+ * - `stateChange`: the client moved between `idle`, `syncing`, `offline` and `closed`.
  */
 export type SyncClientEvent =
   | (EventBase & {
@@ -91,7 +94,8 @@ export type SyncClientEvent =
       readonly event: 'deferred';
       readonly entity: string;
       readonly id: string;
-    });
+    })
+  | (EventBase & { readonly kind: 'syncClient' } & StateChange<'idle' | 'syncing' | 'offline' | 'closed'>);
 
 declare module '../core/events.js' {
   interface PolicyEventMap {

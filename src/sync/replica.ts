@@ -85,6 +85,9 @@ export async function openReplica(path: string): Promise<Replica> {
     }
     putMeta.run('cursor', String(cursor));
   });
+  // The cursor is read on every pull and by `snapshot()` (which must not do I/O, nor fail once
+  // the replica is closed): kept in memory, written through.
+  let cursorCache = getMeta.get('cursor')?.v;
   return {
     get: (entity, id) => {
       const r = getStmt.get(entity, id);
@@ -92,11 +95,15 @@ export async function openReplica(path: string): Promise<Replica> {
     },
     list: (entity) => listStmt.all(entity).map(toRecord),
     all: () => allStmt.all().map(toRecord),
-    apply: (records, cursor) => apply(records, cursor),
+    apply: (records, cursor) => {
+      apply(records, cursor);
+      cursorCache = String(cursor);
+    },
     reset: () => {
       db.exec("DELETE FROM records; DELETE FROM meta WHERE k = 'cursor';");
+      cursorCache = undefined;
     },
-    meta: (key) => getMeta.get(key)?.v,
+    meta: (key) => (key === 'cursor' ? cursorCache : getMeta.get(key)?.v),
     setMeta: (key, value) => {
       putMeta.run(key, value);
     },

@@ -342,6 +342,7 @@ export class SyncServer implements Component {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.emit({ ...eventBase('syncServer', this.name), event: 'stateChange', from: 'serving', to: 'closed' });
     await this.store.close();
   }
 

@@ -190,6 +190,8 @@ export class FaultProxy implements Component {
     if (enabled) await this.open();
     else await this.shut();
     this.emit(enabled ? 'enabled' : 'disabled');
+    const [from, to] = enabled ? ['disabled', 'enabled'] : ['enabled', 'disabled'];
+    this.emit('stateChange', { from, to });
   }
 
   /** Changes the listen or upstream address (reopening the listener) and/or the enabled flag. */
