@@ -10,7 +10,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from '../core/clock.js';
+import { clockSchema, duck } from '../core/common-schemas.js';
 import { reportError } from '../core/events.js';
+import { s } from '../core/schema.js';
 import type { AuditLog } from './log.js';
 
 const ALWAYS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key'];
@@ -109,6 +111,19 @@ function trackResponse(res: ServerResponse, clock: Clock): Tracked {
   return t;
 }
 
+/** The options' schema (the one validator: `ConfigError` naming the dotted path). */
+const REQUEST_AUDIT_OPTIONS = s.object({
+  log: duck<AuditLog>('an AuditLog (openAuditLog())', ['append']),
+  actor: s.optional(s.fn()),
+  subject: s.optional(s.fn()),
+  tags: s.optional(s.array(s.string())),
+  redactHeaders: s.optional(s.array(s.string())),
+  redactJsonPaths: s.optional(s.array(s.string())),
+  recordBody: s.optional(s.boolean()),
+  recordHeaders: s.optional(s.array(s.string())),
+  clock: s.optional(clockSchema),
+});
+
 /**
  * The request auditor: `.node(handler)`, `.express()`, `.fastify` (a plugin).
  *
@@ -129,6 +144,7 @@ function trackResponse(res: ServerResponse, clock: Clock): Tracked {
  * ```
  */
 export function requestAudit(options: RequestAuditOptions) {
+  REQUEST_AUDIT_OPTIONS.parse(options, 'requestAudit');
   const clock = options.clock ?? systemClock;
   const redact = new Set([...ALWAYS, ...(options.redactHeaders ?? []).map((h) => h.toLowerCase())]);
   const record = (

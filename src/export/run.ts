@@ -10,6 +10,8 @@ import { createWriteStream } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Clock, systemClock } from '../core/clock.js';
+import { clockSchema, duck } from '../core/common-schemas.js';
+import { s } from '../core/schema.js';
 import { type ExportFormat, FORMATS } from './formats.js';
 import { type Column, type ExportSource, inferColumns, type Row } from './rows.js';
 import type { SqlDialect } from './sql.js';
@@ -69,6 +71,23 @@ async function withColumns(
   return { columns, rows: rest() };
 }
 
+/** The options' schema (the one validator: `ConfigError` naming the dotted path). */
+const EXPORT_OPTIONS = s.object({
+  source: duck<ExportSource>('an export source (name, rows())', ['rows']),
+  format: s.oneOf(['json', 'ndjson', 'csv', 'sql', 'md']),
+  to: s.union(
+    [s.string(), duck<Writable>('a file path or a Writable', ['write'])],
+    'a file path or a Writable',
+  ),
+  dialect: s.optional(s.oneOf(['postgres', 'sqlite'])),
+  table: s.optional(s.string()),
+  total: s.optional(s.int({ min: 0 })),
+  onProgress: s.optional(s.fn()),
+  progressEveryMs: s.optional(s.duration()),
+  clock: s.optional(clockSchema),
+  signal: s.optional(s.unknown()),
+});
+
 /**
  * Streams `source` as `format` into `to`.
  *
@@ -84,6 +103,7 @@ async function withColumns(
  * ```
  */
 export async function exportTo(options: ExportOptions): Promise<ExportResult> {
+  EXPORT_OPTIONS.parse(options, 'exportTo');
   const clock = options.clock ?? systemClock;
   const every = options.progressEveryMs ?? 1000;
   const { columns, rows } = await withColumns(options.source);

@@ -4,6 +4,7 @@
  * the Express router and the standalone server mount it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { duck, registrySchema } from '../core/common-schemas.js';
 import type { Component, ComponentOperation, OperationRole } from '../core/component.js';
 import { defaultRegistry, type Registry } from '../core/registry.js';
 import { type Infer, s } from '../core/schema.js';
@@ -143,6 +144,42 @@ function queryInput(query: URLSearchParams): Record<string, unknown> {
   return out;
 }
 
+/** The options' schema (the one validator: `ConfigError` naming the dotted path). */
+const OPTIONS = s.object({
+  registry: s.optional(registrySchema),
+  tokens: s.optional(
+    s.array(
+      s.object({
+        name: s.optional(s.string()),
+        role: s.oneOf(['viewer', 'operator', 'admin']),
+        token: s.optional(s.string()),
+        sha256: s.optional(s.string()),
+      }),
+    ),
+  ),
+  audit: s.optional(duck<AuditSink>('an AuditSink (append(entry))', ['append'])),
+  basePath: s.optional(s.string({ minLength: 0 })),
+  metrics: s.optional(s.fn()),
+  corsOrigins: s.optional(s.array(s.string())),
+  authLimit: s.optional(
+    s.object({
+      failures: s.optional(s.int({ min: 1 })),
+      windowMs: s.optional(s.duration({ positive: true })),
+    }),
+  ),
+  stream: s.optional(
+    s.object({
+      figuresMs: s.optional(s.duration({ positive: true })),
+      heartbeatMs: s.optional(s.duration({ positive: true })),
+      replayEvents: s.optional(s.int({ min: 0 })),
+      maxBufferedBytes: s.optional(s.int({ min: 1 })),
+    }),
+  ),
+  dashboard: s.optional(s.boolean()),
+  maxBodyBytes: s.optional(s.int({ min: 1 })),
+  title: s.optional(s.string()),
+});
+
 /**
  * Creates the control plane over a registry.
  *
@@ -166,6 +203,7 @@ function queryInput(query: URLSearchParams): Record<string, unknown> {
  * ```
  */
 export function createControlPlane(options: ControlPlaneOptions = {}): ControlPlane {
+  OPTIONS.parse(options, 'createControlPlane');
   const registry = options.registry ?? defaultRegistry;
   const auth = new TokenAuth(options.tokens ?? tokensFromEnv(), options.authLimit);
   let audit = options.audit;

@@ -69,7 +69,14 @@ const optionsSchema = s.object({
       ? (v as SyncServerStore)
       : s.fail(p, 'a sync server store (memorySyncStore() or postgresSyncStore())', v),
   ),
-  strategy: s.optional(s.unknown()),
+  strategy: s.optional(
+    s.custom('a sync strategy (lww(), serverWins(), threeWay(), …)', (v, p) =>
+      typeof (v as SyncStrategy | undefined)?.resolve === 'function' &&
+      typeof (v as SyncStrategy).name === 'string'
+        ? (v as SyncStrategy)
+        : s.fail(p, 'a sync strategy (lww(), serverWins(), threeWay(), …)', v),
+    ),
+  ),
   resolvers: s.optional(s.record(s.fn<EntityResolver>())),
   audit: s.optional(
     s.custom('an audit sink with append(entry)', (v, p) =>

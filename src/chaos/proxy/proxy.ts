@@ -94,6 +94,17 @@ interface Conn extends LinkHost {
   readonly upstream: Socket;
 }
 
+/** The options' schema (the one validator: `ConfigError` naming the dotted path). */
+const FAULT_PROXY_OPTIONS = s.object({
+  name: s.string(),
+  listen: s.string(),
+  upstream: s.string(),
+  enabled: s.optional(s.boolean()),
+  type: s.optional(s.oneOf(['tcp', 'http'])),
+  toxics: s.optional(s.array(s.unknown())),
+  random: s.optional(s.fn()),
+});
+
 /** See the module doc. Create with `faultProxy()` or through the proxy API server. */
 export class FaultProxy implements Component {
   readonly kind = 'faultProxy';
@@ -114,6 +125,7 @@ export class FaultProxy implements Component {
   private readonly agent = new Agent({ keepAlive: true });
 
   constructor(options: FaultProxyOptions) {
+    FAULT_PROXY_OPTIONS.parse(options, 'faultProxy');
     this.name = options.name;
     this.type = options.type ?? 'tcp';
     parseAddress(options.listen, 'proxy.listen');
