@@ -29,7 +29,7 @@ import {
 } from '../core/options.js';
 import { clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import type { Registry } from '../core/registry.js';
-import { type Schema, s } from '../core/schema.js';
+import { s } from '../core/schema.js';
 import { settingsOperation } from '../core/settings-operation.js';
 import { type Waiter, WaitQueue } from '../core/wait-queue.js';
 import { type RateLimitDecision, RateLimiter, type RateLimitSpec } from './rate-limiter.js';
@@ -129,24 +129,37 @@ export interface RateLimitOptions {
 }
 
 const positive = s.number({ above: 0, max: 1e9 });
-/** One limit, as the control plane takes it (the same rules as `rateLimiter({ limits })`). */
-const LIMIT_SCHEMA = s.union(
-  [
-    s.object({ algorithm: s.oneOf(['token-bucket'] as const), capacity: positive, refillRate: positive }),
-    s.object({
-      algorithm: s.oneOf(['gcra'] as const),
-      rate: positive,
-      periodMs: positive,
-      burst: s.optional(s.int({ min: 0, max: 1e9 })),
-    }),
-    s.object({
-      algorithm: s.oneOf(['fixed-window', 'sliding-window-counter', 'sliding-window-log'] as const),
-      limit: positive,
-      windowMs: positive,
-    }),
-  ],
-  'a limit: token-bucket {capacity, refillRate}, gcra {rate, periodMs, burst}, or a window {limit, windowMs}',
-) as unknown as Schema<RateLimitSpec>;
+const LIMIT_SHAPES = {
+  'token-bucket': s.object({ algorithm: s.string(), capacity: positive, refillRate: positive }),
+  gcra: s.object({
+    algorithm: s.string(),
+    rate: positive,
+    periodMs: positive,
+    burst: s.optional(s.int({ min: 0, max: 1e9 })),
+  }),
+  'fixed-window': s.object({ algorithm: s.string(), limit: positive, windowMs: positive }),
+} as const;
+/** One limit, as the control plane takes it (the same rules as `rateLimiter({ limits })`), by its algorithm. */
+const LIMIT_SCHEMA = s.custom<RateLimitSpec>(
+  'a limit: token-bucket {capacity, refillRate}, gcra {rate, periodMs, burst}, or fixed-window, sliding-window-counter, sliding-window-log {limit, windowMs}',
+  (v, path) => {
+    const a = typeof v === 'object' && v !== null ? (v as { algorithm?: unknown }).algorithm : undefined;
+    const kinds = ['token-bucket', 'gcra', 'fixed-window', 'sliding-window-counter', 'sliding-window-log'];
+    if (typeof a !== 'string' || !kinds.includes(a))
+      return s.fail(`${path}.algorithm`, `one of ${kinds.join(', ')}`, a);
+    const shape = a === 'token-bucket' || a === 'gcra' ? LIMIT_SHAPES[a] : LIMIT_SHAPES['fixed-window'];
+    return shape.parse(v, path) as unknown as RateLimitSpec;
+  },
+  {
+    type: 'object',
+    required: ['algorithm'],
+    properties: {
+      algorithm: {
+        enum: ['token-bucket', 'gcra', 'fixed-window', 'sliding-window-counter', 'sliding-window-log'],
+      },
+    },
+  },
+);
 
 /** The waiters of one key, and the timer for its oldest. */
 class KeyQueue extends WaitQueue {
