@@ -77,7 +77,7 @@ export function StatusStrip(props: {
   const level = health.map((s) => s.details?.level).find((l) => typeof l === 'string') as string | undefined;
   const firing = by('alerts').reduce((n, s) => n + (s.gauges.firing ?? 0), 0);
   const budgets = by('slo')
-    .map((s) => s.gauges.budgetRemainingRatio ?? s.gauges.budgetRemaining)
+    .map((s) => s.gauges.successErrorBudgetRemaining ?? s.gauges.budgetRemainingRatio)
     .filter((x): x is number => x !== undefined);
   const breakers = by('breaker');
   const open = breakers.filter((s) => stateClass(s.state) !== 'good').length;
