@@ -4,6 +4,7 @@
 // reason (and the dialogs of destructive ones for a typed confirmation).
 import { useEffect, useState } from 'preact/hooks';
 import { api, type ComponentInfo, type OperationInfo, path, type Snapshot } from './api';
+import { fmt } from './model';
 import { ActionDialog } from './operations';
 
 type Values = Record<string, string>;
@@ -293,7 +294,7 @@ export function SloPanel(props: { info: ComponentInfo; snap: Snapshot; version: 
           <div key={sli}>
             <div class="budget">
               <span>
-                {i.name} {sli}: error budget left <strong>{(left * 100).toFixed(1)}%</strong>
+                {i.name} {sli}: error budget left <strong>{fmt(left * 100, 1)}%</strong>
               </span>
               <meter min={0} max={100} low={10} high={50} optimum={100} value={pct} />
             </div>
@@ -318,11 +319,11 @@ export function SloPanel(props: { info: ComponentInfo; snap: Snapshot; version: 
                         <span
                           class={`badge ${b.burnRate > b.alertAt ? 'bad' : b.burnRate > 1 ? 'warn' : 'good'}`}
                         >
-                          {b.burnRate.toFixed(2)}×
+                          {fmt(b.burnRate, 2)}×
                         </span>
                       </td>
                       <td>{b.alertAt}×</td>
-                      <td>{(b.budgetSpent * 100).toFixed(2)}%</td>
+                      <td>{fmt(b.budgetSpent * 100, 2)}%</td>
                     </tr>
                   ))}
               </tbody>
