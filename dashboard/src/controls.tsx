@@ -191,7 +191,7 @@ interface AlertRow {
 }
 
 /** Firing and pending alerts (silenced ones marked), with a silence button per alert. */
-export function AlertsPanel(props: { info: ComponentInfo; version: number; onDone: () => void }) {
+export function AlertsPanel(props: { info: ComponentInfo; snap: Snapshot; onDone: () => void }) {
   const [rows, setRows] = useState<AlertRow[] | null>(null);
   const [tick, setTick] = useState(0);
   const { start, dialog, problem } = useDialog(() => {
@@ -199,7 +199,8 @@ export function AlertsPanel(props: { info: ComponentInfo; version: number; onDon
     props.onDone();
   });
   const i = props.info;
-  const bucket = Math.floor(props.version / 5); // refreshed every ~5 figures
+  // Refetched when the manager's alerts or silences change (its snapshot comes with the figures).
+  const bucket = JSON.stringify([props.snap.details?.alerts ?? null, props.snap.gauges.silences]);
   useEffect(() => {
     api<AlertRow[]>(`${path(i.kind, i.name)}/views/alerts`)
       .then(setRows)
@@ -274,10 +275,10 @@ interface Burn {
 }
 
 /** An SLO's budget left (per SLI) and its burn rate per window against the alert thresholds. */
-export function SloPanel(props: { info: ComponentInfo; snap: Snapshot; version: number }) {
+export function SloPanel(props: { info: ComponentInfo; snap: Snapshot }) {
   const [burns, setBurns] = useState<Burn[]>([]);
   const i = props.info;
-  const bucket = Math.floor(props.version / 5);
+  const bucket = JSON.stringify(props.snap.gauges); // refetched when the figures change
   useEffect(() => {
     api<Burn[]>(`${path(i.kind, i.name)}/views/burns`)
       .then(setBurns)

@@ -229,16 +229,16 @@ function App() {
                 list
                   .filter((i) => i.kind === 'alertManager')
                   .map((i) => (
-                    <AlertsPanel key={keyOf(i)} info={i} version={version} onDone={() => void load()} />
+                    <AlertsPanel
+                      key={keyOf(i)}
+                      info={i}
+                      snap={snaps.current.get(keyOf(i)) ?? i.snapshot}
+                      onDone={() => void load()}
+                    />
                   ))}
               {cat === 'slo' &&
                 list.map((i) => (
-                  <SloPanel
-                    key={keyOf(i)}
-                    info={i}
-                    snap={snaps.current.get(keyOf(i)) ?? i.snapshot}
-                    version={version}
-                  />
+                  <SloPanel key={keyOf(i)} info={i} snap={snaps.current.get(keyOf(i)) ?? i.snapshot} />
                 ))}
               {cat === 'audit' &&
                 list.map((i) => (
