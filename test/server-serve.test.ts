@@ -194,3 +194,35 @@ describe('bulwark serve (a real process)', () => {
     await admin.close();
   });
 });
+
+describe('bulwark serve: usage', () => {
+  const io = () => {
+    const lines: string[] = [];
+    return { lines, io: { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s) } };
+  };
+
+  it('--help prints the options (0); no token, a bad port, an unknown option or a bad store are refused', async () => {
+    const { main } = await import('../src/server/serve-cli.js');
+    const help = io();
+    expect(await main(['serve', '--help'], help.io)).toBe(0);
+    expect(help.lines.join('\n')).toContain('--queue SPEC');
+    const saved = process.env.BULWARK_ADMIN_TOKENS;
+    delete process.env.BULWARK_ADMIN_TOKENS;
+    try {
+      const none = io();
+      expect(await main(['serve', '--port', '0'], none.io)).toBe(2);
+      expect(none.lines.join('\n')).toContain('no token in $BULWARK_ADMIN_TOKENS');
+      process.env.BULWARK_ADMIN_TOKENS = `viewer:${VIEWER}`;
+      const port = io();
+      expect(await main(['serve', '--port', '70000'], port.io)).toBe(2);
+      const unknown = io();
+      expect(await main(['serve', '--bogus'], unknown.io)).toBe(2);
+      const store = io();
+      expect(await main(['serve', '--port', '0', '--queue', 'mysql://x'], store.io)).toBe(1);
+      expect(store.lines.join('\n')).toContain('Unknown store');
+    } finally {
+      if (saved === undefined) delete process.env.BULWARK_ADMIN_TOKENS;
+      else process.env.BULWARK_ADMIN_TOKENS = saved;
+    }
+  });
+});
