@@ -2,6 +2,7 @@
 // limits) with an "adjust" dialog; health overrides; alerts with a silence button; SLO budgets and
 // burn rates per window. Actions appear only for roles allowed to take them; each asks for a
 // reason (and the dialogs of destructive ones for a typed confirmation).
+import { memo } from 'preact/compat';
 import { useEffect, useState } from 'preact/hooks';
 import { api, type ComponentInfo, type OperationInfo, path, type Snapshot } from './api';
 import { fmt } from './model';
@@ -95,6 +96,34 @@ function adjustOf(info: ComponentInfo, s: Snapshot): { op: string; initial: Valu
   }
 }
 
+type Adjust = NonNullable<ReturnType<typeof adjustOf>>;
+
+/** One component's limits: re-rendered only when their text changes (the figures come every second). */
+const LimitRow = memo(
+  function LimitRow(props: {
+    info: ComponentInfo;
+    a: Adjust;
+    start: (i: ComponentInfo, op: string, v: Values) => void;
+  }) {
+    const { info: i, a } = props;
+    return (
+      <tr>
+        <td>{i.name}</td>
+        <td class="muted">{a.text}</td>
+        <td>
+          {can(i, a.op) && (
+            <button type="button" onClick={() => props.start(i, a.op, a.initial)}>
+              Adjust limits of {i.name}
+            </button>
+          )}
+        </td>
+      </tr>
+    );
+  },
+  (x, y) =>
+    x.info === y.info && x.a.text === y.a.text && JSON.stringify(x.a.initial) === JSON.stringify(y.a.initial),
+);
+
 /** Current limits with an "adjust" button per component (operators and admins). */
 export function LimitsPanel(props: {
   infos: readonly ComponentInfo[];
@@ -104,24 +133,15 @@ export function LimitsPanel(props: {
   const { start, dialog, problem } = useDialog(props.onDone);
   const rows = props.infos
     .map((i) => ({ i, a: adjustOf(i, props.snaps.get(`${i.kind}/${i.name}`) ?? i.snapshot) }))
-    .filter((r) => r.a !== null);
+    .filter((r): r is { i: ComponentInfo; a: Adjust } => r.a !== null);
   if (rows.length === 0) return null;
+  const open = (i: ComponentInfo, op: string, v: Values) => void start(i, op, v);
   return (
     <div class="controls">
       <table class="grid">
         <tbody>
           {rows.map(({ i, a }) => (
-            <tr key={`${i.kind}/${i.name}`}>
-              <td>{i.name}</td>
-              <td class="muted">{a!.text}</td>
-              <td>
-                {can(i, a!.op) && (
-                  <button type="button" onClick={() => void start(i, a!.op, a!.initial)}>
-                    Adjust limits of {i.name}
-                  </button>
-                )}
-              </td>
-            </tr>
+            <LimitRow key={`${i.kind}/${i.name}`} info={i} a={a} start={open} />
           ))}
         </tbody>
       </table>
