@@ -133,6 +133,7 @@ export {
   type Schema,
   s,
 } from './core/schema.js';
+export { type SettingsOperationSpec, settingsOperation } from './core/settings-operation.js';
 export { type TimeoutOptions, TimeoutPolicy, timeout } from './core/timeout.js';
 export { isResponseLike, isTransient, isTransientResult, isTransientStatus } from './core/transient.js';
 export { type CacheEvent, type CacheOptions, CachePolicy, cache } from './latency/cache.js';

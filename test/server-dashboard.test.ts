@@ -1,19 +1,35 @@
 /**
- * The dashboard in a real browser (Debian's headless Chromium through playwright-core): a breaker
- * opened in the service shows open within 2 s; an operator redrives a dead letter and sees it
- * complete; a viewer sees no action buttons; nothing is fetched from anywhere but the service;
- * the JavaScript sent is small. Screenshots go to .tmp/screenshots (docs/img holds reviewed ones).
+ * The dashboard in a real browser (Debian's headless Chromium through playwright-core), driven by
+ * REAL components: a circuit breaker opened by failing calls in the service shows open within
+ * 2 s; an operator redrives a dead letter of a durable queue (SQLite in a temp dir) and sees the
+ * service complete it; an operator adjusts a bulkhead's limit, silences a firing alert and forces
+ * a health check, each with a reason; a viewer sees no action button anywhere; nothing is fetched
+ * from anywhere but the service; the JavaScript sent is small. Screenshots go to
+ * .tmp/screenshots (docs/img holds reviewed ones).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import {
+  adaptiveConcurrency,
+  bulkhead,
+  circuitBreaker,
+  createRegistry,
+  loadShedder,
+  type Registry,
+  rateLimit,
+} from 'bulwark';
+import { openQueue, type Queue, sqliteStore, type Worker } from 'bulwark/durable';
+import { createHealthMonitor, customCheck, type HealthMonitor } from 'bulwark/health';
+import { type AlertManager, createAlerts, createMetrics, sloTracker } from 'bulwark/metrics';
 import { type ControlPlane, createControlPlane } from 'bulwark/server';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeBreaker, fixture, TOKENS } from './support/control-plane-fixture.js';
+import { TOKENS } from './support/control-plane-fixture.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DASHBOARD = join(ROOT, 'dist', 'dashboard');
@@ -31,10 +47,18 @@ let browser: Browser;
 let server: Server;
 let cp: ControlPlane;
 let base: string;
-let fx: ReturnType<typeof fixture>;
+let registry: Registry;
+let dir: string;
+let queue: Queue<{ order: number }>;
+let worker: Worker<{ order: number }>;
+let monitor: HealthMonitor;
+let alerts: AlertManager;
+let upstreamBroken = true;
 const foreign: string[] = [];
+const breaker = () => registry.get('circuitBreaker', 'payments') as ReturnType<typeof circuitBreaker>;
 
 async function signIn(page: Page, role: keyof typeof TOKENS): Promise<void> {
+  page.on('pageerror', (e) => console.error('PAGE ERROR', e.message));
   await page.route('**/*', (route) => {
     const url = route.request().url();
     if (url.startsWith(base)) return route.continue();
@@ -47,13 +71,90 @@ async function signIn(page: Page, role: keyof typeof TOKENS): Promise<void> {
   await page.waitForSelector('text=Circuit breakers');
 }
 
-describeBrowser('dashboard in Chromium', () => {
+async function until(fn: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+/** Fills the open action dialog's reason and confirms it. */
+async function confirmDialog(page: Page, reason: string, shot?: string): Promise<void> {
+  await page.fill('#action-reason', reason);
+  if (shot !== undefined) await page.screenshot({ path: join(SHOTS, shot) });
+  await page.click('dialog button[type=submit]');
+  await page.waitForSelector('dialog', { state: 'detached' });
+}
+
+describeBrowser('dashboard in Chromium, over real components', () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    fx = fixture();
-    for (let i = 0; i < 6; i++) fx.registry.register(new FakeBreaker(`dependency-${i}`));
+    dir = mkdtempSync(join(tmpdir(), 'bulwark-dashboard-'));
+    registry = createRegistry();
+    const payments = circuitBreaker({ name: 'payments', halfOpenAfterMs: 600_000, registry });
+    for (let i = 0; i < 5; i++) {
+      const b = circuitBreaker({ name: `dependency-${i}`, registry });
+      for (let k = 0; k < 20 + i * 7; k++) await b.execute(() => 'ok');
+    }
+    for (let k = 0; k < 30; k++) await payments.execute(() => 'ok');
+    bulkhead({ name: 'db', limit: 8, queue: 32, registry });
+    rateLimit({
+      name: 'api',
+      limits: [{ algorithm: 'gcra', rate: 100, periodMs: 1_000, burst: 20 }],
+      registry,
+    });
+    loadShedder({ name: 'edge', capacity: 200, registry });
+    adaptiveConcurrency({ name: 'search', algorithm: 'aimd', registry });
+    monitor = createHealthMonitor({
+      name: 'health',
+      checks: [
+        customCheck({ name: 'postgres', run: () => true }),
+        customCheck({ name: 'redis', critical: false, run: () => true }),
+      ],
+      registry,
+    });
+    await monitor.runNow();
+    const metrics = createMetrics({ registry });
+    alerts = createAlerts({
+      metrics,
+      registry,
+      intervalMs: 250,
+      rules: [
+        {
+          name: 'BreakerOpen',
+          expr: {
+            kind: 'value',
+            metric: 'bulwark_component_state',
+            match: { kind: 'circuitBreaker', state: 'open' },
+            op: '==',
+            threshold: 1,
+          },
+          severity: 'critical',
+          annotations: { summary: 'breaker {{ $labels.name }} is open' },
+        },
+      ],
+    }).start();
+    sloTracker({ name: 'checkout', source: payments, objective: 0.99, registry, intervalMs: 250 });
+    queue = await openQueue<{ order: number }>({
+      name: 'orders',
+      store: sqliteStore({ path: join(dir, 'orders.db') }),
+      maxAttempts: 1,
+      statsIntervalMs: 250,
+      registry,
+    });
+    worker = queue.work(
+      async () => {
+        if (upstreamBroken) throw new Error('upstream 503');
+      },
+      { pollMs: 25 },
+    );
+    await queue.enqueue({ order: 1 });
+    await queue.enqueue({ order: 2 });
+    expect(await until(async () => (await queue.stats()).dead === 2, 20_000)).toBe(true);
     cp = createControlPlane({
-      registry: fx.registry,
+      registry,
       title: 'checkout-service',
       tokens: [
         { name: 'vic', role: 'viewer', token: TOKENS.viewer },
@@ -68,53 +169,98 @@ describeBrowser('dashboard in Chromium', () => {
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
     cp?.close();
     if (server !== undefined) await new Promise((r) => server.close(r));
+    await alerts?.stop();
+    await monitor?.close();
+    await worker?.stop({ graceMs: 0 });
+    await queue?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('shows a breaker opened in the service as open within 2 s', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  it('shows a breaker opened by failing calls in the service as open within 2 s', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await signIn(page, 'operator');
-    const tile = page.locator('[data-key="circuitBreaker/payments"] [data-state]');
-    await expect.poll(() => tile.getAttribute('data-state')).toBe('closed');
-    for (let i = 0; i < 40; i++) fx.breaker.call(i % 3 !== 0);
+    const tile = page.locator(
+      '[data-key="circuitBreaker/payments"][data-state], [data-key="circuitBreaker/payments"] [data-state]',
+    );
+    await expect.poll(() => tile.first().getAttribute('data-state')).toBe('closed');
+    // Five failures in a row: the breaker's default rule opens it.
+    for (let i = 0; i < 5; i++)
+      await breaker()
+        .execute(() => Promise.reject(new Error('503')))
+        .catch(() => {});
+    expect(breaker().snapshot().state).toBe('open');
     const opened = Date.now();
-    fx.breaker.set('open', 'failure rate 60% >= 50%');
-    await tile.and(page.locator('[data-state="open"]')).waitFor({ timeout: 2000 });
+    await page
+      .locator(
+        '[data-key="circuitBreaker/payments"] [data-state="open"], [data-key="circuitBreaker/payments"][data-state="open"]',
+      )
+      .first()
+      .waitFor({ timeout: 2000 });
     expect(Date.now() - opened).toBeLessThan(2000);
+    await page.waitForSelector('text=BreakerOpen', { timeout: 5000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
     await page.close();
   });
 
-  it('an operator redrives a dead letter and sees it complete', async () => {
-    fx.queue.completeAfterMs = 300;
+  it('an operator redrives a real dead letter and sees the service complete it', async () => {
+    const dead = await queue.deadLetters.list({ limit: 10 });
+    expect(dead).toHaveLength(2);
+    const id = dead[0]!.id;
+    upstreamBroken = false; // the upstream is fixed; the operator redrives one order
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     await signIn(page, 'operator');
     await page.click('button.link:text("orders")');
     await page.selectOption('#view-items-state', 'dead');
     await page.click('section.drill form.view button[type=submit]');
-    await page.check('input[aria-label="select a1"]');
+    await page.check(`input[aria-label="select ${id}"]`);
     await page.click('section.drill fieldset.actions button:text("redrive")');
-    await page.fill('#action-reason', 'upstream fixed, INC-42');
-    await page.screenshot({ path: join(SHOTS, 'dashboard-redrive.png') });
-    await page.click('dialog button[type=submit]');
-    await expect
-      .poll(() => fx.queue.items.find((x) => x.id === 'a1')?.state, { timeout: 5000 })
-      .toBe('completed');
+    await confirmDialog(page, 'upstream fixed, INC-42', 'dashboard-redrive.png');
+    expect(await until(async () => (await queue.stats()).completed === 1, 10_000)).toBe(true);
     await page.selectOption('#view-items-state', 'completed');
     await page.click('section.drill form.view button[type=submit]');
-    await page.waitForSelector('section.drill td:text("a1")');
-    expect(fx.queue.items.find((x) => x.id === 'a2')?.state).toBe('dead');
+    await page.waitForSelector(`section.drill td:text("${id}")`);
+    expect((await queue.stats()).dead).toBe(1);
+    await page.close();
+  });
+
+  it('an operator adjusts a limit, silences an alert and forces a health check, each with a reason', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await signIn(page, 'operator');
+    await page.click('button:text("Adjust limits of db")');
+    await page.fill('#action-limit', '16');
+    await confirmDialog(page, 'Black Friday: more DB connections', 'dashboard-limits.png');
+    const pool = registry.get('bulkhead', 'db') as ReturnType<typeof bulkhead>;
+    expect(pool.snapshot().gauges.limit).toBe(16);
+    await page.waitForSelector('text=0 / 16 in flight');
+
+    await page.click('button:text("Silence BreakerOpen")', { timeout: 5000 });
+    await confirmDialog(page, 'payments provider outage, tracked in INC-42');
+    expect(alerts.silences.list()[0]).toMatchObject({ createdBy: 'olga', state: 'active' });
+    await page.waitForSelector('.badge:text("silenced")', { timeout: 5000 });
+
+    await page.click('button:text("Force a check…")');
+    await page.selectOption('#action-check', 'redis');
+    await page.selectOption('#action-status', 'fail');
+    await confirmDialog(page, 'redis failover drill');
+    expect(monitor.report().checks.find((c) => c.name === 'redis')?.status).toBe('fail');
+    await page.waitForSelector('text=redis forced fail');
+    await page.locator('h2:text("Dependency checks")').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'dashboard-controls.png'), fullPage: true });
     await page.close();
   });
 
   it('a viewer sees no action buttons', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     await signIn(page, 'viewer');
+    await page.waitForSelector('text=SLOs');
+    for (const text of ['Adjust limits', 'Silence', 'Force a check', 'Force the degradation', 'Release'])
+      expect(await page.locator(`button:has-text("${text}")`).count(), text).toBe(0);
     await page.click('[data-key="circuitBreaker/payments"]');
     await page.waitForSelector('section.drill .ops[data-loaded="true"]', { state: 'attached' });
     expect(await page.locator('section.drill fieldset.actions button').count()).toBe(0);

@@ -4,7 +4,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { ComponentInfo, Snapshot } from './api';
-import { quantileMs, type Series } from './model';
+import { fmt, quantileMs, type Series } from './model';
 import { OperationsPanel } from './operations';
 
 function Chart(props: { series: Series; version: number }) {
@@ -67,7 +67,7 @@ export function Drilldown(props: {
         </div>
         {Object.entries(snap.gauges).map(([k, v]) => (
           <div key={k}>
-            {k} <b>{Number.isInteger(v) ? v : v.toFixed(3)}</b>
+            {k} <b>{fmt(v, 3)}</b>
           </div>
         ))}
         {Object.entries(snap.counters).map(([k, v]) => (

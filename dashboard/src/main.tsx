@@ -3,6 +3,7 @@
 import { render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, type ComponentInfo, hasToken, type Snapshot, setToken, stream } from './api';
+import { AlertsPanel, HealthPanel, LimitsPanel, SloPanel } from './controls';
 import { Drilldown } from './drilldown';
 import { errorPercent, keyOf, newSeries, record, type Series, volume } from './model';
 import { OperationsPanel } from './operations';
@@ -210,6 +211,35 @@ function App() {
             <section key={cat} aria-labelledby={`h-${cat}`}>
               <h2 id={`h-${cat}`}>{label}</h2>
               <ComponentTable infos={list} snaps={snaps.current} select={setSelected} />
+              {(cat === 'limiter' || cat === 'bulkhead' || cat === 'shedder') && (
+                <LimitsPanel infos={list} snaps={snaps.current} onDone={() => void load()} />
+              )}
+              {cat === 'health' &&
+                list
+                  .filter((i) => i.kind === 'healthMonitor')
+                  .map((i) => (
+                    <HealthPanel
+                      key={keyOf(i)}
+                      info={i}
+                      snap={snaps.current.get(keyOf(i)) ?? i.snapshot}
+                      onDone={() => void load()}
+                    />
+                  ))}
+              {cat === 'alerts' &&
+                list
+                  .filter((i) => i.kind === 'alertManager')
+                  .map((i) => (
+                    <AlertsPanel
+                      key={keyOf(i)}
+                      info={i}
+                      snap={snaps.current.get(keyOf(i)) ?? i.snapshot}
+                      onDone={() => void load()}
+                    />
+                  ))}
+              {cat === 'slo' &&
+                list.map((i) => (
+                  <SloPanel key={keyOf(i)} info={i} snap={snaps.current.get(keyOf(i)) ?? i.snapshot} />
+                ))}
               {cat === 'audit' &&
                 list.map((i) => (
                   <details key={keyOf(i)}>

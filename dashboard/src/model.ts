@@ -121,3 +121,9 @@ export function stateClass(state: string): 'good' | 'bad' | 'warn' {
   if (BAD_STATES.has(state)) return 'bad';
   return 'warn';
 }
+
+/** A figure for display: integers as they are, others rounded; null (NaN or Infinity sent as JSON) as a dash. */
+export function fmt(v: number | null | undefined, digits: number): string {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '–';
+  return Number.isInteger(v) ? String(v) : v.toFixed(digits);
+}

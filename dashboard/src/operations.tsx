@@ -5,8 +5,24 @@ import { ApiError, api, type ComponentInfo, type JsonSchema, type OperationInfo,
 
 type Values = Record<string, string>;
 
+/** Fields whose value is structured (objects, lists of objects): typed as JSON. */
+function isJson(schema: JsonSchema | undefined): boolean {
+  if (schema === undefined) return false;
+  if (schema.type === 'object' || (schema.type === undefined && schema.enum === undefined)) return true;
+  return (
+    schema.type === 'array' && schema.items !== undefined && (schema.items.type ?? 'object') === 'object'
+  );
+}
+
 function coerce(schema: JsonSchema | undefined, raw: string): unknown {
   if (raw === '') return undefined;
+  if (isJson(schema)) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return raw; // the server names the field
+    }
+  }
   switch (schema?.type) {
     case 'integer':
     case 'number':
@@ -53,7 +69,16 @@ function Fields(props: {
               {key}
               {props.schema?.required?.includes(key) ? ' *' : ''}
             </span>
-            {s.enum !== undefined || s.type === 'boolean' ? (
+            {isJson(s) ? (
+              <textarea
+                id={id}
+                rows={3}
+                value={value}
+                onInput={onInput}
+                placeholder={s.description ?? 'JSON'}
+                spellcheck={false}
+              />
+            ) : s.enum !== undefined || s.type === 'boolean' ? (
               <select id={id} value={value} onChange={onInput}>
                 <option value="">(default)</option>
                 {(s.enum ?? [true, false]).map((v) => (
@@ -228,16 +253,21 @@ function ViewForm(props: {
   );
 }
 
-function ActionDialog(props: {
+/** The dialog of an action: its fields, a reason, a typed confirmation when destructive, dry run. */
+export function ActionDialog(props: {
   component: ComponentInfo;
   op: OperationInfo;
   selected: string[];
   close: (done: boolean) => void;
+  /** Values to start from (e.g. the current limits, or matchers for a silence). */
+  initial?: Values;
 }) {
   const { component: c, op } = props;
   const ref = useRef<HTMLDialogElement>(null);
   const idsField = op.input?.properties?.ids !== undefined && props.selected.length > 0;
-  const [values, setValues] = useState<Values>(idsField ? { ids: props.selected.join(', ') } : {});
+  const [values, setValues] = useState<Values>(
+    idsField ? { ids: props.selected.join(', ') } : { ...(props.initial ?? {}) },
+  );
   const [reason, setReason] = useState('');
   const [confirm, setConfirm] = useState('');
   const [message, setMessage] = useState('');

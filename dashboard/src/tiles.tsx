@@ -1,7 +1,7 @@
 // Hystrix-style tiles, the status strip and the generic component table.
 import { memo } from 'preact/compat';
 import type { ComponentInfo, Snapshot } from './api';
-import { errorColour, errorPercent, quantileMs, type Series, stateClass, volume } from './model';
+import { errorColour, errorPercent, fmt, quantileMs, type Series, stateClass, volume } from './model';
 
 export function Sparkline(props: { values: readonly number[]; label: string }) {
   const w = 120;
@@ -77,7 +77,7 @@ export function StatusStrip(props: {
   const level = health.map((s) => s.details?.level).find((l) => typeof l === 'string') as string | undefined;
   const firing = by('alerts').reduce((n, s) => n + (s.gauges.firing ?? 0), 0);
   const budgets = by('slo')
-    .map((s) => s.gauges.budgetRemainingRatio ?? s.gauges.budgetRemaining)
+    .map((s) => s.gauges.successErrorBudgetRemaining ?? s.gauges.budgetRemainingRatio)
     .filter((x): x is number => x !== undefined);
   const breakers = by('breaker');
   const open = breakers.filter((s) => stateClass(s.state) !== 'good').length;
@@ -88,7 +88,9 @@ export function StatusStrip(props: {
       <div class={`pill ${firing > 0 ? 'bad' : 'good'}`}>alerts firing: {firing}</div>
       {budgets.length > 0 && (
         <div class={`pill ${Math.min(...budgets) < 0.1 ? 'bad' : 'good'}`}>
-          error budget left: {(Math.min(...budgets) * 100).toFixed(0)}%
+          {Math.min(...budgets) < 0
+            ? 'error budget overspent'
+            : `error budget left: ${(Math.min(...budgets) * 100).toFixed(0)}%`}
         </div>
       )}
       <div class={`pill ${open > 0 ? 'bad' : 'good'}`}>
@@ -128,7 +130,7 @@ const Row = memo(
         <td class="small">
           {gauges.map(([k, v]) => (
             <span key={k} class="kv">
-              {k} <b>{Number.isInteger(v) ? v : v.toFixed(2)}</b>
+              {k} <b>{fmt(v, 2)}</b>
             </span>
           ))}
           {s.gauges.limit !== undefined && s.gauges.inFlight !== undefined && (

@@ -53,6 +53,11 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'apply, roll back and inspect SQL migrations (PostgreSQL, SQLite): up, down, status, create',
     load: async () => (await import('../postgres/migrate-cli.js')).main,
   },
+  serve: {
+    summary:
+      'the admin API and dashboard over queue stores and audit logs (bulwark serve --queue sqlite:q.db)',
+    load: async () => (await import('../server/serve-cli.js')).main,
+  },
   backup: {
     summary: 'back up, verify, restore and prune PostgreSQL, SQLite, Redis and config files; PostgreSQL PITR',
     load: async () => (await import('../backup/cli.js')).main,

@@ -6,10 +6,10 @@
  */
 
 import type { Clock } from './clock.js';
-import { defineDescriptor, type Figures } from './component.js';
+import { type ComponentOperation, defineDescriptor, type Figures } from './component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from './context.js';
 import { DeadlineQueues } from './deadline-queue.js';
-import { BulkheadRejectedError, ConfigError } from './errors.js';
+import { BulkheadRejectedError, BulwarkError, ConfigError } from './errors.js';
 import { type BulkheadEvent, PolicyEmitter } from './events.js';
 import {
   checkKeys,
@@ -21,7 +21,19 @@ import {
   rules,
 } from './options.js';
 import { type CommonOptions, clockOf, invoke, type Link, PolicyBase, start } from './policy.js';
+import { s } from './schema.js';
+import { finiteOrNull, settingsOperation } from './settings-operation.js';
 import { type Waiter, WaitQueue } from './wait-queue.js';
+
+/** The settings of a bulkhead an operator may change at run time (`setLimits`). */
+export interface BulkheadSettings {
+  /** Executions allowed at once (an integer >= 1). */
+  readonly limit?: number;
+  /** Executions allowed to wait (an integer >= 0, or Infinity). */
+  readonly queue?: number;
+  /** Longest wait in the queue, ms (>= 0, or Infinity). */
+  readonly queueTimeoutMs?: number;
+}
 
 /** Options of `bulkhead()`. */
 export interface BulkheadOptions extends CommonOptions {
@@ -61,11 +73,11 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   readonly name: string;
   /** @internal */
   readonly emitter = new PolicyEmitter<BulkheadEvent>();
-  private readonly limit: DynamicNumber;
+  private limit: DynamicNumber;
   /** The limit when it is a constant (read without a call on the hot path), else 0. */
-  private readonly fixedLimit: number;
-  private readonly queue: DynamicNumber;
-  private readonly queueTimeout: DynamicNumber;
+  private fixedLimit: number;
+  private queue: DynamicNumber;
+  private queueTimeout: DynamicNumber;
   private readonly bypass: readonly string[];
   private readonly clock: Clock;
   private readonly waiters: WaitQueue;
@@ -116,7 +128,84 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
         limit: this.fixedLimit,
       },
       counters: { rejections: this.rejected, bypasses: this.bypassed },
+      details: this.settings(),
     };
+  }
+
+  /** The settings now (constants; a function of the context shows as null). */
+  settings(): Record<string, unknown> {
+    const at = (d: DynamicNumber) => (d.fn === null ? finiteOrNull(d.constant) : null);
+    return { limit: at(this.limit), queue: at(this.queue), queueTimeoutMs: at(this.queueTimeout) };
+  }
+
+  /**
+   * Changes the limit, the queue or the queue timeout at run time. The next call sees the new
+   * values; a larger limit admits queued calls at once (oldest first); a smaller one lets the calls
+   * running finish (no new call starts until they are below it). Calls already queued keep their
+   * place (a smaller `queue` only refuses newcomers) and the timeout they queued with. A setting
+   * given as a function of the context cannot be replaced (BulwarkError `DYNAMIC_SETTING`).
+   *
+   * @example
+   * ```ts
+   * import { bulkhead } from 'bulwark';
+   * const pool = bulkhead({ limit: 4, queue: 10 });
+   * pool.setLimits({ limit: 8, queueTimeoutMs: 500 });
+   * console.log(pool.snapshot().gauges.limit); // 8
+   * ```
+   */
+  setLimits(settings: BulkheadSettings): void {
+    const o = checkObject('bulkhead.setLimits', settings);
+    checkKeys('bulkhead.setLimits', o, ['limit', 'queue', 'queueTimeoutMs']);
+    const next = (
+      path: string,
+      cur: DynamicNumber,
+      value: unknown,
+      rule: Parameters<typeof DynamicNumber.of>[2],
+    ) => {
+      if (value === undefined) return cur;
+      if (cur.fn !== null)
+        throw new BulwarkError(
+          'DYNAMIC_SETTING',
+          `bulkhead "${this.name}": ${path.split('.').pop()} is a function of the context; change what it reads instead`,
+        );
+      return DynamicNumber.of(path, value, rule, cur.constant);
+    };
+    // Checked in full before anything changes: one bad value changes nothing.
+    const limit = next('bulkhead.setLimits.limit', this.limit, o.limit, rules.int(1));
+    const queue = next('bulkhead.setLimits.queue', this.queue, o.queue, rules.intOrInfinity(0));
+    const timeout = next(
+      'bulkhead.setLimits.queueTimeoutMs',
+      this.queueTimeout,
+      o.queueTimeoutMs,
+      rules.atLeast(0),
+    );
+    this.limit = limit;
+    this.fixedLimit = limit.fn === null ? limit.constant : 0;
+    this.queue = queue;
+    this.queueTimeout = timeout;
+    let w = this.waiters.head;
+    while (w !== null && this.fixedLimit !== 0 && this.running < this.fixedLimit) {
+      const after = w.next;
+      this.handOver(w);
+      w = after;
+    }
+  }
+
+  /** The control plane's action: `setLimits` (limit, queue, queueTimeoutMs). */
+  operations(): readonly ComponentOperation[] {
+    return [
+      settingsOperation<BulkheadSettings>({
+        name: 'setLimits',
+        summary: 'Change the concurrency limit, the queue length or the queue timeout (next call)',
+        input: s.object({
+          limit: s.optional(s.int({ min: 1, max: 1_000_000 })),
+          queue: s.optional(s.int({ min: 0, max: 1_000_000 })),
+          queueTimeoutMs: s.optional(s.duration({ max: 86_400_000 })),
+        }),
+        read: () => this.settings(),
+        apply: (i) => this.setLimits(i),
+      }),
+    ];
   }
 
   /** Executions running now (bypassing ones not included). */

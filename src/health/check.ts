@@ -15,6 +15,7 @@ import { s } from '../core/schema.js';
 import { type CheckRun, runCheck } from './check-run.js';
 import { type LatencyPercentiles, LatencyWindow } from './latency.js';
 import { fn, parse, posInt, positiveMs, registrySchema } from './options.js';
+import type { ForcedStatus } from './override.js';
 
 /** The three statuses of `application/health+json`. */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
@@ -233,6 +234,8 @@ export class HealthCheck implements CheckSettings {
   private passed = false;
   private readonly counts = { runs: 0, failures: 0, timeouts: 0 };
   private latency: LatencyWindow | undefined;
+  /** An operator's override of the status (set and ended by the monitor). @internal */
+  forced: ForcedStatus | undefined;
   /** The monitor running this check. @internal */
   owner: object | undefined;
   /** Runs still unsettled after their timeout. @internal */
@@ -246,9 +249,9 @@ export class HealthCheck implements CheckSettings {
     joinRegistry(registry, this);
   }
 
-  /** The judged status (`pending` before the first run). */
+  /** The judged status (`pending` before the first run), or the status an operator forced. */
   get status(): HealthCheckState {
-    return this.judged;
+    return this.forced?.status ?? this.judged;
   }
 
   /** The last run, if any. */
@@ -287,7 +290,7 @@ export class HealthCheck implements CheckSettings {
     return {
       kind: this.kind,
       name: this.name,
-      state: this.judged,
+      state: this.status,
       gauges: {
         critical: this.critical ? 1 : 0,
         consecutiveFailures: this.failuresInRow,
@@ -300,6 +303,7 @@ export class HealthCheck implements CheckSettings {
         liveness: this.liveness,
         intervalMs: this.intervalMs,
         timeoutMs: this.timeoutMs,
+        ...(this.forced === undefined ? {} : { judged: this.judged, override: this.forced.override }),
       },
     };
   }

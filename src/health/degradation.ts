@@ -241,6 +241,7 @@ export class Degradation<S extends DegradationInput = DegradationInput> {
   private timer: TimerHandle | undefined;
   private timerAt = Number.NaN;
   private last: S | undefined;
+  private forced: DegradationLevel | undefined;
 
   constructor(options: DegradationOptions<S> = {}) {
     const o = parse('degradation', optionsSchema, options) as unknown as DegradationOptions<S>;
@@ -255,9 +256,30 @@ export class Degradation<S extends DegradationInput = DegradationInput> {
     });
   }
 
-  /** The current level. */
+  /** The current level (a forced level while an operator's override lasts). */
   get level(): DegradationLevel {
-    return this.machine.level;
+    return this.forced ?? this.machine.level;
+  }
+
+  /**
+   * Forces the level (an operator's override; `createHealthMonitor` ends it after its duration),
+   * or with undefined lets the rules decide again. Attached sinks follow.
+   *
+   * @example
+   * ```ts
+   * import { createDegradation } from 'bulwark/health';
+   * const d = createDegradation();
+   * d.force('limited');
+   * console.log(d.level); // limited
+   * d.force(undefined);
+   * console.log(d.level); // normal
+   * ```
+   */
+  force(level: DegradationLevel | undefined): void {
+    this.apply(() => {
+      this.forced = level;
+      return this.level;
+    });
   }
 
   /** The level the rules aim at (the level follows it through the hysteresis). */
@@ -302,8 +324,9 @@ export class Degradation<S extends DegradationInput = DegradationInput> {
   }
 
   private apply(step: () => DegradationLevel): DegradationLevel {
-    const from = this.machine.level;
-    const to = step();
+    const from = this.level;
+    step();
+    const to = this.level;
     if (to !== from) this.emitter.emit({ type: 'level', from, to, target: this.machine.target });
     this.schedule();
     return to;

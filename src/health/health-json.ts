@@ -64,7 +64,10 @@ export function healthDocument(
       status: c.status === 'pending' ? 'warn' : c.status,
       time: new Date(last?.time ?? nowMs).toISOString(),
     };
-    if (details) {
+    if (details && c.forced !== undefined) {
+      const o = c.forced.override;
+      entry.output = `forced ${o.value} by ${o.actor} until ${new Date(o.until).toISOString()}: ${o.reason}`;
+    } else if (details) {
       if (last === undefined) {
         entry.output = 'not checked yet';
       } else {

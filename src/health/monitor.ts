@@ -6,24 +6,19 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
-import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import type { ComponentDescriptor, ComponentOperation, Snapshot } from '../core/component.js';
 import { eventBase, type StateChange } from '../core/component-kit.js';
 import { BulwarkError, ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
-import type { Registry } from '../core/registry.js';
-import { s } from '../core/schema.js';
-import { HealthCheck, type HealthStatus } from './check.js';
-import {
-  DEGRADATION_LEVELS,
-  Degradation,
-  type DegradationLevel,
-  type DegradationOptions,
-} from './degradation.js';
+import type { HealthCheck, HealthStatus } from './check.js';
+import { DEGRADATION_LEVELS, Degradation, type DegradationLevel } from './degradation.js';
 import { type HealthJson, healthDocument } from './health-json.js';
-import { clockSchema, nameSchema, parse, registrySchema } from './options.js';
+import { type HealthMonitorOptions, monitorSchema } from './monitor-options.js';
+import { parse } from './options.js';
+import { type HealthOverride, LEVEL_TARGET, Overrides, overrideOperations } from './override.js';
 import { aggregate, type CheckReport, checkReport, type HealthReport, worst } from './report.js';
 
-export type { CheckReport, HealthReport };
+export type { CheckReport, HealthMonitorOptions, HealthReport };
 
 /** Which report: the full health (or a group), or a probe. */
 export type ProbeKind = 'live' | 'ready' | 'startup';
@@ -78,33 +73,6 @@ export const HEALTH_MONITOR_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   counters: {},
 });
 
-/** Options of `createHealthMonitor()`. */
-export interface HealthMonitorOptions {
-  /** The checks (from `httpCheck`, `postgresCheck`, `customCheck`, …). Names must be unique. */
-  checks: readonly HealthCheck[];
-  /** Named subsets of checks, served at `/health/<group>`, e.g. `{ db: ['postgres', 'redis'] }`. */
-  groups?: Record<string, readonly string[]>;
-  /** Degradation rules and hysteresis, or false for none (level stays `normal`). */
-  degradation?: DegradationOptions<HealthReport> | false;
-  /** Start running the checks at once. Default true (else call `start()`). */
-  autoStart?: boolean;
-  /** health+json `version` (shown only with details). */
-  version?: string;
-  /** health+json `releaseId` (shown only with details). */
-  releaseId?: string;
-  /** health+json `serviceId`. */
-  serviceId?: string;
-  /** health+json `description`. */
-  description?: string;
-  /** health+json `notes` (shown only with details). */
-  notes?: readonly string[];
-  /** The monitor's name (as a component). Default `health`. */
-  name?: string;
-  /** Where the monitor and its checks register as components. */
-  registry?: Registry;
-  clock?: Clock;
-}
-
 /**
  * A check was asked for by a name the monitor does not know (`runNow(['typo'])`).
  *
@@ -128,35 +96,6 @@ interface CheckState {
   running: Promise<void> | undefined;
   timer: TimerHandle | undefined;
 }
-
-const monitorSchema = s.object({
-  checks: s.array(
-    s.custom<HealthCheck>('a check made by httpCheck(), customCheck(), … (from bulwark/health)', (v, path) =>
-      v instanceof HealthCheck
-        ? v
-        : s.fail(path, 'a check made by httpCheck(), customCheck(), … (from bulwark/health)', v),
-    ),
-  ),
-  groups: s.optional(
-    s.record(s.array(s.string()), { pattern: /^[A-Za-z0-9_.-]+$/, rule: 'letters, digits, _ . - only' }),
-  ),
-  degradation: s.optional(
-    s.custom<DegradationOptions<HealthReport> | false>('false, or degradation options', (v, path) =>
-      v === false || (typeof v === 'object' && v !== null && !Array.isArray(v))
-        ? (v as DegradationOptions<HealthReport> | false)
-        : s.fail(path, 'false, or degradation options', v),
-    ),
-  ),
-  autoStart: s.optional(s.boolean()),
-  version: s.optional(s.string({ minLength: 0 })),
-  releaseId: s.optional(s.string({ minLength: 0 })),
-  serviceId: s.optional(s.string({ minLength: 0 })),
-  description: s.optional(s.string({ minLength: 0 })),
-  notes: s.optional(s.array(s.string({ minLength: 0 }))),
-  name: s.optional(nameSchema),
-  registry: s.optional(registrySchema),
-  clock: s.optional(clockSchema),
-});
 
 /**
  * Runs health checks and answers health, liveness, readiness and startup. See `createHealthMonitor()`.
@@ -194,11 +133,17 @@ export class HealthMonitor {
   private running = false;
   private closed = false;
   private state: HealthMonitorState = 'starting';
+  private readonly forced: Overrides;
 
   constructor(options: HealthMonitorOptions) {
     const o = parse('healthMonitor', monitorSchema, options);
     this.clock = o.clock ?? systemClock;
     this.name = o.name ?? 'health';
+    this.forced = new Overrides(this.clock, (target) => {
+      if (target === LEVEL_TARGET) this.degradation?.force(undefined);
+      else if (this.byName.has(target)) this.byName.get(target)!.check.forced = undefined;
+      this.recompute(true);
+    });
     this.states = o.checks.map((check, i) => {
       const at = `healthMonitor.checks[${i}]`;
       if (this.byName.has(check.name)) {
@@ -283,6 +228,7 @@ export class HealthMonitor {
     this.closed = true;
     this.running = false;
     this.degradation?.close();
+    this.forced.close();
     for (const st of this.states) {
       if (st.timer !== undefined) this.clock.clearTimeout(st.timer);
       st.timer = undefined;
@@ -349,6 +295,7 @@ export class HealthMonitor {
       details: {
         level: this.degradation?.level ?? 'normal',
         checks: this.checks.map((c) => ({ name: c.name, status: c.status })),
+        overrides: this.forced.list(),
       },
     };
   }
@@ -393,7 +340,61 @@ export class HealthMonitor {
         .map((c) => `${c.name}: ${c.status}${c.last?.output === undefined ? '' : ` (${c.last.output})`}`)
         .join('; ');
     }
-    return healthDocument(this.meta, status, output, checks, options.details === true, this.clock.date());
+    const notes = this.forced
+      .list()
+      .map((f) => `override: ${f.target} = ${f.value} by ${f.actor}: ${f.reason}`);
+    const meta =
+      notes.length === 0 ? this.meta : { ...this.meta, notes: [...(this.meta.notes ?? []), ...notes] };
+    return healthDocument(meta, status, output, checks, options.details === true, this.clock.date());
+  }
+
+  /**
+   * Forces a check's status for `durationMs` (an operator's override, ended by itself or by
+   * `releaseOverride`): readiness, liveness, health+json and the degradation rules read it.
+   */
+  forceCheck(
+    name: string,
+    status: HealthStatus,
+    o: { durationMs: number; reason: string; actor?: string },
+  ): HealthOverride {
+    const check = this.stateOf(name).check;
+    const override = this.forced.set(name, status, o.durationMs, o.reason, o.actor ?? 'api');
+    check.forced = { status, override };
+    this.recompute(true);
+    return override;
+  }
+
+  /** Forces the degradation level for `durationMs` (attached shedders follow). */
+  forceLevel(
+    level: DegradationLevel,
+    o: { durationMs: number; reason: string; actor?: string },
+  ): HealthOverride {
+    const d = this.degradation;
+    if (d === undefined)
+      throw new BulwarkError('NO_DEGRADATION', `Health monitor "${this.name}" has no degradation level`);
+    const override = this.forced.set(LEVEL_TARGET, level, o.durationMs, o.reason, o.actor ?? 'api');
+    d.force(level);
+    return override;
+  }
+
+  /** Ends an override now (a check's name, or `degradationLevel`); returns it, if there was one. */
+  releaseOverride(target: string): HealthOverride | undefined {
+    return this.forced.release(target);
+  }
+
+  /** The overrides in force. */
+  overrides(): HealthOverride[] {
+    return this.forced.list();
+  }
+
+  /** True when the monitor tracks a degradation level. */
+  get hasDegradation(): boolean {
+    return this.degradation !== undefined;
+  }
+
+  /** The control plane's operations: `overrides`, `forceCheck`, `forceLevel`, `releaseOverride`. */
+  operations(): readonly ComponentOperation[] {
+    return overrideOperations(this);
   }
 
   /** The document of a probe: `live`, `ready` or `startup` (status pass or fail). */

@@ -5,7 +5,7 @@
 
 import type { Clock, RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
-import { defineDescriptor, type Figures } from '../core/component.js';
+import { type ComponentOperation, defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { DeadlineQueues } from '../core/deadline-queue.js';
 import { BulkheadRejectedError, ConfigError } from '../core/errors.js';
@@ -31,6 +31,7 @@ import {
   WindowedLimit,
   type WindowOptions,
 } from './adaptive-limits.js';
+import { adaptiveOperations } from './limit-operations.js';
 
 /** Events of the adaptive concurrency limit. */
 export type AdaptiveConcurrencyEvent =
@@ -289,13 +290,59 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
       state: this.running >= this.current ? 'full' : 'ready',
       gauges: { limit: this.current, inFlight: this.running, queued: this.waiters.size },
       counters: { rejections: this.rejected, samples: this.samples, drops: this.drops },
-      details: { algorithm: this.algorithm },
+      details: { algorithm: this.algorithm, ...this.algo.bounds },
     };
   }
 
   /** The current limit. */
   get limit(): number {
     return this.current;
+  }
+
+  /** The bounds the limit moves within: `{ minLimit, maxLimit }`. */
+  get bounds(): { readonly minLimit: number; readonly maxLimit: number } {
+    return this.algo.bounds;
+  }
+
+  /**
+   * Changes the bounds of the limit at run time (integers >= 1, min <= max; one may be left
+   * out). The limit is brought within them at once; a larger limit admits queued calls at once.
+   *
+   * @example
+   * ```ts
+   * import { adaptiveConcurrency } from 'bulwark';
+   * const limiter = adaptiveConcurrency({ algorithm: 'aimd', initialLimit: 20 });
+   * limiter.setBounds({ minLimit: 40, maxLimit: 400 });
+   * console.log(limiter.limit); // 40
+   * ```
+   */
+  setBounds(bounds: { readonly minLimit?: number; readonly maxLimit?: number }): void {
+    const o = checkObject('adaptiveConcurrency.setBounds', bounds);
+    checkKeys('adaptiveConcurrency.setBounds', o, ['minLimit', 'maxLimit']);
+    const cur = this.algo.bounds;
+    const min = optNumber('adaptiveConcurrency.setBounds.minLimit', o.minLimit, rules.int(1), cur.minLimit);
+    const max = optNumber('adaptiveConcurrency.setBounds.maxLimit', o.maxLimit, rules.int(min), cur.maxLimit);
+    this.algo.setBounds(min, max);
+    const before = this.current;
+    this.current = this.algo.limit;
+    if (this.current !== before && this.emitter.wants('limitChange'))
+      this.emitter.emit({
+        kind: 'adaptiveConcurrency',
+        event: 'limitChange',
+        name: this.name,
+        priority: 'normal',
+        operation: undefined,
+        attempt: 0,
+        from: before,
+        to: this.current,
+        rttMs: 0,
+      });
+    this.admitWaiting();
+  }
+
+  /** The control plane's action: `setBounds` (minLimit, maxLimit). */
+  operations(): readonly ComponentOperation[] {
+    return adaptiveOperations(this);
   }
 
   /** Calls running now. */
@@ -443,6 +490,11 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
 
   private release(): void {
     this.running--;
+    this.admitWaiting();
+  }
+
+  /** Hands free slots to queued calls, oldest first. */
+  private admitWaiting(): void {
     while (this.waiters.head !== null && this.running < this.current) {
       const w = this.waiters.head;
       this.waiters.remove(w);

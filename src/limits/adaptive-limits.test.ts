@@ -119,6 +119,8 @@ describe('WindowedLimit', () => {
     const seen: [number, number, boolean][] = [];
     const inner = {
       limit: 7,
+      bounds: { minLimit: 1, maxLimit: 7 },
+      setBounds() {},
       update(rtt: number, inflight: number, drop: boolean) {
         seen.push([rtt, inflight, drop]);
         return 7;
@@ -145,6 +147,8 @@ describe('WindowedLimit: low traffic', () => {
     const seen: number[] = [];
     const inner = {
       limit: 7,
+      bounds: { minLimit: 1, maxLimit: 7 },
+      setBounds() {},
       update(rtt: number) {
         seen.push(rtt);
         return 7;

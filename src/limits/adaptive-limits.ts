@@ -12,6 +12,10 @@ export interface LimitAlgorithm {
   readonly limit: number;
   /** Feeds a sample; returns the new limit. */
   update(rttMs: number, inflight: number, didDrop: boolean, now: number): number;
+  /** The bounds the limit moves within. */
+  readonly bounds: { readonly minLimit: number; readonly maxLimit: number };
+  /** Changes the bounds (min <= max, checked by the caller) and brings the limit within them. */
+  setBounds(minLimit: number, maxLimit: number): void;
 }
 
 /** Options of AIMD (defaults from `AIMDLimit.java`). */
@@ -31,8 +35,8 @@ export interface AimdOptions {
 /** AIMD: +1 when at least half the limit is in use; ×backoffRatio on a drop or a slow call. */
 export class AimdLimit implements LimitAlgorithm {
   private value: number;
-  private readonly min: number;
-  private readonly max: number;
+  private min: number;
+  private max: number;
   private readonly ratio: number;
   private readonly timeout: number;
   constructor(o: Required<AimdOptions>) {
@@ -44,6 +48,14 @@ export class AimdLimit implements LimitAlgorithm {
   }
   get limit(): number {
     return this.value;
+  }
+  get bounds(): { minLimit: number; maxLimit: number } {
+    return { minLimit: this.min, maxLimit: this.max };
+  }
+  setBounds(minLimit: number, maxLimit: number): void {
+    this.min = minLimit;
+    this.max = maxLimit;
+    this.value = Math.min(maxLimit, Math.max(minLimit, this.value));
   }
   update(rttMs: number, inflight: number, didDrop: boolean): number {
     let v = this.value;
@@ -79,11 +91,19 @@ export class Gradient2Limit implements LimitAlgorithm {
   private longCount = 0;
   private readonly o: Required<Gradient2Options>;
   constructor(o: Required<Gradient2Options>) {
-    this.o = o;
+    this.o = { ...o };
     this.estimated = o.initialLimit;
   }
   get limit(): number {
     return Math.max(1, Math.floor(this.estimated));
+  }
+  get bounds(): { minLimit: number; maxLimit: number } {
+    return { minLimit: this.o.minLimit, maxLimit: this.o.maxLimit };
+  }
+  setBounds(minLimit: number, maxLimit: number): void {
+    this.o.minLimit = minLimit;
+    this.o.maxLimit = maxLimit;
+    this.estimated = Math.min(maxLimit, Math.max(minLimit, this.estimated));
   }
   /** The long-term RTT average. */
   get longRttMs(): number {
@@ -140,16 +160,26 @@ export class VegasLimit implements LimitAlgorithm {
   private probeCount = 0;
   private probeJitter: number;
   private readonly o: Required<VegasOptions>;
+  /** Vegas has no minimum of its own: 1 unless an operator sets one. */
+  private min = 1;
   constructor(
     o: Required<VegasOptions>,
     private readonly random: RandomSource,
   ) {
-    this.o = o;
+    this.o = { ...o };
     this.estimated = o.initialLimit;
     this.probeJitter = 0.5 + random() * 0.5;
   }
   get limit(): number {
     return Math.max(1, Math.floor(this.estimated));
+  }
+  get bounds(): { minLimit: number; maxLimit: number } {
+    return { minLimit: this.min, maxLimit: this.o.maxLimit };
+  }
+  setBounds(minLimit: number, maxLimit: number): void {
+    this.min = minLimit;
+    this.o.maxLimit = maxLimit;
+    this.estimated = Math.min(maxLimit, Math.max(minLimit, this.estimated));
   }
   /** The no-load RTT estimate (ms), 0 before the first sample. */
   get rttNoLoadMs(): number {
@@ -181,7 +211,7 @@ export class VegasLimit implements LimitAlgorithm {
       else if (queue > beta) next = l - t;
       else return this.limit;
     }
-    next = Math.max(1, Math.min(this.o.maxLimit, next));
+    next = Math.max(this.min, Math.min(this.o.maxLimit, next));
     this.estimated = (1 - this.o.smoothing) * l + this.o.smoothing * next;
     return this.limit;
   }
@@ -216,6 +246,12 @@ export class WindowedLimit implements LimitAlgorithm {
   ) {}
   get limit(): number {
     return this.delegate.limit;
+  }
+  get bounds(): { minLimit: number; maxLimit: number } {
+    return this.delegate.bounds;
+  }
+  setBounds(minLimit: number, maxLimit: number): void {
+    this.delegate.setBounds(minLimit, maxLimit);
   }
   update(rttMs: number, inflight: number, didDrop: boolean, now: number): number {
     if (rttMs < this.o.minRttThresholdMs) return this.delegate.limit;

@@ -11,10 +11,10 @@
  */
 
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { defineDescriptor, type Figures } from '../core/component.js';
+import { type ComponentOperation, defineDescriptor, type Figures } from '../core/component.js';
 import type { Context } from '../core/context.js';
 import { type ExecuteOptions, ExecutionContext, type Operation, type Priority } from '../core/context.js';
-import { ConfigError, RejectedError } from '../core/errors.js';
+import { BulwarkError, ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import {
   checkFunction,
@@ -29,6 +29,8 @@ import {
 } from '../core/options.js';
 import { clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import type { Registry } from '../core/registry.js';
+import { s } from '../core/schema.js';
+import { settingsOperation } from '../core/settings-operation.js';
 import { type Waiter, WaitQueue } from '../core/wait-queue.js';
 import { type RateLimitDecision, RateLimiter, type RateLimitSpec } from './rate-limiter.js';
 
@@ -125,6 +127,39 @@ export interface RateLimitOptions {
   /** A registry to join at creation. */
   readonly registry?: Registry;
 }
+
+const positive = s.number({ above: 0, max: 1e9 });
+const LIMIT_SHAPES = {
+  'token-bucket': s.object({ algorithm: s.string(), capacity: positive, refillRate: positive }),
+  gcra: s.object({
+    algorithm: s.string(),
+    rate: positive,
+    periodMs: positive,
+    burst: s.optional(s.int({ min: 0, max: 1e9 })),
+  }),
+  'fixed-window': s.object({ algorithm: s.string(), limit: positive, windowMs: positive }),
+} as const;
+/** One limit, as the control plane takes it (the same rules as `rateLimiter({ limits })`), by its algorithm. */
+const LIMIT_SCHEMA = s.custom<RateLimitSpec>(
+  'a limit: token-bucket {capacity, refillRate}, gcra {rate, periodMs, burst}, or fixed-window, sliding-window-counter, sliding-window-log {limit, windowMs}',
+  (v, path) => {
+    const a = typeof v === 'object' && v !== null ? (v as { algorithm?: unknown }).algorithm : undefined;
+    const kinds = ['token-bucket', 'gcra', 'fixed-window', 'sliding-window-counter', 'sliding-window-log'];
+    if (typeof a !== 'string' || !kinds.includes(a))
+      return s.fail(`${path}.algorithm`, `one of ${kinds.join(', ')}`, a);
+    const shape = a === 'token-bucket' || a === 'gcra' ? LIMIT_SHAPES[a] : LIMIT_SHAPES['fixed-window'];
+    return shape.parse(v, path) as unknown as RateLimitSpec;
+  },
+  {
+    type: 'object',
+    required: ['algorithm'],
+    properties: {
+      algorithm: {
+        enum: ['token-bucket', 'gcra', 'fixed-window', 'sliding-window-counter', 'sliding-window-log'],
+      },
+    },
+  },
+);
 
 /** The waiters of one key, and the timer for its oldest. */
 class KeyQueue extends WaitQueue {
@@ -236,7 +271,46 @@ export class RateLimitPolicy extends PolicyBase<never, RateLimitEvent> {
         rejections: this.rejectedCount,
         bypasses: this.bypassedCount,
       },
+      ...(this.memory === null ? {} : { details: { limits: this.memory.limits } }),
     };
+  }
+
+  /**
+   * Replaces the limits of this policy's in-memory limiter at run time (see
+   * `RateLimiter.setLimits`): the next call is decided by them, and calls waiting for room are
+   * admitted at once if they now fit. A limiter that is not in memory (Redis) cannot be changed
+   * here (BulwarkError `NOT_IN_MEMORY`).
+   *
+   * @example
+   * ```ts
+   * import { rateLimit } from 'bulwark';
+   * const api = rateLimit({ limits: [{ algorithm: 'gcra', rate: 10, periodMs: 1_000, burst: 5 }] });
+   * api.setLimits([{ algorithm: 'gcra', rate: 50, periodMs: 1_000, burst: 20 }]);
+   * ```
+   */
+  setLimits(limits: readonly RateLimitSpec[]): void {
+    if (this.memory === null)
+      throw new BulwarkError(
+        'NOT_IN_MEMORY',
+        `rateLimit "${this.name}" spends from a limiter that is not in memory; change that limiter's own configuration`,
+      );
+    this.memory.setLimits(limits);
+    for (const q of [...this.queues.values()]) this.reschedule(q);
+  }
+
+  /** The control plane's action `setLimits` (in-memory limiters only). */
+  operations(): readonly ComponentOperation[] {
+    if (this.memory === null) return [];
+    const memory = this.memory;
+    return [
+      settingsOperation<{ limits: RateLimitSpec[] }>({
+        name: 'setLimits',
+        summary: 'Replace the rate limits (rates, bursts, windows); waiting calls that now fit go at once',
+        input: s.object({ limits: s.array(LIMIT_SCHEMA, { min: 1, max: 8 }) }),
+        read: () => ({ limits: memory.limits }),
+        apply: (i) => this.setLimits(i.limits),
+      }),
+    ];
   }
 
   /** Calls waiting for room now. */

@@ -159,8 +159,9 @@ export class RateLimiter implements Component {
   private allowed = 0;
   private rejected = 0;
   /** @internal */
-  readonly algorithms: readonly AnyAlgorithm[];
-  private readonly one: AnyAlgorithm | null;
+  algorithms: readonly AnyAlgorithm[];
+  private one: AnyAlgorithm | null;
+  private specs: readonly RateLimitSpec[];
   private readonly maxKeys: number;
   /** @internal */
   readonly clock: Clock;
@@ -182,6 +183,7 @@ export class RateLimiter implements Component {
       (o.limits as unknown[]).map((l, i) => makeAlgorithm(`rateLimiter.limits[${i}]`, l)),
     );
     this.one = this.algorithms.length === 1 ? this.algorithms[0]! : null;
+    this.specs = Object.freeze((o.limits as RateLimitSpec[]).map((l) => ({ ...l })));
     this.maxKeys = optNumber('rateLimiter.maxKeys', o.maxKeys, rules.int(1), 10_000);
     const clock = o.clock ?? systemClock;
     if (typeof (clock as Clock).now !== 'function') {
@@ -209,6 +211,46 @@ export class RateLimiter implements Component {
   /** The limiter emits no events (the `rateLimit` policy over it does). */
   onEvent(): Disposer {
     return NO_EVENTS;
+  }
+
+  /** The limits enforced now (copies of the specs given). */
+  get limits(): readonly RateLimitSpec[] {
+    return this.specs;
+  }
+
+  /**
+   * Replaces the limits at run time; the next decision uses them. When the algorithms stay the
+   * same (same count and kinds, new numbers) every key keeps what it has spent (a token bucket's
+   * tokens are cut to a smaller capacity); otherwise every key starts full. (A policy over this
+   * limiter, `rateLimit().setLimits`, also wakes the calls waiting for room.)
+   *
+   * @example
+   * ```ts
+   * import { rateLimiter } from 'bulwark';
+   * const limiter = rateLimiter({ limits: [{ algorithm: 'token-bucket', capacity: 10, refillRate: 5 }] });
+   * limiter.setLimits([{ algorithm: 'token-bucket', capacity: 20, refillRate: 10 }]);
+   * console.log(limiter.limits[0]); // { algorithm: 'token-bucket', capacity: 20, refillRate: 10 }
+   * ```
+   */
+  setLimits(limits: readonly RateLimitSpec[]): void {
+    if (!Array.isArray(limits) || limits.length === 0)
+      throw new ConfigError('rateLimiter.setLimits(limits)', 'a non-empty array of limits', limits);
+    const next = limits.map((l, i) => makeAlgorithm(`rateLimiter.setLimits(limits)[${i}]`, l));
+    const same =
+      next.length === this.algorithms.length && next.every((a, i) => a.kind === this.algorithms[i]!.kind);
+    this.algorithms = Object.freeze(next);
+    this.one = next.length === 1 ? next[0]! : null;
+    this.specs = Object.freeze(limits.map((l) => ({ ...l })));
+    if (!same) {
+      this.clear();
+      return;
+    }
+    for (const e of this.map.values())
+      for (let i = 0; i < next.length; i++) {
+        const a = next[i]!;
+        const st = e.states[i] as Float64Array;
+        if (a instanceof TokenBucket && st[0]! > a.capacity) st[0] = a.capacity;
+      }
   }
 
   /** Keys held now. */

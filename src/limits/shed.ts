@@ -8,7 +8,7 @@
  */
 
 import type { Clock } from '../core/clock.js';
-import { defineDescriptor, type Figures } from '../core/component.js';
+import { type ComponentOperation, defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
@@ -23,6 +23,8 @@ import {
   rules,
 } from '../core/options.js';
 import { type CommonOptions, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
+import { finiteOrNull } from '../core/settings-operation.js';
+import { shedderOperations } from './limit-operations.js';
 import { QuantileSketch } from './quantile.js';
 
 /** The four priority classes, most important first. Any other priority counts as `normal`. */
@@ -187,7 +189,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
   /** @internal */
   readonly emitter = new PolicyEmitter<LoadShedEvent>();
   private readonly clock: Clock;
-  private readonly capacity: number;
+  private capacity: number;
   /** Per rank: the most calls in flight at which a call of that rank is still admitted. */
   private readonly maxInflight: Float64Array;
   private readonly thresholds: Float64Array;
@@ -245,12 +247,7 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       }
     }
     this.maxInflight = new Float64Array(4);
-    for (let r = 0; r < 4; r++) {
-      this.maxInflight[r] =
-        this.capacity === Number.POSITIVE_INFINITY
-          ? Number.POSITIVE_INFINITY
-          : Math.floor(this.thresholds[r]! * this.capacity + 1e-9);
-    }
+    this.setCapacity(this.capacity);
     if (options.latency !== undefined) {
       const l = checkObject('loadShedder.latency', options.latency);
       checkKeys('loadShedder.latency', l, ['thresholdMs', 'quantile', 'windowMs', 'minSamples']);
@@ -290,8 +287,35 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
       state: st.level,
       gauges: { inFlight: st.inFlight, latencyMs: st.latencyMs },
       counters: { admissions: st.admitted, rejections: shed },
-      details: { shedByPriority: st.shed },
+      details: { shedByPriority: st.shed, capacity: finiteOrNull(this.capacity), enabled: this.on },
     };
+  }
+
+  /**
+   * Changes the capacity at run time (an integer >= 1, or Infinity for none): the next call is
+   * judged against it; calls in flight run on.
+   *
+   * @example
+   * ```ts
+   * import { loadShedder } from 'bulwark';
+   * const shedder = loadShedder({ capacity: 100 });
+   * shedder.setCapacity(150);
+   * ```
+   */
+  setCapacity(capacity: number): void {
+    const c = checkNumber('loadShedder.setCapacity(capacity)', capacity, rules.intOrInfinity(1));
+    this.capacity = c;
+    for (let r = 0; r < 4; r++)
+      this.maxInflight[r] = c === Number.POSITIVE_INFINITY ? c : Math.floor(this.thresholds[r]! * c + 1e-9);
+  }
+
+  /** The control plane's actions: `setLimits` (capacity), `setLevel`, `setEnabled`. */
+  operations(): readonly ComponentOperation[] {
+    return shedderOperations(this, () => ({
+      capacity: finiteOrNull(this.capacity),
+      level: this.level,
+      enabled: this.on,
+    }));
   }
 
   /** The current degradation level. */

@@ -83,8 +83,10 @@ export {
   STATE_FAMILY,
   snakeCase,
 } from './recorder.js';
+export { MAX_SILENCE_MS, type Silence, type SilenceMatcher } from './silences.js';
 export {
   BURN_WINDOWS,
+  type BurnRow,
   PAGE_BURN_RATE,
   RollingWindow,
   SLO_DESCRIPTOR,

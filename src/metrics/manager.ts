@@ -8,27 +8,27 @@
  */
 
 import type { Clock, TimerHandle } from '../core/clock.js';
-import {
-  clockSchema,
-  duck,
-  ms,
-  nameSchema,
-  positiveMs,
-  registrySchema,
-  stringMap,
-} from '../core/common-schemas.js';
-import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import { clockSchema, duck, nameSchema, positiveMs, registrySchema } from '../core/common-schemas.js';
+import type { ComponentDescriptor, ComponentOperation, Snapshot } from '../core/component.js';
 import { eventBase, type StateChange } from '../core/component-kit.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
+import { alertOperations } from './alert-operations.js';
+import {
+  type Alert,
+  type AlertNotification,
+  type AlertRule,
+  type AlertState,
+  type AlertTransition,
+  type Notifier,
+  ruleSchema,
+} from './alert-types.js';
 import { defaultAlertRules } from './default-rules.js';
 import {
   type AlertContext,
-  type AlertExpr,
   evalExpr,
-  exprSchema,
   longestWindow,
   matches,
   renderTemplate,
@@ -38,95 +38,9 @@ import {
 import { History } from './history.js';
 import type { Metrics } from './metrics.js';
 import type { NamedSample } from './recorder.js';
+import { Silences } from './silences.js';
 
-/**
- * An alert rule.
- *
- * @example
- * ```ts
- * import type { AlertRule } from 'bulwark/metrics';
- * const rule: AlertRule = {
- *   name: 'HighRejections',
- *   expr: { kind: 'rate', metric: 'bulwark_bulkhead_rejections_total', windowMs: 300_000, op: '>', threshold: 1 },
- *   forMs: 120_000,
- *   severity: 'warning',
- *   annotations: { summary: '{{ $labels.name }} rejects {{ $value }} calls/s' },
- * };
- * ```
- */
-export interface AlertRule {
-  /** The alert name (`alertname`). */
-  readonly name: string;
-  readonly expr: AlertExpr;
-  /** How long the condition must hold before the alert fires, ms. Default 0 (fires at once). */
-  readonly forMs?: number;
-  /**
-   * How long a firing alert keeps firing after its condition stops holding, ms (Prometheus'
-   * `keep_firing_for`: counted from the first evaluation where the condition no longer holds;
-   * reset when it holds again). Default 0.
-   */
-  readonly keepFiringForMs?: number;
-  /** `critical`, `warning`, `info` … Default `warning`. */
-  readonly severity?: string;
-  /** Extra labels of the alert. */
-  readonly labels?: Readonly<Record<string, string>>;
-  /**
-   * Annotations, templated: `{{ $value }}` is the value, `{{ $labels.x }}` a label (the
-   * series' labels and the rule's). E.g. `{ summary: 'Breaker {{ $labels.name }} open' }`.
-   */
-  readonly annotations?: Readonly<Record<string, string>>;
-}
-
-/** States of an alert instance. `resolved` is reported once, then the alert is gone (inactive). */
-export type AlertState = 'inactive' | 'pending' | 'firing' | 'resolved';
-
-/** An alert instance (one per rule and series). */
-export interface Alert {
-  readonly rule: string;
-  readonly state: AlertState;
-  readonly severity: string;
-  /** Series labels plus the rule's labels, `alertname` and `severity`. */
-  readonly labels: Readonly<Record<string, string>>;
-  /** Rendered annotations. */
-  readonly annotations: Readonly<Record<string, string>>;
-  /** The last value for which the condition held. */
-  readonly value: number;
-  /** When the condition started holding (clock ms). */
-  readonly activeAt: number;
-  /** When it started firing (clock ms), if it did. */
-  readonly firedAt: number | undefined;
-  /** When it resolved (clock ms), if it did. */
-  readonly resolvedAt: number | undefined;
-}
-
-/** A state change of an alert instance. */
-export interface AlertTransition {
-  readonly from: AlertState;
-  readonly to: AlertState;
-  readonly alert: Alert;
-  /** Evaluation time (clock ms). */
-  readonly at: number;
-}
-
-/** What a notifier receives: firing and resolved transitions. */
-export interface AlertNotification {
-  readonly status: 'firing' | 'resolved';
-  readonly alert: Alert;
-  readonly at: number;
-}
-
-/**
- * Something that delivers notifications (log, webhook, …).
- *
- * @example
- * ```ts
- * import type { Notifier } from 'bulwark/metrics';
- * const console_: Notifier = { notify: (n) => console.log(n.status, n.alert.rule) };
- * ```
- */
-export interface Notifier {
-  notify(notification: AlertNotification): Promise<void> | void;
-}
+export type { Alert, AlertNotification, AlertRule, AlertState, AlertTransition, Notifier };
 
 /** Options of `createAlerts()`. */
 export interface AlertsOptions {
@@ -153,15 +67,6 @@ export interface AlertsOptions {
   registry?: Registry;
 }
 
-const ruleSchema = s.object({
-  name: s.string({ pattern: /^[^\s{}]+$/, patternRule: 'a rule name without spaces or braces' }),
-  expr: exprSchema,
-  forMs: s.optional(ms),
-  keepFiringForMs: s.optional(ms),
-  severity: s.optional(s.string()),
-  labels: s.optional(stringMap),
-  annotations: s.optional(stringMap),
-});
 const optionsSchema = s.object({
   metrics: duck<Metrics>('metrics made by createMetrics()', ['collect', 'samples']),
   rules: s.optional(s.array(ruleSchema)),
@@ -214,12 +119,14 @@ export const ALERT_MANAGER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
     firing: 'Alerts firing now.',
     pending: 'Alerts pending now (condition holding, for not yet elapsed).',
     rules: 'Rules evaluated.',
+    silences: 'Silences active now.',
   },
   counters: {
     evaluations: 'Evaluations of every rule.',
     ruleErrors: 'Rule evaluations that threw.',
     notifications: 'Notifications handed to notifiers.',
     notificationFailures: 'Notifications a notifier failed to deliver.',
+    silencedNotifications: 'Firing notifications held back by a silence.',
   },
 });
 
@@ -251,7 +158,11 @@ export class AlertManager {
   readonly kind = 'alertManager' as const;
   readonly name: string;
   readonly descriptor: ComponentDescriptor = ALERT_MANAGER_DESCRIPTOR;
-  readonly rules: readonly AlertRule[];
+  private ruleList: AlertRule[];
+  /** The silences: silenced alerts are evaluated and shown, not notified. */
+  readonly silences: Silences;
+  /** Alerts whose firing was notified (a resolution is notified only after a firing was). */
+  private readonly notified = new Set<string>();
   readonly intervalMs: number;
   private readonly metrics: Metrics;
   private readonly notifiers: readonly Notifier[];
@@ -259,7 +170,13 @@ export class AlertManager {
   private readonly history = new History();
   private readonly instances = new Map<string, Map<string, Instance>>();
   private readonly emitter = new PolicyEmitter<AlertManagerEvent>();
-  private readonly counts = { evaluations: 0, ruleErrors: 0, notifications: 0, notificationFailures: 0 };
+  private readonly counts = {
+    evaluations: 0,
+    ruleErrors: 0,
+    notifications: 0,
+    notificationFailures: 0,
+    silencedNotifications: 0,
+  };
   private state: AlertManagerState = 'ok';
   private timer: TimerHandle | null = null;
   private running = false;
@@ -272,9 +189,9 @@ export class AlertManager {
     const o = optionsSchema.parse(options, 'createAlerts');
     this.metrics = o.metrics;
     this.name = o.name ?? 'alerts';
-    this.rules = (o.rules as readonly AlertRule[] | undefined) ?? defaultAlertRules();
+    this.ruleList = [...((o.rules as readonly AlertRule[] | undefined) ?? defaultAlertRules())];
     const names = new Set<string>();
-    this.rules.forEach((r, i) => {
+    this.ruleList.forEach((r, i) => {
       if (names.has(r.name))
         throw new ConfigError(`createAlerts.rules[${i}].name`, 'a name no other rule has', r.name);
       names.add(r.name);
@@ -282,6 +199,7 @@ export class AlertManager {
     this.notifiers = o.notifiers ?? [];
     this.intervalMs = o.intervalMs ?? 15_000;
     this.clock = o.clock ?? o.metrics.clock;
+    this.silences = new Silences(this.clock);
     const custom = this.rules.some((r) => r.expr.kind === 'custom');
     this.history.keepMs = Math.max(
       o.historyMs ?? (custom ? 3_600_000 : 0),
@@ -309,10 +227,79 @@ export class AlertManager {
       kind: this.kind,
       name: this.name,
       state: this.state,
-      gauges: { firing, pending, rules: this.rules.length },
+      gauges: { firing, pending, rules: this.rules.length, silences: this.silences.active },
       counters: { ...this.counts },
-      details: { alerts: this.alerts().map((a) => ({ rule: a.rule, state: a.state, labels: a.labels })) },
+      details: {
+        alerts: this.alerts().map((a) => ({
+          rule: a.rule,
+          state: a.state,
+          labels: a.labels,
+          ...(a.silencedBy === undefined ? {} : { silencedBy: a.silencedBy }),
+        })),
+      },
     };
+  }
+
+  /** The rules evaluated. */
+  get rules(): readonly AlertRule[] {
+    return this.ruleList;
+  }
+
+  /**
+   * Adds a rule, or replaces the rule of the same name (its alerts carry on and the next
+   * evaluation judges them by the new expression). The rule is validated first (ConfigError).
+   * Returns true when it was added, false when it replaced one.
+   *
+   * @example
+   * ```ts
+   * import { createRegistry } from 'bulwark';
+   * import { createAlerts, createMetrics } from 'bulwark/metrics';
+   * const alerts = createAlerts({ metrics: createMetrics({ registry: createRegistry() }), rules: [] });
+   * alerts.putRule({ name: 'Rejections', expr: { kind: 'rate', metric: 'bulwark_bulkhead_rejections_total', windowMs: 60_000, op: '>', threshold: 1 } });
+   * console.log(alerts.rules.length); // 1
+   * ```
+   */
+  putRule(rule: AlertRule, path = 'putRule(rule)'): boolean {
+    const r = ruleSchema.parse(rule, path) as AlertRule;
+    const at = this.ruleList.findIndex((x) => x.name === r.name);
+    if (at >= 0) this.ruleList[at] = r;
+    else {
+      this.ruleList.push(r);
+      this.instances.set(r.name, new Map());
+    }
+    this.history.keepMs = Math.max(this.history.keepMs, longestWindow(r.expr));
+    return at < 0;
+  }
+
+  /**
+   * Deletes a rule; its firing alerts are resolved (and notified as such). Returns false when no
+   * rule has that name.
+   */
+  deleteRule(name: string): boolean {
+    const at = this.ruleList.findIndex((x) => x.name === name);
+    if (at < 0) return false;
+    const rule = this.ruleList[at]!;
+    const now = this.clock.now();
+    const out: AlertTransition[] = [];
+    this.step(rule, [], now, out); // pending → inactive, firing → resolved (keepFiringFor waived)
+    for (const i of this.instances.get(name)!.values())
+      if (i.state === 'firing')
+        out.push({
+          from: 'firing',
+          to: 'resolved',
+          alert: { ...this.view(rule, i), state: 'resolved', resolvedAt: now },
+          at: now,
+        });
+    this.ruleList.splice(at, 1);
+    this.instances.delete(name);
+    this.publish(out);
+    this.setState();
+    return true;
+  }
+
+  /** The control plane's operations: rules and alerts views, rule CRUD, silences. */
+  operations(): readonly ComponentOperation[] {
+    return alertOperations(this);
   }
 
   /** The current alerts (pending and firing; resolved ones only during the evaluation that resolved them). */
@@ -347,10 +334,32 @@ export class AlertManager {
       }
       this.step(rule, active, now, transitions);
     }
-    for (const t of transitions) this.tell(t);
-    for (const t of transitions) if (t.to === 'firing' || t.to === 'resolved') this.deliver(t);
+    this.publish(transitions);
     this.setState();
     return transitions;
+  }
+
+  /**
+   * Emits the transitions and notifies: a firing alert unless silenced (held back, it is notified
+   * at a later evaluation once no silence covers it), a resolution only after its firing was.
+   */
+  private publish(transitions: readonly AlertTransition[]): void {
+    for (const t of transitions) this.tell(t);
+    const key = (a: Alert) => a.fingerprint ?? seriesKey(a.rule, a.labels);
+    for (const t of transitions) {
+      if (t.to !== 'resolved' || !this.notified.delete(key(t.alert))) continue;
+      this.deliver(t);
+    }
+    const fresh = new Set(transitions.filter((t) => t.to === 'firing').map((t) => key(t.alert)));
+    for (const a of this.alerts()) {
+      if (a.state !== 'firing' || this.notified.has(key(a))) continue;
+      if (a.silencedBy !== undefined) {
+        if (fresh.has(key(a))) this.counts.silencedNotifications++;
+        continue;
+      }
+      this.notified.add(key(a));
+      this.deliver({ from: 'pending', to: 'firing', alert: a, at: a.firedAt ?? this.clock.now() });
+    }
   }
 
   private tell(t: AlertTransition): void {
@@ -542,8 +551,11 @@ export class AlertManager {
     const annotations: Record<string, string> = {};
     for (const [k, t] of Object.entries(rule.annotations ?? {}))
       annotations[k] = renderTemplate(t, labels, i.value);
+    const silencedBy = this.silences.silencing(labels);
     return {
+      ...(silencedBy.length === 0 ? {} : { silencedBy }),
       rule: rule.name,
+      fingerprint: seriesKey(rule.name, i.labels),
       state: i.state,
       severity,
       labels,

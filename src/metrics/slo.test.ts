@@ -203,3 +203,49 @@ describe('sloTracker', () => {
     ).toThrow(/sloTracker\.latency\.thresholdMs/);
   });
 });
+
+describe('SLO views for the control plane', () => {
+  it('status gives the budget left; burns one row per SLI and window with the alert threshold', async () => {
+    const clock = createFakeClock();
+    const { p, call } = source();
+    const slo = sloTracker({
+      source: p,
+      objective: 0.9,
+      latency: { thresholdMs: 300, objective: 0.5 },
+      clock,
+    });
+    for (let i = 0; i < 8; i++) call(true, 0.001);
+    call(false, 0.001);
+    call(false, 0.001);
+    const [status, burns] = slo.operations();
+    expect([status!.name, burns!.name]).toEqual(['status', 'burns']);
+    const st = (await status!.run({}, { actor: 'v', reason: '', dryRun: false })) as {
+      success: { errorBudgetRemaining: number };
+    };
+    expect(st.success.errorBudgetRemaining).toBeCloseTo(-1); // 20 % bad of 10 % allowed: twice spent
+    const rows = (await burns!.run({}, { actor: 'v', reason: '', dryRun: false })) as {
+      sli: string;
+      window: string;
+      burnRate: number;
+      budgetSpent: number;
+      alertAt: number;
+      events: number;
+    }[];
+    expect(rows.map((r) => `${r.sli}:${r.window}`)).toEqual([
+      'success:5m',
+      'success:30m',
+      'success:1h',
+      'success:6h',
+      'latency:5m',
+      'latency:30m',
+      'latency:1h',
+      'latency:6h',
+    ]);
+    const fiveMin = rows[0]!;
+    expect(fiveMin).toMatchObject({ events: 10, alertAt: 14.4 });
+    expect(fiveMin.burnRate).toBeCloseTo(2);
+    expect(fiveMin.budgetSpent).toBeCloseTo((2 * 300_000) / slo.windowMs);
+    expect(rows[1]!.alertAt).toBe(6);
+    slo.stop();
+  });
+});

@@ -16,7 +16,7 @@ import {
   positiveMs,
   registrySchema,
 } from '../core/common-schemas.js';
-import type { Component, ComponentDescriptor, Snapshot } from '../core/component.js';
+import type { Component, ComponentDescriptor, ComponentOperation, Snapshot } from '../core/component.js';
 import { eventBase, type StateChange } from '../core/component-kit.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
@@ -201,6 +201,20 @@ export function sliStatus(
     page: burnRates['1h'] > PAGE_BURN_RATE && burnRates['5m'] > PAGE_BURN_RATE,
     ticket: burnRates['6h'] > TICKET_BURN_RATE && burnRates['30m'] > TICKET_BURN_RATE,
   };
+}
+
+/** One row of `SloTracker.burns()`. */
+export interface BurnRow {
+  readonly sli: 'success' | 'latency';
+  readonly window: keyof typeof BURN_WINDOWS;
+  /** Events in the window. */
+  readonly events: number;
+  readonly badRatio: number;
+  readonly burnRate: number;
+  /** Share of the SLO window's whole budget spent in this window (burn × window ÷ SLO window). */
+  readonly budgetSpent: number;
+  /** The burn rate at which this window's alert fires (14.4 for 5m and 1h, 6 for 30m and 6h). */
+  readonly alertAt: number;
 }
 
 /** Options of `sloTracker()`. */
@@ -432,6 +446,55 @@ export class SloTracker {
       success,
       latency,
     };
+  }
+
+  /**
+   * The burn over each window, one row per SLI and window: events, bad ratio, burn rate, the share
+   * of the whole window's budget it spent, and the alerting threshold of that window (multiwindow
+   * burn-rate alerts: page at 14.4 over 1 h and 5 min; ticket at 6 over 6 h and 30 min).
+   */
+  burns(): BurnRow[] {
+    const st = this.status();
+    const now = this.clock.now();
+    const rows: BurnRow[] = [];
+    const add = (sli: 'success' | 'latency', w: RollingWindow, x: SliStatus) => {
+      for (const [window, ms] of Object.entries(BURN_WINDOWS) as [keyof typeof BURN_WINDOWS, number][]) {
+        const sum = w.sum(ms, now);
+        const burnRate = x.burnRates[window];
+        rows.push({
+          sli,
+          window,
+          events: sum.total,
+          badRatio: sum.total === 0 ? 0 : (sum.total - sum.good) / sum.total,
+          burnRate,
+          budgetSpent: (burnRate * ms) / this.windowMs,
+          alertAt: window === '5m' || window === '1h' ? PAGE_BURN_RATE : TICKET_BURN_RATE,
+        });
+      }
+    };
+    add('success', this.window, st.success);
+    if (st.latency !== undefined) add('latency', this.latencyWindow, st.latency);
+    return rows;
+  }
+
+  /** The control plane's views: `status` (budget left, page/ticket) and `burns` (per window). */
+  operations(): readonly ComponentOperation[] {
+    return [
+      {
+        name: 'status',
+        type: 'view',
+        summary: 'Error budget left and burn rates of each SLI, with page and ticket verdicts',
+        input: s.object({}),
+        run: () => this.status(),
+      },
+      {
+        name: 'burns',
+        type: 'view',
+        summary: 'Burn rate per window (5m, 30m, 1h, 6h) and the share of the budget each spent',
+        input: s.object({}),
+        run: () => this.burns(),
+      },
+    ];
   }
 
   /** The SLO as a component: its state, budgets and burn rates. */
