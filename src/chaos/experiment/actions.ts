@@ -7,7 +7,7 @@
 import type { FaultProxy } from '../proxy/proxy.js';
 import { importExport } from './probes.js';
 import type { ActivitySpec } from './schema.js';
-import type { World } from './setup.js';
+import { fillDeep, type World } from './setup.js';
 
 /** Removes a fault; must be idempotent and quick. */
 export type Undo = () => Promise<void>;
@@ -167,7 +167,10 @@ export async function runActivity(a: ActivitySpec, env: ActionEnv): Promise<Undo
     case 'module': {
       const fn = await importExport(env.world.fill(a.module), a.export, env.baseDir);
       if (typeof fn !== 'function') throw new Error(`${a.module}#${a.export} is not a function`);
-      const out = await (fn as CustomAction)(a.arguments, { vars: env.world.vars, signal: env.signal });
+      const out = await (fn as CustomAction)(fillDeep(a.arguments, env.world.vars), {
+        vars: env.world.vars,
+        signal: env.signal,
+      });
       return typeof out === 'function' ? async () => void (await (out as () => unknown)()) : null;
     }
   }

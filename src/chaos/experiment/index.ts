@@ -45,7 +45,7 @@ export {
   parseExperiment,
 } from './schema.js';
 export { SCORE_FORMULA, scoreOf } from './score.js';
-export { fillTemplate, World } from './setup.js';
+export { fillDeep, fillTemplate, World } from './setup.js';
 export {
   type Bucket,
   type HttpSenderOptions,

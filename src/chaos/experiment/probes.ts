@@ -7,6 +7,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ProbeSpec } from './schema.js';
+import { fillDeep } from './setup.js';
 import { percentile, type WindowStats } from './traffic.js';
 
 /** A probe's verdict. */
@@ -152,7 +153,7 @@ export async function measure(probe: ProbeSpec, env: ProbeEnv): Promise<number |
     case 'module': {
       const fn = await importExport(env.fill(probe.module), probe.export, env.baseDir);
       if (typeof fn !== 'function') throw new Error(`${probe.module}#${probe.export} is not a function`);
-      const out = await (fn as CustomProbe)(probe.arguments, {
+      const out = await (fn as CustomProbe)(fillDeep(probe.arguments, env.vars), {
         window: env.window,
         vars: env.vars,
         signal: env.signal,

@@ -344,7 +344,8 @@ export async function runExperiment(
     let progressTimer: ReturnType<Clock['setTimeout']> | undefined;
     const progress = (): void => {
       const now = elapsed();
-      const last = recorder.window(Math.max(0, now - 2_000), Math.max(0, now - 1_000));
+      const second = Math.max(0, Math.floor(now / 1_000) - 1) * 1_000;
+      const last = recorder.window(second, second + 1);
       options.onProgress?.({
         phase,
         elapsedMs: now,
@@ -467,6 +468,13 @@ export async function runExperiment(
     await world.close();
     options.signal?.removeEventListener('abort', onOuter);
   }
+  const safeFill = (text: string): string => {
+    try {
+      return world.fill(text);
+    } catch {
+      return text;
+    }
+  };
   return {
     title: experiment.title,
     description: experiment.description,
@@ -478,7 +486,7 @@ export async function runExperiment(
     load:
       experiment.load === undefined
         ? null
-        : { rate: experiment.load.rate, url: world.fill(experiment.load.url) },
+        : { rate: experiment.load.rate, url: safeFill(experiment.load.url) },
     control,
     experiment: experimentRun,
     abort,

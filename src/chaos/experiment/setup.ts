@@ -52,6 +52,26 @@ export function fillTemplate(text: string, vars: Readonly<Record<string, unknown
   });
 }
 
+/**
+ * `fillTemplate` applied to every string inside a JSON-like value (module arguments).
+ *
+ * @example
+ * ```ts
+ * import { fillDeep } from 'bulwark/chaos';
+ * console.log(fillDeep({ url: '${a}/stats', n: 1 }, { a: 'http://x' })); // { url: 'http://x/stats', n: 1 }
+ * ```
+ */
+export function fillDeep<T>(value: T, vars: Readonly<Record<string, unknown>>): T {
+  if (typeof value === 'string') return fillTemplate(value, vars) as T;
+  if (Array.isArray(value)) return value.map((v) => fillDeep(v, vars)) as T;
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = fillDeep(v, vars);
+    return out as T;
+  }
+  return value;
+}
+
 /** The running world of one experiment. `close()` stops every process and proxy, always. */
 export class World {
   readonly vars: Record<string, unknown>;
