@@ -241,7 +241,7 @@ describe('HTML report', () => {
         if (!r.url().startsWith('data:') && r.url() !== 'about:blank') requests.push(r.url());
       });
       await page.setContent(htmlReport(result), { waitUntil: 'load' });
-      expect(await page.locator('.score').innerText()).toContain('100');
+      expect(await page.locator('.score').textContent()).toContain('100');
       expect(await page.locator('table tbody tr').count()).toBe(2);
       expect(await page.locator('svg').count()).toBe(6); // 3 charts × (control, experiment)
       expect(await page.locator('rect.fault').count()).toBe(3); // the fault window, on each experiment chart

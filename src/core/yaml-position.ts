@@ -31,7 +31,7 @@ function segmentsOf(option: string): Segment[] {
  *
  * @example
  * ```ts nocheck
- * const doc = (await import('yaml')).parseDocument(text);
+ * const doc = yamlPackage.parseDocument(text); // the `yaml` package's document
  * const [line, col] = lineColumn(text, yamlOffsetOf(doc.contents, '$.routes[0].upstream', false));
  * ```
  */

@@ -46,7 +46,10 @@ describe('open-loop load', () => {
       rate: 1_000,
       clock,
       maxInFlight: 5,
-      send: () => (sent++, new Promise(() => {})),
+      send: () => {
+        sent++;
+        return new Promise(() => {});
+      },
     });
     await clock.tick(100);
     expect(sent).toBe(5);
@@ -83,9 +86,11 @@ describe('probes, tolerance and score', () => {
   });
 
   it('fills templates and refuses unknown names', () => {
+    // biome-ignore-start lint/suspicious/noTemplateCurlyInString: the experiment format's own templates
     expect(fillTemplate('${a.b}/x?id=${seq}', { a: { b: 'http://h' } })).toBe('http://h/x?id=${seq}');
     expect(fillTemplate('${nope:-7}', {})).toBe('7');
     expect(() => fillTemplate('${nope}', {})).toThrow(/unknown template value \$\{nope\}/);
+    // biome-ignore-end lint/suspicious/noTemplateCurlyInString: the experiment format's own templates
   });
 });
 

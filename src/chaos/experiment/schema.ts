@@ -173,7 +173,7 @@ const setup = {
   process: s.object({
     type: s.oneOf(['process'] as const),
     name,
-    command: s.array(s.string(), { min: 1 }).describe('argv; ${…} templates are filled.'),
+    command: s.array(s.string(), { min: 1 }).describe('argv; its templates are filled.'),
     cwd: s.optional(s.string()),
     env: s.optional(s.record(s.string({ minLength: 0 })), {}),
     ready: s.optional(
@@ -181,7 +181,7 @@ const setup = {
         pattern: s
           .string()
           .describe(
-            'A regular expression matched on stdout and stderr; its groups become ${processes.NAME.GROUP} (group 1: url).',
+            'A regular expression matched on stdout and stderr; its groups become processes.NAME.GROUP template values (group 1: url).',
           ),
         timeoutMs: s.optional(s.duration({ positive: true }), 15_000),
       }),
