@@ -225,6 +225,80 @@ describe('abort', () => {
   }, 30_000);
 });
 
+describe('in-process chaos through the control plane, and process signals', () => {
+  it('enables a chaos strategy through bulwark/server for a window, then restores it; stops and restarts a process', async () => {
+    const { chaos, createRegistry, pipeline } = await import('bulwark');
+    const { createControlPlane } = await import('bulwark/server');
+    const registry = createRegistry();
+    const fault = chaos.fault({
+      error: () => new Error('injected'),
+      enabled: false,
+      name: 'payments-fault',
+      registry,
+    });
+    const policy = pipeline(fault);
+    const token = 'an-operator-token-of-32-chars-min!!';
+    const cp = createControlPlane({ registry, tokens: [{ name: 'chaos', role: 'operator', token }] });
+    const server = createServer(cp.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const seen: boolean[] = [];
+    try {
+      const result = await runExperiment(
+        {
+          title: 'in-process fault for 400 ms',
+          setup: [
+            {
+              type: 'process',
+              name: 'sleeper',
+              command: [process.execPath, '-e', "console.log('ready'); setInterval(() => {}, 1000)"],
+              ready: { pattern: 'ready' },
+            },
+          ],
+          load: { url: 'http://in-process.invalid', rate: 50 },
+          durationMs: 1_500,
+          'steady-state-hypothesis': {
+            probes: [{ name: 'ok', type: 'successRatio', tolerance: { min: 0.5 } }],
+          },
+          method: [
+            {
+              type: 'controlPlane',
+              url,
+              token,
+              component: 'payments-fault',
+              operation: 'enable',
+              durationMs: 400,
+              pauses: { beforeMs: 300 },
+            },
+            { type: 'signal', process: 'sleeper', signal: 'SIGSTOP', durationMs: 200 },
+            { type: 'signal', process: 'sleeper', signal: 'SIGKILL' },
+            { type: 'startProcess', process: 'sleeper' },
+          ],
+        },
+        {
+          send: async () => {
+            seen.push(fault.control.enabled);
+            return policy.execute(() => ({ ok: true })).catch(() => ({ ok: false }));
+          },
+        },
+      );
+      expect(result.experiment?.activities.map((a) => [a.label, a.ok])).toEqual([
+        ['enable payments-fault', true],
+        ['SIGSTOP sleeper', true],
+        ['SIGKILL sleeper', true],
+        ['start sleeper', true],
+      ]);
+      expect(seen.some((x) => x)).toBe(true); // injected while enabled
+      expect(fault.control.enabled).toBe(false); // restored
+      expect(result.experiment?.errors).toBeGreaterThan(5);
+      expect(result.status).toBe('passed');
+    } finally {
+      cp.close?.();
+      server.close();
+    }
+  }, 30_000);
+});
+
 describe('HTML report', () => {
   it('renders in headless Chromium: the score, the probes and the charts with the fault windows', async () => {
     const experiment = await loadExperiment(join(root, 'examples/chaos/gateway-endpoint.yaml'), { ci: true });

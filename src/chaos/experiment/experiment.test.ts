@@ -210,6 +210,36 @@ describe('runExperiment on a fake clock', () => {
     await proxy.close();
   });
 
+  it('a stalled dependency trips a latency abort condition before any request times out', async () => {
+    const clock = createFakeClock();
+    let stalled = false;
+    const running = runExperiment(
+      {
+        ...base,
+        durationMs: 10_000,
+        load: { url: 'http://in-process.invalid', rate: 100, timeoutMs: 5_000 },
+        method: [{ type: 'sleep', durationMs: 0 }],
+        abort: {
+          probes: [{ name: 'p99 under 300 ms', type: 'latency', percentile: 99, tolerance: { max: 300 } }],
+          everyMs: 100,
+        },
+      },
+      {
+        clock,
+        send: () =>
+          stalled
+            ? new Promise((r) => clock.setTimeout(() => r({ ok: false }), 5_000))
+            : Promise.resolve({ ok: true }),
+      },
+    );
+    await clock.tick(1_000);
+    stalled = true;
+    for (let i = 0; i < 100; i++) await clock.tick(100);
+    const r = await running;
+    expect(r.status).toBe('aborted');
+    expect(r.abort?.decidedAtMs).toBeLessThan(1_600); // the stall began at 1000 ms
+  });
+
   it('Ctrl-C (the signal) stops the run with every fault removed: status interrupted', async () => {
     const clock = createFakeClock();
     const proxy = await faultProxy({

@@ -136,8 +136,6 @@ function sleepOn(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const LOAD_PROBES = new Set<ProbeSpec['type']>(['successRatio', 'latency']);
-
 /**
  * Runs an experiment (parsed, or a plain value validated here) and resolves to its result; it
  * never rejects for a failing system (the status says so), only for an invalid experiment.
@@ -319,9 +317,10 @@ export async function runExperiment(
       if (now < abortSpec.graceMs || checking) return;
       checking = true;
       try {
-        const window = recorder.window(Math.max(0, now - abortSpec.windowMs), now + 1);
+        const window = recorder.window(Math.max(0, now - abortSpec.windowMs), now + 1, now);
         for (const p of abortSpec.probes) {
-          if (LOAD_PROBES.has(p.type) && window.requests === 0) continue;
+          if (p.type === 'successRatio' && window.requests === 0) continue;
+          if (p.type === 'latency' && window.latencies.length === 0) continue;
           const r = await runProbe(p, env(window, baselines, runStop.signal));
           if (!r.passed && aborting === null && !runStop.signal.aborted) {
             await abortNow(

@@ -63,6 +63,8 @@ export function percentile(sorted: readonly number[], q: number): number {
  */
 export class Recorder {
   readonly buckets: Bucket[] = [];
+  /** Scheduled times of the requests still waiting for an answer. */
+  readonly pending = new Set<number>();
   private bucket(atMs: number): Bucket {
     const i = Math.max(0, Math.floor(atMs / 1_000));
     while (this.buckets.length <= i)
@@ -72,16 +74,22 @@ export class Recorder {
   /** A request scheduled at `scheduledMs` (since the run began) was sent. */
   sent(scheduledMs: number): void {
     this.bucket(scheduledMs).sent++;
+    this.pending.add(scheduledMs);
   }
   /** A request scheduled at `scheduledMs` ended after `latencyMs`, ok or not. */
   record(scheduledMs: number, latencyMs: number, ok: boolean): void {
+    this.pending.delete(scheduledMs);
     const b = this.bucket(scheduledMs);
     if (ok) b.ok++;
     else b.errors++;
     b.latencies.push(latencyMs);
   }
-  /** Figures of the requests scheduled in [fromMs, toMs). */
-  window(fromMs: number, toMs: number): WindowStats {
+  /**
+   * Figures of the requests scheduled in [fromMs, toMs). With `nowMs`, a request still waiting
+   * counts in the latencies with its age so far (a lower bound: a stalled dependency shows at
+   * once, not when the requests time out); it is not counted in the success ratio yet.
+   */
+  window(fromMs: number, toMs: number, nowMs?: number): WindowStats {
     let ok = 0;
     let errors = 0;
     const latencies: number[] = [];
@@ -90,6 +98,9 @@ export class Recorder {
       ok += b.ok;
       errors += b.errors;
       for (const l of b.latencies) latencies.push(l);
+    }
+    if (nowMs !== undefined) {
+      for (const s of this.pending) if (s >= fromMs && s < toMs) latencies.push(nowMs - s);
     }
     latencies.sort((a, b) => a - b);
     const requests = ok + errors;
