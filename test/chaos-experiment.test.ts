@@ -75,6 +75,8 @@ describe('shipped experiments (CI size)', () => {
     expectPassed(r);
     const ratio = r.result.experiment?.probes.find((p) => p.name === 'success ratio');
     expect(Number(ratio?.value)).toBeGreaterThanOrEqual(0.99);
+    const retries = r.result.experiment?.probes.find((p) => p.name.startsWith('retries during'));
+    expect(Number(retries?.value)).toBeGreaterThan(0); // the 503s really happened and were retried
   }, 90_000);
 });
 
@@ -316,7 +318,7 @@ describe('HTML report', () => {
       });
       await page.setContent(htmlReport(result), { waitUntil: 'load' });
       expect(await page.locator('.score').textContent()).toContain('100');
-      expect(await page.locator('table tbody tr').count()).toBe(2);
+      expect(await page.locator('table tbody tr').count()).toBe(4);
       expect(await page.locator('svg').count()).toBe(6); // 3 charts × (control, experiment)
       expect(await page.locator('rect.fault').count()).toBe(3); // the fault window, on each experiment chart
       expect(await page.locator('polyline').count()).toBeGreaterThanOrEqual(10);

@@ -27,3 +27,17 @@ export async function queuedOrders(args: Record<string, unknown>): Promise<numbe
   const s = (await (await fetch(String(args.url))).json()) as { queued: number };
   return s.queued;
 }
+
+/**
+ * Retries as a share of the requests a gateway route received since it started (from its admin
+ * /metrics): the retry budget keeps it under the route's `budgetRatio`.
+ */
+export async function retryShare(args: Record<string, unknown>): Promise<number> {
+  const text = await (await fetch(String(args.url))).text();
+  const route = String(args.route ?? 'api');
+  const read = (name: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{name="${route}"}`));
+    return line === undefined ? Number.NaN : Number(line.split(' ').pop());
+  };
+  return read('bulwark_gateway_route_retries_total') / read('bulwark_gateway_route_requests_total');
+}

@@ -33,16 +33,18 @@ function tol(t: ProbeResult['tolerance']): string {
 export function textReport(r: ExperimentResult): string {
   const lines = [`${r.title}: ${r.status.toUpperCase()}  score ${r.score} / 100`, `  ${r.scoreFormula}`];
   const byName = new Map((r.control?.probes ?? []).map((p) => [p.name, p]));
-  lines.push('  probe                         tolerance           control       experiment');
-  for (const p of r.experiment?.probes ?? r.control?.probes ?? []) {
+  const probes = r.experiment?.probes ?? r.control?.probes ?? [];
+  const width = Math.max(10, ...probes.map((p) => p.name.length + 6)) + 2;
+  const verdict = (x: ProbeResult): string => (x.weight === 0 ? 'info' : x.passed ? 'ok' : 'FAIL');
+  const cell = (x: ProbeResult | undefined): string =>
+    x === undefined ? '—' : `${show(x.value)} ${verdict(x)}`;
+  lines.push(`  ${'probe (weight)'.padEnd(width)}${'tolerance'.padEnd(20)}${'control'.padEnd(18)}experiment`);
+  for (const p of probes) {
     const c = byName.get(p.name);
     const e = r.experiment?.probes.find((x) => x.name === p.name);
-    const cell = (x: ProbeResult | undefined): string =>
-      x === undefined ? '—' : `${show(x.value)} ${x.passed ? 'ok' : 'FAIL'}`;
+    const why = e?.error ?? c?.error;
     lines.push(
-      `  ${`${p.name} (w ${p.weight})`.padEnd(30)}${tol(p.tolerance).padEnd(20)}${cell(c).padEnd(14)}${cell(e)}${
-        (e?.error ?? c?.error) ? `  (${e?.error ?? c?.error})` : ''
-      }`,
+      `  ${`${p.name} (${p.weight})`.padEnd(width)}${tol(p.tolerance).padEnd(20)}${cell(c).padEnd(18)}${cell(e)}${why !== undefined ? `  (${why})` : ''}`,
     );
   }
   for (const run of [r.control, r.experiment]) {
@@ -164,7 +166,7 @@ export function htmlReport(r: ExperimentResult): string {
       const cell = (x: ProbeResult | undefined): string =>
         x === undefined
           ? '<td class="muted">—</td>'
-          : `<td class="${x.passed ? 'good' : 'bad'}">${esc(show(x.value))}${x.error !== undefined ? ` <small>${esc(x.error)}</small>` : ''}</td>`;
+          : `<td class="${x.weight === 0 ? 'muted' : x.passed ? 'good' : 'bad'}">${esc(show(x.value))}${x.error !== undefined ? ` <small>${esc(x.error)}</small>` : ''}</td>`;
       return `<tr><td>${esc(p.name)}</td><td>${esc(p.type)}</td><td>${p.weight}</td><td>${esc(tol(p.tolerance))}</td>${cell(c)}${cell(e)}</tr>`;
     })
     .join('');

@@ -401,7 +401,7 @@ export async function runExperiment(
       },
       series,
       probes: results,
-      hypothesisMet: results.every((r) => r.passed),
+      hypothesisMet: results.every((r) => r.passed || r.weight === 0), // weight 0: informative only
       faults,
       activities,
     };
