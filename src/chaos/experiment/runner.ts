@@ -9,7 +9,7 @@ import { type Clock, systemClock } from '../../core/clock.js';
 import type { FaultProxy } from '../proxy/proxy.js';
 import { type ActionEnv, describeActivity, runActivity, type Undo } from './actions.js';
 import { measure, type ProbeEnv, type ProbeResult, runProbe } from './probes.js';
-import { type ActivitySpec, type Experiment, type ProbeSpec, parseExperiment } from './schema.js';
+import { type ActivitySpec, type Experiment, parseExperiment } from './schema.js';
 import { SCORE_FORMULA, scoreOf } from './score.js';
 import { World } from './setup.js';
 import { httpSender, percentile, Recorder, type Sender, startTraffic } from './traffic.js';
