@@ -33,7 +33,7 @@ function flag(argv: readonly string[], name: string): string | undefined {
  */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const sub = argv[1];
-  if (sub === undefined || (sub === 'proxy' && argv.includes('--help'))) {
+  if (sub === undefined || sub === '--help' || (sub === 'proxy' && argv.includes('--help'))) {
     io.out(USAGE);
     return sub === undefined ? 2 : 0;
   }
