@@ -87,7 +87,7 @@ export async function runMain(argv: readonly string[], io: Io): Promise<number> 
     },
     onEvent: (e) => {
       if (quiet) return;
-      if (e.event === 'phase' && (e.phase === 'control' || e.phase === 'experiment'))
+      if (e.event === 'phase' && (e.phase === 'warmup' || e.phase === 'control' || e.phase === 'experiment'))
         io.err(`${tty ? '\r\x1b[K' : ''}— ${e.phase} run —`);
       if (e.event === 'activity')
         io.err(

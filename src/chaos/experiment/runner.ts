@@ -97,7 +97,10 @@ export interface ExperimentProgress {
 
 /** Events of a run. */
 export type ExperimentEvent =
-  | { readonly event: 'phase'; readonly phase: 'setup' | 'control' | 'experiment' | 'rollbacks' | 'teardown' }
+  | {
+      readonly event: 'phase';
+      readonly phase: 'setup' | 'warmup' | 'control' | 'experiment' | 'rollbacks' | 'teardown';
+    }
   | { readonly event: 'activity'; readonly label: string; readonly ok: boolean; readonly error?: string }
   | { readonly event: 'abort'; readonly reason: string; readonly at: number }
   | { readonly event: 'faultsCleared'; readonly at: number; readonly afterMs: number };
@@ -428,6 +431,18 @@ export async function runExperiment(
       });
       loadSender = http.send;
       closeSender = http.close;
+    }
+    if (!stop.signal.aborted && experiment.load !== undefined && experiment.warmupMs > 0) {
+      emit({ event: 'phase', phase: 'warmup' });
+      const send = options.send ?? loadSender!;
+      const warm = startTraffic({
+        rate: experiment.load.rate,
+        clock,
+        send,
+        maxInFlight: experiment.load.maxInFlight,
+      });
+      await sleepOn(clock, experiment.warmupMs, stop.signal);
+      await warm.stop();
     }
     if (!stop.signal.aborted && experiment.control.durationMs > 0) {
       control = await runPhase('control', experiment.control.durationMs);

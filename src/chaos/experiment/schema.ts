@@ -226,6 +226,9 @@ const experimentShape = {
     { durationMs: 0, required: true },
   ),
   durationMs: ms('Length of the experiment run (load, method and recovery).'),
+  warmupMs: s
+    .optional(s.duration(), 0)
+    .describe('Load sent and not recorded before the control run (connections, caches, JIT).'),
   settleMs: s.optional(s.duration(), 0).describe('Wait after the load stops before the end-of-run probes.'),
   'steady-state-hypothesis': s.object({
     title: s.optional(s.string(), 'steady state'),
