@@ -204,6 +204,54 @@ describe('abort', () => {
     expect(await allClear()).toBe(true);
   }, 60_000);
 
+  it('Ctrl-C on `bulwark chaos run` removes the faults, runs the rollbacks and exits 130', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-chaosexp-sigint-'));
+    const file = join(dir, 'long.yaml');
+    writeFileSync(
+      file,
+      [
+        'title: interrupted',
+        'durationMs: 60000',
+        `load: { url: "http://${listenOf('web')}/", rate: 20 }`,
+        'steady-state-hypothesis:',
+        '  probes: [{ name: ok, type: successRatio, tolerance: { min: 0 } }]',
+        'method:',
+        `  - { type: toxic, api: "${api.url}", proxy: web, toxic: { type: latency, attributes: { latency: 5 } } }`,
+        'rollbacks:',
+        `  - { type: proxyDown, name: rollback-marker, api: "${api.url}", proxy: cache }`,
+      ].join('\n'),
+    );
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'examples/chaos/bulwark.ts'), 'chaos', 'run', file, '--out', dir],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    const seen = new Promise<void>((resolve) => {
+      const on = (c: Buffer): void => {
+        output += c.toString();
+        if (output.includes('✓ latency on web')) resolve();
+      };
+      child.stdout.on('data', on);
+      child.stderr.on('data', on);
+    });
+    await seen;
+    expect(api.proxies.get('web')!.toxics.length).toBe(1);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(api.proxies.get('web')!.toxics).toEqual([]);
+    expect(api.proxies.get('cache')!.enabled).toBe(false); // the rollback ran
+    await api.proxies.get('cache')!.setEnabled(true);
+    expect(output).toContain('INTERRUPTED');
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
   it('the CLI exits 1 when the hypothesis fails, 2 with file:line for a bad file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bulwark-chaosexp-cli-'));
     const { writeFileSync } = await import('node:fs');

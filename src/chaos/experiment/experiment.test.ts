@@ -254,6 +254,7 @@ describe('runExperiment on a fake clock', () => {
         ...base,
         durationMs: 60_000,
         method: [{ type: 'toxic', proxy: 'dep', toxic: { type: 'latency', attributes: { latency: 10 } } }],
+        rollbacks: [{ type: 'sleep', name: 'rollback after Ctrl-C', durationMs: 0 }],
       },
       { clock, proxies: { dep: proxy }, send: async () => ({ ok: true }), signal: ctrlC.signal },
     );
@@ -264,6 +265,7 @@ describe('runExperiment on a fake clock', () => {
     const r = await running;
     expect(r.status).toBe('interrupted');
     expect(proxy.toxics).toEqual([]);
+    expect(r.rollbacks.map((x) => x.label)).toEqual(['rollback after Ctrl-C']);
     await proxy.close();
   });
 });
