@@ -246,7 +246,7 @@ describe('abort', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(api.proxies.get('web')!.toxics).toEqual([]);
-    expect(api.proxies.get('cache')!.enabled).toBe(false); // the rollback ran
+    expect(api.proxies.get('cache')!.isEnabled).toBe(false); // the rollback ran
     await api.proxies.get('cache')!.setEnabled(true);
     expect(output).toContain('INTERRUPTED');
     rmSync(dir, { recursive: true, force: true });
