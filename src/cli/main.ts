@@ -26,7 +26,8 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     load: async () => (await import('../durable/cli.js')).main,
   },
   chaos: {
-    summary: 'chaos engineering: `chaos proxy` runs a toxiproxy-compatible fault proxy',
+    summary:
+      'chaos engineering: `chaos proxy` (toxiproxy-compatible fault proxy), `chaos run experiment.yaml`',
     load: async () => (await import('../chaos/proxy/cli.js')).main,
   },
   gateway: {

@@ -8,6 +8,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { BulwarkError, ConfigError } from '../core/errors.js';
+import { lineColumn as lineCol, yamlOffsetOf as offsetOf, type YamlNodeLike } from '../core/yaml-position.js';
 import { type GatewayConfig, parseGatewayConfig } from './config.js';
 
 /** A configuration file that cannot be used: `file:line:col path: message`. */
@@ -31,68 +32,6 @@ export class GatewayConfigError extends BulwarkError {
     this.column = column;
     this.option = option;
   }
-}
-
-type Segment = string | number;
-
-function segmentsOf(option: string): Segment[] {
-  const out: Segment[] = [];
-  for (const m of option.replace(/^\$/, '').matchAll(/\.([^.[\]]+)|\[(\d+)\]/g)) {
-    out.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
-  }
-  return out;
-}
-
-interface YamlNodeLike {
-  range?: [number, number, number] | null;
-  items?: unknown[];
-}
-interface PairLike {
-  key: { value?: unknown; range?: [number, number, number] | null } | null;
-  value: YamlNodeLike | null;
-}
-
-/** The source offset of the value at `option` (or of its key for an unknown key, or of the deepest parent found). */
-function offsetOf(root: YamlNodeLike | null, option: string, unknownKey: boolean): number {
-  let node: YamlNodeLike | null = root;
-  let offset = root?.range?.[0] ?? 0;
-  const segs = segmentsOf(option);
-  for (let i = 0; i < segs.length; i++) {
-    const seg = segs[i]!;
-    const items: unknown[] | undefined = node?.items;
-    if (items === undefined) break;
-    if (typeof seg === 'number') {
-      const next = items[seg] as YamlNodeLike | undefined;
-      if (next === undefined) break;
-      node = next;
-      offset = next.range?.[0] ?? offset;
-      continue;
-    }
-    const pair = items.find((p) => String((p as PairLike).key?.value) === seg) as PairLike | undefined;
-    if (pair === undefined) break;
-    const last = i === segs.length - 1;
-    if ((last && unknownKey) || pair.value === null) {
-      offset = pair.key?.range?.[0] ?? offset;
-      node = pair.value;
-      if (last) break;
-      continue;
-    }
-    node = pair.value;
-    offset = pair.value.range?.[0] ?? offset;
-  }
-  return offset;
-}
-
-function lineCol(text: string, offset: number): [number, number] {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      start = i + 1;
-    }
-  }
-  return [line, offset - start + 1];
 }
 
 /**

@@ -12,6 +12,7 @@ interface Io {
 }
 
 const USAGE = `Usage: bulwark chaos proxy [--host HOST] [--port PORT] [--config FILE] [--json]
+       bulwark chaos run FILE [--ci] [--out DIR] [--json]   (bulwark chaos run --help)
 
 Runs a fault proxy with toxiproxy's HTTP API (default 127.0.0.1:8474). Existing toxiproxy clients
 work unchanged. --config populates proxies (and their toxics) from a JSON file at start.`;
@@ -32,12 +33,13 @@ function flag(argv: readonly string[], name: string): string | undefined {
  */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const sub = argv[1];
-  if (sub === undefined || argv.includes('--help')) {
+  if (sub === undefined || sub === '--help' || (sub === 'proxy' && argv.includes('--help'))) {
     io.out(USAGE);
     return sub === undefined ? 2 : 0;
   }
+  if (sub === 'run' || sub === 'schema') return (await import('../experiment/cli.js')).runMain(argv, io);
   if (sub !== 'proxy') {
-    io.err(`Unknown chaos command "${sub}" (experiments with \`chaos run\` are not built yet)\n\n${USAGE}`);
+    io.err(`Unknown chaos command "${sub}" (known: proxy, run, schema)\n\n${USAGE}`);
     return 2;
   }
   const portText = flag(argv, 'port') ?? '8474';

@@ -10,6 +10,8 @@
  * ```
  * @module
  */
+
+export * from '../experiment/index.js';
 export {
   type ChaosProxyServer,
   type ChaosProxyServerOptions,
