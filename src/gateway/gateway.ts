@@ -19,6 +19,7 @@ import { createControlPlane, type TokenSpec } from '../server/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { makeVerifier } from './clients.js';
 import type { GatewayConfig } from './config.js';
+import { Fleet } from './fleet.js';
 import { type AccessEntry, createHandler, type HandlerState } from './handler.js';
 import { sendProblem } from './http.js';
 import { loadGatewayConfig } from './load.js';
@@ -72,6 +73,8 @@ export class Gateway {
   private upstreams = new Map<string, Upstream>();
   private routes: Route[] = [];
   private keeper: WriteKeeperHandle | null = null;
+  /** What this instance shares with others (Redis, PostgreSQL), or local state; made at start. */
+  fleet: Fleet | null = null;
   private readonly events = new Emitter<ComponentEvent>();
   private readonly stops: (() => void)[] = [];
   private reloading: Promise<ReloadResult> | null = null;
@@ -143,6 +146,12 @@ export class Gateway {
     config: GatewayConfig,
   ): Promise<{ kept: number[]; replaced: number[]; old: Upstream[] }> {
     const random = this.options.random ?? systemRandom;
+    if (this.fleet !== null && !this.fleet.sameAs(config))
+      throw new Error(
+        'redis and postgres cannot change on reload: restart the gateway to move it to another fleet',
+      );
+    this.fleet ??= await Fleet.open(config);
+    const fleet = this.fleet;
     const next = new Map<string, Upstream>();
     const old: Upstream[] = [];
     let keptU = 0;
@@ -157,7 +166,7 @@ export class Gateway {
         next.set(name, had);
         keptU++;
       } else {
-        next.set(name, new Upstream(name, u, random, budgetOf(name)));
+        next.set(name, new Upstream(name, u, random, budgetOf(name), (n, b) => fleet.endpointBreaker(n, b)));
         newU++;
       }
     }
@@ -173,7 +182,7 @@ export class Gateway {
         had.upstream = up;
         routes.push(had);
         keptR++;
-      } else routes.push(new Route(rc, i, up));
+      } else routes.push(new Route(rc, i, up, (...a) => fleet.clientLimiter(...a)));
     });
     // Swap the registry's membership, then the state (atomically for new requests).
     for (const c of [...this.routes, ...this.upstreams.values()]) {
@@ -193,7 +202,7 @@ export class Gateway {
     const trusted = new Set(config.trustedProxies);
     const verify = await makeVerifier(config.auth);
     if (this.keeper === null && config.routes.some((r) => r.storeAndForward)) {
-      this.keeper = await openWriteKeeper(config, () => this.upstreams, this.registry);
+      this.keeper = await openWriteKeeper(config, () => this.upstreams, this.registry, fleet);
     }
     this.keeper?.setUpstreams(() => this.upstreams);
     this.state = {
@@ -287,6 +296,7 @@ export class Gateway {
     const { kept, replaced, old } = await this.build(config);
     this.reloads++;
     for (const u of old) void u.close(); // pools close once their requests are done
+    void this.fleet?.release(old.flatMap((u) => u.endpoints.map((e) => e.breaker)));
     const result = {
       ok: true,
       kept: { routes: kept[0]!, upstreams: kept[1]! },
@@ -308,6 +318,7 @@ export class Gateway {
     await this.admin?.close();
     await this.keeper?.close();
     await Promise.allSettled([...this.upstreams.values()].map((u) => u.close()));
+    await this.fleet?.close();
   }
 }
 
