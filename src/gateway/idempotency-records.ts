@@ -125,8 +125,8 @@ const settleArgs = (s: Settlement) => [
  * import { join } from 'node:path';
  * import { sqliteRecords } from 'bulwark/gateway';
  * const records = await sqliteRecords(mkdtempSync(join(tmpdir(), 'gw-')));
- * console.log(await records.claim('route\u0000key-1', 'fp', 'op-1', Date.now() + 1000, Date.now())); // null
- * console.log((await records.claim('route\u0000key-1', 'fp', 'op-2', Date.now() + 1000, Date.now()))?.state); // inflight
+ * console.log(await records.claim('route\u001fkey-1', 'fp', 'op-1', Date.now() + 1000, Date.now())); // null
+ * console.log((await records.claim('route\u001fkey-1', 'fp', 'op-2', Date.now() + 1000, Date.now()))?.state); // inflight
  * await records.close();
  * ```
  */

@@ -243,7 +243,8 @@ export async function openWriteKeeper(
         sendProblem(res, 400, 'Bad Idempotency-Key', 'the Idempotency-Key must be 1-255 characters');
         return done(400, ['idempotency:badKey']);
       }
-      const scope = `${route.name}\u0000${key}`;
+      // A unit separator (PostgreSQL text holds no NUL).
+      const scope = `${route.name}\u001f${key}`;
       const fingerprint = createHash('sha256')
         .update(`${request.method}\n${request.path}\n`)
         .update(body)
