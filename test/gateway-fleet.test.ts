@@ -8,13 +8,19 @@
  *   other, 422 for another payload from another instance) delivered exactly once after it returns,
  *   with one of the three SIGKILLed while the writes were queued.
  *
+ * And `bulwark demo --headless --redis --postgres` runs its script on the real servers.
+ *
  * Keys live under a `gwfleet:<run>:` prefix and tables in a `gwfleet_<run>` schema, removed after.
  * With CI=true the test fails (never skips) when Redis or PostgreSQL is unreachable.
  */
 
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { type TestUpstream, upstream } from './support/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
@@ -186,5 +192,42 @@ routes:
       };
       expect(s).toMatchObject({ state: 'delivered', status: 201 });
     }
+  });
+});
+
+describeFleet('bulwark demo --redis --postgres', () => {
+  it('--headless runs the script with shared state on the real servers, exits 0, and drops its schema', {
+    timeout: 120_000,
+  }, async () => {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'test/fixtures/cli-run.ts',
+        'demo',
+        '--headless',
+        '--duration',
+        '10',
+        '--json',
+        '--redis',
+        '--postgres',
+        pgConnectionString(),
+      ],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)), timeout: 90_000 },
+    );
+    expect(stderr).toContain('client limits in redis, breakers redis, write queue in postgres');
+    const s = JSON.parse(stdout) as { requests: number; successRatio: number; duplicateWrites: number };
+    expect(s.requests).toBeGreaterThan(50);
+    expect(s.successRatio).toBeGreaterThanOrEqual(0.9);
+    expect(s.duplicateWrites).toBe(0);
+    // Its own schema, dropped at the end.
+    const schema = /\(schema (bulwark_demo_[0-9a-f]+)\)/.exec(stderr)?.[1];
+    expect(schema).toBeDefined();
+    const c = new pg.Client({ connectionString: pgConnectionString() });
+    await c.connect();
+    const left = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    await c.end();
+    expect(left.rowCount).toBe(0);
   });
 });
