@@ -28,7 +28,7 @@ import type { WriteKeeper } from './handler.js';
 import { sendProblem } from './http.js';
 import type { IdempotencyRecord } from './idempotency-records.js';
 import type { Route } from './route.js';
-import type { Upstream } from './upstream.js';
+import type { Endpoint, Upstream } from './upstream.js';
 
 const OPS = '/_bulwark/ops/';
 const RETENTION_MS = 24 * 3600 * 1000;
@@ -180,32 +180,47 @@ export async function openWriteKeeper(
       const fp = p.fingerprint ?? '';
       const up = upstreams().get(p.upstream);
       if (up === undefined) throw nonRetryable(new Error(`upstream ${p.upstream} no longer exists`));
-      const ep = up.pick(null, performance.now());
-      p.headers[1] = ep.url.slice(ep.url.indexOf('//') + 2);
+      // One attempt tries each endpoint of the group once (the next only after a connect error,
+      // a 5xx or a 429), and tells the group how each went (outlier detection learns from it).
+      const tried: Endpoint[] = [];
       let status = 0;
       let lastError = '';
-      try {
-        const r = await ep.pool.request({
-          method: p.method as 'POST',
-          path: p.path,
-          headers: p.headers,
-          body: Buffer.from(p.body, 'base64'),
-          signal,
-          headersTimeout: 10_000,
-          bodyTimeout: 10_000,
-        });
-        const body = Buffer.from(await r.body.arrayBuffer());
-        status = r.statusCode;
-        if (status < 500 && status !== 429) {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(r.headers))
-            if (KEEP_HEADERS.has(k) && typeof v === 'string') headers[k] = v;
-          await settle(p.scope, fp, 'delivered', job.id, status, headers, body);
-          return;
+      while (tried.length < up.endpoints.length && !signal.aborted) {
+        const t0 = performance.now();
+        const ep = up.pick(tried, t0);
+        if (tried.includes(ep)) break;
+        tried.push(ep);
+        p.headers[1] = ep.url.slice(ep.url.indexOf('//') + 2);
+        status = 0;
+        try {
+          const r = await ep.pool.request({
+            method: p.method as 'POST',
+            path: p.path,
+            headers: p.headers,
+            body: Buffer.from(p.body, 'base64'),
+            signal,
+            headersTimeout: 10_000,
+            bodyTimeout: 10_000,
+          });
+          const body = Buffer.from(await r.body.arrayBuffer());
+          status = r.statusCode;
+          const now = performance.now();
+          if (status < 500 && status !== 429) {
+            up.record(ep, 'success', now - t0, now);
+            const headers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(r.headers))
+              if (KEEP_HEADERS.has(k) && typeof v === 'string') headers[k] = v;
+            await settle(p.scope, fp, 'delivered', job.id, status, headers, body);
+            return;
+          }
+          if (status >= 500)
+            up.record(ep, status >= 502 && status <= 504 ? 'gatewayError' : 'error5xx', now - t0, now);
+          lastError = `${ep.name} answered ${status}`;
+        } catch (error) {
+          const now = performance.now();
+          up.record(ep, 'gatewayError', now - t0, now);
+          lastError = `${ep.name}: ${(error as Error).message}`;
         }
-        lastError = `the upstream answered ${status}`;
-      } catch (error) {
-        lastError = (error as Error).message;
       }
       if (job.attempt >= job.maxAttempts)
         await settle(p.scope, fp, 'dead', job.id, status === 0 ? null : status, null, null);
