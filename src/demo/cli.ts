@@ -38,7 +38,7 @@ interface DemoFlags {
 }
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379/0';
-const defaultPostgres = () => process.env.DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
+const defaultPostgres = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const USAGE = `Usage: bulwark demo [--headless] [--duration SECONDS] [--rate REQ_PER_SEC] [--port N] [--admin-port N] [--json]
                     [--redis [redis://…]] [--postgres [postgres://…]]
@@ -46,7 +46,7 @@ const USAGE = `Usage: bulwark demo [--headless] [--duration SECONDS] [--rate REQ
   Without --headless it runs until Ctrl-C (the script repeats every 30 s).
   --redis     client limits and endpoint breakers in Redis (default ${DEFAULT_REDIS})
   --postgres  the store-and-forward queue and its records in PostgreSQL (default $DATABASE_URL,
-              else postgres://127.0.0.1:5432/postgres; a schema of its own, dropped at the end)`;
+              else postgres://postgres@127.0.0.1:5432/postgres; a schema of its own, dropped at the end)`;
 
 function parse(argv: readonly string[]): DemoFlags | string {
   const f: DemoFlags = {
