@@ -10,6 +10,7 @@
 import { watch } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
 import type { ComponentEvent } from '../core/component.js';
@@ -253,7 +254,11 @@ export class Gateway {
       }
       if (this.options.watch !== false) {
         let timer: NodeJS.Timeout | null = null;
-        const w = watch(file, () => {
+        // The directory, not the file: editors replace files, and a Kubernetes ConfigMap update
+        // swaps the `..data` symlink; a watch on the file itself would miss every later change.
+        const name = basename(file);
+        const w = watch(dirname(file), (_event, changed) => {
+          if (changed !== null && changed !== name && changed !== '..data') return;
           if (timer !== null) clearTimeout(timer);
           timer = setTimeout(() => void this.reloadFromFile(file), 100);
         });
