@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
+import { parseGatewayConfig, startGateway } from '../src/gateway/index.js';
 import { type TestUpstream, upstream } from './support/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
 import { describePg, dropSchema, pgConnectionString } from './support/postgres.js';
@@ -192,6 +193,55 @@ routes:
       };
       expect(s).toMatchObject({ state: 'delivered', status: 201 });
     }
+  });
+});
+
+describePg('gateway fleet: idempotency records in PostgreSQL', () => {
+  it('the same key in flight on another instance → 409; after completion any instance replays it', {
+    timeout: 60_000,
+  }, async () => {
+    const seen = new Map<string, number>();
+    const slow = await upstream((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        setTimeout(() => {
+          const key = String(req.headers['idempotency-key']);
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+          res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ key }));
+        }, 400),
+      );
+    });
+    cleanups.push(() => slow.close());
+    const pg = new URL(pgConnectionString());
+    pg.searchParams.set('schema', `${schema}_records`);
+    cleanups.push(() => dropSchema(`${schema}_records`));
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-gwfleet-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const config = parseGatewayConfig({
+      listen: '127.0.0.1:0',
+      accessLog: false,
+      dataDir: dir,
+      postgres: pg.toString(),
+      upstreams: { pay: { endpoints: [{ url: slow.url }] } },
+      routes: [{ match: { path: '/pay' }, upstream: 'pay', storeAndForward: true }],
+    });
+    const [a, b] = [await startGateway({ config }), await startGateway({ config })];
+    cleanups.push(() => a.close(100));
+    cleanups.push(() => b.close(100));
+    const post = (url: string, body = '{"amount":1}') =>
+      fetch(`${url}/pay`, { method: 'POST', headers: { 'idempotency-key': 'k-1' }, body });
+    const first = post(a.url);
+    await sleep(150);
+    const second = await post(b.url);
+    expect(second.status).toBe(409);
+    expect(second.headers.get('retry-after')).toBe('1');
+    expect((await first).status).toBe(201);
+    const replay = await post(b.url);
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(await replay.json()).toEqual({ key: 'k-1' });
+    expect((await post(b.url, '{"amount":2}')).status).toBe(422);
+    expect(seen.get('k-1')).toBe(1);
   });
 });
 
