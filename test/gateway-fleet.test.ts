@@ -16,12 +16,14 @@
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseGatewayConfig, startGateway } from '../src/gateway/index.js';
 import { type TestUpstream, upstream } from './support/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
@@ -192,6 +194,39 @@ routes:
         status: number;
       };
       expect(s).toMatchObject({ state: 'delivered', status: 201 });
+    }
+  });
+});
+
+describe('gateway fleet: Redis unreachable', () => {
+  it('Redis unreachable: client limits are decided in memory within timeoutMs, requests are served', async () => {
+    const up = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()));
+    const gw = await startGateway({
+      config: parseGatewayConfig({
+        listen: '127.0.0.1:0',
+        accessLog: false,
+        redis: { url: 'redis://127.0.0.1:1/0', timeoutMs: 100 }, // nothing listens on port 1
+        upstreams: {
+          api: { endpoints: [{ url: `http://127.0.0.1:${(up.address() as AddressInfo).port}` }] },
+        },
+        routes: [
+          { match: { path: '/' }, upstream: 'api', limits: [{ key: 'ip', limit: 3, windowMs: 60_000 }] },
+        ],
+      }),
+    });
+    try {
+      expect(gw.fleet?.describe().limits).toBe('redis');
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gw.url}/`)).status);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]); // the insurance limiter (share 1)
+      const r = await gw
+        .reload(parseGatewayConfig({ ...gw.config, postgres: 'postgres://h/db' }))
+        .catch((e: Error) => e);
+      expect((r as Error).message).toMatch(/restart/);
+    } finally {
+      await gw.close(100);
+      up.close();
     }
   });
 });
