@@ -27,7 +27,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseGatewayConfig, startGateway } from '../src/gateway/index.js';
 import { type TestUpstream, upstream } from './support/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
-import { describePg, dropSchema, pgConnectionString } from './support/postgres.js';
+import { describePg, dropSchema, pgConnectionString, until } from './support/postgres.js';
 import { cleanup, connectRedis, redisUp } from './support/redis.js';
 
 const run = `${process.pid}_${Date.now().toString(36)}`;
@@ -45,15 +45,6 @@ async function freePort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await sleep(50);
-  }
-  return cond();
-}
 
 const describeFleet = redisUp || process.env.CI === 'true' ? describePg : describePg.skip;
 
@@ -183,7 +174,7 @@ routes:
       });
     }, payPort);
     cleanups.push(() => pay.close());
-    expect(await waitFor(() => seen.size === n, 60_000)).toBe(true);
+    expect(await until(() => seen.size === n, 60_000)).toBe(true);
     await sleep(1_500); // a second delivery, if any, would show up here
     expect(seen.size).toBe(n);
     expect([...seen.entries()].filter(([, c]) => c !== 1)).toEqual([]);
