@@ -206,11 +206,17 @@ describe('gateway fleet: Redis unreachable', () => {
         ],
       }),
     });
+    const events: string[] = [];
+    gw.onEvent((e) => events.push(`${e.kind}:${e.event}`));
     try {
       expect(gw.fleet?.describe().limits).toBe('redis');
+      // The shared limiter and breaker are components of the gateway's registry.
+      expect(gw.registry.snapshot('redisRateLimiter').map((s) => s.name)).toEqual(['route-0/route-0-0']);
+      expect(gw.registry.snapshot('sharedCircuitBreaker')).toHaveLength(1);
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gw.url}/`)).status);
       expect(statuses).toEqual([200, 200, 200, 429, 429]); // the insurance limiter (share 1)
+      expect(events).toContain('redisRateLimiter:fallback'); // on the admin event stream
       const r = await gw
         .reload(parseGatewayConfig({ ...gw.config, postgres: 'postgres://h/db' }))
         .catch((e: Error) => e);

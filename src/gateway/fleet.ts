@@ -18,13 +18,15 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { circuitBreaker } from '../core/breaker/circuit-breaker.js';
+import type { Component } from '../core/component.js';
+import type { Registry } from '../core/registry.js';
 import { settlePostgresOptions } from '../durable/pg-options.js';
 import { postgresStore } from '../durable/postgres-store.js';
 import { sqliteStore } from '../durable/sqlite-store.js';
 import type { QueueStore } from '../durable/store.js';
 import type { RateLimitDecision } from '../limits/rate-limiter.js';
-import { redisRateLimiter } from '../redis/rate-limiter.js';
-import { sharedCircuitBreaker } from '../redis/shared-breaker.js';
+import { RedisRateLimiter, redisRateLimiter } from '../redis/rate-limiter.js';
+import { SharedCircuitBreakerPolicy, sharedCircuitBreaker } from '../redis/shared-breaker.js';
 import type { GatewayConfig } from './config.js';
 import { postgresRecords, type RecordStore, sqliteRecords } from './idempotency-records.js';
 import {
@@ -33,6 +35,8 @@ import {
   type EndpointBreakerSettings,
   endpointBreakerOptions,
 } from './policies.js';
+import type { Route } from './route.js';
+import type { Upstream } from './upstream.js';
 
 /** A client limiter: in memory (a decision) or on Redis (a promise of one). */
 export interface ClientLimiter {
@@ -117,7 +121,7 @@ export class Fleet {
       prefix: `${r.prefix}rl:${keyPart(route)}:${index}:`,
       timeoutMs: r.timeoutMs,
       insurance: { share: r.insuranceShare },
-      name,
+      name: `${route}/${name}`,
     });
   }
 
@@ -134,6 +138,22 @@ export class Fleet {
     this.breakers.add(b);
     return b;
   }
+
+  /**
+   * Keeps `registry` holding the shared limiters and breakers of the current routes and upstreams
+   * (their `fallback` / `recovered` events reach the admin event stream, their figures /metrics).
+   */
+  track(registry: Registry, routes: readonly Route[], upstreams: Iterable<Upstream>): void {
+    const now = new Set<Component>();
+    for (const r of routes)
+      for (const l of r.limits) if (l.limiter instanceof RedisRateLimiter) now.add(l.limiter);
+    for (const u of upstreams)
+      for (const e of u.endpoints) if (e.breaker instanceof SharedCircuitBreakerPolicy) now.add(e.breaker);
+    for (const c of this.tracked) if (!now.has(c)) registry.unregister(c);
+    for (const c of now) if (!this.tracked.has(c)) registry.register(c);
+    this.tracked = now;
+  }
+  private tracked = new Set<Component>();
 
   /** Closes the shared breakers of replaced endpoints (their subscriptions). */
   async release(breakers: readonly (EndpointBreaker | null)[]): Promise<void> {

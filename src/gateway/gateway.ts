@@ -198,6 +198,7 @@ export class Gateway {
       for (const e of u.endpoints) this.registry.register(e);
     }
     for (const r of routes) this.registry.register(r);
+    fleet.track(this.registry, routes, next.values());
     this.routes = routes;
     this.upstreams = next;
     const trusted = new Set(config.trustedProxies);
