@@ -228,6 +228,44 @@ describe('gateway fleet: Redis unreachable', () => {
   });
 });
 
+describeFleet('gateway fleet: shared breakers across a reload', () => {
+  it('an instance whose upstream was replaced by a reload still hears openings from the others', {
+    timeout: 60_000,
+  }, async () => {
+    let hits = 0;
+    const flaky = await upstream((_req, res) => {
+      hits++;
+      res.writeHead(500).end();
+    });
+    cleanups.push(() => flaky.close());
+    const value = (connections: number) => ({
+      listen: '127.0.0.1:0',
+      accessLog: false,
+      redis: { url: 'redis://127.0.0.1:6379/0', prefix: `${prefix}reload:`, timeoutMs: 2000 },
+      upstreams: {
+        flaky: {
+          connections,
+          endpoints: [{ url: flaky.url }],
+          breaker: { threshold: 2, halfOpenAfterMs: 60_000 },
+        },
+      },
+      routes: [{ match: { path: '/' }, upstream: 'flaky', retry: false }],
+    });
+    const a = await startGateway({ config: parseGatewayConfig(value(8)) });
+    cleanups.push(() => a.close(100));
+    const b = await startGateway({ config: parseGatewayConfig(value(8)) });
+    cleanups.push(() => b.close(100));
+    // A replaces its upstream group (another pool size): a new breaker for the same endpoint.
+    const r = await a.reload(parseGatewayConfig(value(16)));
+    expect(r.replaced.upstreams).toBe(1);
+    await sleep(300); // the old breaker closes after the swap
+    for (let i = 0; i < 2; i++) expect((await fetch(`${b.url}/`)).status).toBe(500);
+    expect(hits).toBe(2);
+    expect(await until(async () => (await fetch(`${a.url}/`)).status === 503, 3_000)).toBe(true);
+    expect(hits).toBe(2); // A refused without calling the upstream
+  });
+});
+
 describePg('gateway fleet: idempotency records in PostgreSQL', () => {
   it('the same key in flight on another instance → 409; after completion any instance replays it', {
     timeout: 60_000,

@@ -26,7 +26,11 @@ import { sqliteStore } from '../durable/sqlite-store.js';
 import type { QueueStore } from '../durable/store.js';
 import type { RateLimitDecision } from '../limits/rate-limiter.js';
 import { RedisRateLimiter, redisRateLimiter } from '../redis/rate-limiter.js';
-import { SharedCircuitBreakerPolicy, sharedCircuitBreaker } from '../redis/shared-breaker.js';
+import {
+  type SharedBreakerSubscriber,
+  SharedCircuitBreakerPolicy,
+  sharedCircuitBreaker,
+} from '../redis/shared-breaker.js';
 import type { GatewayConfig } from './config.js';
 import { postgresRecords, type RecordStore, sqliteRecords } from './idempotency-records.js';
 import {
@@ -51,6 +55,40 @@ export function redisSettings(r: RedisSetting): { url: string } & typeof REDIS_D
   return typeof r === 'string' ? { url: r, ...REDIS_DEFAULTS } : { ...REDIS_DEFAULTS, ...r };
 }
 
+/**
+ * One SUBSCRIBE connection for every endpoint breaker of this instance (instead of one each),
+ * counting subscriptions per channel: a breaker replaced on reload unsubscribes its channel only
+ * when no other breaker of the same endpoint still listens.
+ */
+class SubscriberMux {
+  private readonly counts = new Map<string, number>();
+  constructor(readonly connection: Redis) {
+    connection.setMaxListeners(0); // one 'message' and one 'ready' listener per breaker
+  }
+  subscribe(channel: string): Promise<unknown> {
+    const n = (this.counts.get(channel) ?? 0) + 1;
+    this.counts.set(channel, n);
+    return n === 1 ? this.connection.subscribe(channel) : Promise.resolve(1);
+  }
+  unsubscribe(channel: string): Promise<unknown> {
+    const n = (this.counts.get(channel) ?? 0) - 1;
+    if (n > 0) {
+      this.counts.set(channel, n);
+      return Promise.resolve(0);
+    }
+    this.counts.delete(channel);
+    return this.connection.unsubscribe(channel);
+  }
+  on(event: string, listener: (...args: never[]) => void): this {
+    this.connection.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+  off(event: string, listener: (...args: never[]) => void): this {
+    this.connection.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+}
+
 /** `{` and `}` are Redis Cluster hash tags; names keep everything else. */
 const keyPart = (name: string) => name.replace(/[{}\s]/g, '_');
 
@@ -73,6 +111,7 @@ const keyPart = (name: string) => name.replace(/[{}\s]/g, '_');
 export class Fleet {
   private readonly breakers = new Set<{ close(): Promise<void> }>();
   private pool: Pool | null = null;
+  private subscriber: SubscriberMux | null = null;
   private schema = 'bulwark';
 
   private constructor(
@@ -129,9 +168,16 @@ export class Fleet {
   endpointBreaker(name: string, settings: EndpointBreakerSettings): EndpointBreaker {
     if (this.redis === null) return circuitBreaker(endpointBreakerOptions(name, settings));
     const r = redisSettings(this.config.redis!);
+    if (this.subscriber === null) {
+      const connection = this.redis.duplicate();
+      connection.on('error', () => {}); // the breakers report it (fallback events)
+      this.subscriber = new SubscriberMux(connection);
+    }
     const b = sharedCircuitBreaker({
       ...endpointBreakerOptions(keyPart(name), settings),
       client: this.redis,
+      // The mux has the subscriber methods the breaker calls (typed loosely: ioredis overloads).
+      subscriber: this.subscriber as unknown as SharedBreakerSubscriber,
       prefix: `${r.prefix}cb:`,
       timeoutMs: r.timeoutMs,
     });
@@ -187,6 +233,7 @@ export class Fleet {
   /** Closes breakers, the Redis connection and the PostgreSQL pool (after the keeper closed). */
   async close(): Promise<void> {
     await this.release([...this.breakers] as unknown as EndpointBreaker[]);
+    this.subscriber?.connection.disconnect();
     this.redis?.disconnect();
     await this.pool?.end().catch(() => {});
   }
