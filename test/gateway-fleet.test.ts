@@ -134,7 +134,9 @@ routes:
     // 2. A breaker opened by one instance is open on the others.
     for (let i = 0; i < 3; i++) expect((await fetch(`${gws[0]!.url}/flaky`)).status).toBe(500);
     expect(flakyHits).toBe(3);
-    await sleep(500); // the opening travels by pub/sub
+    // The opener writes the break to Redis and publishes it; the others hear it by pub/sub.
+    expect(await until(async () => (await redis.keys(`${prefix}cb:*`)).length > 0, 10_000)).toBe(true);
+    await sleep(500);
     for (const g of gws.slice(1)) expect((await fetch(`${g.url}/flaky`)).status).toBe(503);
     expect(flakyHits).toBe(3);
 
