@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../core/errors.js';
 import { parseGatewayConfig } from './config.js';
 import { Fleet, redisSettings } from './fleet.js';
+import { lintGatewayConfig } from './lint.js';
 
 const base = {
   listen: '127.0.0.1:0',
@@ -39,5 +40,14 @@ describe('fleet settings', () => {
     expect(fleet.sameAs(parseGatewayConfig(base))).toBe(true);
     expect(fleet.sameAs(parseGatewayConfig({ ...base, postgres: 'postgres://h/db' }))).toBe(false);
     await fleet.close();
+  });
+
+  it('the lint warns when a fleet shares limits through Redis but keeps its write queue per instance', () => {
+    const routes = [{ match: { path: '/' }, upstream: 'api', storeAndForward: true }];
+    const options = (v: Record<string, unknown>) =>
+      lintGatewayConfig(parseGatewayConfig({ ...base, routes, ...v })).map((f) => f.option);
+    expect(options({ redis: 'redis://h' })).toContain('postgres');
+    expect(options({ redis: 'redis://h', postgres: 'postgres://h/db' })).not.toContain('postgres');
+    expect(options({})).not.toContain('postgres');
   });
 });
