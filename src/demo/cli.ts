@@ -17,6 +17,7 @@ interface CliIo {
   err(text: string): void;
 }
 
+import { postgresStore } from '../durable/postgres-store.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { startGatewayFromFile } from '../gateway/gateway.js';
 import { LoadGenerator, p99 } from './load.js';
@@ -30,15 +31,45 @@ interface DemoFlags {
   json: boolean;
   port: number;
   adminPort: number;
+  /** `--redis [URL]`: client limits and breakers shared through this Redis. */
+  redis: string | null;
+  /** `--postgres [URL]`: the write queue and its records in this PostgreSQL. */
+  postgres: string | null;
 }
 
+const DEFAULT_REDIS = 'redis://127.0.0.1:6379/0';
+const defaultPostgres = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
 const USAGE = `Usage: bulwark demo [--headless] [--duration SECONDS] [--rate REQ_PER_SEC] [--port N] [--admin-port N] [--json]
+                    [--redis [redis://…]] [--postgres [postgres://…]]
   Starts demo upstreams that fail on a script, the gateway in front of them, and load.
-  Without --headless it runs until Ctrl-C (the script repeats every 30 s).`;
+  Without --headless it runs until Ctrl-C (the script repeats every 30 s).
+  --redis     client limits and endpoint breakers in Redis (default ${DEFAULT_REDIS})
+  --postgres  the store-and-forward queue and its records in PostgreSQL (default $DATABASE_URL,
+              else postgres://postgres@127.0.0.1:5432/postgres; a schema of its own, dropped at the end)`;
 
 function parse(argv: readonly string[]): DemoFlags | string {
-  const f: DemoFlags = { headless: false, duration: 30, rate: 40, json: false, port: 8080, adminPort: 9901 };
-  for (let i = 0; i < argv.length; i++) {
+  const f: DemoFlags = {
+    headless: false,
+    duration: 30,
+    rate: 40,
+    json: false,
+    port: 8080,
+    adminPort: 9901,
+    redis: null,
+    postgres: null,
+  };
+  let i = 0;
+  /** The URL after the flag, when it is one; else the default. */
+  const url = (scheme: RegExp, fallback: string) => {
+    const v = argv[i + 1];
+    if (v !== undefined && scheme.test(v)) {
+      i++;
+      return v;
+    }
+    return fallback;
+  };
+  for (; i < argv.length; i++) {
     const a = argv[i]!;
     const num = () => {
       const v = Number(argv[++i]);
@@ -50,8 +81,8 @@ function parse(argv: readonly string[]): DemoFlags | string {
     else if (a === '--rate') f.rate = num();
     else if (a === '--port') f.port = num();
     else if (a === '--admin-port') f.adminPort = num();
-    else if (a === '--redis' || a === '--postgres')
-      return `${a} is not available yet: the demo runs with local state (see docs/gateway.md)`;
+    else if (a === '--redis') f.redis = url(/^rediss?:\/\//, DEFAULT_REDIS);
+    else if (a === '--postgres') f.postgres = url(/^postgres(ql)?:\/\//, defaultPostgres());
     else return `unknown option ${a}`;
     if (Number.isNaN(f.duration) || Number.isNaN(f.rate) || Number.isNaN(f.port) || Number.isNaN(f.adminPort))
       return `${a} needs a number`;
@@ -79,6 +110,35 @@ function servedBy(
   return out;
 }
 
+/**
+ * The `redis` / `postgres` lines of the demo's file (a key prefix and a schema of this run), and
+ * how to remove the schema at the end.
+ */
+function sharedSettings(
+  f: DemoFlags,
+  run: string,
+): { yaml: string; drop: () => Promise<void>; schema: string | null } {
+  let yaml = '';
+  let schema: string | null = null;
+  let drop = async () => {};
+  if (f.redis !== null)
+    yaml += `redis: { url: "${f.redis}", prefix: "bulwark:demo:${run}:", timeoutMs: 200 }\n`;
+  if (f.postgres !== null) {
+    const u = new URL(f.postgres);
+    const own = !u.searchParams.has('schema');
+    if (own) u.searchParams.set('schema', `bulwark_demo_${run}`);
+    schema = u.searchParams.get('schema');
+    yaml += `postgres: "${u.toString()}"\n`;
+    if (own)
+      drop = async () => {
+        const store = postgresStore({ connectionString: u.toString() });
+        await store.dropSchema().catch(() => {});
+        await store.close();
+      };
+  }
+  return { yaml, drop, schema };
+}
+
 /** `bulwark demo`. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -97,9 +157,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const file = join(dir, 'bulwark.yaml');
   const listen = f.headless ? '127.0.0.1:0' : `127.0.0.1:${f.port}`;
   const admin = f.headless ? '127.0.0.1:0' : `127.0.0.1:${f.adminPort}`;
+  const run = randomBytes(4).toString('hex');
+  const shared = sharedSettings(f, run);
   writeFileSync(
     file,
-    demoConfig(Object.fromEntries(ups.map((u) => [u.name, u.url])), join(dir, 'data'), listen, admin),
+    demoConfig(Object.fromEntries(ups.map((u) => [u.name, u.url])), join(dir, 'data'), listen, admin) +
+      shared.yaml,
   );
   const dashboardToken = randomBytes(12).toString('hex');
   let gw: Gateway;
@@ -114,6 +177,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       `bulwark demo: cannot start the gateway: ${(error as Error).message} (try --port/--admin-port, or --headless for free ports)`,
     );
     for (const u of ups) await u.kill();
+    await shared.drop();
     return 1;
   }
   const names = new Map<string, string>();
@@ -127,6 +191,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     `bulwark demo: admin ${gw.admin?.url}  (/admin/endpoints, /admin/ejections, /admin/events, /metrics)`,
   );
   io.err(`bulwark demo: dashboard ${gw.admin?.url}/dashboard/  token ${dashboardToken}`);
+  const where = gw.fleet?.describe();
+  if (where !== undefined)
+    io.err(
+      `bulwark demo: client limits in ${where.limits}, breakers ${where.breakers}, write queue in ${where.queue}${shared.schema === null ? '' : ` (schema ${shared.schema})`}`,
+    );
   io.err(
     `bulwark demo: ${f.headless ? `running the script once (${f.duration} s)` : 'Ctrl-C to stop'}; ${f.rate} req/s of mixed traffic\n`,
   );
@@ -242,6 +311,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   await gw.close(1_000);
   for (const u of ups) await u.kill();
+  await shared.drop();
   // Exit 1 only when the gateway let real harm through: duplicate payments, or most failures not absorbed.
   return success >= 0.9 && duplicates === 0 ? 0 : 1;
 }

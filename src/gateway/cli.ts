@@ -162,6 +162,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const shutdown = gracefulShutdown({
       servers: [gw.server],
       drainDelayMs: Number(process.env.BULWARK_DRAIN_DELAY_MS ?? 0),
+      // /readyz answers 503 from the signal on, while the drain delay lets load balancers notice.
+      monitor: {
+        setShuttingDown: (v) => {
+          gw.ready = !v;
+        },
+      },
       exit: (code) => resolve(code),
       logger: false,
       hooks: [{ name: 'gateway', run: () => gw.close(2_000) }],

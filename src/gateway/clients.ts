@@ -115,7 +115,8 @@ export async function checkClient(
         return { ok: false, status: 401, detail: `the token has no "${l.key.slice(4)}" claim`, headers: {} };
       key = String(v);
     }
-    const d = l.limiter.consume(`${l.key}\u0000${key}`);
+    const pending = l.limiter.consume(`${l.key}\u0000${key}`);
+    const d = pending instanceof Promise ? await pending : pending;
     const h = rateLimitHeaders(d, l.name) as unknown as Record<string, string>;
     if (!d.allowed)
       return {

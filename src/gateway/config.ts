@@ -17,6 +17,32 @@ const listenAddress = s.union(
   'a host:port such as 127.0.0.1:8080, or a port number',
 );
 
+const redisSetting = s.union(
+  [
+    s.string({ pattern: /^rediss?:\/\//, patternRule: 'a redis:// or rediss:// URL' }),
+    s.object({
+      url: s
+        .string({ pattern: /^rediss?:\/\//, patternRule: 'a redis:// or rediss:// URL' })
+        .describe('The Redis server, e.g. redis://127.0.0.1:6379/0.'),
+      prefix: s
+        .optional(
+          s.string({ pattern: /^[^{}\s]+$/, patternRule: 'a key prefix without spaces, { or }' }),
+          'bulwark:gw:',
+        )
+        .describe('Prefix of every key and channel: gateways with the same prefix share state.'),
+      timeoutMs: s
+        .optional(s.duration({ positive: true }), 50)
+        .describe('Longest wait for Redis per decision before deciding locally.'),
+      insuranceShare: s
+        .optional(s.ratio(), 1)
+        .describe(
+          'While Redis fails, each instance allows this share of every client limit (1 / the number of instances).',
+        ),
+    }),
+  ],
+  'a redis:// URL, or { url, prefix, timeoutMs, insuranceShare }',
+);
+
 const endpoint = s.object({
   url: s
     .string({
@@ -225,7 +251,12 @@ export const gatewaySchema = s.object({
   postgres: s
     .optional(s.string({ pattern: /^postgres(ql)?:\/\//, patternRule: 'a postgres:// URL' }))
     .describe(
-      'Keep the store-and-forward queue in PostgreSQL (postgres://…) instead of SQLite in dataDir; idempotency records stay in dataDir.',
+      'Share the store-and-forward queue and its idempotency records (status URLs, 409/422, replays) with every gateway using this PostgreSQL (postgres://…; `?schema=NAME` picks the schema, default bulwark) instead of SQLite in dataDir. Any instance delivers, and answers any status URL.',
+    ),
+  redis: s
+    .optional(redisSetting)
+    .describe(
+      'Share client limits and endpoint breakers with every gateway using this Redis (redis://…, or { url, prefix, … }); without it they are per process. While Redis fails, limits fall back to memory and breakers run locally.',
     ),
   trustedProxies: s
     .optional(s.array(s.string()), [])

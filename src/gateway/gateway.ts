@@ -10,6 +10,7 @@
 import { watch } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { RandomSource } from '../core/clock.js';
 import { systemRandom } from '../core/clock.js';
 import type { ComponentEvent } from '../core/component.js';
@@ -19,6 +20,7 @@ import { createControlPlane, type TokenSpec } from '../server/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { makeVerifier } from './clients.js';
 import type { GatewayConfig } from './config.js';
+import { Fleet } from './fleet.js';
 import { type AccessEntry, createHandler, type HandlerState } from './handler.js';
 import { sendProblem } from './http.js';
 import { loadGatewayConfig } from './load.js';
@@ -72,6 +74,8 @@ export class Gateway {
   private upstreams = new Map<string, Upstream>();
   private routes: Route[] = [];
   private keeper: WriteKeeperHandle | null = null;
+  /** What this instance shares with others (Redis, PostgreSQL), or local state; made at start. */
+  fleet: Fleet | null = null;
   private readonly events = new Emitter<ComponentEvent>();
   private readonly stops: (() => void)[] = [];
   private reloading: Promise<ReloadResult> | null = null;
@@ -143,6 +147,12 @@ export class Gateway {
     config: GatewayConfig,
   ): Promise<{ kept: number[]; replaced: number[]; old: Upstream[] }> {
     const random = this.options.random ?? systemRandom;
+    if (this.fleet !== null && !this.fleet.sameAs(config))
+      throw new Error(
+        'redis and postgres cannot change on reload: restart the gateway to move it to another fleet',
+      );
+    this.fleet ??= await Fleet.open(config);
+    const fleet = this.fleet;
     const next = new Map<string, Upstream>();
     const old: Upstream[] = [];
     let keptU = 0;
@@ -157,7 +167,7 @@ export class Gateway {
         next.set(name, had);
         keptU++;
       } else {
-        next.set(name, new Upstream(name, u, random, budgetOf(name)));
+        next.set(name, new Upstream(name, u, random, budgetOf(name), (n, b) => fleet.endpointBreaker(n, b)));
         newU++;
       }
     }
@@ -173,7 +183,7 @@ export class Gateway {
         had.upstream = up;
         routes.push(had);
         keptR++;
-      } else routes.push(new Route(rc, i, up));
+      } else routes.push(new Route(rc, i, up, (...a) => fleet.clientLimiter(...a)));
     });
     // Swap the registry's membership, then the state (atomically for new requests).
     for (const c of [...this.routes, ...this.upstreams.values()]) {
@@ -188,12 +198,13 @@ export class Gateway {
       for (const e of u.endpoints) this.registry.register(e);
     }
     for (const r of routes) this.registry.register(r);
+    fleet.track(this.registry, routes, next.values());
     this.routes = routes;
     this.upstreams = next;
     const trusted = new Set(config.trustedProxies);
     const verify = await makeVerifier(config.auth);
     if (this.keeper === null && config.routes.some((r) => r.storeAndForward)) {
-      this.keeper = await openWriteKeeper(config, () => this.upstreams, this.registry);
+      this.keeper = await openWriteKeeper(config, () => this.upstreams, this.registry, fleet);
     }
     this.keeper?.setUpstreams(() => this.upstreams);
     this.state = {
@@ -244,7 +255,11 @@ export class Gateway {
       }
       if (this.options.watch !== false) {
         let timer: NodeJS.Timeout | null = null;
-        const w = watch(file, () => {
+        // The directory, not the file: editors replace files, and a Kubernetes ConfigMap update
+        // swaps the `..data` symlink; a watch on the file itself would miss every later change.
+        const name = basename(file);
+        const w = watch(dirname(file), (_event, changed) => {
+          if (changed !== null && changed !== name && changed !== '..data') return;
           if (timer !== null) clearTimeout(timer);
           timer = setTimeout(() => void this.reloadFromFile(file), 100);
         });
@@ -287,6 +302,7 @@ export class Gateway {
     const { kept, replaced, old } = await this.build(config);
     this.reloads++;
     for (const u of old) void u.close(); // pools close once their requests are done
+    void this.fleet?.release(old.flatMap((u) => u.endpoints.map((e) => e.breaker)));
     const result = {
       ok: true,
       kept: { routes: kept[0]!, upstreams: kept[1]! },
@@ -308,6 +324,7 @@ export class Gateway {
     await this.admin?.close();
     await this.keeper?.close();
     await Promise.allSettled([...this.upstreams.values()].map((u) => u.close()));
+    await this.fleet?.close();
   }
 }
 

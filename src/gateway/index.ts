@@ -2,7 +2,8 @@
  * `bulwark/gateway`: a resilient reverse proxy configured in one YAML file — routes, upstream
  * groups with load-balancing strategies and outlier ejection, retries with a budget, breakers,
  * per-client limits, store-and-forward of keyed writes, streaming with visible breaks, hot reload
- * and an admin port. Optional peers: undici, yaml, jose, better-sqlite3, pino, prom-client.
+ * and an admin port; several instances share limits, breakers and the write queue through Redis and
+ * PostgreSQL. Optional peers: undici, yaml, jose, better-sqlite3, pino, prom-client, ioredis, pg.
  *
  * @example
  * ```ts nocheck
@@ -28,6 +29,7 @@ export {
   retryDefaults,
   type UpstreamConfig,
 } from './config.js';
+export { type ClientLimiter, Fleet, redisSettings } from './fleet.js';
 export {
   Gateway,
   type GatewayOptions,
@@ -36,6 +38,13 @@ export {
   startGatewayFromFile,
 } from './gateway.js';
 export type { AccessEntry } from './handler.js';
+export {
+  type IdempotencyRecord,
+  postgresRecords,
+  type RecordStore,
+  type Settlement,
+  sqliteRecords,
+} from './idempotency-records.js';
 export { type LintFinding, lintGatewayConfig } from './lint.js';
 export { GatewayConfigError, loadGatewayConfig, parseGatewayYaml } from './load.js';
 export { type EjectionReason, OutlierDetector, OutlierState } from './outlier.js';

@@ -82,6 +82,16 @@ export function lintGatewayConfig(config: GatewayConfig): LintFinding[] {
       );
     }
   }
+  if (
+    config.redis !== undefined &&
+    config.postgres === undefined &&
+    config.routes.some((r) => r.storeAndForward)
+  ) {
+    warn(
+      'postgres',
+      'limits and breakers are shared through Redis, but store-and-forward keeps its queue and idempotency records per instance (SQLite in dataDir): a write queued on one instance is delivered only by it, and its status URL answers only there. Set postgres to share them.',
+    );
+  }
   if (typeof config.admin === 'string' && /^(0\.0\.0\.0|\[::\]|)(:|$)/.test(config.admin)) {
     warn(
       'admin',

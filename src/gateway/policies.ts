@@ -11,6 +11,7 @@ import type { Registry } from '../core/registry.js';
 import type { RetryBudget } from '../core/retry-budget.js';
 import { type RateLimiter, rateLimiter } from '../limits/rate-limiter.js';
 import { retryBudget } from '../limits/retry-budget.js';
+import type { SharedCircuitBreakerPolicy } from '../redis/shared-breaker.js';
 
 /** An endpoint breaker's settings (from `upstreams.<name>.breaker`). */
 export interface EndpointBreakerSettings {
@@ -29,13 +30,23 @@ export function endpointBreaker(
   registry?: Registry,
 ): CircuitBreakerPolicy {
   return circuitBreaker({
-    name,
-    breaker: { kind: 'consecutive', threshold: settings.threshold },
-    halfOpenAfterMs: settings.halfOpenAfterMs,
-    handle: handle.all().orResults((status: number) => status >= 500),
+    ...endpointBreakerOptions(name, settings),
     ...(registry !== undefined ? { registry } : {}),
   });
 }
+
+/** The options of an endpoint breaker, local or shared through Redis (src/gateway/fleet.ts). */
+export function endpointBreakerOptions(name: string, settings: EndpointBreakerSettings) {
+  return {
+    name,
+    breaker: { kind: 'consecutive' as const, threshold: settings.threshold },
+    halfOpenAfterMs: settings.halfOpenAfterMs,
+    handle: handle.all().orResults((status: number) => status >= 500),
+  };
+}
+
+/** An endpoint's breaker: the core one, or one shared through Redis by the fleet. */
+export type EndpointBreaker = CircuitBreakerPolicy | SharedCircuitBreakerPolicy;
 
 /**
  * The retry budget of an upstream group: every request deposits `ratio` tokens (up to 10), every

@@ -6,8 +6,8 @@
 
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
-import type { RateLimiter } from '../limits/rate-limiter.js';
 import { type RetryConfig, type RouteConfig, retryDefaults } from './config.js';
+import type { ClientLimiter } from './fleet.js';
 import { clientLimiter } from './policies.js';
 import { compileRoute, type RouteMatcher } from './router.js';
 import type { Upstream } from './upstream.js';
@@ -40,7 +40,7 @@ const BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 export interface ClientLimit {
   readonly name: string;
   readonly key: string;
-  readonly limiter: RateLimiter;
+  readonly limiter: ClientLimiter;
 }
 
 type Counter =
@@ -95,6 +95,14 @@ export class Route implements Component {
     readonly config: RouteConfig,
     index: number,
     public upstream: Upstream,
+    /** Makes client limiters (the fleet's: on Redis when configured). */
+    makeLimiter: (
+      route: string,
+      index: number,
+      name: string,
+      limit: number,
+      windowMs: number,
+    ) => ClientLimiter = (_r, _i, _n, limit, windowMs) => clientLimiter(limit, windowMs),
   ) {
     this.name = config.name ?? `route-${index}`;
     this.fingerprint = JSON.stringify(config);
@@ -107,11 +115,10 @@ export class Route implements Component {
           : config.retry;
     this.retryMethods = new Set(this.retry?.methods ?? []);
     this.retryOn = new Set(this.retry?.on ?? []);
-    this.limits = (config.limits ?? []).map((l, i) => ({
-      name: l.name ?? `${this.name}-${i}`,
-      key: l.key,
-      limiter: clientLimiter(l.limit, l.windowMs),
-    }));
+    this.limits = (config.limits ?? []).map((l, i) => {
+      const name = l.name ?? `${this.name}-${i}`;
+      return { name, key: l.key, limiter: makeLimiter(this.name, i, name, l.limit, l.windowMs) };
+    });
     const pairs = (r: Record<string, string> | undefined) =>
       r === undefined ? null : Object.entries(r).map(([k, v]) => [k.toLowerCase(), v] as const);
     const set = (a: string[] | undefined) =>

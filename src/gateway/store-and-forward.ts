@@ -3,8 +3,9 @@
  * the ONLY place the gateway uses the durable queue:
  *
  * - the first request is delivered now if it can be; otherwise (connect errors, 5xx, 429, breaker
- *   open) it is written to the durable queue (SQLite in `dataDir`, or PostgreSQL with `postgres`)
- *   and answered `202 Accepted` with `Location: /_bulwark/ops/<id>`;
+ *   open) it is written to the durable queue (SQLite in `dataDir`, or PostgreSQL with `postgres`,
+ *   shared by a fleet: src/gateway/fleet.ts) and answered `202 Accepted` with
+ *   `Location: /_bulwark/ops/<id>`;
  * - the same key while the first is in flight → 409 with Retry-After; the same key with another
  *   payload (SHA-256 of method, path and body) → 422; a repeat while queued → the same 202 with
  *   `Idempotent-Replayed: true`; after completion → the stored response, replayed (24 h);
@@ -15,27 +16,30 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { backoff } from '../core/backoff.js';
 import { nonRetryable } from '../core/errors.js';
 import type { Registry } from '../core/registry.js';
 import { openQueue, type Queue } from '../durable/queue.js';
-import { storeFromSpec } from '../durable/store-spec.js';
 import type { GatewayConfig } from './config.js';
 import { Exchange, type Sink } from './exchange.js';
+import { Fleet } from './fleet.js';
 import type { WriteKeeper } from './handler.js';
 import { sendProblem } from './http.js';
+import type { IdempotencyRecord } from './idempotency-records.js';
 import type { Route } from './route.js';
-import type { Upstream } from './upstream.js';
+import type { Endpoint, Upstream } from './upstream.js';
 
 const OPS = '/_bulwark/ops/';
 const RETENTION_MS = 24 * 3600 * 1000;
 const MAX_ATTEMPTS = 25;
+/** An in-flight claim outlives the route's timeout by this much (a crashed instance's claim expires). */
+const INFLIGHT_GRACE_MS = 30_000;
 
 interface Payload {
   scope: string;
+  /** Absent in writes queued by older versions. */
+  fingerprint?: string;
   route: string;
   upstream: string;
   method: string;
@@ -44,24 +48,11 @@ interface Payload {
   body: string; // base64
 }
 
-interface RecordRow {
-  scope: string;
-  fingerprint: string;
-  state: 'pending' | 'delivered' | 'dead';
-  op_id: string;
-  status: number | null;
-  headers: string | null;
-  body: Buffer | null;
-  expires: number;
-}
-
 /** The keeper with its lifecycle. */
 export interface WriteKeeperHandle extends WriteKeeper {
   setUpstreams(get: () => ReadonlyMap<string, Upstream>): void;
   close(): Promise<void>;
 }
-
-type Db = import('better-sqlite3').Database;
 
 const KEEP_HEADERS = new Set(['content-type', 'location', 'etag', 'cache-control']);
 
@@ -102,70 +93,57 @@ function keyOf(req: IncomingMessage): string {
   return raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
 }
 
-/** Opens the queue and the record table, and starts the delivery worker. */
+/**
+ * Opens the queue and the idempotency records (the fleet's: PostgreSQL when `postgres` is set,
+ * else SQLite in `dataDir`), and starts the delivery worker.
+ */
 export async function openWriteKeeper(
   config: GatewayConfig,
   initial: () => ReadonlyMap<string, Upstream>,
   _registry: Registry,
+  fleet?: Fleet,
 ): Promise<WriteKeeperHandle> {
   let upstreams = initial;
-  mkdirSync(config.dataDir, { recursive: true });
-  const Sqlite = (await import('better-sqlite3')).default;
-  const db: Db = new Sqlite(join(config.dataDir, 'gateway-idempotency.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL, op_id TEXT NOT NULL,
-    status INTEGER, headers TEXT, body BLOB, expires INTEGER NOT NULL);
-    CREATE INDEX IF NOT EXISTS idempotency_op ON idempotency(op_id);`);
-  const getRow = db.prepare<[string], RecordRow>('SELECT * FROM idempotency WHERE scope = ?');
-  const getOp = db.prepare<[string], RecordRow>('SELECT * FROM idempotency WHERE op_id = ?');
-  const upsert = db.prepare(
-    'INSERT INTO idempotency (scope, fingerprint, state, op_id, status, headers, body, expires) VALUES (@scope, @fingerprint, @state, @op_id, @status, @headers, @body, @expires) ON CONFLICT(scope) DO UPDATE SET state = excluded.state, status = excluded.status, headers = excluded.headers, body = excluded.body, expires = excluded.expires',
-  );
-  const purge = db.prepare('DELETE FROM idempotency WHERE expires < ?');
-  const store = storeFromSpec(config.postgres ?? `sqlite:${join(config.dataDir, 'gateway-queue.db')}`);
+  const ownFleet = fleet === undefined ? await Fleet.open(config) : null;
+  const { store, records } = await (fleet ?? ownFleet!).writeStore();
   const queue: Queue<Payload> = await openQueue<Payload>({
     name: 'gateway-writes',
     store,
     maxAttempts: MAX_ATTEMPTS,
     backoff: backoff.exponential({ initialMs: 200, maxMs: 5_000, jitter: 'full' }),
   });
-  const inflight = new Map<string, string>();
-
-  const save = (
+  const settle = (
     scope: string,
     fingerprint: string,
-    state: RecordRow['state'],
+    state: IdempotencyRecord['state'] & ('pending' | 'delivered' | 'dead'),
     opId: string,
     status: number | null,
     headers: Record<string, string> | null,
     body: Buffer | null,
+    overInflightOnly = false,
   ) =>
-    upsert.run({
+    records.settle({
       scope,
       fingerprint,
       state,
-      op_id: opId,
+      opId,
       status,
-      headers: headers === null ? null : JSON.stringify(headers),
+      headers,
       body,
       expires: Date.now() + RETENTION_MS,
+      overInflightOnly,
     });
 
-  const replay = (res: ServerResponse, row: RecordRow) => {
-    const headers: Record<string, string> = {
-      ...(row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>)),
-      'idempotent-replayed': 'true',
-    };
-    if (row.state === 'pending') return accepted(res, row.op_id, true);
+  const replay = (res: ServerResponse, row: IdempotencyRecord) => {
+    const headers: Record<string, string> = { ...(row.headers ?? {}), 'idempotent-replayed': 'true' };
+    if (row.state === 'pending') return accepted(res, row.opId, true);
     if (row.status === null)
       return sendProblem(
         res,
         502,
         'Delivery failed',
-        `operation ${row.op_id} is dead`,
-        { id: row.op_id },
+        `operation ${row.opId} is dead`,
+        { id: row.opId },
         headers,
       );
     res.writeHead(row.status, headers);
@@ -180,49 +158,77 @@ export async function openWriteKeeper(
     });
     res.end(body);
   };
+  const unavailable = (
+    res: ServerResponse,
+    error: unknown,
+    done: (status: number, notes: string[]) => void,
+  ) => {
+    sendProblem(
+      res,
+      503,
+      'Idempotency records unavailable',
+      `the write was not sent: ${(error as Error).message}; retry with the same Idempotency-Key`,
+      {},
+      { 'retry-after': '1' },
+    );
+    done(503, ['recordsFailed']);
+  };
 
   const worker = queue.work(
     async (job, { signal }) => {
       const p = job.payload;
+      const fp = p.fingerprint ?? '';
       const up = upstreams().get(p.upstream);
       if (up === undefined) throw nonRetryable(new Error(`upstream ${p.upstream} no longer exists`));
-      const ep = up.pick(null, performance.now());
-      p.headers[1] = ep.url.slice(ep.url.indexOf('//') + 2);
+      // One attempt tries each endpoint of the group once (the next only after a connect error,
+      // a 5xx or a 429), and tells the group how each went (outlier detection learns from it).
+      const tried: Endpoint[] = [];
       let status = 0;
       let lastError = '';
-      try {
-        const r = await ep.pool.request({
-          method: p.method as 'POST',
-          path: p.path,
-          headers: p.headers,
-          body: Buffer.from(p.body, 'base64'),
-          signal,
-          headersTimeout: 10_000,
-          bodyTimeout: 10_000,
-        });
-        const body = Buffer.from(await r.body.arrayBuffer());
-        status = r.statusCode;
-        if (status < 500 && status !== 429) {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(r.headers))
-            if (KEEP_HEADERS.has(k) && typeof v === 'string') headers[k] = v;
-          const row = getRow.get(p.scope);
-          save(p.scope, row?.fingerprint ?? '', 'delivered', job.id, status, headers, body);
-          return;
+      while (tried.length < up.endpoints.length && !signal.aborted) {
+        const t0 = performance.now();
+        const ep = up.pick(tried, t0);
+        if (tried.includes(ep)) break;
+        tried.push(ep);
+        p.headers[1] = ep.url.slice(ep.url.indexOf('//') + 2);
+        status = 0;
+        try {
+          const r = await ep.pool.request({
+            method: p.method as 'POST',
+            path: p.path,
+            headers: p.headers,
+            body: Buffer.from(p.body, 'base64'),
+            signal,
+            headersTimeout: 10_000,
+            bodyTimeout: 10_000,
+          });
+          const body = Buffer.from(await r.body.arrayBuffer());
+          status = r.statusCode;
+          const now = performance.now();
+          if (status < 500 && status !== 429) {
+            up.record(ep, 'success', now - t0, now);
+            const headers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(r.headers))
+              if (KEEP_HEADERS.has(k) && typeof v === 'string') headers[k] = v;
+            await settle(p.scope, fp, 'delivered', job.id, status, headers, body);
+            return;
+          }
+          if (status >= 500)
+            up.record(ep, status >= 502 && status <= 504 ? 'gatewayError' : 'error5xx', now - t0, now);
+          lastError = `${ep.name} answered ${status}`;
+        } catch (error) {
+          const now = performance.now();
+          up.record(ep, 'gatewayError', now - t0, now);
+          lastError = `${ep.name}: ${(error as Error).message}`;
         }
-        lastError = `the upstream answered ${status}`;
-      } catch (error) {
-        lastError = (error as Error).message;
       }
-      if (job.attempt >= job.maxAttempts) {
-        const row = getRow.get(p.scope);
-        save(p.scope, row?.fingerprint ?? '', 'dead', job.id, status === 0 ? null : status, null, null);
-      }
+      if (job.attempt >= job.maxAttempts)
+        await settle(p.scope, fp, 'dead', job.id, status === 0 ? null : status, null, null);
       throw new Error(lastError);
     },
     { concurrency: 1, pollMs: 250, leaseMs: 5_000 },
   );
-  const sweep = setInterval(() => purge.run(Date.now()), 600_000);
+  const sweep = setInterval(() => void records.purge(Date.now()).catch(() => {}), 600_000);
   sweep.unref();
 
   return {
@@ -232,14 +238,18 @@ export async function openWriteKeeper(
     status(path, res) {
       if (!path.startsWith(OPS)) return false;
       const id = path.slice(OPS.length);
-      const row = getOp.get(id);
-      if (row === undefined) {
-        sendProblem(res, 404, 'Unknown operation', `no operation ${id} (kept 24 h)`);
-        return true;
-      }
-      const body = JSON.stringify({ id, state: row.state, status: row.status });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(body);
+      records.byOp(id).then(
+        (row) => {
+          if (row === undefined || row.state === 'inflight') {
+            sendProblem(res, 404, 'Unknown operation', `no operation ${id} (kept 24 h)`);
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ id, state: row.state, status: row.status }));
+        },
+        (error: unknown) =>
+          sendProblem(res, 503, 'Status unavailable', (error as Error).message, {}, { 'retry-after': '1' }),
+      );
       return true;
     },
     handle(route: Route, req, res, body, request, requestId, done) {
@@ -248,109 +258,130 @@ export async function openWriteKeeper(
         sendProblem(res, 400, 'Bad Idempotency-Key', 'the Idempotency-Key must be 1-255 characters');
         return done(400, ['idempotency:badKey']);
       }
-      const scope = `${route.name}\u0000${key}`;
+      // A unit separator (PostgreSQL text holds no NUL).
+      const scope = `${route.name}\u001f${key}`;
       const fingerprint = createHash('sha256')
         .update(`${request.method}\n${request.path}\n`)
         .update(body)
         .digest('hex');
-      const busy = inflight.get(scope);
-      const row = busy === undefined ? getRow.get(scope) : undefined;
-      const known = busy ?? row?.fingerprint;
-      if (known !== undefined && known !== '' && known !== fingerprint) {
-        sendProblem(
-          res,
-          422,
-          'Idempotency-Key reused',
-          'this Idempotency-Key was used with another payload; use a new key',
-        );
-        return done(422, ['idempotency:mismatch']);
-      }
-      if (busy !== undefined) {
-        sendProblem(
-          res,
-          409,
-          'Request in flight',
-          'a request with this Idempotency-Key is being processed; retry later',
-          {},
-          { 'retry-after': '1' },
-        );
-        return done(409, ['idempotency:inFlight']);
-      }
-      if (row !== undefined && row.expires > Date.now()) {
-        replay(res, row);
-        return done(row.state === 'pending' ? 202 : (row.status ?? 502), ['idempotency:replayed']);
-      }
-      inflight.set(scope, fingerprint);
-      const sink = new BufferSink((s) => {
-        if (s.outcome === 'delivered') {
-          const out = Buffer.concat(s.chunks);
-          save(scope, fingerprint, 'delivered', `${requestId}`, s.status, s.headers, out);
-          inflight.delete(scope);
-          res.writeHead(s.status, { ...s.headers, 'x-request-id': requestId });
-          res.end(out);
-          return done(s.status, []);
-        }
-        if (s.outcome === 'broken') {
-          inflight.delete(scope);
-          sendProblem(
-            res,
-            502,
-            'Bad gateway',
-            'the upstream response broke; retry with the same Idempotency-Key',
-          );
-          return done(502, ['broken']);
-        }
-        const payload: Payload = {
-          scope,
-          route: route.name,
-          upstream: route.upstream.name,
-          method: request.method,
-          path: request.path,
-          headers: request.headers,
-          body: body.toString('base64'),
-        };
-        queue.enqueue(payload, { key: scope }).then(
-          ({ id }) => {
-            save(scope, fingerprint, 'pending', id, null, null, null);
-            inflight.delete(scope);
-            route.count('queued', { id });
-            accepted(res, id, false);
-            done(202, ['queued']);
+      const now = Date.now();
+      records
+        .claim(scope, fingerprint, requestId, now + route.config.timeoutMs + INFLIGHT_GRACE_MS, now)
+        .then(
+          (row) => {
+            if (row === null) return send(route, res, body, request, requestId, done, scope, fingerprint);
+            if (row.fingerprint !== '' && row.fingerprint !== fingerprint) {
+              sendProblem(
+                res,
+                422,
+                'Idempotency-Key reused',
+                'this Idempotency-Key was used with another payload; use a new key',
+              );
+              return done(422, ['idempotency:mismatch']);
+            }
+            if (row.state === 'inflight') {
+              sendProblem(
+                res,
+                409,
+                'Request in flight',
+                'a request with this Idempotency-Key is being processed; retry later',
+                {},
+                { 'retry-after': '1' },
+              );
+              return done(409, ['idempotency:inFlight']);
+            }
+            replay(res, row);
+            done(row.state === 'pending' ? 202 : (row.status ?? 502), ['idempotency:replayed']);
           },
-          (error: unknown) => {
-            inflight.delete(scope);
-            sendProblem(
-              res,
-              503,
-              'Cannot keep the write',
-              `the write queue refused it: ${(error as Error).message}`,
-            );
-            done(503, ['queueFailed']);
-          },
+          (error: unknown) => unavailable(res, error, done),
         );
-      });
-      const x = new Exchange(
-        route,
-        {
-          method: request.method,
-          path: request.path,
-          headers: request.headers,
-          body,
-          replayable: true,
-          hasIdempotencyKey: true,
-        },
-        sink,
-        Math.random,
-        () => {},
-        performance.now(),
-      );
-      x.run();
     },
     async close() {
       clearInterval(sweep);
       await worker.stop({ graceMs: 2_000 });
       await queue.close();
-      db.close();
+      await records.close();
+      await ownFleet?.close();
     },
   };
+
+  /** The first request of a key: delivered now, or queued and answered 202. */
+  function send(
+    route: Route,
+    res: ServerResponse,
+    body: Buffer,
+    request: { method: string; path: string; headers: string[] },
+    requestId: string,
+    done: (status: number, notes: string[]) => void,
+    scope: string,
+    fingerprint: string,
+  ): void {
+    const sink = new BufferSink((s) => {
+      if (s.outcome === 'delivered') {
+        const out = Buffer.concat(s.chunks);
+        const answer = () => {
+          res.writeHead(s.status, { ...s.headers, 'x-request-id': requestId });
+          res.end(out);
+          done(s.status, []);
+        };
+        // Answered even if the record cannot be written: the upstream has the write.
+        settle(scope, fingerprint, 'delivered', requestId, s.status, s.headers, out).then(answer, answer);
+        return;
+      }
+      if (s.outcome === 'broken') {
+        void records.release(scope).catch(() => {});
+        sendProblem(
+          res,
+          502,
+          'Bad gateway',
+          'the upstream response broke; retry with the same Idempotency-Key',
+        );
+        return done(502, ['broken']);
+      }
+      const payload: Payload = {
+        scope,
+        fingerprint,
+        route: route.name,
+        upstream: route.upstream.name,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: body.toString('base64'),
+      };
+      queue
+        .enqueue(payload, { key: scope })
+        .then(async ({ id }) => {
+          // Only over the in-flight claim: a worker (here or elsewhere) may have delivered it already.
+          await settle(scope, fingerprint, 'pending', id, null, null, null, true).catch(() => {});
+          route.count('queued', { id });
+          accepted(res, id, false);
+          done(202, ['queued']);
+        })
+        .catch((error: unknown) => {
+          void records.release(scope).catch(() => {});
+          sendProblem(
+            res,
+            503,
+            'Cannot keep the write',
+            `the write queue refused it: ${(error as Error).message}`,
+          );
+          done(503, ['queueFailed']);
+        });
+    });
+    new Exchange(
+      route,
+      {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body,
+        replayable: true,
+        hasIdempotencyKey: true,
+      },
+      sink,
+      Math.random,
+      () => {},
+      performance.now(),
+    ).run();
+  }
 }

@@ -6,7 +6,6 @@
  */
 
 import { Pool } from 'undici';
-import type { CircuitBreakerPolicy } from '../core/breaker/circuit-breaker.js';
 import type { RandomSource } from '../core/clock.js';
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
@@ -14,7 +13,12 @@ import type { RetryBudget } from '../core/retry-budget.js';
 import { makeStrategy, PeakEwma, type Pickable, type Strategy } from './balancer.js';
 import { type EndpointConfig, outlierDefaults, type UpstreamConfig } from './config.js';
 import { type EjectionChange, type Outcome, OutlierDetector, OutlierState } from './outlier.js';
-import { endpointBreaker, upstreamRetryBudget } from './policies.js';
+import {
+  type EndpointBreaker,
+  type EndpointBreakerSettings,
+  endpointBreaker,
+  upstreamRetryBudget,
+} from './policies.js';
 
 const endpointDescriptor: ComponentDescriptor = {
   kind: 'gatewayEndpoint',
@@ -76,7 +80,7 @@ export class Endpoint implements Component, Pickable {
     readonly upstream: string,
     config: EndpointConfig,
     settings: UpstreamConfig,
-    readonly breaker: CircuitBreakerPolicy | null,
+    readonly breaker: EndpointBreaker | null,
   ) {
     this.url = config.url.replace(/\/$/, '');
     this.name = `${upstream}/${this.url.replace(/^https?:\/\//, '')}`;
@@ -178,10 +182,12 @@ export class Upstream implements Component {
     readonly config: UpstreamConfig,
     random: RandomSource,
     budgetRatio: number,
+    /** Makes endpoint breakers (the fleet's: shared through Redis when configured). */
+    makeBreaker: (name: string, settings: EndpointBreakerSettings) => EndpointBreaker = endpointBreaker,
   ) {
     const b = config.breaker ?? { enabled: true, threshold: 5, halfOpenAfterMs: 10_000 };
     this.endpoints = config.endpoints.map(
-      (e, i) => new Endpoint(name, e, config, b.enabled ? endpointBreaker(`${name}/${e.url}#${i}`, b) : null),
+      (e, i) => new Endpoint(name, e, config, b.enabled ? makeBreaker(`${name}/${e.url}#${i}`, b) : null),
     );
     const seen = new Set<string>();
     this.endpoints.forEach((e, i) => {
