@@ -8,11 +8,10 @@
  */
 
 import { watch } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { RandomSource } from '../core/clock.js';
-import { systemRandom } from '../core/clock.js';
-import type { ComponentEvent } from '../core/component.js';
+import type { AddressInfo, Server } from 'node:net';
+import type { Clock, RandomSource } from '../core/clock.js';
+import { systemClock, systemRandom } from '../core/clock.js';
+import type { Component, ComponentEvent } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { createRegistry, type Registry } from '../core/registry.js';
 import { createControlPlane, type TokenSpec } from '../server/index.js';
@@ -20,9 +19,13 @@ import { type AdminServer, startAdmin } from './admin.js';
 import { makeVerifier } from './clients.js';
 import type { GatewayConfig } from './config.js';
 import { type AccessEntry, createHandler, type HandlerState } from './handler.js';
+import { UpstreamHealth } from './health-checks.js';
 import { sendProblem } from './http.js';
+import { createListener, type GatewayListener } from './listener.js';
 import { loadGatewayConfig } from './load.js';
 import { Route } from './route.js';
+import { RouteChaos } from './route-chaos.js';
+import { RoutePolicies } from './route-policies.js';
 import { openWriteKeeper, type WriteKeeperHandle } from './store-and-forward.js';
 import { Upstream } from './upstream.js';
 
@@ -40,6 +43,8 @@ export interface GatewayOptions {
   readonly accessLog?: (entry: AccessEntry) => void;
   /** Injected randomness (strategies, jitter, chaos). */
   readonly random?: RandomSource;
+  /** Injected time of the response caches (their `Age` and freshness). Default the system clock. */
+  readonly clock?: Clock;
   /** Where components register. Default: a new registry. */
   readonly registry?: Registry;
   /**
@@ -66,12 +71,16 @@ function addressOf(listen: string | number): { host: string; port: number } {
 /** A running gateway. */
 export class Gateway {
   readonly registry: Registry;
+  /** The listening server (HTTP/1.1, HTTPS, HTTP/2 or h2c with HTTP/1.1, per `tls` and `http2`). */
   readonly server: Server;
+  /** The listener's protocol handling. */
+  readonly listener: GatewayListener;
   admin: AdminServer | null = null;
   private state!: HandlerState;
   private upstreams = new Map<string, Upstream>();
   private routes: Route[] = [];
   private keeper: WriteKeeperHandle | null = null;
+  private health = new Map<Upstream, UpstreamHealth>();
   private readonly events = new Emitter<ComponentEvent>();
   private readonly stops: (() => void)[] = [];
   private reloading: Promise<ReloadResult> | null = null;
@@ -85,13 +94,8 @@ export class Gateway {
     this.registry = options.registry ?? createRegistry();
     this.stops.push(this.registry.onEvent((e) => this.events.emit(e)));
     const handler = createHandler(() => this.state);
-    this.server = createServer(
-      {
-        maxHeaderSize: config.limits.maxHeaderBytes,
-        headersTimeout: config.limits.headersTimeoutMs,
-        requestTimeout: 0,
-        keepAliveTimeout: 5_000,
-      },
+    this.listener = createListener(
+      config,
       (req, res) => {
         try {
           handler(req, res);
@@ -99,8 +103,15 @@ export class Gateway {
           sendProblem(res, 500, 'Gateway error', (error as Error).message);
         }
       },
+      {
+        maxHeaderSize: config.limits.maxHeaderBytes,
+        headersTimeout: config.limits.headersTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: 5_000,
+      },
     );
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => {
+    this.server = this.listener.server;
+    this.listener.http1?.on('clientError', (err: Error & { code?: string }, socket) => {
       if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage != null) {
         socket.destroy();
         return;
@@ -133,7 +144,7 @@ export class Gateway {
   get url(): string {
     if (this.baseUrl === '') {
       const a = this.address;
-      this.baseUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      this.baseUrl = `${this.listener.scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     }
     return this.baseUrl;
   }
@@ -173,7 +184,12 @@ export class Gateway {
         had.upstream = up;
         routes.push(had);
         keptR++;
-      } else routes.push(new Route(rc, i, up));
+      } else {
+        const route = new Route(rc, i, up);
+        if (rc.chaos !== undefined) route.chaos = new RouteChaos(route.name, rc.chaos);
+        route.policies = RoutePolicies.for(route, this.options.clock ?? systemClock);
+        routes.push(route);
+      }
     });
     // Swap the registry's membership, then the state (atomically for new requests).
     for (const c of [...this.routes, ...this.upstreams.values()]) {
@@ -183,11 +199,27 @@ export class Gateway {
         for (const e of c.endpoints) this.registry.unregister(e);
     }
     for (const u of old) for (const e of u.endpoints) this.registry.unregister(e);
+    for (const r of this.routes)
+      if (!routes.includes(r)) for (const c of routeParts(r)) this.registry.unregister(c);
+    for (const u of old)
+      for (const e of u.endpoints) if (e.breaker !== null) this.registry.unregister(e.breaker);
+    for (const u of old) {
+      void this.health.get(u)?.close();
+      this.health.delete(u);
+    }
     for (const u of next.values()) {
       this.registry.register(u);
-      for (const e of u.endpoints) this.registry.register(e);
+      for (const e of u.endpoints) {
+        this.registry.register(e);
+        if (e.breaker !== null) this.registry.register(e.breaker);
+      }
+      if (u.config.healthCheck !== undefined && !this.health.has(u))
+        this.health.set(u, new UpstreamHealth(u, u.config.healthCheck, this.registry));
     }
-    for (const r of routes) this.registry.register(r);
+    for (const r of routes) {
+      this.registry.register(r);
+      for (const c of routeParts(r)) this.registry.register(c);
+    }
     this.routes = routes;
     this.upstreams = next;
     const trusted = new Set(config.trustedProxies);
@@ -301,14 +333,22 @@ export class Gateway {
     this.ready = false;
     for (const s of this.stops) s();
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
-    const t = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    this.listener.closeIdle();
+    const t = setTimeout(() => this.listener.closeAll(), graceMs);
     await closed;
     clearTimeout(t);
     await this.admin?.close();
     await this.keeper?.close();
+    await Promise.allSettled([...this.health.values()].map((h) => h.close()));
     await Promise.allSettled([...this.upstreams.values()].map((u) => u.close()));
   }
+}
+
+/** The components a route brings besides itself: its chaos and its bulkhead. */
+function routeParts(r: Route): Component[] {
+  const parts: Component[] = r.policies?.components() ?? [];
+  if (r.chaos !== null) parts.push(r.chaos);
+  return parts;
 }
 
 /**
