@@ -241,26 +241,26 @@ export function createHandler(
       }
       if (cls === 'critical' && r.inFlight > pr.shedAt) r.count('criticalBypass');
     }
-    const proceed = (extra: Record<string, string> | null) => {
-      const bulkhead = r.policies?.bulkhead;
-      if (bulkhead === undefined || bulkhead === null) return injectThenForward(extra);
-      r.policies!.admit(
-        res,
-        (slot) => {
-          release = slot;
-          injectThenForward(extra);
-        },
-        (retryAfter) => {
-          entry.policies.push('bulkheadFull');
-          req.resume();
-          fail(503, 'Bulkhead full', `route ${r.name} is at its concurrency limit; retry later`, {
-            'retry-after': retryAfter,
-          });
-        },
-        () => done(499),
-      );
-    };
-    const injectThenForward = (extra: Record<string, string> | null) => {
+    const proceed = (extra: Record<string, string> | null, admitted?: boolean) => {
+      const policies = r.policies;
+      if (admitted !== true && policies !== null && policies.bulkhead !== null) {
+        policies.admit(
+          res,
+          (slot) => {
+            release = slot;
+            proceed(extra, true);
+          },
+          (retryAfter) => {
+            entry.policies.push('bulkheadFull');
+            req.resume();
+            fail(503, 'Bulkhead full', `route ${r.name} is at its concurrency limit; retry later`, {
+              'retry-after': retryAfter,
+            });
+          },
+          () => done(499),
+        );
+        return;
+      }
       const chaos = r.chaos;
       if (chaos === null) return forward(extra, undefined);
       const a = chaos.decide(s.random);
