@@ -294,4 +294,36 @@ describe('gateway: components on the control plane', () => {
     expect((await act('circuitBreaker', breaker!.name, 'reset')).status).toBe(200);
     expect((await fetch(`${gw.url}/`)).status).toBe(200);
   });
+
+  it('client limits are components: an operator looks a client up and gives it its allowance back', async () => {
+    const u = await up((_req, res) => res.end('ok'));
+    const gw = await gateway({
+      ...config({ api: [u.url] }, [
+        {
+          name: 'api',
+          match: { path: '/' },
+          upstream: 'api',
+          limits: [{ name: 'per-ip', key: 'ip', limit: 1, windowMs: 60_000 }],
+        },
+      ]),
+      admin: '127.0.0.1:0',
+    });
+    const api = `${gw.admin!.url}/dashboard/api/components/gatewayClientLimit/${encodeURIComponent('api/per-ip')}`;
+    const auth = { authorization: 'Bearer operator-token-0123456789', 'content-type': 'application/json' };
+    expect((await fetch(`${gw.url}/`)).status).toBe(200);
+    expect((await fetch(`${gw.url}/`)).status).toBe(429);
+    const snap = (await (await fetch(api, { headers: auth })).json()) as {
+      snapshot: { gauges: { clients: number } };
+    };
+    expect(snap.snapshot.gauges.clients).toBe(1);
+    const peek = await fetch(`${api}/views/peek?client=127.0.0.1`, { headers: auth });
+    expect(((await peek.json()) as { allowed: boolean }).allowed).toBe(false);
+    const reset = await fetch(`${api}/actions/reset`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ reason: 'customer call', input: { client: '127.0.0.1' } }),
+    });
+    expect(reset.status).toBe(200);
+    expect((await fetch(`${gw.url}/`)).status).toBe(200);
+  });
 });

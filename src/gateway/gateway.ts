@@ -21,6 +21,7 @@ import type { GatewayConfig } from './config.js';
 import { type AccessEntry, createHandler, type HandlerState } from './handler.js';
 import { UpstreamHealth } from './health-checks.js';
 import { sendProblem } from './http.js';
+import { ClientLimitComponent } from './limit-component.js';
 import { createListener, type GatewayListener } from './listener.js';
 import { loadGatewayConfig } from './load.js';
 import { Route } from './route.js';
@@ -344,11 +345,23 @@ export class Gateway {
   }
 }
 
-/** The components a route brings besides itself: its chaos and its bulkhead. */
+const parts = new WeakMap<Route, Component[]>();
+
+/** The components a route brings besides itself: its chaos, bulkhead and client limits (made once). */
 function routeParts(r: Route): Component[] {
-  const parts: Component[] = r.policies?.components() ?? [];
-  if (r.chaos !== null) parts.push(r.chaos);
-  return parts;
+  let list = parts.get(r);
+  if (list === undefined) {
+    list = [...(r.policies?.components() ?? [])];
+    if (r.chaos !== null) list.push(r.chaos);
+    const seen = new Set<string>();
+    r.limits.forEach((l, i) => {
+      const name = seen.has(l.name) ? `${l.name}#${i}` : l.name;
+      seen.add(name);
+      list!.push(new ClientLimitComponent(r, l, name));
+    });
+    parts.set(r, list);
+  }
+  return list;
 }
 
 /**

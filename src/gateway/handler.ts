@@ -183,7 +183,10 @@ export function createHandler(
     let release: (() => void) | null = null; // a bulkhead slot held by this request
     const done = (status: number) => {
       if (entry.status !== 0) return;
-      if (release !== null) release();
+      if (release !== null) {
+        release();
+        release = null;
+      }
       entry.status = status;
       entry.durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
       if (route !== null) {
