@@ -131,6 +131,13 @@ describe('gateway listener: TLS and HTTP/2', () => {
   it('h2 over TLS by ALPN and HTTP/1.1 fallback: same routing, rewrite and retries', async () => {
     let calls = 0;
     const flaky = await up((req, res) => {
+      if (req.method === 'POST') {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.on('end', () => res.end(JSON.stringify({ url: req.url, body })));
+        return;
+      }
       calls++;
       if (calls === 1) {
         res.writeHead(503);
@@ -171,6 +178,18 @@ describe('gateway listener: TLS and HTTP/2', () => {
     const missing = await h2get(session, '/nope');
     expect(missing.status).toBe(404);
     expect(missing.headers['content-type']).toBe('application/problem+json');
+    // A body over h2 (no content-length: streamed) reaches the upstream whole.
+    const posted = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':path': '/v1/post', ':method': 'POST' });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (body += d));
+      stream.on('end', () => resolve(body));
+      stream.on('error', reject);
+      stream.write('hello ');
+      setTimeout(() => stream.end('world'), 20);
+    });
+    expect(JSON.parse(posted)).toMatchObject({ url: '/internal/post', body: 'hello world' });
     // An HTTP/1.1 client on the same port.
     const h1 = await httpsGet(`${gw.url}/v1/x`);
     expect(h1.status).toBe(200);

@@ -279,7 +279,7 @@ const route = s.object({
   cache: s
     .optional(s.union([cache, s.boolean()], 'a cache object, or true/false'))
     .describe(
-      'A response cache for GET/HEAD honouring Cache-Control (max-age, s-maxage, no-store, private, Vary).',
+      'A shared response cache for GET honouring Cache-Control (max-age, s-maxage, no-store, private, Vary, stale-while-revalidate).',
     ),
   coalesce: s
     .optional(s.union([coalesce, s.boolean()], 'a coalesce object, or true/false'))
@@ -316,10 +316,14 @@ export const gatewaySchema = s.object({
       s.object({
         certFile: s.string().describe('PEM certificate chain of the listener.'),
         keyFile: s.string().describe('PEM private key of the listener.'),
-        minVersion: s.optional(s.oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
+        minVersion: s
+          .optional(s.oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2')
+          .describe('Oldest TLS version accepted (TLSv1.3: older clients fail the handshake).'),
       }),
     )
-    .describe('Serve HTTPS on `listen` (files read at start and on reload of the process).'),
+    .describe(
+      'Serve HTTPS on `listen`. The files are read at start; a reload keeps the listener (restart to change listen, tls or http2).',
+    ),
   http2: s
     .optional(s.boolean(), false)
     .describe(

@@ -98,7 +98,7 @@ function h2Stream(socket: Socket, head: Buffer): Duplex {
 
 /**
  * Adapts an HTTP/2 compatibility request in place for the handler: pseudo-headers leave the raw
- * header list, `:authority` becomes Host. Connection-specific headers the handler may set (e.g.
+ * header list, `:authority` becomes Host, a body without content-length is marked as streamed. Connection-specific headers the handler may set (e.g.
  * `connection: close` on a 413) are dropped, since HTTP/2 forbids them.
  */
 function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): void {
@@ -110,6 +110,10 @@ function adaptH2(req: Http2ServerRequest, res: Http2ServerResponse): void {
     raw[w++] = raw[i + 1]!;
   }
   raw.length = w;
+  // An h2 request has a body unless its HEADERS frame ended the stream; without a
+  // content-length, the handler must see it as a streamed (chunked) body.
+  if (req.headers['content-length'] === undefined && req.stream.endAfterHeaders === false)
+    req.headers['transfer-encoding'] = 'chunked';
   const authority = req.headers[':authority'];
   if (req.headers.host === undefined && typeof authority === 'string') {
     req.headers.host = authority;
