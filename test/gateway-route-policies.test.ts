@@ -326,4 +326,33 @@ describe('gateway: components on the control plane', () => {
     expect(reset.status).toBe(200);
     expect((await fetch(`${gw.url}/`)).status).toBe(200);
   });
+
+  it('reload: an unchanged route keeps its live chaos switch; a removed route leaves the registry', async () => {
+    const u = await up((_req, res) => res.end('ok'));
+    const routes = [
+      { name: 'a', match: { path: '/a' }, upstream: 'api', chaos: { enabled: false, status: 418 } },
+      {
+        name: 'b',
+        match: { path: '/b' },
+        upstream: 'api',
+        bulkhead: { limit: 5 },
+        chaos: { enabled: false, status: 503 },
+        limits: [{ key: 'ip', limit: 100, windowMs: 1_000 }],
+      },
+    ];
+    const gw = await gateway(config({ api: [u.url] }, routes));
+    const ctx = { actor: 'test', reason: 'test', dryRun: false };
+    await gw.registry.get('gatewayChaos', 'a')!.operations!()
+      .find((o) => o.name === 'enable')!
+      .run({}, ctx);
+    expect((await fetch(`${gw.url}/a`)).status).toBe(418);
+    const r = await gw.reload(parseGatewayConfig(config({ api: [u.url] }, [routes[0]!])));
+    expect(r.replaced.routes).toBe(0);
+    expect((await fetch(`${gw.url}/a`)).status).toBe(418); // the switch held
+    expect(gw.registry.get('gatewayChaos', 'b')).toBeUndefined();
+    expect(gw.registry.get('bulkhead', 'b')).toBeUndefined();
+    expect(gw.registry.list('gatewayClientLimit')).toEqual([]);
+    // Breakers follow their upstream group: still one per endpoint after the reload.
+    expect(gw.registry.list('circuitBreaker')).toHaveLength(1);
+  });
 });
