@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { RandomSource } from '../core/clock.js';
+import { type RandomSource, systemClock } from '../core/clock.js';
+import { type DeadlineNode, type DeadlineQueue, DeadlineQueues } from '../core/deadline-queue.js';
 import type { LatencyWindow } from '../limits/latency-window.js';
 import { Exchange, type ExchangeReport, type ExchangeRequest, type Sink } from './exchange.js';
 import { budget } from './policies.js';
@@ -82,14 +83,27 @@ class Leg implements Sink {
   }
 }
 
+/**
+ * The hedge timers of a route: deadline queues per delay (one timer per queue, not one per
+ * request; the core hedge policy's mechanism).
+ */
+export function hedgeTimers(): DeadlineQueues<HedgeRace> {
+  return new DeadlineQueues<HedgeRace>(systemClock, (race) => race.fire());
+}
+
 /** One hedged request. */
-export class HedgeRace {
+export class HedgeRace implements DeadlineNode<HedgeRace> {
+  _dlPrev: HedgeRace | null = null;
+  _dlNext: HedgeRace | null = null;
+  _dlDeadline = 0;
+  _dlQueued = false;
   private readonly legs: Leg[] = [];
   private won: Leg | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: DeadlineQueue<HedgeRace> | null = null;
   private over = false;
 
   constructor(
+    private readonly timers: DeadlineQueues<HedgeRace>,
     private readonly route: Route,
     private readonly settings: HedgeSettings,
     private readonly window: LatencyWindow | null,
@@ -107,8 +121,15 @@ export class HedgeRace {
   }
 
   private arm(): void {
-    const delay = hedgeDelay(this.settings, this.window, performance.now());
-    this.timer = setTimeout(() => this.fire(), delay);
+    const now = performance.now();
+    const q = this.timers.for(Math.round(hedgeDelay(this.settings, this.window, now)));
+    q.add(this, now);
+    this.timer = q;
+  }
+
+  private disarm(): void {
+    this.timer?.remove(this);
+    this.timer = null;
   }
 
   private leg(route: Route, request: ExchangeRequest): void {
@@ -118,7 +139,8 @@ export class HedgeRace {
     leg.x.run();
   }
 
-  private fire(): void {
+  /** The hedge delay passed. @internal */
+  fire(): void {
     this.timer = null;
     if (this.over || this.won !== null) return;
     const r = this.route;
@@ -141,8 +163,7 @@ export class HedgeRace {
     if (this.won !== null || this.over) return false;
     if (status >= 500 && this.legs.some((l) => l !== leg && !l.finished)) return false;
     this.won = leg;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.disarm();
     for (const l of this.legs) {
       if (l === leg || l.finished) continue;
       l.cancelled = true;
@@ -170,8 +191,7 @@ export class HedgeRace {
 
   private finish(status: number, last: Leg): void {
     this.over = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.disarm();
     let attempts = 0;
     for (const l of this.legs) attempts += l.x.report.attempts;
     const notes = last.x.report.notes.filter((n) => n !== 'clientClosed');
@@ -183,8 +203,7 @@ export class HedgeRace {
   abort(): void {
     if (this.over) return;
     this.over = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.disarm();
     for (const l of this.legs) l.x.abort();
   }
 }

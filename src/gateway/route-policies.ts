@@ -19,7 +19,7 @@ import { BulkheadRejectedError } from '../core/errors.js';
 import { LatencyWindow } from '../limits/latency-window.js';
 import { cacheDefaults, coalesceDefaults, type RouteConfig } from './config.js';
 import { Exchange, type ExchangeReport, type ExchangeRequest, type Sink } from './exchange.js';
-import { HedgeRace, type HedgeSettings } from './hedge-race.js';
+import { HedgeRace, type HedgeSettings, hedgeTimers } from './hedge-race.js';
 import { type CacheRecorder, cacheModeOf, ResponseCache } from './response-cache.js';
 import type { Route } from './route.js';
 
@@ -186,6 +186,7 @@ export class RoutePolicies {
   private readonly coalesceHeaders: readonly string[] | null;
   private readonly hedge: HedgeSettings | null;
   private readonly hedgeWindow: LatencyWindow | null;
+  private readonly hedgeTimers = hedgeTimers();
   private readonly retryAfter: string;
   /** Methods `forward` handles (bodyless requests only). */
   readonly methods: ReadonlySet<string>;
@@ -364,6 +365,7 @@ export class RoutePolicies {
     };
     if (this.hedge !== null && this.hedgeMethods.has(job.method)) {
       const race = new HedgeRace(
+        this.hedgeTimers,
         this.route,
         this.hedge,
         this.hedgeWindow,
