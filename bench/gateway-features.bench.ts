@@ -126,7 +126,7 @@ load average ${load0.toFixed(2)} → ${load1.toFixed(2)}; ${new Date().toISOStri
 |---|---|---|
 ${rows.join('\n')}
 
-Read: "no policies vs base" is the cost of the new code on a route with every feature off (1.00×
+${load0 > cpus().length ? `**Loaded machine** (load average above the ${cpus().length} cores): the spread between rounds is larger than the differences measured; these ratios say nothing — rerun on a quiet machine.\n\n` : ''}Read: "no policies vs base" is the cost of the new code on a route with every feature off (1.00×
 = none). Coalescing with 50 connections on one URL shares upstream requests; a cache hit skips
 the upstream entirely.
 `;

@@ -113,9 +113,10 @@ class Flight implements Sink {
     this.started = true;
     this.release(); // from now on, a new identical GET makes its own request
     this.recorder?.start(status, headers);
+    // Nobody wants the response any more: refused, so the exchange drops it and ends.
+    if (this.subs.length === 0 && this.recorder?.active !== true) return false;
     const h = this.addHeaders === null ? headers : { ...headers, ...this.addHeaders };
     for (const s of this.subs) s.job.sink.start(status, h);
-    if (this.subs.length === 0 && this.recorder?.active !== true) this.runner?.abort();
     return true;
   }
 
@@ -340,7 +341,7 @@ export class RoutePolicies {
     if (flightKey !== null) this.flights.set(flightKey, f);
     f.join(job, true);
     f.runner = this.run(job, f, (rep) => {
-      this.learnVary(job, f);
+      this.learnVary(job);
       f.finished(rep);
     });
   }
@@ -392,7 +393,7 @@ export class RoutePolicies {
     return k;
   }
 
-  private learnVary(job: ForwardJob, _f: Flight): void {
+  private learnVary(job: ForwardJob): void {
     const v = job.res.getHeader('vary');
     if (v === undefined || this.coalesceHeaders === null) return;
     if (this.varyOf.size >= 10_000) this.varyOf.clear();
