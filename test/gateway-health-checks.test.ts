@@ -21,7 +21,7 @@ async function up(handler: Parameters<typeof upstream>[0]): Promise<TestUpstream
   return u;
 }
 
-const until = async (what: () => boolean | Promise<boolean>, ms = 5_000) => {
+const until = async (what: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!(await what())) {
     if (Date.now() > end) throw new Error('condition not met in time');

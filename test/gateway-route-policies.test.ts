@@ -42,7 +42,7 @@ describe('gateway: bulkhead per route', () => {
       setTimeout(() => {
         inFlight--;
         res.end('ok');
-      }, 300);
+      }, 1_000);
     });
     const gw = await gateway(
       config({ api: [u.url] }, [
@@ -206,7 +206,7 @@ describe('gateway: coalescing', () => {
     const seen: string[] = [];
     const u = await up((req, res) => {
       seen.push(String(req.headers.authorization ?? '-'));
-      setTimeout(() => res.end(`body for ${req.headers.authorization ?? '-'}`), 300);
+      setTimeout(() => res.end(`body for ${req.headers.authorization ?? '-'}`), 800);
     });
     const gw = await gateway(
       config({ api: [u.url] }, [{ name: 'api', match: { path: '/' }, upstream: 'api', coalesce: true }]),
@@ -227,7 +227,7 @@ describe('gateway: coalescing', () => {
   it('a client that leaves does not cancel the request the others wait on', async () => {
     let upstreamClosedEarly = false;
     const u = await up((_req, res) => {
-      const t = setTimeout(() => res.end('done'), 400);
+      const t = setTimeout(() => res.end('done'), 1_000);
       res.on('close', () => {
         if (!res.writableFinished) {
           upstreamClosedEarly = true;
