@@ -105,6 +105,12 @@ describe('gateway: hedging', () => {
     expect(snap.counters.hedgeWins).toBe(1);
     await wait(200);
     expect(slowCancelled).toBe(true);
+    // A cancelled loser is no evidence against its endpoint: neither its breaker nor outlier
+    // detection counts it.
+    const slowName = `api/127.0.0.1:${slow.port}`;
+    expect(gw.registry.get('gatewayEndpoint', slowName)!.snapshot().counters.failures).toBe(0);
+    const breakers = gw.registry.snapshot('circuitBreaker');
+    expect(breakers.every((b) => b.counters.failures === 0)).toBe(true);
     // Writes are never hedged.
     const post = await fetch(`${gw.url}/write`, { method: 'POST', body: 'x' });
     expect(await post.text()).toBe('slow');
@@ -247,6 +253,19 @@ describe('gateway: coalescing', () => {
     expect(await leaver).toBe('aborted');
     expect(await stayer).toBe('done');
     expect(upstreamClosedEarly).toBe(false);
+    // Clients that give up are not counted against the endpoint.
+    const quitters = Array.from({ length: 6 }, async (_, i) => {
+      const c = new AbortController();
+      const p = fetch(`${gw.url}/q${i}`, { signal: c.signal }).catch(() => 'aborted');
+      await wait(50);
+      c.abort();
+      return p;
+    });
+    await Promise.all(quitters);
+    await wait(100);
+    expect(gw.registry.snapshot('circuitBreaker')[0]!.counters.failures).toBe(0);
+    expect(gw.registry.snapshot('circuitBreaker')[0]!.state).toBe('closed');
+    expect(gw.registry.snapshot('gatewayEndpoint')[0]!.counters.failures).toBe(0);
   });
 });
 

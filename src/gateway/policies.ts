@@ -12,6 +12,16 @@ import type { RetryBudget } from '../core/retry-budget.js';
 import { type RateLimiter, rateLimiter } from '../limits/rate-limiter.js';
 import { retryBudget } from '../limits/retry-budget.js';
 
+/**
+ * An attempt the gateway itself cancelled (its client went away, or a hedge won): no evidence
+ * about the endpoint, so neither its breaker nor outlier detection counts it.
+ */
+export class AttemptCancelledError extends Error {
+  constructor() {
+    super('the attempt was cancelled (the client went away, or another attempt answered first)');
+  }
+}
+
 /** An endpoint breaker's settings (from `upstreams.<name>.breaker`). */
 export interface EndpointBreakerSettings {
   readonly threshold: number;
@@ -32,7 +42,10 @@ export function endpointBreaker(
     name,
     breaker: { kind: 'consecutive', threshold: settings.threshold },
     halfOpenAfterMs: settings.halfOpenAfterMs,
-    handle: handle.all().orResults((status: number) => status >= 500),
+    handle: handle
+      .all()
+      .except(AttemptCancelledError)
+      .orResults((status: number) => status >= 500),
     ...(registry !== undefined ? { registry } : {}),
   });
 }
