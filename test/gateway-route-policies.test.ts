@@ -117,6 +117,38 @@ describe('gateway: hedging', () => {
     expect(gw.registry.get('gatewayRoute', 'api')!.snapshot().counters.hedges).toBe(1);
   }, 15_000);
 
+  it('hedges draw from the retry budget: with every endpoint slow, extra attempts stay bounded', async () => {
+    let upstreamRequests = 0;
+    const slow = (_req: unknown, res: import('node:http').ServerResponse) => {
+      upstreamRequests++;
+      setTimeout(() => res.end('late'), 500);
+    };
+    const a = await up(slow);
+    const b = await up(slow);
+    const gw = await gateway(
+      config({ api: [a.url, b.url] }, [
+        {
+          name: 'api',
+          match: { path: '/' },
+          upstream: 'api',
+          hedge: { delayMs: 20 },
+          retry: { budgetRatio: 0.2 },
+        },
+      ]),
+    );
+    const n = 30;
+    const bodies = await Promise.all(
+      Array.from({ length: n }, () => fetch(`${gw.url}/`).then((r) => r.text())),
+    );
+    expect(bodies.every((x) => x === 'late')).toBe(true);
+    const hedges = gw.registry.get('gatewayRoute', 'api')!.snapshot().counters.hedges!;
+    // The budget holds 3 tokens to start with and gains 0.2 per request: at most 3 + 0.2 × 30.
+    expect(hedges).toBeGreaterThan(0);
+    expect(hedges).toBeLessThanOrEqual(3 + 0.2 * n);
+    expect(upstreamRequests).toBeLessThanOrEqual(n + 3 + 0.2 * n);
+    expect(gw.registry.get('gatewayUpstream', 'api')!.snapshot().counters.retriesRefused).toBeGreaterThan(0);
+  });
+
   it('an adaptive (quantile) delay starts from initialDelayMs and a fast answer is not hedged', async () => {
     const u1 = await up((_req, res) => res.end('a'));
     const u2 = await up((_req, res) => res.end('b'));
