@@ -5,21 +5,12 @@
  * replacing the checks.
  */
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ComponentEvent } from '../src/core/component.js';
-import { type Gateway, parseGatewayConfig, startGateway } from '../src/gateway/index.js';
-import { config, type TestUpstream, upstream } from './support/gateway.js';
+import { parseGatewayConfig } from '../src/gateway/index.js';
+import { config, gatewayTestKit } from './support/gateway.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function up(handler: Parameters<typeof upstream>[0]): Promise<TestUpstream> {
-  const u = await upstream(handler);
-  cleanups.push(() => u.close());
-  return u;
-}
+const { up, gateway } = gatewayTestKit();
 
 const until = async (what: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;
@@ -58,15 +49,12 @@ describe('gateway: active health checks', () => {
       unhealthyThreshold: 2,
       healthyThreshold: 2,
     };
-    const gw: Gateway = await startGateway({
-      config: parseGatewayConfig({
-        ...config({ api: { endpoints: [{ url: a.url }, { url: b.url }], healthCheck: hc } }, [
-          { match: { path: '/' }, upstream: 'api' },
-        ]),
-        admin: '127.0.0.1:0',
-      }),
+    const gw = await gateway({
+      ...config({ api: { endpoints: [{ url: a.url }, { url: b.url }], healthCheck: hc } }, [
+        { match: { path: '/' }, upstream: 'api' },
+      ]),
+      admin: '127.0.0.1:0',
     });
-    cleanups.push(() => gw.close(100));
     const events: ComponentEvent[] = [];
     gw.onEvent((e) => events.push(e));
     const admin = gw.admin!.url;

@@ -4,31 +4,16 @@
  * chaos listed as a component of the gateway's registry.
  */
 
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Gateway, parseGatewayConfig, startGateway } from '../src/gateway/index.js';
+import { describe, expect, it } from 'vitest';
+import { parseGatewayConfig } from '../src/gateway/index.js';
 import { createFakeClock, type FakeClock } from '../src/testing/fake-clock.js';
-import { config, type TestUpstream, upstream } from './support/gateway.js';
+import { config, gatewayTestKit } from './support/gateway.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+const { up, gateway: start } = gatewayTestKit({
+  adminTokens: [{ name: 'olga', role: 'operator', token: 'operator-token-0123456789' }],
 });
-
-async function up(handler: Parameters<typeof upstream>[0]): Promise<TestUpstream> {
-  const u = await upstream(handler);
-  cleanups.push(() => u.close());
-  return u;
-}
-
-async function gateway(value: Record<string, unknown>, clock?: FakeClock): Promise<Gateway> {
-  const gw = await startGateway({
-    config: parseGatewayConfig(value),
-    ...(clock !== undefined ? { clock } : {}),
-    adminTokens: [{ name: 'olga', role: 'operator', token: 'operator-token-0123456789' }],
-  });
-  cleanups.push(() => gw.close(100));
-  return gw;
-}
+const gateway = (value: Record<string, unknown>, clock?: FakeClock) =>
+  start(value, clock !== undefined ? { clock } : {});
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
