@@ -29,7 +29,15 @@ export interface HedgeSettings {
   readonly maxHedges: number;
 }
 
-/** The delay before the next hedge: fixed, or the quantile of `window` clamped to the bounds. */
+/**
+ * The delay before the next hedge: fixed, or the quantile of `window` clamped to the bounds.
+ *
+ * @example
+ * ```ts
+ * import { hedgeDelay } from 'bulwark/gateway';
+ * console.log(hedgeDelay({ delayMs: 50, initialDelayMs: 100, minDelayMs: 1, minSamples: 20, maxHedges: 1 }, null, 0)); // 50
+ * ```
+ */
 export function hedgeDelay(h: HedgeSettings, window: LatencyWindow | null, now: number): number {
   if (h.delayMs !== undefined) return h.delayMs;
   const p = window === null ? Number.NaN : window.percentile(h.quantile ?? 0.95, now, h.minSamples);

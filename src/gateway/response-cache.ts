@@ -88,7 +88,15 @@ function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** What a request's own Cache-Control / Pragma asks: use the cache, refresh it, or bypass it. */
+/**
+ * What a request's own Cache-Control / Pragma asks: use the cache, refresh it, or bypass it.
+ *
+ * @example
+ * ```ts
+ * import { cacheModeOf } from 'bulwark/gateway';
+ * console.log(cacheModeOf({ 'cache-control': 'no-cache' })); // refresh
+ * ```
+ */
 export function cacheModeOf(headers: IncomingHttpHeaders): CacheMode {
   const cc = headers['cache-control'];
   if (cc === undefined) return headers.pragma === 'no-cache' ? 'refresh' : 'normal';
@@ -98,7 +106,17 @@ export function cacheModeOf(headers: IncomingHttpHeaders): CacheMode {
   return 'normal';
 }
 
-/** The response cache of one route. */
+/**
+ * The response cache of one route (made by the gateway for a route with `cache`).
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache, cacheDefaults } from 'bulwark/gateway';
+ * import { systemClock } from 'bulwark';
+ * const cache = new ResponseCache(cacheDefaults, systemClock);
+ * console.log(cache.storable(200, { 'cache-control': 'max-age=60' }, {})?.freshMs); // 60000
+ * ```
+ */
 export class ResponseCache {
   private readonly map = new Map<string, CachedResponse[]>();
   private entries = 0;
