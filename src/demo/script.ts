@@ -145,5 +145,8 @@ routes:
     retry: { maxAttempts: 3 }
     limits: [{ name: per-client, key: "header:x-client", limit: 1000, windowMs: 10000 }]
     priority: { shedAt: 100 }
+    hedge: { quantile: 0.95, initialDelayMs: 150, minDelayMs: 20, maxDelayMs: 300 }
+    coalesce: { keyHeaders: [x-client, accept] }
+    chaos: { enabled: false, latencyMs: 300, rate: 0.2 }   # switch it on from the dashboard
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * The admin port: `/livez`, `/readyz`, `/metrics` (Prometheus text through prom-client, an
  * optional peer, read from component snapshots at scrape time), a small JSON API
- * (`/admin/routes`, `/admin/upstreams`, `/admin/endpoints`, `/admin/ejections`, `POST
+ * (`/admin/routes`, `/admin/upstreams`, `/admin/endpoints`, `/admin/ejections`, `/admin/health`, `POST
  * /admin/reload`) and a server-sent events stream of ejections, breaker changes, reloads and
  * broken streams (`/admin/events`).
  *
@@ -87,6 +87,8 @@ export async function startAdmin(
             .filter((s) => s.state === 'ejected' || s.state === 'breakerOpen' || s.state === 'cooling')
             .map((s) => ({ endpoint: s.name, state: s.state, ...s.details, counters: s.counters })),
         );
+      case 'GET /admin/health':
+        return json(res, 200, list('healthCheck'));
       case 'GET /admin/components':
         return json(res, 200, target.registry.snapshot());
       case 'POST /admin/reload':

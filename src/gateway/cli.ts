@@ -10,7 +10,7 @@ interface CliIo {
   err(text: string): void;
 }
 
-import { gracefulShutdown } from '../health/shutdown.js';
+import { gracefulShutdown, type ServerLike } from '../health/shutdown.js';
 import { gatewayJsonSchema } from './config.js';
 import { startGatewayFromFile } from './gateway.js';
 import type { AccessEntry } from './handler.js';
@@ -160,7 +160,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   );
   return new Promise<number>((resolve) => {
     const shutdown = gracefulShutdown({
-      servers: [gw.server],
+      servers: [gw.server as unknown as ServerLike],
       drainDelayMs: Number(process.env.BULWARK_DRAIN_DELAY_MS ?? 0),
       // /readyz answers 503 from the signal on, while the drain delay lets load balancers notice.
       monitor: {

@@ -78,11 +78,20 @@ const outlierDetection = s.object({
 });
 
 const healthCheck = s.object({
-  path: s.string().describe('Path requested on each endpoint; 200 is healthy.'),
-  intervalMs: s.optional(s.duration({ positive: true }), 5_000),
-  timeoutMs: s.optional(s.duration({ positive: true }), 1_000),
-  healthyThreshold: s.optional(s.int({ min: 1 }), 2),
-  unhealthyThreshold: s.optional(s.int({ min: 1 }), 3),
+  path: s
+    .string({ pattern: /^\//, patternRule: 'a path starting with /' })
+    .describe('Path requested on each endpoint (GET, through bulwark/health).'),
+  intervalMs: s.optional(s.duration({ positive: true }), 5_000).describe('Time between two checks.'),
+  timeoutMs: s.optional(s.duration({ positive: true }), 1_000).describe('A check slower than this fails.'),
+  expectStatus: s
+    .optional(s.array(s.int({ min: 100, max: 599 }), { min: 1 }), [200])
+    .describe('Statuses that pass (Envoy: only 200 by default).'),
+  healthyThreshold: s
+    .optional(s.int({ min: 1 }), 2)
+    .describe('Passing checks in a row that bring an unhealthy endpoint back.'),
+  unhealthyThreshold: s
+    .optional(s.int({ min: 1 }), 3)
+    .describe('Failing checks in a row that take an endpoint out of the rotation.'),
 });
 
 const upstream = s.object({
@@ -174,6 +183,63 @@ const clientLimit = s.object({
   windowMs: s.duration({ positive: true }),
 });
 
+const methodList = s.array(s.string({ pattern: /^[A-Z]+$/, patternRule: 'an upper-case method' }), {
+  min: 1,
+});
+
+const bulkhead = s.object({
+  limit: s.int({ min: 1 }).describe('Requests forwarded at once on the route.'),
+  queue: s.optional(s.int({ min: 0 }), 0).describe('Requests that may wait for a slot (FIFO).'),
+  queueTimeoutMs: s
+    .optional(s.duration({ positive: true }), 1_000)
+    .describe('Longest wait for a slot; then 503.'),
+  retryAfterMs: s
+    .optional(s.duration({ positive: true }), 1_000)
+    .describe('Retry-After of the 503 when full (rounded up to seconds).'),
+});
+
+const hedge = s.object({
+  delayMs: s
+    .optional(s.duration())
+    .describe('Start a second attempt on another endpoint after this long without response headers.'),
+  quantile: s
+    .optional(s.ratio())
+    .describe("Or adaptive: after this quantile of the route's recent times to headers (e.g. 0.95)."),
+  initialDelayMs: s
+    .optional(s.duration(), 100)
+    .describe('With `quantile`: the delay until `minSamples` times are known.'),
+  minDelayMs: s.optional(s.duration(), 1).describe('With `quantile`: lower bound of the delay.'),
+  maxDelayMs: s.optional(s.duration()).describe('With `quantile`: upper bound of the delay.'),
+  minSamples: s.optional(s.int({ min: 1 }), 20),
+  maxHedges: s.optional(s.int({ min: 1, max: 3 }), 1).describe('Extra attempts at most.'),
+  methods: s
+    .optional(methodList, ['GET', 'HEAD'])
+    .describe('Methods hedged (idempotent reads only; requests with a body never are).'),
+});
+
+const cache = s.object({
+  maxEntries: s
+    .optional(s.int({ min: 1 }), 1_000)
+    .describe('Responses kept (least recently used first out).'),
+  maxEntryBytes: s
+    .optional(s.int({ min: 0 }), 1_048_576)
+    .describe('Larger responses are passed through, not stored.'),
+  staleWhileRevalidate: s
+    .optional(s.boolean(), true)
+    .describe('Honour `stale-while-revalidate`: serve the stale copy and refresh it in the background.'),
+  keyHeaders: s
+    .optional(s.array(s.string()), [])
+    .describe('Request headers added to the key besides the Vary of the response.'),
+});
+
+const coalesce = s.object({
+  keyHeaders: s
+    .optional(s.array(s.string()), ['accept', 'accept-encoding', 'accept-language'])
+    .describe(
+      'Request headers that must be equal for two GETs to share one upstream request (Authorization and Cookie always are).',
+    ),
+});
+
 const route = s.object({
   name: s.optional(s.string()).describe('Default `route-<index>`.'),
   match: match,
@@ -217,15 +283,33 @@ const route = s.object({
       }),
     )
     .describe('Priority classes: when more than `shedAt` requests are in flight, `low` is shed first.'),
-  chaos: s.optional(
-    s.object({
-      enabled: s.optional(s.boolean(), true),
-      rate: s.optional(s.ratio({ zero: true }), 1),
-      latencyMs: s.optional(s.duration()),
-      status: s.optional(s.int({ min: 100, max: 599 })),
-      reset: s.optional(s.boolean()),
-    }),
-  ),
+  chaos: s
+    .optional(
+      s.object({
+        enabled: s.optional(s.boolean(), true).describe('Inject now (switchable live on the control plane).'),
+        rate: s.optional(s.ratio({ zero: true }), 1).describe('Share of requests injected into.'),
+        latencyMs: s.optional(s.duration()).describe('Delay added before forwarding.'),
+        status: s
+          .optional(s.int({ min: 100, max: 599 }))
+          .describe('Answer this status instead of forwarding.'),
+        reset: s.optional(s.boolean()).describe('Cut the connection (HTTP/2: reset the stream).'),
+      }),
+    )
+    .describe('Fault injection on the route; a `gatewayChaos` component with enable/disable/setRate.'),
+  bulkhead: s
+    .optional(bulkhead)
+    .describe('At most `limit` requests forwarded at once, `queue` more waiting; the rest get 503.'),
+  hedge: s
+    .optional(hedge)
+    .describe('Hedging of idempotent reads: a second attempt on another endpoint when the first is slow.'),
+  cache: s
+    .optional(s.union([cache, s.boolean()], 'a cache object, or true/false'))
+    .describe(
+      'A shared response cache for GET honouring Cache-Control (max-age, s-maxage, no-store, private, Vary, stale-while-revalidate).',
+    ),
+  coalesce: s
+    .optional(s.union([coalesce, s.boolean()], 'a coalesce object, or true/false'))
+    .describe('Identical GETs in flight share one upstream request.'),
 });
 
 const auth = s.object({
@@ -257,6 +341,24 @@ export const gatewaySchema = s.object({
     .optional(redisSetting)
     .describe(
       'Share client limits and endpoint breakers with every gateway using this Redis (redis://…, or { url, prefix, … }); without it they are per process. While Redis fails, limits fall back to memory and breakers run locally.',
+    ),
+  tls: s
+    .optional(
+      s.object({
+        certFile: s.string().describe('PEM certificate chain of the listener.'),
+        keyFile: s.string().describe('PEM private key of the listener.'),
+        minVersion: s
+          .optional(s.oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2')
+          .describe('Oldest TLS version accepted (TLSv1.3: older clients fail the handshake).'),
+      }),
+    )
+    .describe(
+      'Serve HTTPS on `listen`. The files are read at start; a reload keeps the listener (restart to change listen, tls or http2).',
+    ),
+  http2: s
+    .optional(s.boolean(), false)
+    .describe(
+      'Serve HTTP/2: with `tls`, h2 by ALPN with HTTP/1.1 fallback; without, h2c (prior knowledge) and HTTP/1.1 on the same port.',
     ),
   trustedProxies: s
     .optional(s.array(s.string()), [])
@@ -294,6 +396,10 @@ export type RetryConfig = Infer<typeof retry>;
 
 /** The defaults of `retry` when a route says `retry: true` or gives only some keys. */
 export const retryDefaults: RetryConfig = retry.parse({}, 'retry');
+/** The defaults of a route's `cache: true`. */
+export const cacheDefaults = cache.parse({}, 'cache');
+/** The defaults of a route's `coalesce: true`. */
+export const coalesceDefaults = coalesce.parse({}, 'coalesce');
 /** The defaults of `outlierDetection`. */
 export const outlierDefaults = outlierDetection.parse({}, 'outlierDetection');
 /** Outlier detection settings, defaults filled. */
@@ -331,6 +437,9 @@ export function parseGatewayConfig(value: unknown): GatewayConfig {
     const m = r.match;
     if ([m.path, m.exact, m.pattern].filter((x) => x !== undefined).length > 1) {
       throw new ConfigError(`${path}.match`, 'at most one of path, exact, pattern', m);
+    }
+    if (r.hedge !== undefined && (r.hedge.delayMs === undefined) === (r.hedge.quantile === undefined)) {
+      throw new ConfigError(`${path}.hedge`, 'exactly one of delayMs, quantile', r.hedge);
     }
     if (
       r.limits?.some((l) => l.key.startsWith('jwt:')) === true &&

@@ -21,7 +21,7 @@ import type { RandomSource } from '../core/clock.js';
 import { parseRetryAfter } from '../core/retry-after.js';
 import { type ErrorKind, errorKind } from './http.js';
 import type { Outcome } from './outlier.js';
-import { budget } from './policies.js';
+import { AttemptCancelledError, budget } from './policies.js';
 import type { Route } from './route.js';
 import type { Endpoint } from './upstream.js';
 
@@ -116,6 +116,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.release();
     if (this.discard) return;
+    if (this.x.phase === Phase.Done && !this.headSeen) {
+      this.reject?.(new AttemptCancelledError()); // cancelled by us: not the endpoint's failure
+      return;
+    }
     if (!this.headSeen) {
       const kind = errorKind(error);
       const now = performance.now();

@@ -8,12 +8,11 @@
  */
 
 import { watch } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { basename, dirname } from 'node:path';
-import type { RandomSource } from '../core/clock.js';
-import { systemRandom } from '../core/clock.js';
-import type { ComponentEvent } from '../core/component.js';
+import type { Clock, RandomSource } from '../core/clock.js';
+import { systemClock, systemRandom } from '../core/clock.js';
+import type { Component, ComponentEvent } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { createRegistry, type Registry } from '../core/registry.js';
 import { createControlPlane, type TokenSpec } from '../server/index.js';
@@ -22,9 +21,14 @@ import { makeVerifier } from './clients.js';
 import type { GatewayConfig } from './config.js';
 import { Fleet } from './fleet.js';
 import { type AccessEntry, createHandler, type HandlerState } from './handler.js';
+import { UpstreamHealth } from './health-checks.js';
 import { sendProblem } from './http.js';
+import { ClientLimitComponent } from './limit-component.js';
+import { createListener, type GatewayListener } from './listener.js';
 import { loadGatewayConfig } from './load.js';
 import { Route } from './route.js';
+import { RouteChaos } from './route-chaos.js';
+import { RoutePolicies } from './route-policies.js';
 import { openWriteKeeper, type WriteKeeperHandle } from './store-and-forward.js';
 import { Upstream } from './upstream.js';
 
@@ -42,6 +46,8 @@ export interface GatewayOptions {
   readonly accessLog?: (entry: AccessEntry) => void;
   /** Injected randomness (strategies, jitter, chaos). */
   readonly random?: RandomSource;
+  /** Injected time of the response caches (their `Age` and freshness). Default the system clock. */
+  readonly clock?: Clock;
   /** Where components register. Default: a new registry. */
   readonly registry?: Registry;
   /**
@@ -68,7 +74,10 @@ function addressOf(listen: string | number): { host: string; port: number } {
 /** A running gateway. */
 export class Gateway {
   readonly registry: Registry;
+  /** The listening server (HTTP/1.1, HTTPS, HTTP/2 or h2c with HTTP/1.1, per `tls` and `http2`). */
   readonly server: Server;
+  /** The listener's protocol handling. */
+  readonly listener: GatewayListener;
   admin: AdminServer | null = null;
   private state!: HandlerState;
   private upstreams = new Map<string, Upstream>();
@@ -76,6 +85,7 @@ export class Gateway {
   private keeper: WriteKeeperHandle | null = null;
   /** What this instance shares with others (Redis, PostgreSQL), or local state; made at start. */
   fleet: Fleet | null = null;
+  private health = new Map<Upstream, UpstreamHealth>();
   private readonly events = new Emitter<ComponentEvent>();
   private readonly stops: (() => void)[] = [];
   private reloading: Promise<ReloadResult> | null = null;
@@ -89,13 +99,8 @@ export class Gateway {
     this.registry = options.registry ?? createRegistry();
     this.stops.push(this.registry.onEvent((e) => this.events.emit(e)));
     const handler = createHandler(() => this.state);
-    this.server = createServer(
-      {
-        maxHeaderSize: config.limits.maxHeaderBytes,
-        headersTimeout: config.limits.headersTimeoutMs,
-        requestTimeout: 0,
-        keepAliveTimeout: 5_000,
-      },
+    this.listener = createListener(
+      config,
       (req, res) => {
         try {
           handler(req, res);
@@ -103,8 +108,15 @@ export class Gateway {
           sendProblem(res, 500, 'Gateway error', (error as Error).message);
         }
       },
+      {
+        maxHeaderSize: config.limits.maxHeaderBytes,
+        headersTimeout: config.limits.headersTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: 5_000,
+      },
     );
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => {
+    this.server = this.listener.server;
+    this.listener.http1?.on('clientError', (err: Error & { code?: string }, socket) => {
       if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage != null) {
         socket.destroy();
         return;
@@ -137,7 +149,7 @@ export class Gateway {
   get url(): string {
     if (this.baseUrl === '') {
       const a = this.address;
-      this.baseUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      this.baseUrl = `${this.listener.scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     }
     return this.baseUrl;
   }
@@ -183,7 +195,12 @@ export class Gateway {
         had.upstream = up;
         routes.push(had);
         keptR++;
-      } else routes.push(new Route(rc, i, up, (...a) => fleet.clientLimiter(...a)));
+      } else {
+        const route = new Route(rc, i, up, (...a) => fleet.clientLimiter(...a));
+        if (rc.chaos !== undefined) route.chaos = new RouteChaos(route.name, rc.chaos);
+        route.policies = RoutePolicies.for(route, this.options.clock ?? systemClock);
+        routes.push(route);
+      }
     });
     // Swap the registry's membership, then the state (atomically for new requests).
     for (const c of [...this.routes, ...this.upstreams.values()]) {
@@ -193,11 +210,27 @@ export class Gateway {
         for (const e of c.endpoints) this.registry.unregister(e);
     }
     for (const u of old) for (const e of u.endpoints) this.registry.unregister(e);
+    for (const r of this.routes)
+      if (!routes.includes(r)) for (const c of routeParts(r)) this.registry.unregister(c);
+    for (const u of old)
+      for (const e of u.endpoints) if (e.breaker !== null) this.registry.unregister(e.breaker);
+    for (const u of old) {
+      void this.health.get(u)?.close();
+      this.health.delete(u);
+    }
     for (const u of next.values()) {
       this.registry.register(u);
-      for (const e of u.endpoints) this.registry.register(e);
+      for (const e of u.endpoints) {
+        this.registry.register(e);
+        if (e.breaker !== null) this.registry.register(e.breaker);
+      }
+      if (u.config.healthCheck !== undefined && !this.health.has(u))
+        this.health.set(u, new UpstreamHealth(u, u.config.healthCheck, this.registry));
     }
-    for (const r of routes) this.registry.register(r);
+    for (const r of routes) {
+      this.registry.register(r);
+      for (const c of routeParts(r)) this.registry.register(c);
+    }
     fleet.track(this.registry, routes, next.values());
     this.routes = routes;
     this.upstreams = next;
@@ -317,15 +350,35 @@ export class Gateway {
     this.ready = false;
     for (const s of this.stops) s();
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
-    const t = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    this.listener.closeIdle();
+    const t = setTimeout(() => this.listener.closeAll(), graceMs);
     await closed;
     clearTimeout(t);
     await this.admin?.close();
     await this.keeper?.close();
+    await Promise.allSettled([...this.health.values()].map((h) => h.close()));
     await Promise.allSettled([...this.upstreams.values()].map((u) => u.close()));
     await this.fleet?.close();
   }
+}
+
+const parts = new WeakMap<Route, Component[]>();
+
+/** The components a route brings besides itself: its chaos, bulkhead and client limits (made once). */
+function routeParts(r: Route): Component[] {
+  let list = parts.get(r);
+  if (list === undefined) {
+    list = [...(r.policies?.components() ?? [])];
+    if (r.chaos !== null) list.push(r.chaos);
+    const seen = new Set<string>();
+    r.limits.forEach((l, i) => {
+      const name = seen.has(l.name) ? `${l.name}#${i}` : l.name;
+      seen.add(name);
+      list!.push(new ClientLimitComponent(r, l, name));
+    });
+    parts.set(r, list);
+  }
+  return list;
 }
 
 /**

@@ -12,6 +12,7 @@ import { checkClient } from './clients.js';
 import { Exchange, type Sink } from './exchange.js';
 import { downstreamHeaders, requestIdOf, sendProblem, upstreamHeaders } from './http.js';
 import type { Route } from './route.js';
+import { resetRequest } from './route-chaos.js';
 
 /** What one request leaves in the access log. */
 export interface AccessEntry {
@@ -179,8 +180,13 @@ export function createHandler(
       attempts: 0,
       policies: [],
     };
+    let release: (() => void) | null = null; // a bulkhead slot held by this request
     const done = (status: number) => {
       if (entry.status !== 0) return;
+      if (release !== null) {
+        release();
+        release = null;
+      }
       entry.status = status;
       entry.durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
       if (route !== null) {
@@ -238,22 +244,38 @@ export function createHandler(
       }
       if (cls === 'critical' && r.inFlight > pr.shedAt) r.count('criticalBypass');
     }
-    const proceed = (extra: Record<string, string> | null) => {
-      const chaos = r.config.chaos;
-      if (chaos?.enabled === true && s.random() < chaos.rate) {
-        entry.policies.push('chaos');
-        if (chaos.reset === true) {
-          req.socket.destroy();
-          done(0);
-          return;
-        }
-        if (chaos.latencyMs !== undefined && chaos.latencyMs > 0) {
-          const { latencyMs, ...rest } = chaos;
-          setTimeout(() => forward(extra, rest.status), latencyMs);
-          return;
-        }
+    const proceed = (extra: Record<string, string> | null, admitted?: boolean) => {
+      const policies = r.policies;
+      if (admitted !== true && policies !== null && policies.bulkhead !== null) {
+        policies.admit(
+          res,
+          (slot) => {
+            release = slot;
+            proceed(extra, true);
+          },
+          (retryAfter) => {
+            entry.policies.push('bulkheadFull');
+            req.resume();
+            fail(503, 'Bulkhead full', `route ${r.name} is at its concurrency limit; retry later`, {
+              'retry-after': retryAfter,
+            });
+          },
+          () => done(499),
+        );
+        return;
       }
-      forward(extra, chaos?.enabled === true ? chaos.status : undefined);
+      const chaos = r.chaos;
+      if (chaos === null) return forward(extra, undefined);
+      const a = chaos.decide(s.random);
+      if (a.type === 'none') return forward(extra, undefined);
+      entry.policies.push('chaos');
+      if (a.type === 'reset') {
+        resetRequest(req, res);
+        done(0);
+        return;
+      }
+      if (a.latencyMs > 0) setTimeout(() => forward(extra, a.status), a.latencyMs);
+      else forward(extra, a.status);
     };
     const forward = (extra: Record<string, string> | null, chaosStatus: number | undefined) => {
       if (chaosStatus !== undefined) {
@@ -302,6 +324,28 @@ export function createHandler(
       const buffer = hasBody && retryable && length <= (r.retry?.bufferBytes ?? 0);
       const start = (body: Buffer | IncomingMessage | Transform | null, replayable: boolean) => {
         const sink = new ClientSink(res, r, requestId, extra);
+        const p = r.policies;
+        if (p !== null && body === null && p.methods.has(method)) {
+          p.forward({
+            method,
+            path: forwardPath!,
+            host: req.headers.host ?? '',
+            headers,
+            request: req.headers,
+            res,
+            sink,
+            random: s.random,
+            t0,
+            keyed,
+            notes: entry.policies,
+            done: (status, attempts, endpoint) => {
+              entry.attempts = attempts;
+              entry.endpoint = endpoint;
+              done(status);
+            },
+          });
+          return;
+        }
         const x = new Exchange(
           r,
           { method, path: forwardPath!, headers, body, replayable, hasIdempotencyKey: keyed },

@@ -1,9 +1,11 @@
 /**
  * `bulwark/gateway`: a resilient reverse proxy configured in one YAML file — routes, upstream
  * groups with load-balancing strategies and outlier ejection, retries with a budget, breakers,
- * per-client limits, store-and-forward of keyed writes, streaming with visible breaks, hot reload
- * and an admin port; several instances share limits, breakers and the write queue through Redis and
- * PostgreSQL. Optional peers: undici, yaml, jose, better-sqlite3, pino, prom-client, ioredis, pg.
+ * per-client limits, store-and-forward of keyed writes, streaming with visible breaks, per-route
+ * bulkheads, hedging, response cache, coalescing and live-switchable chaos, active health checks,
+ * TLS and HTTP/2 on the listener, hot reload and an admin port; several instances share limits,
+ * breakers and the write queue through Redis and PostgreSQL. Optional peers: undici, yaml, jose,
+ * better-sqlite3, pino, prom-client, ioredis, pg.
  *
  * @example
  * ```ts nocheck
@@ -18,6 +20,8 @@ export { type AdminServer, type AdminTarget, startAdmin } from './admin.js';
 export { makeStrategy, PeakEwma, type Pickable, type Strategy, type StrategyName } from './balancer.js';
 export { clientAddress, UnauthorizedError } from './clients.js';
 export {
+  cacheDefaults,
+  coalesceDefaults,
   type EndpointConfig,
   type GatewayConfig,
   gatewayJsonSchema,
@@ -38,6 +42,8 @@ export {
   startGatewayFromFile,
 } from './gateway.js';
 export type { AccessEntry } from './handler.js';
+export { UpstreamHealth } from './health-checks.js';
+export { type HedgeSettings, hedgeDelay } from './hedge-race.js';
 export {
   type IdempotencyRecord,
   postgresRecords,
@@ -46,8 +52,19 @@ export {
   sqliteRecords,
 } from './idempotency-records.js';
 export { type LintFinding, lintGatewayConfig } from './lint.js';
+export { createListener, type GatewayListener } from './listener.js';
 export { GatewayConfigError, loadGatewayConfig, parseGatewayYaml } from './load.js';
 export { type EjectionReason, OutlierDetector, OutlierState } from './outlier.js';
+export {
+  type CachedResponse,
+  type CacheMode,
+  type CacheSettings,
+  cacheModeOf,
+  parseCacheControl,
+  ResponseCache,
+} from './response-cache.js';
 export { Route } from './route.js';
+export { type ChaosAction, RouteChaos } from './route-chaos.js';
+export { type ForwardJob, RoutePolicies } from './route-policies.js';
 export { compileRoute, type RouteMatcher } from './router.js';
 export { Endpoint, Upstream } from './upstream.js';

@@ -16,7 +16,9 @@ export interface LintFinding {
 /**
  * Lints a parsed configuration: POST/PATCH retries without an idempotency key, a per-try timeout
  * >= the route timeout, retries without a budget, bodies larger than the retry buffer, keep-alive
- * off, store-and-forward without retries, and the admin port on a public address.
+ * off, store-and-forward without retries, the admin port on a public address, and unsafe route
+ * policies (hedged writes, hedging with one endpoint, a shared cache or coalescing on a route
+ * keyed by API key, a bulkhead queue wait as long as the route timeout, chaos on at start).
  *
  * @example
  * ```ts
@@ -67,6 +69,7 @@ export function lintGatewayConfig(config: GatewayConfig): LintFinding[] {
         'store-and-forward without retries: one failed attempt queues the write even when another endpoint could take it now.',
       );
     }
+    lintRoutePolicies(config, r, at, warn);
   });
   for (const [name, u] of Object.entries(config.upstreams)) {
     if (u.keepAliveTimeoutMs === 0) {
@@ -92,6 +95,12 @@ export function lintGatewayConfig(config: GatewayConfig): LintFinding[] {
       'limits and breakers are shared through Redis, but store-and-forward keeps its queue and idempotency records per instance (SQLite in dataDir): a write queued on one instance is delivered only by it, and its status URL answers only there. Set postgres to share them.',
     );
   }
+  if (config.http2 && config.tls === undefined) {
+    warn(
+      'http2',
+      'HTTP/2 without tls is h2c (cleartext, prior knowledge): browsers never use it. Set tls for h2 by ALPN, or keep h2c for trusted internal clients only.',
+    );
+  }
   if (typeof config.admin === 'string' && /^(0\.0\.0\.0|\[::\]|)(:|$)/.test(config.admin)) {
     warn(
       'admin',
@@ -99,4 +108,57 @@ export function lintGatewayConfig(config: GatewayConfig): LintFinding[] {
     );
   }
   return out;
+}
+
+type RouteOf = GatewayConfig['routes'][number];
+
+/** The lint of a route's bulkhead, hedging, cache, coalescing and chaos. */
+function lintRoutePolicies(
+  config: GatewayConfig,
+  r: RouteOf,
+  at: string,
+  warn: (option: string, message: string) => void,
+): void {
+  const endpoints = config.upstreams[r.upstream]?.endpoints.length ?? 0;
+  if (r.hedge !== undefined) {
+    const writes = r.hedge.methods.filter((m) => m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS');
+    if (writes.length > 0)
+      warn(
+        `${at}.hedge.methods`,
+        `${writes.join(', ')} would be hedged: a hedge sends the request twice at once. Hedge idempotent reads only.`,
+      );
+    if (endpoints < 2)
+      warn(
+        `${at}.hedge`,
+        'the upstream has one endpoint: every hedge goes to the endpoint that is already slow.',
+      );
+    if (r.hedge.delayMs !== undefined && r.hedge.delayMs >= r.timeoutMs)
+      warn(`${at}.hedge.delayMs`, 'the hedge delay is >= the route timeout: no hedge can ever start.');
+  }
+  const apiKeyed = (r.limits ?? []).filter((l) => l.key === 'apiKey' || l.key.startsWith('header:'));
+  const keyHeader = (k: string) => (k === 'apiKey' ? (config.auth?.apiKeyHeader ?? 'x-api-key') : k.slice(7));
+  const shares = (what: string, keyHeaders: readonly string[]) => {
+    const missing = apiKeyed
+      .map((l) => keyHeader(l.key).toLowerCase())
+      .filter((h) => !keyHeaders.some((k) => k.toLowerCase() === h));
+    if (missing.length > 0)
+      warn(
+        `${at}.${what}`,
+        `clients are told apart by ${missing.join(', ')}, which is not in ${what}.keyHeaders: one client's response can be served to another. Add it to keyHeaders (Authorization and Cookie are always kept apart).`,
+      );
+  };
+  if (typeof r.cache === 'object' || r.cache === true)
+    shares('cache', typeof r.cache === 'object' ? r.cache.keyHeaders : []);
+  if (typeof r.coalesce === 'object' || r.coalesce === true)
+    shares('coalesce', typeof r.coalesce === 'object' ? r.coalesce.keyHeaders : []);
+  if (r.bulkhead !== undefined && r.bulkhead.queue > 0 && r.bulkhead.queueTimeoutMs >= r.timeoutMs)
+    warn(
+      `${at}.bulkhead.queueTimeoutMs`,
+      `a request may wait ${r.bulkhead.queueTimeoutMs} ms for a slot, as long as the whole route timeout (${r.timeoutMs} ms): clients time out in the queue. Keep the wait well below timeoutMs.`,
+    );
+  if (r.chaos?.enabled === true && r.chaos.rate > 0)
+    warn(
+      `${at}.chaos`,
+      'chaos is on from the start: real clients get the injected faults. Start with enabled: false and switch it on from the control plane.',
+    );
 }

@@ -13,6 +13,16 @@ import { type RateLimiter, rateLimiter } from '../limits/rate-limiter.js';
 import { retryBudget } from '../limits/retry-budget.js';
 import type { SharedCircuitBreakerPolicy } from '../redis/shared-breaker.js';
 
+/**
+ * An attempt the gateway itself cancelled (its client went away, or a hedge won): no evidence
+ * about the endpoint, so neither its breaker nor outlier detection counts it.
+ */
+export class AttemptCancelledError extends Error {
+  constructor() {
+    super('the attempt was cancelled (the client went away, or another attempt answered first)');
+  }
+}
+
 /** An endpoint breaker's settings (from `upstreams.<name>.breaker`). */
 export interface EndpointBreakerSettings {
   readonly threshold: number;
@@ -41,7 +51,11 @@ export function endpointBreakerOptions(name: string, settings: EndpointBreakerSe
     name,
     breaker: { kind: 'consecutive' as const, threshold: settings.threshold },
     halfOpenAfterMs: settings.halfOpenAfterMs,
-    handle: handle.all().orResults((status: number) => status >= 500),
+    // A cancelled attempt (the client left, a hedge lost) says nothing about the endpoint.
+    handle: handle
+      .all()
+      .except(AttemptCancelledError)
+      .orResults((status: number) => status >= 500),
   };
 }
 

@@ -9,6 +9,8 @@ import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { type RetryConfig, type RouteConfig, retryDefaults } from './config.js';
 import type { ClientLimiter } from './fleet.js';
 import { clientLimiter } from './policies.js';
+import type { RouteChaos } from './route-chaos.js';
+import type { RoutePolicies } from './route-policies.js';
 import { compileRoute, type RouteMatcher } from './router.js';
 import type { Upstream } from './upstream.js';
 
@@ -30,6 +32,13 @@ const descriptor: ComponentDescriptor = {
     queued: 'writes kept for later delivery (202)',
     brokenStreams: 'responses cut after their headers were sent',
     criticalBypass: 'critical requests admitted past shedding',
+    bulkheadRejections: 'requests refused by the route bulkhead (503)',
+    hedges: 'extra (hedged) attempts started',
+    hedgeWins: 'requests answered by a hedged attempt',
+    cacheHits: 'GETs answered from the response cache (fresh)',
+    cacheStale: 'GETs answered stale while the cache revalidates',
+    cacheMisses: 'cacheable GETs forwarded',
+    coalesced: 'GETs that shared an identical request in flight',
   },
   histograms: { durationSeconds: 'time to the end of the response' },
 };
@@ -40,6 +49,9 @@ const BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 export interface ClientLimit {
   readonly name: string;
   readonly key: string;
+  /** Requests allowed per window and client, and the window. */
+  readonly limit: number;
+  readonly windowMs: number;
   readonly limiter: ClientLimiter;
 }
 
@@ -54,7 +66,14 @@ type Counter =
   | 'shed'
   | 'queued'
   | 'brokenStreams'
-  | 'criticalBypass';
+  | 'criticalBypass'
+  | 'bulkheadRejections'
+  | 'hedges'
+  | 'hedgeWins'
+  | 'cacheHits'
+  | 'cacheStale'
+  | 'cacheMisses'
+  | 'coalesced';
 
 /** One route. */
 export class Route implements Component {
@@ -85,7 +104,18 @@ export class Route implements Component {
     queued: 0,
     brokenStreams: 0,
     criticalBypass: 0,
+    bulkheadRejections: 0,
+    hedges: 0,
+    hedgeWins: 0,
+    cacheHits: 0,
+    cacheStale: 0,
+    cacheMisses: 0,
+    coalesced: 0,
   };
+  /** The route's chaos (a component of its own), or null without a `chaos` block. */
+  chaos: RouteChaos | null = null;
+  /** Bulkhead, hedging, cache and coalescing (src/gateway/route-policies.ts), or null when none is set. */
+  policies: RoutePolicies | null = null;
   private readonly buckets = new Array<number>(BOUNDS.length + 1).fill(0);
   private sum = 0;
   private observed = 0;
@@ -117,7 +147,13 @@ export class Route implements Component {
     this.retryOn = new Set(this.retry?.on ?? []);
     this.limits = (config.limits ?? []).map((l, i) => {
       const name = l.name ?? `${this.name}-${i}`;
-      return { name, key: l.key, limiter: makeLimiter(this.name, i, name, l.limit, l.windowMs) };
+      return {
+        name,
+        key: l.key,
+        limit: l.limit,
+        windowMs: l.windowMs,
+        limiter: makeLimiter(this.name, i, name, l.limit, l.windowMs),
+      };
     });
     const pairs = (r: Record<string, string> | undefined) =>
       r === undefined ? null : Object.entries(r).map(([k, v]) => [k.toLowerCase(), v] as const);
@@ -158,7 +194,7 @@ export class Route implements Component {
     return {
       kind: this.kind,
       name: this.name,
-      state: this.config.chaos?.enabled === true ? 'chaos' : 'active',
+      state: this.chaos?.enabled === true ? 'chaos' : 'active',
       gauges: { inFlight: this.inFlight },
       counters: { ...this.counts },
       histograms: {

@@ -1,7 +1,8 @@
 /**
  * Upstream groups and their endpoints, as Components (`gatewayUpstream`, `gatewayEndpoint`):
  * an undici keep-alive pool, a breaker, outlier-detection state, latency and counters per
- * endpoint; a strategy, outlier detector, retry budget and active health checks per group.
+ * endpoint; a strategy, outlier detector and retry budget per group (active health checks:
+ * src/gateway/health-checks.ts).
  * @module
  */
 
@@ -201,7 +202,6 @@ export class Upstream implements Component {
     const sweep = setInterval(() => this.detector.sweep(performance.now()), Math.min(od.intervalMs, 1000));
     sweep.unref();
     this.timers.push(sweep);
-    if (config.healthCheck !== undefined) this.startHealthChecks(config.healthCheck);
   }
 
   private onEjection(c: EjectionChange<Endpoint>): void {
@@ -214,37 +214,6 @@ export class Upstream implements Component {
       durationMs: c.durationMs,
       counters: e.outlier.lastEjection,
     } as ComponentEvent);
-  }
-
-  private startHealthChecks(hc: NonNullable<UpstreamConfig['healthCheck']>): void {
-    const t = setInterval(() => {
-      for (const e of this.endpoints) {
-        const done = (ok: boolean) => {
-          if (ok === e.healthy) {
-            e.healthStreak = 0;
-            return;
-          }
-          e.healthStreak++;
-          if (e.healthStreak >= (ok ? hc.healthyThreshold : hc.unhealthyThreshold)) {
-            e.healthy = ok;
-            e.healthStreak = 0;
-            if (ok && e.outlier.ejected(performance.now())) e.outlier.ejectedUntil = 0; // a passing check un-ejects (Envoy)
-            e.emit({ kind: e.kind, name: e.name, event: ok ? 'healthy' : 'unhealthy' } as ComponentEvent);
-          }
-        };
-        e.pool
-          .request({ method: 'GET', path: hc.path, headersTimeout: hc.timeoutMs, bodyTimeout: hc.timeoutMs })
-          .then(
-            (r) => {
-              r.body.resume();
-              done(r.statusCode === 200);
-            },
-            () => done(false),
-          );
-      }
-    }, hc.intervalMs);
-    t.unref();
-    this.timers.push(t);
   }
 
   /** Picks an endpoint for an attempt, avoiding `tried` when another is available. */

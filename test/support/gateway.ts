@@ -1,6 +1,13 @@
 /** Helpers for gateway tests: real upstream servers on ephemeral ports, raw HTTP over sockets. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
+import { afterEach } from 'vitest';
+import {
+  type Gateway,
+  type GatewayOptions,
+  parseGatewayConfig,
+  startGateway,
+} from '../../src/gateway/index.js';
 
 export interface TestUpstream {
   readonly server: Server;
@@ -62,4 +69,32 @@ export function config(
   for (const [k, v] of Object.entries(upstreams))
     ups[k] = Array.isArray(v) ? { endpoints: v.map((url) => ({ url })) } : v;
   return { listen: '127.0.0.1:0', accessLog: false, ...extra, upstreams: ups, routes };
+}
+
+/**
+ * Upstreams and gateways that close after each test (call once per test file, at top level):
+ * `up(handler)` starts an upstream, `gateway(config, options)` a gateway, `later(fn)` registers
+ * any other cleanup; everything is closed in reverse order after each test.
+ */
+export function gatewayTestKit(defaults: Partial<GatewayOptions> = {}) {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return {
+    later: (fn: () => Promise<unknown>) => cleanups.push(fn),
+    up: async (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestUpstream> => {
+      const u = await upstream(handler);
+      cleanups.push(() => u.close());
+      return u;
+    },
+    gateway: async (
+      value: Record<string, unknown>,
+      options: Partial<GatewayOptions> = {},
+    ): Promise<Gateway> => {
+      const gw = await startGateway({ ...defaults, ...options, config: parseGatewayConfig(value) });
+      cleanups.push(() => gw.close(100));
+      return gw;
+    },
+  };
 }
