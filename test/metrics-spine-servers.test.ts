@@ -45,6 +45,7 @@ const SINGLE_STATE_IN_TEST = new Set([
   'gatewayRoute',
   'gatewayUpstream',
   'gatewayEndpoint',
+  'circuitBreaker',
 ]);
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-spine-'));
@@ -289,6 +290,11 @@ const KINDS: KindCase[] = [
   {
     kind: 'gatewayEndpoint',
     make: (registry) => ({ component: registry.list('gatewayEndpoint')[0]!, drive: () => undefined }),
+  },
+  {
+    // The endpoint's breaker, registered by the gateway (operable from the control plane).
+    kind: 'circuitBreaker',
+    make: (registry) => ({ component: registry.list('circuitBreaker')[0]!, drive: () => undefined }),
   },
 ];
 
