@@ -25,6 +25,7 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { BulwarkDurableError, storeError } from './errors.js';
 import { completeBatches, enqueueBatches, uniformNow } from './pg-batching.js';
+import { type PgClient, PgFeatures } from './pg-features.js';
 import { PgNotifier } from './pg-notify.js';
 import { type PostgresStoreOptions, settlePostgresOptions } from './pg-options.js';
 import {
@@ -112,6 +113,8 @@ class PgStore implements PostgresQueueStore {
   // SQL
   readonly #sql: ReturnType<typeof statements>;
   readonly #text: ReturnType<typeof queries>;
+  /** Schedules, fleet-wide limits, progress, per-item timeouts, redrive into another queue. */
+  readonly features: PgFeatures;
 
   constructor(
     options: PostgresStoreOptions,
@@ -140,6 +143,16 @@ class PgStore implements PostgresQueueStore {
       this.#sql.notify.name,
       options.listenCheckMs ?? 10_000,
     );
+    this.features = new PgFeatures({
+      schema,
+      q: (text, values) => this.#q(text, values),
+      pool: async () => this.#getPool(),
+      wrap: (error) => this.#wrap(error),
+      checkWrite: () => this.#checkWrite(),
+      insert: (queue, items, nows, client) => this.#insert(queue, items, nows, client),
+      claimStatement: () => this.#sql.claim,
+      notifyLater: (queue) => this.#notifier.notifyLater(queue),
+    });
     if (options.pool !== undefined) {
       this.#pool = options.pool;
       this.#pool.on('error', this.#onPoolError);
@@ -304,9 +317,12 @@ class PgStore implements PostgresQueueStore {
         );
       }
       if (items.length === 0) return [];
+      if (items.some((i) => i.timeoutMs != null))
+        return this.features.enqueueWithTimeouts(queue, items, now, tx as PgClient);
       return this.#insert(queue, items, uniformNow(items.length, now), tx as TxClient);
     }
     if (items.length === 0) return [];
+    if (items.some((i) => i.timeoutMs != null)) return this.features.enqueueWithTimeouts(queue, items, now);
     return this.#enqueues.add(queue, items, now);
   }
 
@@ -344,6 +360,10 @@ class PgStore implements PostgresQueueStore {
   async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[]> {
     this.#checkWrite();
     if (limit <= 0) return [];
+    if (this.features.mayBeLimited(queue, now)) {
+      const limited = await this.features.claimLimited(queue, limit, leaseMs, now);
+      if (limited !== undefined) return limited;
+    }
     const sql = this.#sql.claim;
     const r = await this.#q<Row>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
     const out = r.rows.map(toClaimed);
