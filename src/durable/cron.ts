@@ -226,7 +226,6 @@ function dayMatches(c: Cron, year: number, month: number, day: number): boolean 
   return dom || dow;
 }
 
-
 /** True when the wall-clock time `t` matches `c`. @internal */
 export function cronMatches(c: Cron, t: LocalTime): boolean {
   return (
@@ -282,7 +281,14 @@ function nextWall(c: Cron, start: LocalTime): LocalTime | null {
   const lastYear = start.year + 8;
   while (t.year <= lastYear) {
     if (!c.months.has(t.month)) {
-      t = { year: t.year + (t.month === 12 ? 1 : 0), month: (t.month % 12) + 1, day: 1, hour: 0, minute: 0, second: 0 };
+      t = {
+        year: t.year + (t.month === 12 ? 1 : 0),
+        month: (t.month % 12) + 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+      };
       continue;
     }
     if (!dayMatches(c, t.year, t.month, t.day)) {

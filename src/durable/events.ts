@@ -25,12 +25,14 @@ interface WorkerBase extends EventBase {
  * - `enqueued`: an item was stored (or found to be a `duplicate` of an existing key).
  * - `redriven`: dead items were sent back to pending (`to`: the queue they went to).
  * - `paused` / `resumed`: the queue was paused or resumed (fleet-wide).
+ * - `scheduled`: this process fired ticks of a schedule (`ids`: the items made).
  * - `error`: a background store operation of the queue failed (its stats refresh).
  */
 export type DurableQueueEvent =
   | (QueueBase & { readonly event: 'enqueued'; readonly id: string; readonly duplicate: boolean })
   | (QueueBase & { readonly event: 'redriven'; readonly ids: readonly string[]; readonly to: string })
   | (QueueBase & { readonly event: 'paused' | 'resumed' })
+  | (QueueBase & { readonly event: 'scheduled'; readonly schedule: string; readonly ids: readonly string[] })
   | (QueueBase & { readonly event: 'error'; readonly operation: string; readonly error: unknown });
 
 /**

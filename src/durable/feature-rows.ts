@@ -88,4 +88,3 @@ export function refill(l: LimitRow, now: number): number {
   if (l.tokens === null || l.refilled_at === null) return burst;
   return Math.min(burst, Number(l.tokens) + ((now - Number(l.refilled_at)) * rate) / 1000);
 }
-

@@ -12,10 +12,10 @@
  */
 
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import { type LimitRow, refill, scheduleValues, toSchedule } from './feature-rows.js';
 import { pgFeatureQueries } from './pg-features-sql.js';
 import type { Row, Statement } from './pg-sql.js';
 import { claimOrder, toClaimed } from './rows.js';
-import { type LimitRow, refill, scheduleValues, toSchedule } from './feature-rows.js';
 import type { ClaimedItem, EnqueueOutcome, LeaseRef, NewItem } from './store.js';
 import type {
   QueueLimits,
@@ -42,12 +42,16 @@ export interface PgFeatureHost {
   /** Throws when closed or read-only. */
   checkWrite(): void;
   /** The store's one-statement insert, on `client`. */
-  insert(queue: string, items: readonly NewItem[], nows: readonly number[], client: PgClient): Promise<EnqueueOutcome[]>;
+  insert(
+    queue: string,
+    items: readonly NewItem[],
+    nows: readonly number[],
+    client: PgClient,
+  ): Promise<EnqueueOutcome[]>;
   /** The prepared claim statement (`$1` queue, `$2` now, `$3` limit, `$4` lease end). */
   claimStatement(): Statement;
   notifyLater(queue: string): void;
 }
-
 
 /** The PostgreSQL `StoreFeatures`, plus the claim path of limited queues. @internal */
 export class PgFeatures implements StoreFeatures {
@@ -89,14 +93,28 @@ export class PgFeatures implements StoreFeatures {
     }
   }
 
-  private run<R extends QueryResultRow>(c: PgClient, text: string, values: unknown[]): Promise<QueryResult<R>> {
+  private run<R extends QueryResultRow>(
+    c: PgClient,
+    text: string,
+    values: unknown[],
+  ): Promise<QueryResult<R>> {
     return c.query({ text, values }) as Promise<QueryResult<R>>;
   }
 
   /** Enqueues items of which some carry a per-item timeout: insert and timeouts in one transaction. */
-  enqueueWithTimeouts(queue: string, items: readonly NewItem[], now: number, tx?: PgClient): Promise<EnqueueOutcome[]> {
+  enqueueWithTimeouts(
+    queue: string,
+    items: readonly NewItem[],
+    now: number,
+    tx?: PgClient,
+  ): Promise<EnqueueOutcome[]> {
     return this.transaction(async (c) => {
-      const out = await this.h.insert(queue, items, items.map(() => now), c);
+      const out = await this.h.insert(
+        queue,
+        items,
+        items.map(() => now),
+        c,
+      );
       const timed = items.filter((i) => i.timeoutMs != null);
       await this.run(c, this.sql.timeouts, [queue, timed.map((i) => i.id), timed.map((i) => i.timeoutMs)]);
       return out;
@@ -109,19 +127,28 @@ export class PgFeatures implements StoreFeatures {
     return r.rows.length === 1;
   }
 
-  async redriveTo(from: string, to: string, moves: readonly RedriveMove[], now: number): Promise<RedriveMoveOutcome[]> {
+  async redriveTo(
+    from: string,
+    to: string,
+    moves: readonly RedriveMove[],
+    now: number,
+  ): Promise<RedriveMoveOutcome[]> {
     this.h.checkWrite();
     const out = await this.transaction(async (c) => {
       const results: RedriveMoveOutcome[] = [];
       for (const m of moves) {
-        const r = await this.run<{ state: string; key: string | null; key_id: string | null }>(c, this.sql.lockItem, [
-          from,
-          m.id,
-        ]);
+        const r = await this.run<{ state: string; key: string | null; key_id: string | null }>(
+          c,
+          this.sql.lockItem,
+          [from, m.id],
+        );
         const row = r.rows[0];
         if (row === undefined) results.push('not-found');
         else if (row.state !== 'dead' || row.key_id !== m.expectedKeyId) results.push('not-dead');
-        else if (row.key !== null && (await this.run(c, this.sql.takeKey, [to, row.key, m.id])).rows.length === 0)
+        else if (
+          row.key !== null &&
+          (await this.run(c, this.sql.takeKey, [to, row.key, m.id])).rows.length === 0
+        )
           results.push('key-conflict');
         else {
           if (row.key !== null) await this.run(c, this.sql.dropKey, [from, row.key, m.id]);
@@ -167,13 +194,23 @@ export class PgFeatures implements StoreFeatures {
       if (moved.rows.length === 0) return null;
       const items: NewItem[] = [];
       for (const { tick, item } of runs) {
-        if ((await this.run(c, this.sql.run, [queue, name, tick, item.id])).rows.length === 1) items.push(item);
+        if ((await this.run(c, this.sql.run, [queue, name, tick, item.id])).rows.length === 1)
+          items.push(item);
       }
       if (items.length > 0) {
-        await this.h.insert(queue, items, items.map(() => now), c);
+        await this.h.insert(
+          queue,
+          items,
+          items.map(() => now),
+          c,
+        );
         const timed = items.filter((i) => i.timeoutMs != null);
         if (timed.length > 0)
-          await this.run(c, this.sql.timeouts, [queue, timed.map((i) => i.id), timed.map((i) => i.timeoutMs)]);
+          await this.run(c, this.sql.timeouts, [
+            queue,
+            timed.map((i) => i.id),
+            timed.map((i) => i.timeoutMs),
+          ]);
       }
       return items.map((i) => i.id);
     });
@@ -187,7 +224,8 @@ export class PgFeatures implements StoreFeatures {
   async setLimits(queue: string, limits: QueueLimits | null, now: number): Promise<void> {
     this.h.checkWrite();
     if (limits === null) await this.h.q(this.sql.clearLimits, [queue]);
-    else await this.h.q(this.sql.setLimits, [queue, limits.concurrency, limits.ratePerSec, limits.burst, now]);
+    else
+      await this.h.q(this.sql.setLimits, [queue, limits.concurrency, limits.ratePerSec, limits.burst, now]);
     this.limitsReadAt = Number.NEGATIVE_INFINITY;
     this.limited = null;
     this.h.notifyLater(queue);
@@ -196,7 +234,9 @@ export class PgFeatures implements StoreFeatures {
   async getLimits(queue: string): Promise<QueueLimits | null> {
     const r = await this.h.q<LimitRow>(this.sql.limits, [queue]);
     const l = r.rows[0];
-    return l === undefined ? null : { concurrency: l.concurrency, ratePerSec: l.rate_per_sec, burst: l.burst };
+    return l === undefined
+      ? null
+      : { concurrency: l.concurrency, ratePerSec: l.rate_per_sec, burst: l.burst };
   }
 
   private refresh(now: number): Promise<void> {
@@ -225,7 +265,12 @@ export class PgFeatures implements StoreFeatures {
   /**
    * Claims of a queue that may have limits; undefined when it has none (the caller claims as usual).
    */
-  async claimLimited(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[] | undefined> {
+  async claimLimited(
+    queue: string,
+    limit: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ClaimedItem[] | undefined> {
     if (this.limited === null) await this.refresh(now);
     if (!this.limited!.has(queue)) return undefined;
     const claim = this.h.claimStatement();

@@ -7,7 +7,14 @@
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
-import { type LimitRow, refill, SCHEDULE_COLUMNS, type ScheduleRow, scheduleValues, toSchedule } from './feature-rows.js';
+import {
+  type LimitRow,
+  refill,
+  SCHEDULE_COLUMNS,
+  type ScheduleRow,
+  scheduleValues,
+  toSchedule,
+} from './feature-rows.js';
 import type { Stmt } from './sqlite-sql.js';
 import type { LeaseRef, NewItem } from './store.js';
 import type {
@@ -21,7 +28,9 @@ import type {
 
 /** Adds the columns and tables of the features to table `t` (idempotent; inside the schema transaction). @internal */
 export function migrateSqliteFeatures(db: BetterSqlite3.Database, t: string): void {
-  const cols = new Set((db.prepare(`PRAGMA table_info(${t})`).all() as { name: string }[]).map((c) => c.name));
+  const cols = new Set(
+    (db.prepare(`PRAGMA table_info(${t})`).all() as { name: string }[]).map((c) => c.name),
+  );
   if (!cols.has('timeout_ms')) db.exec(`ALTER TABLE ${t} ADD COLUMN timeout_ms INTEGER`);
   if (!cols.has('progress')) db.exec(`ALTER TABLE ${t} ADD COLUMN progress TEXT`);
   db.exec(`
@@ -149,16 +158,19 @@ export class SqliteFeatures implements StoreFeatures {
   async listSchedules(queue: string | null): Promise<ScheduleRecord[]> {
     await this.h.ready();
     if (!this.hasTable('_schedules')) return [];
-    const rows = (queue === null ? this.s.allSchedules!.all() : this.s.schedules!.all(queue)) as ScheduleRow[];
+    const rows = (
+      queue === null ? this.s.allSchedules!.all() : this.s.schedules!.all(queue)
+    ) as ScheduleRow[];
     return rows.map(toSchedule);
   }
 
   /** A read-only open of a file made before the features has none of their tables. */
   private hasTable(suffix: string): boolean {
     return (
-      this.h.db().prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(
-        `${this.h.table}${suffix}`,
-      ) !== undefined
+      this.h
+        .db()
+        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+        .get(`${this.h.table}${suffix}`) !== undefined
     );
   }
 
@@ -178,7 +190,18 @@ export class SqliteFeatures implements StoreFeatures {
       const ids: string[] = [];
       for (const { tick, item: it } of runs) {
         if (this.s.run!.run(queue, name, tick, it.id).changes !== 1) continue;
-        insert.run(queue, it.id, it.payload, it.keyId, it.key, it.priority, it.runAt, it.maxAttempts, it.createdAt, now);
+        insert.run(
+          queue,
+          it.id,
+          it.payload,
+          it.keyId,
+          it.key,
+          it.priority,
+          it.runAt,
+          it.maxAttempts,
+          it.createdAt,
+          now,
+        );
         if (it.timeoutMs != null) this.s.timeout!.run(it.timeoutMs, queue, it.id);
         ids.push(it.id);
       }
@@ -205,7 +228,9 @@ export class SqliteFeatures implements StoreFeatures {
     await this.h.ready();
     if (!this.hasTable('_limits')) return null;
     const r = this.s.limits!.get(queue) as LimitRow | undefined;
-    return r === undefined ? null : { concurrency: r.concurrency, ratePerSec: r.rate_per_sec, burst: r.burst };
+    return r === undefined
+      ? null
+      : { concurrency: r.concurrency, ratePerSec: r.rate_per_sec, burst: r.burst };
   }
 
   /**
@@ -216,7 +241,8 @@ export class SqliteFeatures implements StoreFeatures {
     if (now - this.limitsReadAt >= 1000 || now < this.limitsReadAt) {
       this.limitsReadAt = now;
       this.limited = new Map();
-      for (const r of this.s.allLimits!.all() as (LimitRow & { queue: string })[]) this.limited.set(r.queue, r);
+      for (const r of this.s.allLimits!.all() as (LimitRow & { queue: string })[])
+        this.limited.set(r.queue, r);
     }
     if (!this.limited.has(queue)) return wanted;
     const l = this.s.limits!.get(queue) as LimitRow | undefined;

@@ -6,7 +6,21 @@
  * @module
  */
 
-import type { LeaseRef, NewItem } from './store.js';
+import { BulwarkDurableError } from './errors.js';
+import type { LeaseRef, NewItem, QueueStore } from './store.js';
+
+/**
+ * The store's features, or an `INVALID_STATE` error naming what needed them. @internal
+ */
+export function requireFeatures(store: QueueStore, what: string): StoreFeatures {
+  if (store.features === undefined) {
+    throw new BulwarkDurableError(
+      'INVALID_STATE',
+      `Store ${store.description} does not support ${what}: use sqliteStore or postgresStore`,
+    );
+  }
+  return store.features;
+}
 
 /** What to do with ticks missed while no worker was running (or the fleet was paused by a crash). */
 export type CatchUp = 'none' | 'last' | 'all';
@@ -73,7 +87,12 @@ export interface StoreFeatures {
    * `deadReason` and last error kept), with their idempotency key: an item whose key is taken in
    * `to` stays dead in `from` (`key-conflict`). One transaction per call.
    */
-  redriveTo(from: string, to: string, moves: readonly RedriveMove[], now: number): Promise<RedriveMoveOutcome[]>;
+  redriveTo(
+    from: string,
+    to: string,
+    moves: readonly RedriveMove[],
+    now: number,
+  ): Promise<RedriveMoveOutcome[]>;
   /** Creates or replaces a schedule. */
   putSchedule(schedule: ScheduleRecord): Promise<void>;
   /** Deletes a schedule; false when there was none. */
