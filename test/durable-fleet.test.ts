@@ -110,6 +110,26 @@ describe('cron on 3 worker processes, across a SIGKILL', () => {
 });
 
 describePg('fleet-wide features on PostgreSQL', () => {
+  it('rate limit: the token bucket is shared by every claimer and refills with time', async () => {
+    const store = storeFromSpec(pgSpec());
+    const q = await openQueue({ name: 'qfeat_rate', store, statsIntervalMs: 0 });
+    await q.limits.set({ ratePerSec: 10, burst: 10 });
+    await q.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ payload: i })));
+    const t0 = Date.now();
+    const other = storeFromSpec(pgSpec());
+    await other.init();
+    const [a, b] = await Promise.all([
+      store.claim('qfeat_rate', 50, 60_000, t0),
+      other.claim('qfeat_rate', 50, 60_000, t0),
+    ]);
+    expect(a.length + b.length).toBe(10);
+    expect(await store.claim('qfeat_rate', 50, 60_000, t0 + 10)).toHaveLength(0);
+    expect(await other.claim('qfeat_rate', 50, 60_000, t0 + 510)).toHaveLength(5);
+    await q.limits.clear();
+    await other.close();
+    await q.close();
+  });
+
   it('cron: one item per tick for 30 ticks', async () => {
     await cronAcrossAKill(pgSpec(), 'pg');
   }, 180_000);
@@ -166,7 +186,7 @@ describePg('fleet-wide features on PostgreSQL', () => {
 
   it('limit above the load: throughput close to no limit (alternating rounds, median ratio)', async () => {
     const ratios: number[] = [];
-    for (let k = 0; k < 3; k++) {
+    for (let k = 0; k < 5; k++) {
       const free = await round(null, 2000, 25, 0, `free${k}`);
       const limited = await round(1000, 2000, 25, 0, `high${k}`);
       ratios.push(limited.perSec / free.perSec);
@@ -175,7 +195,7 @@ describePg('fleet-wide features on PostgreSQL', () => {
       );
     }
     ratios.sort((a, b) => a - b);
-    const median = ratios[1]!;
+    const median = ratios[2]!;
     console.log(
       `pg fleet limit above load: median throughput ratio ${median.toFixed(3)} (${ratios.map((x) => x.toFixed(3)).join(', ')})`,
     );

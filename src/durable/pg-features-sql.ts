@@ -18,7 +18,44 @@ export function pgFeaturesMigration(s: string): string {
        PRIMARY KEY (queue, name, tick));
      CREATE TABLE ${s}.limits (
        queue text PRIMARY KEY, concurrency integer, rate_per_sec double precision,
-       burst double precision, tokens double precision, refilled_at bigint, updated_at bigint NOT NULL);`;
+       burst double precision, tokens double precision, refilled_at bigint, updated_at bigint NOT NULL);
+     ${allowanceFunction(s)}`;
+}
+
+/**
+ * How many items a claim of a limited queue may take now (`wanted` for a queue without limits),
+ * spending rate tokens. VOLATILE plpgsql: each query in it takes a fresh snapshot, so the count of
+ * active items read AFTER the per-queue advisory lock sees every claim committed before — which is
+ * what makes one prepared claim statement exact under concurrency. @internal
+ */
+function allowanceFunction(s: string): string {
+  const schema = s.replace(/^"|"$/g, '').replace(/'/g, "''");
+  return `CREATE FUNCTION ${s}.claim_allowance(q text, at bigint, wanted integer) RETURNS integer
+       LANGUAGE plpgsql VOLATILE AS $f$
+     DECLARE
+       l record;
+       n integer := wanted;
+       busy integer;
+       b double precision;
+       avail double precision;
+     BEGIN
+       PERFORM pg_advisory_xact_lock(hashtextextended('bulwark.limits.${schema}.' || q, 0));
+       SELECT * INTO l FROM ${s}.limits WHERE queue = q;
+       IF NOT FOUND THEN RETURN wanted; END IF;
+       IF l.concurrency IS NOT NULL THEN
+         SELECT count(*) INTO busy FROM ${s}.items WHERE queue = q AND state = 'active' AND lease_until > at;
+         n := least(n, l.concurrency - busy);
+       END IF;
+       n := greatest(n, 0);
+       IF l.rate_per_sec IS NOT NULL THEN
+         b := coalesce(l.burst, greatest(1, l.rate_per_sec));
+         avail := CASE WHEN l.tokens IS NULL THEN b
+           ELSE least(b, l.tokens + (at - l.refilled_at) * l.rate_per_sec / 1000.0) END;
+         n := least(n, floor(avail)::integer);
+         UPDATE ${s}.limits SET tokens = avail - n, refilled_at = at WHERE queue = q;
+       END IF;
+       RETURN n;
+     END $f$;`;
 }
 
 /** The features' statements (not prepared: none is on the no-limit hot path). @internal */

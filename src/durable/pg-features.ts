@@ -34,8 +34,12 @@ export interface PgClient {
 /** What the features need of the PostgreSQL store. @internal */
 export interface PgFeatureHost {
   readonly schema: string;
-  /** Runs one statement on the pool (errors mapped). */
-  q<R extends QueryResultRow>(text: string, values: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Runs one statement on the pool (errors mapped; prepared once per connection when named). */
+  q<R extends QueryResultRow>(
+    text: string,
+    values: readonly unknown[],
+    name?: string,
+  ): Promise<QueryResult<R>>;
   pool(): Promise<Pool>;
   /** Maps a driver error to a `BulwarkDurableError`. */
   wrap(error: unknown): unknown;
@@ -264,10 +268,10 @@ export class PgFeatures implements StoreFeatures {
 
   /**
    * Claims of a queue that may have limits; undefined when it has none (the caller claims as usual).
-   * One round trip: a multi-statement query (each statement sees a fresh snapshot, the lock is held
-   * to the end of its implicit transaction) that takes the queue's advisory lock, then claims at most
-   * what the limits allow and spends the tokens, in one statement built from the store's own claim
-   * statement. If that statement cannot be rewritten, a 4-statement transaction does the same.
+   * One prepared statement: the store's own claim statement whose limit is `claim_allowance(…)`
+   * (a per-queue advisory lock, then the active count and token bucket read with a fresh snapshot;
+   * see the migration). If the claim statement cannot be rewritten, a 4-statement transaction does
+   * the same.
    */
   async claimLimited(
     queue: string,
@@ -277,19 +281,18 @@ export class PgFeatures implements StoreFeatures {
   ): Promise<ClaimedItem[] | undefined> {
     if (this.limited === null) await this.refresh(now);
     if (!this.limited!.has(queue)) return undefined;
-    const text = limitedClaimText(this.h.claimStatement().text, `"${this.h.schema}"`, {
-      key: `bulwark.limits.${this.h.schema}.${queue}`,
-      queue,
-      now,
-      limit,
-      leaseUntil: now + leaseMs,
-    });
-    if (text !== null) {
-      const r = (await this.h.q(text, [])) as unknown as QueryResult<Row>[];
-      return r[r.length - 1]!.rows.map(toClaimed).sort(claimOrder);
+    const claim = this.h.claimStatement();
+    if (this.limitedClaim === undefined || this.limitedClaim.from !== claim.text) {
+      const text = limitedClaimText(claim.text, `"${this.h.schema}"`);
+      this.limitedClaim = { from: claim.text, sql: text === null ? null : { name: `${claim.name}_l`, text } };
     }
-    return this.claimLimitedInSteps(queue, limit, leaseMs, now);
+    const sql = this.limitedClaim.sql;
+    if (sql === null) return this.claimLimitedInSteps(queue, limit, leaseMs, now);
+    const r = await this.h.q<Row>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
+    return r.rows.map(toClaimed).sort(claimOrder);
   }
+
+  private limitedClaim: { from: string; sql: Statement | null } | undefined;
 
   private claimLimitedInSteps(
     queue: string,
@@ -315,56 +318,15 @@ export class PgFeatures implements StoreFeatures {
   }
 }
 
-/** A SQL string literal. */
-function lit(v: string): string {
-  return `'${v.replace(/'/g, "''")}'`;
-}
-
 /**
- * The one-round-trip limited claim (see `claimLimited`) built from the store's claim statement
- * (`WITH … UPDATE … RETURNING …`, parameters `$1` queue, `$2` now, `$3` limit, `$4` lease end),
- * or null when that statement does not have that shape. @internal
+ * The limited claim statement built from the store's claim statement (`WITH … UPDATE … RETURNING …`,
+ * parameters `$1` queue, `$2` now, `$3` limit, `$4` lease end): the same statement whose limit is
+ * what `claim_allowance` grants; null when the statement does not have that shape. @internal
  */
-export function limitedClaimText(
-  claim: string,
-  s: string,
-  p: { key: string; queue: string; now: number; limit: number; leaseUntil: number },
-): string | null {
-  const at = claim.lastIndexOf('UPDATE ');
-  const head = claim.slice(0, at).trimEnd();
-  const tail = claim.slice(at);
-  if (at < 0 || !head.startsWith('WITH ') || !head.endsWith(')') || !tail.includes('RETURNING')) return null;
-  const q = lit(p.queue);
-  const values: Record<string, string> = {
-    $1: q,
-    $2: String(p.now),
-    $3: '(SELECT n FROM n)',
-    $4: String(p.leaseUntil),
-  };
-  let ok = true;
-  const bind = (text: string) =>
-    text.replace(/\$\d+/g, (m) => {
-      const v = values[m];
-      if (v === undefined) ok = false;
-      return v ?? m;
-    });
-  const burst = 'coalesce(l.burst, greatest(1, l.rate_per_sec))';
-  const text = `SELECT pg_advisory_xact_lock(hashtextextended(${lit(p.key)}, 0));
-    WITH lim AS MATERIALIZED (
-      SELECT l.concurrency, l.rate_per_sec,
-        CASE WHEN l.rate_per_sec IS NULL THEN NULL WHEN l.tokens IS NULL THEN ${burst}
-          ELSE least(${burst}, l.tokens + (${p.now} - l.refilled_at) * l.rate_per_sec / 1000.0) END AS avail
-      FROM ${s}.limits l WHERE l.queue = ${q}
-    ), n AS MATERIALIZED (
-      SELECT greatest(0, least(${p.limit},
-        coalesce((SELECT concurrency FROM lim) - (SELECT count(*) FROM ${s}.items
-          WHERE queue = ${q} AND state = 'active' AND lease_until > ${p.now}), ${p.limit}),
-        coalesce(floor((SELECT avail FROM lim)), ${p.limit})))::int AS n
-    ), ${bind(head.slice(5))}, upd AS (${bind(tail)}),
-    spend AS (
-      UPDATE ${s}.limits SET tokens = (SELECT avail FROM lim) - (SELECT count(*) FROM upd), refilled_at = ${p.now}
-      WHERE queue = ${q} AND rate_per_sec IS NOT NULL
-    )
-    SELECT * FROM upd`;
-  return ok ? text : null;
+export function limitedClaimText(claim: string, s: string): string | null {
+  if (!claim.startsWith('WITH ') || !claim.includes('RETURNING') || /\$(?![1-4]\b)\d/.test(claim))
+    return null;
+  return `WITH n AS MATERIALIZED (SELECT ${s}.claim_allowance($1, $2, $3) AS n), ${claim
+    .slice(5)
+    .replace(/\$3\b/g, '(SELECT n FROM n)')}`;
 }

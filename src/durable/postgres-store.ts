@@ -145,7 +145,7 @@ class PgStore implements PostgresQueueStore {
     );
     this.features = new PgFeatures({
       schema,
-      q: (text, values) => this.#q(text, values),
+      q: (text, values, name) => this.#q(text, values, name),
       pool: async () => this.#getPool(),
       wrap: (error) => this.#wrap(error),
       checkWrite: () => this.#checkWrite(),
