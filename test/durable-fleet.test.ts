@@ -11,12 +11,13 @@
  *   rounds, median of the ratios).
  */
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openQueue, storeFromSpec } from '../src/durable/index.js';
-import { type Child, killGroup, startFixture } from './support/durable-crash.js';
+import { killGroup } from './support/durable-crash.js';
+import { limitRound, lines, sleep, startWorkers, stopWorkers } from './support/durable-fleet.js';
 import { describePg, dropSchema, pgConnectionString, pgUp, uniqueName } from './support/postgres.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-qfeat-fleet-'));
@@ -27,38 +28,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
   if (pgUp) await dropSchema(schema);
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function startWorkers(n: number, args: (i: number) => string[]): Promise<Child[]> {
-  const children = await Promise.all(
-    Array.from({ length: n }, (_, i) => startFixture('fleet-worker.ts', args(i))),
-  );
-  await Promise.all(children.map((c) => c.ready));
-  for (const c of children) {
-    if (c.proc.exitCode !== null) throw new Error(`fleet worker exited early: ${c.stderr.slice(0, 2000)}`);
-  }
-  return children;
-}
-
-async function stopWorkers(children: readonly Child[]): Promise<void> {
-  for (const c of children)
-    if (c.proc.exitCode === null && c.proc.signalCode === null) killGroup(c.proc, 'SIGTERM');
-  await Promise.all(children.map((c) => c.exited));
-}
-
-function lines(path: string): string[][] {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split(' '));
-}
 
 async function cronAcrossAKill(spec: string, label: string): Promise<void> {
   const queue = `qfeat_cron_${label}`;
@@ -134,45 +103,8 @@ describePg('fleet-wide features on PostgreSQL', () => {
     await cronAcrossAKill(pgSpec(), 'pg');
   }, 180_000);
 
-  /** One round: 4 workers of `conc` slots each, `items` items; returns items/s and the max overlap. */
-  async function round(limit: number | null, items: number, conc: number, workMs: number, tag: string) {
-    const queue = `qfeat_lim_${tag}`;
-    const log = join(dir, `${queue}.log`);
-    const admin = await openQueue({ name: queue, store: storeFromSpec(pgSpec()), statsIntervalMs: 0 });
-    if (limit !== null) await admin.limits.set({ concurrency: limit });
-    const workers = await startWorkers(4, () => [
-      'limits',
-      pgSpec(),
-      queue,
-      log,
-      String(conc),
-      String(workMs),
-    ]);
-    const started = performance.now();
-    for (let i = 0; i < items; i += 500) {
-      await admin.enqueueMany(
-        Array.from({ length: Math.min(500, items - i) }, (_, j) => ({ payload: i + j })),
-      );
-    }
-    const deadline = Date.now() + 240_000;
-    while (Date.now() < deadline) {
-      if ((await admin.stats()).completed === items) break;
-      await sleep(20);
-    }
-    const seconds = (performance.now() - started) / 1000;
-    await stopWorkers(workers);
-    await admin.close();
-    const events = lines(log)
-      .map((l) => ({ at: Number(l[1]), delta: l[0] === 'S' ? 1 : -1 }))
-      .sort((a, b) => a.at - b.at || a.delta - b.delta);
-    let running = 0;
-    let max = 0;
-    for (const e of events) {
-      running += e.delta;
-      max = Math.max(max, running);
-    }
-    return { perSec: items / seconds, max, starts: events.filter((e) => e.delta === 1).length };
-  }
+  const round = (limit: number | null, items: number, conc: number, workMs: number, tag: string) =>
+    limitRound({ spec: pgSpec(), dir, limit, items, concurrency: conc, workMs, tag });
 
   it('concurrency 5 across 4 processes: never more than 5 handlers at once', async () => {
     const r = await round(5, 300, 5, 15, 'five');
