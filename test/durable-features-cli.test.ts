@@ -55,7 +55,7 @@ beforeAll(async () => {
   const dst = await openQueue({ name: 'dst', store: sqliteStore({ path: join(dir, 'qfeat.db') }) });
   await dst.enqueue({ n: 0 }, { key: 'k2' });
   await dst.close();
-  // Leave the active item as it is : close returns it to pending (its progress stays).
+  // The third item stays running: close returns it to pending (its progress stays).
   await src.close({ graceMs: 0 }).catch(() => {});
 }, 60_000);
 
