@@ -255,12 +255,19 @@ export class Schedules<T> {
    * ```
    */
   async fireDue(): Promise<number> {
+    return (await this.firePass()).made;
+  }
+
+  /** One pass: fires due ticks; also says when the next tick of any schedule is due. */
+  private async firePass(): Promise<{ made: number; nextAt: number }> {
     this.q.check(true);
     const f = requireFeatures(this.q.store, 'schedules');
     const now = this.q.clock.date();
     let made = 0;
+    let nextAt = Number.POSITIVE_INFINITY;
     for (const rec of await f.listSchedules(this.q.name)) {
       const { fire, next } = dueTicks(rec, now);
+      nextAt = Math.min(nextAt, next);
       if (fire.length === 0 && next === rec.nextRunAt) continue;
       const payload = this.q.open({ id: payloadId(rec.name), keyId: rec.keyId, payload: rec.payload });
       const runs: ScheduleRun[] = fire.map((tick) => ({ tick, item: this.item(rec, payload, tick, now) }));
@@ -274,7 +281,7 @@ export class Schedules<T> {
       this.sweptAt = now;
       await f.sweepRuns(this.q.name, now - RUNS_KEPT_MS);
     }
-    return made;
+    return { made, nextAt };
   }
 
   private item(rec: ScheduleRecord, payload: T, tick: number, now: number): NewItem {
@@ -328,10 +335,8 @@ export class Schedules<T> {
     if (!this.running) return;
     let wait = 1000;
     try {
-      await this.fireDue();
-      const now = this.q.clock.date();
-      for (const r of await this.q.store.features!.listSchedules(this.q.name))
-        wait = Math.min(wait, Math.max(5, r.nextRunAt - now));
+      const { nextAt } = await this.firePass();
+      wait = Math.min(wait, Math.max(5, nextAt - this.q.clock.date()));
     } catch (error) {
       this.q.error('schedules', error);
     }
