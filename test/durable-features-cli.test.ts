@@ -3,32 +3,17 @@
  * CLI as a user runs it (the bin, test/fixtures/durable/bin.ts), against a SQLite file.
  */
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openQueue } from '../src/durable/queue.js';
 import { sqliteStore } from '../src/durable/sqlite-store.js';
+import { bin } from './support/durable-bin.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(root, 'test/fixtures/durable/bin.ts');
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-qfeat-cli-'));
 const spec = `sqlite:${join(dir, 'qfeat.db')}`;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function bin(argv: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...argv], { cwd: root });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 const q = (...argv: string[]) => bin(['queue', ...argv, '--store', spec]);
 let deadId = '';
