@@ -71,30 +71,17 @@ export class PgFeatures implements StoreFeatures {
   /** Runs `fn` in a transaction on a pool client (or in the caller's `tx`). */
   async transaction<T>(fn: (c: PgClient) => Promise<T>, tx?: PgClient): Promise<T> {
     if (tx !== undefined) return fn(tx);
-    const pool = await this.h.pool();
-    let client: PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw this.h.wrap(error);
-    }
-    let broken: unknown;
-    const onError = (e: unknown) => {
-      broken = e;
-    };
-    client.on('error', onError);
-    try {
+    return withPoolClient(await this.h.pool(), this.h.wrap, async (client) => {
       await client.query('BEGIN');
-      const out = await fn(client as unknown as PgClient);
-      await client.query('COMMIT');
-      return out;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw this.h.wrap(error);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken === undefined ? undefined : (broken as Error));
-    }
+      try {
+        const out = await fn(client as unknown as PgClient);
+        await client.query('COMMIT');
+        return out;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
   }
 
   private run<R extends QueryResultRow>(
@@ -329,4 +316,34 @@ export function limitedClaimText(claim: string, s: string): string | null {
   return `WITH n AS MATERIALIZED (SELECT ${s}.claim_allowance($1, $2, $3) AS n), ${claim
     .slice(5)
     .replace(/\$3\b/g, '(SELECT n FROM n)')}`;
+}
+
+/**
+ * Runs `fn` on a client of `pool`: errors mapped by `wrap`; a client whose connection broke is
+ * released as broken (destroyed, not reused). @internal
+ */
+export async function withPoolClient<T>(
+  pool: Pool,
+  wrap: (error: unknown) => unknown,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  let client: PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw wrap(error);
+  }
+  let broken: unknown;
+  const onError = (e: unknown) => {
+    broken = e;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client);
+  } catch (error) {
+    throw wrap(error);
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken === undefined ? undefined : (broken as Error));
+  }
 }

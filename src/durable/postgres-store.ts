@@ -22,10 +22,10 @@
  * @module
  */
 
-import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { BulwarkDurableError, storeError } from './errors.js';
 import { completeBatches, enqueueBatches, uniformNow } from './pg-batching.js';
-import { type PgClient, PgFeatures } from './pg-features.js';
+import { type PgClient, PgFeatures, withPoolClient } from './pg-features.js';
 import { PgNotifier } from './pg-notify.js';
 import { type PostgresStoreOptions, settlePostgresOptions } from './pg-options.js';
 import {
@@ -266,40 +266,28 @@ class PgStore implements PostgresQueueStore {
     this.#check();
     this.#readOnly = options?.readOnly === true;
     const pool = await this.#getPool();
-    let client: PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw this.#wrap(error);
-    }
-    let broken: unknown;
-    const onError = (e: unknown) => {
-      broken = e;
-    };
-    client.on('error', onError);
-    try {
-      // Fast path: already at the latest version (no lock needed).
-      const at = await schemaVersion(client, this.#s);
-      if (at !== null && at > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(at);
-      if (this.#readOnly) {
-        if (at === null) {
-          throw storeError(
-            'STORE_NOT_FOUND',
-            this.description,
-            `schema "${this.schema}" holds no bulwark tables`,
-          );
+    await withPoolClient(
+      pool,
+      (e) => this.#wrap(e),
+      async (client) => {
+        // Fast path: already at the latest version (no lock needed).
+        const at = await schemaVersion(client, this.#s);
+        if (at !== null && at > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(at);
+        if (this.#readOnly) {
+          if (at === null) {
+            throw storeError(
+              'STORE_NOT_FOUND',
+              this.description,
+              `schema "${this.schema}" holds no bulwark tables`,
+            );
+          }
+          return;
         }
-        return;
-      }
-      if (at === POSTGRES_SCHEMA_VERSION) return;
-      const after = await migrate(client, this.#s, this.schema);
-      if (after > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(after);
-    } catch (error) {
-      throw this.#wrap(error);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken === undefined ? undefined : (broken as Error));
-    }
+        if (at === POSTGRES_SCHEMA_VERSION) return;
+        const after = await migrate(client, this.#s, this.schema);
+        if (after > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(after);
+      },
+    );
   }
 
   async enqueue(
