@@ -80,7 +80,7 @@ describe('bulwark queue schedules / limits / redrive --to / progress', () => {
       '--json',
     );
     expect(bad.code).toBe(1);
-    expect(JSON.parse(bad.out).error).toMatchObject({ code: 'INVALID_OPTION', option: 'schedule.cron' });
+    expect(JSON.parse(bad.out).error).toMatchObject({ code: 'INVALID_OPTION', option: 'schedules.add.cron' });
     const list = await q('schedules', '--queue', 'src');
     expect(list.out).toMatch(/NAME\s+WHEN\s+CATCH-UP\s+NEXT RUN\s+LAST RUN/);
     expect(list.out).toMatch(/nightly\s+0 3 \* \* \* \(Europe\/Paris\)\s+last\s+\d{4}-/);

@@ -53,34 +53,35 @@ const FIELDS: readonly FieldSpec[] = [
   { name: 'day-of-week', min: 0, max: 7, names: WEEKDAYS, nameBase: 0 },
 ];
 
-function bad(source: string, why: string): ConfigError {
+function bad(source: string, why: string, path: string): ConfigError {
   return new ConfigError(
-    'schedule.cron',
+    path,
     `a cron expression of 5 or 6 fields ("*/5 * * * *", "0 30 9 * * MON-FRI"): ${why}`,
     source,
   );
 }
 
-function value(text: string, f: FieldSpec, source: string): number {
+function value(text: string, f: FieldSpec, source: string, path: string): number {
   const upper = text.toUpperCase();
   const named = f.names?.indexOf(upper) ?? -1;
   if (named >= 0) return named + (f.nameBase ?? 0);
-  if (!/^\d+$/.test(text)) throw bad(source, `"${text}" is not a number in the ${f.name} field`);
+  if (!/^\d+$/.test(text)) throw bad(source, `"${text}" is not a number in the ${f.name} field`, path);
   const n = Number(text);
-  if (n < f.min || n > f.max) throw bad(source, `${n} is out of ${f.min}-${f.max} in the ${f.name} field`);
+  if (n < f.min || n > f.max)
+    throw bad(source, `${n} is out of ${f.min}-${f.max} in the ${f.name} field`, path);
   return n;
 }
 
-function field(text: string, f: FieldSpec, source: string): Set<number> {
+function field(text: string, f: FieldSpec, source: string, path: string): Set<number> {
   const out = new Set<number>();
   for (const part of text.split(',')) {
-    if (part === '') throw bad(source, `an empty list entry in the ${f.name} field`);
+    if (part === '') throw bad(source, `an empty list entry in the ${f.name} field`, path);
     const [range, stepText, extra] = part.split('/');
-    if (extra !== undefined) throw bad(source, `"${part}" has two steps`);
+    if (extra !== undefined) throw bad(source, `"${part}" has two steps`, path);
     let step = 1;
     if (stepText !== undefined) {
       if (!/^\d+$/.test(stepText) || Number(stepText) === 0)
-        throw bad(source, `step "${stepText}" must be a whole number >= 1`);
+        throw bad(source, `step "${stepText}" must be a whole number >= 1`, path);
       step = Number(stepText);
     }
     let lo: number;
@@ -91,11 +92,11 @@ function field(text: string, f: FieldSpec, source: string): Set<number> {
     } else {
       const dash = range!.indexOf('-', 1);
       if (dash > 0) {
-        lo = value(range!.slice(0, dash), f, source);
-        hi = value(range!.slice(dash + 1), f, source);
-        if (hi < lo) throw bad(source, `range "${range}" runs backwards in the ${f.name} field`);
+        lo = value(range!.slice(0, dash), f, source, path);
+        hi = value(range!.slice(dash + 1), f, source, path);
+        if (hi < lo) throw bad(source, `range "${range}" runs backwards in the ${f.name} field`, path);
       } else {
-        lo = value(range!, f, source);
+        lo = value(range!, f, source, path);
         hi = stepText === undefined ? lo : f.max;
       }
     }
@@ -105,8 +106,8 @@ function field(text: string, f: FieldSpec, source: string): Set<number> {
 }
 
 /**
- * Parses a cron expression (5 fields, or 6 with seconds first); throws a `ConfigError` naming the
- * field that is wrong.
+ * Parses a cron expression (5 fields, or 6 with seconds first); throws a `ConfigError` (option
+ * `path`) naming the field that is wrong.
  *
  * @example
  * ```ts
@@ -115,12 +116,12 @@ function field(text: string, f: FieldSpec, source: string): Set<number> {
  * console.log(c.minutes.has(45), c.weekdays.has(0)); // true false
  * ```
  */
-export function parseCron(source: string): Cron {
-  if (typeof source !== 'string') throw bad(String(source), 'not a string');
+export function parseCron(source: string, path = 'cron'): Cron {
+  if (typeof source !== 'string') throw bad(String(source), 'not a string', path);
   const parts = source.trim().split(/\s+/);
-  if (parts.length !== 5 && parts.length !== 6) throw bad(source, `${parts.length} fields`);
+  if (parts.length !== 5 && parts.length !== 6) throw bad(source, `${parts.length} fields`, path);
   if (parts.length === 5) parts.unshift('0');
-  const sets = parts.map((p, i) => field(p, FIELDS[i]!, source));
+  const sets = parts.map((p, i) => field(p, FIELDS[i]!, source, path));
   const weekdays = sets[5]!;
   if (weekdays.delete(7)) weekdays.add(0);
   const star = (p: string) => p === '*' || p === '?';

@@ -166,7 +166,7 @@ export class Schedules<T> {
     const o = scheduleSchema.parse(options, 'schedules.add') as ScheduleOptions<T>;
     if ((o.cron === undefined) === (o.everyMs === undefined))
       throw new ConfigError('schedules.add.cron', 'exactly one of cron and everyMs', o.cron);
-    if (o.cron !== undefined) parseCron(o.cron);
+    if (o.cron !== undefined) parseCron(o.cron, 'schedules.add.cron');
     const tz = o.tz ?? 'UTC';
     checkTimeZone(tz, 'schedules.add.tz');
     if (o.everyMs !== undefined && o.tz !== undefined)
