@@ -2,7 +2,8 @@
  * Fleet-wide schedules and limits with real worker processes (test/fixtures/durable/fleet-worker.ts,
  * started by the crash harness: one process each, in its own process group).
  *
- * - A job scheduled every second on 3 worker processes, on SQLite (one file shared by the
+ * - A job scheduled every second (SQLite: everyMs 1000; PostgreSQL: cron `* * * * * *`) on 3 worker
+ *   processes, on SQLite (one file shared by the
  *   processes) and on PostgreSQL: exactly one item per tick for 30 consecutive ticks, each run by
  *   one handler, although every process races for every tick and one of them is SIGKILLed mid-run.
  * - Fleet-wide concurrency 5 across 4 PostgreSQL worker processes (20 handler slots): never more
@@ -29,11 +30,15 @@ afterAll(async () => {
   if (pgUp) await dropSchema(schema);
 });
 
-async function cronAcrossAKill(spec: string, label: string): Promise<void> {
+async function cronAcrossAKill(
+  spec: string,
+  label: string,
+  when: { cron: string } | { everyMs: number },
+): Promise<void> {
   const queue = `qfeat_cron_${label}`;
   const log = join(dir, `${queue}.log`);
   const admin = await openQueue({ name: queue, store: storeFromSpec(spec), statsIntervalMs: 0 });
-  await admin.schedules.add({ name: 'every-second', everyMs: 1000, catchUp: 'all', payload: { label } });
+  await admin.schedules.add({ name: 'every-second', ...when, catchUp: 'all', payload: { label } });
   const workers = await startWorkers(3, () => ['cron', spec, queue, log, '4', '0']);
   const ticks = () => new Set(lines(log).map((l) => Number(l[1])));
   const deadline = Date.now() + 120_000;
@@ -73,8 +78,8 @@ async function cronAcrossAKill(spec: string, label: string): Promise<void> {
 }
 
 describe('cron on 3 worker processes, across a SIGKILL', () => {
-  it('SQLite: one item per tick for 30 ticks', async () => {
-    await cronAcrossAKill(`sqlite:${join(dir, 'qfeat-cron.db')}`, 'sqlite');
+  it('SQLite (everyMs: 1000): one item per tick for 30 ticks', async () => {
+    await cronAcrossAKill(`sqlite:${join(dir, 'qfeat-cron.db')}`, 'sqlite', { everyMs: 1000 });
   }, 180_000);
 });
 
@@ -99,8 +104,8 @@ describePg('fleet-wide features on PostgreSQL', () => {
     await q.close();
   });
 
-  it('cron: one item per tick for 30 ticks', async () => {
-    await cronAcrossAKill(pgSpec(), 'pg');
+  it("cron '* * * * * *' (every second): one item per tick for 30 ticks", async () => {
+    await cronAcrossAKill(pgSpec(), 'pg', { cron: '* * * * * *' });
   }, 180_000);
 
   const round = (limit: number | null, items: number, conc: number, workMs: number, tag: string) =>
