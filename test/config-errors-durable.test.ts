@@ -163,7 +163,45 @@ const cases: Case[] = [
     'postgresStore.shema',
     'UNKNOWN_OPTION',
     'schema',
+  ], // per-item timeout, schedules, limits, redrive into another queue
+  [
+    'enqueue: timeoutMs out of range',
+    () => withQueue((q) => q.enqueue(1, { timeoutMs: 0 })),
+    'enqueue.timeoutMs',
   ],
+  [
+    'schedules.add: bad cron',
+    () => withQueue((q) => q.schedules.add({ name: 's', cron: '* * 32 * *' })),
+    'schedules.add.cron',
+  ],
+  [
+    'schedules.add: bad zone',
+    () => withQueue((q) => q.schedules.add({ name: 's', cron: '* * * * *', tz: 'Nowhere/City' })),
+    'schedules.add.tz',
+  ],
+  [
+    'schedules.add: everyMs under 1 s',
+    () => withQueue((q) => q.schedules.add({ name: 's', everyMs: 10 })),
+    'schedules.add.everyMs',
+  ],
+  [
+    'schedules.add: misspelled key',
+    () => withQueue((q) => q.schedules.add({ name: 's', everyMs: 1000, catchup: 'all' } as never)),
+    'schedules.add.catchup',
+    'UNKNOWN_OPTION',
+    'catchUp',
+  ],
+  [
+    'limits.set: out of range',
+    () => withQueue((q) => q.limits.set({ concurrency: 0 })),
+    'limits.set.concurrency',
+  ],
+  [
+    'limits.set: burst without rate',
+    () => withQueue((q) => q.limits.set({ concurrency: 1, burst: 5 })),
+    'limits.set.burst',
+  ],
+  ['redrive: empty target queue', () => withQueue((q) => q.deadLetters.redrive({ to: '' })), 'redrive.to'],
 ];
 
 describe('bulwark/durable: every bad option is one ConfigError with its dotted path', () => {

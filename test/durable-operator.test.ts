@@ -5,11 +5,9 @@
  * and bad input to enqueue is refused with a typed error. API through the package exports; the
  * CLI through its bin (test/fixtures/durable/bin.ts runs src/cli/main.ts as bin/bulwark.mjs does).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main as cliMain } from '../src/cli/main.js';
@@ -22,12 +20,11 @@ import {
   sqliteStore,
 } from '../src/durable/index.js';
 import { backoff, ConfigError, nonRetryable } from '../src/index.js';
+import { bin } from './support/durable-bin.js';
 import { describePg, PG_HOST, PG_PORT, pgUrl, pgUser, uniqueName } from './support/postgres.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-operator-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const root = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(root, 'test/fixtures/durable/bin.ts');
 
 async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -43,25 +40,6 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   let err = '';
   const code = await cliMain(argv, { out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`) });
   return { code, out, err };
-}
-
-/** Runs the bin as a user would; `onStderr` sees stderr as it comes (to send Ctrl-C mid-run). */
-function bin(
-  argv: string[],
-  onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...argv], { cwd: root });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      onStderr?.(err, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
 }
 
 function code(error: unknown): string | undefined {

@@ -22,7 +22,7 @@ interface CommandEntry {
 /** The commands, by first word. Each capability adds one line here. */
 const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   queue: {
-    summary: 'inspect and operate durable queues: stats, list, dlq, redrive, purge',
+    summary: 'inspect and operate durable queues: stats, list, dlq, redrive, purge, schedules, limits',
     load: async () => (await import('../durable/cli.js')).main,
   },
   chaos: {

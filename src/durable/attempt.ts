@@ -56,6 +56,7 @@ export function jobOf<T>(
   queue: string,
   payload: T,
   extendLease: () => Promise<void>,
+  progress: (value: unknown) => Promise<void> = () => Promise.resolve(),
 ): { job: Job<T>; ctx: JobContext } {
   const item = attempt.item;
   const job: Job<T> = {
@@ -67,7 +68,10 @@ export function jobOf<T>(
     maxAttempts: item.maxAttempts,
     priority: item.priority,
     createdAt: item.createdAt,
+    runAt: item.runAt,
+    timeoutMs: item.timeoutMs ?? null,
     lastError: item.lastError,
+    progress,
   };
   const ctx: JobContext = {
     get signal(): AbortSignal {
@@ -89,6 +93,8 @@ export function jobOf<T>(
  */
 export class AttemptTimeouts {
   private timer: { ref(): unknown; unref(): unknown } | null = null;
+  /** When the armed timer fires (the clock's `now()`). */
+  private armedFor = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -102,19 +108,30 @@ export class AttemptTimeouts {
     private readonly onTimeout: (attempt: Attempt) => void,
   ) {}
 
-  /** Call when an attempt starts. */
-  started(): void {
-    if (this.timer === null && !this.closed && this.timeoutMs !== Number.POSITIVE_INFINITY)
-      this.arm(this.timeoutMs);
+  /** The attempt's own timeout (set at enqueue) or the queue's. */
+  private limitOf(attempt: Attempt): number {
+    return attempt.item.timeoutMs ?? this.timeoutMs;
+  }
+
+  /** Call when an attempt starts (re-arms when its deadline is the earliest). */
+  started(attempt?: Attempt): void {
+    const ms = attempt === undefined ? this.timeoutMs : this.limitOf(attempt);
+    if (this.closed || ms === Number.POSITIVE_INFINITY) return;
+    const due = (attempt?.startedAt ?? this.clock.now()) + ms;
+    if (this.timer !== null && due >= this.armedFor) return;
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.arm(Math.max(1, due - this.clock.now()));
   }
 
   private arm(ms: number): void {
+    this.armedFor = this.clock.now() + ms;
     this.timer = this.clock.setTimeout(() => {
       this.timer = null;
+      this.armedFor = Number.POSITIVE_INFINITY;
       const now = this.clock.now();
       let next = Number.POSITIVE_INFINITY;
       for (const attempt of [...this.running()]) {
-        const due = attempt.startedAt + this.timeoutMs;
+        const due = attempt.startedAt + this.limitOf(attempt);
         if (due <= now) this.onTimeout(attempt);
         else next = Math.min(next, due);
       }

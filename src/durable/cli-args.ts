@@ -10,14 +10,18 @@ import type { ItemState } from './store.js';
 export interface Args {
   command: string | undefined;
   sub: string | undefined;
+  /** The word after the command (`queue schedules add`). */
+  action?: string | undefined;
   flags: Map<string, string | true>;
 }
 
 /** Bad command-line input: the CLI prints it with the usage text and exits 2. @internal */
 export class UsageError extends Error {}
 
-const VALUED = new Set(['store', 'queue', 'state', 'limit', 'after', 'ids', 'rate', 'older-than']);
-const BOOLEAN = new Set(['json', 'payload', 'force', 'help', 'yes', 'dry-run']);
+const VALUED = new Set(['store', 'queue', 'state', 'limit', 'after', 'ids', 'rate', 'older-than', 'to']);
+// schedules and limits
+for (const v of ['name', 'cron', 'tz', 'every', 'catch-up', 'data', 'concurrency', 'burst']) VALUED.add(v);
+const BOOLEAN = new Set(['json', 'payload', 'force', 'help', 'yes', 'dry-run', 'clear']);
 
 /** Splits argv into positionals and known flags. @internal */
 export function parseArgs(argv: readonly string[]): Args {
@@ -45,7 +49,7 @@ export function parseArgs(argv: readonly string[]): Args {
       throw new UsageError(`unknown option --${name}`);
     }
   }
-  return { command: positional[0], sub: positional[1], flags };
+  return { command: positional[0], sub: positional[1], action: positional[2], flags };
 }
 
 /** A string flag. @internal */

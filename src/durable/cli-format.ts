@@ -9,6 +9,12 @@ import { BulwarkError } from '../core/errors.js';
 import { parseError } from './failures.js';
 import type { ItemView } from './job.js';
 
+/** Where a command writes. @internal */
+export interface CliIoLike {
+  out(text: string): void;
+  err(text: string): void;
+}
+
 /** Renders rows as an aligned text table. @internal */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -7,6 +7,8 @@
  * bulwark queue dlq     --store SPEC --queue NAME [--limit N] [--after ID] [--payload] [--json]
  * bulwark queue redrive --store SPEC --queue NAME [--ids A,B] [--limit N] [--rate PER_SEC] (--yes | --dry-run) [--json]
  * bulwark queue purge   --store SPEC --queue NAME --state completed|dead [--older-than MS] [--force] (--yes | --dry-run) [--json]
+ * bulwark queue schedules [list|add|remove] --store SPEC --queue NAME [--name N (--cron EXPR [--tz TZ] | --every MS) [--catch-up none|last|all] [--data JSON]] (--yes | --dry-run)
+ * bulwark queue limits  --store SPEC --queue NAME [--concurrency N] [--rate PER_SEC] [--burst N] [--clear] (--yes | --dry-run)
  * ```
  * SPEC is `sqlite:PATH` or `postgres://user@host/db`. Read-only commands (stats, list, dlq, and
  * every --dry-run) open the store read-only: they never create a file, schema or table. Encrypted
@@ -16,6 +18,7 @@
 
 import { type Args, confirmMode, int, parseArgs, state, str, UsageError } from './cli-args.js';
 import { ageText, errorText, iso, json, jsonError, jsonItem, payloadText, table } from './cli-format.js';
+import { limitsCommand, schedulesCommand } from './cli-schedules.js';
 import type { RedriveSkip } from './dead-letters.js';
 import { keyringFromEnv } from './encryption.js';
 import { openQueue, type Queue } from './queue.js';
@@ -28,9 +31,13 @@ Commands:
   stats     counts by state and the age of the oldest pending item (all queues without --queue)
   list      items in id order                 [--state pending|active|completed|dead] [--limit N] [--after ID]
   dlq       dead letters with reason and error [--limit N] [--after ID]
-  redrive   send dead letters back to pending  [--ids A,B] [--limit N (default 100)] [--rate PER_SEC]
+  redrive   send dead letters back to pending  [--ids A,B] [--limit N (default 100)] [--rate PER_SEC] [--to QUEUE]
   purge     delete completed or dead items     --state completed|dead [--older-than MS] [--force for pending/active]
-            (redrive and purge change data: they need --yes, or --dry-run to only say what they would do)
+  schedules list (default), add or remove      --name N (--cron EXPR [--tz TZ] | --every MS)
+            [--catch-up none|last|all (default last)] [--data JSON payload]
+  limits    show, or set fleet-wide limits     [--concurrency N] [--rate PER_SEC] [--burst N] [--clear]
+            (redrive, purge, schedules add/remove and setting limits change data: they need --yes,
+             or --dry-run to only say what they would do)
 
 Options:
   --store SPEC   sqlite:PATH or postgres://user@host/db (required; read-only commands never create it)
@@ -118,7 +125,7 @@ async function list(ctx: Ctx): Promise<number> {
   }
   const headers = dlq
     ? ['ID', 'REASON', 'ATTEMPTS', 'DIED AT', 'REDRIVES', 'ERROR']
-    : ['ID', 'STATE', 'ATTEMPTS', 'PRIORITY', 'RUN AT', 'KEY', 'KEY ID'];
+    : ['ID', 'STATE', 'ATTEMPTS', 'PRIORITY', 'RUN AT', 'KEY', 'KEY ID', 'PROGRESS'];
   if (withPayload) headers.push('PAYLOAD');
   const rows = items.map((v) => {
     const attempts = `${v.attempts}/${v.maxAttempts}`;
@@ -131,7 +138,18 @@ async function list(ctx: Ctx): Promise<number> {
           String(v.redrives),
           errorText(v.lastError).slice(0, 80),
         ]
-      : [v.id, v.state, attempts, String(v.priority), iso(v.runAt), v.key ?? '', v.keyId ?? ''];
+      : [
+          v.id,
+          v.state,
+          attempts,
+          String(v.priority),
+          iso(v.runAt),
+          v.key ?? '',
+          v.keyId ?? '',
+          v.progress === null || v.progress === undefined
+            ? ''
+            : (JSON.stringify(v.progress) ?? '').slice(0, 40),
+        ];
     if (withPayload) row.push(payloadText(v));
     return row;
   });
@@ -145,7 +163,11 @@ function skippedText(skipped: readonly RedriveSkip[]): string {
       ? 'no such item'
       : s.reason === 'limit'
         ? 'over --limit'
-        : `not dead (${String(s.state)})`;
+        : s.reason === 'key-conflict'
+          ? 'its idempotency key is taken in the target queue (left dead)'
+          : s.reason === 'undecryptable'
+            ? 'its payload could not be re-encrypted for the target queue (left dead)'
+            : `not dead (${String(s.state)})`;
   return skipped.map((s) => `  ${s.id}: ${why(s)}`).join('\n');
 }
 
@@ -167,13 +189,19 @@ async function redrive(ctx: Ctx): Promise<number> {
   const rate = str(args, 'rate') === undefined ? undefined : int(args, 'rate', 1, 1);
   const dry = confirmMode(args, 'redrive') === 'dry-run';
   const q = await open(ctx, !dry);
+  const to = str(args, 'to');
   const selection = { limit, ...(ids === undefined ? {} : { ids }) };
   if (dry) {
     const { wouldRedrive, skipped } = await q.deadLetters.preview(selection);
-    if (ctx.json) io.out(json({ queue: q.name, dryRun: true, wouldRedrive, skipped }));
-    else {
+    if (ctx.json)
       io.out(
-        `Dry run: would redrive ${wouldRedrive.length} dead letter(s) of queue "${q.name}" (nothing changed; pass --yes to do it)`,
+        json({ queue: q.name, ...(to === undefined ? {} : { to }), dryRun: true, wouldRedrive, skipped }),
+      );
+    else {
+      // Into another queue, a key taken there is found only when moving (reported as key-conflict).
+      const into = to === undefined ? '' : ` into queue "${to}"`;
+      io.out(
+        `Dry run: would redrive ${wouldRedrive.length} dead letter(s) of queue "${q.name}"${into} (nothing changed; pass --yes to do it)`,
       );
       if (skipped.length > 0) io.out(`Would not redrive ${skipped.length}:\n${skippedText(skipped)}`);
     }
@@ -188,6 +216,7 @@ async function redrive(ctx: Ctx): Promise<number> {
     result = await q.deadLetters.redrive({
       ...selection,
       ...(rate === undefined ? {} : { ratePerSec: rate }),
+      ...(to === undefined ? {} : { to }),
       signal: sig.signal,
       onProgress: (done) => {
         if (Date.now() - shown < 1000) return;
@@ -201,7 +230,7 @@ async function redrive(ctx: Ctx): Promise<number> {
   const { redriven, skipped, aborted } = result;
   if (ctx.json) io.out(json({ queue: q.name, redriven, skipped, ...(aborted ? { interrupted: true } : {}) }));
   else {
-    const what = `${redriven.length} dead letter(s) of queue "${q.name}" back to pending`;
+    const what = `${redriven.length} dead letter(s) of queue "${q.name}" ${to === undefined ? 'back to pending' : `into queue "${to}"`}`;
     io.out(aborted ? `Interrupted: redrove ${what} of ${bound}${total} before stopping` : `Redrove ${what}`);
     if (skipped.length > 0) io.out(`Not redriven (${skipped.length}):\n${skippedText(skipped)}`);
   }
@@ -238,6 +267,8 @@ const COMMANDS: Readonly<Record<string, (ctx: Ctx) => Promise<number>>> = {
   dlq: list,
   redrive,
   purge,
+  schedules: (ctx) => schedulesCommand({ ...ctx, open: (write) => open(ctx, write) }),
+  limits: (ctx) => limitsCommand({ ...ctx, open: (write) => open(ctx, write) }),
 };
 
 /**

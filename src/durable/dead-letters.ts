@@ -9,6 +9,7 @@ import { parseError } from './failures.js';
 import type { DeadLetter, ItemView } from './job.js';
 import { type RedriveOptions, redriveSchema } from './options.js';
 import type { ItemState, QueueStore, StoredItem } from './store.js';
+import { type RedriveMove, requireFeatures } from './store-features.js';
 
 /** What dead letters need of their queue. @internal */
 export interface DeadLettersHost<T> {
@@ -18,6 +19,8 @@ export interface DeadLettersHost<T> {
   /** Throws when the queue is closed (or, with `write`, read-only). */
   check(write: boolean): void;
   view(item: StoredItem): ItemView<T>;
+  /** The item's payload bound to queue `to` (re-encrypted when the queue encrypts). */
+  rebind(item: StoredItem, to: string): { payload: Uint8Array; keyId: string | null };
   /** Counts and reports a redriven batch. */
   redriven(ids: readonly string[], to: string): void;
   purge(state: ItemState, options: { olderThanMs?: number }): Promise<number>;
@@ -28,9 +31,11 @@ export interface RedriveSkip {
   readonly id: string;
   /**
    * `not-found`: no such item in the queue; `not-dead`: the item is in another `state`; `limit`:
-   * `limit` items were redriven before this id's turn.
+   * `limit` items were redriven before this id's turn; `key-conflict` (redrive `to` another queue):
+   * its idempotency key is taken there, so it stays dead here; `undecryptable` (`to`): its payload
+   * could not be re-encrypted for the other queue.
    */
-  readonly reason: 'not-found' | 'not-dead' | 'limit';
+  readonly reason: 'not-found' | 'not-dead' | 'limit' | 'key-conflict' | 'undecryptable';
   readonly state?: ItemState;
 }
 
@@ -101,6 +106,8 @@ export class DeadLetters<T> {
     const limit = options.limit ?? ids?.length ?? 100;
     const rate = options.ratePerSec;
     const clock = this.q.clock;
+    const to = options.to === undefined || options.to === this.q.name ? undefined : options.to;
+    if (to !== undefined) requireFeatures(this.q.store, 'redrive into another queue');
     // Batches of about 1/10 s of the rate, waiting between them so the average stays at the rate.
     const batch = rate === undefined ? limit : Math.max(1, Math.min(limit, Math.floor(rate / 10)));
     const redriven: string[] = [];
@@ -114,14 +121,21 @@ export class DeadLetters<T> {
         if (offset >= ids.length) break;
         const slice = ids.slice(offset, offset + n);
         offset += slice.length;
-        got = await this.q.store.redrive(this.q.name, { ids: slice, limit: n }, clock.date());
-        await this.explain(slice, got, skipped);
+        if (to !== undefined) got = await this.moveTo(to, slice, skipped);
+        else {
+          got = await this.q.store.redrive(this.q.name, { ids: slice, limit: n }, clock.date());
+          await this.explain(slice, got, skipped);
+        }
       } else {
-        got = await this.q.store.redrive(this.q.name, { limit: n }, clock.date());
+        if (to !== undefined) {
+          const oldest = await this.q.store.list(this.q.name, { state: 'dead', limit: n, order: 'updated' });
+          got = await this.moveTo(to, oldest, skipped);
+          if (oldest.length === 0) break;
+        } else got = await this.q.store.redrive(this.q.name, { limit: n }, clock.date());
         if (got.length === 0) break;
       }
       redriven.push(...got);
-      if (got.length > 0) this.q.redriven(got, this.q.name);
+      if (got.length > 0) this.q.redriven(got, to ?? this.q.name);
       options.onProgress?.(redriven);
       if (ids === undefined && got.length < n) break;
       if (rate !== undefined && redriven.length < limit) {
@@ -170,6 +184,45 @@ export class DeadLetters<T> {
       else skipped.push({ id, reason: 'not-dead', state: item.state });
     }
     return { wouldRedrive, skipped };
+  }
+
+  /**
+   * Moves dead items (by id, or as listed) into queue `to` in one store transaction; records the
+   * others in `out`. Resolves to the ids moved.
+   */
+  private async moveTo(
+    to: string,
+    asked: readonly (string | StoredItem)[],
+    out: RedriveSkip[],
+  ): Promise<string[]> {
+    const moves: RedriveMove[] = [];
+    for (const a of asked) {
+      const item = typeof a === 'string' ? await this.q.store.get(this.q.name, a) : a;
+      const id = typeof a === 'string' ? a : a.id;
+      if (item === undefined) out.push({ id, reason: 'not-found' });
+      else if (item.state !== 'dead') out.push({ id, reason: 'not-dead', state: item.state });
+      else {
+        try {
+          moves.push({ id, expectedKeyId: item.keyId, ...this.q.rebind(item, to) });
+        } catch {
+          out.push({ id, reason: 'undecryptable' });
+        }
+      }
+    }
+    if (moves.length === 0) return [];
+    const outcomes = await requireFeatures(this.q.store, 'redrive into another queue').redriveTo(
+      this.q.name,
+      to,
+      moves,
+      this.q.clock.date(),
+    );
+    const moved: string[] = [];
+    outcomes.forEach((o, i) => {
+      const id = moves[i]!.id;
+      if (o === 'moved') moved.push(id);
+      else out.push({ id, reason: o });
+    });
+    return moved;
   }
 
   /** Records why each id of `asked` that is not in `got` was not redriven. */

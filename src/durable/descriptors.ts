@@ -34,6 +34,7 @@ export const QUEUE_DESCRIPTOR: ComponentDescriptor = {
     enqueued: 'Items stored by this process',
     duplicates: 'Enqueues that found their idempotency key taken (nothing stored)',
     redriven: 'Dead letters sent back to pending by this process',
+    scheduled: 'Items made by this process for ticks of the queue schedules',
     errors: 'Background store operations of the queue that failed',
   },
 };

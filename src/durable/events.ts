@@ -20,12 +20,29 @@ interface WorkerBase extends EventBase {
   readonly queue: string;
 }
 
+/** The state of a queue in its snapshot. */
+export type QueueState = 'closed' | 'closing' | 'paused' | 'readOnly' | 'open';
+
+/** A queue's state from its flags (closed wins over closing, over paused, over read-only). */
+export function queueState(
+  closed: boolean,
+  closing: boolean,
+  paused: boolean,
+  readOnly: boolean,
+): QueueState {
+  if (closed) return 'closed';
+  if (closing) return 'closing';
+  if (paused) return 'paused';
+  return readOnly ? 'readOnly' : 'open';
+}
+
 /**
  * An event of a durable queue. `attempt` is 0 (these events are not about one attempt).
  * - `enqueued`: an item was stored (or found to be a `duplicate` of an existing key).
  * - `redriven`: dead items were sent back to pending (`to`: the queue they went to).
  * - `paused` / `resumed`: the queue was paused or resumed (fleet-wide).
  * - `stateChange`: the snapshot's state moved (`open`, `readOnly`, `paused`, `closing`, `closed`).
+ * - `scheduled`: this process fired ticks of a schedule (`ids`: the items made).
  * - `error`: a background store operation of the queue failed (its stats refresh).
  */
 export type DurableQueueEvent =
@@ -34,9 +51,10 @@ export type DurableQueueEvent =
   | (QueueBase & { readonly event: 'paused' | 'resumed' })
   | (QueueBase & {
       readonly event: 'stateChange';
-      readonly from: 'closed' | 'closing' | 'paused' | 'readOnly' | 'open';
-      readonly to: 'closed' | 'closing' | 'paused' | 'readOnly' | 'open';
+      readonly from: QueueState;
+      readonly to: QueueState;
     })
+  | (QueueBase & { readonly event: 'scheduled'; readonly schedule: string; readonly ids: readonly string[] })
   | (QueueBase & { readonly event: 'error'; readonly operation: string; readonly error: unknown });
 
 /**

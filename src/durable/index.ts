@@ -7,6 +7,7 @@
 
 export { type CliIo, main as runQueueCli } from './cli.js';
 export { defaultCodec, jsonCodec, type PayloadCodec } from './codec.js';
+export { type Cron, nextCronTime, parseCron } from './cron.js';
 export { DeadLetters, type RedriveResult, type RedriveSkip } from './dead-letters.js';
 export { QUEUE_DESCRIPTOR, WORKER_DESCRIPTOR } from './descriptors.js';
 export {
@@ -18,6 +19,7 @@ export {
 export { BulwarkDurableError, type DurableErrorCode } from './errors.js';
 export type { DurableQueueEvent, DurableWorkerEvent } from './events.js';
 export { serializeError } from './failures.js';
+export { FleetLimits, type LimitsOptions } from './fleet-limits.js';
 export { uuidv7 } from './ids.js';
 export type {
   DeadLetter,
@@ -42,7 +44,9 @@ export {
   type PostgresStoreOptions,
   postgresStore,
 } from './postgres-store.js';
+export { encodeProgress, MAX_PROGRESS_BYTES } from './progress.js';
 export { openQueue, Queue } from './queue.js';
+export { MISSED_AFTER_MS, type ScheduleOptions, Schedules, type ScheduleView } from './schedules.js';
 export { SqliteStore, type SqliteStoreOptions, sqliteStore } from './sqlite-store.js';
 export type {
   ClaimedItem,
@@ -64,5 +68,14 @@ export {
   type ForwardSender,
   storeAndForward,
 } from './store-and-forward.js';
+export type {
+  CatchUp,
+  QueueLimits,
+  RedriveMove,
+  RedriveMoveOutcome,
+  ScheduleRecord,
+  ScheduleRun,
+  StoreFeatures,
+} from './store-features.js';
 export { storeFromSpec } from './store-spec.js';
 export { Worker } from './worker.js';

@@ -25,8 +25,18 @@ export interface Job<T = unknown> {
   readonly priority: number;
   /** When the item was enqueued (ms epoch). */
   readonly createdAt: number;
+  /** When the item was due (ms epoch): its enqueue time plus `delayMs`, or its schedule's tick. */
+  readonly runAt: number;
+  /** The item's own per-attempt timeout (set at enqueue), or null for the queue's `timeoutMs`. */
+  readonly timeoutMs: number | null;
   /** The error of the previous attempt, as recorded (JSON text), or null. */
   readonly lastError: string | null;
+  /**
+   * Records the job's progress (a number 0..100 or small JSON data), stored with the item and shown
+   * by `get`/`list`, the CLI and the control plane; rejects with `LEASE_LOST` once the attempt no
+   * longer holds the item. Rapid calls are coalesced (the latest value wins).
+   */
+  progress(value: unknown): Promise<void>;
 }
 
 /** What a handler gets besides its job. */
@@ -62,8 +72,10 @@ export interface WorkerStats {
 }
 
 /** A stored item as the queue shows it: the decoded payload (undefined when it cannot be decoded). */
-export interface ItemView<T = unknown> extends Omit<StoredItem, 'payload'> {
+export interface ItemView<T = unknown> extends Omit<StoredItem, 'payload' | 'progress'> {
   readonly payload: T | undefined;
+  /** The last progress a handler reported (`job.progress`), or null. */
+  readonly progress?: unknown;
   /** Why the payload could not be decoded, when it could not. */
   readonly payloadError?: string;
 }

@@ -2,7 +2,8 @@
  * What an operator can see and do on a queue through the control plane: browse items by state,
  * browse dead letters filtered by error, time and attempts (payloads previewed with secrets
  * redacted), redrive selected or all at a rate, purge terminal items (with a dry run), pause and
- * resume the queue fleet-wide.
+ * resume the queue fleet-wide; list, add and remove schedules; set or clear fleet-wide limits;
+ * redrive into another queue.
  */
 import type { ComponentOperation } from '../core/component.js';
 import { s } from '../core/schema.js';
@@ -33,6 +34,8 @@ function row(item: ItemView, error?: Record<string, unknown> | null): Record<str
     createdAt: new Date(item.createdAt).toISOString(),
     updatedAt: new Date(item.updatedAt).toISOString(),
     ...(item.deadReason !== null ? { deadReason: item.deadReason } : {}),
+    ...(item.progress !== null && item.progress !== undefined ? { progress: item.progress } : {}),
+    ...(item.timeoutMs !== null && item.timeoutMs !== undefined ? { timeoutMs: item.timeoutMs } : {}),
     ...(error !== undefined && error !== null ? { error: String(error.message ?? error.code ?? '') } : {}),
     payload: item.payloadError !== undefined ? `[${item.payloadError}]` : previewPayload(item.payload),
   };
@@ -47,7 +50,7 @@ const op = <I>(o: ComponentOperation<I, unknown>): ComponentOperation => o as Co
  * ```ts
  * import { openQueue, sqliteStore } from 'bulwark/durable';
  * const q = await openQueue({ name: 'ops', store: sqliteStore({ path: ':memory:' }) });
- * console.log(q.operations().map((o) => o.name)); // [ 'items', 'deadLetters', 'redrive', 'purge', 'pause', 'resume' ]
+ * console.log(q.operations().map((o) => o.name)); // [ 'items', 'deadLetters', 'redrive', 'purge', 'pause', 'resume', 'schedules', 'addSchedule', 'removeSchedule', 'limits' ]
  * await q.close();
  * ```
  */
@@ -88,20 +91,23 @@ export function queueOperations<T>(q: Queue<T>): readonly ComponentOperation[] {
           .map((d) => row(d as ItemView, d.error));
       },
     }),
-    op<{ ids?: string[]; limit: number; ratePerSec?: number }>({
+    op<{ ids?: string[]; limit: number; ratePerSec?: number; to?: string }>({
       name: 'redrive',
       type: 'action',
-      summary: 'Send dead letters back to pending: the selected ids, or the oldest up to limit, at a rate',
+      summary:
+        'Send dead letters back to pending (or into queue `to`): the selected ids, or the oldest up to limit, at a rate',
       input: s.object({
         ids: s.optional(s.array(s.string(), { min: 1, max: 1000 })),
         limit: s.optional(s.int({ min: 1, max: 100_000 }), 100),
         ratePerSec: s.optional(s.int({ min: 1, max: 10_000 })),
+        to: s.optional(s.string({ maxLength: 200 }).describe('another queue of the same store')),
       }),
       run: async (i) => {
         const r = await q.deadLetters.redrive({
           limit: i.ids?.length ?? i.limit,
           ...(i.ids !== undefined ? { ids: i.ids } : {}),
           ...(i.ratePerSec !== undefined ? { ratePerSec: i.ratePerSec } : {}),
+          ...(i.to !== undefined ? { to: i.to } : {}),
         });
         return { redriven: r.redriven, skipped: r.skipped };
       },
@@ -136,6 +142,87 @@ export function queueOperations<T>(q: Queue<T>): readonly ComponentOperation[] {
       summary: 'Let workers claim again',
       input: s.object({}),
       run: () => q.resume(),
+    }),
+    ...scheduleOperations(q),
+  ];
+}
+
+/** The schedules and limits operations of a queue. */
+function scheduleOperations<T>(q: Queue<T>): ComponentOperation[] {
+  return [
+    op({
+      name: 'schedules',
+      type: 'view',
+      summary: 'Schedules of the queue with their next and last tick, and the fleet-wide limits',
+      input: s.object({}),
+      run: async () => ({
+        schedules: (await q.schedules.list()).map((x) => ({
+          ...x,
+          payload: previewPayload(x.payload),
+          nextRunAt: x.nextRunAt === Number.MAX_SAFE_INTEGER ? null : new Date(x.nextRunAt).toISOString(),
+          lastRunAt: x.lastRunAt === null ? null : new Date(x.lastRunAt).toISOString(),
+          createdAt: new Date(x.createdAt).toISOString(),
+          updatedAt: new Date(x.updatedAt).toISOString(),
+        })),
+        limits: await q.limits.get(),
+      }),
+    }),
+    op<{
+      name: string;
+      cron?: string;
+      tz?: string;
+      everyMs?: number;
+      catchUp?: 'none' | 'last' | 'all';
+      payload?: unknown;
+    }>({
+      name: 'addSchedule',
+      type: 'action',
+      role: 'admin',
+      summary: 'Create or replace a schedule (cron with optional seconds and time zone, or every N ms)',
+      input: s.object({
+        name: s.string({ maxLength: 200 }),
+        cron: s.optional(s.string({ maxLength: 200 })),
+        tz: s.optional(s.string({ maxLength: 100 })),
+        everyMs: s.optional(s.int({ min: 1000 })),
+        catchUp: s.optional(s.oneOf(['none', 'last', 'all'] as const)),
+        payload: s.optional(s.unknown()),
+      }),
+      run: async (i) => {
+        const v = await q.schedules.add(i as Parameters<typeof q.schedules.add>[0]);
+        return { name: v.name, nextRunAt: new Date(v.nextRunAt).toISOString() };
+      },
+    }),
+    op<{ name: string }>({
+      name: 'removeSchedule',
+      type: 'action',
+      role: 'admin',
+      destructive: true,
+      summary: 'Delete a schedule (items it made stay)',
+      input: s.object({ name: s.string({ maxLength: 200 }) }),
+      run: async (i, ctx) => {
+        if (ctx.dryRun) return { wouldRemove: (await q.schedules.list()).some((x) => x.name === i.name) };
+        return { removed: await q.schedules.remove(i.name) };
+      },
+    }),
+    op<{ concurrency?: number; ratePerSec?: number; burst?: number; clear: boolean }>({
+      name: 'limits',
+      type: 'action',
+      role: 'admin',
+      summary: 'Set the fleet-wide concurrency and/or rate limit of the queue, or clear them',
+      input: s.object({
+        concurrency: s.optional(s.int({ min: 1 })),
+        ratePerSec: s.optional(s.number({ above: 0 })),
+        burst: s.optional(s.number({ min: 1 })),
+        clear: s.optional(s.boolean(), false),
+      }),
+      run: async (i) => {
+        if (i.clear) await q.limits.clear();
+        else {
+          const { clear: _c, ...limits } = i;
+          await q.limits.set(limits);
+        }
+        return { limits: await q.limits.get() };
+      },
     }),
   ];
 }

@@ -81,6 +81,11 @@ export interface EnqueueOptions {
   delayMs?: number;
   /** Attempts before dead-lettering. Default: the queue's `maxAttempts`. */
   maxAttempts?: number;
+  /**
+   * This item's per-attempt handler timeout, in ms (stored with the item; same rules as the queue's
+   * `timeoutMs`, which it replaces for this item). Default: the queue's.
+   */
+  timeoutMs?: number;
   /** A store transaction handle (a `pg` client inside BEGIN) to enqueue in your transaction (PostgreSQL only). */
   tx?: unknown;
 }
@@ -122,6 +127,13 @@ export interface RedriveOptions {
   ids?: readonly string[];
   /** At most this many. Default 100. */
   limit?: number;
+  /**
+   * Redrive into this queue of the same store instead of back to this one: each item moves there
+   * (same id, attempts reset, redrive recorded, payload re-encrypted for that queue when encrypted)
+   * with its idempotency key; an item whose key is already taken there stays dead here
+   * (`skipped`, reason `key-conflict`).
+   */
+  to?: string;
   /** Pace: at most this many per second. Default: as fast as the store goes. */
   ratePerSec?: number;
   /** Stops the redrive between batches. */
@@ -191,6 +203,7 @@ export const enqueueSchema = s.object({
   priority: s.optional(s.int()),
   delayMs: s.optional(s.duration()),
   maxAttempts: s.optional(s.int({ min: 1 })),
+  timeoutMs: s.optional(s.int({ min: 1 })),
   tx: s.optional(s.unknown()),
 });
 
@@ -198,6 +211,7 @@ export const enqueueSchema = s.object({
 export const redriveSchema = s.object({
   ids: s.optional(s.array(s.string())),
   limit: s.optional(s.int({ min: 1 })),
+  to: s.optional(s.string({ minLength: 1, maxLength: 200 })),
   ratePerSec: s.optional(s.number({ above: 0 })),
   signal: s.optional(object('an AbortSignal', (v) => 'aborted' in v)),
   onProgress: s.optional(s.fn<(ids: readonly string[]) => void>()),
@@ -238,4 +252,24 @@ export function parseWorkOptions(options: unknown): WorkOptions {
     );
   }
   return o;
+}
+
+/**
+ * Applies retention to `queue` until nothing is left to change (batches of 1 000, at most 1 000
+ * batches); returns the rows changed. @internal
+ */
+export async function sweepAll(
+  store: Pick<QueueStore, 'sweep'>,
+  queue: string,
+  retention: Required<RetentionOptions>,
+  clock: Clock,
+): Promise<number> {
+  const limit = 1000;
+  let total = 0;
+  for (let i = 0; i < 1000; i++) {
+    const n = await store.sweep(queue, { ...retention, limit }, clock.date());
+    total += n;
+    if (n < limit) break;
+  }
+  return total;
 }

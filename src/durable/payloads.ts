@@ -8,6 +8,7 @@ import type { PayloadCodec } from './codec.js';
 import { type Keyring, openPayload, sealPayload } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
 import type { ItemView } from './job.js';
+import { parseProgress } from './progress.js';
 import type { StoredItem } from './store.js';
 
 /** Seals and opens the payloads of one queue. @internal */
@@ -49,9 +50,24 @@ export class Payloads<T> {
     return this.codec.decode(bytes);
   }
 
+  /** The item's payload bound to queue `to` (re-encrypted for it when encrypted). */
+  rebind(item: StoredItem, to: string): { payload: Uint8Array; keyId: string | null } {
+    if (item.keyId === null) return { payload: item.payload, keyId: null };
+    if (this.keyring === undefined) {
+      throw new BulwarkDurableError(
+        'KEY_MISSING',
+        `Queue "${this.queue}" has no keyring to re-encrypt ${item.id}`,
+      );
+    }
+    const plain = openPayload(this.keyring, this.queue, item.id, item.keyId, item.payload);
+    const sealed = sealPayload(this.keyring, to, item.id, plain);
+    return { payload: sealed.bytes, keyId: sealed.keyId };
+  }
+
   /** An item as shown to readers: the payload decoded, or why it cannot be. */
   view(item: StoredItem): ItemView<T> {
-    const { payload: _raw, ...rest } = item;
+    const { payload: _raw, progress, ...fields } = item;
+    const rest = { ...fields, progress: parseProgress(progress) };
     try {
       return { ...rest, payload: this.open(item) };
     } catch (error) {

@@ -5,6 +5,7 @@
  */
 
 import type { QueryResultRow } from 'pg';
+import { pgFeaturesMigration } from './pg-features-sql.js';
 import type { ItemRow } from './rows.js';
 import type { EnqueueOutcome, NewItem } from './store.js';
 
@@ -14,15 +15,15 @@ import type { EnqueueOutcome, NewItem } from './store.js';
  * @example
  * ```ts nocheck
  * import { POSTGRES_SCHEMA_VERSION } from 'bulwark/durable/postgres-store';
- * console.log(POSTGRES_SCHEMA_VERSION); // 2
+ * console.log(POSTGRES_SCHEMA_VERSION); // 3
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 export interface Row extends ItemRow, QueryResultRow {}
 
 export const COLUMNS =
-  'id, queue, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at, last_error, dead_reason, redrives, last_redrive_at, lease_token, lease_until';
+  'id, queue, payload, key_id, key, priority, run_at, state, attempts, max_attempts, created_at, updated_at, last_error, dead_reason, redrives, last_redrive_at, lease_token, lease_until, timeout_ms, progress';
 
 export function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -66,6 +67,8 @@ export function migrations(s: string): readonly string[] {
      CREATE INDEX keys_released ON ${s}.keys (queue, released_at) WHERE released_at IS NOT NULL;`,
     // v2: fleet-wide pause
     `CREATE TABLE ${s}.paused (queue text PRIMARY KEY, paused_at bigint NOT NULL);`,
+    // v3: per-item timeout and progress, schedules, fleet-wide limits
+    pgFeaturesMigration(s),
   ];
 }
 
@@ -139,7 +142,7 @@ export function statements(s: string, schema: string, asyncAcks: boolean) {
        FROM pick${withCfg} WHERE i.queue = $1 AND i.id = pick.id
        RETURNING i.id, i.queue, i.payload, i.key_id, i.key, i.priority, i.run_at, i.state, i.attempts,
          i.max_attempts, i.created_at, i.updated_at, i.last_error, i.dead_reason, i.redrives,
-         i.last_redrive_at, i.lease_token, i.lease_until`,
+         i.last_redrive_at, i.lease_token, i.lease_until, i.timeout_ms`,
     ),
     complete: named(
       'complete',

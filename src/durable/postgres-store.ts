@@ -22,9 +22,10 @@
  * @module
  */
 
-import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { BulwarkDurableError, storeError } from './errors.js';
 import { completeBatches, enqueueBatches, uniformNow } from './pg-batching.js';
+import { type PgClient, PgFeatures, withPoolClient } from './pg-features.js';
 import { PgNotifier } from './pg-notify.js';
 import { type PostgresStoreOptions, settlePostgresOptions } from './pg-options.js';
 import {
@@ -112,6 +113,8 @@ class PgStore implements PostgresQueueStore {
   // SQL
   readonly #sql: ReturnType<typeof statements>;
   readonly #text: ReturnType<typeof queries>;
+  /** Schedules, fleet-wide limits, progress, per-item timeouts, redrive into another queue. */
+  readonly features: PgFeatures;
 
   constructor(
     options: PostgresStoreOptions,
@@ -140,6 +143,16 @@ class PgStore implements PostgresQueueStore {
       this.#sql.notify.name,
       options.listenCheckMs ?? 10_000,
     );
+    this.features = new PgFeatures({
+      schema,
+      q: (text, values, name) => this.#q(text, values, name),
+      pool: async () => this.#getPool(),
+      wrap: (error) => this.#wrap(error),
+      checkWrite: () => this.#checkWrite(),
+      insert: (queue, items, nows, client) => this.#insert(queue, items, nows, client),
+      claimStatement: () => this.#sql.claim,
+      notifyLater: (queue) => this.#notifier.notifyLater(queue),
+    });
     if (options.pool !== undefined) {
       this.#pool = options.pool;
       this.#pool.on('error', this.#onPoolError);
@@ -253,40 +266,28 @@ class PgStore implements PostgresQueueStore {
     this.#check();
     this.#readOnly = options?.readOnly === true;
     const pool = await this.#getPool();
-    let client: PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw this.#wrap(error);
-    }
-    let broken: unknown;
-    const onError = (e: unknown) => {
-      broken = e;
-    };
-    client.on('error', onError);
-    try {
-      // Fast path: already at the latest version (no lock needed).
-      const at = await schemaVersion(client, this.#s);
-      if (at !== null && at > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(at);
-      if (this.#readOnly) {
-        if (at === null) {
-          throw storeError(
-            'STORE_NOT_FOUND',
-            this.description,
-            `schema "${this.schema}" holds no bulwark tables`,
-          );
+    await withPoolClient(
+      pool,
+      (e) => this.#wrap(e),
+      async (client) => {
+        // Fast path: already at the latest version (no lock needed).
+        const at = await schemaVersion(client, this.#s);
+        if (at !== null && at > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(at);
+        if (this.#readOnly) {
+          if (at === null) {
+            throw storeError(
+              'STORE_NOT_FOUND',
+              this.description,
+              `schema "${this.schema}" holds no bulwark tables`,
+            );
+          }
+          return;
         }
-        return;
-      }
-      if (at === POSTGRES_SCHEMA_VERSION) return;
-      const after = await migrate(client, this.#s, this.schema);
-      if (after > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(after);
-    } catch (error) {
-      throw this.#wrap(error);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken === undefined ? undefined : (broken as Error));
-    }
+        if (at === POSTGRES_SCHEMA_VERSION) return;
+        const after = await migrate(client, this.#s, this.schema);
+        if (after > POSTGRES_SCHEMA_VERSION) throw this.#tooNew(after);
+      },
+    );
   }
 
   async enqueue(
@@ -304,9 +305,12 @@ class PgStore implements PostgresQueueStore {
         );
       }
       if (items.length === 0) return [];
+      if (items.some((i) => i.timeoutMs != null))
+        return this.features.enqueueWithTimeouts(queue, items, now, tx as PgClient);
       return this.#insert(queue, items, uniformNow(items.length, now), tx as TxClient);
     }
     if (items.length === 0) return [];
+    if (items.some((i) => i.timeoutMs != null)) return this.features.enqueueWithTimeouts(queue, items, now);
     return this.#enqueues.add(queue, items, now);
   }
 
@@ -344,6 +348,10 @@ class PgStore implements PostgresQueueStore {
   async claim(queue: string, limit: number, leaseMs: number, now: number): Promise<ClaimedItem[]> {
     this.#checkWrite();
     if (limit <= 0) return [];
+    if (this.features.mayBeLimited(queue, now)) {
+      const limited = await this.features.claimLimited(queue, limit, leaseMs, now);
+      if (limited !== undefined) return limited;
+    }
     const sql = this.#sql.claim;
     const r = await this.#q<Row>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
     const out = r.rows.map(toClaimed);

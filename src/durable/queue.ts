@@ -17,26 +17,28 @@ import { ConfigError } from '../core/errors.js';
 import { type Disposer, type Listener, PolicyEmitter } from '../core/events.js';
 import type { Registry } from '../core/registry.js';
 import { defaultCodec, type PayloadCodec } from './codec.js';
-import { DeadLetters, type DeadLettersHost } from './dead-letters.js';
+import { DeadLetters } from './dead-letters.js';
 import { QUEUE_DESCRIPTOR } from './descriptors.js';
 import type { Keyring } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
-import { type DurableQueueEvent, eventBase } from './events.js';
-import { uuidv7 } from './ids.js';
+import { type DurableQueueEvent, eventBase, type QueueState, queueState } from './events.js';
+import { FleetLimits } from './fleet-limits.js';
 import type { EnqueueResult, ItemView, JobHandler, QueueStats, RewrapProgress } from './job.js';
+import { newItem, retryDelay } from './new-item.js';
 import { queueOperations } from './operations.js';
 import {
   type EnqueueOptions,
-  enqueueSchema,
   parseWorkOptions,
   type QueueOptions,
   queueSchema,
   settleRetention,
+  sweepAll,
   type WorkOptions,
 } from './options.js';
 import { Payloads } from './payloads.js';
 import { rewrapItems } from './rewrap.js';
-import type { ItemState, NewItem, QueueStore, StoreStats } from './store.js';
+import { Schedules } from './schedules.js';
+import type { ItemState, NewItem, QueueStore, StoredItem, StoreStats } from './store.js';
 import { Worker, type WorkerHost } from './worker.js';
 
 const storeRefs = new WeakMap<QueueStore, number>();
@@ -72,6 +74,10 @@ export class Queue<T = unknown> {
   readonly store: QueueStore;
   /** Dead letters: list, redrive, purge. */
   readonly deadLetters: DeadLetters<T>;
+  /** Repeatable and cron jobs (see `schedules.ts`). */
+  readonly schedules: Schedules<T>;
+  /** Fleet-wide concurrency and rate limits (see `fleet-limits.ts`). */
+  readonly limits: FleetLimits;
   private readonly payloads: Payloads<T>;
   private readonly keyring: Keyring | undefined;
   private readonly clock: Clock;
@@ -86,7 +92,7 @@ export class Queue<T = unknown> {
   private readonly workers = new Set<Worker<T>>();
   private readonly host: WorkerHost<T>;
   private workerSeq = 0;
-  private readonly counters = { enqueued: 0, duplicates: 0, redriven: 0, errors: 0 };
+  private readonly counters = { enqueued: 0, duplicates: 0, redriven: 0, scheduled: 0, errors: 0 };
   private lastStats: (StoreStats & { at: number }) | null = null;
   /** Paused as of the last pause/resume/stats() in this process. */
   private paused = false;
@@ -95,7 +101,7 @@ export class Queue<T = unknown> {
   /** Set when `close()` starts: no new workers or enqueues from then on. */
   private closing: Promise<void> | null = null;
   /** The state last reported by a `stateChange` event (the initial one is set in the constructor). */
-  private lastState: 'closed' | 'closing' | 'paused' | 'readOnly' | 'open' = 'open';
+  private lastState: QueueState = 'open';
   /** Set when `close()` has stopped the workers: every other call is refused from then on. */
   private closed = false;
 
@@ -121,27 +127,44 @@ export class Queue<T = unknown> {
       clock: this.clock,
       timeoutMs: this.timeoutMs,
       open: (item) => this.payloads.open(item),
-      retryDelayMs: (attempt) => this.retryDelayMs(attempt),
+      retryDelayMs: (attempt) => retryDelay(this.backoff, this.random, attempt),
       sweep: () => this.sweep(),
     };
-    const dl: DeadLettersHost<T> = {
-      name: this.name,
-      store: this.store,
-      clock: this.clock,
-      check: (write) => (write ? this.checkWritable() : this.checkOpen()),
+    const check = (write: boolean) => (write ? this.checkWritable() : this.checkOpen());
+    const common = { name: this.name, store: this.store, clock: this.clock, check };
+    this.deadLetters = new DeadLetters<T>({
+      ...common,
       view: (item) => this.payloads.view(item),
+      rebind: (item, to) => this.payloads.rebind(item, to),
       redriven: (ids, to) => this.onRedriven(ids, to),
       purge: (state, o) => this.purge(state, o),
-    };
-    this.deadLetters = new DeadLetters(dl);
+    });
+    this.schedules = new Schedules<T>({
+      ...common,
+      maxAttempts: this.maxAttempts,
+      seal: (id, payload) => this.payloads.seal(id, payload),
+      open: (item) => this.payloads.open(item as StoredItem),
+      fired: (schedule, ids) => this.onScheduled(schedule, ids),
+      error: (operation, error) => this.emitError(operation, error),
+    });
+    this.limits = new FleetLimits(common);
     this.registry?.register(this);
     const every = options.statsIntervalMs ?? 30_000;
     if (every > 0 && !this.readOnly) this.scheduleStats(every);
   }
 
-  private base() {
-    return eventBase('durableQueue', this.name, this.name, 0);
+  private onScheduled(schedule: string, ids: readonly string[]): void {
+    this.counters.scheduled += ids.length;
+    if (this.events.wants('scheduled'))
+      this.events.emit({ ...this.base(), event: 'scheduled', schedule, ids });
   }
+
+  private emitError(operation: string, error: unknown): void {
+    this.counters.errors++;
+    if (this.events.wants('error')) this.events.emit({ ...this.base(), event: 'error', operation, error });
+  }
+
+  private base = () => eventBase('durableQueue', this.name, this.name, 0);
 
   private onRedriven(ids: readonly string[], to: string): void {
     this.counters.redriven += ids.length;
@@ -155,15 +178,18 @@ export class Queue<T = unknown> {
       this.statsRun = this.stats().then(
         () => this.scheduleStats(every),
         (error: unknown) => {
-          this.counters.errors++;
-          if (this.events.wants('error'))
-            this.events.emit({ ...this.base(), event: 'error', operation: 'stats', error });
+          this.emitError('stats', error);
           this.scheduleStats(every);
         },
       );
     }, every);
     t.unref();
     this.statsTimer = t;
+  }
+
+  /** The control plane's views and actions on this queue (see `queueOperations`). */
+  operations(): readonly ComponentOperation[] {
+    return queueOperations(this);
   }
 
   /**
@@ -183,11 +209,6 @@ export class Queue<T = unknown> {
    * await q.close();
    * ```
    */
-  /** The control plane's views and actions on this queue (see `queueOperations`). */
-  operations(): readonly ComponentOperation[] {
-    return queueOperations(this);
-  }
-
   snapshot(): Snapshot {
     let inFlight = 0;
     for (const w of this.workers) inFlight += w.stats.inFlight;
@@ -245,27 +266,9 @@ export class Queue<T = unknown> {
     }
   }
 
-  private retryDelayMs(attempt: number): number {
-    const seq = this.backoff.start(undefined, this.random);
-    let delay = 0;
-    for (let i = 0; i < attempt; i++) delay = seq.next();
-    return delay;
-  }
-
   private makeItem(payload: T, options: EnqueueOptions | undefined, now: number, path: string): NewItem {
-    if (options !== undefined) enqueueSchema.parse(options, path);
-    const id = uuidv7(now);
-    const { bytes, keyId } = this.payloads.seal(id, payload);
-    return {
-      id,
-      payload: bytes,
-      keyId,
-      key: options?.key ?? null,
-      priority: options?.priority ?? 0,
-      runAt: now + Math.ceil(options?.delayMs ?? 0),
-      maxAttempts: options?.maxAttempts ?? this.maxAttempts,
-      createdAt: now,
-    };
+    const seal = (id: string, p: T) => this.payloads.seal(id, p);
+    return newItem({ store: this.store, maxAttempts: this.maxAttempts, seal }, payload, options, now, path);
   }
 
   private enqueued(out: readonly EnqueueResult[]): void {
@@ -347,8 +350,12 @@ export class Queue<T = unknown> {
     const o = parseWorkOptions(options);
     const name = o.name ?? `${this.name}/${++this.workerSeq}`;
     const registry = o.registry ?? this.registry;
-    const w = new Worker<T>(this.host, handler, { ...o, name }, registry, () => this.workers.delete(w));
+    const w = new Worker<T>(this.host, handler, { ...o, name }, registry, () => {
+      this.workers.delete(w);
+      if (this.workers.size === 0) void this.schedules.stop();
+    });
     this.workers.add(w);
+    this.schedules.start();
     return w;
   }
 
@@ -449,14 +456,7 @@ export class Queue<T = unknown> {
    */
   async sweep(): Promise<number> {
     this.checkWritable();
-    const limit = 1000;
-    let total = 0;
-    for (let i = 0; i < 1000; i++) {
-      const n = await this.store.sweep(this.name, { ...this.retention, limit }, this.clock.date());
-      total += n;
-      if (n < limit) break;
-    }
-    return total;
+    return sweepAll(this.store, this.name, this.retention, this.clock);
   }
 
   /**
@@ -472,13 +472,8 @@ export class Queue<T = unknown> {
    * const q = await openQueue({ name: 'enc', store: sqliteStore({ path: ':memory:' }), keyring: ring });
    * await q.enqueue({ secret: 1 });
    * ring.add('k2', randomBytes(32), { current: true });
-   * let p = await q.rewrap({ batchSize: 100, maxBatches: 10 });
-   * let failed = p.failed;
-   * while (!p.done && p.failed === 0) {
-   *   p = await q.rewrap({ cursor: p.cursor, maxBatches: 10 });
-   *   failed += p.failed;
-   * }
-   * if (p.done && failed === 0) ring.remove('k1'); // only after a full pass without failures
+   * const p = await q.rewrap({ batchSize: 100 }); // resume with { cursor: p.cursor } until p.done
+   * if (p.done && p.failed === 0) ring.remove('k1'); // only after a full pass without failures
    * console.log((await q.list())[0]?.payload); // { secret: 1 }
    * await q.close();
    * ```
@@ -569,27 +564,23 @@ export class Queue<T = unknown> {
     return this.closing;
   }
 
-  private state(): 'closed' | 'closing' | 'paused' | 'readOnly' | 'open' {
-    if (this.closed) return 'closed';
-    if (this.closing !== null) return 'closing';
-    if (this.paused) return 'paused';
-    return this.readOnly ? 'readOnly' : 'open';
+  private state(): QueueState {
+    return queueState(this.closed, this.closing !== null, this.paused, this.readOnly);
   }
 
   /** Emits `stateChange` when the snapshot's state moved since the last call. */
   private noteState(): void {
-    const to = this.state();
     const from = this.lastState;
-    if (to === from) return;
-    this.lastState = to;
-    if (this.events.wants('stateChange'))
-      this.events.emit({ ...this.base(), event: 'stateChange', from, to });
+    this.lastState = this.state();
+    if (from !== this.lastState && this.events.wants('stateChange'))
+      this.events.emit({ ...this.base(), event: 'stateChange', from, to: this.lastState });
   }
 
   private async doClose(options: { graceMs?: number }): Promise<void> {
     try {
       if (this.statsTimer !== null) this.clock.clearTimeout(this.statsTimer);
       await Promise.all([...this.workers].map((w) => w.stop(options)));
+      await this.schedules.stop();
       await this.statsRun;
     } finally {
       this.closed = true;

@@ -26,6 +26,9 @@ export interface ItemRow {
   last_redrive_at: number | string | null;
   lease_token: string | null;
   lease_until: number | string | null;
+  /** Absent from rows of statements that do not select it. */
+  timeout_ms?: number | string | null;
+  progress?: string | null;
 }
 
 /** A row as a stored item. @internal */
@@ -47,6 +50,8 @@ export function toItem(r: ItemRow): StoredItem {
     deadReason: r.dead_reason,
     redrives: r.redrives,
     lastRedriveAt: r.last_redrive_at === null ? null : Number(r.last_redrive_at),
+    timeoutMs: r.timeout_ms === undefined || r.timeout_ms === null ? null : Number(r.timeout_ms),
+    progress: r.progress ?? null,
   };
 }
 

@@ -12,6 +12,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
 import { claimOrder, toClaimed, toItem } from './rows.js';
+import { migrateSqliteFeatures, SqliteFeatures } from './sqlite-features.js';
 import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
 import type * as S from './store.js';
 import { checkPurge } from './store.js';
@@ -84,7 +85,17 @@ export class SqliteStore implements S.QueueStore {
       asyncAcks: options.asyncAcks ?? true,
     };
     this.description = `sqlite:${options.path}`;
+    this.features = new SqliteFeatures({
+      table: this.options.table,
+      db: () => this.db!,
+      statements: () => this.s,
+      ready: () => this.ready(),
+      write: (queue, notify, run, durable) => this.write(queue, notify, run, durable),
+    });
   }
+
+  /** Schedules, fleet-wide limits, progress, per-item timeouts, redrive into another queue. */
+  readonly features: SqliteFeatures;
 
   init(options?: { readonly readOnly?: boolean }): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
@@ -146,7 +157,11 @@ export class SqliteStore implements S.QueueStore {
     db.pragma(`synchronous = ${this.options.synchronous}`);
     this.syncNow = this.options.synchronous;
     // Several processes may race to create the schema: BEGIN IMMEDIATE serialises them.
-    if (!ro) db.transaction(() => db.exec(sqliteSchema(t))).immediate();
+    if (!ro)
+      db.transaction(() => {
+        db.exec(sqliteSchema(t));
+        migrateSqliteFeatures(db, t);
+      }).immediate();
     else if (db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`).get(`${t}_paused`) === undefined) {
       // A file made before pause/resume, opened read-only: a private in-memory stand-in (creates no file).
       db.exec(`CREATE TEMP TABLE ${t}_paused (queue TEXT PRIMARY KEY, paused_at INTEGER NOT NULL)`);
@@ -268,6 +283,7 @@ export class SqliteStore implements S.QueueStore {
         );
         out.push({ id: it.id, duplicate: false });
       }
+      this.features.setTimeouts(queue, items);
       return out;
     });
   }
@@ -280,8 +296,10 @@ export class SqliteStore implements S.QueueStore {
       false,
       () => {
         s.reclaim!.run(now, queue, now);
-        if (limit <= 0) return [];
-        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as Row[];
+        const n = this.features.allowance(queue, limit, now);
+        if (n <= 0) return [];
+        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, n) as Row[];
+        this.features.spend(queue, rows.length, now);
         return rows.map(toClaimed).sort(claimOrder);
       },
       false,

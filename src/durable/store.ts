@@ -27,6 +27,7 @@
  */
 
 import { BulwarkDurableError } from './errors.js';
+import type { StoreFeatures } from './store-features.js';
 
 /** Where an item is in its life. `pending` includes delayed items (their `runAt` is in the future). */
 export type ItemState = 'pending' | 'active' | 'completed' | 'dead';
@@ -49,6 +50,8 @@ export interface NewItem {
   readonly maxAttempts: number;
   /** Creation time (ms epoch). */
   readonly createdAt: number;
+  /** Per-attempt handler timeout of this item in ms (null or absent: the queue's `timeoutMs`). */
+  readonly timeoutMs?: number | null;
 }
 
 /** The outcome of inserting one item. */
@@ -85,6 +88,10 @@ export interface StoredItem {
   /** Redrive history: how many times redriven, and the last time. */
   readonly redrives: number;
   readonly lastRedriveAt: number | null;
+  /** Per-attempt timeout set at enqueue, in ms, or null (the queue's default). */
+  readonly timeoutMs?: number | null;
+  /** The last progress a handler reported (`job.progress`), as JSON text, or null. */
+  readonly progress?: string | null;
 }
 
 /** A claimed item: the caller owns it until `leaseUntil` unless it extends the lease. */
@@ -242,6 +249,11 @@ export interface QueueStore {
   setPaused?(queue: string, paused: boolean, now: number): Promise<void>;
   /** Optional: true while `queue` is paused. */
   isPaused?(queue: string): Promise<boolean>;
+  /**
+   * Optional: schedules, fleet-wide limits, progress, redrive into another queue (see
+   * `store-features.ts`). Per-item `timeoutMs` needs it too.
+   */
+  readonly features?: StoreFeatures;
 }
 
 /**

@@ -26,6 +26,7 @@ import { failAction, outOfAttempts, serializeError } from './failures.js';
 import { type JobHandler, newWorkerStats, type WorkerStats } from './job.js';
 import { Leases, type LostDuring } from './leases.js';
 import type { WorkOptions } from './options.js';
+import { progressReporter } from './progress.js';
 import type { ClaimedItem, FailAction, LeaseRef, QueueStore, StoredItem } from './store.js';
 
 /** What a worker needs of its queue — and nothing more. @internal */
@@ -113,7 +114,7 @@ export class Worker<T> {
       q.timeoutMs,
       this.clock,
       () => this.running.values(),
-      (a) => this.timedOut(a, q.timeoutMs),
+      (a) => this.timedOut(a, a.item.timeoutMs ?? q.timeoutMs),
     );
     registry?.register(this);
     void q.store
@@ -309,8 +310,9 @@ export class Worker<T> {
     this.running.set(item.id, entry);
     this.stats.inFlight = this.running.size;
     this.leases.arm();
-    this.timeouts.started();
-    const { job, ctx } = jobOf(entry, q.name, payload, () => this.leases.extend(entry, 'manual'));
+    this.timeouts.started(entry);
+    const progress = progressReporter(q.store, q.name, entry.ref, this.clock);
+    const { job, ctx } = jobOf(entry, q.name, payload, () => this.leases.extend(entry, 'manual'), progress);
     let result: unknown;
     try {
       result = this.handler(job, ctx);

@@ -55,7 +55,7 @@ function bundle(): Promise<string | null> {
       const outdir = `${ROOT}.tmp/durable-crash-fixtures-${process.pid}/`;
       mkdirSync(outdir, { recursive: true });
       await esbuild.build({
-        entryPoints: [`${FIXTURES}producer.ts`, `${FIXTURES}worker.ts`],
+        entryPoints: [`${FIXTURES}producer.ts`, `${FIXTURES}worker.ts`, `${FIXTURES}fleet-worker.ts`],
         bundle: true,
         platform: 'node',
         format: 'esm',
