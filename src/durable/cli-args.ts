@@ -4,7 +4,10 @@
  * @module
  */
 
+import { parseArgv, str, UsageError } from '../core/cli-args.js';
 import type { ItemState } from './store.js';
+
+export { int, str, UsageError } from '../core/cli-args.js';
 
 /** Parsed arguments. @internal */
 export interface Args {
@@ -15,9 +18,6 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-/** Bad command-line input: the CLI prints it with the usage text and exits 2. @internal */
-export class UsageError extends Error {}
-
 const VALUED = new Set(['store', 'queue', 'state', 'limit', 'after', 'ids', 'rate', 'older-than', 'to']);
 // schedules and limits
 for (const v of ['name', 'cron', 'tz', 'every', 'catch-up', 'data', 'concurrency', 'burst']) VALUED.add(v);
@@ -25,47 +25,8 @@ const BOOLEAN = new Set(['json', 'payload', 'force', 'help', 'yes', 'dry-run', '
 
 /** Splits argv into positionals and known flags. @internal */
 export function parseArgs(argv: readonly string[]): Args {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '-h') {
-      flags.set('help', true);
-      continue;
-    }
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-    if (BOOLEAN.has(name)) {
-      flags.set(name, true);
-    } else if (VALUED.has(name)) {
-      const value = eq < 0 ? argv[++i] : a.slice(eq + 1);
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
-      flags.set(name, value);
-    } else {
-      throw new UsageError(`unknown option --${name}`);
-    }
-  }
+  const { positional, flags } = parseArgv(argv, VALUED, BOOLEAN);
   return { command: positional[0], sub: positional[1], action: positional[2], flags };
-}
-
-/** A string flag. @internal */
-export function str(args: Args, name: string): string | undefined {
-  const v = args.flags.get(name);
-  return typeof v === 'string' ? v : undefined;
-}
-
-/** A whole-number flag >= `min`. @internal */
-export function int(args: Args, name: string, fallback: number, min = 0): number {
-  const v = str(args, name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min)
-    throw new UsageError(`--${name} must be a whole number >= ${min} (got ${v})`);
-  return n;
 }
 
 /** Redrive and purge change data: they run with --yes, or only report with --dry-run. @internal */

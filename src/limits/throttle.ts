@@ -205,7 +205,10 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     };
   }
 
-  /** Runs `fn` under this policy. */
+  /**
+   * Runs `fn` under this policy. (A deliberate copy of `PolicyBase.execute` in every policy class:
+   * the call into `_run` stays monomorphic, a measurable saving on the hot path; NOTES.md.)
+   */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,
