@@ -3,6 +3,8 @@
  * `bulwark/audit` log is given. It is a component (category `audit`), so the dashboard lists it
  * like the durable log; it keeps the newest `capacity` entries only and says so.
  */
+
+import type { AuditRecord, AuditSink } from '../core/audit-sink.js';
 import type {
   Component,
   ComponentDescriptor,
@@ -13,21 +15,8 @@ import type {
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { s } from '../core/schema.js';
 
-/** What the control plane appends (the `bulwark/audit` log's `append` takes the same shape). */
-export interface AuditRecord {
-  readonly actor: string;
-  readonly action: string;
-  readonly resource: string;
-  readonly outcome?: 'success' | 'failure' | 'denied';
-  readonly tags?: readonly string[];
-  readonly subject?: string;
-  readonly payload?: unknown;
-}
-
-/** Where the control plane records every mutating call: `bulwark/audit`'s log, or anything alike. */
-export interface AuditSink {
-  append(entry: AuditRecord): Promise<unknown>;
-}
+/** What the control plane appends, and where (the `bulwark/audit` log's `append` takes the same shape). */
+export type { AuditRecord, AuditSink } from '../core/audit-sink.js';
 
 /** One kept entry. */
 export interface MemoryAuditEntry extends AuditRecord {

@@ -5,26 +5,15 @@
  * @module
  */
 
+import type { AuditRecord, AuditSink } from '../core/audit-sink.js';
 import type { ConflictReport } from './record.js';
 
-/** One audit entry (the shape `bulwark/audit` appends). */
-export interface AuditEntry {
-  readonly actor: string;
-  readonly action: string;
-  readonly resource: string;
-  readonly outcome?: 'success' | 'failure' | 'denied';
-  readonly tags?: readonly string[];
-  readonly subject?: string;
-  readonly payload?: unknown;
-}
-
 /**
- * Anything that appends audit entries: `bulwark/audit`'s log, or your own. The sync server
- * awaits `append` before it commits a push, so a conflict is never applied without its entry.
+ * One audit entry (the shape `bulwark/audit` appends), and anything that appends them. The sync
+ * server awaits `append` before it commits a push, so a conflict is never applied without its entry.
  */
-export interface AuditSink {
-  append(entry: AuditEntry): Promise<unknown>;
-}
+export type { AuditSink } from '../core/audit-sink.js';
+export type AuditEntry = AuditRecord;
 
 /** The audit sink of conflicts (another name for `AuditSink`). */
 export type ConflictLog = AuditSink;
