@@ -55,6 +55,61 @@ export function toClaimed(r: ItemRow): ClaimedItem {
   return { ...toItem(r), leaseToken: r.lease_token ?? '', leaseUntil: Number(r.lease_until) };
 }
 
+/** What a lean claim returns per row (the caller knows the queue, the state and the times). @internal */
+export interface ClaimRow {
+  id: string;
+  payload: Uint8Array;
+  key_id: string | null;
+  key: string | null;
+  priority: number;
+  run_at: number | string;
+  attempts: number;
+  max_attempts: number;
+  created_at: number | string;
+  last_error: string | null;
+  dead_reason: string | null;
+  redrives: number;
+  last_redrive_at: number | string | null;
+  lease_token: string;
+}
+
+/** A lean claim row as a claimed item of `queue`, claimed at `now` until `leaseUntil`. @internal */
+export function leanClaimed(r: ClaimRow, queue: string, now: number, leaseUntil: number): ClaimedItem {
+  return {
+    id: r.id,
+    queue,
+    payload: r.payload,
+    keyId: r.key_id,
+    key: r.key,
+    priority: r.priority,
+    runAt: Number(r.run_at),
+    state: 'active',
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    createdAt: Number(r.created_at),
+    updatedAt: now,
+    lastError: r.last_error,
+    deadReason: r.dead_reason,
+    redrives: r.redrives,
+    lastRedriveAt: r.last_redrive_at === null ? null : Number(r.last_redrive_at),
+    leaseToken: r.lease_token,
+    leaseUntil,
+  };
+}
+
+/** Lean claim rows as claimed items, in claim order. @internal */
+export function claimedRows(
+  rows: readonly ClaimRow[],
+  queue: string,
+  now: number,
+  leaseUntil: number,
+): ClaimedItem[] {
+  const out = new Array<ClaimedItem>(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = leanClaimed(rows[i]!, queue, now, leaseUntil);
+  if (out.length > 1) out.sort(claimOrder);
+  return out;
+}
+
 /** The claim order: priority desc, run time, id. @internal */
 export function claimOrder(a: ClaimedItem, b: ClaimedItem): number {
   if (a.priority !== b.priority) return b.priority - a.priority;
