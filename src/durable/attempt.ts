@@ -31,7 +31,7 @@ export interface Attempt {
 export function newAttempt(item: ClaimedItem): Attempt {
   return {
     item,
-    ref: { id: item.id, leaseToken: item.leaseToken },
+    ref: item, // a claimed item is its own fenced reference (id, leaseToken)
     controller: null,
     abortReason: undefined,
     leaseUntil: item.leaseUntil,
@@ -50,12 +50,33 @@ export function abortAttempt(attempt: Attempt, reason: unknown): void {
   attempt.controller?.abort(reason);
 }
 
-/** The job and context a handler receives for `attempt`. @internal */
+/** A handler's context: one object per attempt, its signal made on first read. @internal */
+class AttemptContext implements JobContext {
+  constructor(
+    private readonly attempt: Attempt,
+    private readonly extend: (attempt: Attempt) => Promise<void>,
+  ) {}
+
+  get signal(): AbortSignal {
+    const attempt = this.attempt;
+    if (attempt.controller === null) {
+      attempt.controller = new AbortController();
+      if (attempt.abortReason !== undefined) attempt.controller.abort(attempt.abortReason);
+    }
+    return attempt.controller.signal;
+  }
+
+  extendLease(): Promise<void> {
+    return this.extend(this.attempt);
+  }
+}
+
+/** The job and context a handler receives for `attempt`; `extend` extends a lease on demand. @internal */
 export function jobOf<T>(
   attempt: Attempt,
   queue: string,
   payload: T,
-  extendLease: () => Promise<void>,
+  extend: (attempt: Attempt) => Promise<void>,
 ): { job: Job<T>; ctx: JobContext } {
   const item = attempt.item;
   const job: Job<T> = {
@@ -69,17 +90,7 @@ export function jobOf<T>(
     createdAt: item.createdAt,
     lastError: item.lastError,
   };
-  const ctx: JobContext = {
-    get signal(): AbortSignal {
-      if (attempt.controller === null) {
-        attempt.controller = new AbortController();
-        if (attempt.abortReason !== undefined) attempt.controller.abort(attempt.abortReason);
-      }
-      return attempt.controller.signal;
-    },
-    extendLease,
-  };
-  return { job, ctx };
+  return { job, ctx: new AttemptContext(attempt, extend) };
 }
 
 /**

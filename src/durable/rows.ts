@@ -50,11 +50,6 @@ export function toItem(r: ItemRow): StoredItem {
   };
 }
 
-/** A row of a claimed item. @internal */
-export function toClaimed(r: ItemRow): ClaimedItem {
-  return { ...toItem(r), leaseToken: r.lease_token ?? '', leaseUntil: Number(r.lease_until) };
-}
-
 /** What a lean claim returns per row (the caller knows the queue, the state and the times). @internal */
 export interface ClaimRow {
   id: string;
@@ -105,8 +100,12 @@ export function claimedRows(
   leaseUntil: number,
 ): ClaimedItem[] {
   const out = new Array<ClaimedItem>(rows.length);
-  for (let i = 0; i < rows.length; i++) out[i] = leanClaimed(rows[i]!, queue, now, leaseUntil);
-  if (out.length > 1) out.sort(claimOrder);
+  let sorted = true;
+  for (let i = 0; i < rows.length; i++) {
+    out[i] = leanClaimed(rows[i]!, queue, now, leaseUntil);
+    if (sorted && i > 0 && claimOrder(out[i - 1]!, out[i]!) > 0) sorted = false;
+  }
+  if (!sorted) out.sort(claimOrder);
   return out;
 }
 

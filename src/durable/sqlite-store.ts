@@ -11,7 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
-import { claimOrder, toClaimed, toItem } from './rows.js';
+import { type ClaimRow, claimedRows, toItem } from './rows.js';
 import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
 import type * as S from './store.js';
 import { checkPurge } from './store.js';
@@ -281,8 +281,8 @@ export class SqliteStore implements S.QueueStore {
       () => {
         s.reclaim!.run(now, queue, now);
         if (limit <= 0) return [];
-        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as Row[];
-        return rows.map(toClaimed).sort(claimOrder);
+        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, limit) as ClaimRow[];
+        return claimedRows(rows, queue, now, now + leaseMs);
       },
       false,
     );

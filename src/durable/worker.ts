@@ -329,7 +329,7 @@ export class Worker<T> {
     this.stats.inFlight = this.running.size;
     this.leases.arm();
     this.timeouts.started();
-    const { job, ctx } = jobOf(entry, q.name, payload, () => this.leases.extend(entry, 'manual'));
+    const { job, ctx } = jobOf(entry, q.name, payload, this.extendManually);
     let result: unknown;
     try {
       result = this.handler(job, ctx);
@@ -338,17 +338,21 @@ export class Worker<T> {
       this.onFailure(entry, error);
       return;
     }
+    // A handler that returned no promise settles in a microtask (no promise made for it).
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') {
+      queueMicrotask(() => this.onSuccess(entry));
+      return;
+    }
     Promise.resolve(result).then(
-      () => {
-        entry.handlerDone = true;
-        this.onSuccess(entry);
-      },
+      () => this.onSuccess(entry),
       (error: unknown) => {
         entry.handlerDone = true;
         this.onFailure(entry, error);
       },
     );
   }
+
+  private readonly extendManually = (a: Attempt): Promise<void> => this.leases.extend(a, 'manual');
 
   private timedOut(entry: Attempt, timeoutMs: number): void {
     if (entry.settled) return;
@@ -444,6 +448,7 @@ export class Worker<T> {
   }
 
   private onSuccess(entry: Attempt): void {
+    entry.handlerDone = true;
     if (entry.settled) return;
     this.acks.push(entry);
     this.finish(entry);
