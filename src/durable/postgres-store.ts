@@ -37,7 +37,7 @@ import {
   schemaVersion,
   statements,
 } from './pg-sql.js';
-import { type ClaimRow, claimedRows, toItem } from './rows.js';
+import { type ClaimRow, claimedRows, leanClaimed, toItem } from './rows.js';
 import {
   type ClaimedItem,
   checkPurge,
@@ -346,7 +346,7 @@ class PgStore implements PostgresQueueStore {
     if (limit <= 0) return [];
     const sql = this.#sql.claim;
     const r = await this.#q<ClaimRow>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
-    return claimedRows(r.rows, queue, now, now + leaseMs);
+    return claimedRows(r.rows, (row) => leanClaimed(row, queue, now, now + leaseMs));
   }
 
   async complete(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {

@@ -92,17 +92,12 @@ export function leanClaimed(r: ClaimRow, queue: string, now: number, leaseUntil:
   };
 }
 
-/** Lean claim rows as claimed items, in claim order. @internal */
-export function claimedRows(
-  rows: readonly ClaimRow[],
-  queue: string,
-  now: number,
-  leaseUntil: number,
-): ClaimedItem[] {
+/** Claim rows as claimed items (by `map`), in claim order. @internal */
+export function claimedRows<R>(rows: readonly R[], map: (row: R) => ClaimedItem): ClaimedItem[] {
   const out = new Array<ClaimedItem>(rows.length);
   let sorted = true;
   for (let i = 0; i < rows.length; i++) {
-    out[i] = leanClaimed(rows[i]!, queue, now, leaseUntil);
+    out[i] = map(rows[i]!);
     if (sorted && i > 0 && claimOrder(out[i - 1]!, out[i]!) > 0) sorted = false;
   }
   if (!sorted) out.sort(claimOrder);

@@ -86,7 +86,7 @@ export function sqliteStatements(db: BetterSqlite3.Database, t: string): Record<
          ORDER BY priority DESC, run_at, id LIMIT ?)
        RETURNING id, payload, key_id, key, priority, run_at, attempts, max_attempts, created_at, last_error,
          dead_reason, redrives, last_redrive_at, lease_token`,
-    ),
+    ).raw(true), // rows as arrays (cheaper than objects); see claimRow in sqlite-store.ts
     pause: p(`INSERT OR REPLACE INTO ${t}_paused (queue, paused_at) VALUES (?, ?)`),
     resume: p(`DELETE FROM ${t}_paused WHERE queue = ?`),
     paused: p(`SELECT paused_at FROM ${t}_paused WHERE queue = ?`).pluck(),
