@@ -260,7 +260,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'qperf-bench-'));
   const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
   admin.on('error', () => {});
-  const pgVersion = (await admin.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
+  const pgVersion = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v"))
+    .rows[0]!.v;
   const redis = new Redis({ host: '127.0.0.1', port: 6379 });
   const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
   const aof = ((await redis.config('GET', 'appendonly')) as string[])[1] ?? '?';
