@@ -14,6 +14,7 @@ const files: [string, string][] = [
   ['RESULTS-metrics.md', 'Metrics on vs off'],
   ['RESULTS-durable-sqlite.md', 'Durable queue: SQLite store vs BullMQ'],
   ['RESULTS-durable-pg.md', 'Durable queue: PostgreSQL store vs pg-boss'],
+  ['RESULTS-durable.md', 'Durable queue: issue 15 workload (PostgreSQL, SQLite, pg-boss, BullMQ)'],
 ];
 
 function targets(text: string): string[] {

@@ -25,13 +25,15 @@ export interface Attempt {
   lostCounted: boolean;
   /** When the handler started (the clock's `now()`). */
   startedAt: number;
+  /** The attempt's progress reporter, made on the first `job.progress()`. */
+  reporter: ((value: unknown) => Promise<void>) | null;
 }
 
 /** A fresh attempt for a claimed item. @internal */
 export function newAttempt(item: ClaimedItem): Attempt {
   return {
     item,
-    ref: { id: item.id, leaseToken: item.leaseToken },
+    ref: item, // a claimed item is its own fenced reference (id, leaseToken)
     controller: null,
     abortReason: undefined,
     leaseUntil: item.leaseUntil,
@@ -40,6 +42,7 @@ export function newAttempt(item: ClaimedItem): Attempt {
     handlerDone: false,
     lostCounted: false,
     startedAt: 0,
+    reporter: null,
   };
 }
 
@@ -50,13 +53,34 @@ export function abortAttempt(attempt: Attempt, reason: unknown): void {
   attempt.controller?.abort(reason);
 }
 
-/** The job and context a handler receives for `attempt`. @internal */
+/** A handler's context: one object per attempt, its signal made on first read. @internal */
+class AttemptContext implements JobContext {
+  constructor(
+    private readonly attempt: Attempt,
+    private readonly extend: (attempt: Attempt) => Promise<void>,
+  ) {}
+
+  get signal(): AbortSignal {
+    const attempt = this.attempt;
+    if (attempt.controller === null) {
+      attempt.controller = new AbortController();
+      if (attempt.abortReason !== undefined) attempt.controller.abort(attempt.abortReason);
+    }
+    return attempt.controller.signal;
+  }
+
+  extendLease(): Promise<void> {
+    return this.extend(this.attempt);
+  }
+}
+
+/** The job and context a handler receives for `attempt`; `extend` extends a lease on demand. @internal */
 export function jobOf<T>(
   attempt: Attempt,
   queue: string,
   payload: T,
-  extendLease: () => Promise<void>,
-  progress: (value: unknown) => Promise<void> = () => Promise.resolve(),
+  extend: (attempt: Attempt) => Promise<void>,
+  progress: (attempt: Attempt, value: unknown) => Promise<void> = () => Promise.resolve(),
 ): { job: Job<T>; ctx: JobContext } {
   const item = attempt.item;
   const job: Job<T> = {
@@ -71,19 +95,9 @@ export function jobOf<T>(
     runAt: item.runAt,
     timeoutMs: item.timeoutMs ?? null,
     lastError: item.lastError,
-    progress,
+    progress: (value: unknown) => progress(attempt, value),
   };
-  const ctx: JobContext = {
-    get signal(): AbortSignal {
-      if (attempt.controller === null) {
-        attempt.controller = new AbortController();
-        if (attempt.abortReason !== undefined) attempt.controller.abort(attempt.abortReason);
-      }
-      return attempt.controller.signal;
-    },
-    extendLease,
-  };
-  return { job, ctx };
+  return { job, ctx: new AttemptContext(attempt, extend) };
 }
 
 /**

@@ -19,36 +19,42 @@ export interface Call<I, O> {
 
 /**
  * Per-queue batches: `add` waits for the rest of this turn, then `flush` runs with the calls that
- * `take` picks (all by default) until none are left. `flush` settles every call it is given.
+ * `take` picks (all by default) until none are left, with up to `parallel` flushes of one queue in
+ * flight (each on its own connection). `flush` settles every call it is given.
  */
 class PerQueueBatches<I, O> {
-  readonly #batches = new Map<string, { waiting: Call<I, O>[] }>();
+  readonly #batches = new Map<string, { waiting: Call<I, O>[]; runners: number }>();
 
   constructor(
     private readonly flush: (queue: string, calls: Call<I, O>[]) => Promise<void>,
     private readonly take: (waiting: readonly Call<I, O>[]) => number = (w) => w.length,
+    private readonly parallel = 1,
   ) {}
 
   add(queue: string, input: I, now: number): Promise<O> {
     let batch = this.#batches.get(queue);
-    const start = batch === undefined;
     if (batch === undefined) {
-      batch = { waiting: [] };
+      batch = { waiting: [], runners: 0 };
       this.#batches.set(queue, batch);
     }
     const b = batch;
     return new Promise<O>((resolve, reject) => {
       b.waiting.push({ input, now, resolve, reject });
-      if (start) setImmediate(() => void this.#run(queue, b));
+      // A new runner starts (next turn) when the running ones are all busy, up to `parallel`.
+      if (b.runners < this.parallel && b.waiting.length === 1) {
+        b.runners++;
+        setImmediate(() => void this.#run(queue, b));
+      }
     });
   }
 
-  async #run(queue: string, batch: { waiting: Call<I, O>[] }): Promise<void> {
+  async #run(queue: string, batch: { waiting: Call<I, O>[]; runners: number }): Promise<void> {
     while (batch.waiting.length > 0) {
       const calls = batch.waiting.splice(0, Math.max(1, this.take(batch.waiting)));
       await this.flush(queue, calls);
     }
-    this.#batches.delete(queue);
+    batch.runners--;
+    if (batch.runners === 0 && batch.waiting.length === 0) this.#batches.delete(queue);
   }
 }
 
@@ -123,42 +129,52 @@ type Complete = (
   nows: number[],
 ) => Promise<readonly { id: string; token: string }[]>;
 
-/** Groups concurrent completes of a queue into one fenced statement. @internal */
-export function completeBatches(complete: Complete): PerQueueBatches<readonly LeaseRef[], boolean[]> {
-  return new PerQueueBatches(async (queue, calls) => {
-    let n = 0;
-    for (const c of calls) n += c.input.length;
-    const ids = new Array<string>(n);
-    const tokens = new Array<string>(n);
-    const nows = new Array<number>(n);
-    let j = 0;
-    for (const c of calls) {
-      for (const ref of c.input) {
-        ids[j] = ref.id;
-        tokens[j] = ref.leaseToken;
-        nows[j] = c.now;
-        j++;
-      }
-    }
-    try {
-      const rows = await complete(queue, ids, tokens, nows);
-      if (rows.length === n && calls.length === 1) {
-        calls[0]!.resolve(new Array<boolean>(n).fill(true));
-        return;
-      }
-      const done = new Set<string>();
-      for (const row of rows) done.add(`${row.id}\u0000${row.token}`);
-      j = 0;
+/**
+ * Groups concurrent completes of a queue into fenced statements, up to `parallel` in flight.
+ * @internal
+ */
+export function completeBatches(
+  complete: Complete,
+  parallel = 2,
+): PerQueueBatches<readonly LeaseRef[], boolean[]> {
+  return new PerQueueBatches(
+    async (queue, calls) => {
+      let n = 0;
+      for (const c of calls) n += c.input.length;
+      const ids = new Array<string>(n);
+      const tokens = new Array<string>(n);
+      const nows = new Array<number>(n);
+      let j = 0;
       for (const c of calls) {
-        const out = new Array<boolean>(c.input.length);
-        for (let i = 0; i < out.length; i++, j++) {
-          // A ref repeated in one statement settles once: later copies report false.
-          out[i] = done.delete(`${ids[j]!}\u0000${tokens[j]!}`);
+        for (const ref of c.input) {
+          ids[j] = ref.id;
+          tokens[j] = ref.leaseToken;
+          nows[j] = c.now;
+          j++;
         }
-        c.resolve(out);
       }
-    } catch (error) {
-      for (const c of calls) c.reject(error);
-    }
-  });
+      try {
+        const rows = await complete(queue, ids, tokens, nows);
+        if (rows.length === n && calls.length === 1) {
+          calls[0]!.resolve(new Array<boolean>(n).fill(true));
+          return;
+        }
+        const done = new Set<string>();
+        for (const row of rows) done.add(`${row.id}\u0000${row.token}`);
+        j = 0;
+        for (const c of calls) {
+          const out = new Array<boolean>(c.input.length);
+          for (let i = 0; i < out.length; i++, j++) {
+            // A ref repeated in one statement settles once: later copies report false.
+            out[i] = done.delete(`${ids[j]!}\u0000${tokens[j]!}`);
+          }
+          c.resolve(out);
+        }
+      } catch (error) {
+        for (const c of calls) c.reject(error);
+      }
+    },
+    undefined,
+    parallel,
+  );
 }

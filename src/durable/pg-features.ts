@@ -15,7 +15,7 @@ import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { type LimitRow, refill, scheduleValues, toSchedule } from './feature-rows.js';
 import { pgFeatureQueries } from './pg-features-sql.js';
 import type { Row, Statement } from './pg-sql.js';
-import { claimOrder, toClaimed } from './rows.js';
+import { type ClaimRow, claimedRows, leanClaimed } from './rows.js';
 import type { ClaimedItem, EnqueueOutcome, LeaseRef, NewItem } from './store.js';
 import type {
   QueueLimits,
@@ -275,8 +275,8 @@ export class PgFeatures implements StoreFeatures {
     }
     const sql = this.limitedClaim.sql;
     if (sql === null) return this.claimLimitedInSteps(queue, limit, leaseMs, now);
-    const r = await this.h.q<Row>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
-    return r.rows.map(toClaimed).sort(claimOrder);
+    const r = await this.h.q<ClaimRow>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
+    return claimedRows(r.rows, (row) => leanClaimed(row, queue, now, now + leaseMs));
   }
 
   private limitedClaim: { from: string; sql: Statement | null } | undefined;
@@ -300,7 +300,7 @@ export class PgFeatures implements StoreFeatures {
       const r = await c.query({ name: claim.name, text: claim.text, values: [queue, now, n, now + leaseMs] });
       if (l !== undefined && l.rate_per_sec !== null)
         await this.run(c, this.sql.spend, [queue, refill(l, now) - r.rows.length, now]);
-      return (r.rows as Row[]).map(toClaimed).sort(claimOrder);
+      return claimedRows(r.rows as ClaimRow[], (row) => leanClaimed(row, queue, now, now + leaseMs));
     });
   }
 }

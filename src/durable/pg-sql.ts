@@ -140,9 +140,9 @@ export function statements(s: string, schema: string, asyncAcks: boolean) {
        UPDATE ${s}.items i SET state = 'active', attempts = i.attempts + 1,
          lease_token = gen_random_uuid()::text, lease_until = $4, updated_at = $2
        FROM pick${withCfg} WHERE i.queue = $1 AND i.id = pick.id
-       RETURNING i.id, i.queue, i.payload, i.key_id, i.key, i.priority, i.run_at, i.state, i.attempts,
-         i.max_attempts, i.created_at, i.updated_at, i.last_error, i.dead_reason, i.redrives,
-         i.last_redrive_at, i.lease_token, i.lease_until, i.timeout_ms`,
+       RETURNING i.id, i.payload, i.key_id, i.key, i.priority, i.run_at, i.attempts, i.max_attempts,
+         i.created_at, i.last_error, i.dead_reason, i.redrives, i.last_redrive_at, i.lease_token,
+         i.timeout_ms`,
     ),
     complete: named(
       'complete',

@@ -38,7 +38,7 @@ import {
   schemaVersion,
   statements,
 } from './pg-sql.js';
-import { claimOrder, toClaimed, toItem } from './rows.js';
+import { type ClaimRow, claimedRows, leanClaimed, toItem } from './rows.js';
 import {
   type ClaimedItem,
   checkPurge,
@@ -353,10 +353,8 @@ class PgStore implements PostgresQueueStore {
       if (limited !== undefined) return limited;
     }
     const sql = this.#sql.claim;
-    const r = await this.#q<Row>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
-    const out = r.rows.map(toClaimed);
-    if (out.length > 1) out.sort(claimOrder);
-    return out;
+    const r = await this.#q<ClaimRow>(sql.text, [queue, now, limit, now + leaseMs], sql.name);
+    return claimedRows(r.rows, (row) => leanClaimed(row, queue, now, now + leaseMs));
   }
 
   async complete(queue: string, refs: readonly LeaseRef[], now: number): Promise<boolean[]> {

@@ -84,8 +84,9 @@ export function sqliteStatements(db: BetterSqlite3.Database, t: string): Record<
          SELECT id FROM ${t} WHERE queue = ? AND state = 'pending' AND run_at <= ?
            AND NOT EXISTS (SELECT 1 FROM ${t}_paused p WHERE p.queue = ${t}.queue)
          ORDER BY priority DESC, run_at, id LIMIT ?)
-       RETURNING *`,
-    ),
+       RETURNING id, payload, key_id, key, priority, run_at, attempts, max_attempts, created_at, last_error,
+         dead_reason, redrives, last_redrive_at, lease_token, timeout_ms`,
+    ).raw(true), // rows as arrays (cheaper than objects); see claimRow in sqlite-store.ts
     pause: p(`INSERT OR REPLACE INTO ${t}_paused (queue, paused_at) VALUES (?, ?)`),
     resume: p(`DELETE FROM ${t}_paused WHERE queue = ?`),
     paused: p(`SELECT paused_at FROM ${t}_paused WHERE queue = ?`).pluck(),

@@ -11,7 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
-import { claimOrder, toClaimed, toItem } from './rows.js';
+import { claimedRows, toItem } from './rows.js';
 import { migrateSqliteFeatures, SqliteFeatures } from './sqlite-features.js';
 import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
 import type * as S from './store.js';
@@ -59,6 +59,31 @@ interface Op {
   readonly run: () => unknown;
   readonly resolve: (v: unknown) => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** A raw claim row (columns in the claim statement's RETURNING order) as a claimed item. */
+function rawClaimed(r: unknown[], queue: string, now: number, leaseUntil: number): S.ClaimedItem {
+  return {
+    id: r[0] as string,
+    queue,
+    payload: r[1] as Uint8Array,
+    keyId: r[2] as string | null,
+    key: r[3] as string | null,
+    priority: r[4] as number,
+    runAt: r[5] as number,
+    state: 'active',
+    attempts: r[6] as number,
+    maxAttempts: r[7] as number,
+    createdAt: r[8] as number,
+    updatedAt: now,
+    lastError: r[9] as string | null,
+    deadReason: r[10] as string | null,
+    redrives: r[11] as number,
+    lastRedriveAt: r[12] as number | null,
+    leaseToken: r[13] as string,
+    leaseUntil,
+    timeoutMs: r[14] as number | null,
+  };
 }
 
 /** The SQLite implementation of `QueueStore`. Made by `sqliteStore()`. */
@@ -298,9 +323,9 @@ export class SqliteStore implements S.QueueStore {
         s.reclaim!.run(now, queue, now);
         const n = this.features.allowance(queue, limit, now);
         if (n <= 0) return [];
-        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, n) as Row[];
+        const rows = s.claim!.all(now + leaseMs, now, queue, queue, now, n) as unknown[][];
         this.features.spend(queue, rows.length, now);
-        return rows.map(toClaimed).sort(claimOrder);
+        return claimedRows(rows, (row) => rawClaimed(row, queue, now, now + leaseMs));
       },
       false,
     );

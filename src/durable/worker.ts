@@ -69,9 +69,14 @@ export class Worker<T> {
   private settleScheduled = false;
   private stopping = false;
   private stopped = false;
-  private claiming = false;
+  /** Claims in flight, and the slots they asked for. */
+  private claiming = 0;
+  private requested = 0;
+  /** Most claims in flight at once (each for up to `chunk` slots). */
+  private readonly lanes: number;
+  private readonly chunk: number;
   private pumpScheduled = false;
-  private claimDone: Promise<void> | null = null;
+  private readonly claims = new Set<Promise<void>>();
   private dirty = false;
   private pollTimer: TimerHandle | null = null;
   private sweepTimer: TimerHandle | null = null;
@@ -109,6 +114,10 @@ export class Worker<T> {
     this.pollMs = options.pollMs ?? 1_000;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     this.prefetch = options.prefetch ?? 0;
+    // One claim lane per 50 slots, at most 4; one when rate-limited (tokens are spent on return).
+    const capacity = this.concurrency + this.prefetch;
+    this.lanes = options.rateLimit === undefined ? Math.min(4, Math.max(1, Math.ceil(capacity / 100))) : 1;
+    this.chunk = Math.ceil(capacity / this.lanes);
     this.rate = options.rateLimit === undefined ? null : new ClaimRate(options.rateLimit, this.clock);
     this.timeouts = new AttemptTimeouts(
       q.timeoutMs,
@@ -211,7 +220,7 @@ export class Worker<T> {
 
   private wake(): void {
     if (this.stopping) return;
-    if (this.claiming) {
+    if (this.claiming > 0) {
       this.dirty = true;
       return;
     }
@@ -236,38 +245,51 @@ export class Worker<T> {
     });
   }
 
+  /**
+   * Claims for the free slots: one store call for all of them, or — for a large worker — up to
+   * `lanes` calls in flight at once, each for a full `chunk` of free slots, so slots refill while
+   * other claims are on their way (a large claim no longer waits for the slowest one).
+   */
   private claimNow(): void {
-    if (this.stopping || this.claiming) return;
-    let n = this.concurrency + this.prefetch - this.running.size - this.waiting.length;
-    if (n <= 0) return;
-    if (this.rate !== null) {
-      const tokens = this.rate.available();
-      if (tokens < 1) {
-        this.schedulePoll(this.rate.retryAfterMs());
-        return;
+    while (!this.stopping) {
+      let n = this.concurrency + this.prefetch - this.running.size - this.waiting.length - this.requested;
+      if (this.claiming > 0 && (this.claiming >= this.lanes || n < this.chunk)) return;
+      n = Math.min(n, this.chunk);
+      if (n > 0 && this.rate !== null) {
+        const tokens = this.rate.available();
+        if (tokens < 1) this.schedulePoll(this.rate.retryAfterMs());
+        n = Math.min(n, tokens);
       }
-      n = Math.min(n, tokens);
+      if (n <= 0) return;
+      this.claimOnce(n);
     }
-    this.claiming = true;
+  }
+
+  private claimOnce(n: number): void {
+    this.claiming++;
+    this.requested += n;
     this.dirty = false;
-    this.claimDone = this.track(
-      this.q.store.claim(this.q.name, n, this.leases.leaseMs, this.clock.date()),
-    ).then(
+    const done = this.track(this.q.store.claim(this.q.name, n, this.leases.leaseMs, this.clock.date())).then(
       (items) => {
-        this.claiming = false;
+        this.claiming--;
+        this.requested -= n;
+        this.claims.delete(done);
         this.rate?.spend(items.length);
         for (const item of items) this.waiting.push(newAttempt(item));
         this.drain();
         if (this.stopping) return;
         if (items.length === n || this.dirty) this.claimNow();
-        else this.schedulePoll(this.pollMs);
+        else if (this.claiming === 0) this.schedulePoll(this.pollMs);
       },
       (error) => {
-        this.claiming = false;
+        this.claiming--;
+        this.requested -= n;
+        this.claims.delete(done);
         this.reportError('claim', error);
         this.schedulePoll(this.pollMs);
       },
     );
+    this.claims.add(done);
   }
 
   /** Starts waiting items while handler slots are free. */
@@ -311,8 +333,7 @@ export class Worker<T> {
     this.stats.inFlight = this.running.size;
     this.leases.arm();
     this.timeouts.started(entry);
-    const progress = progressReporter(q.store, q.name, entry.ref, this.clock);
-    const { job, ctx } = jobOf(entry, q.name, payload, () => this.leases.extend(entry, 'manual'), progress);
+    const { job, ctx } = jobOf(entry, q.name, payload, this.extendManually, this.reportProgress);
     let result: unknown;
     try {
       result = this.handler(job, ctx);
@@ -321,17 +342,25 @@ export class Worker<T> {
       this.onFailure(entry, error);
       return;
     }
+    // A handler that returned no promise settles in a microtask (no promise made for it).
+    if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') {
+      queueMicrotask(() => this.onSuccess(entry));
+      return;
+    }
     Promise.resolve(result).then(
-      () => {
-        entry.handlerDone = true;
-        this.onSuccess(entry);
-      },
+      () => this.onSuccess(entry),
       (error: unknown) => {
         entry.handlerDone = true;
         this.onFailure(entry, error);
       },
     );
   }
+
+  private readonly extendManually = (a: Attempt): Promise<void> => this.leases.extend(a, 'manual');
+
+  /** `job.progress(value)`: the attempt's reporter, made on its first use (most jobs never report). */
+  private readonly reportProgress = (a: Attempt, value: unknown): Promise<void> =>
+    (a.reporter ??= progressReporter(this.q.store, this.q.name, a.ref, this.clock))(value);
 
   private timedOut(entry: Attempt, timeoutMs: number): void {
     if (entry.settled) return;
@@ -383,53 +412,51 @@ export class Worker<T> {
   }
 
   /**
-   * Acks of handlers that finished in this turn go to the store as ONE `complete` call, together
-   * with the claim that refills their slots (the store commits both in one transaction).
+   * Acks of handlers that finished in this turn go to the store as ONE `complete` call, and the
+   * freed slots are refilled (the store merges concurrent completes into one statement).
    */
   private scheduleSettle(): void {
     if (this.settleScheduled) return;
     this.settleScheduled = true;
     queueMicrotask(() => {
       this.settleScheduled = false;
-      const acks = this.acks;
-      if (acks.length > 0) {
-        this.acks = [];
-        this.flushAcks(acks);
-      }
+      if (this.acks.length > 0) this.flushAcks();
       this.claimNow();
     });
   }
 
-  private flushAcks(acks: Attempt[]): void {
+  /** Sends the waiting acks as one `complete`. */
+  private flushAcks(): void {
+    const acks = this.acks;
+    this.acks = [];
     const q = this.q;
     const refs = acks.map((e) => e.ref);
     this.track(q.store.complete(q.name, refs, this.clock.date())).then(
-      (results) => {
-        const wants = this.events.wants('completed');
-        for (let i = 0; i < acks.length; i++) {
-          const entry = acks[i]!;
-          if (results[i] !== true) {
-            this.lost(entry, 'complete');
-            continue;
-          }
-          this.stats.completed++;
-          if (wants) {
-            const durationMs = this.clock.now() - entry.startedAt;
-            this.emit({
-              ...this.base(entry.item.attempts),
-              event: 'completed',
-              id: entry.item.id,
-              durationMs,
-            });
-          }
-        }
-      },
+      (results) => this.acked(acks, results),
       // The acks may or may not have committed; the lease expiry decides (at-least-once).
       (error) => this.reportError('complete', error),
     );
   }
 
+  /** Counts committed acks; an ack refused by its fence means the lease was lost. */
+  private acked(acks: readonly Attempt[], results: readonly boolean[]): void {
+    const wants = this.events.wants('completed');
+    for (let i = 0; i < acks.length; i++) {
+      const entry = acks[i]!;
+      if (results[i] !== true) {
+        this.lost(entry, 'complete');
+        continue;
+      }
+      this.stats.completed++;
+      if (wants) {
+        const durationMs = this.clock.now() - entry.startedAt;
+        this.emit({ ...this.base(entry.item.attempts), event: 'completed', id: entry.item.id, durationMs });
+      }
+    }
+  }
+
   private onSuccess(entry: Attempt): void {
+    entry.handlerDone = true;
     if (entry.settled) return;
     this.acks.push(entry);
     this.finish(entry);
@@ -541,7 +568,7 @@ export class Worker<T> {
     this.sweepTimer = null;
     if (this.unsubscribe !== null) await this.unsubscribe().catch(() => {});
     // A claim in flight starts its items when it returns: let them run within the grace period.
-    if (this.claimDone !== null) await this.claimDone;
+    while (this.claims.size > 0) await Promise.all([...this.claims]);
     // Prefetched items that never started go back uncounted.
     const waiting = this.waiting.filter((e) => !e.lostCounted);
     this.waiting = [];
@@ -561,11 +588,7 @@ export class Worker<T> {
     this.stats.inFlight = 0;
     await this.releaseEntries(still, false, `released by worker.stop() after graceMs=${graceMs}`);
     // Acks of handlers that just finished: send them now, then wait for every store call.
-    if (this.acks.length > 0) {
-      const acks = this.acks;
-      this.acks = [];
-      this.flushAcks(acks);
-    }
+    if (this.acks.length > 0) this.flushAcks();
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     this.stopped = true;
     this.registry?.unregister(this);
