@@ -11,6 +11,7 @@ import type { RandomSource } from '../core/clock.js';
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import type { RetryBudget } from '../core/retry-budget.js';
+import { H1Pool } from './h1-pool.js';
 import { makeStrategy, PeakEwma, type Pickable, type Strategy } from './balancer.js';
 import { type EndpointConfig, outlierDefaults, type UpstreamConfig } from './config.js';
 import { type EjectionChange, type Outcome, OutlierDetector, OutlierState } from './outlier.js';
@@ -56,7 +57,10 @@ export class Endpoint implements Component, Pickable {
   readonly weight: number;
   readonly priority: number;
   readonly region: string | undefined;
+  /** The undici pool (health checks, store-and-forward, `https://` endpoints). */
   readonly pool: Pool;
+  /** The lean HTTP/1.1 transport of proxied requests to an `http://` endpoint (null for others). */
+  readonly h1: H1Pool | null;
   readonly outlier = new OutlierState();
   readonly ewma = new PeakEwma(10_000);
   currentWeight = 0;
@@ -91,6 +95,17 @@ export class Endpoint implements Component, Pickable {
       keepAliveMaxTimeout: Math.max(keepAlive, 1),
       connect: { timeout: settings.connectTimeoutMs },
     });
+    const u = new URL(this.url);
+    this.h1 =
+      u.protocol === 'http:'
+        ? new H1Pool({
+            host: u.hostname.replace(/^\[|\]$/g, ''),
+            port: u.port === '' ? 80 : Number(u.port),
+            connections: settings.connections,
+            keepAliveTimeoutMs: keepAlive,
+            connectTimeoutMs: settings.connectTimeoutMs,
+          })
+        : null;
     this.breaker?.onStateChange((e) =>
       this.emit({
         kind: this.kind,
@@ -300,6 +315,6 @@ export class Upstream implements Component {
   /** Stops timers and closes the pools (in-flight requests finish first). */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    await Promise.allSettled(this.endpoints.map((e) => e.pool.close()));
+    await Promise.allSettled(this.endpoints.flatMap((e) => [e.pool.close(), e.h1?.close()]));
   }
 }
