@@ -32,7 +32,7 @@ const HEAD_MAX = 65_536;
 const TRAILER_MAX = 16_384;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const enum S {
+enum S {
   Head,
   Length,
   ChunkSize,
@@ -123,15 +123,15 @@ export class ResponseParser {
     );
   }
 
-  /** Parses `buf` from `start`; returns where it stopped. */
-  execute(buf: Buffer, start = 0): number {
-    this.received += buf.length - start;
+  /** Parses `buf` from `start` to `end`; returns where it stopped. */
+  execute(buf: Buffer, start = 0, end = buf.length): number {
+    this.received += end - start;
     let i = start;
-    const n = buf.length;
+    const n = end;
     while (i < n) {
       switch (this.state) {
         case S.Head: {
-          i = this.headPart(buf, i);
+          i = this.headPart(buf, i, n);
           break;
         }
         case S.Length: {
@@ -139,12 +139,12 @@ export class ResponseParser {
           this.remaining -= take;
           const end = i + take;
           if (this.remaining === 0) this.state = S.Done;
-          this.on.body(i === 0 && end === n ? buf : buf.subarray(i, end));
+          this.on.body(i === 0 && end === buf.length ? buf : buf.subarray(i, end));
           i = end;
           break;
         }
         case S.Eof: {
-          this.on.body(i === 0 ? buf : buf.subarray(i));
+          this.on.body(i === 0 && n === buf.length ? buf : buf.subarray(i, n));
           return n;
         }
         case S.ChunkData: {
@@ -169,7 +169,8 @@ export class ResponseParser {
   private chunkByte(c: number, i: number): number {
     switch (this.state) {
       case S.ChunkSize: {
-        const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+        const d =
+          c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
         if (d >= 0) {
           if (++this.sizeDigits > 12) throw protocol('chunk size too large');
           this.remaining = this.remaining * 16 + d;
@@ -225,20 +226,21 @@ export class ResponseParser {
   }
 
   /** Collects head bytes; parses the head once its blank line is in. */
-  private headPart(buf: Buffer, i: number): number {
+  private headPart(buf: Buffer, i: number, n: number): number {
     let b = buf;
     let from = i;
     let searchFrom = i;
     if (this.pending !== null) {
       searchFrom = Math.max(0, this.pending.length - 3);
-      b = Buffer.concat([this.pending, buf.subarray(i)]);
+      b = Buffer.concat([this.pending, buf.subarray(i, n)]);
       from = 0;
     }
-    const end = b.indexOf('\r\n\r\n', searchFrom, 'latin1');
+    let end = b.indexOf('\r\n\r\n', searchFrom, 'latin1');
+    if (b === buf && end + 4 > n) end = -1;
     if (end < 0) {
-      if (b.length - from > HEAD_MAX) throw protocol('response head larger than 64 KiB');
-      this.pending = from === 0 && b !== buf ? b : Buffer.from(b.subarray(from));
-      return buf.length;
+      if ((b === buf ? n : b.length) - from > HEAD_MAX) throw protocol('response head larger than 64 KiB');
+      this.pending = b === buf ? Buffer.from(buf.subarray(from, n)) : b;
+      return n;
     }
     if (end - from > HEAD_MAX) throw protocol('response head larger than 64 KiB');
     const consumedOfBuf = b === buf ? end + 4 : end + 4 - (this.pending?.length ?? 0) + i;
@@ -313,7 +315,9 @@ export class ResponseParser {
     }
     this.headSeen = true;
     const c = conn?.toLowerCase();
-    this.keepAlive = http10 ? c !== undefined && /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(c) : !hasToken(c, 'close');
+    this.keepAlive = http10
+      ? c !== undefined && /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(c)
+      : !hasToken(c, 'close');
     if (ka !== undefined) {
       const m = /timeout=(\d+)/i.exec(ka);
       this.keepAliveHintMs = m === null ? 0 : Number(m[1]) * 1000;

@@ -42,6 +42,9 @@ export interface H1PoolOptions {
   readonly connectTimeoutMs: number;
 }
 
+const READ_BYTES = 65_536;
+/** Body slices up to this size are copied out of the socket's read buffer (which is then reused). */
+const COPY_MAX = 4096;
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -63,7 +66,10 @@ function onBodyTimeout(conn: Conn): void {
 
 function onConnectTimeout(conn: Conn): void {
   conn.socket.destroy(
-    new UpstreamError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${conn.pool.options.connectTimeoutMs} ms`),
+    new UpstreamError(
+      'UPSTREAM_CONNECT_TIMEOUT',
+      `no connection within ${conn.pool.options.connectTimeoutMs} ms`,
+    ),
   );
 }
 
@@ -122,19 +128,41 @@ export class Conn {
   private bodyTimerMs = 0;
   private source: Readable | null = null;
   private unpipe: (() => void) | null = null;
+  /** The read buffer; replaced when a slice of it was handed on uncopied. */
+  private buf = Buffer.allocUnsafe(READ_BYTES);
+  private taken = false;
 
   constructor(readonly pool: H1Pool) {
     const o = pool.options;
     this.keepAliveMs = o.keepAliveTimeoutMs;
     this.parser = new ResponseParser(this);
-    const socket = connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    // `onread`: reads land in our buffer and come straight to `onRead` (no stream push per read).
+    const socket = connect({
+      host: o.host,
+      port: o.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+      onread: {
+        buffer: () => {
+          if (this.taken) {
+            this.taken = false;
+            this.buf = Buffer.allocUnsafe(READ_BYTES);
+          }
+          return this.buf;
+        },
+        callback: (n: number, buf: Uint8Array) => {
+          this.onRead(n, buf as Buffer);
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     this.connectTimer = setTimeout(onConnectTimeout, o.connectTimeoutMs, this);
     socket.once('connect', () => {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
       this.connectTimer = null;
     });
-    socket.on('data', (buf: Buffer) => this.onData(buf));
     socket.on('end', () => this.onEnd());
     socket.on('error', (e: Error) => {
       this.error ??= e;
@@ -165,10 +193,16 @@ export class Conn {
 
   body(chunk: Buffer): void {
     const call = this.call;
-    if (call !== null && !call.done) call.handler.onResponseData(call, chunk);
+    if (call === null || call.done) return;
+    let out = chunk;
+    if (chunk.buffer === this.buf.buffer) {
+      if (chunk.length <= COPY_MAX) out = Buffer.from(chunk);
+      else this.taken = true;
+    }
+    call.handler.onResponseData(call, out);
   }
 
-  private onData(buf: Buffer): void {
+  private onRead(n: number, buf: Buffer): void {
     const call = this.call;
     if (call === null) {
       this.socket.destroy(); // bytes nobody asked for: the socket is no longer trustworthy
@@ -176,13 +210,13 @@ export class Conn {
     }
     let stop: number;
     try {
-      stop = this.parser.execute(buf);
+      stop = this.parser.execute(buf, 0, n);
     } catch (error) {
       call.pool.fail(call, error as Error);
       return;
     }
     if (this.call !== call || call.done) return;
-    if (this.parser.done) this.complete(call, stop < buf.length);
+    if (this.parser.done) this.complete(call, stop < n);
     else if (this.parser.headSeen && call.bodyTimeoutMs > 0) {
       if (this.bodyTimer !== null && this.bodyTimerMs === call.bodyTimeoutMs) this.bodyTimer.refresh();
       else {
@@ -218,7 +252,10 @@ export class Conn {
       this.lost(
         call,
         this.error ??
-          new UpstreamError('UPSTREAM_CLOSED', 'the upstream closed the connection before the response ended'),
+          new UpstreamError(
+            'UPSTREAM_CLOSED',
+            'the upstream closed the connection before the response ended',
+          ),
       );
   }
 
@@ -246,7 +283,8 @@ export class Conn {
     this.bodyTimer = null;
     const p = this.parser;
     if (p.keepAliveHintMs > 0) this.keepAliveMs = Math.min(this.keepAliveMs, p.keepAliveHintMs - 1000);
-    if (p.keepAlive && call.written && !leftover && !this.ended && this.keepAliveMs > 0) call.pool.release(this);
+    if (p.keepAlive && call.written && !leftover && !this.ended && this.keepAliveMs > 0)
+      call.pool.release(this);
     else {
       this.detachBody();
       this.socket.destroy();
@@ -337,7 +375,10 @@ export class Conn {
       detach();
       call.pool.fail(
         call,
-        new UpstreamError('UPSTREAM_ABORTED', 'the request body ended before it was complete (the client went away)'),
+        new UpstreamError(
+          'UPSTREAM_ABORTED',
+          'the request body ended before it was complete (the client went away)',
+        ),
       );
     };
     const detach = () => {
@@ -414,7 +455,17 @@ export class H1Pool {
     retrySafe: boolean,
     handler: CallHandler,
   ): Call {
-    const call = new Call(this, method, path, headers, body, headersTimeoutMs, bodyTimeoutMs, retrySafe, handler);
+    const call = new Call(
+      this,
+      method,
+      path,
+      headers,
+      body,
+      headersTimeoutMs,
+      bodyTimeoutMs,
+      retrySafe,
+      handler,
+    );
     call.timer = setTimeout(onHeadersTimeout, headersTimeoutMs, call);
     this.dispatch(call, false);
     return call;

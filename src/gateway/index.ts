@@ -35,8 +35,8 @@ export {
   startGateway,
   startGatewayFromFile,
 } from './gateway.js';
-export { type CallHandler, Call, H1Pool, type H1PoolOptions } from './h1-pool.js';
 export { type ParserEvents, type ResponseHeaders, ResponseParser, UpstreamError } from './h1-parse.js';
+export { Call, type CallHandler, H1Pool, type H1PoolOptions } from './h1-pool.js';
 export type { AccessEntry } from './handler.js';
 export { type LintFinding, lintGatewayConfig } from './lint.js';
 export { GatewayConfigError, loadGatewayConfig, parseGatewayYaml } from './load.js';

@@ -11,9 +11,9 @@ import type { RandomSource } from '../core/clock.js';
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import type { RetryBudget } from '../core/retry-budget.js';
-import { H1Pool } from './h1-pool.js';
 import { makeStrategy, PeakEwma, type Pickable, type Strategy } from './balancer.js';
 import { type EndpointConfig, outlierDefaults, type UpstreamConfig } from './config.js';
+import { H1Pool } from './h1-pool.js';
 import { type EjectionChange, type Outcome, OutlierDetector, OutlierState } from './outlier.js';
 import { endpointBreaker, upstreamRetryBudget } from './policies.js';
 
