@@ -224,6 +224,11 @@ describe('h1 transport', () => {
     const body = await call(p, 'GET', '/body', { bodyTimeoutMs: 100 });
     expect(body.status).toBe(200);
     expect(body.error?.code).toBe('UPSTREAM_BODY_TIMEOUT');
+    // A long head timeout is checked by the pool's ticker (no timer per request).
+    const t0 = performance.now();
+    const coarse = await call(p, 'GET', '/head', { headersTimeoutMs: 1000 });
+    expect(coarse.error?.code).toBe('UPSTREAM_HEADERS_TIMEOUT');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(990);
   });
 
   it('connection refused is ECONNREFUSED', async () => {

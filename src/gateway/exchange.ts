@@ -33,8 +33,11 @@ type Headers = Record<string, string | string[] | undefined>;
 export interface Sink {
   /** The response starts. Return false to refuse it as a failure (it is then treated as undeliverable). */
   start(status: number, headers: Headers): boolean;
-  /** A body chunk; false means "pause until `onDrain`". */
-  data(chunk: Buffer): boolean;
+  /**
+   * A body chunk; false means "pause until `onDrain`". `last`: the transport knows this is the
+   * body's last chunk (`end` still follows; a sink may finish the response here already).
+   */
+  data(chunk: Buffer, last?: boolean): boolean;
   onDrain(resume: () => void): void;
   end(): void;
   /** The response broke after it started. */
@@ -104,13 +107,15 @@ class Attempt implements Dispatcher.DispatchHandler, CallHandler {
     this.x.onHead(this, status, headers);
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
+  onResponseData(controller: Controller, chunk: Buffer, last?: boolean): void {
     if (this.discard) {
       this.discarded += chunk.length;
       if (this.discarded > 65_536) controller.abort(new Error('discarded body too large'));
       return;
     }
-    if (!this.x.sink.data(chunk)) {
+    if (
+      !this.x.sink.data(chunk, last === true && this.x.phase === Phase.Forwarding && this.x.isCurrent(this))
+    ) {
       controller.pause();
       this.x.sink.onDrain(() => controller.resume());
     }
@@ -173,6 +178,11 @@ export class Exchange {
     t0: number,
   ) {
     this.deadline = t0 + route.config.timeoutMs;
+  }
+
+  /** True when `a` is the attempt whose response is forwarded. */
+  isCurrent(a: Attempt): boolean {
+    return this.current === a;
   }
 
   /** Starts the first attempt. */

@@ -26,7 +26,8 @@ import { type ResponseHeaders, ResponseParser, UpstreamError } from './h1-parse.
 /** What a call reports to (the undici-compatible subset the gateway's attempts implement). */
 export interface CallHandler {
   onResponseStart(controller: Call, status: number, headers: ResponseHeaders): void;
-  onResponseData(controller: Call, chunk: Buffer): void;
+  /** `last`: the body's last chunk (known for Content-Length bodies; `onResponseEnd` follows). */
+  onResponseData(controller: Call, chunk: Buffer, last: boolean): void;
   onResponseEnd(controller: Call, trailers: Record<string, string>): void;
   onResponseError(controller: Call, error: Error): void;
 }
@@ -45,6 +46,13 @@ export interface H1PoolOptions {
 const READ_BYTES = 65_536;
 /** Body slices up to this size are copied out of the socket's read buffer (which is then reused). */
 const COPY_MAX = 4096;
+/**
+ * Head timeouts of at least this many ms are checked by the pool's ticker every `TICK_MS`
+ * (no timer per request; undici's "fast timers" do the same with a 1 s tick); shorter ones get
+ * a timer of their own.
+ */
+const COARSE_MS = 1000;
+const TICK_MS = 50;
 const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -81,6 +89,8 @@ export class Call {
   written = false;
   retried = false;
   timer: NodeJS.Timeout | null = null;
+  /** When the head is due (ticker-checked), ms on `performance.now()`; Infinity once it came. */
+  deadline = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly pool: H1Pool,
@@ -188,6 +198,7 @@ export class Conn {
       clearTimeout(call.timer);
       call.timer = null;
     }
+    call.deadline = Number.POSITIVE_INFINITY;
     call.handler.onResponseStart(call, status, headers);
   }
 
@@ -199,7 +210,7 @@ export class Conn {
       if (chunk.length <= COPY_MAX) out = Buffer.from(chunk);
       else this.taken = true;
     }
-    call.handler.onResponseData(call, out);
+    call.handler.onResponseData(call, out, this.parser.done);
   }
 
   private onRead(n: number, buf: Buffer): void {
@@ -429,6 +440,7 @@ export class H1Pool {
   private readonly queue: Call[] = [];
   private readonly all = new Set<Conn>();
   private sweeper: NodeJS.Timeout | null = null;
+  private ticker: NodeJS.Timeout | null = null;
   private closing: (() => void) | null = null;
   closed = false;
 
@@ -466,9 +478,33 @@ export class H1Pool {
       retrySafe,
       handler,
     );
-    call.timer = setTimeout(onHeadersTimeout, headersTimeoutMs, call);
+    if (headersTimeoutMs < COARSE_MS) call.timer = setTimeout(onHeadersTimeout, headersTimeoutMs, call);
+    else {
+      call.deadline = performance.now() + headersTimeoutMs;
+      if (this.ticker === null) {
+        this.ticker = setInterval(() => this.tick(), TICK_MS);
+        this.ticker.unref();
+      }
+    }
     this.dispatch(call, false);
     return call;
+  }
+
+  /** Fails the calls whose head is overdue; stops when no call waits for its head. */
+  private tick(): void {
+    const now = performance.now();
+    let waiting = false;
+    const check = (call: Call) => {
+      if (call.done || call.deadline === Number.POSITIVE_INFINITY) return;
+      if (now >= call.deadline) onHeadersTimeout(call);
+      else waiting = true;
+    };
+    for (const c of this.all) if (c.call !== null) check(c.call);
+    for (const call of this.queue) check(call);
+    if (!waiting && this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+    }
   }
 
   /** Puts `call` on a socket: an idle one (unless `fresh`), a new one, or the queue. */
@@ -569,6 +605,8 @@ export class H1Pool {
     return new Promise((resolve) => {
       const done = () => {
         this.closed = true;
+        if (this.ticker !== null) clearInterval(this.ticker);
+        this.ticker = null;
         resolve();
       };
       if (this.all.size === 0) return done();

@@ -60,6 +60,7 @@ const PRIORITIES = { critical: 0, high: 1.5, normal: 1, low: 0.5 } as const;
 
 class ClientSink implements Sink {
   sse = false;
+  private ended = false;
   constructor(
     private readonly res: ServerResponse,
     private readonly route: Route,
@@ -75,14 +76,19 @@ class ClientSink implements Sink {
     if (this.sse) this.res.flushHeaders();
     return true;
   }
-  data(chunk: Buffer): boolean {
+  data(chunk: Buffer, last?: boolean): boolean {
+    if (last === true) {
+      this.ended = true;
+      this.res.end(chunk); // head and body in one write
+      return true;
+    }
     return this.res.write(chunk);
   }
   onDrain(resume: () => void): void {
     this.res.once('drain', resume);
   }
   end(): void {
-    this.res.end();
+    if (!this.ended) this.res.end();
   }
   broken(error: Error): void {
     const res = this.res;
@@ -315,7 +321,7 @@ export function createHandler(
           },
           t0,
         );
-        res.once('close', () => {
+        res.on('close', () => {
           if (!res.writableFinished) {
             x.abort();
             done(499);

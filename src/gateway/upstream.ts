@@ -48,6 +48,8 @@ const upstreamDescriptor: ComponentDescriptor = {
   counters: { panics: 'picks made in panic mode', retriesRefused: 'retries refused by the retry budget' },
 };
 
+const always = (): boolean => true;
+
 /** One endpoint. */
 export class Endpoint implements Component, Pickable {
   readonly kind = 'gatewayEndpoint';
@@ -259,6 +261,18 @@ export class Upstream implements Component {
   /** Picks an endpoint for an attempt, avoiding `tried` when another is available. */
   pick(tried: readonly Endpoint[] | null, now: number): Endpoint {
     const all = this.endpoints;
+    // The common case, without allocating: every endpoint takes traffic, none tried yet.
+    if (tried === null || tried.length === 0) {
+      let n = 0;
+      for (const e of all) if (e.unavailable(now) === null) n++;
+      if (n === all.length) {
+        if (this.lastPanic) {
+          this.lastPanic = false;
+          this.emit({ kind: this.kind, name: this.name, event: 'panicEnded' });
+        }
+        return all.length === 1 ? all[0]! : this.strategy.pick(all, all, always);
+      }
+    }
     let available: Endpoint[] = [];
     for (const e of all) if (e.unavailable(now) === null) available.push(e);
     const panic = available.length / all.length < this.config.panicThresholdRatio || available.length === 0;
