@@ -259,6 +259,24 @@ async function main(): Promise<void> {
         ),
     },
     {
+      name: 'Node proxying floor (node:http + the gateway upstream pool, no gateway logic)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(ROOT, 'bench/gateway/peers.ts'),
+            'floor',
+            String(p),
+            `http://127.0.0.1:${upPort}`,
+          ],
+          /listening/,
+          ROOT,
+        ),
+    },
+    {
       name: 'http-proxy (keep-alive agent, 64 sockets)',
       port: await freePort(),
       launch: (p) =>
@@ -334,7 +352,7 @@ async function main(): Promise<void> {
     .get(cases[3]!.name)!
     .map(
       (r, i) =>
-        `| ${i + 1} | ${(r.rps / runs.get(cases[1]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[5]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[4]!.name)![i]!.rps).toFixed(2)} |`,
+        `| ${i + 1} | ${(r.rps / runs.get(cases[1]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[5]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[4]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[7]!.name)![i]!.rps).toFixed(2)} |`,
     );
   const direct = (m: Map<string, { p50: number; p99: number; rps: number }>) => m.get(cases[0]!.name)!;
   const latRows = (m: Map<string, { p50: number; p99: number; rps: number }>) =>
@@ -375,8 +393,8 @@ Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${vsNginx.toF
 
 Per round (gateway without policies ÷ the other, same round):
 
-| round | × nginx | × @fastify/http-proxy | off ÷ on |
-|---|---|---|---|
+| round | × nginx | × @fastify/http-proxy | off ÷ on | × Node proxying floor |
+|---|---|---|---|---|
 ${perRound.join('\n')}
 
 ## Added latency at a fixed rate (autocannon, 20 connections, ${SECONDS} s)
@@ -402,6 +420,24 @@ gateway ${ttftGateway.toFixed(2)} ms (**+${(ttftGateway - ttftDirect).toFixed(2)
 
 Target: added p99 ≤ 2 ms at half of nginx's maximum rate (where a row's "req/s done" is below the
 rate requested, the proxy could not keep up and its latency includes queueing).
+
+## How the gateway is set up here
+
+- Upstream transport: the gateway's own HTTP/1.1 keep-alive pool for \`http://\` endpoints
+  (src/gateway/h1-pool.ts, h1-parse.ts: one write per request head, the response parsed in JS,
+  reads straight into a per-socket buffer through \`onread\`, no promise/stream/closure per
+  request); undici only for other endpoints, health checks and store-and-forward deliveries.
+- "No policies": \`retry: false\`, breaker off, outlier ejection thresholds 0. "Default policies
+  on": route \`timeoutMs\` 5 s, \`perTryTimeoutMs\` 2 s, retry (2 attempts) with the upstream's
+  retry budget, the endpoint breaker, outlier ejection, a per-client-IP rate limit (with IETF
+  RateLimit response headers). Metrics are on in both (plain counters and a duration histogram
+  per route, counters and a latency EWMA per endpoint, read only when scraped).
+- Access log: off in both rows (\`accessLog: false\`). When on, the CLI writes it through pino
+  with an asynchronous destination (\`pino.destination({ sync: false })\`): one entry per
+  request, no sampling.
+- "Node proxying floor": node:http in front of the same upstream pool with none of the gateway's
+  work (routing, header hygiene, X-Forwarded-*, request ids, policies, metrics): what a Node
+  proxy costs on this machine before any gateway logic.
 `;
   writeFileSync(join(ROOT, 'bench/RESULTS-gateway.md'), report);
   console.log(report);
