@@ -393,6 +393,8 @@ export class Conn {
       );
     };
     const detach = () => {
+      // Whatever the upstream will not read is drained, so that the client's request completes.
+      if (!ended) body.resume();
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);

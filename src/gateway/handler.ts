@@ -72,8 +72,13 @@ class ClientSink implements Sink {
     if (this.extra !== null) Object.assign(h, this.extra);
     const ct = h['content-type'];
     this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream');
-    this.res.writeHead(status, h);
-    if (this.sse) this.res.flushHeaders();
+    const res = this.res;
+    res.writeHead(status, h);
+    // A stream's head goes out at once; with its first event when that came in the same read.
+    if (this.sse)
+      queueMicrotask(() => {
+        if (!res.headersSent && !res.destroyed) res.flushHeaders();
+      });
     return true;
   }
   data(chunk: Buffer, last?: boolean): boolean {

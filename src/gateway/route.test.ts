@@ -18,7 +18,9 @@ describe('Route', () => {
     const value = () => route({ requestHeaders: { add: { 'x-a': 'a\r\nx-injected: 1' } } });
     expect(value).toThrow(ConfigError);
     expect(value).toThrow(/routes\[0\]\.requestHeaders\.add\.x-a/);
-    expect(() => route({ responseHeaders: { add: { 'bad name': 'v' } } })).toThrow(/header names that are HTTP tokens/);
+    expect(() => route({ responseHeaders: { add: { 'bad name': 'v' } } })).toThrow(
+      /header names that are HTTP tokens/,
+    );
     expect(() => route({ rewrite: '/a HTTP/1.1\r\nx: y' })).toThrow(/routes\[0\]\.rewrite/);
   });
 });
