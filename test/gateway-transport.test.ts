@@ -1,11 +1,17 @@
 // The gateway's HTTP/1.1 upstream transport (src/gateway/h1-pool.ts) on real sockets: framing,
 // keep-alive reuse, stale keep-alive sockets, resets mid-body, timeouts, backpressure, request
 // bodies and the connection limit.
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo, createServer, type Socket, type Server as TcpServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Call, H1Pool, type ResponseHeaders } from '../src/gateway/index.js';
+import {
+  type Call,
+  H1Pool,
+  parseGatewayConfig,
+  type ResponseHeaders,
+  startGateway,
+} from '../src/gateway/index.js';
 
 interface Result {
   status: number;
@@ -307,6 +313,27 @@ describe('h1 transport', () => {
     expect((await first).body.toString()).toBe('ok');
   });
 
+  it('a queued call sends the headers it was given, even if the caller reuses its list', async () => {
+    const heads: string[] = [];
+    const up = raw((s, head) => {
+      heads.push(head);
+      setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 20);
+    });
+    const p = pool(await listen(up.server), 1);
+    const h = ['host', 'first.test'];
+    const done = (resolve: (v: unknown) => void) => ({
+      onResponseStart: () => {},
+      onResponseData: () => {},
+      onResponseEnd: () => resolve(null),
+      onResponseError: () => resolve(null),
+    });
+    const a = new Promise((r) => p.request('GET', '/a', h, null, 5000, 5000, true, done(r)));
+    const b = new Promise((r) => p.request('GET', '/b', h, null, 5000, 5000, true, done(r)));
+    h[1] = 'second.test'; // e.g. the next attempt of an exchange
+    await Promise.all([a, b]);
+    expect(heads).toEqual(['GET /a HTTP/1.1\r\nhost: first.test', 'GET /b HTTP/1.1\r\nhost: first.test']);
+  });
+
   it('close() waits for calls in flight, then fails later ones', async () => {
     const up = raw((s) => {
       setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 30);
@@ -319,5 +346,35 @@ describe('h1 transport', () => {
     await closed;
     expect(p.size).toBe(0);
     expect((await call(p, 'GET', '/')).error?.code).toBe('UPSTREAM_POOL_CLOSED');
+  });
+
+  it('clients that go away mid-request are no verdict on the endpoint: its breaker stays closed', async () => {
+    const up = raw((s, head) => {
+      if (head.includes('/slow')) return; // never answers
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    const port = await listen(up.server);
+    const gw = await startGateway({
+      config: parseGatewayConfig({
+        listen: '127.0.0.1:0',
+        accessLog: false,
+        upstreams: { api: { endpoints: [{ url: `http://127.0.0.1:${port}` }], breaker: { threshold: 2 } } },
+        routes: [{ match: { path: '/' }, upstream: 'api' }],
+      }),
+    });
+    closers.push(() => gw.close(100));
+    for (let i = 0; i < 5; i++) {
+      const req = httpRequest(`${gw.url}/slow`);
+      req.on('error', () => {});
+      req.end();
+      await new Promise((r) => setTimeout(r, 30));
+      req.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const ep = gw.components.upstreams[0]!.endpoints[0]!;
+    expect(ep.breaker?.state).toBe('closed');
+    const res = await fetch(`${gw.url}/fast`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('ok');
   });
 });

@@ -23,7 +23,7 @@ import { parseRetryAfter } from '../core/retry-after.js';
 import type { CallHandler } from './h1-pool.js';
 import { type ErrorKind, errorKind, idempotentMethod } from './http.js';
 import type { Outcome } from './outlier.js';
-import { budget } from './policies.js';
+import { abandoned, budget } from './policies.js';
 import type { Route } from './route.js';
 import type { Endpoint } from './upstream.js';
 
@@ -92,7 +92,7 @@ class Attempt implements Dispatcher.DispatchHandler, CallHandler {
 
   onRequestStart(controller: Controller): void {
     this.controller = controller;
-    if (this.x.phase === Phase.Done) controller.abort(new Error('the client went away'));
+    if (this.x.phase === Phase.Done) controller.abort(abandoned('the client went away'));
   }
 
   onResponseStart(controller: Controller, status: number, headers: Headers): void {
@@ -199,7 +199,7 @@ export class Exchange {
     if (this.phase === Phase.Done) return;
     this.report.notes.push('clientClosed');
     this.finish(499);
-    this.current?.controller?.abort(new Error('the client went away'));
+    this.current?.controller?.abort(abandoned('the client went away'));
   }
 
   private attempt(): void {
@@ -305,7 +305,7 @@ export class Exchange {
   /** A response's head arrived. */
   onHead(a: Attempt, status: number, headers: Headers): void {
     if (this.phase === Phase.Done || a !== this.current) {
-      a.controller?.abort(new Error('no longer wanted'));
+      a.controller?.abort(abandoned('no longer wanted'));
       return;
     }
     if (this.route.retryOn.has(status)) {

@@ -37,6 +37,36 @@ function onConnectTimeout(conn: Conn): void {
   );
 }
 
+/**
+ * The request head of `call`, framing included: the headers as given (a Content-Length among them
+ * replaced by the body's framing: its length, the stream's declared length, or chunked).
+ * Built once per call (when it is written, or when it has to wait for a socket: the header list
+ * may change after).
+ */
+export function requestHead(call: Call, keepAlive: boolean): string {
+  const h = call.headers;
+  let head = `${call.method} ${call.path} HTTP/1.1\r\n`;
+  let length: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      length = h[i + 1];
+      continue;
+    }
+    head += `${name}: ${h[i + 1]}\r\n`;
+  }
+  if (!keepAlive) head += 'connection: close\r\n';
+  const body = call.body;
+  if (body === null) head += WITH_BODY.has(call.method) ? 'content-length: 0\r\n\r\n' : '\r\n';
+  else if (Buffer.isBuffer(body)) head += `content-length: ${body.length}\r\n\r\n`;
+  else if (length === undefined) {
+    call.chunked = true;
+    head += 'transfer-encoding: chunked\r\n\r\n';
+  } else head += `content-length: ${length}\r\n\r\n`;
+  call.head = head;
+  return head;
+}
+
 /** One socket of the pool. */
 export class Conn {
   readonly socket: Socket;
@@ -237,36 +267,21 @@ export class Conn {
   }
 
   private write(call: Call): void {
-    const h = call.headers;
-    let head = `${call.method} ${call.path} HTTP/1.1\r\n`;
-    let length: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      const name = h[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') {
-        length = h[i + 1];
-        continue;
-      }
-      head += `${name}: ${h[i + 1]}\r\n`;
-    }
-    if (this.keepAliveMs <= 0) head += 'connection: close\r\n';
+    const head = call.head ?? requestHead(call, this.keepAliveMs > 0);
     const body = call.body;
     const socket = this.socket;
     if (body === null) {
-      socket.write(WITH_BODY.has(call.method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
+      socket.write(head, 'latin1');
       call.written = true;
     } else if (Buffer.isBuffer(body)) {
       socket.cork();
-      socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
+      socket.write(head, 'latin1');
       if (body.length > 0) socket.write(body);
       socket.uncork();
       call.written = true;
     } else {
-      const chunked = length === undefined;
-      socket.write(
-        chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}content-length: ${length}\r\n\r\n`,
-        'latin1',
-      );
-      this.pipe(call, body, chunked);
+      socket.write(head, 'latin1');
+      this.pipe(call, body, call.chunked);
     }
   }
 

@@ -20,7 +20,7 @@
  */
 
 import type { Readable } from 'node:stream';
-import { Conn } from './h1-conn.js';
+import { Conn, requestHead } from './h1-conn.js';
 import { type ResponseHeaders, UpstreamError } from './h1-parse.js';
 
 export { Conn } from './h1-conn.js';
@@ -68,6 +68,10 @@ export class Call {
   written = false;
   retried = false;
   timer: NodeJS.Timeout | null = null;
+  /** The request head, once built. */
+  head: string | null = null;
+  /** The body is a stream sent chunked. */
+  chunked = false;
   /** When the head is due (ticker-checked), ms on `performance.now()`; Infinity once it came. */
   deadline = Number.POSITIVE_INFINITY;
 
@@ -75,7 +79,10 @@ export class Call {
     readonly pool: H1Pool,
     readonly method: string,
     readonly path: string,
-    /** Flat [name, value, …] list; a Content-Length in it is replaced by the body's framing. */
+    /**
+     * Flat [name, value, …] list, read when the head is built (at once, or when the call must
+     * wait for a socket); a Content-Length in it is replaced by the body's framing.
+     */
     readonly headers: readonly string[],
     readonly body: Buffer | Readable | null,
     readonly headersTimeoutMs: number,
@@ -222,6 +229,8 @@ export class H1Pool {
       conn.start(call);
       return;
     }
+    // It waits: its head is built now, from the header list as it is now.
+    if (call.head === null) requestHead(call, this.options.keepAliveTimeoutMs > 0);
     if (fresh) this.queue.unshift(call);
     else this.queue.push(call);
   }

@@ -18,10 +18,24 @@ export interface EndpointBreakerSettings {
   readonly halfOpenAfterMs: number;
 }
 
+/** The code of the error an attempt is aborted with when the gateway no longer wants it. */
+const ABANDONED = 'GATEWAY_ABANDONED';
+
+/**
+ * The reason an attempt is aborted with when the gateway itself gives it up (the client went
+ * away, another attempt answered): no verdict on the endpoint, so its breaker excludes it.
+ */
+export function abandoned(message: string): Error {
+  return Object.assign(new Error(message), { code: ABANDONED });
+}
+
+const isAbandoned = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === ABANDONED;
+
 /**
  * The breaker of one endpoint: opens after `threshold` consecutive failures (connect errors,
  * resets, timeouts and 5xx answers), half-opens after `halfOpenAfterMs`. The attempt it wraps
- * resolves to the upstream's status code.
+ * resolves to the upstream's status code; an attempt the gateway abandoned (`abandoned()`)
+ * counts neither way.
  */
 export function endpointBreaker(
   name: string,
@@ -33,6 +47,7 @@ export function endpointBreaker(
     breaker: { kind: 'consecutive', threshold: settings.threshold },
     halfOpenAfterMs: settings.halfOpenAfterMs,
     handle: handle.all().orResults((status: number) => status >= 500),
+    exclude: handle.errors(isAbandoned),
     ...(registry !== undefined ? { registry } : {}),
   });
 }
