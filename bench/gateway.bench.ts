@@ -20,7 +20,7 @@
  */
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -87,7 +87,32 @@ http { access_log off; client_body_temp_path ${dir}/cb-${name}; proxy_temp_path 
   return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null);
 }
 
-function wrk(port: number, seconds: number): { rps: number; p50: number; p99: number; non2xx: number } {
+const HZ = existsSync('/proc/self/stat')
+  ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
+  : 0;
+
+/** CPU time (user + system, clock ticks) of every process in process group `pgid` (Linux /proc). */
+function groupTicks(pgid: number): number {
+  if (HZ === 0) return Number.NaN;
+  let t = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let st: string;
+    try {
+      st = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) === pgid) t += Number(f[11]) + Number(f[12]);
+  }
+  return t;
+}
+
+function wrk(
+  port: number,
+  seconds: number,
+): { rps: number; p50: number; p99: number; non2xx: number; requests: number; cpuUs: number } {
   const out = execFileSync(
     'wrk',
     ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
@@ -101,7 +126,15 @@ function wrk(port: number, seconds: number): { rps: number; p50: number; p99: nu
   };
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return { rps, p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), non2xx };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+  return {
+    rps,
+    p50: ms(/50%\s+([\d.]+)(us|ms|s)/),
+    p99: ms(/99%\s+([\d.]+)(us|ms|s)/),
+    non2xx,
+    requests,
+    cpuUs: Number.NaN,
+  };
 }
 
 async function fixedRate(port: number, rate: number): Promise<{ p50: number; p99: number; rps: number }> {
@@ -296,7 +329,7 @@ async function main(): Promise<void> {
     },
   ];
   for (const c of cases) if (c.port === 0) c.port = await freePort();
-  type Run = { rps: number; p50: number; p99: number; non2xx: number };
+  type Run = ReturnType<typeof wrk>;
   const runs = new Map<string, Run[]>();
   const running = new Map<string, ChildProcess>();
   for (const c of cases) {
@@ -308,10 +341,14 @@ async function main(): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const order = cases.map((_, i) => cases[(i + round) % cases.length]!);
     for (const c of order) {
+      // The proxy's own CPU time per request (its process group), beside its throughput.
+      const pg = running.get(c.name)!.pid!;
+      const t0 = groupTicks(pg);
       const r = wrk(c.port, SECONDS);
+      r.cpuUs = ((groupTicks(pg) - t0) * 1e6) / HZ / r.requests;
       runs.get(c.name)!.push(r);
       console.error(
-        `round ${round + 1}/${ROUNDS} ${c.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`,
+        `round ${round + 1}/${ROUNDS} ${c.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, CPU ${r.cpuUs.toFixed(1)} µs/req`,
       );
     }
   }
@@ -321,6 +358,7 @@ async function main(): Promise<void> {
     const rs = [...runs.get(c.name)!].sort((a, b) => a.rps - b.rps);
     max.set(c.name, rs[(rs.length - 1) >> 1]!);
   }
+  const cpu = (name: string) => median(runs.get(name)!.map((r) => r.cpuUs));
   const roundRatio = (a: string, b: string) =>
     median(runs.get(a)!.map((r, i) => r.rps / runs.get(b)!.at(i)!.rps));
   const nginxMax = max.get(cases[1]!.name)!.rps;
@@ -346,7 +384,7 @@ async function main(): Promise<void> {
   const rows = cases.map((c) => {
     const r = max.get(c.name)!;
     const non2xx = runs.get(c.name)!.reduce((n, x) => n + x.non2xx, 0);
-    return `| ${c.name} | ${Math.round(r.rps)} | ${non2xx} | ${roundRatio(c.name, cases[1]!.name).toFixed(2)} | ${roundRatio(c.name, cases[5]!.name).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} |`;
+    return `| ${c.name} | ${Math.round(r.rps)} | ${non2xx} | ${roundRatio(c.name, cases[1]!.name).toFixed(2)} | ${roundRatio(c.name, cases[5]!.name).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${cpu(c.name).toFixed(1)} |`;
   });
   const perRound = runs
     .get(cases[3]!.name)!
@@ -368,6 +406,7 @@ async function main(): Promise<void> {
       }
     ).version;
   const onCost = roundRatio(cases[3]!.name, cases[4]!.name);
+  const cpuOf = (i: number) => cpu(cases[i]!.name);
   const vsNginx = roundRatio(cases[3]!.name, cases[1]!.name);
   const vsFastify = roundRatio(cases[3]!.name, cases[5]!.name);
   const report = `# Gateway benchmark (bench/gateway.bench.ts)
@@ -384,9 +423,16 @@ proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SEC
 warmed twice for 2 s first, then ${ROUNDS} rounds (each proxy once per round, the order rotated each
 round). req/s, p50, p99: the median run; ratios: the median of the per-round ratios.
 
-| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms |
-|---|---|---|---|---|---|---|
+| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms | CPU µs/req |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
+
+CPU µs/req: the proxy's own CPU time (user + system, all its processes, from /proc) per request
+during its wrk runs (median over the rounds; for the upstream row, the upstream's). On a machine
+where the proxy's core is the limit, throughput ratios tend to the inverse CPU ratios — nginx ÷
+gateway ${(cpuOf(1) / cpuOf(3)).toFixed(2)}×, @fastify/http-proxy ÷ gateway ${(cpuOf(5) / cpuOf(3)).toFixed(2)}×, policies on ÷ off ${(cpuOf(4) / cpuOf(3)).toFixed(2)}×,
+gateway ÷ the Node proxying floor ${(cpuOf(3) / cpuOf(7)).toFixed(2)}×. On a shared machine it moves with the load too (caches,
+other tenants), so read it beside the throughput ratios, not instead of them.
 
 Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${vsNginx.toFixed(2)}×**; ≥ 1.5× @fastify/http-proxy →
 **${vsFastify.toFixed(2)}×**; default policies on ≤ 1.15× the cost of off → **${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
