@@ -9,12 +9,18 @@
  * 3. added latency (p50/p99 minus the upstream's own at the same rate) at a fixed rate with
  *    autocannon: at half of nginx's maximum and at half of the gateway's own maximum.
  *
+ * Every proxy is started first and warmed (JIT, pools) with wrk; then the throughput runs go in
+ * ROUNDS rounds, each round running every proxy once in a rotated order, and each ratio is the
+ * median of the per-round ratios (so load drifts on a shared machine cancel out). The SSE time to
+ * first token alternates direct / gateway request by request.
+ *
  * Writes bench/RESULTS-gateway.md. Needs nginx, haproxy and wrk (apt-get install nginx-light
- * haproxy wrk). Run: `npm run bench:gateway` (BENCH_SECONDS to change the 5 s runs).
+ * haproxy wrk). Run: `npm run bench:gateway` (BENCH_SECONDS for the length of each wrk run,
+ * default 4; BENCH_ROUNDS for the rounds, default 3).
  */
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,7 +29,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-bench-'));
 const children: ChildProcess[] = [];
 
@@ -80,7 +87,32 @@ http { access_log off; client_body_temp_path ${dir}/cb-${name}; proxy_temp_path 
   return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null);
 }
 
-function wrk(port: number, seconds: number): { rps: number; p50: number; p99: number; non2xx: number } {
+const HZ = existsSync('/proc/self/stat')
+  ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
+  : 0;
+
+/** CPU time (user + system, clock ticks) of every process in process group `pgid` (Linux /proc). */
+function groupTicks(pgid: number): number {
+  if (HZ === 0) return Number.NaN;
+  let t = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let st: string;
+    try {
+      st = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) === pgid) t += Number(f[11]) + Number(f[12]);
+  }
+  return t;
+}
+
+function wrk(
+  port: number,
+  seconds: number,
+): { rps: number; p50: number; p99: number; non2xx: number; requests: number; cpuUs: number } {
   const out = execFileSync(
     'wrk',
     ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
@@ -94,7 +126,15 @@ function wrk(port: number, seconds: number): { rps: number; p50: number; p99: nu
   };
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return { rps, p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), non2xx };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+  return {
+    rps,
+    p50: ms(/50%\s+([\d.]+)(us|ms|s)/),
+    p99: ms(/99%\s+([\d.]+)(us|ms|s)/),
+    non2xx,
+    requests,
+    cpuUs: Number.NaN,
+  };
 }
 
 async function fixedRate(port: number, rate: number): Promise<{ p50: number; p99: number; rps: number }> {
@@ -117,19 +157,45 @@ function version(cmd: string, args: string[]): string {
   );
 }
 
-/** Median time to the first body chunk of an SSE stream, in ms, over `n` sequential requests. */
-async function ttft(url: string, n: number): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    const r = await fetch(url);
-    const reader = r.body!.getReader();
-    await reader.read();
-    xs.push(performance.now() - t0);
-    await reader.cancel();
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Time to the first body chunk of one SSE stream, ms. */
+async function firstChunkMs(url: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await fetch(url);
+  const reader = r.body!.getReader();
+  await reader.read();
+  const ms = performance.now() - t0;
+  await reader.cancel();
+  return ms;
+}
+
+/** Median times to the first SSE chunk, direct and through the gateway, alternating request by request. */
+async function ttft(
+  direct: string,
+  gateway: string,
+  n: number,
+): Promise<{ direct: number; gateway: number }> {
+  const d: number[] = [];
+  const g: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    await firstChunkMs(direct);
+    await firstChunkMs(gateway);
   }
-  xs.sort((a, b) => a - b);
-  return xs[xs.length >> 1]!;
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      d.push(await firstChunkMs(direct));
+      g.push(await firstChunkMs(gateway));
+    } else {
+      g.push(await firstChunkMs(gateway));
+      d.push(await firstChunkMs(direct));
+    }
+  }
+  return { direct: median(d), gateway: median(g) };
 }
 
 function gatewayYaml(port: number, up: number, policies: boolean, ssePort = 0): string {
@@ -226,6 +292,24 @@ async function main(): Promise<void> {
         ),
     },
     {
+      name: 'Node proxying floor (node:http + the gateway upstream pool, no gateway logic)',
+      port: await freePort(),
+      launch: (p) =>
+        start(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(ROOT, 'bench/gateway/peers.ts'),
+            'floor',
+            String(p),
+            `http://127.0.0.1:${upPort}`,
+          ],
+          /listening/,
+          ROOT,
+        ),
+    },
+    {
       name: 'http-proxy (keep-alive agent, 64 sockets)',
       port: await freePort(),
       launch: (p) =>
@@ -245,18 +329,38 @@ async function main(): Promise<void> {
     },
   ];
   for (const c of cases) if (c.port === 0) c.port = await freePort();
-  const max = new Map<string, { rps: number; p50: number; p99: number; non2xx: number }>();
+  type Run = ReturnType<typeof wrk>;
+  const runs = new Map<string, Run[]>();
   const running = new Map<string, ChildProcess>();
   for (const c of cases) {
-    const child = await c.launch(c.port);
-    running.set(c.name, child);
-    wrk(c.port, 1); // warm-up (JIT, connections)
-    const r = wrk(c.port, SECONDS);
-    max.set(c.name, r);
-    console.error(
-      `${c.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`,
-    );
+    running.set(c.name, await c.launch(c.port));
+    runs.set(c.name, []);
   }
+  // Warm-up: every proxy twice (JIT tiers, keep-alive pools), in turn.
+  for (let i = 0; i < 2; i++) for (const c of cases) wrk(c.port, 2);
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = cases.map((_, i) => cases[(i + round) % cases.length]!);
+    for (const c of order) {
+      // The proxy's own CPU time per request (its process group), beside its throughput.
+      const pg = running.get(c.name)!.pid!;
+      const t0 = groupTicks(pg);
+      const r = wrk(c.port, SECONDS);
+      r.cpuUs = ((groupTicks(pg) - t0) * 1e6) / HZ / r.requests;
+      runs.get(c.name)!.push(r);
+      console.error(
+        `round ${round + 1}/${ROUNDS} ${c.name}: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, CPU ${r.cpuUs.toFixed(1)} µs/req`,
+      );
+    }
+  }
+  // Per case: the median run (by req/s); ratios: medians of the per-round ratios.
+  const max = new Map<string, Run>();
+  for (const c of cases) {
+    const rs = [...runs.get(c.name)!].sort((a, b) => a.rps - b.rps);
+    max.set(c.name, rs[(rs.length - 1) >> 1]!);
+  }
+  const cpu = (name: string) => median(runs.get(name)!.map((r) => r.cpuUs));
+  const roundRatio = (a: string, b: string) =>
+    median(runs.get(a)!.map((r, i) => r.rps / runs.get(b)!.at(i)!.rps));
   const nginxMax = max.get(cases[1]!.name)!.rps;
   const gwMax = max.get(cases[3]!.name)!.rps;
   const latencyAt = async (rate: number, names: string[]) => {
@@ -268,20 +372,26 @@ async function main(): Promise<void> {
     return out;
   };
   const latNames = [cases[0]!.name, cases[1]!.name, cases[2]!.name, cases[3]!.name, cases[4]!.name];
-  const ttftDirect = await ttft(`http://127.0.0.1:${ssePort}/sse`, 100);
-  const ttftGateway = await ttft(`http://127.0.0.1:${cases[3]!.port}/sse`, 100);
+  const t = await ttft(`http://127.0.0.1:${ssePort}/sse`, `http://127.0.0.1:${cases[3]!.port}/sse`, 100);
+  const ttftDirect = t.direct;
+  const ttftGateway = t.gateway;
   sse.close();
   const atNginxHalf = await latencyAt(nginxMax / 2, latNames);
   const atGwHalf = await latencyAt(gwMax / 2, latNames);
   for (const child of running.values()) stop(child);
 
   const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
-  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
-  const fastify = max.get(cases[5]!.name)!.rps;
   const rows = cases.map((c) => {
     const r = max.get(c.name)!;
-    return `| ${c.name} | ${Math.round(r.rps)} | ${r.non2xx} | ${ratio(r.rps, nginxMax)} | ${ratio(r.rps, fastify)} | ${fmt(r.p50)} | ${fmt(r.p99)} |`;
+    const non2xx = runs.get(c.name)!.reduce((n, x) => n + x.non2xx, 0);
+    return `| ${c.name} | ${Math.round(r.rps)} | ${non2xx} | ${roundRatio(c.name, cases[1]!.name).toFixed(2)} | ${roundRatio(c.name, cases[5]!.name).toFixed(2)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${cpu(c.name).toFixed(1)} |`;
   });
+  const perRound = runs
+    .get(cases[3]!.name)!
+    .map(
+      (r, i) =>
+        `| ${i + 1} | ${(r.rps / runs.get(cases[1]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[5]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[4]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[7]!.name)![i]!.rps).toFixed(2)} |`,
+    );
   const direct = (m: Map<string, { p50: number; p99: number; rps: number }>) => m.get(cases[0]!.name)!;
   const latRows = (m: Map<string, { p50: number; p99: number; rps: number }>) =>
     latNames.slice(1).map((n) => {
@@ -295,7 +405,10 @@ async function main(): Promise<void> {
         version: string;
       }
     ).version;
-  const onCost = gwMax / max.get(cases[4]!.name)!.rps;
+  const onCost = roundRatio(cases[3]!.name, cases[4]!.name);
+  const cpuOf = (i: number) => cpu(cases[i]!.name);
+  const vsNginx = roundRatio(cases[3]!.name, cases[1]!.name);
+  const vsFastify = roundRatio(cases[3]!.name, cases[5]!.name);
   const report = `# Gateway benchmark (bench/gateway.bench.ts)
 
 One run, ${new Date().toISOString()}. Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average
@@ -306,14 +419,29 @@ Versions: Node ${process.version}; ${version('nginx', ['-v'])}; ${version('hapro
 undici ${pkg('undici')}; @fastify/http-proxy ${pkg('@fastify/http-proxy')}; fastify ${pkg('fastify')}; http-proxy ${pkg('http-proxy')}; autocannon ${pkg('autocannon')}.
 
 Same upstream for all (a 1-worker nginx answering \`200 hello\`), one worker / process / thread per
-proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\` after a 1 s warm-up.
+proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\`, every proxy
+warmed twice for 2 s first, then ${ROUNDS} rounds (each proxy once per round, the order rotated each
+round). req/s, p50, p99: the median run; ratios: the median of the per-round ratios.
 
-| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms |
-|---|---|---|---|---|---|---|
+| Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms | CPU µs/req |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${ratio(gwMax, nginxMax)}×**; ≥ 1.5× @fastify/http-proxy →
-**${ratio(gwMax, fastify)}×**; default policies on ≤ 1.15× the cost of off → **${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
+CPU µs/req: the proxy's own CPU time (user + system, all its processes, from /proc) per request
+during its wrk runs (median over the rounds; for the upstream row, the upstream's). On a machine
+where the proxy's core is the limit, throughput ratios tend to the inverse CPU ratios — nginx ÷
+gateway ${(cpuOf(1) / cpuOf(3)).toFixed(2)}×, @fastify/http-proxy ÷ gateway ${(cpuOf(5) / cpuOf(3)).toFixed(2)}×, policies on ÷ off ${(cpuOf(4) / cpuOf(3)).toFixed(2)}×,
+gateway ÷ the Node proxying floor ${(cpuOf(3) / cpuOf(7)).toFixed(2)}×. On a shared machine it moves with the load too (caches,
+other tenants), so read it beside the throughput ratios, not instead of them.
+
+Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${vsNginx.toFixed(2)}×**; ≥ 1.5× @fastify/http-proxy →
+**${vsFastify.toFixed(2)}×**; default policies on ≤ 1.15× the cost of off → **${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
+
+Per round (gateway without policies ÷ the other, same round):
+
+| round | × nginx | × @fastify/http-proxy | off ÷ on | × Node proxying floor |
+|---|---|---|---|---|
+${perRound.join('\n')}
 
 ## Added latency at a fixed rate (autocannon, 20 connections, ${SECONDS} s)
 
@@ -333,11 +461,29 @@ ${latRows(atGwHalf).join('\n')}
 
 ## Time to first token (SSE)
 
-Median over 100 sequential streams (fetch, first body chunk): direct ${ttftDirect.toFixed(2)} ms, through the
+Median over 100 streams each (fetch, first body chunk; direct and through the gateway alternating, after 10 warm-up pairs): direct ${ttftDirect.toFixed(2)} ms, through the
 gateway ${ttftGateway.toFixed(2)} ms (**+${(ttftGateway - ttftDirect).toFixed(2)} ms**; target: within 5 ms of direct).
 
 Target: added p99 ≤ 2 ms at half of nginx's maximum rate (where a row's "req/s done" is below the
 rate requested, the proxy could not keep up and its latency includes queueing).
+
+## How the gateway is set up here
+
+- Upstream transport: the gateway's own HTTP/1.1 keep-alive pool for \`http://\` endpoints
+  (src/gateway/h1-pool.ts, h1-parse.ts: one write per request head, the response parsed in JS,
+  reads straight into a per-socket buffer through \`onread\`, no promise/stream/closure per
+  request); undici only for other endpoints, health checks and store-and-forward deliveries.
+- "No policies": \`retry: false\`, breaker off, outlier ejection thresholds 0. "Default policies
+  on": route \`timeoutMs\` 5 s, \`perTryTimeoutMs\` 2 s, retry (2 attempts) with the upstream's
+  retry budget, the endpoint breaker, outlier ejection, a per-client-IP rate limit (with IETF
+  RateLimit response headers). Metrics are on in both (plain counters and a duration histogram
+  per route, counters and a latency EWMA per endpoint, read only when scraped).
+- Access log: off in both rows (\`accessLog: false\`). When on, the CLI writes it through pino
+  with an asynchronous destination (\`pino.destination({ sync: false })\`): one entry per
+  request, no sampling.
+- "Node proxying floor": node:http in front of the same upstream pool with none of the gateway's
+  work (routing, header hygiene, X-Forwarded-*, request ids, policies, metrics): what a Node
+  proxy costs on this machine before any gateway logic.
 `;
   writeFileSync(join(ROOT, 'bench/RESULTS-gateway.md'), report);
   console.log(report);

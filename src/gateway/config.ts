@@ -108,7 +108,7 @@ const upstream = s.object({
   overprovisioningFactor: s
     .optional(s.number({ min: 1 }), 1.4)
     .describe('Priority tiers: a tier takes min(1, healthy share × this) of the traffic (Envoy).'),
-  connections: s.optional(s.int({ min: 1 }), 64).describe('Connections per endpoint (undici pool).'),
+  connections: s.optional(s.int({ min: 1 }), 64).describe('Connections per endpoint (keep-alive pool).'),
   keepAliveTimeoutMs: s
     .optional(s.duration(), 60_000)
     .describe('Idle keep-alive time of upstream connections; 0 turns keep-alive off (lint warns).'),

@@ -1,7 +1,8 @@
 /**
- * One proxied request's attempts: picks an endpoint, dispatches through its undici pool (the
- * low-level `dispatch` API: no promise or stream object per request), and decides at each
- * failure whether to retry on another endpoint:
+ * One proxied request's attempts: picks an endpoint, sends through its transport (the lean
+ * HTTP/1.1 pool of `h1-pool.ts` for `http://` endpoints, undici's low-level `dispatch` for the
+ * others: no promise or stream object per request either way), and decides at each failure
+ * whether to retry on another endpoint:
  *
  * - connect errors (nothing was sent) are retried for every method; resets, per-try timeouts and
  *   the route's statuses (502, 503, 504, 429 by default) only for the route's idempotent methods
@@ -19,9 +20,10 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RandomSource } from '../core/clock.js';
 import { parseRetryAfter } from '../core/retry-after.js';
-import { type ErrorKind, errorKind } from './http.js';
+import type { CallHandler } from './h1-pool.js';
+import { type ErrorKind, errorKind, idempotentMethod } from './http.js';
 import type { Outcome } from './outlier.js';
-import { AttemptCancelledError, budget } from './policies.js';
+import { AttemptCancelledError, abandoned, budget } from './policies.js';
 import type { Route } from './route.js';
 import type { Endpoint } from './upstream.js';
 
@@ -31,8 +33,11 @@ type Headers = Record<string, string | string[] | undefined>;
 export interface Sink {
   /** The response starts. Return false to refuse it as a failure (it is then treated as undeliverable). */
   start(status: number, headers: Headers): boolean;
-  /** A body chunk; false means "pause until `onDrain`". */
-  data(chunk: Buffer): boolean;
+  /**
+   * A body chunk; false means "pause until `onDrain`". `last`: the transport knows this is the
+   * body's last chunk (`end` still follows; a sink may finish the response here already).
+   */
+  data(chunk: Buffer, last?: boolean): boolean;
   onDrain(resume: () => void): void;
   end(): void;
   /** The response broke after it started. */
@@ -56,8 +61,15 @@ enum Phase {
   Done,
 }
 
-class Attempt implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | null = null;
+/** What an attempt can do to its request, whichever the transport. */
+interface Controller {
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+}
+
+class Attempt implements Dispatcher.DispatchHandler, CallHandler {
+  controller: Controller | null = null;
   headSeen = false;
   discard = false;
   ended = false;
@@ -78,12 +90,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ep.inFlight--;
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onRequestStart(controller: Controller): void {
     this.controller = controller;
-    if (this.x.phase === Phase.Done) controller.abort(new Error('the client went away'));
+    if (this.x.phase === Phase.Done) controller.abort(abandoned('the client went away'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
+  onResponseStart(controller: Controller, status: number, headers: Headers): void {
     if (status < 200) return;
     this.controller = controller;
     this.headSeen = true;
@@ -95,13 +107,15 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.x.onHead(this, status, headers);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: Controller, chunk: Buffer, last?: boolean): void {
     if (this.discard) {
       this.discarded += chunk.length;
       if (this.discarded > 65_536) controller.abort(new Error('discarded body too large'));
       return;
     }
-    if (!this.x.sink.data(chunk)) {
+    if (
+      !this.x.sink.data(chunk, last === true && this.x.phase === Phase.Forwarding && this.x.isCurrent(this))
+    ) {
       controller.pause();
       this.x.sink.onDrain(() => controller.resume());
     }
@@ -113,7 +127,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.x.onEnd(this);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onResponseError(_controller: Controller, error: Error): void {
     this.release();
     if (this.discard) return;
     if (this.x.phase === Phase.Done && !this.headSeen) {
@@ -123,7 +137,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (!this.headSeen) {
       const kind = errorKind(error);
       const now = performance.now();
-      if (this.dispatched)
+      // Given up by the gateway (the client went away): not the endpoint's failure.
+      if (this.dispatched && this.x.phase !== Phase.Done)
         this.x.route.upstream.record(
           this.ep,
           kind === 'other' ? 'error5xx' : 'gatewayError',
@@ -169,6 +184,11 @@ export class Exchange {
     this.deadline = t0 + route.config.timeoutMs;
   }
 
+  /** True when `a` is the attempt whose response is forwarded. */
+  isCurrent(a: Attempt): boolean {
+    return this.current === a;
+  }
+
   /** Starts the first attempt. */
   run(): void {
     if (this.route.retry !== null) {
@@ -183,7 +203,7 @@ export class Exchange {
     if (this.phase === Phase.Done) return;
     this.report.notes.push('clientClosed');
     this.finish(499);
-    this.current?.controller?.abort(new Error('the client went away'));
+    this.current?.controller?.abort(abandoned('the client went away'));
   }
 
   private attempt(): void {
@@ -202,19 +222,10 @@ export class Exchange {
     req.headers[1] = ep.url.slice(ep.url.indexOf('//') + 2);
     const cfg = this.route.config;
     const left = Math.max(1, Math.floor(this.deadline - now));
-    const opts: Dispatcher.DispatchOptions = {
-      path: req.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: req.headers,
-      body: req.body,
-      headersTimeout: cfg.perTryTimeoutMs === undefined ? left : Math.min(left, cfg.perTryTimeoutMs),
-      bodyTimeout: cfg.idleTimeoutMs,
-      idempotent: req.replayable,
-    };
+    const headersTimeout = cfg.perTryTimeoutMs === undefined ? left : Math.min(left, cfg.perTryTimeoutMs);
     const breaker = ep.breaker;
     if (breaker === null) {
-      a.dispatched = true;
-      ep.pool.dispatch(opts, a);
+      this.send(a, headersTimeout);
       return;
     }
     breaker
@@ -223,8 +234,7 @@ export class Exchange {
           new Promise<number>((resolve, reject) => {
             a.resolve = resolve;
             a.reject = reject;
-            a.dispatched = true;
-            ep.pool.dispatch(opts, a);
+            this.send(a, headersTimeout);
           }),
       )
       .then(undefined, (error: unknown) => {
@@ -234,6 +244,38 @@ export class Exchange {
         this.report.notes.push('breakerOpen');
         this.onAttemptError(a, error as Error);
       });
+  }
+
+  /** Sends the attempt's request through its endpoint's transport. */
+  private send(a: Attempt, headersTimeout: number): void {
+    const req = this.request;
+    const ep = a.ep;
+    a.dispatched = true;
+    if (ep.h1 !== null) {
+      a.controller = ep.h1.request(
+        req.method,
+        req.path,
+        req.headers,
+        req.body,
+        headersTimeout,
+        this.route.config.idleTimeoutMs,
+        req.replayable && (req.hasIdempotencyKey || idempotentMethod(req.method)),
+        a,
+      );
+      return;
+    }
+    ep.pool.dispatch(
+      {
+        path: req.path,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: req.headers,
+        body: req.body,
+        headersTimeout,
+        bodyTimeout: this.route.config.idleTimeoutMs,
+        idempotent: req.replayable,
+      },
+      a,
+    );
   }
 
   private canRetry(kind: ErrorKind | 'status' | 'breaker', waitMs: number): boolean {
@@ -267,7 +309,7 @@ export class Exchange {
   /** A response's head arrived. */
   onHead(a: Attempt, status: number, headers: Headers): void {
     if (this.phase === Phase.Done || a !== this.current) {
-      a.controller?.abort(new Error('no longer wanted'));
+      a.controller?.abort(abandoned('no longer wanted'));
       return;
     }
     if (this.route.retryOn.has(status)) {

@@ -61,6 +61,7 @@ const PRIORITIES = { critical: 0, high: 1.5, normal: 1, low: 0.5 } as const;
 
 class ClientSink implements Sink {
   sse = false;
+  private ended = false;
   constructor(
     private readonly res: ServerResponse,
     private readonly route: Route,
@@ -72,18 +73,28 @@ class ClientSink implements Sink {
     if (this.extra !== null) Object.assign(h, this.extra);
     const ct = h['content-type'];
     this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream');
-    this.res.writeHead(status, h);
-    if (this.sse) this.res.flushHeaders();
+    const res = this.res;
+    res.writeHead(status, h);
+    // A stream's head goes out at once; with its first event when that came in the same read.
+    if (this.sse)
+      queueMicrotask(() => {
+        if (!res.headersSent && !res.destroyed) res.flushHeaders();
+      });
     return true;
   }
-  data(chunk: Buffer): boolean {
+  data(chunk: Buffer, last?: boolean): boolean {
+    if (last === true) {
+      this.ended = true;
+      this.res.end(chunk); // head and body in one write
+      return true;
+    }
     return this.res.write(chunk);
   }
   onDrain(resume: () => void): void {
     this.res.once('drain', resume);
   }
   end(): void {
-    this.res.end();
+    if (!this.ended) this.res.end();
   }
   broken(error: Error): void {
     const res = this.res;
@@ -359,7 +370,7 @@ export function createHandler(
           },
           t0,
         );
-        res.once('close', () => {
+        res.on('close', () => {
           if (!res.writableFinished) {
             x.abort();
             done(499);

@@ -117,7 +117,7 @@ export function downstreamHeaders(
 /** What kind of failure an upstream error is. */
 export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'idle' | 'protocol' | 'other';
 
-/** Classifies an undici/Node error. */
+/** Classifies a transport (h1-pool, undici) or Node socket error. */
 export function errorKind(error: unknown): ErrorKind {
   const code = (error as { code?: string } | null)?.code ?? '';
   switch (code) {
@@ -127,15 +127,20 @@ export function errorKind(error: unknown): ErrorKind {
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UPSTREAM_CONNECT_TIMEOUT':
       return 'connect';
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
+    case 'UPSTREAM_CLOSED':
+    case 'UPSTREAM_POOL_CLOSED':
       return 'reset';
     case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UPSTREAM_HEADERS_TIMEOUT':
       return 'timeout';
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'UPSTREAM_BODY_TIMEOUT':
       return 'idle';
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_HEADER_TOKEN':
@@ -144,6 +149,7 @@ export function errorKind(error: unknown): ErrorKind {
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_INFO':
+    case 'UPSTREAM_PROTOCOL':
       return 'protocol';
     default:
       return code.startsWith('HPE_') ? 'protocol' : 'other';

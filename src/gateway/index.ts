@@ -41,6 +41,8 @@ export {
   startGateway,
   startGatewayFromFile,
 } from './gateway.js';
+export { type ParserEvents, type ResponseHeaders, ResponseParser, UpstreamError } from './h1-parse.js';
+export { Call, type CallHandler, H1Pool, type H1PoolOptions } from './h1-pool.js';
 export type { AccessEntry } from './handler.js';
 export { UpstreamHealth } from './health-checks.js';
 export { type HedgeSettings, hedgeDelay } from './hedge-race.js';

@@ -29,10 +29,24 @@ export interface EndpointBreakerSettings {
   readonly halfOpenAfterMs: number;
 }
 
+/** The code of the error an attempt is aborted with when the gateway no longer wants it. */
+const ABANDONED = 'GATEWAY_ABANDONED';
+
+/**
+ * The reason an attempt is aborted with when the gateway itself gives it up (the client went
+ * away, another attempt answered): no verdict on the endpoint, so its breaker excludes it.
+ */
+export function abandoned(message: string): Error {
+  return Object.assign(new Error(message), { code: ABANDONED });
+}
+
+const isAbandoned = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === ABANDONED;
+
 /**
  * The breaker of one endpoint: opens after `threshold` consecutive failures (connect errors,
  * resets, timeouts and 5xx answers), half-opens after `halfOpenAfterMs`. The attempt it wraps
- * resolves to the upstream's status code.
+ * resolves to the upstream's status code; an attempt the gateway abandoned (`abandoned()`)
+ * counts neither way.
  */
 export function endpointBreaker(
   name: string,
@@ -51,11 +65,10 @@ export function endpointBreakerOptions(name: string, settings: EndpointBreakerSe
     name,
     breaker: { kind: 'consecutive' as const, threshold: settings.threshold },
     halfOpenAfterMs: settings.halfOpenAfterMs,
-    // A cancelled attempt (the client left, a hedge lost) says nothing about the endpoint.
-    handle: handle
-      .all()
-      .except(AttemptCancelledError)
-      .orResults((status: number) => status >= 500),
+    handle: handle.all().orResults((status: number) => status >= 500),
+    // An attempt the gateway gave up or cancelled (the client left, a hedge lost) says nothing
+    // about the endpoint: it counts neither way.
+    exclude: handle.errors((e: unknown) => isAbandoned(e) || e instanceof AttemptCancelledError),
   };
 }
 

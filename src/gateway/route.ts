@@ -5,6 +5,7 @@
  */
 
 import type { Component, ComponentDescriptor, ComponentEvent, Snapshot } from '../core/component.js';
+import { ConfigError } from '../core/errors.js';
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import { type RetryConfig, type RouteConfig, retryDefaults } from './config.js';
 import type { ClientLimiter } from './fleet.js';
@@ -136,6 +137,12 @@ export class Route implements Component {
   ) {
     this.name = config.name ?? `route-${index}`;
     this.fingerprint = JSON.stringify(config);
+    if (config.rewrite !== undefined && /[\s\0]/.test(config.rewrite))
+      throw new ConfigError(
+        `routes[${index}].rewrite`,
+        'a path without spaces, CR, LF or NUL',
+        config.rewrite,
+      );
     this.matcher = compileRoute(config);
     this.retry =
       config.retry === false
@@ -155,13 +162,22 @@ export class Route implements Component {
         limiter: makeLimiter(this.name, i, name, l.limit, l.windowMs),
       };
     });
-    const pairs = (r: Record<string, string> | undefined) =>
-      r === undefined ? null : Object.entries(r).map(([k, v]) => [k.toLowerCase(), v] as const);
+    const pairs = (r: Record<string, string> | undefined, where: string) => {
+      if (r === undefined) return null;
+      // Written as they are into request/response heads: a name must be a token, a value free of CR/LF/NUL.
+      for (const [k, v] of Object.entries(r)) {
+        if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(k))
+          throw new ConfigError(`routes[${index}].${where}`, 'header names that are HTTP tokens', k);
+        if (/[\r\n\0]/.test(v))
+          throw new ConfigError(`routes[${index}].${where}.${k}`, 'a header value without CR, LF or NUL', v);
+      }
+      return Object.entries(r).map(([k, v]) => [k.toLowerCase(), v] as const);
+    };
     const set = (a: string[] | undefined) =>
       a === undefined ? null : new Set(a.map((x) => x.toLowerCase()));
-    this.requestAdd = pairs(config.requestHeaders?.add);
+    this.requestAdd = pairs(config.requestHeaders?.add, 'requestHeaders.add');
     this.requestRemove = set(config.requestHeaders?.remove);
-    this.responseAdd = pairs(config.responseHeaders?.add);
+    this.responseAdd = pairs(config.responseHeaders?.add, 'responseHeaders.add');
     this.responseRemove = set(config.responseHeaders?.remove);
   }
 

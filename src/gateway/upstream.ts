@@ -13,6 +13,7 @@ import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import type { RetryBudget } from '../core/retry-budget.js';
 import { makeStrategy, PeakEwma, type Pickable, type Strategy } from './balancer.js';
 import { type EndpointConfig, outlierDefaults, type UpstreamConfig } from './config.js';
+import { H1Pool } from './h1-pool.js';
 import { type EjectionChange, type Outcome, OutlierDetector, OutlierState } from './outlier.js';
 import {
   type EndpointBreaker,
@@ -52,6 +53,8 @@ const upstreamDescriptor: ComponentDescriptor = {
   counters: { panics: 'picks made in panic mode', retriesRefused: 'retries refused by the retry budget' },
 };
 
+const always = (): boolean => true;
+
 /** One endpoint. */
 export class Endpoint implements Component, Pickable {
   readonly kind = 'gatewayEndpoint';
@@ -61,7 +64,10 @@ export class Endpoint implements Component, Pickable {
   readonly weight: number;
   readonly priority: number;
   readonly region: string | undefined;
+  /** The undici pool (health checks, store-and-forward, `https://` endpoints). */
   readonly pool: Pool;
+  /** The lean HTTP/1.1 transport of proxied requests to an `http://` endpoint (null for others). */
+  readonly h1: H1Pool | null;
   readonly outlier = new OutlierState();
   readonly ewma = new PeakEwma(10_000);
   currentWeight = 0;
@@ -96,6 +102,17 @@ export class Endpoint implements Component, Pickable {
       keepAliveMaxTimeout: Math.max(keepAlive, 1),
       connect: { timeout: settings.connectTimeoutMs },
     });
+    const u = new URL(this.url);
+    this.h1 =
+      u.protocol === 'http:'
+        ? new H1Pool({
+            host: u.hostname.replace(/^\[|\]$/g, ''),
+            port: u.port === '' ? 80 : Number(u.port),
+            connections: settings.connections,
+            keepAliveTimeoutMs: keepAlive,
+            connectTimeoutMs: settings.connectTimeoutMs,
+          })
+        : null;
     this.breaker?.onStateChange((e) =>
       this.emit({
         kind: this.kind,
@@ -219,6 +236,18 @@ export class Upstream implements Component {
   /** Picks an endpoint for an attempt, avoiding `tried` when another is available. */
   pick(tried: readonly Endpoint[] | null, now: number): Endpoint {
     const all = this.endpoints;
+    // The common case, without allocating: every endpoint takes traffic, none tried yet.
+    if (tried === null || tried.length === 0) {
+      let n = 0;
+      for (const e of all) if (e.unavailable(now) === null) n++;
+      if (n === all.length) {
+        if (this.lastPanic) {
+          this.lastPanic = false;
+          this.emit({ kind: this.kind, name: this.name, event: 'panicEnded' });
+        }
+        return all.length === 1 ? all[0]! : this.strategy.pick(all, all, always);
+      }
+    }
     let available: Endpoint[] = [];
     for (const e of all) if (e.unavailable(now) === null) available.push(e);
     const panic = available.length / all.length < this.config.panicThresholdRatio || available.length === 0;
@@ -275,6 +304,6 @@ export class Upstream implements Component {
   /** Stops timers and closes the pools (in-flight requests finish first). */
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    await Promise.allSettled(this.endpoints.map((e) => e.pool.close()));
+    await Promise.allSettled(this.endpoints.flatMap((e) => [e.pool.close(), e.h1?.close()]));
   }
 }
