@@ -14,7 +14,6 @@ import {
   adaptiveTimeout,
   backoff,
   bulkhead,
-  type Component,
   cache,
   chaos,
   circuitBreaker,
@@ -24,7 +23,6 @@ import {
   hedge,
   loadShedder,
   pipeline,
-  type Registry,
   rateLimit,
   rateLimiter,
   retry,
@@ -32,7 +30,7 @@ import {
   timeout,
 } from 'bulwark';
 import { memoryAudit } from 'bulwark/server';
-import { createFakeClock, type FakeClock } from 'bulwark/testing';
+import { createFakeClock } from 'bulwark/testing';
 import { describe, it } from 'vitest';
 import { createHealthMonitor, customCheck } from '../src/health/index.js';
 import { createAlerts, createMetrics, sloTracker } from '../src/metrics/index.js';

@@ -14,7 +14,7 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { type LimitRow, refill, scheduleValues, toSchedule } from './feature-rows.js';
 import { pgFeatureQueries } from './pg-features-sql.js';
-import type { Row, Statement } from './pg-sql.js';
+import type { Statement } from './pg-sql.js';
 import { type ClaimRow, claimedRows, leanClaimed } from './rows.js';
 import type { ClaimedItem, EnqueueOutcome, LeaseRef, NewItem } from './store.js';
 import type {

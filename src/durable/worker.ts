@@ -359,8 +359,10 @@ export class Worker<T> {
   private readonly extendManually = (a: Attempt): Promise<void> => this.leases.extend(a, 'manual');
 
   /** `job.progress(value)`: the attempt's reporter, made on its first use (most jobs never report). */
-  private readonly reportProgress = (a: Attempt, value: unknown): Promise<void> =>
-    (a.reporter ??= progressReporter(this.q.store, this.q.name, a.ref, this.clock))(value);
+  private readonly reportProgress = (a: Attempt, value: unknown): Promise<void> => {
+    a.reporter ??= progressReporter(this.q.store, this.q.name, a.ref, this.clock);
+    return a.reporter(value);
+  };
 
   private timedOut(entry: Attempt, timeoutMs: number): void {
     if (entry.settled) return;
