@@ -84,3 +84,32 @@ export function lineColumn(text: string, offset: number): [number, number] {
   }
   return [line, offset - start + 1];
 }
+
+/** The first syntax error of a parsed YAML document, at its line and column. */
+export interface YamlSyntaxIssue {
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+  /** The `yaml` package's error. */
+  readonly cause: unknown;
+}
+
+/**
+ * The first syntax error of `doc` (parsed from `text` by the `yaml` package), or null.
+ *
+ * @example
+ * ```ts nocheck
+ * const doc = yamlPackage.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+ * const bad = yamlSyntaxIssue(text, doc);
+ * if (bad !== null) throw new Error(`${file}:${bad.line}:${bad.col} ${bad.message}`);
+ * ```
+ */
+export function yamlSyntaxIssue(
+  text: string,
+  doc: { readonly errors: readonly { readonly pos: [number, number]; readonly message: string }[] },
+): YamlSyntaxIssue | null {
+  const syntax = doc.errors[0];
+  if (syntax === undefined) return null;
+  const [line, col] = lineColumn(text, syntax.pos[0]);
+  return { line, col, message: syntax.message.split('\n')[0] ?? 'invalid YAML', cause: syntax };
+}

@@ -8,7 +8,12 @@
 
 import { readFile } from 'node:fs/promises';
 import { BulwarkError, ConfigError } from '../core/errors.js';
-import { lineColumn as lineCol, yamlOffsetOf as offsetOf, type YamlNodeLike } from '../core/yaml-position.js';
+import {
+  lineColumn as lineCol,
+  yamlOffsetOf as offsetOf,
+  type YamlNodeLike,
+  yamlSyntaxIssue,
+} from '../core/yaml-position.js';
 import { type GatewayConfig, parseGatewayConfig } from './config.js';
 
 /** A configuration file that cannot be used: `file:line:col path: message`. */
@@ -50,18 +55,8 @@ export class GatewayConfigError extends BulwarkError {
 export async function parseGatewayYaml(text: string, file = 'bulwark.yaml'): Promise<GatewayConfig> {
   const yaml = await import('yaml');
   const doc = yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const [line, col] = lineCol(text, syntax.pos[0]);
-    throw new GatewayConfigError(
-      file,
-      line,
-      col,
-      '',
-      syntax.message.split('\n')[0] ?? 'invalid YAML',
-      syntax,
-    );
-  }
+  const bad = yamlSyntaxIssue(text, doc);
+  if (bad !== null) throw new GatewayConfigError(file, bad.line, bad.col, '', bad.message, bad.cause);
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   try {
     return parseGatewayConfig(value);

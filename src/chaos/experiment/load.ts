@@ -8,7 +8,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { BulwarkError, ConfigError } from '../../core/errors.js';
-import { lineColumn, type YamlNodeLike, yamlOffsetOf } from '../../core/yaml-position.js';
+import { lineColumn, type YamlNodeLike, yamlOffsetOf, yamlSyntaxIssue } from '../../core/yaml-position.js';
 import { type Experiment, parseExperiment } from './schema.js';
 
 /** An experiment file that cannot be used: `file:line:col path: message`. */
@@ -85,18 +85,8 @@ export async function parseExperimentText(
   if (value === undefined) {
     const yaml = await import('yaml');
     const doc = yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-    const syntax = doc.errors[0];
-    if (syntax !== undefined) {
-      const [line, col] = lineColumn(text, syntax.pos[0]);
-      throw new ExperimentFileError(
-        file,
-        line,
-        col,
-        '',
-        syntax.message.split('\n')[0] ?? 'invalid YAML',
-        syntax,
-      );
-    }
+    const bad = yamlSyntaxIssue(text, doc);
+    if (bad !== null) throw new ExperimentFileError(file, bad.line, bad.col, '', bad.message, bad.cause);
     value = doc.toJS({ maxAliasCount: 100 });
     root = doc.contents as YamlNodeLike | null;
   }
