@@ -8,6 +8,7 @@
  * @module
  */
 
+import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
 import { BulwarkAuditError, loadPeer } from './errors.js';
 
@@ -140,11 +141,15 @@ export function canonicalHeader(h: AuditHeader): string {
   return `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${h.tags.map((t) => q(t)).join(',')}],"time":${h.time},"v":${h.v}}`;
 }
 
-const ZERO = Uint8Array.of(0);
+/** One-shot `crypto.hash` (Node >= 20.12): about twice as fast as createHash for small inputs. */
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string })
+  .hash;
+const sha256Hex = (data: string | Uint8Array): string =>
+  oneShot !== undefined ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 
-/** SHA-256(0x00 ‖ JCS(header)) in hex. */
+/** SHA-256(0x00 ‖ JCS(header)) in hex (the NUL character is the one byte 0x00 in UTF-8). */
 export function hashHeader(header: AuditHeader): string {
-  return createHash('sha256').update(ZERO).update(canonicalHeader(header)).digest('hex');
+  return sha256Hex(`\u0000${canonicalHeader(header)}`);
 }
 
 let saltPool = Buffer.alloc(0);
@@ -156,7 +161,7 @@ function freshSalt(): Uint8Array {
     saltAt = 0;
   }
   saltAt += 16;
-  return Uint8Array.prototype.slice.call(saltPool, saltAt - 16, saltAt);
+  return saltPool.subarray(saltAt - 16, saltAt);
 }
 
 /** A fresh salt and the digest of the canonical payload bytes under it. */
@@ -164,7 +169,10 @@ export function digestPayload(
   bytes: Uint8Array,
   salt: Uint8Array = freshSalt(),
 ): { salt: Uint8Array; digest: string } {
-  return { salt, digest: createHash('sha256').update(salt).update(bytes).digest('hex') };
+  const both = Buffer.allocUnsafe(salt.length + bytes.length);
+  both.set(salt, 0);
+  both.set(bytes, salt.length);
+  return { salt, digest: sha256Hex(both) };
 }
 
 const TAG = /^[a-z0-9][a-z0-9._:-]{0,63}$/;
