@@ -34,7 +34,7 @@ import {
   settleRetention,
   type WorkOptions,
 } from './options.js';
-import { Payloads } from './payloads.js';
+import { Payloads, type SubjectSealing } from './payloads.js';
 import { rewrapItems } from './rewrap.js';
 import type { ItemState, NewItem, QueueStore, StoreStats } from './store.js';
 import { Worker, type WorkerHost } from './worker.js';
@@ -100,9 +100,9 @@ export class Queue<T = unknown> {
   /** @internal Made by `openQueue`. */
   constructor(options: QueueOptions<T>) {
     this.name = options.name;
-    this.store = options.store;
     this.keyring = options.keyring;
     this.payloads = new Payloads(this.name, options.codec ?? (defaultCodec as PayloadCodec<T>), this.keyring);
+    this.store = this.payloads.withSubjectKeys(options.store, options.subjectKeys);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.backoff =
@@ -257,10 +257,16 @@ export class Queue<T = unknown> {
     return delay;
   }
 
-  private makeItem(payload: T, options: EnqueueOptions | undefined, now: number, path: string): NewItem {
+  private makeItem(
+    payload: T,
+    options: EnqueueOptions | undefined,
+    now: number,
+    path: string,
+    subject?: SubjectSealing,
+  ): NewItem {
     if (options !== undefined) enqueueSchema.parse(options, path);
     const id = uuidv7(now);
-    const { bytes, keyId } = this.payloads.seal(id, payload);
+    const { bytes, keyId } = this.payloads.seal(id, payload, subject);
     return {
       id,
       payload: bytes,
@@ -297,8 +303,9 @@ export class Queue<T = unknown> {
    */
   async enqueue(payload: T, options?: EnqueueOptions): Promise<EnqueueResult> {
     this.checkAccepting();
+    const sealing = options?.subject === undefined ? undefined : await this.payloads.sealing(options.subject);
     const now = this.clock.date();
-    const item = this.makeItem(payload, options, now, 'enqueue');
+    const item = this.makeItem(payload, options, now, 'enqueue', sealing);
     const out = await this.store.enqueue(this.name, [item], now, options?.tx);
     this.enqueued(out);
     return out[0]!;
@@ -321,9 +328,10 @@ export class Queue<T = unknown> {
     tx?: unknown,
   ): Promise<EnqueueResult[]> {
     this.checkAccepting();
+    const sealings = await this.payloads.sealings(entries.map((e) => e.options?.subject));
     const now = this.clock.date();
     const items = entries.map((e, i) =>
-      this.makeItem(e.payload, e.options, now, `enqueueMany[${i}].options`),
+      this.makeItem(e.payload, e.options, now, `enqueueMany[${i}].options`, sealings[i]),
     );
     const out = await this.store.enqueue(this.name, items, now, tx);
     this.enqueued(out);
