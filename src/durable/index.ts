@@ -6,7 +6,6 @@
  */
 
 export { type CliIo, main as runQueueCli } from './cli.js';
-export type { SubjectKeyProvider } from './payloads.js';
 export { defaultCodec, jsonCodec, type PayloadCodec } from './codec.js';
 export { DeadLetters, type RedriveResult, type RedriveSkip } from './dead-letters.js';
 export { QUEUE_DESCRIPTOR, WORKER_DESCRIPTOR } from './descriptors.js';
@@ -38,6 +37,7 @@ export type {
   RetentionOptions,
   WorkOptions,
 } from './options.js';
+export type { SubjectKeyProvider } from './payloads.js';
 export {
   type PostgresQueueStore,
   type PostgresStoreOptions,
