@@ -154,7 +154,15 @@ export const BATCH_FORMATS: Readonly<
   sql: (rows, ctx) => sqlBatchChunks(rows, ctx.columns, ctx.dialect ?? 'postgres', ctx.table ?? ctx.source),
 };
 
-/** Groups rows into arrays of up to `size` (one await per row of the source, none per row after). */
+/**
+ * Groups rows into arrays of up to `size` (one await per row of the source, none per row after).
+ *
+ * @example
+ * ```ts
+ * import { batched } from 'bulwark/export';
+ * for await (const b of batched([{ a: 1 }, { a: 2 }, { a: 3 }], 2)) console.log(b.length); // 2, then 1
+ * ```
+ */
 export async function* batched(rows: AsyncIterable<Row> | Iterable<Row>, size = 512): RowBatches {
   let batch: Row[] = [];
   for await (const r of rows) {
