@@ -212,6 +212,18 @@ describe('PostgreSQL CSV fast path (real server)', () => {
         to: join(dir, 'bad.csv'),
       }),
     ).rejects.toThrow(/nope/);
+    // An error in the middle of the COPY (row 300 divides by zero) fails the export.
+    await expect(
+      exportTo({
+        source: postgresQuerySource({
+          name: 'x',
+          pool,
+          sql: 'SELECT g AS id, 1 / (g - 300) AS x FROM generate_series(1, 600) g',
+        }),
+        format: 'csv',
+        to: join(dir, 'mid.csv'),
+      }),
+    ).rejects.toThrow(/division by zero/);
     // Every client went back to the pool.
     expect(pool.totalCount - pool.idleCount).toBe(0);
   });

@@ -75,8 +75,7 @@ export class AuditLog implements Component {
   #sinceCheckpoint = 0;
   #tampered = false;
   #timer: TimerHandle | undefined;
-  /** True once the store is open (append then skips an await). */
-  #isReady = false;
+  #isReady = false; // the store is open: append skips an await
   readonly #counters = { appends: 0, appendFailures: 0, verifies: 0, checkpoints: 0, purges: 0 };
 
   constructor(options: AuditLogOptions) {
@@ -590,14 +589,5 @@ export class AuditLog implements Component {
 export function openAuditLog(options: AuditLogOptions): AuditLog {
   return new AuditLog(options);
 }
-
-export type {
-  AuditLogOptions,
-  AuditRecord,
-  ConsistencyProof,
-  InclusionProof,
-  PurgeOptions,
-  VerifyReport,
-} from './log-types.js';
 
 import { auditOperations } from './operations.js';

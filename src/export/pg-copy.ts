@@ -92,16 +92,17 @@ class CopyOut {
     if (this.#accLen >= FLUSH_BYTES - 512) this.#flush();
   }
 
+  /** pg drops the active query on an error (no readyForQuery follows for it): end the stream now. */
   handleError(error: Error): void {
+    if (this.#paused) this.#conn?.stream.resume();
+    this.#paused = false;
     this.#error = error;
+    this.stream.destroy(error);
   }
 
   handleReadyForQuery(): void {
     if (this.#paused) this.#conn?.stream.resume();
-    if (this.#error !== undefined) {
-      this.stream.destroy(this.#error);
-      return;
-    }
+    if (this.#error !== undefined) return;
     this.#flush();
     this.stream.push(null);
   }
