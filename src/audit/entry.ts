@@ -121,24 +121,37 @@ export function headerOf(e: AuditHeader): AuditHeader {
   };
 }
 
-const LONE_SURROGATE = /[\uD800-\uDFFF]/;
 const q = JSON.stringify;
 
 /**
  * RFC 8785 of a header, written directly: its keys are fixed (already in UTF-16 order), strings
  * serialise as JSON.stringify does (as RFC 8785 specifies) and numbers are safe integers. Falls
- * back to the general canonicaliser for anything else (which also refuses lone surrogates).
- * A property test checks it equals `canonical(headerOf(h))`. @internal
+ * back to the general canonicaliser for anything else, and whenever the text holds `\ud` (how
+ * JSON.stringify writes a lone surrogate, which RFC 8785 refuses). A property test checks it
+ * equals `canonical(headerOf(h))`. @internal
  */
 export function canonicalHeader(h: AuditHeader): string {
-  const strings = [h.action, h.actor, h.outcome, h.prevHash, h.resource, ...h.tags];
-  if (h.subject !== null) strings.push(h.subject);
-  if (h.payloadDigest !== null) strings.push(h.payloadDigest);
-  const plain = Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.time) && Number.isSafeInteger(h.v);
-  if (!plain || strings.some((x) => typeof x !== 'string' || LONE_SURROGATE.test(x)))
-    return canonical(headerOf(h));
+  let plain =
+    Number.isSafeInteger(h.seq) &&
+    Number.isSafeInteger(h.time) &&
+    Number.isSafeInteger(h.v) &&
+    typeof h.action === 'string' &&
+    typeof h.actor === 'string' &&
+    typeof h.outcome === 'string' &&
+    typeof h.prevHash === 'string' &&
+    typeof h.resource === 'string' &&
+    (h.subject === null || typeof h.subject === 'string') &&
+    (h.payloadDigest === null || typeof h.payloadDigest === 'string');
+  let tags = '';
+  for (let i = 0; plain && i < h.tags.length; i++) {
+    const t = h.tags[i];
+    if (typeof t !== 'string') plain = false;
+    else tags += i === 0 ? q(t) : `,${q(t)}`;
+  }
+  if (!plain) return canonical(headerOf(h));
   const opt = (x: string | null) => (x === null ? 'null' : q(x));
-  return `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${h.tags.map((t) => q(t)).join(',')}],"time":${h.time},"v":${h.v}}`;
+  const out = `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${tags}],"time":${h.time},"v":${h.v}}`;
+  return out.includes('\\ud') ? canonical(headerOf(h)) : out;
 }
 
 /** One-shot `crypto.hash` (Node >= 20.12): about twice as fast as createHash for small inputs. */
