@@ -70,6 +70,8 @@ export interface StoredPayload {
   readonly keyId: string | null;
 }
 
+const q = JSON.stringify;
+
 type Canonicalize = (value: unknown) => string | undefined;
 let canonicalizeFn: Canonicalize | undefined;
 
@@ -83,8 +85,55 @@ export async function loadCanonical(): Promise<Canonicalize> {
   return canonicalizeFn;
 }
 
+/**
+ * RFC 8785 of plain JSON data (null, booleans, finite numbers, strings, arrays, plain objects)
+ * in one pass; undefined when the value needs the general canonicaliser (anything else, or too
+ * deep). Keys sort by UTF-16 code units and strings and numbers serialise as JSON.stringify
+ * does, as RFC 8785 specifies; a property test checks it against the `canonicalize` package.
+ */
+function fastCanonical(v: unknown, depth: number): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return q(v);
+    case 'number':
+      return Number.isFinite(v) ? q(v) : undefined;
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'object': {
+      if (v === null) return 'null';
+      if (depth > 32) return undefined;
+      let out: string;
+      if (Array.isArray(v)) {
+        out = '[';
+        for (let i = 0; i < v.length; i++) {
+          const c = fastCanonical(v[i], depth + 1);
+          if (c === undefined) return undefined;
+          out += i === 0 ? c : `,${c}`;
+        }
+        return `${out}]`;
+      }
+      const proto: unknown = Object.getPrototypeOf(v);
+      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return undefined;
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o).sort();
+      out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const c = fastCanonical(o[keys[i]!], depth + 1);
+        if (c === undefined) return undefined;
+        out += `${i === 0 ? '' : ','}${q(keys[i])}:${c}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** RFC 8785 canonical JSON of `value`; `loadCanonical()` must have resolved first. @internal */
 export function canonical(value: unknown): string {
+  const fast = fastCanonical(value, 0);
+  // JSON.stringify writes a lone surrogate as \udxxx; RFC 8785 refuses it: let the package decide.
+  if (fast !== undefined && !fast.includes('\\ud')) return fast;
   if (canonicalizeFn === undefined) throw new Error('canonical() before loadCanonical()');
   let text: string | undefined;
   try {
@@ -120,8 +169,6 @@ export function headerOf(e: AuditHeader): AuditHeader {
     prevHash: e.prevHash,
   };
 }
-
-const q = JSON.stringify;
 
 /**
  * RFC 8785 of a header, written directly: its keys are fixed (already in UTF-16 order), strings
