@@ -61,7 +61,7 @@ export class CsvNeutraliser {
     if (b !== 0xef) return 0;
     if (this.#headLen < 3) return complete ? 0 : -1;
     const c = this.#head[2]!;
-    // U+FF1D ＝, U+FF0B ＋, U+FF0D －, U+FF20 ＠ are EF BC 9D / 8B / 8D and EF BD A0... (＠ is EF BC A0).
+    // U+FF1D ＝, U+FF0B ＋, U+FF0D －, U+FF20 ＠ are EF BC 9D, EF BC 8B, EF BC 8D, EF BC A0 in UTF-8.
     return this.#head[1] === 0xbc && (c === 0x9d || c === 0x8b || c === 0x8d || c === 0xa0) ? 1 : 0;
   }
 
