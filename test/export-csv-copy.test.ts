@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import fc from 'fast-check';
@@ -192,6 +193,29 @@ describe('PostgreSQL CSV fast path (real server)', () => {
       expect(back).toHaveLength(600);
     });
   }
+
+  it('a slow writer backpressures the COPY, and the connection is reusable after it (no socket left paused)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const slow = new Writable({
+        highWaterMark: 1024,
+        write(_chunk, _enc, cb) {
+          setTimeout(cb, 1);
+        },
+      });
+      const r = await exportTo({
+        source: postgresQuerySource({
+          name: 'g',
+          pool,
+          sql: "SELECT g AS id, repeat('x', 40) AS pad FROM generate_series(1, 30000) g",
+        }),
+        format: 'csv',
+        to: slow,
+      });
+      expect(r.rows).toBe(30_000);
+      expect((await pool.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    }
+    expect(pool.totalCount - pool.idleCount).toBe(0);
+  }, 120_000);
 
   it('falls back to the cursor path for parameters and unsupported types; a bad query fails clearly', async () => {
     const withParam = postgresQuerySource({

@@ -45,16 +45,13 @@ class CopyOut {
   #accLen = 0;
   #error: Error | undefined;
   #paused = false;
+  /** The server finished the COPY: never pause the socket again (the client's next queries need it). */
+  #finished = false;
 
   constructor(readonly text: string) {
     this.stream = new Readable({
       highWaterMark: 1 << 18,
-      read: () => {
-        if (this.#paused) {
-          this.#paused = false;
-          this.#conn?.stream.resume();
-        }
-      },
+      read: () => this.#resume(),
     });
   }
 
@@ -68,10 +65,19 @@ class CopyOut {
     const chunk = this.#acc.subarray(0, this.#accLen);
     this.#acc = Buffer.allocUnsafe(FLUSH_BYTES);
     this.#accLen = 0;
-    if (!this.stream.push(chunk) && !this.#paused) {
-      this.#paused = true;
-      this.#conn?.stream.pause();
-    }
+    if (!this.stream.push(chunk)) this.#pause();
+  }
+
+  #pause(): void {
+    if (this.#paused || this.#finished) return;
+    this.#paused = true;
+    this.#conn?.stream.pause();
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#conn?.stream.resume();
   }
 
   handleCopyData(msg: { chunk: Buffer }): void {
@@ -80,10 +86,7 @@ class CopyOut {
       this.#flush();
       // A row longer than the buffer gets its own copy.
       if (c.length > this.#acc.length) {
-        if (!this.stream.push(Buffer.from(c)) && !this.#paused) {
-          this.#paused = true;
-          this.#conn?.stream.pause();
-        }
+        if (!this.stream.push(Buffer.from(c))) this.#pause();
         return;
       }
     }
@@ -94,14 +97,15 @@ class CopyOut {
 
   /** pg drops the active query on an error (no readyForQuery follows for it): end the stream now. */
   handleError(error: Error): void {
-    if (this.#paused) this.#conn?.stream.resume();
-    this.#paused = false;
+    this.#finished = true;
+    this.#resume();
     this.#error = error;
     this.stream.destroy(error);
   }
 
   handleReadyForQuery(): void {
-    if (this.#paused) this.#conn?.stream.resume();
+    this.#finished = true;
+    this.#resume();
     if (this.#error !== undefined) return;
     this.#flush();
     this.stream.push(null);
