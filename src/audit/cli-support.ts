@@ -8,8 +8,9 @@
 import { parseArgs } from 'node:util';
 import { keyringFromEnv } from '../durable/encryption.js';
 import { payloadEncryption } from '../keyring/encryption.js';
+import { postgresSubjectKeyStore } from '../keyring/pg-subject-keys.js';
 import type { PayloadProtector } from '../keyring/protector.js';
-import { sqliteSubjectKeyStore, subjectKeys } from '../keyring/subject-keys.js';
+import { type SubjectKeyStore, sqliteSubjectKeyStore, subjectKeys } from '../keyring/subject-keys.js';
 
 /** Where a CLI writes. */
 export interface CliIo {
@@ -71,24 +72,61 @@ export function throttled<T>(everyMs: number, write: (v: T) => void): (v: T, fin
   };
 }
 
-/** Payload encryption from BULWARK_KEYS (and subject keys from a SQLite file), when set. */
+/** Subject keys opened by the CLI, to close when the command ends. */
+const opened: { close(): Promise<void> }[] = [];
+
+/** Closes the subject key stores the CLI opened (an open PostgreSQL pool would keep it running). */
+export async function closeCliKeys(): Promise<void> {
+  for (const k of opened.splice(0)) await k.close().catch(() => {});
+}
+
+/**
+ * Payload encryption from BULWARK_KEYS, when set, with subject keys from `subjectKeysAt`: a SQLite
+ * file, or `postgres://…?schema=NAME` (`&table=NAME`) for keys kept on PostgreSQL.
+ */
 export function encryptionFromEnv(
-  subjectKeysPath: string | undefined,
+  subjectKeysAt: string | undefined,
   env = process.env,
 ): PayloadProtector | undefined {
   if (env.BULWARK_KEYS === undefined || env.BULWARK_KEYS.trim() === '') return undefined;
   const ring = keyringFromEnv('BULWARK_KEYS', env);
-  return payloadEncryption({
-    keyring: ring,
-    ...(subjectKeysPath === undefined
-      ? {}
-      : {
-          subjectKeys: subjectKeys({
-            keyring: ring,
-            store: sqliteSubjectKeyStore({ path: subjectKeysPath }),
-          }),
-        }),
-  });
+  if (subjectKeysAt === undefined) return payloadEncryption({ keyring: ring });
+  const keys = subjectKeys({ keyring: ring, store: subjectKeyStoreAt(subjectKeysAt) });
+  opened.push(keys);
+  return payloadEncryption({ keyring: ring, subjectKeys: keys });
+}
+
+function subjectKeyStoreAt(at: string): SubjectKeyStore {
+  if (!/^postgres(ql)?:\/\//.test(at)) return sqliteSubjectKeyStore({ path: at });
+  const url = new URL(at);
+  const schema = url.searchParams.get('schema') ?? undefined;
+  const table = url.searchParams.get('table') ?? undefined;
+  url.searchParams.delete('schema');
+  url.searchParams.delete('table');
+  let pool: import('pg').Pool | undefined;
+  let store: SubjectKeyStore | undefined;
+  const ready = async () => {
+    if (store === undefined) {
+      const pg = (await import('pg')).default;
+      pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+      store = postgresSubjectKeyStore({
+        pool,
+        ...(schema === undefined ? {} : { schema }),
+        ...(table === undefined ? {} : { table }),
+      });
+    }
+    return store;
+  };
+  return {
+    init: async () => (await ready()).init(),
+    get: async (s) => (await ready()).get(s),
+    put: async (r) => (await ready()).put(r),
+    create: async (r) => (await ready()).create!(r),
+    list: async (a, l) => (await ready()).list(a, l),
+    close: async () => {
+      await pool?.end();
+    },
+  };
 }
 
 /** Runs a command body: usage errors exit 2 with the usage text, other errors exit 1 with their message. */

@@ -8,13 +8,15 @@
  * bulwark audit checkpoint --store SPEC --signing-key PEM_FILE [--json]
  * bulwark audit purge      --store SPEC (--tag T | --subject S | --before ISO | --seqs 1,2) --actor A --reason R (--yes | --dry-run) [--json]
  * ```
- * Encrypted payloads are read with `BULWARK_KEYS` (and `--subject-keys PATH` for subject keys).
+ * Encrypted payloads are read with `BULWARK_KEYS` (and `--subject-keys PATH|postgres://…?schema=S`
+ * for subject keys).
  * @module
  */
 
 import { readFileSync } from 'node:fs';
 import {
   type CliIo,
+  closeCliKeys,
   encryptionFromEnv,
   need,
   parse,
@@ -38,7 +40,7 @@ Commands:
 
 Options:
   --store SPEC         sqlite:PATH or postgres://user@host/db?schema=NAME (required)
-  --subject-keys PATH  SQLite file of subject keys (with BULWARK_KEYS, to read subject payloads)
+  --subject-keys AT    subject keys: a SQLite file, or postgres://…?schema=NAME (with BULWARK_KEYS)
   --json               machine-readable output
 `;
 
@@ -192,6 +194,7 @@ export function main(argv: readonly string[], io: CliIo): Promise<number> {
       return 0;
     } finally {
       await log.close();
+      await closeCliKeys();
     }
   });
 }

@@ -19,16 +19,15 @@ export {
 } from './entry.js';
 export { type AuditErrorCode, BulwarkAuditError } from './errors.js';
 export type { AuditLogEvent } from './events.js';
-export {
-  AuditLog,
-  type AuditLogOptions,
-  type AuditRecord,
-  type ConsistencyProof,
-  type InclusionProof,
-  openAuditLog,
-  type PurgeOptions,
-  type VerifyReport,
-} from './log.js';
+export { AuditLog, openAuditLog } from './log.js';
+export type {
+  AuditLogOptions,
+  AuditRecord,
+  ConsistencyProof,
+  InclusionProof,
+  PurgeOptions,
+  VerifyReport,
+} from './log-types.js';
 export {
   consistencyProof,
   EMPTY_ROOT,

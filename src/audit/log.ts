@@ -75,6 +75,7 @@ export class AuditLog implements Component {
   #sinceCheckpoint = 0;
   #tampered = false;
   #timer: TimerHandle | undefined;
+  #isReady = false; // the store is open: append skips an await
   readonly #counters = { appends: 0, appendFailures: 0, verifies: 0, checkpoints: 0, purges: 0 };
 
   constructor(options: AuditLogOptions) {
@@ -98,6 +99,7 @@ export class AuditLog implements Component {
       await loadCanonical();
       await store.init();
       this.#seq = (await store.head()).seq;
+      this.#isReady = true;
     })();
     this.#ready.catch(() => {});
     this.#armTimer();
@@ -128,7 +130,7 @@ export class AuditLog implements Component {
    * Appends an entry; resolves with it (seq, hash) once it is durable.
    */
   async append(input: AuditEntryInput): Promise<AuditEntry> {
-    await this.#open();
+    if (!this.#isReady || this.#closed !== undefined) await this.#open();
     const fields = normaliseInput(input, this.#clock.date());
     let payload: PreparedEntry['payload'] = null;
     let payloadDigest: string | null = null;
@@ -587,14 +589,5 @@ export class AuditLog implements Component {
 export function openAuditLog(options: AuditLogOptions): AuditLog {
   return new AuditLog(options);
 }
-
-export type {
-  AuditLogOptions,
-  AuditRecord,
-  ConsistencyProof,
-  InclusionProof,
-  PurgeOptions,
-  VerifyReport,
-} from './log-types.js';
 
 import { auditOperations } from './operations.js';

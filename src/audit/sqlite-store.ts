@@ -165,10 +165,13 @@ export class SqliteAuditStore implements AuditStore {
     const run = this.#db!.transaction(() => {
       const head = st.head!.get() as AuditHead;
       const entries = chain({ seq: Number(head.seq), hash: head.hash }, batch);
-      for (const [i, e] of entries.entries()) {
-        st.insert!.run(...entryValues(e));
+      const insert = st.insert!;
+      const insertPayload = st.insertPayload!;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        insert.run(entryValues(e));
         const p = batch[i]!.payload;
-        if (p !== null) st.insertPayload!.run(e.seq, p.salt, p.body, p.keyId);
+        if (p !== null) insertPayload.run(e.seq, p.salt, p.body, p.keyId);
       }
       const last = entries[entries.length - 1];
       if (last !== undefined) st.setHead!.run(last.seq, last.hash);

@@ -205,3 +205,33 @@ describe('canonicalHeader', () => {
     );
   });
 });
+
+describe('canonical', () => {
+  it('equals the canonicalize package (RFC 8785) for any value, or both refuse it', async () => {
+    const pkg = (await import('canonicalize')).default as (v: unknown) => string | undefined;
+    await loadCanonical();
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.anything({
+        withNullPrototype: true,
+        withObjectString: true,
+        withSparseArray: true,
+        withBoxedValues: true,
+      }),
+      fc.dictionary(fc.string({ unit: 'binary' }), fc.oneof(fc.string({ unit: 'binary' }), fc.double())),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        let expected: string | undefined;
+        try {
+          expected = pkg(v);
+        } catch {
+          expected = undefined;
+        }
+        if (expected === undefined) expect(() => canonical(v)).toThrow();
+        else expect(canonical(v)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { ComponentDescriptor } from '../core/component.js';
+import type { ComponentDescriptor, Snapshot } from '../core/component.js';
+import type { StoreStats } from './store.js';
 
 /**
  * The descriptor of every durable queue (`kind: 'durableQueue'`).
@@ -70,3 +71,32 @@ export const WORKER_DESCRIPTOR: ComponentDescriptor = {
     errors: 'Store operations that failed',
   },
 };
+
+/** A queue's snapshot from its figures (the store's counts as of `stats.at`). @internal */
+export function queueSnapshot(
+  name: string,
+  state: string,
+  workers: number,
+  inFlight: number,
+  st: (StoreStats & { at: number }) | null,
+  counters: Readonly<Record<string, number>>,
+  details: { store: string; timeoutMs: number; maxAttempts: number },
+): Snapshot {
+  return {
+    kind: 'durableQueue',
+    name,
+    state,
+    gauges: {
+      workers,
+      inFlight,
+      pending: st?.pending ?? 0,
+      delayed: st?.delayed ?? 0,
+      active: st?.active ?? 0,
+      completed: st?.completed ?? 0,
+      dead: st?.dead ?? 0,
+      oldestPendingAgeMs: st?.oldestPendingAgeMs ?? 0,
+    },
+    counters: { ...counters },
+    details: { ...details, statsAt: st === null ? null : new Date(st.at).toISOString() },
+  };
+}

@@ -39,6 +39,7 @@ export type {
   RetentionOptions,
   WorkOptions,
 } from './options.js';
+export type { SubjectKeyProvider } from './payloads.js';
 export {
   type PostgresQueueStore,
   type PostgresStoreOptions,

@@ -13,6 +13,7 @@ import type { Registry } from '../core/registry.js';
 import { type Schema, s } from '../core/schema.js';
 import type { PayloadCodec } from './codec.js';
 import type { Keyring } from './encryption.js';
+import type { SubjectKeyProvider } from './payloads.js';
 import type { QueueStore } from './store.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -40,6 +41,11 @@ export interface QueueOptions<T = unknown> {
   codec?: PayloadCodec<T>;
   /** Encrypts payloads at rest with this keyring (opt-in). */
   keyring?: Keyring;
+  /**
+   * Per-subject data keys (`subjectKeys(...)` of `bulwark/keyring`): items enqueued with a
+   * `subject` are sealed with that subject's key, and become unreadable once it is erased.
+   */
+  subjectKeys?: SubjectKeyProvider;
   /** Attempts per item before it is dead-lettered (per-item override at enqueue). Default 10. */
   maxAttempts?: number;
   /** Delay before each retry, by attempt. Default `backoff.exponential({ initialMs: 1_000, maxMs: 300_000, jitter: 'full' })`. */
@@ -88,6 +94,8 @@ export interface EnqueueOptions {
   timeoutMs?: number;
   /** A store transaction handle (a `pg` client inside BEGIN) to enqueue in your transaction (PostgreSQL only). */
   tx?: unknown;
+  /** The data subject the payload is about: sealed with the subject's key (needs the queue's `subjectKeys`). */
+  subject?: string;
 }
 
 /** Options of `queue.work`. */
@@ -167,6 +175,7 @@ export const queueSchema = s.object({
   store: object('a QueueStore (sqliteStore(...) or postgresStore(...))', hasFns('claim', 'enqueue')),
   codec: s.optional(object('a codec with encode and decode functions', hasFns('encode', 'decode'))),
   keyring: s.optional(object('a Keyring (keyring(...) or keyringFromEnv(...))', hasFns('_wrap'))),
+  subjectKeys: s.optional(object('subject keys (subjectKeys(...) of bulwark/keyring)', hasFns('ringFor'))),
   maxAttempts: s.optional(s.int({ min: 1 })),
   backoff: s.optional(
     s.custom('a backoff, e.g. backoff.exponential()', (v, path) =>
@@ -205,6 +214,7 @@ export const enqueueSchema = s.object({
   maxAttempts: s.optional(s.int({ min: 1 })),
   timeoutMs: s.optional(s.int({ min: 1 })),
   tx: s.optional(s.unknown()),
+  subject: s.optional(s.string({ maxLength: 200 })),
 });
 
 /** The schema of `redrive`'s options. @internal */

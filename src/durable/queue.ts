@@ -18,7 +18,7 @@ import { type Disposer, type Listener, PolicyEmitter } from '../core/events.js';
 import type { Registry } from '../core/registry.js';
 import { defaultCodec, type PayloadCodec } from './codec.js';
 import { DeadLetters } from './dead-letters.js';
-import { QUEUE_DESCRIPTOR } from './descriptors.js';
+import { QUEUE_DESCRIPTOR, queueSnapshot } from './descriptors.js';
 import type { Keyring } from './encryption.js';
 import { BulwarkDurableError } from './errors.js';
 import { type DurableQueueEvent, eventBase, type QueueState, queueState } from './events.js';
@@ -108,9 +108,9 @@ export class Queue<T = unknown> {
   /** @internal Made by `openQueue`. */
   constructor(options: QueueOptions<T>) {
     this.name = options.name;
-    this.store = options.store;
     this.keyring = options.keyring;
     this.payloads = new Payloads(this.name, options.codec ?? (defaultCodec as PayloadCodec<T>), this.keyring);
+    this.store = this.payloads.withSubjectKeys(options.store, options.subjectKeys);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.backoff =
@@ -212,29 +212,19 @@ export class Queue<T = unknown> {
   snapshot(): Snapshot {
     let inFlight = 0;
     for (const w of this.workers) inFlight += w.stats.inFlight;
-    const st = this.lastStats;
-    return {
-      kind: this.kind,
-      name: this.name,
-      state: this.state(),
-      gauges: {
-        workers: this.workers.size,
-        inFlight,
-        pending: st?.pending ?? 0,
-        delayed: st?.delayed ?? 0,
-        active: st?.active ?? 0,
-        completed: st?.completed ?? 0,
-        dead: st?.dead ?? 0,
-        oldestPendingAgeMs: st?.oldestPendingAgeMs ?? 0,
-      },
-      counters: { ...this.counters },
-      details: {
+    return queueSnapshot(
+      this.name,
+      this.state(),
+      this.workers.size,
+      inFlight,
+      this.lastStats,
+      this.counters,
+      {
         store: this.store.description,
-        statsAt: st === null ? null : new Date(st.at).toISOString(),
         timeoutMs: this.timeoutMs,
         maxAttempts: this.maxAttempts,
       },
-    };
+    );
   }
 
   /** Throws `CLOSED` once the queue is closed. */
@@ -266,9 +256,28 @@ export class Queue<T = unknown> {
     }
   }
 
-  private makeItem(payload: T, options: EnqueueOptions | undefined, now: number, path: string): NewItem {
-    const seal = (id: string, p: T) => this.payloads.seal(id, p);
-    return newItem({ store: this.store, maxAttempts: this.maxAttempts, seal }, payload, options, now, path);
+  /** Seals and stores `entries` in one transaction (`path(i)` names entry i's options in errors). */
+  private async put(
+    entries: readonly { payload: T; options?: EnqueueOptions | undefined }[],
+    tx: unknown,
+    path: (i: number) => string,
+  ): Promise<EnqueueResult[]> {
+    this.checkAccepting();
+    const sealings = await this.payloads.sealings(entries.map((e) => e.options?.subject));
+    const now = this.clock.date();
+    const q = { store: this.store, maxAttempts: this.maxAttempts };
+    const items = entries.map((e, i) =>
+      newItem(
+        { ...q, seal: (id, p: T) => this.payloads.seal(id, p, sealings[i]) },
+        e.payload,
+        e.options,
+        now,
+        path(i),
+      ),
+    );
+    const out = await this.store.enqueue(this.name, items, now, tx);
+    this.enqueued(out);
+    return out;
   }
 
   private enqueued(out: readonly EnqueueResult[]): void {
@@ -294,12 +303,7 @@ export class Queue<T = unknown> {
    * ```
    */
   async enqueue(payload: T, options?: EnqueueOptions): Promise<EnqueueResult> {
-    this.checkAccepting();
-    const now = this.clock.date();
-    const item = this.makeItem(payload, options, now, 'enqueue');
-    const out = await this.store.enqueue(this.name, [item], now, options?.tx);
-    this.enqueued(out);
-    return out[0]!;
+    return (await this.put([{ payload, options }], options?.tx, () => 'enqueue'))[0]!;
   }
 
   /**
@@ -318,14 +322,7 @@ export class Queue<T = unknown> {
     entries: readonly { payload: T; options?: Omit<EnqueueOptions, 'tx'> }[],
     tx?: unknown,
   ): Promise<EnqueueResult[]> {
-    this.checkAccepting();
-    const now = this.clock.date();
-    const items = entries.map((e, i) =>
-      this.makeItem(e.payload, e.options, now, `enqueueMany[${i}].options`),
-    );
-    const out = await this.store.enqueue(this.name, items, now, tx);
-    this.enqueued(out);
-    return out;
+    return this.put(entries, tx, (i) => `enqueueMany[${i}].options`);
   }
 
   /**

@@ -7,6 +7,7 @@
 import { ConfigError } from '../core/errors.js';
 import { type Keyring, rewrapPayload } from './encryption.js';
 import type { RewrapProgress } from './job.js';
+import { isSubjectKeyId } from './payloads.js';
 import type { QueueStore } from './store.js';
 
 /** Re-wraps the items of `queue` encrypted with older keys (see `queue.rewrap`). @internal */
@@ -27,6 +28,11 @@ export async function rewrapItems(
   for (let b = 0; b < maxBatches; b++) {
     const items = await store.listForRewrap(queue, ring.currentKeyId, cursor, batchSize);
     for (const item of items) {
+      // Items sealed with a subject key keep it (subjectKeys.rewrap() re-wraps those keys).
+      if (isSubjectKeyId(item.keyId)) {
+        cursor = item.id;
+        continue;
+      }
       let next: { bytes: Uint8Array; keyId: string };
       try {
         next = rewrapPayload(ring, queue, item.id, item.keyId, item.payload);

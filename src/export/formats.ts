@@ -7,7 +7,7 @@
 
 import { BulwarkError } from '../core/errors.js';
 import { type Column, cellText, jsonValue, type Row } from './rows.js';
-import { type SqlDialect, sqlChunks } from './sql.js';
+import { type SqlDialect, sqlBatchChunks } from './sql.js';
 
 /** The export formats. */
 export type ExportFormat = 'json' | 'ndjson' | 'csv' | 'sql' | 'md';
@@ -38,7 +38,10 @@ const plain = (row: Row, columns: readonly Column[]) => {
   return out;
 };
 
-async function* json(rows: AsyncIterable<Row>, ctx: FormatContext): AsyncIterable<string> {
+/** Rows in batches (what the writers read: one await per batch, not per row). */
+export type RowBatches = AsyncIterable<readonly Row[]>;
+
+async function* json(rows: RowBatches, ctx: FormatContext): AsyncIterable<string> {
   const head = {
     schemaVersion: 1,
     source: ctx.source,
@@ -47,24 +50,24 @@ async function* json(rows: AsyncIterable<Row>, ctx: FormatContext): AsyncIterabl
     columns: ctx.columns,
   };
   yield `${JSON.stringify(head).slice(0, -1)},"rows":[`;
-  let first = true;
-  for await (const r of rows) {
-    yield `${first ? '\n' : ',\n'}${JSON.stringify(plain(r, ctx.columns))}`;
-    first = false;
+  let sep = '\n';
+  for await (const batch of rows) {
+    let buf = '';
+    for (const r of batch) {
+      buf += `${sep}${JSON.stringify(plain(r, ctx.columns))}`;
+      sep = ',\n';
+    }
+    if (buf !== '') yield buf;
   }
   yield '\n]}\n';
 }
 
-async function* ndjson(rows: AsyncIterable<Row>, ctx: FormatContext): AsyncIterable<string> {
-  let buf = '';
-  for await (const r of rows) {
-    buf += `${JSON.stringify(plain(r, ctx.columns))}\n`;
-    if (buf.length > 65_536) {
-      yield buf;
-      buf = '';
-    }
+async function* ndjson(rows: RowBatches, ctx: FormatContext): AsyncIterable<string> {
+  for await (const batch of rows) {
+    let buf = '';
+    for (const r of batch) buf += `${JSON.stringify(plain(r, ctx.columns))}\n`;
+    if (buf !== '') yield buf;
   }
-  if (buf !== '') yield buf;
 }
 
 type Stringifier = (input: unknown[][], options: Record<string, unknown>) => string;
@@ -86,24 +89,39 @@ export async function loadCsv(): Promise<Stringifier> {
   }
 }
 
-async function* csv(rows: AsyncIterable<Row>, ctx: FormatContext): AsyncIterable<string> {
+/**
+ * The csv-stringify options of every CSV export: RFC 4180 (CRLF, quotes doubled); cells starting
+ * with = + - @ TAB CR (or their full-width forms) get a leading ' (numbers are left alone); fields
+ * holding a comma, a quote, LF or CR are quoted. @internal
+ */
+export const CSV_OPTIONS = {
+  escape_formulas: true,
+  record_delimiter: 'windows',
+  // csv-stringify leaves a bare LF or CR unquoted once record_delimiter is set: RFC 4180 wants it quoted.
+  quote_record_delimiter: true,
+  cast: { boolean: (b: boolean) => String(b) },
+} as const;
+
+/** The CSV header line of these columns. @internal */
+export async function csvHeader(columns: readonly Column[]): Promise<string> {
+  return (await loadCsv())([columns.map((c) => c.name)], CSV_OPTIONS);
+}
+
+async function* csv(rows: RowBatches, ctx: FormatContext): AsyncIterable<string> {
   const stringify = await loadCsv();
-  // RFC 4180 (CRLF, quotes doubled); cells starting with = + - @ TAB CR get a leading ' (numbers are left alone).
-  const opts = {
-    escape_formulas: true,
-    record_delimiter: 'windows',
-    cast: { boolean: (b: boolean) => String(b) },
-  };
-  yield stringify([ctx.columns.map((c) => c.name)], opts);
-  let batch: unknown[][] = [];
-  for await (const r of rows) {
-    batch.push(ctx.columns.map((c) => cellText(r[c.name])));
-    if (batch.length === 1000) {
-      yield stringify(batch, opts);
-      batch = [];
+  yield await csvHeader(ctx.columns);
+  const names = ctx.columns.map((c) => c.name);
+  for await (const batch of rows) {
+    if (batch.length === 0) continue;
+    const cells = new Array<unknown[]>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const line = new Array<unknown>(names.length);
+      for (let j = 0; j < names.length; j++) line[j] = cellText(r[names[j]!]);
+      cells[i] = line;
     }
+    yield stringify(cells, CSV_OPTIONS);
   }
-  if (batch.length > 0) yield stringify(batch, opts);
 }
 
 const mdCell = (v: unknown): string => {
@@ -116,26 +134,69 @@ const mdCell = (v: unknown): string => {
         .replace(/\r?\n|\r/g, '<br>');
 };
 
-async function* markdown(rows: AsyncIterable<Row>, ctx: FormatContext): AsyncIterable<string> {
+async function* markdown(rows: RowBatches, ctx: FormatContext): AsyncIterable<string> {
   yield `| ${ctx.columns.map((c) => mdCell(c.name)).join(' | ')} |\n| ${ctx.columns.map(() => '---').join(' | ')} |\n`;
-  let buf = '';
-  for await (const r of rows) {
-    buf += `| ${ctx.columns.map((c) => mdCell(r[c.name])).join(' | ')} |\n`;
-    if (buf.length > 65_536) {
-      yield buf;
-      buf = '';
-    }
+  for await (const batch of rows) {
+    let buf = '';
+    for (const r of batch) buf += `| ${ctx.columns.map((c) => mdCell(r[c.name])).join(' | ')} |\n`;
+    if (buf !== '') yield buf;
   }
-  if (buf !== '') yield buf;
 }
 
-/** The writer of each format. */
-export const FORMATS: Readonly<
-  Record<ExportFormat, (rows: AsyncIterable<Row>, ctx: FormatContext) => AsyncIterable<string>>
+/** The writer of each format, reading rows in batches. @internal */
+export const BATCH_FORMATS: Readonly<
+  Record<ExportFormat, (rows: RowBatches, ctx: FormatContext) => AsyncIterable<string>>
 > = {
   json,
   ndjson,
   csv,
   md: markdown,
-  sql: (rows, ctx) => sqlChunks(rows, ctx.columns, ctx.dialect ?? 'postgres', ctx.table ?? ctx.source),
+  sql: (rows, ctx) => sqlBatchChunks(rows, ctx.columns, ctx.dialect ?? 'postgres', ctx.table ?? ctx.source),
+};
+
+/**
+ * Groups rows into arrays of up to `size` (one await per row of the source, none per row after).
+ *
+ * @example
+ * ```ts
+ * import { batched } from 'bulwark/export';
+ * for await (const b of batched([{ a: 1 }, { a: 2 }, { a: 3 }], 2)) console.log(b.length); // 2, then 1
+ * ```
+ */
+export async function* batched(rows: AsyncIterable<Row> | Iterable<Row>, size = 512): RowBatches {
+  let batch: Row[] = [];
+  for await (const r of rows) {
+    batch.push(r);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+const byRow =
+  (f: (rows: RowBatches, ctx: FormatContext) => AsyncIterable<string>) =>
+  (rows: AsyncIterable<Row>, ctx: FormatContext) =>
+    f(batched(rows), ctx);
+
+/**
+ * The writer of each format, from rows to text chunks.
+ *
+ * @example
+ * ```ts
+ * import { FORMATS, iterableSource } from 'bulwark/export';
+ * let text = '';
+ * for await (const chunk of FORMATS.md(iterableSource('t', [{ a: 1 }]).rows(), { source: 't', columns: [{ name: 'a', type: 'integer' }], exportedAt: '' })) text += chunk;
+ * console.log(text); // "| a |\n| --- |\n| 1 |\n"
+ * ```
+ */
+export const FORMATS: Readonly<
+  Record<ExportFormat, (rows: AsyncIterable<Row>, ctx: FormatContext) => AsyncIterable<string>>
+> = {
+  json: byRow(json),
+  ndjson: byRow(ndjson),
+  csv: byRow(csv),
+  md: byRow(markdown),
+  sql: byRow(BATCH_FORMATS.sql),
 };

@@ -7,11 +7,20 @@
  */
 
 export { type BundleManifest, type BundleOptions, exportBundle, type ManifestFile } from './bundle.js';
-export { EXTENSIONS, type ExportFormat, FORMATS, type FormatContext } from './formats.js';
+export { CsvNeutraliser } from './csv-neutralise.js';
+export {
+  batched,
+  EXTENSIONS,
+  type ExportFormat,
+  FORMATS,
+  type FormatContext,
+  type RowBatches,
+} from './formats.js';
 export { type ExportRecord, exportHistory, recordExport } from './history.js';
 export {
   type Column,
   type ColumnType,
+  type CsvCopy,
   cellText,
   type ExportSource,
   inferColumns,

@@ -31,6 +31,22 @@ export interface ExportSource {
   readonly name: string;
   readonly columns?: readonly Column[];
   rows(): AsyncIterable<Row>;
+  /** The same rows in arrays (faster: one await per batch); used instead of `rows` when present. */
+  batches?(): AsyncIterable<readonly Row[]>;
+  /**
+   * A CSV fast path: the rows already as RFC 4180 records (CRLF, formulas neutralised, no header),
+   * byte-equal to what the csv-stringify path writes; undefined when the source cannot provide it.
+   */
+  copyCsv?(): Promise<CsvCopy | undefined>;
+}
+
+/** What `ExportSource.copyCsv` gives. */
+export interface CsvCopy {
+  readonly columns: readonly Column[];
+  /** CSV records (no header line). */
+  readonly chunks: AsyncIterable<Uint8Array>;
+  /** Records seen so far. */
+  rows(): number;
 }
 
 /** The type a value suggests for its column. */

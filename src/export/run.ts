@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { type Clock, systemClock } from '../core/clock.js';
 import { clockSchema, duck } from '../core/common-schemas.js';
 import { s } from '../core/schema.js';
-import { type ExportFormat, FORMATS } from './formats.js';
+import { BATCH_FORMATS, batched, csvHeader, type ExportFormat } from './formats.js';
 import { type Column, type ExportSource, inferColumns, type Row } from './rows.js';
 import type { SqlDialect } from './sql.js';
 
@@ -55,15 +55,17 @@ export interface ExportResult {
   readonly columns: readonly Column[];
 }
 
-/** Peeks the first row to infer columns, then yields every row. */
+/** Peeks the first batch to infer columns, then yields every batch. */
 async function withColumns(
   source: ExportSource,
-): Promise<{ columns: readonly Column[]; rows: AsyncIterable<Row> }> {
-  if (source.columns !== undefined) return { columns: source.columns, rows: source.rows() };
-  const it = source.rows()[Symbol.asyncIterator]();
-  const first = await it.next();
-  const columns = first.done === true ? [] : inferColumns(first.value);
-  async function* rest(): AsyncIterable<Row> {
+): Promise<{ columns: readonly Column[]; rows: AsyncIterable<readonly Row[]> }> {
+  const all = source.batches?.() ?? batched(source.rows());
+  if (source.columns !== undefined) return { columns: source.columns, rows: all };
+  const it = all[Symbol.asyncIterator]();
+  let first = await it.next();
+  while (first.done !== true && first.value.length === 0) first = await it.next();
+  const columns = first.done === true ? [] : inferColumns(first.value[0]!);
+  async function* rest(): AsyncIterable<readonly Row[]> {
     if (first.done === true) return;
     yield first.value;
     for (let n = await it.next(); n.done !== true; n = await it.next()) yield n.value;
@@ -106,7 +108,11 @@ export async function exportTo(options: ExportOptions): Promise<ExportResult> {
   EXPORT_OPTIONS.parse(options, 'exportTo');
   const clock = options.clock ?? systemClock;
   const every = options.progressEveryMs ?? 1000;
-  const { columns, rows } = await withColumns(options.source);
+  const copy = options.format === 'csv' ? await options.source.copyCsv?.() : undefined;
+  const { columns, rows } =
+    copy === undefined
+      ? await withColumns(options.source)
+      : { columns: copy.columns, rows: (async function* () {})() };
   const started = clock.now();
   let count = 0;
   let bytes = 0;
@@ -122,15 +128,31 @@ export async function exportTo(options: ExportOptions): Promise<ExportResult> {
         : undefined;
     options.onProgress({ rows: count, bytes, elapsedMs, rowsPerSec, etaMs, done });
   };
-  async function* counted(): AsyncIterable<Row> {
-    for await (const r of rows) {
-      count++;
-      if ((count & 1023) === 0 && clock.now() - lastReport >= every) {
-        lastReport = clock.now();
-        report(false);
-      }
-      yield r;
+  const tick = () => {
+    if (options.onProgress !== undefined && clock.now() - lastReport >= every) {
+      lastReport = clock.now();
+      report(false);
     }
+  };
+  async function* counted(): AsyncIterable<readonly Row[]> {
+    for await (const batch of rows) {
+      count += batch.length;
+      tick();
+      yield batch;
+    }
+  }
+  async function* text(): AsyncIterable<string | Uint8Array> {
+    if (copy === undefined) {
+      yield* BATCH_FORMATS[options.format](counted(), ctx);
+      return;
+    }
+    yield await csvHeader(copy.columns);
+    for await (const chunk of copy.chunks) {
+      count = copy.rows();
+      tick();
+      yield chunk;
+    }
+    count = copy.rows();
   }
   const ctx = {
     source: options.source.name,
@@ -140,8 +162,11 @@ export async function exportTo(options: ExportOptions): Promise<ExportResult> {
     ...(options.table === undefined ? {} : { table: options.table }),
   };
   async function* bytesOut(): AsyncIterable<Buffer> {
-    for await (const chunk of FORMATS[options.format](counted(), ctx)) {
-      const b = Buffer.from(chunk, 'utf8');
+    for await (const chunk of text()) {
+      const b =
+        typeof chunk === 'string'
+          ? Buffer.from(chunk, 'utf8')
+          : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       hash.update(b);
       bytes += b.length;
       yield b;

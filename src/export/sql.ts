@@ -73,27 +73,70 @@ export function literal(value: unknown, type: ColumnType, dialect: SqlDialect): 
   }
 }
 
-const ROWS_PER_INSERT = 500;
+const ROWS_PER_INSERT = 250;
 
-/** The SQL text of an export, in chunks. */
+/**
+ * The SQL text of an export, in chunks, from rows.
+ *
+ * @example
+ * ```ts
+ * import { sqlChunks } from 'bulwark/export';
+ * async function* rows() { yield { id: 1 }; }
+ * let sql = '';
+ * for await (const c of sqlChunks(rows(), [{ name: 'id', type: 'integer' }], 'sqlite', 't')) sql += c;
+ * console.log(sql.includes('INSERT INTO "t" ("id") VALUES\n(1);')); // true
+ * ```
+ */
 export async function* sqlChunks(
   rows: AsyncIterable<Row>,
   columns: readonly Column[],
   dialect: SqlDialect,
   table: string,
 ): AsyncIterable<string> {
+  async function* batches(): AsyncIterable<readonly Row[]> {
+    let b: Row[] = [];
+    for await (const r of rows) {
+      b.push(r);
+      if (b.length === ROWS_PER_INSERT) {
+        yield b;
+        b = [];
+      }
+    }
+    if (b.length > 0) yield b;
+  }
+  yield* sqlBatchChunks(batches(), columns, dialect, table);
+}
+
+/**
+ * The SQL text of an export, from rows in batches: one INSERT of up to 250 rows per chunk, built
+ * as one string (no array of tuples kept alive across the batch). @internal
+ */
+export async function* sqlBatchChunks(
+  rows: AsyncIterable<readonly Row[]>,
+  columns: readonly Column[],
+  dialect: SqlDialect,
+  table: string,
+): AsyncIterable<string> {
   const cols = columns.map((c) => ident(c.name)).join(', ');
   yield `-- bulwark export, schema version 1, dialect ${dialect}\nBEGIN;\nCREATE TABLE ${ident(table)} (${columns.map((c) => `${ident(c.name)} ${TYPES[dialect][c.type]}`).join(', ')});\n`;
-  let tuples: string[] = [];
-  const flush = () => {
-    const out = `INSERT INTO ${ident(table)} (${cols}) VALUES\n${tuples.join(',\n')};\n`;
-    tuples = [];
-    return out;
-  };
-  for await (const r of rows) {
-    tuples.push(`(${columns.map((c) => literal(r[c.name], c.type, dialect)).join(', ')})`);
-    if (tuples.length === ROWS_PER_INSERT) yield flush();
+  const head = `INSERT INTO ${ident(table)} (${cols}) VALUES\n`;
+  const names = columns.map((c) => c.name);
+  const types = columns.map((c) => c.type);
+  for await (const batch of rows) {
+    for (let start = 0; start < batch.length; start += ROWS_PER_INSERT) {
+      const end = Math.min(batch.length, start + ROWS_PER_INSERT);
+      let out = head;
+      for (let i = start; i < end; i++) {
+        const r = batch[i]!;
+        out += i === start ? '(' : ',\n(';
+        for (let j = 0; j < names.length; j++) {
+          if (j > 0) out += ', ';
+          out += literal(r[names[j]!], types[j]!, dialect);
+        }
+        out += ')';
+      }
+      yield `${out};\n`;
+    }
   }
-  if (tuples.length > 0) yield flush();
   yield 'COMMIT;\n';
 }

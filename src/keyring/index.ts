@@ -8,6 +8,7 @@
 export { Keyring, type KeyringKeyInput, keyring } from '../durable/encryption.js';
 export { payloadEncryption } from './encryption.js';
 export { BulwarkKeyringError, type KeyringErrorCode } from './errors.js';
+export { postgresSubjectKeyStore } from './pg-subject-keys.js';
 export type { PayloadProtector, PayloadScope, SealedPayload } from './protector.js';
 export { KeyRotation, type RewrapTarget, type RotationOptions, scheduleRotation } from './rotation.js';
 export {

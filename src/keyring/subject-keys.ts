@@ -25,12 +25,18 @@ export interface SubjectKeyRecord {
   readonly erasedAt: number | null;
 }
 
-/** Where subject keys live. Built in: memory (tests), SQLite. */
+/** Where subject keys live. Built in: memory (tests), SQLite, PostgreSQL. */
 export interface SubjectKeyStore {
   init(): Promise<void>;
   get(subject: string): Promise<SubjectKeyRecord | undefined>;
-  /** Inserts or replaces; with `expectGeneration`, only when the stored generation is that (or absent for 0). */
+  /** Inserts or replaces. */
   put(record: SubjectKeyRecord): Promise<void>;
+  /**
+   * Stores a NEW key: only when the subject has no row (generation 1) or its row is an erased
+   * one of generation `record.generation - 1`. False when another writer got there first.
+   * Without it, concurrent first uses of a subject could each make a key and lose one.
+   */
+  create?(record: SubjectKeyRecord): Promise<boolean>;
   list(afterSubject: string, limit: number): Promise<SubjectKeyRecord[]>;
   close(): Promise<void>;
 }
@@ -51,6 +57,13 @@ export function memorySubjectKeyStore(): SubjectKeyStore {
     get: async (s) => rows.get(s),
     put: async (r) => {
       rows.set(r.subject, r);
+    },
+    create: async (r) => {
+      const old = rows.get(r.subject);
+      const free =
+        old === undefined ? r.generation === 1 : old.wrapped === null && old.generation === r.generation - 1;
+      if (free) rows.set(r.subject, r);
+      return free;
     },
     list: async (after, limit) =>
       [...rows.values()]
@@ -114,6 +127,18 @@ export function sqliteSubjectKeyStore(options: { path: string; table?: string })
           `INSERT OR REPLACE INTO ${t} (subject, generation, key_id, wrapped, erased_at) VALUES (?, ?, ?, ?, ?)`,
         )
         .run(r.subject, r.generation, r.keyId, r.wrapped, r.erasedAt);
+    },
+    async create(r) {
+      return (
+        ready()
+          .prepare(
+            `INSERT INTO ${t} (subject, generation, key_id, wrapped, erased_at) VALUES (?, ?, ?, ?, NULL)
+             ON CONFLICT (subject) DO UPDATE SET generation = excluded.generation, key_id = excluded.key_id,
+               wrapped = excluded.wrapped, erased_at = NULL
+             WHERE ${t}.wrapped IS NULL AND ${t}.generation = excluded.generation - 1`,
+          )
+          .run(r.subject, r.generation, r.keyId, r.wrapped).changes === 1
+      );
     },
     list: async (after, limit) =>
       (
@@ -179,7 +204,7 @@ export class SubjectKeys {
     options: { create?: boolean; generation?: number } = {},
   ): Promise<{ ring: Keyring; generation: number }> {
     const store = await this.#ready();
-    let rec = await store.get(subject);
+    const rec = await store.get(subject);
     if (
       (rec === undefined || rec.wrapped === null) &&
       options.create === true &&
@@ -189,8 +214,12 @@ export class SubjectKeys {
       const raw = randomBytes(32);
       try {
         const { bytes, keyId } = sealPayload(this.#o.keyring, NS, subject, raw);
-        rec = { subject, generation, keyId, wrapped: bytes, erasedAt: null };
-        await store.put(rec);
+        const fresh = { subject, generation, keyId, wrapped: bytes, erasedAt: null };
+        if (store.create === undefined) await store.put(fresh);
+        else if (!(await store.create(fresh))) {
+          // Another writer made the subject's key first: use theirs.
+          return this.ringFor(subject, options);
+        }
         return { ring: keyring([{ id: 's', key: raw }]), generation };
       } finally {
         raw.fill(0);
