@@ -38,7 +38,7 @@ import {
 import { Payloads } from './payloads.js';
 import { rewrapItems } from './rewrap.js';
 import { Schedules } from './schedules.js';
-import type { ItemState, NewItem, QueueStore, StoredItem, StoreStats } from './store.js';
+import type { ItemState, QueueStore, StoredItem, StoreStats } from './store.js';
 import { Worker, type WorkerHost } from './worker.js';
 
 const storeRefs = new WeakMap<QueueStore, number>();
