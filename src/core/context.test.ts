@@ -196,17 +196,20 @@ describe('context: signal', () => {
   it("an outer timeout's expiry reaches an inner signal that is first read after it", async () => {
     const clock = createFakeClock();
     let read: (() => AbortSignal) | undefined;
+    let finish!: (value: string) => void;
+    // The function settles only when the test says so (a real timer here raced the fake clock's tick).
     const p = pipeline(timeout({ timeoutMs: 100, clock }), timeout({ timeoutMs: 1_000, clock })).execute(
       (ctx) =>
         new Promise<string>((resolve) => {
           read = () => ctx.signal;
-          setTimeout(() => resolve('done'), 0);
+          finish = resolve;
         }),
     );
     await clock.tick(100);
     const signal = read!();
     expect(signal.aborted).toBe(true);
     expect(signal.reason).toBeInstanceOf(TimeoutError);
+    finish('done');
     await expect(p).resolves.toBe('done');
   });
 
