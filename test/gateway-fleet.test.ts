@@ -263,8 +263,12 @@ describeFleet('gateway fleet: shared breakers across a reload', () => {
     await sleep(300); // the old breaker closes after the swap
     for (let i = 0; i < 2; i++) expect((await fetch(`${b.url}/`)).status).toBe(500);
     expect(hits).toBe(2);
-    expect(await until(async () => (await fetch(`${a.url}/`)).status === 503, 3_000)).toBe(true);
-    expect(hits).toBe(2); // A refused without calling the upstream
+    // A hears B's opening through Redis pub/sub (asynchronous): wait for its breaker to say open
+    // before calling A, then A refuses without calling the upstream.
+    const aOpen = () => a.registry.list('sharedCircuitBreaker').some((c) => c.snapshot().state === 'open');
+    expect(await until(aOpen, 10_000)).toBe(true);
+    expect((await fetch(`${a.url}/`)).status).toBe(503);
+    expect(hits).toBe(2);
   });
 });
 
