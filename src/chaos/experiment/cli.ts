@@ -69,7 +69,13 @@ export async function runMain(argv: readonly string[], io: Io): Promise<number> 
       ci: argv.includes('--ci') || process.env.BULWARK_CHAOS_CI === '1',
     });
   } catch (error) {
-    io.err(error instanceof ExperimentFileError ? error.message : String(error));
+    const message = error instanceof ExperimentFileError ? error.message : String(error);
+    if (argv.includes('--json')) {
+      const code = (error as { code?: unknown }).code;
+      io.out(
+        JSON.stringify({ error: { code: typeof code === 'string' ? code : 'INVALID_EXPERIMENT', message } }),
+      );
+    } else io.err(message);
     return 2;
   }
   const quiet = argv.includes('--quiet');

@@ -23,7 +23,8 @@ export class ExperimentFileError extends BulwarkError {
   ) {
     super(
       'INVALID_EXPERIMENT',
-      `${file}:${line}:${column} ${option === '' ? '' : `${option}: `}${detail}`,
+      // Line 0: no position (the file could not be read).
+      `${file}${line === 0 ? ':' : `:${line}:${column}`} ${option === '' ? '' : `${option}: `}${detail}`,
       cause === undefined ? undefined : { cause },
     );
   }
