@@ -8,6 +8,7 @@ import type { Backoff } from '../core/backoff.js';
 import type { RandomSource } from '../core/clock.js';
 import { uuidv7 } from './ids.js';
 import { type EnqueueOptions, enqueueSchema } from './options.js';
+import type { SubjectSealing } from './payloads.js';
 import type { NewItem, QueueStore } from './store.js';
 import { requireFeatures } from './store-features.js';
 
@@ -16,17 +17,20 @@ export function newItem<T>(
   q: {
     readonly store: QueueStore;
     readonly maxAttempts: number;
-    seal(id: string, payload: T): { bytes: Uint8Array; keyId: string | null };
+    readonly payloads: {
+      seal(id: string, payload: T, subject?: SubjectSealing): { bytes: Uint8Array; keyId: string | null };
+    };
   },
   payload: T,
   options: EnqueueOptions | undefined,
   now: number,
   path: string,
+  subject?: SubjectSealing,
 ): NewItem {
   if (options !== undefined) enqueueSchema.parse(options, path);
   if (options?.timeoutMs !== undefined) requireFeatures(q.store, 'timeoutMs per item');
   const id = uuidv7(now);
-  const { bytes, keyId } = q.seal(id, payload);
+  const { bytes, keyId } = q.payloads.seal(id, payload, subject);
   return {
     id,
     payload: bytes,

@@ -263,18 +263,13 @@ export class Queue<T = unknown> {
     path: (i: number) => string,
   ): Promise<EnqueueResult[]> {
     this.checkAccepting();
-    const sealings = await this.payloads.sealings(entries.map((e) => e.options?.subject));
+    // Subject keys are loaded (an await) only when some entry names a subject.
+    const sealings = entries.some((e) => e.options?.subject !== undefined)
+      ? await this.payloads.sealings(entries.map((e) => e.options?.subject))
+      : [];
     const now = this.clock.date();
-    const q = { store: this.store, maxAttempts: this.maxAttempts };
-    const items = entries.map((e, i) =>
-      newItem(
-        { ...q, seal: (id, p: T) => this.payloads.seal(id, p, sealings[i]) },
-        e.payload,
-        e.options,
-        now,
-        path(i),
-      ),
-    );
+    const q = { store: this.store, maxAttempts: this.maxAttempts, payloads: this.payloads };
+    const items = entries.map((e, i) => newItem(q, e.payload, e.options, now, path(i), sealings[i]));
     const out = await this.store.enqueue(this.name, items, now, tx);
     this.enqueued(out);
     return out;
