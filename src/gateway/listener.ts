@@ -29,6 +29,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { GatewayConfig } from './config.js';
+import { createH1Server, type FastHandler } from './h1-server.js';
 
 /** The request listener the gateway's handler is. */
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -203,13 +204,20 @@ export function createListener(
     };
   }
   const http1 = createHttpServer(http1Options, handler);
+  // The lean front end serves the common bodiless requests and hands every other connection to
+  // `http1`. Its light request/response objects carry what the handler reads and writes of
+  // node:http's (h1-server.ts lists it), hence the cast.
+  const front = createH1Server(http1, handler as unknown as FastHandler, {
+    maxHeaderSize: http1Options.maxHeaderSize ?? 16_384,
+    keepAliveTimeoutMs: http1Options.keepAliveTimeout ?? 5_000,
+  });
   if (!config.http2) {
     return {
-      server: http1,
+      server: front.server,
       scheme: 'http',
       http1,
-      closeIdle: () => http1.closeIdleConnections(),
-      closeAll: () => http1.closeAllConnections(),
+      closeIdle: () => front.closeIdle(),
+      closeAll: () => front.closeAll(),
     };
   }
   // h2c by prior knowledge and HTTP/1.1 on one port: the first bytes say which.
@@ -234,11 +242,8 @@ export function createListener(
       clearTimeout(timer);
       if (h2) h2c.emit('connection', h2Stream(socket, head));
       else {
-        // HTTP/1.1 reads the socket natively from here: hand it back the bytes already read.
-        socket.pause();
-        socket.unshift(head);
-        http1.emit('connection', socket);
-        socket.resume();
+        sockets.delete(socket);
+        front.accept(socket, head);
       }
     };
     socket.on('data', onData);
@@ -248,11 +253,11 @@ export function createListener(
     scheme: 'http',
     http1,
     closeIdle: () => {
-      http1.closeIdleConnections();
+      front.closeIdle();
       closeSessions(false);
     },
     closeAll: () => {
-      http1.closeAllConnections();
+      front.closeAll();
       closeSessions(true);
       for (const s of sockets) s.destroy();
     },
