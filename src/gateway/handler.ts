@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { RandomSource } from '../core/clock.js';
-import { checkClient } from './clients.js';
+import { type ClientVerdict, checkClient } from './clients.js';
 import { Exchange, type Sink } from './exchange.js';
 import { downstreamHeaders, requestIdOf, sendProblem, upstreamHeaders } from './http.js';
 import type { Route } from './route.js';
@@ -402,17 +402,18 @@ export function createHandler(
       proceed(null);
       return;
     }
-    checkClient(r, req, s.trusted(req.socket.remoteAddress ?? ''), s.verify, s.apiKeyHeader).then(
-      (v) => {
-        if (v.ok) return proceed(v.headers);
-        if (v.status === 429) {
-          r.count('rateLimited');
-          entry.policies.push('rateLimited');
-        }
-        req.resume();
-        fail(v.status, v.status === 429 ? 'Too many requests' : 'Unauthorized', v.detail, v.headers);
-      },
-      (error: unknown) => fail(500, 'Client check failed', (error as Error).message),
-    );
+    const onVerdict = (v: ClientVerdict) => {
+      if (v.ok) return proceed(v.headers);
+      if (v.status === 429) {
+        r.count('rateLimited');
+        entry.policies.push('rateLimited');
+      }
+      req.resume();
+      fail(v.status, v.status === 429 ? 'Too many requests' : 'Unauthorized', v.detail, v.headers);
+    };
+    const verdict = checkClient(r, req, s.trusted(req.socket.remoteAddress ?? ''), s.verify, s.apiKeyHeader);
+    if (verdict instanceof Promise)
+      verdict.then(onVerdict, (error: unknown) => fail(500, 'Client check failed', (error as Error).message));
+    else onVerdict(verdict);
   };
 }
