@@ -87,7 +87,8 @@ async function validate(f: Flags, io: CliIo, lint: boolean): Promise<number> {
  * process.exitCode = await validateMain(['validate', '-c', 'bulwark.yaml'], io);
  * ```
  */
-export async function validateMain(argv: readonly string[], io: CliIo): Promise<number> {
+/** The command's flags, or its exit code once usage was printed (2 for a bad flag, 0 for --help). */
+function flagsOrExit(argv: readonly string[], io: CliIo): Exclude<ReturnType<typeof flags>, string> | number {
   const f = flags(argv.slice(1));
   if (typeof f === 'string') {
     io.err(`${f}\n\n${USAGE}`);
@@ -97,6 +98,12 @@ export async function validateMain(argv: readonly string[], io: CliIo): Promise<
     io.out(USAGE);
     return 0;
   }
+  return f;
+}
+
+export async function validateMain(argv: readonly string[], io: CliIo): Promise<number> {
+  const f = flagsOrExit(argv, io);
+  if (typeof f === 'number') return f;
   return validate(f, io, false);
 }
 
@@ -119,15 +126,8 @@ async function pinoLog(): Promise<(entry: AccessEntry) => void> {
  * ```
  */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
-  const f = flags(argv.slice(1));
-  if (typeof f === 'string') {
-    io.err(`${f}\n\n${USAGE}`);
-    return 2;
-  }
-  if (f.help) {
-    io.out(USAGE);
-    return 0;
-  }
+  const f = flagsOrExit(argv, io);
+  if (typeof f === 'number') return f;
   const sub = f.rest[0];
   if (sub === 'check') return validate(f, io, true);
   if (sub === 'schema') {

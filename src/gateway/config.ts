@@ -57,6 +57,8 @@ const endpoint = s.object({
   region: s.optional(s.string()).describe('A label shown in the admin API and the access log.'),
 });
 
+// Deliberate repetition: schema entries (optional, bounds, default, description) share one shape
+// across the file; each says a different setting.
 const outlierDetection = s.object({
   consecutive5xx: s
     .optional(s.int({ min: 0 }), 5)

@@ -27,6 +27,8 @@ export type EjectionReason =
 export type Outcome = 'success' | 'error5xx' | 'gatewayError';
 
 /** Per-endpoint detection state (held by the endpoint). */
+// Deliberate repetition: counter fields declared one per line, as the endpoint's and the breaker
+// descriptor's are; the names differ in meaning, only the shape repeats.
 export class OutlierState {
   consecutive5xx = 0;
   consecutiveGatewayErrors = 0;
