@@ -20,6 +20,13 @@ import { joinRegistry } from '../core/registry.js';
 import { s } from '../core/schema.js';
 import type { Keyring } from '../durable/encryption.js';
 import { redact } from '../postgres/cli-args.js';
+import type {
+  BackupEvent,
+  BackupProgress,
+  BackupsOptions,
+  CreateOptions,
+  VerifyReport,
+} from './backup-types.js';
 import { backupFiles } from './files-source.js';
 import { type BackupKind, type BackupManifest, hashFile, type TableStats } from './manifest.js';
 import { databaseOf, withDatabase } from './pg-tools.js';
@@ -38,21 +45,22 @@ import { backupSqlite, checkSqlite } from './sqlite-source.js';
 import { BackupIntegrityError, readStored } from './stored-file.js';
 import { type BackupTarget, localTarget } from './target.js';
 
-export type {
-  BackupEvent,
-  BackupProgress,
-  BackupsOptions,
-  CreateOptions,
-  VerifyReport,
-} from './backup-types.js';
+const progressOption = s.optional(s.fn<(p: BackupProgress) => void>());
+const noProgress = (): void => {};
 
-import type {
-  BackupEvent,
-  BackupProgress,
-  BackupsOptions,
-  CreateOptions,
-  VerifyReport,
-} from './backup-types.js';
+const verifyOptions = s.object({
+  scratchUrl: s.optional(s.string()),
+  jobs: s.optional(s.int({ min: 1 }), 2),
+  onProgress: progressOption,
+});
+
+const restoreOptions = s.object({
+  to: s.string(),
+  create: s.optional(s.boolean(), false),
+  force: s.optional(s.boolean(), false),
+  jobs: s.optional(s.int({ min: 1 }), 4),
+  onProgress: progressOption,
+});
 
 const optionsSchema = s.object({
   target: s.custom('a directory path or a BackupTarget', (v, p) =>
@@ -69,6 +77,8 @@ const optionsSchema = s.object({
   clock: s.optional(s.unknown()),
 });
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'backups',
   help: 'Backups with checksums, verified by restoring them',
@@ -136,6 +146,8 @@ export class Backups {
     pruned: 0,
   };
 
+  // Deliberate repetition: zeroed counters, then the options parsed by this component's own schema
+  // (the shape every component's constructor has).
   /** @internal use `createBackups()` */
   constructor(options: BackupsOptions) {
     const o = optionsSchema.parse(options, 'createBackups');
@@ -161,7 +173,7 @@ export class Backups {
       .object({
         label: s.optional(s.string()),
         tableStats: s.optional(s.oneOf(['checksum', 'count', 'none'] as const), 'checksum'),
-        onProgress: s.optional(s.fn<(p: BackupProgress) => void>()),
+        onProgress: progressOption,
       })
       .parse(options, 'create');
     const kind = sourceKind(source);
@@ -169,7 +181,7 @@ export class Backups {
     const startedAt = new Date(this.clock.date?.() ?? Date.now());
     const id = newId(kind, startedAt.getTime());
     const dir = await this.target.staging(id);
-    const progress = o.onProgress ?? (() => {});
+    const progress = o.onProgress ?? noProgress;
     try {
       progress({ phase: `backing up ${kind} ${redact(source)}` });
       const onBytes = (bytes: number) => progress({ phase: 'copying', bytes });
@@ -276,6 +288,26 @@ export class Backups {
   }
 
   /**
+   * Runs `fn` on backup `id` fetched (its manifest and the directory of its files) with a scratch
+   * directory named from `scratch`; both are cleaned up however `fn` ends.
+   */
+  private async withFetched<T>(
+    id: string,
+    scratch: string,
+    fn: (manifest: BackupManifest, dir: string, tmp: string) => Promise<T>,
+  ): Promise<T> {
+    const manifest = await this.target.readManifest(id);
+    const fetched = await this.target.fetch(id);
+    const tmp = mkdtempSync(join(tmpdir(), scratch));
+    try {
+      return await fn(manifest, fetched.dir, tmp);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+      await fetched.release();
+    }
+  }
+
+  /**
    * Checks backup `id`: every file's SHA-256, then a real restore — PostgreSQL into a scratch
    * database (`scratchUrl`'s server; default the backed-up server) dropped afterwards, SQLite
    * into a temp file (`integrity_check`), Redis into a throwaway redis-server — comparing each
@@ -285,25 +317,16 @@ export class Backups {
     id: string,
     options: { scratchUrl?: string; jobs?: number; onProgress?: (p: BackupProgress) => void } = {},
   ): Promise<VerifyReport> {
-    const o = s
-      .object({
-        scratchUrl: s.optional(s.string()),
-        jobs: s.optional(s.int({ min: 1 }), 2),
-        onProgress: s.optional(s.fn<(p: BackupProgress) => void>()),
-      })
-      .parse(options, 'verify');
-    const progress = o.onProgress ?? (() => {});
+    const o = verifyOptions.parse(options, 'verify');
+    const progress = o.onProgress ?? noProgress;
     const began = this.clock.now();
-    const manifest = await this.target.readManifest(id);
-    const fetched = await this.target.fetch(id);
     const problems: string[] = [];
     const files: { name: string; ok: boolean }[] = [];
     let tables: VerifyReport['tables'] = [];
-    const tmp = mkdtempSync(join(tmpdir(), 'bulwark-verify-'));
-    try {
+    await this.withFetched(id, 'bulwark-verify-', async (manifest, dir, tmp) => {
       progress({ phase: 'checking file checksums' });
       for (const f of manifest.files) {
-        const path = join(fetched.dir, f.name);
+        const path = join(dir, f.name);
         const actual = existsSync(path) ? await hashFile(path) : null;
         const ok = actual !== null && actual.sha256 === f.sha256 && actual.bytes === f.bytes;
         files.push({ name: f.name, ok });
@@ -316,16 +339,13 @@ export class Backups {
       }
       if (problems.length === 0 && manifest.kind !== 'files') {
         try {
-          const actual = await this.restoreCheck(manifest, fetched.dir, tmp, o.scratchUrl, o.jobs, progress);
+          const actual = await this.restoreCheck(manifest, dir, tmp, o.scratchUrl, o.jobs, progress);
           tables = compareTables(manifest.tables, actual, problems);
         } catch (error) {
           problems.push(`restore failed: ${error instanceof Error ? error.message : String(error)}`);
         }
       }
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-      await fetched.release();
-    }
+    });
     const durationMs = this.clock.now() - began;
     const report: VerifyReport = {
       id,
@@ -400,81 +420,69 @@ export class Backups {
       onProgress?: (p: BackupProgress) => void;
     },
   ): Promise<{ id: string; to: string; durationMs: number }> {
-    const o = s
-      .object({
-        to: s.string(),
-        create: s.optional(s.boolean(), false),
-        force: s.optional(s.boolean(), false),
-        jobs: s.optional(s.int({ min: 1 }), 4),
-        onProgress: s.optional(s.fn<(p: BackupProgress) => void>()),
-      })
-      .parse(options, 'restore');
-    const progress = o.onProgress ?? (() => {});
+    const o = restoreOptions.parse(options, 'restore');
+    const progress = o.onProgress ?? noProgress;
     const began = this.clock.now();
-    const m = await this.target.readManifest(id);
-    const fetched = await this.target.fetch(id);
-    const tmp = mkdtempSync(join(tmpdir(), 'bulwark-restore-'));
-    try {
-      for (const f of m.files) {
-        const h = await hashFile(join(fetched.dir, f.name));
-        if (h.sha256 !== f.sha256)
-          throw new BackupIntegrityError(
-            `${id}/${f.name} does not match its SHA-256 in the manifest: the file was altered; restore another backup (bulwark backup list)`,
-          );
-      }
-      if (m.kind === 'postgres') {
-        if (o.create) {
-          progress({ phase: `creating database ${databaseOf(o.to)}` });
-          await createDatabase(o.to, databaseOf(o.to));
-        } else if (!(await isEmptyDatabase(o.to)) && !o.force) {
-          throw new ConfigError(
-            'restore.to',
-            'an empty database',
-            redact(o.to),
-            `Database ${databaseOf(o.to)} is not empty: restore into a new database (--create) and switch over, or pass --force to restore on top`,
-          );
-        }
-        const file = await this.plain(id, fetched.dir, m, 'database.dump', join(tmp, 'database.dump'));
-        progress({ phase: `pg_restore -j ${o.jobs} into ${databaseOf(o.to)}` });
-        await restorePostgres({ file, url: o.to, jobs: o.jobs, binDir: this.binDir });
-      } else if (m.kind === 'sqlite') {
-        if (existsSync(o.to) && !o.force)
-          throw new ConfigError(
-            'restore.to',
-            'a path that does not exist yet',
-            o.to,
-            `${o.to} exists: restore to a new path and swap the files while the application is stopped, or pass --force`,
-          );
-        mkdirSync(dirname(o.to), { recursive: true });
-        const file = await this.plain(id, fetched.dir, m, 'database.sqlite', join(tmp, 'database.sqlite'));
-        await copyFile(file, o.to);
-      } else {
+    return this.withFetched(id, 'bulwark-restore-', async (m, dir, tmp) => {
+      try {
         for (const f of m.files) {
-          const out =
-            m.kind === 'redis'
-              ? join(o.to, 'dump.rdb')
-              : join(o.to, (f.source ?? f.name).replace(/^\/+/, ''));
-          if (existsSync(out) && !o.force)
+          const h = await hashFile(join(dir, f.name));
+          if (h.sha256 !== f.sha256)
+            throw new BackupIntegrityError(
+              `${id}/${f.name} does not match its SHA-256 in the manifest: the file was altered; restore another backup (bulwark backup list)`,
+            );
+        }
+        if (m.kind === 'postgres') {
+          if (o.create) {
+            progress({ phase: `creating database ${databaseOf(o.to)}` });
+            await createDatabase(o.to, databaseOf(o.to));
+          } else if (!(await isEmptyDatabase(o.to)) && !o.force) {
             throw new ConfigError(
               'restore.to',
-              'a place without the file',
-              out,
-              `${out} exists; pass --force to overwrite it`,
+              'an empty database',
+              redact(o.to),
+              `Database ${databaseOf(o.to)} is not empty: restore into a new database (--create) and switch over, or pass --force to restore on top`,
             );
-          mkdirSync(dirname(out), { recursive: true });
-          if (f.keyId === undefined) await copyFile(join(fetched.dir, f.name), out);
-          else await readStored(join(fetched.dir, f.name), out, this.ring, f.keyId, `${id}/${f.name}`);
+          }
+          const file = await this.plain(id, dir, m, 'database.dump', join(tmp, 'database.dump'));
+          progress({ phase: `pg_restore -j ${o.jobs} into ${databaseOf(o.to)}` });
+          await restorePostgres({ file, url: o.to, jobs: o.jobs, binDir: this.binDir });
+        } else if (m.kind === 'sqlite') {
+          if (existsSync(o.to) && !o.force)
+            throw new ConfigError(
+              'restore.to',
+              'a path that does not exist yet',
+              o.to,
+              `${o.to} exists: restore to a new path and swap the files while the application is stopped, or pass --force`,
+            );
+          mkdirSync(dirname(o.to), { recursive: true });
+          const file = await this.plain(id, dir, m, 'database.sqlite', join(tmp, 'database.sqlite'));
+          await copyFile(file, o.to);
+        } else {
+          for (const f of m.files) {
+            const out =
+              m.kind === 'redis'
+                ? join(o.to, 'dump.rdb')
+                : join(o.to, (f.source ?? f.name).replace(/^\/+/, ''));
+            if (existsSync(out) && !o.force)
+              throw new ConfigError(
+                'restore.to',
+                'a place without the file',
+                out,
+                `${out} exists; pass --force to overwrite it`,
+              );
+            mkdirSync(dirname(out), { recursive: true });
+            if (f.keyId === undefined) await copyFile(join(dir, f.name), out);
+            else await readStored(join(dir, f.name), out, this.ring, f.keyId, `${id}/${f.name}`);
+          }
         }
+        this.counts.restores++;
+        return { id, to: redact(o.to), durationMs: Math.round(this.clock.now() - began) };
+      } catch (error) {
+        this.failed('restore', error);
+        throw error;
       }
-      this.counts.restores++;
-      return { id, to: redact(o.to), durationMs: Math.round(this.clock.now() - began) };
-    } catch (error) {
-      this.failed('restore', error);
-      throw error;
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-      await fetched.release();
-    }
+    });
   }
 
   /** Removes the backups `policy` does not keep (with `dryRun`, only says which). */

@@ -16,10 +16,19 @@
  * @module
  */
 
-import { BulwarkError } from '../core/errors.js';
 import { keyringFromEnv } from '../durable/encryption.js';
-import { type Args, int, parseArgs, redact, required, str, UsageError } from '../postgres/cli-args.js';
-import { type BackupProgress, type Backups, createBackups } from './backups.js';
+import {
+  type Args,
+  type CliIo as Io,
+  int,
+  redact,
+  required,
+  runCommand,
+  str,
+  UsageError,
+} from '../postgres/cli-args.js';
+import type { BackupProgress } from './backup-types.js';
+import { type Backups, createBackups } from './backups.js';
 import { runPitrCli } from './pitr-cli.js';
 
 const USAGE = `Usage: bulwark backup <command> [options]
@@ -67,10 +76,7 @@ const VALUED = new Set([
 ]);
 const SWITCHES = new Set(['json', 'create', 'force', 'yes', 'dry-run']);
 
-interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+const COMMAND = { valued: VALUED, switches: SWITCHES, usage: USAGE, name: 'backup' };
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -208,24 +214,6 @@ async function run(args: Args, io: Io): Promise<number> {
  * process.exitCode = await runBackupCli(['backup', 'list', '--target', '/var/backups/app'], { out: console.log, err: console.error });
  * ```
  */
-export async function main(argv: readonly string[], io: Io): Promise<number> {
-  try {
-    const args = parseArgs(argv, VALUED, SWITCHES);
-    if (args.flags.has('help')) {
-      io.out(USAGE);
-      return 0;
-    }
-    return await run(args, io);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    io.err(
-      error instanceof BulwarkError
-        ? `${error.code}: ${error.message}`
-        : `backup failed: ${error instanceof Error ? error.message : String(error)}`,
-    );
-    return 1;
-  }
+export function main(argv: readonly string[], io: Io): Promise<number> {
+  return runCommand(COMMAND, argv, io, (args) => run(args, io));
 }

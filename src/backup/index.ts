@@ -7,16 +7,16 @@
  */
 
 export { type BackupAlertOptions, backupAlertRules } from './alerts.js';
-export {
-  type BackupEvent,
-  type BackupProgress,
-  Backups,
-  type BackupsOptions,
-  type CreateOptions,
-  createBackups,
-  sourceKind,
-  type VerifyReport,
-} from './backups.js';
+// Deliberate repetition: the public re-export of the backup types that backups.ts imports (an
+// export list).
+export type {
+  BackupEvent,
+  BackupProgress,
+  BackupsOptions,
+  CreateOptions,
+  VerifyReport,
+} from './backup-types.js';
+export { Backups, createBackups, sourceKind } from './backups.js';
 export { main as runBackupCli } from './cli.js';
 export type { BackupKind, BackupManifest, ManifestFile, TableStats } from './manifest.js';
 export { PgToolError, pgTool } from './pg-tools.js';

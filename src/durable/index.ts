@@ -69,6 +69,7 @@ export {
   type ForwardSender,
   storeAndForward,
 } from './store-and-forward.js';
+// Deliberate repetition: the public re-export of the feature types (an export list).
 export type {
   CatchUp,
   QueueLimits,

@@ -67,6 +67,8 @@ export function queueOperations<T>(q: Queue<T>): readonly ComponentOperation[] {
       }),
       run: async (i) => (await q.list(i)).map((item) => row(item as ItemView)),
     }),
+    // Deliberate repetition: an operation descriptor is data (name, type, summary, input, run), one
+    // literal per operation so each reads on its own.
     op<{ limit: number; after?: string; error?: string; minAttempts?: number; sinceMs?: number }>({
       name: 'deadLetters',
       type: 'view',
@@ -129,6 +131,8 @@ export function queueOperations<T>(q: Queue<T>): readonly ComponentOperation[] {
         }),
       }),
     }),
+    // Deliberate repetition: pause and resume are two operation descriptors (data),
+    // one literal per operation so each reads on its own.
     op({
       name: 'pause',
       type: 'action',

@@ -11,12 +11,14 @@
  * @module
  */
 
-import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { type LimitRow, refill, scheduleValues, toSchedule } from './feature-rows.js';
+import { inTransaction, withPoolClient } from './pg-client.js';
 import { pgFeatureQueries } from './pg-features-sql.js';
 import type { Statement } from './pg-sql.js';
 import { type ClaimRow, claimedRows, leanClaimed } from './rows.js';
 import type { ClaimedItem, EnqueueOutcome, LeaseRef, NewItem } from './store.js';
+// Deliberate repetition: the feature types each store implements (an import list).
 import type {
   QueueLimits,
   RedriveMove,
@@ -71,17 +73,9 @@ export class PgFeatures implements StoreFeatures {
   /** Runs `fn` in a transaction on a pool client (or in the caller's `tx`). */
   async transaction<T>(fn: (c: PgClient) => Promise<T>, tx?: PgClient): Promise<T> {
     if (tx !== undefined) return fn(tx);
-    return withPoolClient(await this.h.pool(), this.h.wrap, async (client) => {
-      await client.query('BEGIN');
-      try {
-        const out = await fn(client as unknown as PgClient);
-        await client.query('COMMIT');
-        return out;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
-    });
+    return withPoolClient(await this.h.pool(), this.h.wrap, (client) =>
+      inTransaction(client, 'BEGIN', (c) => fn(c as unknown as PgClient)),
+    );
   }
 
   private run<R extends QueryResultRow>(
@@ -118,6 +112,7 @@ export class PgFeatures implements StoreFeatures {
     return r.rows.length === 1;
   }
 
+  // Deliberate repetition: the signature of StoreFeatures.redriveTo, restated by each store.
   async redriveTo(
     from: string,
     to: string,
@@ -170,6 +165,7 @@ export class PgFeatures implements StoreFeatures {
     return r.rows.map(toSchedule);
   }
 
+  // Deliberate repetition: the signature of StoreFeatures.fireSchedule, restated by each store.
   async fireSchedule(
     queue: string,
     name: string,
@@ -316,34 +312,4 @@ export function limitedClaimText(claim: string, s: string): string | null {
   return `WITH n AS MATERIALIZED (SELECT ${s}.claim_allowance($1, $2, $3) AS n), ${claim
     .slice(5)
     .replace(/\$3\b/g, '(SELECT n FROM n)')}`;
-}
-
-/**
- * Runs `fn` on a client of `pool`: errors mapped by `wrap`; a client whose connection broke is
- * released as broken (destroyed, not reused). @internal
- */
-export async function withPoolClient<T>(
-  pool: Pool,
-  wrap: (error: unknown) => unknown,
-  fn: (client: PoolClient) => Promise<T>,
-): Promise<T> {
-  let client: PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (error) {
-    throw wrap(error);
-  }
-  let broken: unknown;
-  const onError = (e: unknown) => {
-    broken = e;
-  };
-  client.on('error', onError);
-  try {
-    return await fn(client);
-  } catch (error) {
-    throw wrap(error);
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken === undefined ? undefined : (broken as Error));
-  }
 }

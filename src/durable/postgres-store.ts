@@ -24,8 +24,10 @@
 
 import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { BulwarkDurableError, storeError } from './errors.js';
+import { loadPgPool } from './peers.js';
 import { completeBatches, enqueueBatches, uniformNow } from './pg-batching.js';
-import { type PgClient, PgFeatures, withPoolClient } from './pg-features.js';
+import { withPoolClient } from './pg-client.js';
+import { type PgClient, PgFeatures } from './pg-features.js';
 import { PgNotifier } from './pg-notify.js';
 import { type PostgresStoreOptions, settlePostgresOptions } from './pg-options.js';
 import {
@@ -58,6 +60,10 @@ import { classifyPg, readOnlyError } from './store-errors.js';
 
 export type { PostgresStoreOptions } from './pg-options.js';
 export { POSTGRES_SCHEMA_VERSION } from './pg-sql.js';
+
+/** What a missing `pg` package is. */
+const NO_PG =
+  'The PostgreSQL store needs the `pg` package: install it (`npm install pg`) or pass your own `pool`';
 
 /**
  * A {@link QueueStore} on PostgreSQL, with the schema it uses.
@@ -185,17 +191,9 @@ class PgStore implements PostgresQueueStore {
   }
 
   async #makePool(): Promise<Pool> {
-    let mod: typeof import('pg');
-    try {
-      mod = await import('pg');
-    } catch (error) {
-      throw new BulwarkDurableError(
-        'STORE_UNAVAILABLE',
-        'The PostgreSQL store needs the `pg` package: install it (`npm install pg`) or pass your own `pool`',
-        { cause: error },
-      );
-    }
-    const PoolCtor = (mod as unknown as { default?: typeof import('pg') }).default?.Pool ?? mod.Pool;
+    const PoolCtor = await loadPgPool(
+      (cause) => new BulwarkDurableError('STORE_UNAVAILABLE', NO_PG, { cause }),
+    );
     const pool = new PoolCtor({
       ...(this.#connectionString === undefined ? {} : { connectionString: this.#connectionString }),
       max: (this.#options.poolSize ?? 10) + 1,
@@ -507,6 +505,7 @@ class PgStore implements PostgresQueueStore {
     return r.rows.map(toItem);
   }
 
+  // Deliberate repetition: the signature of QueueStore.replacePayload, restated by each store.
   async replacePayload(
     queue: string,
     id: string,

@@ -52,6 +52,8 @@ export interface ScheduleOptions<T = unknown> {
   timeoutMs?: number;
 }
 
+// Deliberate repetition: the public view of a schedule is kept apart from the store's ScheduleRecord
+// (payload decoded, no queue or key id, fields documented for users), so each can change alone.
 /** A schedule as listed. */
 export interface ScheduleView<T = unknown> {
   readonly name: string;

@@ -15,8 +15,9 @@ import {
   scheduleValues,
   toSchedule,
 } from './feature-rows.js';
-import type { Stmt } from './sqlite-sql.js';
+import { insertItem, type Stmt } from './sqlite-sql.js';
 import type { LeaseRef, NewItem } from './store.js';
+// Deliberate repetition: the feature types each store implements (an import list).
 import type {
   QueueLimits,
   RedriveMove,
@@ -122,6 +123,7 @@ export class SqliteFeatures implements StoreFeatures {
     );
   }
 
+  // Deliberate repetition: the signature of StoreFeatures.redriveTo, restated by each store.
   async redriveTo(
     from: string,
     to: string,
@@ -174,6 +176,7 @@ export class SqliteFeatures implements StoreFeatures {
     );
   }
 
+  // Deliberate repetition: the signature of StoreFeatures.fireSchedule, restated by each store.
   async fireSchedule(
     queue: string,
     name: string,
@@ -190,18 +193,7 @@ export class SqliteFeatures implements StoreFeatures {
       const ids: string[] = [];
       for (const { tick, item: it } of runs) {
         if (this.s.run!.run(queue, name, tick, it.id).changes !== 1) continue;
-        insert.run(
-          queue,
-          it.id,
-          it.payload,
-          it.keyId,
-          it.key,
-          it.priority,
-          it.runAt,
-          it.maxAttempts,
-          it.createdAt,
-          now,
-        );
+        insertItem(insert, queue, it, now);
         if (it.timeoutMs != null) this.s.timeout!.run(it.timeoutMs, queue, it.id);
         ids.push(it.id);
       }

@@ -5,6 +5,7 @@
 
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ItemRow } from './rows.js';
+import type { NewItem } from './store.js';
 
 /** A prepared statement. @internal */
 export type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
@@ -50,6 +51,30 @@ export function sqliteSchema(t: string): string {
       );
       CREATE TABLE IF NOT EXISTS ${t}_paused (queue TEXT PRIMARY KEY, paused_at INTEGER NOT NULL);
     `;
+}
+
+/**
+ * Inserts one new item of `queue` (pending, no attempt yet, updated at `now`) with the `insert`
+ * statement of `sqliteStatements`. @internal
+ *
+ * @example
+ * ```ts nocheck
+ * insertItem(statements.insert!, 'emails', item, Date.now());
+ * ```
+ */
+export function insertItem(insert: Stmt, queue: string, it: NewItem, now: number): void {
+  insert.run(
+    queue,
+    it.id,
+    it.payload,
+    it.keyId,
+    it.key,
+    it.priority,
+    it.runAt,
+    it.maxAttempts,
+    it.createdAt,
+    now,
+  );
 }
 
 /** The statements of the store on table `t`, prepared once. @internal */

@@ -11,13 +11,17 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { s } from '../core/schema.js';
 import { BulwarkDurableError } from './errors.js';
+import { loadBetterSqlite3 } from './peers.js';
 import { claimedRows, toItem } from './rows.js';
 import { migrateSqliteFeatures, SqliteFeatures } from './sqlite-features.js';
-import { type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
+import { insertItem, type Row, type Stmt, sqliteSchema, sqliteStatements } from './sqlite-sql.js';
 import type * as S from './store.js';
 import { checkPurge } from './store.js';
 
 import { classifySqliteOpen, readOnlyError } from './store-errors.js';
+
+/** What a missing `better-sqlite3` package is. */
+const NO_SQLITE = 'sqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3`';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -143,16 +147,9 @@ export class SqliteStore implements S.QueueStore {
   }
 
   private async open(): Promise<void> {
-    let Database: typeof BetterSqlite3;
-    try {
-      Database = (await import('better-sqlite3')).default;
-    } catch (error) {
-      throw new BulwarkDurableError(
-        'STORE_UNAVAILABLE',
-        'sqliteStore needs the better-sqlite3 package: run `npm install better-sqlite3`',
-        { cause: error },
-      );
-    }
+    const Database = await loadBetterSqlite3(
+      (cause) => new BulwarkDurableError('STORE_UNAVAILABLE', NO_SQLITE, { cause }),
+    );
     const ro = this.readOnly;
     const db = new Database(this.options.path, {
       timeout: this.options.busyTimeoutMs,
@@ -294,18 +291,7 @@ export class SqliteStore implements S.QueueStore {
             continue;
           }
         }
-        s.insert!.run(
-          queue,
-          it.id,
-          it.payload,
-          it.keyId,
-          it.key,
-          it.priority,
-          it.runAt,
-          it.maxAttempts,
-          it.createdAt,
-          now,
-        );
+        insertItem(s.insert!, queue, it, now);
         out.push({ id: it.id, duplicate: false });
       }
       this.features.setTimeouts(queue, items);
@@ -468,7 +454,7 @@ export class SqliteStore implements S.QueueStore {
     return (this.s.rewrapList!.all(queue, keyId, after ?? '', limit) as Row[]).map(toItem);
   }
 
-  // The QueueStore contract's signature, as in every store: a deliberate repeat.
+  // Deliberate repetition: the signature of QueueStore.replacePayload, restated by each store.
   async replacePayload(
     queue: string,
     id: string,

@@ -25,15 +25,31 @@ export function storeFromSpec(spec: string): QueueStore {
   if (spec.startsWith('postgres://') || spec.startsWith('postgresql://')) {
     return postgresStore({ connectionString: spec });
   }
-  let path: string | undefined;
-  if (spec.startsWith('sqlite://')) path = spec.slice('sqlite://'.length);
-  else if (spec.startsWith('sqlite:')) path = spec.slice('sqlite:'.length);
-  else if (/\.(db|sqlite3?)$/i.test(spec)) path = spec;
-  if (path === undefined || path === '') {
+  const path = sqlitePathOf(spec);
+  if (path === undefined) {
     throw new BulwarkDurableError(
       'INVALID_STORE_SPEC',
       `Unknown store "${spec.replace(/:[^:@/]*@/, ':***@')}": use sqlite:PATH (e.g. sqlite:./data/bulwark.db) or postgres://user@host/db`,
     );
   }
   return sqliteStore({ path });
+}
+
+/**
+ * The file a SQLite spec names (`sqlite:PATH`, `sqlite://PATH`, or a bare path ending in
+ * `.db`/`.sqlite`/`.sqlite3`; `:memory:` for `sqlite::memory:`), or undefined when `spec` names
+ * none. @internal
+ *
+ * @example
+ * ```ts nocheck
+ * sqlitePathOf('sqlite:./data/app.db'); // './data/app.db'
+ * sqlitePathOf('postgres://localhost/db'); // undefined
+ * ```
+ */
+export function sqlitePathOf(spec: string): string | undefined {
+  let path: string | undefined;
+  if (spec.startsWith('sqlite://')) path = spec.slice('sqlite://'.length);
+  else if (spec.startsWith('sqlite:')) path = spec.slice('sqlite:'.length);
+  else if (/\.(db|sqlite3?)$/i.test(spec)) path = spec;
+  return path === '' ? undefined : path;
 }

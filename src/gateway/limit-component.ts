@@ -7,6 +7,7 @@
  * @module
  */
 
+// Deliberate repetition: the component types this file implements (an import list).
 import {
   type Component,
   type ComponentEvent,

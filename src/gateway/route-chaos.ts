@@ -11,6 +11,7 @@ import { constants as h2 } from 'node:http2';
 import type { ChaosControl } from '../chaos/chaos.js';
 import { chaosOperations } from '../chaos/operations.js';
 import type { RandomSource } from '../core/clock.js';
+// Deliberate repetition: the component types this file implements (an import list).
 import {
   type Component,
   type ComponentEvent,
@@ -21,6 +22,8 @@ import {
 import { type Disposer, Emitter, type Listener } from '../core/events.js';
 import type { RouteConfig } from './config.js';
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const descriptor = defineDescriptor({
   kind: 'gatewayChaos',
   help: 'Fault injection on a gateway route (latency, status, reset), switchable live',

@@ -5,12 +5,17 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openAuditLog } from '../audit/log.js';
-import { keyring } from '../durable/encryption.js';
+import { type Keyring, keyring } from '../durable/encryption.js';
 import { createFakeClock } from '../testing/fake-clock.js';
 import { payloadEncryption } from './encryption.js';
 import { scheduleRotation } from './rotation.js';
 import { keyFileSaver, keyringFromCommand, keyringFromFile } from './sources.js';
-import { memorySubjectKeyStore, sqliteSubjectKeyStore, subjectKeys } from './subject-keys.js';
+import {
+  memorySubjectKeyStore,
+  type SubjectKeys,
+  sqliteSubjectKeyStore,
+  subjectKeys,
+} from './subject-keys.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,6 +27,12 @@ const tmp = () => {
   return d;
 };
 const b64 = () => randomBytes(32).toString('base64');
+/** An in-memory audit log whose payloads are sealed with `ring` and per-subject keys. */
+const encryptedLog = (ring: Keyring, subjects: SubjectKeys) =>
+  openAuditLog({
+    store: 'sqlite::memory:',
+    encryption: payloadEncryption({ keyring: ring, subjectKeys: subjects }),
+  });
 
 describe('keyring sources', () => {
   it('reads files and commands; errors never show key material', async () => {
@@ -53,10 +64,7 @@ describe('subject keys and erasure', () => {
       keyring: ring,
       store: sqliteSubjectKeyStore({ path: join(tmp(), 'keys.db') }),
     });
-    const log = openAuditLog({
-      store: 'sqlite::memory:',
-      encryption: payloadEncryption({ keyring: ring, subjectKeys: subjects }),
-    });
+    const log = encryptedLog(ring, subjects);
     for (let i = 0; i < 20; i++)
       await log.append({
         actor: 'a',
@@ -86,10 +94,7 @@ describe('subject keys and erasure', () => {
     const clock = createFakeClock({ date: Date.UTC(2026, 0, 1) });
     const ring = keyring([{ id: 'k1', key: randomBytes(32) }]);
     const subjects = subjectKeys({ keyring: ring, store: memorySubjectKeyStore() });
-    const log = openAuditLog({
-      store: 'sqlite::memory:',
-      encryption: payloadEncryption({ keyring: ring, subjectKeys: subjects }),
-    });
+    const log = encryptedLog(ring, subjects);
     for (let i = 0; i < 5; i++)
       await log.append({
         actor: 'a',

@@ -60,6 +60,8 @@ const optionsSchema = s.object({
   clock: s.optional(s.unknown()),
 });
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'keyRotation',
   help: 'Scheduled key rotation with background rewrap',
@@ -75,6 +77,7 @@ const DESCRIPTOR: ComponentDescriptor = {
 
 /** The scheduler; `rotateNow()` rotates at once. */
 export class KeyRotation implements Component {
+  // Deliberate repetition: the Component fields every component declares (kind, name, descriptor).
   readonly kind = 'keyRotation';
   readonly name: string;
   readonly descriptor = DESCRIPTOR;

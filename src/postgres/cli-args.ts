@@ -5,6 +5,7 @@
  */
 
 import { type Flags, type ParsedArgs, parseArgv, str, UsageError } from '../core/cli-args.js';
+import { BulwarkError } from '../core/errors.js';
 
 export { int, str, UsageError } from '../core/cli-args.js';
 
@@ -31,4 +32,59 @@ export function required(args: Flags, name: string, env?: string): string {
 /** Hides the password of a connection string (for output and manifests). */
 export function redact(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+}
+
+/** Where a command writes. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** What `runCommand` needs to know of a command. */
+export interface CommandSpec {
+  /** The options that take a value, and the switches. */
+  readonly valued: ReadonlySet<string>;
+  readonly switches: ReadonlySet<string>;
+  /** The usage text (printed for `--help` and after a usage error). */
+  readonly usage: string;
+  /** The command's name in `<name> failed: …`. */
+  readonly name: string;
+}
+
+/**
+ * Parses `argv` and runs the command, turning how it ends into the exit code: `--help` prints the
+ * usage (0); a `UsageError` prints its message and the usage (2); a `BulwarkError` prints
+ * `CODE: message`, any other error `<name> failed: message` (1).
+ *
+ * @example
+ * ```ts nocheck
+ * const spec = { valued: new Set(['db']), switches: new Set(['json']), usage: USAGE, name: 'migrate' };
+ * process.exitCode = await runCommand(spec, process.argv.slice(2), io, (args) => run(args, io));
+ * ```
+ */
+export async function runCommand(
+  spec: CommandSpec,
+  argv: readonly string[],
+  io: CliIo,
+  run: (args: Args) => Promise<number>,
+): Promise<number> {
+  try {
+    const args = parseArgs(argv, spec.valued, spec.switches);
+    if (args.flags.has('help')) {
+      io.out(spec.usage);
+      return 0;
+    }
+    return await run(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`${error.message}\n\n${spec.usage}`);
+      return 2;
+    }
+    io.err(
+      error instanceof BulwarkError
+        ? `${error.code}: ${error.message}`
+        : `${spec.name} failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return 1;
+  }
 }

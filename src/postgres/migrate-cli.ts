@@ -11,8 +11,7 @@
  * @module
  */
 
-import { BulwarkError } from '../core/errors.js';
-import { type Args, int, parseArgs, required, str, UsageError } from './cli-args.js';
+import { type Args, type CliIo as Io, int, required, runCommand, str, UsageError } from './cli-args.js';
 import { createMigrationFile } from './migration-files.js';
 import { createMigrator, type MigrationRun } from './migrator.js';
 
@@ -39,10 +38,7 @@ Options:
 const VALUED = new Set(['db', 'dir', 'schema', 'table', 'to', 'steps', 'lock-timeout']);
 const SWITCHES = new Set(['dry-run', 'json']);
 
-interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+const COMMAND = { valued: VALUED, switches: SWITCHES, usage: USAGE, name: 'migrate' };
 
 function printRun(io: Io, run: MigrationRun, json: boolean): void {
   if (json) {
@@ -120,25 +116,6 @@ async function run(args: Args, io: Io): Promise<number> {
  * process.exitCode = await runMigrateCli(['migrate', 'status', '--db', 'sqlite:app.db', '--dir', 'migrations'], console.log);
  * ```
  */
-export async function main(argv: readonly string[], io: Io): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv, VALUED, SWITCHES);
-    if (args.flags.has('help')) {
-      io.out(USAGE);
-      return 0;
-    }
-    return await run(args, io);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (error instanceof BulwarkError) {
-      io.err(`${error.code}: ${error.message}`);
-      return 1;
-    }
-    io.err(`migrate failed: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
+export function main(argv: readonly string[], io: Io): Promise<number> {
+  return runCommand(COMMAND, argv, io, (args) => run(args, io));
 }

@@ -77,6 +77,16 @@ interface PgClient {
   on(event: 'error', l: (e: Error) => void): unknown;
 }
 
+/** The error of a migration lock not taken within `lockTimeoutMs`; `holder` says who held it. */
+function lockNotTaken(holder: string, lockTimeoutMs: number, cause: unknown): MigrationError {
+  return new MigrationError(
+    'MIGRATION_FAILED',
+    '(lock)',
+    `${holder} for longer than ${lockTimeoutMs} ms; wait for it to finish (or raise lockTimeoutMs)`,
+    { cause },
+  );
+}
+
 /** A PostgreSQL driver on one session (the advisory lock is held by that session). */
 export async function postgresDriver(connectionString: string, o: DriverOptions): Promise<MigrationDriver> {
   const pg = (await loadPg()) as unknown as { Client: new (c: { connectionString: string }) => PgClient };
@@ -93,12 +103,7 @@ export async function postgresDriver(connectionString: string, o: DriverOptions)
       try {
         await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
       } catch (error) {
-        throw new MigrationError(
-          'MIGRATION_FAILED',
-          '(lock)',
-          `Another migrator held the migration lock for longer than ${o.lockTimeoutMs} ms; wait for it to finish (or raise lockTimeoutMs)`,
-          { cause: error },
-        );
+        throw lockNotTaken('Another migrator held the migration lock', o.lockTimeoutMs, error);
       }
       await client.query('SET lock_timeout = 0');
       if (o.schema !== undefined) {
@@ -206,12 +211,7 @@ export async function sqliteDriver(path: string, o: DriverOptions): Promise<Migr
       try {
         db.exec('BEGIN IMMEDIATE');
       } catch (error) {
-        throw new MigrationError(
-          'MIGRATION_FAILED',
-          '(lock)',
-          `Another writer held the SQLite database for longer than ${o.lockTimeoutMs} ms; wait for it to finish (or raise lockTimeoutMs)`,
-          { cause: error },
-        );
+        throw lockNotTaken('Another writer held the SQLite database', o.lockTimeoutMs, error);
       }
       db.exec(
         `CREATE TABLE IF NOT EXISTS ${table} (version TEXT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL, duration_ms INTEGER NOT NULL)`,

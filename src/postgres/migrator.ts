@@ -93,6 +93,8 @@ const optionsSchema = s.object({
   driver: s.optional(s.fn<() => Promise<MigrationDriver>>()),
 });
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'migrator',
   help: 'Versioned SQL migrations applied under a lock',

@@ -125,6 +125,8 @@ const guarded = new WeakSet<object>();
 
 const BOUNDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] as const;
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'postgresPool',
   help: 'A PostgreSQL connection pool with startup retry and a breaker on connection errors',

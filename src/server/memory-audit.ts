@@ -93,6 +93,8 @@ export class MemoryAudit implements AuditSink, Component {
   }
 
   operations(): readonly ComponentOperation[] {
+    // Deliberate repetition: an operation descriptor is data (name, type, summary, input, run); this
+    // log's inputs differ from the audit log's.
     const list: ComponentOperation<{ limit: number; actor?: string; action?: string }, MemoryAuditEntry[]> = {
       name: 'list',
       type: 'view',

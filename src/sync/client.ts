@@ -102,6 +102,8 @@ export interface SyncReport {
   readonly error?: unknown;
 }
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'syncClient',
   help: 'An offline-first sync client: a durable outbox of edits and a local replica',
@@ -127,6 +129,7 @@ const nameOfRank = (rank: number): SyncPriority => RANKS.find(([, r]) => r === r
 
 /** A sync client. See `openSyncClient()`. */
 export class SyncClient implements Component {
+  // Deliberate repetition: the Component fields every component declares (kind, name, descriptor).
   readonly kind = 'syncClient';
   readonly name: string;
   readonly descriptor = DESCRIPTOR;
@@ -499,6 +502,7 @@ export class SyncClient implements Component {
   }
 
   snapshot(): Snapshot {
+    // Deliberate repetition: the Snapshot literal every component returns, with its own gauges.
     return {
       kind: this.kind,
       name: this.name,

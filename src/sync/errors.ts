@@ -36,6 +36,8 @@ export type SyncErrorCode =
  * if (err instanceof BulwarkSyncError && err.code === 'TRANSPORT') console.log('kept for later');
  * ```
  */
+// Deliberate repetition: each capability's error class narrows `code` to its own codes; only the
+// shape is shared (the logic lives in BulwarkError).
 export class BulwarkSyncError extends BulwarkError {
   override readonly code: SyncErrorCode;
 

@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../core/errors.js';
 import { createRegistry } from '../core/registry.js';
+import { createFakeClock } from '../testing/fake-clock.js';
 import { ClockDriftError } from './errors.js';
 import { compareHlc, formatHlc, hybridClock, isHlc, parseHlc } from './hlc.js';
 
-const frozen = (ms: number) => ({
-  now: () => ms,
-  date: () => ms,
-  setTimeout: () => ({ ref() {}, unref() {} }),
-  clearTimeout() {},
-});
+/** A clock standing at `ms` (monotonic and wall clock alike): time moves only when told to. */
+const frozen = (ms: number) => createFakeClock({ now: ms, date: ms });
 
 describe('hybridClock', () => {
   it('formats sortable stamps and parses them back', () => {

@@ -107,6 +107,8 @@ const optionsSchema = s.object({
   registry: s.optional(s.unknown()),
 });
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'hybridClock',
   help: 'A hybrid logical clock: monotonic stamps near the wall clock',
@@ -128,6 +130,7 @@ const DESCRIPTOR: ComponentDescriptor = {
  * stepped-back clock until it catches up) and the bound still holds against that highest value.
  */
 export class HybridClock implements Component {
+  // Deliberate repetition: the Component fields every component declares (kind, name, descriptor).
   readonly kind = 'hybridClock';
   readonly name: string;
   readonly descriptor = DESCRIPTOR;
@@ -140,6 +143,8 @@ export class HybridClock implements Component {
   private c = 0;
   /** The highest wall-clock reading so far: the drift bound is measured against it. */
   private wall = 0;
+  // Deliberate repetition: zeroed counters, then the options parsed by this component's own schema
+  // (the shape every component's constructor has).
   private stamps = 0;
   private received = 0;
   private rejections = 0;

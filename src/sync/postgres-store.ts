@@ -10,6 +10,8 @@
 
 import type { Pool, PoolClient } from 'pg';
 import { s } from '../core/schema.js';
+import { loadPgPool } from '../durable/peers.js';
+import { inTransaction } from '../durable/pg-client.js';
 import { BulwarkSyncError } from './errors.js';
 import type { SyncRecord } from './record.js';
 import {
@@ -20,6 +22,9 @@ import {
   type StoredRecord,
   type SyncServerStore,
 } from './server-store.js';
+
+/** What a missing `pg` package is. */
+const NO_PG = 'postgresSyncStore needs the `pg` package: npm install pg';
 
 /** Options of `postgresSyncStore()`. */
 export interface PostgresSyncStoreOptions {
@@ -101,17 +106,7 @@ export function postgresSyncStore(
   const getPool = (): Promise<Pool> => {
     if (pool !== undefined) return Promise.resolve(pool);
     poolPromise ??= (async () => {
-      let mod: typeof import('pg');
-      try {
-        mod = await import('pg');
-      } catch (error) {
-        throw new BulwarkSyncError(
-          'STORE_UNAVAILABLE',
-          'postgresSyncStore needs the `pg` package: npm install pg',
-          { cause: error },
-        );
-      }
-      const Ctor = (mod as unknown as { default?: typeof import('pg') }).default?.Pool ?? mod.Pool;
+      const Ctor = await loadPgPool((cause) => new BulwarkSyncError('STORE_UNAVAILABLE', NO_PG, { cause }));
       const p = new Ctor({
         ...(o.connectionString !== undefined ? { connectionString: o.connectionString } : {}),
         max: o.poolSize,
@@ -143,18 +138,14 @@ export function postgresSyncStore(
   };
 
   const inTx = <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> =>
-    withClient(async (c) => {
-      try {
-        // BEGIN and the lock in one round trip (simple protocol; the schema name is a checked identifier).
-        await c.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('bulwark.sync.${o.schema}', 0))`);
-        const out = await fn(c);
-        await c.query('COMMIT');
-        return out;
-      } catch (error) {
-        await c.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
-    }).catch(unavailable);
+    withClient((c) =>
+      // BEGIN and the lock in one round trip (simple protocol; the schema name is a checked identifier).
+      inTransaction(
+        c,
+        `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('bulwark.sync.${o.schema}', 0))`,
+        fn,
+      ),
+    ).catch(unavailable);
 
   const init = (): Promise<void> => {
     ready ??= inTx(async (c) => {

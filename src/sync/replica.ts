@@ -6,9 +6,12 @@
  * @module
  */
 
-import type BetterSqlite3 from 'better-sqlite3';
+import { loadBetterSqlite3 } from '../durable/peers.js';
 import { BulwarkSyncError } from './errors.js';
 import { isDeleted, type SyncRecord } from './record.js';
+
+/** What a missing `better-sqlite3` package is. */
+const NO_SQLITE = 'The sync client needs better-sqlite3: npm install better-sqlite3';
 
 /** The local replica. @internal */
 export interface Replica {
@@ -45,18 +48,9 @@ const toRecord = (r: Row): SyncRecord => ({
 
 /** Opens (creating) the replica at `path` (`:memory:` for none on disk). @internal */
 export async function openReplica(path: string): Promise<Replica> {
-  let Database: typeof BetterSqlite3;
-  try {
-    Database = (await import('better-sqlite3')).default;
-  } catch (error) {
-    throw new BulwarkSyncError(
-      'STORE_UNAVAILABLE',
-      'The sync client needs better-sqlite3: npm install better-sqlite3',
-      {
-        cause: error,
-      },
-    );
-  }
+  const Database = await loadBetterSqlite3(
+    (cause) => new BulwarkSyncError('STORE_UNAVAILABLE', NO_SQLITE, { cause }),
+  );
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');

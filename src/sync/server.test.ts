@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../core/errors.js';
 import { createRegistry } from '../core/registry.js';
 import { rateLimiter } from '../limits/rate-limiter.js';
+import { createFakeClock } from '../testing/fake-clock.js';
 import { memoryAuditSink } from './audit.js';
 import { BulwarkSyncError, SyncRateLimitedError } from './errors.js';
 import { formatHlc } from './hlc.js';
@@ -30,12 +31,8 @@ function op(over: Partial<SyncOperation> & { seq: number }): SyncOperation {
     ...over,
   };
 }
-const fixed = (ms: number) => ({
-  now: () => ms,
-  date: () => ms,
-  setTimeout: () => ({ ref() {}, unref() {} }),
-  clearTimeout() {},
-});
+/** A clock standing at `ms` (monotonic and wall clock alike): time moves only when told to. */
+const fixed = (ms: number) => createFakeClock({ now: ms, date: ms });
 
 describe('syncServer', () => {
   it('applies each operation once: a replay (same client, seq at or below its mark) is a duplicate', async () => {

@@ -100,6 +100,8 @@ const optionsSchema = s.object({
   registry: s.optional(s.unknown()),
 });
 
+// Deliberate repetition: a component descriptor is data (kind, help, category, states, gauges,
+// counters); every component writes its own, alike in shape only.
 const DESCRIPTOR: ComponentDescriptor = {
   kind: 'syncServer',
   help: 'An offline-first sync endpoint: pushes of operations, pulls of changes',
@@ -120,6 +122,7 @@ const DESCRIPTOR: ComponentDescriptor = {
 
 /** A sync server. See `syncServer()`. */
 export class SyncServer implements Component {
+  // Deliberate repetition: the Component fields every component declares (kind, name, descriptor).
   readonly kind = 'syncServer';
   readonly name: string;
   readonly descriptor = DESCRIPTOR;
@@ -150,6 +153,8 @@ export class SyncServer implements Component {
     swept: 0,
   };
 
+  // Deliberate repetition: zeroed counters, then the options parsed by this component's own schema
+  // (the shape every component's constructor has).
   constructor(options: SyncServerOptions) {
     const o = optionsSchema.parse(options, 'syncServer');
     this.store = o.store;
