@@ -6,8 +6,13 @@
  * 1. maximum throughput with `wrk -t1 -c50` (ratios vs nginx and @fastify/http-proxy);
  * 2. the gateway with its default policies on (timeouts, retry with budget, breaker, outlier
  *    ejection, a client rate limit, metrics) vs off: cost ratio;
- * 3. added latency (p50/p99 minus the upstream's own at the same rate) at a fixed rate with
- *    autocannon: at half of nginx's maximum and at half of the gateway's own maximum.
+ * 3. added latency (p50/p99 minus the upstream's own at the same rate) at a fixed rate with an
+ *    open-loop generator of ours (bench/gateway/openloop.c, latency from each request's
+ *    scheduled time, as wrk2): at half of nginx's maximum and at half of the gateway's own maximum.
+ *
+ * The gateway runs as users run it: `bin/bulwark.mjs` over the built package (dist/, rebuilt by
+ * `tsc` at the start unless BENCH_NO_BUILD=1), the Node peers as plain JavaScript (peers.mjs):
+ * no transpiler in any measured process.
  *
  * Every proxy is started first and warmed (JIT, pools) with wrk; then the throughput runs go in
  * ROUNDS rounds, each round running every proxy once in a rotated order, and each ratio is the
@@ -26,7 +31,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { openLoop } from './gateway/openloop.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -137,14 +142,32 @@ function wrk(
   };
 }
 
-async function fixedRate(port: number, rate: number): Promise<{ p50: number; p99: number; rps: number }> {
-  const r = await autocannon({
-    url: `http://127.0.0.1:${port}/`,
-    connections: 20,
-    overallRate: Math.max(1, Math.round(rate)),
-    duration: SECONDS,
+/** Latency at a fixed request rate (open loop, from each request's scheduled time), in ms. */
+interface AtRate {
+  p50: number;
+  p99: number;
+  rps: number;
+  /** How late the generator itself sent at p99 (ms): when near p99, the machine, not the proxy, set it. */
+  late99: number;
+  failed: number;
+}
+
+async function fixedRate(port: number, rate: number): Promise<AtRate> {
+  const r = await openLoop({
+    host: '127.0.0.1',
+    port,
+    connections: 32,
+    rate: Math.max(1, Math.round(rate)),
+    seconds: SECONDS,
+    warmupSeconds: 1,
   });
-  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average };
+  return {
+    p50: r.p50 / 1000,
+    p99: r.p99 / 1000,
+    rps: r.achievedRate,
+    late99: r.p99Late / 1000,
+    failed: r.non2xx + r.errors + r.timeouts,
+  };
 }
 
 function version(cmd: string, args: string[]): string {
@@ -213,6 +236,17 @@ ${policies ? '    timeoutMs: 5000\n    perTryTimeoutMs: 2000\n    retry: { maxAt
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_NO_BUILD !== '1') {
+    console.error('building dist/ (tsc) so the gateway runs the current source…');
+    execFileSync(
+      process.execPath,
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+      {
+        cwd: ROOT,
+        stdio: 'inherit',
+      },
+    );
+  }
   const upPort = await freePort();
   const sse = createHttpServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -256,7 +290,7 @@ async function main(): Promise<void> {
         writeFileSync(file, gatewayYaml(p, upPort, policies, ssePort));
         return start(
           process.execPath,
-          ['--import', 'tsx', join(ROOT, 'test/fixtures/gateway-run.ts'), file],
+          [join(ROOT, 'bin/bulwark.mjs'), 'gateway', '-c', file, '--quiet'],
           /listening on/,
           ROOT,
         );
@@ -268,14 +302,7 @@ async function main(): Promise<void> {
       launch: (p) =>
         start(
           process.execPath,
-          [
-            '--import',
-            'tsx',
-            join(ROOT, 'bench/gateway/peers.ts'),
-            'fastify',
-            String(p),
-            `http://127.0.0.1:${upPort}`,
-          ],
+          [join(ROOT, 'bench/gateway/peers.mjs'), 'fastify', String(p), `http://127.0.0.1:${upPort}`],
           /listening/,
           ROOT,
         ),
@@ -286,7 +313,7 @@ async function main(): Promise<void> {
       launch: (p) =>
         start(
           process.execPath,
-          ['--import', 'tsx', join(ROOT, 'bench/gateway/peers.ts'), 'bare', String(p), ''],
+          [join(ROOT, 'bench/gateway/peers.mjs'), 'bare', String(p), ''],
           /listening/,
           ROOT,
         ),
@@ -297,14 +324,7 @@ async function main(): Promise<void> {
       launch: (p) =>
         start(
           process.execPath,
-          [
-            '--import',
-            'tsx',
-            join(ROOT, 'bench/gateway/peers.ts'),
-            'floor',
-            String(p),
-            `http://127.0.0.1:${upPort}`,
-          ],
+          [join(ROOT, 'bench/gateway/peers.mjs'), 'floor', String(p), `http://127.0.0.1:${upPort}`],
           /listening/,
           ROOT,
         ),
@@ -315,14 +335,7 @@ async function main(): Promise<void> {
       launch: (p) =>
         start(
           process.execPath,
-          [
-            '--import',
-            'tsx',
-            join(ROOT, 'bench/gateway/peers.ts'),
-            'http-proxy',
-            String(p),
-            `http://127.0.0.1:${upPort}`,
-          ],
+          [join(ROOT, 'bench/gateway/peers.mjs'), 'http-proxy', String(p), `http://127.0.0.1:${upPort}`],
           /listening/,
           ROOT,
         ),
@@ -364,7 +377,7 @@ async function main(): Promise<void> {
   const nginxMax = max.get(cases[1]!.name)!.rps;
   const gwMax = max.get(cases[3]!.name)!.rps;
   const latencyAt = async (rate: number, names: string[]) => {
-    const out = new Map<string, { p50: number; p99: number; rps: number }>();
+    const out = new Map<string, AtRate>();
     for (const n of names) {
       const c = cases.find((x) => x.name === n)!;
       out.set(n, await fixedRate(c.port, rate));
@@ -392,12 +405,13 @@ async function main(): Promise<void> {
       (r, i) =>
         `| ${i + 1} | ${(r.rps / runs.get(cases[1]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[5]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[4]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[7]!.name)![i]!.rps).toFixed(2)} |`,
     );
-  const direct = (m: Map<string, { p50: number; p99: number; rps: number }>) => m.get(cases[0]!.name)!;
-  const latRows = (m: Map<string, { p50: number; p99: number; rps: number }>) =>
-    latNames.slice(1).map((n) => {
+  const direct = (m: Map<string, AtRate>) => m.get(cases[0]!.name)!;
+  const latRows = (m: Map<string, AtRate>) =>
+    latNames.map((n, i) => {
       const r = m.get(n)!;
       const d = direct(m);
-      return `| ${n} | ${Math.round(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.p50 - d.p50)} | ${fmt(r.p99 - d.p99)} |`;
+      const added = i === 0 ? '— | —' : `${fmt(r.p50 - d.p50)} | ${fmt(r.p99 - d.p99)}`;
+      return `| ${n} | ${Math.round(r.rps)} | ${r.failed} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${added} | ${fmt(r.late99)} |`;
     });
   const pkg = (name: string) =>
     (
@@ -416,7 +430,7 @@ ${loadavg()
   .map((x) => x.toFixed(1))
   .join(' / ')} at the end (the machine is shared: read ratios, not absolute figures).
 Versions: Node ${process.version}; ${version('nginx', ['-v'])}; ${version('haproxy', ['-v'])}; ${version('wrk', ['-v'])};
-undici ${pkg('undici')}; @fastify/http-proxy ${pkg('@fastify/http-proxy')}; fastify ${pkg('fastify')}; http-proxy ${pkg('http-proxy')}; autocannon ${pkg('autocannon')}.
+undici ${pkg('undici')}; @fastify/http-proxy ${pkg('@fastify/http-proxy')}; fastify ${pkg('fastify')}; http-proxy ${pkg('http-proxy')}; the open-loop generator built with ${version('gcc', ['--version'])}.
 
 Same upstream for all (a 1-worker nginx answering \`200 hello\`), one worker / process / thread per
 proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\`, every proxy
@@ -443,20 +457,23 @@ Per round (gateway without policies ÷ the other, same round):
 |---|---|---|---|---|
 ${perRound.join('\n')}
 
-## Added latency at a fixed rate (autocannon, 20 connections, ${SECONDS} s)
+## Added latency at a fixed rate (open loop, 32 connections, 1 s warm-up + ${SECONDS} s)
 
-Added = the proxy's percentile minus the upstream's own at the same rate.
+Latency counts from each request's scheduled send time (coordinated omission corrected). Added =
+the proxy's percentile minus the upstream's own at the same rate. "gen. late p99": how late the
+generator itself was at sending, at p99 — where it is close to a row's p99, the machine's
+scheduling (2 cores shared by the generator, the proxy and the upstream), not the proxy, set it.
 
 At half of nginx's maximum (${Math.round(nginxMax / 2)} req/s requested):
 
-| Proxy | req/s done | p50 ms | p99 ms | added p50 ms | added p99 ms |
-|---|---|---|---|---|---|
+| Proxy | req/s done | failed | p50 ms | p99 ms | added p50 ms | added p99 ms | gen. late p99 ms |
+|---|---|---|---|---|---|---|---|
 ${latRows(atNginxHalf).join('\n')}
 
 At half of the gateway's own maximum (${Math.round(gwMax / 2)} req/s requested):
 
-| Proxy | req/s done | p50 ms | p99 ms | added p50 ms | added p99 ms |
-|---|---|---|---|---|---|
+| Proxy | req/s done | failed | p50 ms | p99 ms | added p50 ms | added p99 ms | gen. late p99 ms |
+|---|---|---|---|---|---|---|---|
 ${latRows(atGwHalf).join('\n')}
 
 ## Time to first token (SSE)
@@ -481,6 +498,8 @@ rate requested, the proxy could not keep up and its latency includes queueing).
 - Access log: off in both rows (\`accessLog: false\`). When on, the CLI writes it through pino
   with an asynchronous destination (\`pino.destination({ sync: false })\`): one entry per
   request, no sampling.
+- Plain HTTP/1.1 on the listener is served by the gateway's own front end (h1-server.ts) for
+  bodiless GET/HEAD/OPTIONS, node:http for the rest (docs/gateway.md).
 - "Node proxying floor": node:http in front of the same upstream pool with none of the gateway's
   work (routing, header hygiene, X-Forwarded-*, request ids, policies, metrics): what a Node
   proxy costs on this machine before any gateway logic.

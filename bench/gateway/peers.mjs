@@ -1,18 +1,20 @@
 // The Node proxies the gateway is compared with, one process each: `fastify <port> <upstream>`,
 // `http-proxy <port> <upstream>`, `floor <port> <upstream>` (node:http + the gateway's upstream pool, no
 // gateway logic), or `bare <port>` (a node:http hello server, no proxying). Prints "listening" when ready.
+// Plain JavaScript run by `node` (no transpiler in the measured process), with the gateway's pool
+// taken from the built package (dist/), as every peer runs its published code.
 import { Agent, createServer } from 'node:http';
 
-const [kind, port, target] = process.argv.slice(2) as [string, string, string];
+const [kind, port, target] = process.argv.slice(2);
 if (kind === 'bare') {
   // Not a proxy: a node:http "hello" server, the Node listener's own ceiling on this machine.
-  await new Promise<void>((r) =>
+  await new Promise((r) =>
     createServer((_req, res) => res.end('hello')).listen(Number(port), '127.0.0.1', () => r()),
   );
 } else if (kind === 'floor') {
   // The Node proxying floor: node:http in front of the gateway's own upstream pool (h1-pool),
   // none of the gateway's routing, headers, policies or metrics.
-  const { H1Pool } = await import('../../src/gateway/h1-pool.js');
+  const { H1Pool } = await import('../../dist/gateway/h1-pool.js');
   const u = new URL(target);
   const pool = new H1Pool({
     host: u.hostname,
@@ -21,9 +23,9 @@ if (kind === 'bare') {
     keepAliveTimeoutMs: 60_000,
     connectTimeoutMs: 2000,
   });
-  await new Promise<void>((r) =>
+  await new Promise((r) =>
     createServer((req, res) => {
-      pool.request(req.method!, req.url!, ['host', u.host], null, 5000, 5000, true, {
+      pool.request(req.method, req.url, ['host', u.host], null, 5000, 5000, true, {
         onResponseStart: (_c, status, headers) => {
           delete headers.connection;
           delete headers['keep-alive'];
@@ -51,10 +53,10 @@ if (kind === 'bare') {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const p = httpProxy.createProxyServer({ target, agent });
   p.on('error', (_e, _req, res) => {
-    (res as import('node:http').ServerResponse).writeHead?.(502);
+    res.writeHead?.(502);
     res.end();
   });
-  await new Promise<void>((r) =>
+  await new Promise((r) =>
     createServer((req, res) => p.web(req, res)).listen(Number(port), '127.0.0.1', () => r()),
   );
 }
