@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+// Deliberate repetition: an import list (it matches index.ts's export list by shape).
 import {
   BrokenCircuitError,
   BulkheadRejectedError,

@@ -158,6 +158,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
   readonly kind = 'adaptiveConcurrency';
@@ -177,6 +179,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   private samples = 0;
   private drops = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: AdaptiveConcurrencyOptions = {}) {
     super();
     const o = options as Record<string, unknown>;
@@ -323,6 +327,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const min = optNumber('adaptiveConcurrency.setBounds.minLimit', o.minLimit, rules.int(1), cur.minLimit);
     const max = optNumber('adaptiveConcurrency.setBounds.maxLimit', o.maxLimit, rules.int(min), cur.maxLimit);
     this.algo.setBounds(min, max);
+    // Deliberate repetition: a change guard then an event built behind emitter.wants() (the EventBase
+    // fields, then the event's own), inline so no event object is made when nobody listens.
     const before = this.current;
     this.current = this.algo.limit;
     if (this.current !== before && this.emitter.wants('limitChange'))
@@ -384,10 +390,9 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     );
   }
 
-  /**
-   * Runs `fn` under this policy. (A deliberate copy of `PolicyBase.execute` in every policy class:
-   * the call into `_run` stays monomorphic, a measurable saving on the hot path; NOTES.md.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

@@ -273,6 +273,8 @@ export function parseExperiment(value: unknown): Experiment {
   return experimentSchema.parse(value, '$');
 }
 
+// Deliberate repetition: a JSON Schema document's header ($schema, $id, title), as the gateway's has;
+// the values name this document.
 /**
  * The JSON Schema of experiment files (draft 2020-12), from the rules `parseExperiment` applies.
  *
