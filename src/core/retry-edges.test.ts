@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { alwaysFails, flaky, record, settle, setup } from '../../test/support/retry-harness.js';
+import { alwaysFails, flaky, giveUpEvent, record, settle, setup } from '../../test/support/retry-harness.js';
 import {
   backoff,
   ConfigError,
@@ -35,15 +35,7 @@ describe('abort', () => {
     expect(fn).toHaveBeenCalledTimes(1);
     expect(clock.pending).toBe(0);
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
-    expect(events.at(-1)).toEqual({
-      kind: 'retry',
-      event: 'giveUp',
-      name: 'retry',
-      priority: 'normal',
-      attempt: 1,
-      reason: 'aborted',
-      error: reason,
-    });
+    expect(events.at(-1)).toEqual(giveUpEvent({ attempt: 1, reason: 'aborted', error: reason }));
     expect(policy.stats.giveUps).toBe(1);
   });
 
@@ -106,17 +98,7 @@ describe('abort', () => {
       { signal: controller.signal },
     );
     await expect(done).rejects.toBe(reason);
-    expect(events).toEqual([
-      {
-        kind: 'retry',
-        event: 'giveUp',
-        name: 'retry',
-        priority: 'normal',
-        attempt: 1,
-        reason: 'aborted',
-        error: reason,
-      },
-    ]);
+    expect(events).toEqual([giveUpEvent({ attempt: 1, reason: 'aborted', error: reason })]);
   });
 
   it('a long-lived signal keeps no listener and no timer after many executions that retried', async () => {

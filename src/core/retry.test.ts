@@ -1,5 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
-import { alwaysFails, flaky, record, response, settle, setup } from '../../test/support/retry-harness.js';
+import {
+  alwaysFails,
+  flaky,
+  giveUpEvent,
+  record,
+  response,
+  settle,
+  setup,
+} from '../../test/support/retry-harness.js';
 import {
   BrokenCircuitError,
   backoff,
@@ -353,17 +361,7 @@ describe('default handling: every error except aborts and nonRetryable()', () =>
     });
     await expect(policy.execute(fn, { signal: controller.signal })).rejects.toBe(failure);
     expect(fn).toHaveBeenCalledTimes(1);
-    expect(events).toEqual([
-      {
-        kind: 'retry',
-        event: 'giveUp',
-        name: 'retry',
-        priority: 'normal',
-        attempt: 1,
-        reason: 'aborted',
-        error: failure,
-      },
-    ]);
+    expect(events).toEqual([giveUpEvent({ attempt: 1, reason: 'aborted', error: failure })]);
   });
 });
 
@@ -375,17 +373,7 @@ describe('nonRetryable', () => {
     const fn = alwaysFails(error);
     await expect(policy.execute(fn)).rejects.toBe(error);
     expect(fn).toHaveBeenCalledTimes(1);
-    expect(events).toEqual([
-      {
-        kind: 'retry',
-        event: 'giveUp',
-        name: 'retry',
-        priority: 'normal',
-        attempt: 1,
-        reason: 'nonRetryable',
-        error,
-      },
-    ]);
+    expect(events).toEqual([giveUpEvent({ attempt: 1, reason: 'nonRetryable', error })]);
     expect(policy.stats).toEqual({ executions: 1, retries: 0, giveUps: 1 });
   });
 
@@ -457,15 +445,7 @@ describe('handle', () => {
     expect(done).toEqual({ state: 'fulfilled', value: bad });
     expect(done.value).toBe(bad);
     expect(fn).toHaveBeenCalledTimes(3);
-    expect(events.at(-1)).toEqual({
-      kind: 'retry',
-      event: 'giveUp',
-      name: 'retry',
-      priority: 'normal',
-      attempt: 3,
-      reason: 'maxAttempts',
-      result: bad,
-    });
+    expect(events.at(-1)).toEqual(giveUpEvent({ attempt: 3, reason: 'maxAttempts', result: bad }));
   });
 
   it('a results-only handler does not retry errors', async () => {

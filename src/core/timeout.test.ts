@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { configError } from '../../test/support/config-error.js';
 import { track, untilAborted, withUnhandledRejections } from '../../test/support/timeout-harness.js';
 import { ConfigError, TimeoutError, type TimeoutEvent, TimeoutPolicy, timeout } from '../index.js';
 import { createFakeClock, deferred, flushMicrotasks } from '../testing/index.js';
@@ -470,19 +471,11 @@ describe('timeout: options', () => {
 
   describe('validation', () => {
     const bad = (f: () => unknown, option: string, message?: RegExp) => {
-      let error: unknown;
-      try {
-        f();
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).option).toBe(option);
-      expect((error as ConfigError).code).toBe(
-        /\.(msec|[a-z]+typo)$/.test(option) ? 'UNKNOWN_OPTION' : 'INVALID_OPTION',
-      );
-      expect((error as Error).message).toContain(option);
-      if (message) expect((error as Error).message).toMatch(message);
+      const error = configError(f);
+      expect(error.option).toBe(option);
+      expect(error.code).toBe(/\.(msec|[a-z]+typo)$/.test(option) ? 'UNKNOWN_OPTION' : 'INVALID_OPTION');
+      expect(error.message).toContain(option);
+      if (message) expect(error.message).toMatch(message);
     };
 
     it('timeout.ms is required and must be a number > 0', () => {

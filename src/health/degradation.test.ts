@@ -12,6 +12,14 @@ import {
 } from './degradation.js';
 
 const sev = (l: DegradationLevel) => DEGRADATION_LEVELS.indexOf(l);
+/** A live process with one critical and one non-critical check, of these statuses. */
+const liveWith = (critical: 'pass' | 'fail', other: 'pass' | 'fail') => ({
+  live: true,
+  checks: [
+    { status: critical, critical: true },
+    { status: other, critical: false },
+  ],
+});
 
 describe('Hysteresis (property)', () => {
   it('changes only when the window justifies it, never late, and timers land on every change point', () => {
@@ -100,51 +108,21 @@ describe('createDegradation', () => {
     const d = createDegradation({ clock, recoverAfterMs: 30_000 });
     const changes: DegradationChange[] = [];
     d.on('change', (e) => changes.push(e));
-    d.update({
-      live: true,
-      checks: [
-        { status: 'fail', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('fail', 'pass'));
     expect(d.level).toBe('critical-only');
     await clock.tick(10_000);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'fail', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'fail'));
     expect(d.level).toBe('critical-only');
     expect(d.target).toBe('limited');
     await clock.tick(29_999);
     expect(d.level).toBe('critical-only');
     await clock.tick(1);
     expect(d.level).toBe('limited');
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(15_000);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'fail', critical: false },
-      ],
-    }); // flap
+    d.update(liveWith('pass', 'fail')); // flap
     await clock.tick(1);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(29_999);
     expect(d.level).toBe('limited');
     await clock.tick(1);
@@ -179,23 +157,11 @@ describe('createDegradation', () => {
     const d = createDegradation({ clock, recoverAfterMs: 1_000 });
     const shedder = loadShedder({ clock });
     const detach = d.attach(shedder);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'fail', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('fail', 'pass'));
     expect(shedder.level).toBe('critical-only');
     await expect(shedder.execute(() => 'ok', { priority: 'critical' })).resolves.toBe('ok');
     await expect(shedder.execute(() => 'ok', { priority: 'normal' })).rejects.toBeInstanceOf(LoadShedError);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(1_000);
     expect(shedder.level).toBe('normal');
     detach();

@@ -8,8 +8,17 @@ import {
   setup,
   tripped,
 } from '../../../test/support/breaker-harness.js';
-import { circuitBreaker, handle } from '../../index.js';
+import { type CircuitBreakerOptions, circuitBreaker, handle } from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
+
+/** Three failures leave the breaker closed (below 4 samples); a fourth call, a success, opens it (3/4 failed). */
+async function expectDecidesAtFourthCall(breaker: NonNullable<CircuitBreakerOptions['breaker']>) {
+  const b = setup({ breaker });
+  for (let i = 0; i < 3; i++) await b.fail();
+  expect(b.breaker.state).toBe('closed');
+  await b.pass();
+  expect(b.breaker.state).toBe('open');
+}
 
 describe('circuitBreaker: consecutive breaker', () => {
   it('defaults to 5 consecutive failures', async () => {
@@ -74,13 +83,7 @@ describe('circuitBreaker: count breaker', () => {
   });
 
   it('minSamples defaults to size', async () => {
-    const { breaker, fail, pass } = setup({ breaker: { kind: 'count', size: 4 } });
-    await fail();
-    await fail();
-    await fail();
-    expect(breaker.state).toBe('closed');
-    await pass();
-    expect(breaker.state).toBe('open');
+    await expectDecidesAtFourthCall({ kind: 'count', size: 4 });
   });
 
   it('looks at the last `size` calls only (the ring wraps around)', async () => {
@@ -156,13 +159,7 @@ describe('circuitBreaker: time breaker', () => {
   } as const;
 
   it('makes no decision below minSamples', async () => {
-    const { breaker, fail, pass } = setup({ breaker: breakerOpts });
-    await fail();
-    await fail();
-    await fail();
-    expect(breaker.state).toBe('closed');
-    await pass();
-    expect(breaker.state).toBe('open');
+    await expectDecidesAtFourthCall(breakerOpts);
   });
 
   it('forgets calls whose bucket left the window; buckets roll off whole', async () => {
