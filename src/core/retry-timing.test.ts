@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+// Deliberate repetition: an import list (it matches other files' lists by shape only).
 import {
   alwaysFails,
   flaky,
@@ -21,6 +22,8 @@ import {
 } from '../index.js';
 import { createFakeClock } from '../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('maxDuration', () => {
   it('stops retrying when the next delay would end at or past the limit, with reason maxDuration', async () => {
     const { policy, clock } = setup({ maxAttempts: 10, maxDurationMs: 300, backoff: backoff.constant(100) });

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+// Deliberate repetition: an import list (it matches other files' lists by shape only).
 import {
   alwaysFails,
   flaky,
@@ -23,6 +24,8 @@ import {
 } from '../index.js';
 import { createFakeClock, fixedRandom } from '../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('defaults', () => {
   it('makes 3 attempts, then rejects with the last error', async () => {
     const { policy, clock } = setup();

@@ -113,6 +113,8 @@ describe('timeout: cooperative (default)', () => {
     expect(t.stats.timeouts).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('the function sees a child signal, not the caller signal, and the caller signal is never aborted by the timeout', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -145,6 +147,8 @@ describe('timeout: cooperative (default)', () => {
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects with the reason of an already aborted caller signal without calling the function', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -266,6 +270,8 @@ describe('timeout: abandon', () => {
     expect(unhandled).toEqual([]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects with the reason of an already aborted caller signal without calling the function', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -384,6 +390,8 @@ describe('timeout: options', () => {
     ).rejects.toThrow('sync');
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a dynamic ms may return Infinity for some calls', async () => {
     const clock = createFakeClock();
     const t = timeout({

@@ -11,9 +11,10 @@ import {
   Hysteresis,
 } from './degradation.js';
 
+type CheckStatus = 'pass' | 'warn' | 'fail';
 const sev = (l: DegradationLevel) => DEGRADATION_LEVELS.indexOf(l);
 /** A live process with one critical and one non-critical check, of these statuses. */
-const liveWith = (critical: 'pass' | 'fail', other: 'pass' | 'fail') => ({
+const liveWith = (critical: CheckStatus, other: CheckStatus) => ({
   live: true,
   checks: [
     { status: critical, critical: true },
@@ -174,23 +175,7 @@ describe('createDegradation', () => {
   it('the default rule', () => {
     expect(defaultDegradationRule({ live: true, checks: [] })).toBe('normal');
     expect(defaultDegradationRule({ live: false, checks: [] })).toBe('offline');
-    expect(
-      defaultDegradationRule({
-        live: true,
-        checks: [
-          { status: 'fail', critical: false },
-          { status: 'fail', critical: true },
-        ],
-      }),
-    ).toBe('offline');
-    expect(
-      defaultDegradationRule({
-        live: true,
-        checks: [
-          { status: 'warn', critical: true },
-          { status: 'fail', critical: false },
-        ],
-      }),
-    ).toBe('limited');
+    expect(defaultDegradationRule(liveWith('fail', 'fail'))).toBe('offline');
+    expect(defaultDegradationRule(liveWith('warn', 'fail'))).toBe('limited');
   });
 });

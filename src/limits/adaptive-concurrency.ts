@@ -327,22 +327,9 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const min = optNumber('adaptiveConcurrency.setBounds.minLimit', o.minLimit, rules.int(1), cur.minLimit);
     const max = optNumber('adaptiveConcurrency.setBounds.maxLimit', o.maxLimit, rules.int(min), cur.maxLimit);
     this.algo.setBounds(min, max);
-    // Deliberate repetition: a change guard then an event built behind emitter.wants() (the EventBase
-    // fields, then the event's own), inline so no event object is made when nobody listens.
     const before = this.current;
     this.current = this.algo.limit;
-    if (this.current !== before && this.emitter.wants('limitChange'))
-      this.emitter.emit({
-        kind: 'adaptiveConcurrency',
-        event: 'limitChange',
-        name: this.name,
-        priority: 'normal',
-        operation: undefined,
-        attempt: 0,
-        from: before,
-        to: this.current,
-        rttMs: 0,
-      });
+    if (this.current !== before && this.emitter.wants('limitChange')) this.limitChanged(before, 0, null);
     this.admitWaiting();
   }
 
@@ -458,19 +445,22 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const after = this.algo.update(rtt, inflight, didDrop, this.clock.now());
     if (after === before) return;
     this.current = after;
-    if (this.emitter.wants('limitChange')) {
-      this.emitter.emit({
-        kind: 'adaptiveConcurrency',
-        event: 'limitChange',
-        name: this.name,
-        priority: ctx.priority,
-        operation: ctx.name,
-        attempt: ctx.attempt,
-        from: before,
-        to: after,
-        rttMs: rtt,
-      });
-    }
+    if (this.emitter.wants('limitChange')) this.limitChanged(before, rtt, ctx);
+  }
+
+  /** Emits `limitChange` from `from` to the current limit (callers check `wants` first); `ctx` is the call whose sample moved it. */
+  private limitChanged(from: number, rttMs: number, ctx: ExecutionContext | null): void {
+    this.emitter.emit({
+      kind: 'adaptiveConcurrency',
+      event: 'limitChange',
+      name: this.name,
+      priority: ctx === null ? 'normal' : ctx.priority,
+      operation: ctx === null ? undefined : ctx.name,
+      attempt: ctx === null ? 0 : ctx.attempt,
+      from,
+      to: this.current,
+      rttMs,
+    });
   }
 
   private rejection(ctx: ExecutionContext, reason: 'full' | 'queueTimeout'): BulkheadRejectedError {

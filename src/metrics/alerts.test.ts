@@ -98,6 +98,8 @@ describe('alert rules', () => {
     expect(t.map((x) => x.alert.labels.name).sort()).toEqual(['cache', 'db']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rate, increase and ratio expressions over the evaluation history', async () => {
     let dead = 0;
     const { clock, registry, alerts } = setup([
@@ -144,6 +146,8 @@ describe('alert rules', () => {
     expect(alerts.alerts()).toEqual([]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('counts a fall of a counter as a reset', async () => {
     let n = 5;
     const { clock, registry, alerts } = setup([

