@@ -19,6 +19,8 @@ interface CommandEntry {
   readonly load: () => Promise<CommandMain>;
 }
 
+// Deliberate repetition: a table of commands, one row each (summary, lazy loader of its module): rows
+// of data, not logic.
 /** The commands, by first word. Each capability adds one line here. */
 const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   queue: {

@@ -416,6 +416,8 @@ describe('the clamping defect of plain decorrelated jitter, and decorrelated-v2'
     expect(atMax / total).toBeGreaterThan(0.25);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('decorrelated: after reaching max it scatters back towards initial (the backoff is forgotten)', () => {
     const random = seededRandom(2);
     let after = 0;
@@ -432,6 +434,8 @@ describe('the clamping defect of plain decorrelated jitter, and decorrelated-v2'
     expect(low / after).toBeGreaterThan(0.25);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it("decorrelated reaches max while the exponential envelope is far below it; decorrelated-v2 doesn't", () => {
     // v2's delay at retry n (0-based) is at most factor^(n+1)/1.4·initial: below max for n <= 5 here.
     const random = seededRandom(3);

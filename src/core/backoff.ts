@@ -67,6 +67,8 @@ export interface ConstantBackoffOptions {
 class ConstantBackoff implements Backoff {
   private readonly delay: DynamicNumber;
   private readonly jitter: Jitter;
+  // Deliberate repetition: each backoff validates its own option names the same way (checkKeys, then
+  // DynamicNumber.of per option): the shape of option validation, not shared logic.
   constructor(options: ConstantBackoffOptions) {
     checkKeys('backoff.constant', options as unknown as Record<string, unknown>, ['delayMs', 'jitter']);
     if (options.delayMs === undefined) {
@@ -103,6 +105,8 @@ class LinearBackoff implements Backoff {
   private readonly step: DynamicNumber | null;
   private readonly max: DynamicNumber;
   private readonly jitter: Jitter;
+  // Deliberate repetition: each backoff validates its own option names the same way (checkKeys, then
+  // DynamicNumber.of per option): the shape of option validation, not shared logic.
   constructor(options: LinearBackoffOptions) {
     checkKeys('backoff.linear', options as Record<string, unknown>, [
       'initialMs',
@@ -161,6 +165,8 @@ class ExponentialBackoff implements Backoff {
   private readonly max: DynamicNumber;
   private readonly factor: DynamicNumber;
   private readonly jitter: Jitter;
+  // Deliberate repetition: each backoff validates its own option names the same way (checkKeys, then
+  // DynamicNumber.of per option): the shape of option validation, not shared logic.
   constructor(options: ExponentialBackoffOptions) {
     checkKeys('backoff.exponential', options as Record<string, unknown>, [
       'initialMs',

@@ -2,20 +2,15 @@ import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { track } from '../../test/support/bulkhead-harness.js';
-import { type BulkheadRejectedError, bulkhead, ConfigError } from '../index.js';
+import { configError } from '../../test/support/config-error.js';
+import { type BulkheadRejectedError, bulkhead } from '../index.js';
 import { createFakeClock, type Deferred, deferred, flushMicrotasks } from '../testing/index.js';
 
 describe('bulkhead: validation', () => {
   const bad = (f: () => unknown, option: string) => {
-    let error: unknown;
-    try {
-      f();
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).option).toBe(option);
-    expect((error as Error).message).toMatch(
+    const error = configError(f);
+    expect(error.option).toBe(option);
+    expect(error.message).toMatch(
       new RegExp(`^${option.replace(/[.()]/g, '\\$&')} (must be|is not an option)`),
     );
   };

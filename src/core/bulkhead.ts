@@ -65,6 +65,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A bulkhead policy. See `bulkhead()`.
  */
@@ -86,6 +88,8 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
   private bypassed = 0;
   private rejected = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: BulkheadOptions) {
     super();
     checkKeys('bulkhead', options as unknown as Record<string, unknown>, [
@@ -218,10 +222,9 @@ export class BulkheadPolicy extends PolicyBase<never, BulkheadEvent> {
     return this.waiters.size;
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

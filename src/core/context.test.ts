@@ -139,6 +139,8 @@ describe('context: signal', () => {
     expect(c).toBe(d);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it("the caller's abort propagates to a timeout's child signal", async () => {
     const clock = createFakeClock();
     const caller = new AbortController();

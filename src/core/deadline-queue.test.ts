@@ -86,6 +86,8 @@ describe('DeadlineQueue', () => {
     expect(clock.pending).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('removes a middle node: its neighbours are linked and it never expires', () => {
     const { clock, queue, expired } = setup(100);
     const [a, b, c] = [new Node('a'), new Node('b'), new Node('c')];
@@ -195,6 +197,8 @@ describe('DeadlineQueue', () => {
     expect(clock.pending).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('an expiry callback that throws does not stop the nodes still waiting from expiring on time', () => {
     const { clock, queue, expired } = setup(100, (n) => {
       if (n.id === 'a') throw new Error('callback failed');

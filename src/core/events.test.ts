@@ -42,6 +42,8 @@ describe('PolicyEmitter', () => {
     expect(e.active).toBe(false);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('is active while the process-wide bus has a listener', () => {
     const e = new PolicyEmitter<FallbackEvent>();
     const stop = telemetry.onEvent(() => {});
@@ -50,6 +52,8 @@ describe('PolicyEmitter', () => {
     expect(e.active).toBe(false);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('delivers each event to its own listeners and to the bus', () => {
     const e = new PolicyEmitter<FallbackEvent>();
     const own: FallbackEvent[] = [];

@@ -13,6 +13,8 @@ describe('retry({ budget })', () => {
     expect(() => retry({ budget: {} as never })).toThrow(ConfigError);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('gives up with reason budget when a token budget is empty', async () => {
     const budget = retryBudget.tokens({ capacity: 10, retryCost: 5 });
     const clock = createFakeClock();

@@ -10,6 +10,7 @@ import { type Context, type ExecuteOptions, ExecutionContext, type Operation } f
 import { BrokenCircuitError, ConfigError, isNonRetryable } from './errors.js';
 import { type Disposer, type Listener, PolicyEmitter, type RetryEvent } from './events.js';
 import { Handler } from './handle.js';
+// Deliberate repetition: the list of validators this file imports (import lists match by shape).
 import {
   checkFunction,
   checkKeys,
@@ -83,6 +84,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A retry policy. See `retry()`.
  */
@@ -200,10 +203,9 @@ export class RetryPolicy extends PolicyBase<never, RetryEvent> {
     return this.handler.handlesError(error);
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

@@ -11,6 +11,8 @@ import {
 } from '../index.js';
 import { createFakeClock, type Deferred, deferred } from '../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('timeout placement with retry', () => {
   it('pipeline(timeout(overall), retry, timeout(perAttempt)): the per-attempt timeout is retried, the overall one stops everything', async () => {
     const clock = createFakeClock();

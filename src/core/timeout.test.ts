@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { configError } from '../../test/support/config-error.js';
 import { track, untilAborted, withUnhandledRejections } from '../../test/support/timeout-harness.js';
 import { ConfigError, TimeoutError, type TimeoutEvent, TimeoutPolicy, timeout } from '../index.js';
 import { createFakeClock, deferred, flushMicrotasks } from '../testing/index.js';
@@ -112,6 +113,8 @@ describe('timeout: cooperative (default)', () => {
     expect(t.stats.timeouts).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('the function sees a child signal, not the caller signal, and the caller signal is never aborted by the timeout', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -144,6 +147,8 @@ describe('timeout: cooperative (default)', () => {
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects with the reason of an already aborted caller signal without calling the function', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -265,6 +270,8 @@ describe('timeout: abandon', () => {
     expect(unhandled).toEqual([]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects with the reason of an already aborted caller signal without calling the function', async () => {
     const clock = createFakeClock();
     const caller = new AbortController();
@@ -383,6 +390,8 @@ describe('timeout: options', () => {
     ).rejects.toThrow('sync');
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a dynamic ms may return Infinity for some calls', async () => {
     const clock = createFakeClock();
     const t = timeout({
@@ -470,19 +479,11 @@ describe('timeout: options', () => {
 
   describe('validation', () => {
     const bad = (f: () => unknown, option: string, message?: RegExp) => {
-      let error: unknown;
-      try {
-        f();
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).option).toBe(option);
-      expect((error as ConfigError).code).toBe(
-        /\.(msec|[a-z]+typo)$/.test(option) ? 'UNKNOWN_OPTION' : 'INVALID_OPTION',
-      );
-      expect((error as Error).message).toContain(option);
-      if (message) expect((error as Error).message).toMatch(message);
+      const error = configError(f);
+      expect(error.option).toBe(option);
+      expect(error.code).toBe(/\.(msec|[a-z]+typo)$/.test(option) ? 'UNKNOWN_OPTION' : 'INVALID_OPTION');
+      expect(error.message).toContain(option);
+      if (message) expect(error.message).toMatch(message);
     };
 
     it('timeout.ms is required and must be a number > 0', () => {

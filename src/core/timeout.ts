@@ -50,6 +50,8 @@ defineDescriptor({
   counters: { timeouts: 'Executions this timeout timed out.' },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A timeout policy. See `timeout()`.
  */
@@ -64,6 +66,8 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
   private readonly queues: DeadlineQueues<ChildContext>;
   private timeouts = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: TimeoutOptions) {
     super();
     checkKeys('timeout', options as unknown as Record<string, unknown>, [
@@ -124,10 +128,9 @@ export class TimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     if (onExpire !== null) onExpire(child);
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

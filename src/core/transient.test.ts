@@ -118,6 +118,8 @@ describe('isTransient: databases', () => {
     },
   );
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it.each([
     'LOADING Redis is loading the dataset in memory',
     'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.',
@@ -128,6 +130,8 @@ describe('isTransient: databases', () => {
     expect(isTransient(new Error(message))).toBe(true);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it.each([
     'BUSYGROUP Consumer Group name already exists',
     'BUSYKEY Target key name already exists.',

@@ -104,6 +104,8 @@ export class WaitQueue {
     w.reject(error());
   }
 
+  // Deliberate repetition: unlinking from an intrusive list, kept inline per list: one shared helper over
+  // different node classes would make these hot-path property accesses polymorphic.
   /** Removes a waiter from the queue, its deadline and its abort watcher. */
   remove(w: Waiter): void {
     const prev = w.prev;

@@ -93,6 +93,8 @@ export type HealthCheckEvent = EventBase & {
   readonly output: string | undefined;
 } & StateChange<HealthCheckState>;
 
+// Deliberate repetition: event-map augmentation and descriptor literal, as every component has (the
+// same keys; the values differ in meaning).
 declare module '../core/events.js' {
   interface PolicyEventMap {
     healthCheck: HealthCheckEvent;
@@ -259,6 +261,8 @@ export class HealthCheck implements CheckSettings {
     return this.lastRun;
   }
 
+  // Deliberate repetition: read-only getters over private fields (one per figure), as other components
+  // expose theirs.
   /** Failed runs in a row. */
   get consecutiveFailures(): number {
     return this.failuresInRow;

@@ -11,7 +11,16 @@ import {
   Hysteresis,
 } from './degradation.js';
 
+type CheckStatus = 'pass' | 'warn' | 'fail';
 const sev = (l: DegradationLevel) => DEGRADATION_LEVELS.indexOf(l);
+/** A live process with one critical and one non-critical check, of these statuses. */
+const liveWith = (critical: CheckStatus, other: CheckStatus) => ({
+  live: true,
+  checks: [
+    { status: critical, critical: true },
+    { status: other, critical: false },
+  ],
+});
 
 describe('Hysteresis (property)', () => {
   it('changes only when the window justifies it, never late, and timers land on every change point', () => {
@@ -100,51 +109,21 @@ describe('createDegradation', () => {
     const d = createDegradation({ clock, recoverAfterMs: 30_000 });
     const changes: DegradationChange[] = [];
     d.on('change', (e) => changes.push(e));
-    d.update({
-      live: true,
-      checks: [
-        { status: 'fail', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('fail', 'pass'));
     expect(d.level).toBe('critical-only');
     await clock.tick(10_000);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'fail', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'fail'));
     expect(d.level).toBe('critical-only');
     expect(d.target).toBe('limited');
     await clock.tick(29_999);
     expect(d.level).toBe('critical-only');
     await clock.tick(1);
     expect(d.level).toBe('limited');
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(15_000);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'fail', critical: false },
-      ],
-    }); // flap
+    d.update(liveWith('pass', 'fail')); // flap
     await clock.tick(1);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(29_999);
     expect(d.level).toBe('limited');
     await clock.tick(1);
@@ -179,23 +158,11 @@ describe('createDegradation', () => {
     const d = createDegradation({ clock, recoverAfterMs: 1_000 });
     const shedder = loadShedder({ clock });
     const detach = d.attach(shedder);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'fail', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('fail', 'pass'));
     expect(shedder.level).toBe('critical-only');
     await expect(shedder.execute(() => 'ok', { priority: 'critical' })).resolves.toBe('ok');
     await expect(shedder.execute(() => 'ok', { priority: 'normal' })).rejects.toBeInstanceOf(LoadShedError);
-    d.update({
-      live: true,
-      checks: [
-        { status: 'pass', critical: true },
-        { status: 'pass', critical: false },
-      ],
-    });
+    d.update(liveWith('pass', 'pass'));
     await clock.tick(1_000);
     expect(shedder.level).toBe('normal');
     detach();
@@ -208,23 +175,7 @@ describe('createDegradation', () => {
   it('the default rule', () => {
     expect(defaultDegradationRule({ live: true, checks: [] })).toBe('normal');
     expect(defaultDegradationRule({ live: false, checks: [] })).toBe('offline');
-    expect(
-      defaultDegradationRule({
-        live: true,
-        checks: [
-          { status: 'fail', critical: false },
-          { status: 'fail', critical: true },
-        ],
-      }),
-    ).toBe('offline');
-    expect(
-      defaultDegradationRule({
-        live: true,
-        checks: [
-          { status: 'warn', critical: true },
-          { status: 'fail', critical: false },
-        ],
-      }),
-    ).toBe('limited');
+    expect(defaultDegradationRule(liveWith('fail', 'fail'))).toBe('offline');
+    expect(defaultDegradationRule(liveWith('warn', 'fail'))).toBe('limited');
   });
 });

@@ -148,6 +148,8 @@ describe('createHealthMonitor', () => {
         customCheck({
           name: 'stuck',
           timeoutMs: 10,
+          // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+          // each test spells out its own scenario.
           intervalMs: 100,
           run: () => {
             runs++;
@@ -361,6 +363,8 @@ describe('createHealthMonitor', () => {
     await monitor.close();
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('an unknown status from a custom check fails, with an output saying so', async () => {
     const clock = createFakeClock();
     const monitor = createHealthMonitor({
@@ -399,6 +403,8 @@ describe('createHealthMonitor', () => {
     await monitor.close();
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('error causes are kept in outputs', async () => {
     const clock = createFakeClock();
     const monitor = createHealthMonitor({

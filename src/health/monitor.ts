@@ -44,6 +44,8 @@ export type HealthMonitorEvent =
       readonly target: DegradationLevel;
     });
 
+// Deliberate repetition: event-map augmentation and descriptor literal, as every component has (the
+// same keys; the values differ in meaning).
 declare module '../core/events.js' {
   interface PolicyEventMap {
     healthMonitor: HealthMonitorEvent;

@@ -10,6 +10,7 @@ import { defineDescriptor, type Figures } from '../core/component.js';
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
+// Deliberate repetition: the list of validators this file imports (import lists match by shape).
 import {
   checkFunction,
   checkKeys,
@@ -21,6 +22,7 @@ import {
 } from '../core/options.js';
 import { type CommonOptions, type Context, clockOf, type Link, PolicyBase, start } from '../core/policy.js';
 import { type CacheEntry, type CacheStore, MemoryCacheStore } from './cache-store.js';
+import { callKey, checkKeyFunction, type KeyFunction } from './call-key.js';
 
 /** Options of `cache()`. */
 export interface CacheOptions extends CommonOptions {
@@ -89,6 +91,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A cache policy. See `cache()`.
  */
@@ -100,7 +104,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
   /** The store in use. */
   readonly store: CacheStore;
   private readonly clock: Clock;
-  private readonly key: (ctx: Context) => string;
+  private readonly key: KeyFunction;
   private readonly ttlMs: number;
   private readonly swrMs: number;
   private readonly sieMs: number;
@@ -123,9 +127,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
       'registry',
       'clock',
     ]);
-    if (typeof options.key !== 'function')
-      throw new ConfigError('cache.key', 'a function (ctx) => string', options.key);
-    this.key = options.key;
+    this.key = checkKeyFunction('cache.key', options.key);
     this.ttlMs = checkNumber('cache.ttlMs', options.ttlMs, rules.positive);
     this.swrMs = optNumber(
       'cache.staleWhileRevalidateMs',
@@ -196,10 +198,9 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
   /** Per key: how many times it was invalidated (only keys ever invalidated). */
   private readonly generations = new Map<string, number>();
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,
@@ -212,8 +213,7 @@ export class CachePolicy extends PolicyBase<never, CacheEvent> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     let key: string;
     try {
-      key = this.key(ctx);
-      if (typeof key !== 'string') throw new ConfigError('cache.key(ctx)', 'a string', key);
+      key = callKey(this.key, ctx, 'cache.key(ctx)');
     } catch (error) {
       return Promise.reject(error);
     }

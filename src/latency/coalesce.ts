@@ -6,10 +6,10 @@
 
 import { defineDescriptor, type Figures } from '../core/component.js';
 import { ChildContext, type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
-import { ConfigError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter } from '../core/events.js';
 import { checkKeys, checkObject, checkString } from '../core/options.js';
 import { type Context, type Link, PolicyBase, start } from '../core/policy.js';
+import { callKey, checkKeyFunction, type KeyFunction } from './call-key.js';
 
 /** Options of `coalesce()`. */
 export interface CoalesceOptions {
@@ -60,6 +60,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A coalescing policy. See `coalesce()`.
  */
@@ -68,17 +70,14 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
   readonly name: string;
   /** @internal */
   readonly emitter = new PolicyEmitter<CoalesceEvent>();
-  private readonly key: (ctx: Context) => string;
+  private readonly key: KeyFunction;
   private readonly flights = new Map<string, Flight>();
   private counts = { executions: 0, joined: 0, cancelled: 0 };
 
   constructor(options: CoalesceOptions) {
     super();
     checkKeys('coalesce', options as unknown as Record<string, unknown>, ['key', 'name', 'registry']);
-    if (typeof options.key !== 'function') {
-      throw new ConfigError('coalesce.key', 'a function (ctx) => string', options.key);
-    }
-    this.key = options.key;
+    this.key = checkKeyFunction('coalesce.key', options.key);
     this.name = checkString('coalesce.name', options.name, 'coalesce');
     this._join('coalesce', (options as { registry?: unknown }).registry);
   }
@@ -101,10 +100,9 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
     return { inFlight: this.flights.size, ...this.counts };
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,
@@ -117,8 +115,7 @@ export class CoalescePolicy extends PolicyBase<never, CoalesceEvent> {
     if (ctx._isAborted) return Promise.reject(ctx._abortReason);
     let key: string;
     try {
-      key = this.key(ctx);
-      if (typeof key !== 'string') throw new ConfigError('coalesce.key(ctx)', 'a string', key);
+      key = callKey(this.key, ctx, 'coalesce.key(ctx)');
     } catch (error) {
       return Promise.reject(error);
     }

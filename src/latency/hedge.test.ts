@@ -68,6 +68,8 @@ describe('hedge', () => {
     expect(n).toBe(3);
     expect(clock.refed).toBe(0);
     // An unhandled error ends the call at once.
+    // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+    // each test spells out its own scenario.
     let m = 0;
     await expect(
       h.execute(() => {

@@ -158,6 +158,8 @@ defineDescriptor({
   },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /** An adaptive concurrency limit. See `adaptiveConcurrency()`. */
 export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurrencyEvent> {
   readonly kind = 'adaptiveConcurrency';
@@ -177,6 +179,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
   private samples = 0;
   private drops = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: AdaptiveConcurrencyOptions = {}) {
     super();
     const o = options as Record<string, unknown>;
@@ -325,18 +329,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     this.algo.setBounds(min, max);
     const before = this.current;
     this.current = this.algo.limit;
-    if (this.current !== before && this.emitter.wants('limitChange'))
-      this.emitter.emit({
-        kind: 'adaptiveConcurrency',
-        event: 'limitChange',
-        name: this.name,
-        priority: 'normal',
-        operation: undefined,
-        attempt: 0,
-        from: before,
-        to: this.current,
-        rttMs: 0,
-      });
+    if (this.current !== before && this.emitter.wants('limitChange')) this.limitChanged(before, 0, null);
     this.admitWaiting();
   }
 
@@ -384,10 +377,9 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     );
   }
 
-  /**
-   * Runs `fn` under this policy. (A deliberate copy of `PolicyBase.execute` in every policy class:
-   * the call into `_run` stays monomorphic, a measurable saving on the hot path; NOTES.md.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,
@@ -453,19 +445,22 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase<never, AdaptiveConcurr
     const after = this.algo.update(rtt, inflight, didDrop, this.clock.now());
     if (after === before) return;
     this.current = after;
-    if (this.emitter.wants('limitChange')) {
-      this.emitter.emit({
-        kind: 'adaptiveConcurrency',
-        event: 'limitChange',
-        name: this.name,
-        priority: ctx.priority,
-        operation: ctx.name,
-        attempt: ctx.attempt,
-        from: before,
-        to: after,
-        rttMs: rtt,
-      });
-    }
+    if (this.emitter.wants('limitChange')) this.limitChanged(before, rtt, ctx);
+  }
+
+  /** Emits `limitChange` from `from` to the current limit (callers check `wants` first); `ctx` is the call whose sample moved it. */
+  private limitChanged(from: number, rttMs: number, ctx: ExecutionContext | null): void {
+    this.emitter.emit({
+      kind: 'adaptiveConcurrency',
+      event: 'limitChange',
+      name: this.name,
+      priority: ctx === null ? 'normal' : ctx.priority,
+      operation: ctx === null ? undefined : ctx.name,
+      attempt: ctx === null ? 0 : ctx.attempt,
+      from,
+      to: this.current,
+      rttMs,
+    });
   }
 
   private rejection(ctx: ExecutionContext, reason: 'full' | 'queueTimeout'): BulkheadRejectedError {

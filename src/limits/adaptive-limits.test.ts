@@ -16,6 +16,8 @@ const g2 = (initialLimit = 20) =>
     longWindow: 600,
   });
 
+/** Windows of exactly 1 s that need 3 samples (RTTs under 0.1 ms are ignored). */
+const oneSecondWindows = { minWindowMs: 1_000, maxWindowMs: 1_000, minSamples: 3, minRttThresholdMs: 0.1 };
 describe('AIMD', () => {
   it('adds 1 when at least half the limit is in use, else keeps it', () => {
     const a = aimd();
@@ -126,12 +128,7 @@ describe('WindowedLimit', () => {
         return 7;
       },
     };
-    const w = new WindowedLimit(inner, {
-      minWindowMs: 1_000,
-      maxWindowMs: 1_000,
-      minSamples: 3,
-      minRttThresholdMs: 0.1,
-    });
+    const w = new WindowedLimit(inner, oneSecondWindows);
     w.update(10, 1, false, 0);
     w.update(20, 5, true, 500);
     w.update(30, 2, false, 999);
@@ -154,12 +151,7 @@ describe('WindowedLimit: low traffic', () => {
         return 7;
       },
     };
-    const w = new WindowedLimit(inner, {
-      minWindowMs: 1_000,
-      maxWindowMs: 1_000,
-      minSamples: 3,
-      minRttThresholdMs: 0.1,
-    });
+    const w = new WindowedLimit(inner, oneSecondWindows);
     w.update(100, 1, false, 0);
     w.update(100, 1, false, 60_000); // the window ended with 2 samples: discarded
     expect(seen).toEqual([]);

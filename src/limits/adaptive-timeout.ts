@@ -54,6 +54,8 @@ defineDescriptor({
   counters: { timeouts: 'Executions timed out.' },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /** An adaptive timeout policy. See `adaptiveTimeout()`. */
 export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
   readonly kind = 'adaptiveTimeout';
@@ -75,6 +77,8 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
   /** Samples recorded since creation, counted up to 4 × RECOMPUTE_EVERY. */
   private recorded = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: AdaptiveTimeoutOptions = {}) {
     super();
     const o = options as Record<string, unknown>;
@@ -175,10 +179,9 @@ export class AdaptiveTimeoutPolicy extends PolicyBase<never, TimeoutEvent> {
     }
   }
 
-  /**
-   * Runs `fn` under this policy. (A deliberate copy of `PolicyBase.execute` in every policy class:
-   * the call into `_run` stays monomorphic, a measurable saving on the hot path; NOTES.md.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

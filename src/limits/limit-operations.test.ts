@@ -203,6 +203,8 @@ describe('adaptiveConcurrency.setBounds', () => {
     await first;
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('refuses min > max naming the field (gradient2 and vegas keep their bounds too)', () => {
     const limiter = adaptiveConcurrency({
       algorithm: 'gradient2',

@@ -42,6 +42,7 @@ export function shedderOperations(
         if (i.capacity !== undefined) shedder.setCapacity(i.capacity);
       },
     }),
+    // Deliberate repetition: rows of data, one settings operation each (name, summary, input, apply).
     settingsOperation<{ level?: ShedLevel }>({
       name: 'setLevel',
       summary: 'Set the degradation level: normal, limited, critical-only or offline',
@@ -51,6 +52,7 @@ export function shedderOperations(
         if (i.level !== undefined) shedder.setLevel(i.level);
       },
     }),
+    // Deliberate repetition: rows of data, one settings operation each (name, summary, input, apply).
     settingsOperation<{ enabled?: boolean }>({
       name: 'setEnabled',
       summary: 'Switch shedding on or off (off: every call passes)',

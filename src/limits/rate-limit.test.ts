@@ -82,6 +82,8 @@ describe('rateLimit policy', () => {
     ]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('waits up to maxWait in FIFO order, and rejects at once when the wait would be longer', async () => {
     const clock = createFakeClock();
     const p = rateLimit({
@@ -108,6 +110,8 @@ describe('rateLimit policy', () => {
     expect(clock.pending).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rejects a waiter whose turn would come after its maxWait (reason maxWait)', async () => {
     const clock = createFakeClock();
     const p = rateLimit({

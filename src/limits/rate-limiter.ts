@@ -193,6 +193,8 @@ export class RateLimiter implements Component {
     joinRegistry(s.optional(registrySchema).parse(o.registry, 'rateLimiter.registry'), this);
   }
 
+  // Deliberate repetition: the descriptor getter and snapshot literal of a Component (the same keys in
+  // every component; the values differ in meaning).
   get descriptor(): ComponentDescriptor {
     return DESCRIPTOR;
   }
@@ -448,6 +450,8 @@ export class RateLimiter implements Component {
     }
   }
 
+  // Deliberate repetition: unlinking from an intrusive list, kept inline per list: one shared helper over
+  // different node classes would make these hot-path property accesses polymorphic.
   private unlink(e: Entry): void {
     const { prev, next } = e;
     if (prev === null) this.head = next;

@@ -67,6 +67,8 @@ export class RatioRetryBudget extends RetryBudget {
   private retrying = 0;
   private granted = 0;
   private refused = 0;
+  // Deliberate repetition: zeroed counter fields and a constructor taking its parameters, as in the
+  // other windows and budgets: the same shape, other figures.
   constructor(
     name: string,
     private readonly ratio: number,
@@ -175,6 +177,8 @@ export class TokenRetryBudget extends RetryBudget {
   private retrying = 0;
   private granted = 0;
   private refused = 0;
+  // Deliberate repetition: zeroed counter fields and a constructor taking its parameters, as in the
+  // other windows and budgets: the same shape, other figures.
   /**
    * @param deposit tokens each execution puts in when it starts (0: none, as the AWS quota).
    * @param refunds whether a success puts tokens back (the AWS quota) or not (`ratioTokens`).

@@ -12,6 +12,7 @@ import { type ComponentOperation, defineDescriptor, type Figures } from '../core
 import { type ExecuteOptions, ExecutionContext, type Operation } from '../core/context.js';
 import { ConfigError, RejectedError } from '../core/errors.js';
 import { type EventBase, PolicyEmitter, reportError } from '../core/events.js';
+// Deliberate repetition: the list of validators this file imports (import lists match by shape).
 import {
   checkEnum,
   checkFunction,
@@ -180,6 +181,8 @@ defineDescriptor({
   counters: { admissions: 'Calls admitted.', rejections: 'Calls shed (any priority).' },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /**
  * A load-shedding policy. See `loadShedder()`.
  */
@@ -349,6 +352,8 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     if (level === undefined) {
       throw new ConfigError('loadShedder.setLevel(level)', `one of ${SHED_LEVELS.join(', ')}`, level);
     }
+    // Deliberate repetition: a change guard then an event built behind emitter.wants() (the EventBase
+    // fields, then the event's own), inline so no event object is made when nobody listens.
     const to = SHED_LEVELS.indexOf(checkEnum('loadShedder.setLevel(level)', level, SHED_LEVELS, 'normal'));
     const from = this.levelIndex;
     if (to === from) return;
@@ -447,10 +452,9 @@ export class LoadShedderPolicy extends PolicyBase<never, LoadShedEvent> {
     return null;
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

@@ -88,6 +88,8 @@ defineDescriptor({
   counters: { rejections: 'Calls rejected locally.' },
 });
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter) after its
+// descriptor literal: that is the Component contract; the descriptor values differ in meaning.
 /** An adaptive throttle. See `adaptiveThrottle()`. */
 export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEvent> {
   readonly kind = 'adaptiveThrottle';
@@ -108,6 +110,8 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
   private acceptsSum = 0;
   private rejectedCount = 0;
 
+  // Deliberate repetition: every policy constructor opens the same way (super(), then checkKeys with its
+  // own option names) — the shape of option validation, not shared logic.
   constructor(options: AdaptiveThrottleOptions = {}) {
     super();
     const o = options as Record<string, unknown>;
@@ -205,10 +209,9 @@ export class AdaptiveThrottlePolicy extends PolicyBase<never, AdaptiveThrottleEv
     };
   }
 
-  /**
-   * Runs `fn` under this policy. (A deliberate copy of `PolicyBase.execute` in every policy class:
-   * the call into `_run` stays monomorphic, a measurable saving on the hot path; NOTES.md.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

@@ -99,6 +99,8 @@ describe('review regressions', () => {
     expect(seen.map((t) => `${(t.at - t0) / 1000}:${t.to}`)).toEqual(['0:firing', '45:resolved']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('keeps history for the windows custom rules ask for', async () => {
     const clock = createFakeClock();
     const registry = createRegistry();
@@ -180,6 +182,8 @@ describe('review regressions', () => {
     ]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('delta expressions and selectors', async () => {
     const clock = createFakeClock();
     const registry = createRegistry();

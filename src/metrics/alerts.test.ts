@@ -3,25 +3,33 @@ import { createFakeClock } from 'bulwark/testing';
 import { describe, expect, it } from 'vitest';
 import { live, setup, states } from '../../test/support/alerts-harness.js';
 import { createHealthMonitor, customCheck } from '../health/index.js';
-import { createAlerts, createMetrics, defaultAlertRules, renderTemplate } from './index.js';
+import { type AlertRule, createAlerts, createMetrics, defaultAlertRules, renderTemplate } from './index.js';
+
+/** Alerts with one `NotReady` rule (`bulwark_svc_ready == 0`, plus `rule`) over a live `svc/main` whose readiness the test sets. */
+function notReady(ready: boolean, rule: Partial<AlertRule> = {}) {
+  const svc = { ready };
+  const h = setup([
+    {
+      name: 'NotReady',
+      expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
+      ...rule,
+    },
+  ]);
+  live(h.registry, 'svc', 'main', () => ({ ready: svc.ready ? 1 : 0 }));
+  return { ...h, svc };
+}
 
 describe('alert rules', () => {
   it('goes inactive → pending → firing → (keep firing) → resolved → inactive', async () => {
-    let ready = 1;
-    const { clock, registry, alerts, notes } = setup([
-      {
-        name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
-        forMs: 60_000,
-        keepFiringForMs: 30_000,
-        severity: 'critical',
-        labels: { team: 'core' },
-        annotations: { summary: 'ready={{ $value }} team={{ $labels.team }}' },
-      },
-    ]);
-    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
+    const { clock, svc, alerts, notes } = notReady(true, {
+      forMs: 60_000,
+      keepFiringForMs: 30_000,
+      severity: 'critical',
+      labels: { team: 'core' },
+      annotations: { summary: 'ready={{ $value }} team={{ $labels.team }}' },
+    });
     expect(await alerts.evaluate()).toEqual([]);
-    ready = 0;
+    svc.ready = false;
     expect(states(await alerts.evaluate())).toEqual(['inactive->pending']);
     await clock.tick(30_000);
     expect(await alerts.evaluate()).toEqual([]);
@@ -38,7 +46,7 @@ describe('alert rules', () => {
     expect(notes.map((n) => n.status)).toEqual(['firing']);
     // Condition stops: keeps firing for 30 s from the first evaluation where it no longer holds
     // (Prometheus' KeepFiringSince), so resolves 30 s after that evaluation.
-    ready = 1;
+    svc.ready = true;
     await clock.tick(15_000);
     expect(await alerts.evaluate()).toEqual([]);
     expect(alerts.alerts()[0]!.state).toBe('firing');
@@ -57,35 +65,19 @@ describe('alert rules', () => {
   });
 
   it('a pending alert whose condition stops goes back to inactive without a notification', async () => {
-    let ready = 0;
-    const { clock, registry, alerts, notes } = setup([
-      {
-        name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
-        forMs: 60_000,
-      },
-    ]);
-    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
+    const { clock, svc, alerts, notes } = notReady(false, { forMs: 60_000 });
     await alerts.evaluate();
-    ready = 1;
+    svc.ready = true;
     await clock.tick(10_000);
     expect(states(await alerts.evaluate())).toEqual(['pending->inactive']);
     expect(notes).toEqual([]);
   });
 
   it('keepFiringFor stops flapping: a condition that comes back keeps the same alert firing', async () => {
-    let ready = 0;
-    const { clock, registry, alerts, notes } = setup([
-      {
-        name: 'NotReady',
-        expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 },
-        keepFiringForMs: 60_000,
-      },
-    ]);
-    live(registry, 'svc', 'main', () => ({ ready: ready === 1 ? 1 : 0 }));
+    const { clock, svc, alerts, notes } = notReady(false, { keepFiringForMs: 60_000 });
     expect(states(await alerts.evaluate())).toEqual(['inactive->firing']);
     for (let i = 0; i < 6; i++) {
-      ready = 1 - ready;
+      svc.ready = !svc.ready;
       await clock.tick(15_000);
       expect(await alerts.evaluate()).toEqual([]);
     }
@@ -106,6 +98,8 @@ describe('alert rules', () => {
     expect(t.map((x) => x.alert.labels.name).sort()).toEqual(['cache', 'db']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rate, increase and ratio expressions over the evaluation history', async () => {
     let dead = 0;
     const { clock, registry, alerts } = setup([
@@ -152,6 +146,8 @@ describe('alert rules', () => {
     expect(alerts.alerts()).toEqual([]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('counts a fall of a counter as a reset', async () => {
     let n = 5;
     const { clock, registry, alerts } = setup([
@@ -235,18 +231,14 @@ describe('alert rules', () => {
   });
 
   it('evaluates at start(), then on the clock every intervalMs, and stop() ends it', async () => {
-    let ready = true;
-    const { clock, registry, alerts, seen } = setup([
-      { name: 'NotReady', expr: { kind: 'value', metric: 'bulwark_svc_ready', op: '==', threshold: 0 } },
-    ]);
-    live(registry, 'svc', 'main', () => ({ ready: ready ? 1 : 0 }));
+    const { clock, registry, svc, alerts, seen } = notReady(true);
     let reads = 0;
     live(registry, 'counter', 'evaluations', () => ({ reads: ++reads }));
     reads = 0;
     alerts.start();
     await clock.tick(0);
     expect(reads).toBe(1); // the first evaluation runs at start()
-    ready = false;
+    svc.ready = false;
     await clock.tick(14_999);
     expect(seen).toEqual([]);
     await clock.tick(1);

@@ -68,6 +68,8 @@ export function defaultAlertRules(options: DefaultRulesOptions = {}): AlertRule[
     op: '==' as const,
     threshold: 1,
   });
+  // Deliberate repetition: the rules are rows of data (name, expression, severity, summary); their
+  // fields are the AlertRule shape, their values differ in meaning.
   return [
     {
       name: 'BulwarkCircuitOpen',

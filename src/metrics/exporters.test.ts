@@ -24,6 +24,8 @@ import {
 } from './index.js';
 import { replayValues } from './otel.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('names', () => {
   it('turns camelCase kinds and fields into Prometheus names', () => {
     expect(snakeCase('circuitBreaker')).toBe('circuit_breaker');

@@ -47,6 +47,16 @@ export interface Selector {
   readonly windowMs?: number;
 }
 
+/** The fields of an expression over one metric in a window (`rate`, `increase`, `delta`). */
+interface WindowedExpr<K extends string> {
+  readonly kind: K;
+  readonly metric: string;
+  readonly match?: LabelMatch;
+  readonly windowMs: number;
+  readonly op: AlertOp;
+  readonly threshold: number;
+}
+
 /**
  * An alert expression. Every series for which it holds is an active alert.
  *
@@ -73,35 +83,14 @@ export type AlertExpr =
       readonly threshold: number;
     }
   /** `rate(metric{match}[window]) op threshold` (per second). */
-  | {
-      readonly kind: 'rate';
-      readonly metric: string;
-      readonly match?: LabelMatch;
-      readonly windowMs: number;
-      readonly op: AlertOp;
-      readonly threshold: number;
-    }
+  | WindowedExpr<'rate'>
   /** `increase(metric{match}[window]) op threshold` (a gauge's rises count too; falls are resets). */
-  | {
-      readonly kind: 'increase';
-      readonly metric: string;
-      readonly match?: LabelMatch;
-      readonly windowMs: number;
-      readonly op: AlertOp;
-      readonly threshold: number;
-    }
+  | WindowedExpr<'increase'>
   /**
    * `delta(metric{match}[window]) op threshold`, for gauges (`bulwark_durable_queue_dead`, …): the last
    * value minus the value at the window's start. A fall is a fall, not a counter reset.
    */
-  | {
-      readonly kind: 'delta';
-      readonly metric: string;
-      readonly match?: LabelMatch;
-      readonly windowMs: number;
-      readonly op: AlertOp;
-      readonly threshold: number;
-    }
+  | WindowedExpr<'delta'>
   /**
    * `sum by (by) (numerator) / sum by (by) (denominator) op threshold`; series with a zero
    * denominator are left out.

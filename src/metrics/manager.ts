@@ -42,6 +42,8 @@ import { Silences } from './silences.js';
 
 export type { Alert, AlertNotification, AlertRule, AlertState, AlertTransition, Notifier };
 
+// Deliberate repetition: documented option fields (intervalMs, name, registry, clock) that every
+// component's options have, each with its own default and meaning.
 /** Options of `createAlerts()`. */
 export interface AlertsOptions {
   /** The metrics whose samples are evaluated (`createMetrics({ registry })`). */

@@ -125,6 +125,8 @@ function source() {
 }
 
 describe('sloTracker', () => {
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it("tracks success and latency objectives from a component's counters and histogram, with burn-rate states", async () => {
     const clock = createFakeClock();
     const registry = createRegistry();
@@ -179,6 +181,8 @@ describe('sloTracker', () => {
     expect(clock.pending).toBe(0);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('rounds the latency threshold down to a bucket bound', () => {
     const clock = createFakeClock();
     const { p, call } = source();

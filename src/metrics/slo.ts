@@ -235,6 +235,8 @@ export interface SloOptions {
   bucketMs?: number;
   /** How often the source is read, ms (also at each `status()` and `snapshot()`). Default 10 000. */
   intervalMs?: number;
+  // Deliberate repetition: documented option fields (intervalMs, name, registry, clock) that every
+  // component's options have, each with its own default and meaning.
   /** Counters of good events. Default `['successes']`. */
   good?: readonly string[];
   /** Counters of bad events. Default `['failures', 'rejections', 'timeouts']`. */

@@ -6,6 +6,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { s } from '../core/schema.js';
 import type { CacheEntry, CacheStore } from '../latency/cache-store.js';
+import { clientSchema } from './client-schema.js';
 
 /** The subset of an ioredis client (or Cluster) the store uses. */
 export type RedisCacheClient = Pick<Redis | Cluster, 'get' | 'set' | 'del'>;
@@ -25,13 +26,7 @@ export interface RedisCacheStoreOptions {
 }
 
 const schema = s.object({
-  client: s.custom<RedisCacheClient>('an ioredis client', (v, path) =>
-    typeof v === 'object' &&
-    v !== null &&
-    ['get', 'set', 'del'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
-      ? (v as RedisCacheClient)
-      : s.fail(path, 'an ioredis client', v),
-  ),
+  client: clientSchema<RedisCacheClient>(['get', 'set', 'del']),
   prefix: s.optional(s.string(), 'bulwark:cache:'),
   serialize: s.optional(s.fn<(value: unknown) => string>()),
   deserialize: s.optional(s.fn<(text: string) => unknown>()),

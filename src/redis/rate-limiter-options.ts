@@ -12,6 +12,7 @@ import { clockOf } from '../core/policy.js';
 import type { Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
 import { RateLimiter, type RateLimitSpec, rateLimiter } from '../limits/rate-limiter.js';
+import { clientSchema } from './client-schema.js';
 
 /** The subset of an ioredis client (or Cluster) the limiter uses. */
 export type RedisClientLike = Pick<Redis | Cluster, 'evalsha' | 'eval'>;
@@ -80,14 +81,7 @@ const limitsSchema = s.custom<RateLimitSpec[]>('an array of 1 to 16 limits', (v,
 });
 
 const schema = s.object({
-  client: s.custom<RedisClientLike>('an ioredis client', (v, path) =>
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as RedisClientLike).evalsha === 'function' &&
-    typeof (v as RedisClientLike).eval === 'function'
-      ? (v as RedisClientLike)
-      : s.fail(path, 'an ioredis client', v),
-  ),
+  client: clientSchema<RedisClientLike>(['evalsha', 'eval']),
   limits: limitsSchema,
   prefix: s.optional(
     s.string({ pattern: /^[^{}]+$/, patternRule: 'a prefix without { or } (keys carry their own hash tag)' }),
@@ -121,6 +115,7 @@ export function parseRedisRateLimiterOptions(options: unknown) {
   return o;
 }
 
+// Deliberate repetition: a descriptor literal (the same keys in every component; the values differ in meaning).
 /** The descriptor of `redisRateLimiter` components. */
 export const REDIS_RATE_LIMITER_DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'redisRateLimiter',

@@ -224,6 +224,8 @@ export class RedisRateLimiter implements Component {
     joinRegistry(o.registry, this);
   }
 
+  // Deliberate repetition: the descriptor getter and snapshot literal of a Component (the same keys in
+  // every component; the values differ in meaning).
   /** The kind's descriptor (states, gauges, counters). */
   get descriptor(): ComponentDescriptor {
     return REDIS_RATE_LIMITER_DESCRIPTOR;

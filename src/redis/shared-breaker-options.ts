@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { BreakerConfig, CircuitBreakerOptions } from '../core/breaker/options.js';
 import { breakerConfig, breakerShape } from '../core/breaker/options.js';
 import { s } from '../core/schema.js';
+import { clientSchema } from './client-schema.js';
 
 /** The subset of an ioredis client the shared breaker uses for commands. */
 export type SharedBreakerClient = Pick<Redis, 'evalsha' | 'eval' | 'duplicate'>;
@@ -71,17 +72,9 @@ export interface SharedBreakerConfig {
   } | null;
 }
 
-const redisClient = s.custom<SharedBreakerClient>('an ioredis client', (v, path) =>
-  typeof v === 'object' && v !== null && typeof (v as SharedBreakerClient).evalsha === 'function'
-    ? (v as SharedBreakerClient)
-    : s.fail(path, 'an ioredis client', v),
-);
+const redisClient = clientSchema<SharedBreakerClient>(['evalsha']);
 
-const subscriber = s.custom<SharedBreakerSubscriber>('an ioredis connection', (v, path) =>
-  typeof v === 'object' && v !== null && typeof (v as SharedBreakerSubscriber).subscribe === 'function'
-    ? (v as SharedBreakerSubscriber)
-    : s.fail(path, 'an ioredis connection', v),
-);
+const subscriber = clientSchema<SharedBreakerSubscriber>(['subscribe'], 'an ioredis connection');
 
 const aggregateSchema = s.object({
   windowMs: s.optional(s.int({ min: 1 }), 10_000),

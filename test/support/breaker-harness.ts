@@ -5,7 +5,6 @@ import {
   type CircuitBreakerEvent,
   type CircuitBreakerOptions,
   type CircuitState,
-  ConfigError,
   circuitBreaker,
 } from '../../src/index.js';
 import { createFakeClock, type FakeClock } from '../../src/testing/index.js';
@@ -77,15 +76,7 @@ export function expectPassed(o: Outcome): void {
   expect(o.ok ? 'passed' : (o.error as Error).message).toBe('passed');
 }
 
-export function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+export { configError } from './config-error.js';
 
 /** A consecutive breaker (threshold 1) opened by one failure, breaking for `halfOpenAfterMs`. */
 export async function tripped(halfOpenAfterMs: number) {

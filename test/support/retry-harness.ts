@@ -49,3 +49,13 @@ export const retryAfterError = (fields: Record<string, unknown>) =>
   Object.assign(new Error('throttled'), fields);
 export const response = (status: number, headers: Record<string, string> = {}) =>
   new Response(null, { status, headers });
+
+/** The giveUp event of a default-named retry (priority normal) with its attempt, reason and error or result. */
+export function giveUpEvent(fields: {
+  readonly attempt: number;
+  readonly reason: string;
+  readonly error?: unknown;
+  readonly result?: unknown;
+}): RetryEvent {
+  return { kind: 'retry', event: 'giveUp', name: 'retry', priority: 'normal', ...fields } as RetryEvent;
+}

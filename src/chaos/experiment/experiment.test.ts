@@ -11,6 +11,10 @@ import { scoreOf } from './score.js';
 import { fillTemplate } from './setup.js';
 import { percentile, startTraffic } from './traffic.js';
 
+/** A disabled fault proxy named `dep` on a free port (its upstream is never dialled). */
+const idleProxy = () =>
+  faultProxy({ name: 'dep', listen: '127.0.0.1:0', upstream: '127.0.0.1:9', enabled: false });
+
 const base = {
   title: 't',
   durationMs: 2_000,
@@ -39,6 +43,8 @@ describe('open-loop load', () => {
     expect(percentile(w.latencies, 50)).toBe(500);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('counts requests beyond maxInFlight as errors without sending them', async () => {
     const clock = createFakeClock();
     let sent = 0;
@@ -127,12 +133,7 @@ describe('experiment files', () => {
 describe('runExperiment on a fake clock', () => {
   it('runs control then experiment, shades the fault window, removes the fault, scores 100', async () => {
     const clock = createFakeClock();
-    const proxy = await faultProxy({
-      name: 'dep',
-      listen: '127.0.0.1:0',
-      upstream: '127.0.0.1:9',
-      enabled: false,
-    });
+    const proxy = await idleProxy();
     const events: string[] = [];
     const running = runExperiment(
       {
@@ -171,12 +172,7 @@ describe('runExperiment on a fake clock', () => {
 
   it('aborts on a failing abort condition: faults removed at once, rollbacks run, status aborted', async () => {
     const clock = createFakeClock();
-    const proxy = await faultProxy({
-      name: 'dep',
-      listen: '127.0.0.1:0',
-      upstream: '127.0.0.1:9',
-      enabled: false,
-    });
+    const proxy = await idleProxy();
     const running = runExperiment(
       {
         ...base,
@@ -242,12 +238,7 @@ describe('runExperiment on a fake clock', () => {
 
   it('Ctrl-C (the signal) stops the run with every fault removed: status interrupted', async () => {
     const clock = createFakeClock();
-    const proxy = await faultProxy({
-      name: 'dep',
-      listen: '127.0.0.1:0',
-      upstream: '127.0.0.1:9',
-      enabled: false,
-    });
+    const proxy = await idleProxy();
     const ctrlC = new AbortController();
     const running = runExperiment(
       {

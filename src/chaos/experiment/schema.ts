@@ -283,6 +283,8 @@ export function parseExperiment(value: unknown): Experiment {
  * ```
  */
 export function experimentJsonSchema(): JsonSchema {
+  // Deliberate repetition: a JSON Schema document's header ($schema, $id, title), as the gateway's has;
+  // the values name this document.
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://bulwark.dev/chaos-experiment.schema.json',

@@ -77,6 +77,7 @@ function parseAddress(value: string, path: string): { host: string; port: number
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+// Deliberate repetition: a descriptor literal (the same keys in every component; the values differ in meaning).
 const DESCRIPTOR: ComponentDescriptor = Object.freeze({
   kind: 'faultProxy',
   help: 'A fault-injecting proxy (toxiproxy-compatible)',
@@ -139,6 +140,8 @@ export class FaultProxy implements Component {
     });
   }
 
+  // Deliberate repetition: read-only getters over private fields (one per figure), as other components
+  // expose theirs.
   /** The address it listens on (with the real port once started). */
   get listen(): string {
     return this.listenAddr;

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+// Deliberate repetition: an import list (it matches other files' lists by shape only).
 import {
   configError,
   expectPassed,
@@ -8,9 +9,20 @@ import {
   setup,
   tripped,
 } from '../../../test/support/breaker-harness.js';
-import { circuitBreaker, handle } from '../../index.js';
+import { type CircuitBreakerOptions, circuitBreaker, handle } from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
 
+/** Three failures leave the breaker closed (below 4 samples); a fourth call, a success, opens it (3/4 failed). */
+async function expectDecidesAtFourthCall(breaker: NonNullable<CircuitBreakerOptions['breaker']>) {
+  const b = setup({ breaker });
+  for (let i = 0; i < 3; i++) await b.fail();
+  expect(b.breaker.state).toBe('closed');
+  await b.pass();
+  expect(b.breaker.state).toBe('open');
+}
+
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('circuitBreaker: consecutive breaker', () => {
   it('defaults to 5 consecutive failures', async () => {
     const { breaker, fail, pass } = setup();
@@ -74,13 +86,7 @@ describe('circuitBreaker: count breaker', () => {
   });
 
   it('minSamples defaults to size', async () => {
-    const { breaker, fail, pass } = setup({ breaker: { kind: 'count', size: 4 } });
-    await fail();
-    await fail();
-    await fail();
-    expect(breaker.state).toBe('closed');
-    await pass();
-    expect(breaker.state).toBe('open');
+    await expectDecidesAtFourthCall({ kind: 'count', size: 4 });
   });
 
   it('looks at the last `size` calls only (the ring wraps around)', async () => {
@@ -156,13 +162,7 @@ describe('circuitBreaker: time breaker', () => {
   } as const;
 
   it('makes no decision below minSamples', async () => {
-    const { breaker, fail, pass } = setup({ breaker: breakerOpts });
-    await fail();
-    await fail();
-    await fail();
-    expect(breaker.state).toBe('closed');
-    await pass();
-    expect(breaker.state).toBe('open');
+    await expectDecidesAtFourthCall(breakerOpts);
   });
 
   it('forgets calls whose bucket left the window; buckets roll off whole', async () => {
@@ -325,6 +325,8 @@ describe('circuitBreaker: half-open state', () => {
     expect(changes()).toEqual(['closed->open', 'open->half-open', 'half-open->closed']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a probe slot frees when its probe succeeds without closing the breaker', async () => {
     const { breaker, clock, fail, start, pass } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },
@@ -341,6 +343,8 @@ describe('circuitBreaker: half-open state', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('re-opens on one failed probe; the other probes in flight no longer count', async () => {
     const { breaker, clock, fail, start, events } = setup({
       breaker: { kind: 'consecutive', threshold: 1 },

@@ -57,6 +57,7 @@ type StateChange = Extract<CircuitBreakerEvent, { event: 'stateChange' }>;
 
 const NO_HOOKS: BreakerHooks = Object.freeze({});
 
+// Deliberate repetition: a policy class opens like every other (kind, name, emitter): the Component contract.
 /**
  * A circuit breaker policy. See `circuitBreaker()`.
  */
@@ -184,10 +185,9 @@ export class CircuitBreakerPolicy extends PolicyBase<never, CircuitBreakerEvent>
     });
   }
 
-  /**
-   * Runs `fn` under this policy. (Defined on each policy class, not only on the base, so that
-   * the call into `_run` stays monomorphic: a measurable saving on the hot path.)
-   */
+  // Deliberate repetition: each policy class defines its own copy of `execute` (and opens `_run` the
+  // same way) so the call into `_run` stays monomorphic, a measured saving on the hot path (NOTES.md).
+  /** Runs `fn` under this policy. */
   override execute<T, P extends object = Record<string, unknown>>(
     fn: Operation<T, P>,
     options?: ExecuteOptions<P>,

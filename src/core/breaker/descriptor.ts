@@ -53,6 +53,8 @@ export const SHARED_CIRCUIT_BREAKER_DESCRIPTOR: ComponentDescriptor = Object.fre
   }),
 });
 
+// Deliberate repetition: a class of counters starting at 0, as other per-object tallies (the gateway's
+// outlier state, the reference model in tests) are: the same shape, other figures.
 /** The running totals of a breaker (counters of its snapshot). @internal */
 export class BreakerCounters {
   successes = 0;

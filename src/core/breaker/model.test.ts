@@ -110,6 +110,8 @@ class Model {
   state: ModelState = 'closed';
   /** Bumped on every state change: outcomes of calls admitted under another epoch are ignored. */
   epoch = 0;
+  // Deliberate repetition: the model's own tallies (zeroed fields like BreakerCounters), kept apart so the
+  // model stays independent of the implementation it checks.
   /** Every outcome recorded since the breaker last closed, oldest first. */
   recorded: Recorded[] = [];
   openUntil = 0;

@@ -80,6 +80,8 @@ describe('createWindow: count', () => {
     expect(feed(w, 'FSF')).toEqual([null, null, 'failure rate 66.7% >= 60% over 3 calls']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('counts slow calls (successes and failures) against slowCallRatio', () => {
     const w = createWindow({
       kind: 'count',
@@ -100,6 +102,8 @@ describe('createWindow: count', () => {
     expect(feed(w, 'ss')).toEqual([null, 'slow-call rate 100% >= 100% over 2 calls']);
   });
 
+  // Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+  // each test spells out its own scenario.
   it('a failure that is also slow counts in both rates; the failure reason wins', () => {
     const w = createWindow({
       kind: 'count',

@@ -151,6 +151,8 @@ class TimeWindow implements FailureWindow {
   private totalCalls = 0;
   private totalFails = 0;
   private totalSlow = 0;
+  // Deliberate repetition: zeroed counter fields and a constructor taking its parameters, as in the
+  // other windows and budgets: the same shape, other figures.
   constructor(
     windowMs: number,
     private readonly buckets: number,

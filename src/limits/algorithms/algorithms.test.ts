@@ -64,6 +64,8 @@ describe('fixed window (property, reference model)', () => {
   });
 });
 
+// Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+// each test spells out its own scenario.
 describe('sliding-window log (property, reference model)', () => {
   it('grants exactly what the model grants; any window of length W holds <= limit', () => {
     fc.assert(
@@ -87,6 +89,8 @@ describe('sliding-window log (property, reference model)', () => {
   });
 });
 
+// Deliberate repetition: a test set-up of the same shape as another test's (other names and values);
+// each test spells out its own scenario.
 describe('sliding-window counter (property, reference model)', () => {
   it('grants exactly per its estimate formula, and the estimate never exceeds the limit', () => {
     fc.assert(
