@@ -29,6 +29,8 @@ export interface AccessEntry {
 }
 
 /** The store-and-forward hook (src/gateway/store-and-forward.ts). */
+// Deliberate repetition: the hook's signature, which store-and-forward.ts implements with the
+// same parameter list.
 export interface WriteKeeper {
   /** Handles a keyed write on a store-and-forward route (the body is buffered). */
   handle(

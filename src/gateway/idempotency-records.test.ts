@@ -37,6 +37,8 @@ describe('idempotency records (SQLite)', () => {
     expect(await r.byOp('op-3')).toMatchObject({ state: 'inflight' });
   });
 
+  // Deliberate repetition: each case claims then settles in the same steps; the values differ
+  // in what they test (a tabled helper would hide the order of the calls, which is the point).
   it('a pending write never overwrites a delivery made meanwhile (guarded settle)', async () => {
     const r = await open();
     await r.claim('s', 'fp', 'req-1', 1_000, 0);

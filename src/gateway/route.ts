@@ -15,6 +15,8 @@ import type { RoutePolicies } from './route-policies.js';
 import { compileRoute, type RouteMatcher } from './router.js';
 import type { Upstream } from './upstream.js';
 
+// Deliberate repetition: component descriptors share one literal shape (kind, help, states,
+// gauges, counters); what each says differs.
 const descriptor: ComponentDescriptor = {
   kind: 'gatewayRoute',
   help: 'A gateway route',

@@ -68,6 +68,8 @@ export class Endpoint implements Component, Pickable {
   readonly pool: Pool;
   /** The lean HTTP/1.1 transport of proxied requests to an `http://` endpoint (null for others). */
   readonly h1: H1Pool | null;
+  // Deliberate repetition: per-endpoint counters declared one per line, the shape the breaker
+  // descriptor and OutlierState also have; each counts something else.
   readonly outlier = new OutlierState();
   readonly ewma = new PeakEwma(10_000);
   currentWeight = 0;
