@@ -12,6 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { type ResponseHeaders, ResponseParser, UpstreamError } from './h1-parse.js';
 import type { Call, H1Pool } from './h1-pool.js';
+import { holdWrites } from './write-batch.js';
 
 const READ_BYTES = 65_536;
 /** Body slices up to this size are copied out of the socket's read buffer (which is then reused). */
@@ -73,6 +74,7 @@ export class Conn {
   readonly parser: ResponseParser;
   call: Call | null = null;
   uses = 0;
+  held = false;
   idleSince = 0;
   keepAliveMs: number;
   dead = false;
@@ -270,6 +272,7 @@ export class Conn {
     const head = call.head ?? requestHead(call, this.keepAliveMs > 0);
     const body = call.body;
     const socket = this.socket;
+    holdWrites(this); // sent with the other writes of this round of I/O
     if (body === null) {
       socket.write(head, 'latin1');
       call.written = true;

@@ -22,6 +22,7 @@
 
 import { type Server as HttpServer, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { holdWrites } from './write-batch.js';
 
 /** What the front end calls per request (the gateway's handler, typed over these light objects). */
 export type FastHandler = (req: FastRequest, res: FastResponse) => void;
@@ -300,6 +301,7 @@ export class FastResponse {
   /** Writes head (possibly '') and body in one write when small, framed when chunked. */
   private send(head: string, body: Buffer | null, chunked: boolean, last: boolean, cb?: () => void): boolean {
     const socket = this.conn.socket;
+    holdWrites(this.conn); // sent with the other writes of this round of I/O
     const n = body === null ? 0 : body.length;
     const pre = chunked && n > 0 ? `${head}${n.toString(16)}\r\n` : head;
     const post = chunked ? (n > 0 ? (last ? '\r\n0\r\n\r\n' : '\r\n') : last ? '0\r\n\r\n' : '') : '';
@@ -331,6 +333,7 @@ function headerLine(name: string, value: string): string {
 
 /** One client connection while this front end serves it. */
 export class H1Connection {
+  held = false;
   /** Bytes read and not yet served. */
   private pending: Buffer | null = null;
   current: FastResponse | null = null;
