@@ -75,6 +75,7 @@ export {
   type Snapshot,
 } from './core/component.js';
 export type { Context, ExecuteOptions, Operation, Priority } from './core/context.js';
+export { readDurations } from './core/durations.js';
 export {
   BrokenCircuitError,
   BulkheadRejectedError,
