@@ -75,6 +75,7 @@ export {
   type Snapshot,
 } from './core/component.js';
 export type { Context, ExecuteOptions, Operation, Priority } from './core/context.js';
+export { readDurations } from './core/durations.js';
 // Deliberate repetition: export lists name the public API one by one (they match the tests' import lists by shape).
 export {
   BrokenCircuitError,

@@ -12,7 +12,7 @@ import type { Schema } from './schema.js';
 
 /**
  * A cumulative histogram, as kept by a component that times its calls (a pipeline times every
- * execution with one clock read shared by its policies). `bounds` are the upper bounds in
+ * execution while something reads its durations, with one clock read shared by its policies). `bounds` are the upper bounds in
  * seconds (ascending, without +Inf); `counts[i]` is the number of observations <= `bounds[i]`
  * that were not counted in an earlier bucket (NOT cumulative); `counts[bounds.length]` is the
  * +Inf bucket.

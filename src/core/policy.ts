@@ -27,7 +27,7 @@ import {
   type PolicyEvent,
 } from './events.js';
 import { Histogram } from './histogram.js';
-import { checkBoolean, checkKeys, checkObject, checkRegistry, checkString } from './options.js';
+import { checkKeys, checkObject, checkRegistry, checkString } from './options.js';
 import { joinRegistry, type Registry } from './registry.js';
 
 /**
@@ -225,16 +225,19 @@ export interface PipelineOptions {
   /** The clock that times executions (shared with the policies that read the same clock). Default `systemClock`. */
   clock?: Clock;
   /**
-   * Time every execution into the `durationSeconds` histogram (two clock reads per execution;
-   * the first is shared with the policies that need the start time). Default true. Exporters
-   * switch it on; switch it off to save ~40 ns per execution where nothing reads durations.
+   * Time executions into the `durationSeconds` histogram: `'auto'` (default) while something
+   * reads the durations — a metrics reader of a registry the pipeline is in (`createMetrics`, the
+   * control plane), a latency SLO over it (`readDurations`), a listener of its `execution`
+   * events — and then EVERY execution; `true` always; `false` never. Timing costs one clock read
+   * at the start, shared with the policies that need the time (a timeout's deadline), and one at
+   * the end; an untimed pipeline reads no clock beyond what its policies need.
    */
-  timing?: boolean;
+  timing?: boolean | 'auto';
 }
 
 const PIPELINE_DESCRIPTOR = defineDescriptor({
   kind: 'pipeline',
-  help: 'A composition of policies: counts every execution by outcome and times it.',
+  help: 'A composition of policies: counts every execution by outcome and times it while durations are read.',
   states: ['ready'],
   gauges: { inFlight: 'Executions running now.' },
   counters: {
@@ -244,7 +247,9 @@ const PIPELINE_DESCRIPTOR = defineDescriptor({
       'Executions refused by a policy (a RejectedError: breaker open, bulkhead full, rate limited, shed, …).',
     timeouts: 'Executions that failed with a TimeoutError.',
   },
-  histograms: { durationSeconds: 'Duration of executions, in seconds (while timing is on).' },
+  histograms: {
+    durationSeconds: 'Duration of executions, in seconds (while timed: when something reads durations).',
+  },
 });
 
 class PipelineEmitterView {
@@ -267,7 +272,8 @@ type Outcome = 'success' | 'failure' | 'rejected' | 'timeout';
 /**
  * A pipeline: policies applied outermost first. Built once; nested pipelines are flattened.
  * A component (kind `pipeline`): counts every execution's outcome (`successes`, `failures`,
- * `rejections` by reason, `timeouts`) and times it (`durationSeconds`).
+ * `rejections` by reason, `timeouts`) and, while something reads durations (`timing`), times it
+ * (`durationSeconds`).
  */
 export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E | PipelineEvent> {
   /** Type-level only (see `Policy._alt`). */
@@ -276,8 +282,11 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
   readonly name: string;
   /** The policies, outermost first. */
   readonly policies: readonly Runnable[];
-  /** Time every execution (see `PipelineOptions.timing`). May be switched at any time. */
-  timing: boolean;
+  private _timing: boolean | 'auto';
+  /** Readers of this pipeline's durations (registries with a reader, `readDurations`). */
+  private durationReaders = 0;
+  /** Whether executions are timed now (from `timing` and the readers; the hot path's check). */
+  private timedNow: boolean;
   private head: Link | null = null;
   private readonly view: PipelineEmitterView;
   private readonly clock: Clock;
@@ -297,7 +306,8 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
     this.policies = Object.freeze([...policies]);
     this.name = checkString('pipeline.name', o.name, policies.map((p) => p.name).join(' > ') || 'noop');
     this.clock = clockOf(o.clock as Clock | undefined, 'pipeline.clock');
-    this.timing = checkBoolean('pipeline.timing', o.timing, true);
+    this._timing = checkTiming(o.timing);
+    this.timedNow = this._timing === true;
     this.view = new PipelineEmitterView(this.emitter, this.policies);
     this._rebuild();
     for (const p of this.policies) p._register?.(this);
@@ -306,6 +316,34 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
 
   get descriptor(): ComponentDescriptor {
     return PIPELINE_DESCRIPTOR;
+  }
+
+  /**
+   * How executions are timed (see `PipelineOptions.timing`): `'auto'`, `true` or `false`. May be
+   * switched at any time.
+   */
+  get timing(): boolean | 'auto' {
+    return this._timing;
+  }
+
+  set timing(value: boolean | 'auto') {
+    this._timing = checkTiming(value);
+    this.retime();
+  }
+
+  /** True while every execution is timed (`timing` true, or `'auto'` with a reader of durations). */
+  get timed(): boolean {
+    return this.timedNow;
+  }
+
+  /** @internal One more or one fewer reader of the durations (see durations.ts). */
+  _durationReaders(delta: 1 | -1): void {
+    this.durationReaders = Math.max(0, this.durationReaders + delta);
+    this.retime();
+  }
+
+  private retime(): void {
+    this.timedNow = this._timing === true || (this._timing === 'auto' && this.durationReaders !== 0);
   }
 
   snapshot(): Snapshot {
@@ -324,7 +362,8 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
       details: {
         policies: this.policies.map((p) => ({ kind: (p as { kind?: string }).kind, name: p.name })),
         rejectionReasons: Object.fromEntries(this.reasons),
-        timing: this.timing,
+        timing: this._timing,
+        timed: this.timedNow,
       },
     };
   }
@@ -346,7 +385,8 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
   ): Promise<T | Alt> {
     const ctx = ExecutionContext.root(fn, options);
     this.inFlight++;
-    if (this.timing || this.emitter.active) return this.timed(ctx) as Promise<T | Alt>;
+    // Timed while something reads durations (a listener of `execution` events gets them too).
+    if (this.timedNow || this.emitter.wantsPerCall('execution')) return this.run(ctx) as Promise<T | Alt>;
     const head = this.head;
     const p = head === null ? start(ctx, null) : head.policy._run(ctx, head.next);
     return p.then(this.onOk, this.onError) as Promise<T | Alt>;
@@ -379,12 +419,13 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
     return 'failure';
   }
 
-  /** An execution timed: one clock read at the start (published to the policies) and one at the end. */
-  private timed(ctx: ExecutionContext): Promise<unknown> {
+  /**
+   * An execution timed: one clock read at the start, published to the policies for the
+   * synchronous first pass (see call-time.ts), and one at the end.
+   */
+  private run(ctx: ExecutionContext): Promise<unknown> {
     const clock = this.clock;
     const t0 = clock.now();
-    const prevClock = callTime.clock;
-    const prevMs = callTime.ms;
     callTime.clock = clock;
     callTime.ms = t0;
     let p: Promise<unknown>;
@@ -392,8 +433,9 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
       const head = this.head;
       p = head === null ? start(ctx, null) : head.policy._run(ctx, head.next);
     } finally {
-      callTime.clock = prevClock;
-      callTime.ms = prevMs;
+      // Cleared, not restored: a pipeline run inside another's first pass leaves the outer
+      // pipeline's remaining policies to read the clock themselves (still "now").
+      callTime.clock = null;
     }
     return p.then(
       (value) => {
@@ -443,6 +485,13 @@ export class PipelinePolicy<Alt, E extends PolicyEvent> implements Policy<Alt, E
   }
 }
 
+function checkTiming(value: unknown): boolean | 'auto' {
+  if (value === undefined) return 'auto';
+  if (typeof value !== 'boolean' && value !== 'auto')
+    throw new ConfigError('pipeline.timing', "true, false or 'auto'", value);
+  return value;
+}
+
 function isPolicyLike(value: unknown): boolean {
   return typeof (value as { _flatten?: unknown } | null)?._flatten === 'function';
 }
@@ -451,7 +500,8 @@ function isPolicyLike(value: unknown): boolean {
  * Composes policies, outermost first: `pipeline(timeout(10_000), retry(), circuitBreaker(), timeout(2_000))`
  * puts one timeout around everything and another around each attempt. A pipeline is itself
  * a policy and may be nested in another pipeline. Options (name, registry, clock, timing) may
- * come first. A pipeline counts every execution's outcome and times it (`snapshot()`).
+ * come first. A pipeline counts every execution's outcome and, while something reads its durations
+ * (metrics over its registry, `timing: true`), times it (`snapshot()`).
  *
  * @example
  * ```ts

@@ -5,6 +5,7 @@
  */
 
 import type { Component, ComponentEvent, Snapshot } from './component.js';
+import { countDurationReader } from './durations.js';
 import { BulwarkError } from './errors.js';
 import { type Disposer, Emitter, type Listener, makeDisposer, PER_CALL_EVENTS } from './events.js';
 
@@ -41,6 +42,13 @@ export interface Registry {
   watch(listener: Listener<RegistryChange>, options?: { replay?: boolean }): Disposer;
   /** Every event of every registered component. */
   onEvent(listener: Listener<ComponentEvent>): Disposer;
+  /**
+   * Declares that something reads the durations of this registry's components (a metrics
+   * exporter, a dashboard): its pipelines, present and future, time every execution until the
+   * returned disposer runs (`timing: 'auto'`, the default, times only while something reads).
+   * `createMetrics({ registry })` and the control plane call it.
+   */
+  readDurations(): Disposer;
   /** Number of registered components. */
   readonly size: number;
 }
@@ -63,6 +71,8 @@ class ComponentRegistry implements Registry {
   private readonly byKey = new Map<string, { component: Component; stop: Disposer }>();
   private readonly changes = new Emitter<RegistryChange>();
   private readonly events = new Emitter<ComponentEvent>();
+  /** How many readers of durations (`readDurations`) are active. */
+  private durationReaders = 0;
 
   get size(): number {
     return this.byKey.size;
@@ -81,6 +91,7 @@ class ComponentRegistry implements Registry {
       if (this.events.size !== 0 && !PER_CALL_EVENTS.has(e.event)) this.events.emit(e);
     }, 'notable');
     this.byKey.set(key, { component, stop });
+    if (this.durationReaders !== 0) countDurationReader(component, 1);
     if (this.changes.size !== 0) this.changes.emit({ type: 'added', component });
     return component;
   }
@@ -91,6 +102,7 @@ class ComponentRegistry implements Registry {
     if (had === undefined || had.component !== component) return;
     this.byKey.delete(key);
     had.stop();
+    if (this.durationReaders !== 0) countDurationReader(component, -1);
     if (this.changes.size !== 0) this.changes.emit({ type: 'removed', component });
   }
 
@@ -119,6 +131,15 @@ class ComponentRegistry implements Registry {
 
   onEvent(listener: Listener<ComponentEvent>): Disposer {
     return this.events.on(listener);
+  }
+
+  readDurations(): Disposer {
+    if (this.durationReaders++ === 0)
+      for (const { component } of this.byKey.values()) countDurationReader(component, 1);
+    return makeDisposer(() => {
+      if (--this.durationReaders === 0)
+        for (const { component } of this.byKey.values()) countDurationReader(component, -1);
+    });
   }
 }
 

@@ -6,6 +6,7 @@
 
 import { type Clock, systemClock } from '../core/clock.js';
 import { clockSchema, registrySchema } from '../core/common-schemas.js';
+import { readRegistryDurations } from '../core/durations.js';
 import { defaultRegistry, type Registry } from '../core/registry.js';
 import { s } from '../core/schema.js';
 import { collectFamilies, flatten, type MetricFamily, type NamedSample } from './recorder.js';
@@ -46,7 +47,8 @@ export interface Metrics {
 }
 
 /**
- * Makes the metrics of a registry. Export them with `prometheusExporter({ metrics })` or
+ * Makes the metrics of a registry (whose pipelines then time every execution: see
+ * `Registry.readDurations`). Export them with `prometheusExporter({ metrics })` or
  * `otelMetrics({ metrics })`; evaluate alert rules over them with `createAlerts({ metrics })`.
  *
  * @example
@@ -63,6 +65,8 @@ export interface Metrics {
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const o = optionsSchema.parse(options, 'createMetrics');
   const registry = o.registry ?? defaultRegistry;
+  // Metrics read durations: the registry's pipelines time every execution from now on.
+  readRegistryDurations(registry);
   return {
     registry,
     clock: o.clock ?? systemClock,

@@ -18,6 +18,7 @@ import {
 } from '../core/common-schemas.js';
 import type { Component, ComponentDescriptor, ComponentOperation, Snapshot } from '../core/component.js';
 import { eventBase, type StateChange } from '../core/component-kit.js';
+import { readDurations } from '../core/durations.js';
 import { ConfigError } from '../core/errors.js';
 import { type Disposer, type EventBase, type Listener, PolicyEmitter, reportError } from '../core/events.js';
 import { joinRegistry, type Registry } from '../core/registry.js';
@@ -363,6 +364,8 @@ export class SloTracker {
     const buckets = Math.ceil(Math.max(this.windowMs, BURN_WINDOWS['6h']) / bucketMs);
     this.window = new RollingWindow(bucketMs, buckets);
     this.latencyWindow = new RollingWindow(bucketMs, buckets);
+    // A latency objective reads the source's durations: a pipeline times every execution.
+    if (this.latency !== undefined) readDurations(this.source);
     this.refresh();
     const intervalMs = o.intervalMs ?? 10_000;
     const tick = () => {

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { duck, registrySchema } from '../core/common-schemas.js';
 import type { Component, ComponentOperation, OperationRole } from '../core/component.js';
+import { readRegistryDurations } from '../core/durations.js';
 import { defaultRegistry, type Registry } from '../core/registry.js';
 import { type Infer, s } from '../core/schema.js';
 import {
@@ -215,6 +216,8 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
   const sink = audit;
   const basePath = (options.basePath ?? '').replace(/\/+$/, '');
   const stream = new EventStream(registry, options.stream);
+  // The dashboard shows durations: the registry's pipelines time every execution while it is open.
+  const stopDurations = readRegistryDurations(registry);
   const maxBody = options.maxBodyBytes ?? 65_536;
   const cors = new Set(options.corsOrigins ?? []);
   const title = options.title ?? 'bulwark';
@@ -434,6 +437,9 @@ export function createControlPlane(options: ControlPlaneOptions = {}): ControlPl
     openApi: doc,
     registry,
     stream,
-    close: () => stream.close(),
+    close: () => {
+      stream.close();
+      stopDurations();
+    },
   };
 }

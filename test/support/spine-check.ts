@@ -79,6 +79,9 @@ export async function verifySpine(
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   const logs = createLogs({ registry, logger });
+  // Metrics are set up first (as at a service's start): they read durations, so the registry's
+  // pipelines time every call from their first one.
+  const metrics = createMetrics({ registry, clock });
   const made: { k: KindCase; m: Made }[] = [];
   for (const k of kinds) made.push({ k, m: await k.make(registry, clock) });
   // Every kind is covered, and only through the registry.
@@ -86,7 +89,6 @@ export async function verifySpine(
   const before = new Map(registry.list().map((c) => [c, c.snapshot().state]));
   for (const { m } of made) await m.drive();
 
-  const metrics = createMetrics({ registry, clock });
   const { body } = await prometheusExporter({ metrics })();
   const prom = parseExposition(body);
 
@@ -142,6 +144,15 @@ export async function verifySpine(
       expect((otelValue(oName, { name: c.name }) as { count: number }).count, `${who} OTel ${oName}`).toBe(
         h.count,
       );
+    }
+    // A pipeline times every call while metrics read it: `_count` is the number of calls.
+    if (c.kind === 'pipeline') {
+      const calls = Object.values(snap.counters).reduce((a, b) => a + b, 0);
+      expect(calls, `${who} was called`).toBeGreaterThan(0);
+      expect(
+        prom.get(series(`${metricName(c.kind, 'histogram', 'durationSeconds')}_count`, { name: c.name })),
+        `${who} _count = calls`,
+      ).toBe(calls);
     }
     // Its state changes are in the logs.
     if (before.get(c) !== snap.state) {
