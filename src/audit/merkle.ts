@@ -286,6 +286,9 @@ export function verifyConsistency(
   secondRoot: Uint8Array,
   proof: readonly Uint8Array[],
 ): boolean {
+  // Deliberate repetition: verifyInclusion and verifyConsistency are line-by-line transcriptions of
+  // RFC 9162 §2.1.3.2 and §2.1.4.2, whose bit walks (shift fn and sn while …) read alike; kept literal
+  // so each can be checked against its section.
   if (!isHash(firstRoot) || !isHash(secondRoot) || !Array.isArray(proof) || !proof.every(isHash))
     return false;
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second)
