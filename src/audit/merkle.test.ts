@@ -13,6 +13,8 @@ import * as M from './merkle.js';
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 
+// Deliberate repetition: the certificate-transparency reference vectors (leaves, roots, inclusion
+// and consistency proofs), transcribed as published: lists of hashes of the same shape.
 const LEAVES = [
   '',
   '00',
@@ -34,8 +36,6 @@ const ROOTS = [
   'ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c',
   '5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328',
 ];
-// Deliberate repetition: the certificate-transparency reference vectors, transcribed as published
-// (inclusion and consistency proofs are lists of the same shape).
 const INCLUSION = [
   { index: 0, size: 1, proof: [] as string[] },
   {
