@@ -23,6 +23,22 @@ export class UsageError extends Error {}
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
+/**
+ * The option table of `parse`, from space-separated names: `strings` take a value, `flags` are
+ * booleans.
+ *
+ * @example
+ * ```ts nocheck
+ * const OPTIONS = optionSpec('store limit tag', 'yes dry-run');
+ * ```
+ */
+export function optionSpec(strings: string, flags = ''): OptionSpec {
+  const spec: OptionSpec = {};
+  for (const name of strings.split(' ').filter(Boolean)) spec[name] = { type: 'string' };
+  for (const name of flags.split(' ').filter(Boolean)) spec[name] = { type: 'boolean' };
+  return spec;
+}
+
 /** Parses `argv` (after the command word) with `options` plus --json and --help. */
 export function parse(
   argv: readonly string[],

@@ -19,6 +19,7 @@ import {
   closeCliKeys,
   encryptionFromEnv,
   need,
+  optionSpec,
   parse,
   runCli,
   throttled,
@@ -44,25 +45,10 @@ Options:
   --json               machine-readable output
 `;
 
-const OPTIONS = {
-  store: { type: 'string' },
-  'public-key': { type: 'string' },
-  'signing-key': { type: 'string' },
-  'no-payloads': { type: 'boolean' },
-  'subject-keys': { type: 'string' },
-  limit: { type: 'string' },
-  tag: { type: 'string' },
-  subject: { type: 'string' },
-  actor: { type: 'string' },
-  action: { type: 'string' },
-  seq: { type: 'string' },
-  seqs: { type: 'string' },
-  'tree-size': { type: 'string' },
-  before: { type: 'string' },
-  reason: { type: 'string' },
-  yes: { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
-} as const;
+const OPTIONS = optionSpec(
+  'store public-key signing-key subject-keys limit tag subject actor action seq seqs tree-size before reason',
+  'no-payloads yes dry-run',
+);
 
 function pem(path: string): string {
   try {

@@ -71,6 +71,23 @@ export interface StoredPayload {
 }
 
 const q = JSON.stringify;
+/** A character JSON.stringify escapes, or a surrogate (a lone one is escaped as `\udxxx`). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what JSON escapes
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+/** Set when `str` escaped a lone surrogate since the caller last cleared it (RFC 8785 refuses those). */
+let loneSurrogate = false;
+/**
+ * JSON string literal of `s`, as JSON.stringify writes it: the common string with nothing to
+ * escape is quoted as it is (no scan and copy by JSON.stringify); others go through JSON.stringify,
+ * noting a lone surrogate escape in `loneSurrogate`.
+ */
+function str(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
+  const out = q(s);
+  if (out.includes('\\ud')) loneSurrogate = true;
+  return out;
+}
+const strOrNull = (x: string | null): string => (x === null ? 'null' : str(x));
 
 type Canonicalize = (value: unknown) => string | undefined;
 let canonicalizeFn: Canonicalize | undefined;
@@ -94,7 +111,7 @@ export async function loadCanonical(): Promise<Canonicalize> {
 function fastCanonical(v: unknown, depth: number): string | undefined {
   switch (typeof v) {
     case 'string':
-      return q(v);
+      return str(v);
     case 'number':
       return Number.isFinite(v) ? q(v) : undefined;
     case 'boolean':
@@ -120,7 +137,7 @@ function fastCanonical(v: unknown, depth: number): string | undefined {
       for (let i = 0; i < keys.length; i++) {
         const c = fastCanonical(o[keys[i]!], depth + 1);
         if (c === undefined) return undefined;
-        out += `${i === 0 ? '' : ','}${q(keys[i])}:${c}`;
+        out += `${i === 0 ? '' : ','}${str(keys[i]!)}:${c}`;
       }
       return `${out}}`;
     }
@@ -131,9 +148,10 @@ function fastCanonical(v: unknown, depth: number): string | undefined {
 
 /** RFC 8785 canonical JSON of `value`; `loadCanonical()` must have resolved first. @internal */
 export function canonical(value: unknown): string {
+  loneSurrogate = false;
   const fast = fastCanonical(value, 0);
   // JSON.stringify writes a lone surrogate as \udxxx; RFC 8785 refuses it: let the package decide.
-  if (fast !== undefined && !fast.includes('\\ud')) return fast;
+  if (fast !== undefined && !loneSurrogate) return fast;
   if (canonicalizeFn === undefined) throw new Error('canonical() before loadCanonical()');
   let text: string | undefined;
   try {
@@ -189,16 +207,16 @@ export function canonicalHeader(h: AuditHeader): string {
     typeof h.resource === 'string' &&
     (h.subject === null || typeof h.subject === 'string') &&
     (h.payloadDigest === null || typeof h.payloadDigest === 'string');
+  loneSurrogate = false;
   let tags = '';
   for (let i = 0; plain && i < h.tags.length; i++) {
     const t = h.tags[i];
     if (typeof t !== 'string') plain = false;
-    else tags += i === 0 ? q(t) : `,${q(t)}`;
+    else tags += i === 0 ? str(t) : `,${str(t)}`;
   }
   if (!plain) return canonical(headerOf(h));
-  const opt = (x: string | null) => (x === null ? 'null' : q(x));
-  const out = `{"action":${q(h.action)},"actor":${q(h.actor)},"outcome":${q(h.outcome)},"payloadDigest":${opt(h.payloadDigest)},"prevHash":${q(h.prevHash)},"resource":${q(h.resource)},"seq":${h.seq},"subject":${opt(h.subject)},"tags":[${tags}],"time":${h.time},"v":${h.v}}`;
-  return out.includes('\\ud') ? canonical(headerOf(h)) : out;
+  const out = `{"action":${str(h.action)},"actor":${str(h.actor)},"outcome":${str(h.outcome)},"payloadDigest":${strOrNull(h.payloadDigest)},"prevHash":${str(h.prevHash)},"resource":${str(h.resource)},"seq":${h.seq},"subject":${strOrNull(h.subject)},"tags":[${tags}],"time":${h.time},"v":${h.v}}`;
+  return loneSurrogate ? canonical(headerOf(h)) : out;
 }
 
 /** One-shot `crypto.hash` (Node >= 20.12): about twice as fast as createHash for small inputs. */
@@ -214,17 +232,41 @@ export function hashHeader(header: AuditHeader): string {
 
 let saltPool = Buffer.alloc(0);
 let saltAt = 0;
-/** 16 random bytes cut from a pooled 4 KiB draw (one getrandom call per 256 salts). */
-function freshSalt(): Uint8Array {
+/** Where the next 16 random bytes stand in the pooled 4 KiB draw (one getrandom call per 256 salts). */
+function nextSalt(): number {
   if (saltAt + 16 > saltPool.length) {
     saltPool = randomBytes(4096);
     saltAt = 0;
   }
   saltAt += 16;
-  return saltPool.subarray(saltAt - 16, saltAt);
+  return saltAt - 16;
+}
+/** 16 fresh random bytes (a view of the pool). */
+function freshSalt(): Uint8Array {
+  const at = nextSalt();
+  return saltPool.subarray(at, at + 16);
 }
 
-/** A fresh salt and the digest of the canonical payload bytes under it. */
+/** A payload ready to store (a payload row but its seq): its canonical bytes, a fresh salt and the digest under it. */
+export interface SaltedPayload extends Omit<StoredPayload, 'seq'> {
+  /** SHA-256(salt ‖ body), hex. */
+  readonly digest: string;
+}
+
+/**
+ * The canonical bytes of `value` behind a fresh salt, written once into one buffer (salt, then
+ * bytes) that is hashed as it is; `salt` and `body` are views of it. @internal
+ */
+export function saltedPayload(value: unknown): SaltedPayload {
+  const text = canonical(value);
+  const both = Buffer.allocUnsafe(16 + Buffer.byteLength(text));
+  const at = nextSalt();
+  saltPool.copy(both, 0, at, at + 16);
+  both.write(text, 16);
+  return { salt: both.subarray(0, 16), body: both.subarray(16), keyId: null, digest: sha256Hex(both) };
+}
+
+/** The digest of payload bytes under `salt` (a fresh one by default). */
 export function digestPayload(
   bytes: Uint8Array,
   salt: Uint8Array = freshSalt(),
@@ -250,11 +292,17 @@ function text(input: AuditEntryInput, key: keyof typeof LIMITS, required: boolea
   return v;
 }
 
-/** Checks an input entry and returns its normalised fields (tags sorted and unique). */
-export function normaliseInput(
-  input: AuditEntryInput,
-  now: number,
-): Omit<AuditHeader, 'v' | 'seq' | 'payloadDigest' | 'prevHash'> {
+/** An input entry, checked: what a store chains (see `PreparedEntry`), its payload not sealed. */
+export interface CheckedInput {
+  readonly header: Omit<AuditHeader, 'seq' | 'prevHash'>;
+  readonly payload: SaltedPayload | null;
+}
+
+/**
+ * Checks an input entry and returns its header (tags sorted and unique, the time `now` unless
+ * given) and its salted canonical payload. @internal
+ */
+export function checkInput(input: AuditEntryInput, now: number): CheckedInput {
   if (typeof input !== 'object' || input === null) {
     throw new BulwarkAuditError('INVALID_ENTRY', 'append() takes an object { actor, action, resource, … }');
   }
@@ -265,7 +313,9 @@ export function normaliseInput(
       `outcome must be 'success', 'failure' or 'denied' (got ${String(outcome)})`,
     );
   }
-  const tags = [...new Set(input.tags ?? [])].sort();
+  const given = input.tags;
+  // One tag (the common case) needs no de-duplication and no sort; still a copy of the caller's array.
+  const tags = Array.isArray(given) && given.length === 1 ? [given[0]] : [...new Set(given ?? [])].sort();
   for (const t of tags) {
     if (typeof t !== 'string' || !TAG.test(t)) {
       throw new BulwarkAuditError(
@@ -278,13 +328,23 @@ export function normaliseInput(
   if (!Number.isSafeInteger(time) || time < 0) {
     throw new BulwarkAuditError('INVALID_ENTRY', `time must be epoch milliseconds (got ${String(time)})`);
   }
+  const actor = text(input, 'actor', true)!;
+  const action = text(input, 'action', true)!;
+  const resource = text(input, 'resource', true)!;
+  const subject = text(input, 'subject', false);
+  const payload = input.payload === undefined ? null : saltedPayload(input.payload);
   return {
-    time,
-    actor: text(input, 'actor', true)!,
-    action: text(input, 'action', true)!,
-    resource: text(input, 'resource', true)!,
-    outcome,
-    tags,
-    subject: text(input, 'subject', false),
+    header: {
+      v: ENTRY_VERSION,
+      time,
+      actor,
+      action,
+      resource,
+      outcome,
+      tags,
+      subject,
+      payloadDigest: payload === null ? null : payload.digest,
+    },
+    payload,
   };
 }

@@ -35,6 +35,8 @@ export type AuditErrorCode =
  * ```
  */
 export class BulwarkAuditError extends BulwarkError {
+  // Deliberate repetition: each capability's error class narrows `code` to its own union (so
+  // `err.code` is checked by the compiler); the body is the two lines that narrowing takes.
   override readonly code: AuditErrorCode;
 
   constructor(code: AuditErrorCode, message: string, options?: { cause?: unknown }) {

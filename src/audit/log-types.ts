@@ -120,6 +120,8 @@ export interface PurgeOptions {
   readonly reason: string;
 }
 
+// Deliberate repetition: every component's descriptor is a literal of the same keys (kind, help,
+// category, states, gauges, counters) that the registry and dashboard read; the values are its own.
 export const DESCRIPTOR: ComponentDescriptor = {
   kind: 'auditLog',
   help: 'A tamper-evident audit log (hash chain, signed Merkle checkpoints)',

@@ -18,11 +18,9 @@ import { CHECKPOINT_VERSION, privateKeyOf, signCheckpoint, verifyCheckpoint } fr
 import {
   type AuditEntry,
   type AuditEntryInput,
-  canonical,
+  checkInput,
   digestPayload,
-  ENTRY_VERSION,
   loadCanonical,
-  normaliseInput,
   type StoredPayload,
 } from './entry.js';
 import { BulwarkAuditError } from './errors.js';
@@ -129,22 +127,31 @@ export class AuditLog implements Component {
   /**
    * Appends an entry; resolves with it (seq, hash) once it is durable.
    */
-  async append(input: AuditEntryInput): Promise<AuditEntry> {
-    if (!this.#isReady || this.#closed !== undefined) await this.#open();
-    const fields = normaliseInput(input, this.#clock.date());
-    let payload: PreparedEntry['payload'] = null;
-    let payloadDigest: string | null = null;
-    if (input.payload !== undefined) {
-      const bytes = Buffer.from(canonical(input.payload));
-      const { salt, digest } = digestPayload(bytes);
-      payloadDigest = digest;
-      const sealed =
-        this.#o.encryption === undefined
-          ? null
-          : await this.#o.encryption.seal(this.#scope(digest, fields.subject), bytes);
-      payload = { salt, body: sealed?.bytes ?? bytes, keyId: sealed?.keyId ?? null };
+  append(input: AuditEntryInput): Promise<AuditEntry> {
+    // The common path (store open, payloads not sealed) makes one promise, the waiter's.
+    if (!this.#isReady || this.#closed !== undefined || this.#o.encryption !== undefined) {
+      return this.#appendAfterAwaits(input);
     }
-    const prepared: PreparedEntry = { header: { v: ENTRY_VERSION, ...fields, payloadDigest }, payload };
+    let prepared: PreparedEntry;
+    try {
+      prepared = checkInput(input, this.#clock.date());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue(prepared);
+  }
+
+  /** `append` when the store is still opening, the log is closed or payloads are sealed. */
+  async #appendAfterAwaits(input: AuditEntryInput): Promise<AuditEntry> {
+    if (!this.#isReady || this.#closed !== undefined) await this.#open();
+    const { header, payload: p } = checkInput(input, this.#clock.date());
+    const enc = this.#o.encryption;
+    if (p === null || enc === undefined) return this.#enqueue({ header, payload: p });
+    const sealed = await enc.seal(this.#scope(p.digest, header.subject), p.body);
+    return this.#enqueue({ header, payload: { salt: p.salt, body: sealed.bytes, keyId: sealed.keyId } });
+  }
+
+  #enqueue(prepared: PreparedEntry): Promise<AuditEntry> {
     return new Promise<AuditEntry>((resolve, reject) => {
       this.#pending.push({ prepared, resolve, reject });
       this.#schedule();
@@ -167,15 +174,14 @@ export class AuditLog implements Component {
     const batch = this.#pending.splice(0, this.#o.maxBatch);
     if (batch.length === 0) return;
     try {
-      const entries = await this.store.append(
-        batch.map((w) => w.prepared),
-        chainAfter,
-      );
+      const prepared = new Array<PreparedEntry>(batch.length);
+      for (let i = 0; i < batch.length; i++) prepared[i] = batch[i]!.prepared;
+      const entries = await this.store.append(prepared, chainAfter);
       this.#counters.appends += entries.length;
       const last = entries[entries.length - 1]!;
       this.#seq = last.seq;
       this.#sinceCheckpoint += entries.length;
-      for (const [i, w] of batch.entries()) w.resolve(entries[i]!);
+      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(entries[i]!);
       if (this.#emitter.wants('appended'))
         this.#emit({ event: 'appended', seq: last.seq, count: entries.length });
       const every = this.#o.checkpoints?.everyEntries;

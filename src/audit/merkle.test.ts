@@ -7,20 +7,14 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  consistencyProof,
-  EMPTY_ROOT,
-  inclusionProof,
-  leafHash,
-  MerkleAccumulator,
-  merkleRoot,
-  verifyConsistency,
-  verifyInclusion,
-} from './merkle.js';
+// The module under test, as one namespace (the names it exports are the barrel's).
+import * as M from './merkle.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 
+// Deliberate repetition: the certificate-transparency reference vectors (leaves, roots, inclusion
+// and consistency proofs), transcribed as published: lists of hashes of the same shape.
 const LEAVES = [
   '',
   '00',
@@ -140,29 +134,29 @@ const subproof = (m: number, d: Uint8Array[], b: boolean): Uint8Array[] => {
 };
 
 describe('RFC 6962 Merkle tree', () => {
-  const hashes = LEAVES.map(leafHash);
+  const hashes = LEAVES.map(M.leafHash);
 
   it('tree heads of sizes 0..8 equal the CT reference roots', () => {
-    expect(hex(EMPTY_ROOT)).toBe(ROOTS[0]);
+    expect(hex(M.EMPTY_ROOT)).toBe(ROOTS[0]);
     for (let n = 0; n <= 8; n++) {
-      expect(hex(merkleRoot(hashes.slice(0, n))), `size ${n}`).toBe(ROOTS[n]);
+      expect(hex(M.merkleRoot(hashes.slice(0, n))), `size ${n}`).toBe(ROOTS[n]);
       expect(hex(mth(LEAVES.slice(0, n))), `reference size ${n}`).toBe(ROOTS[n]);
     }
   });
 
   it('inclusion proofs equal the CT reference proofs and verify', () => {
     for (const v of INCLUSION) {
-      expect(inclusionProof(hashes, v.index, v.size).map(hex)).toEqual(v.proof);
+      expect(M.inclusionProof(hashes, v.index, v.size).map(hex)).toEqual(v.proof);
       expect(
-        verifyInclusion(hashes[v.index]!, v.index, v.size, v.proof.map(unhex), unhex(ROOTS[v.size]!)),
+        M.verifyInclusion(hashes[v.index]!, v.index, v.size, v.proof.map(unhex), unhex(ROOTS[v.size]!)),
       ).toBe(true);
     }
   });
 
   it('consistency proofs equal the CT reference proofs and verify', () => {
     for (const v of CONSISTENCY) {
-      expect(consistencyProof(hashes, v.first, v.second).map(hex)).toEqual(v.proof);
-      const ok = verifyConsistency(
+      expect(M.consistencyProof(hashes, v.first, v.second).map(hex)).toEqual(v.proof);
+      const ok = M.verifyConsistency(
         v.first,
         v.second,
         unhex(ROOTS[v.first]!),
@@ -181,36 +175,36 @@ describe('RFC 6962 Merkle tree', () => {
         fc.nat(),
         fc.nat(),
         (data, a, b, flip) => {
-          const leaves = data.map(leafHash);
+          const leaves = data.map(M.leafHash);
           const n = data.length;
-          const root = merkleRoot(leaves);
+          const root = M.merkleRoot(leaves);
           expect(hex(root)).toBe(hex(mth(data)));
-          const acc = new MerkleAccumulator();
+          const acc = new M.MerkleAccumulator();
           for (const l of leaves) acc.push(l);
           expect(hex(acc.root())).toBe(hex(root));
 
           const i = a % n;
-          const proof = inclusionProof(leaves, i);
+          const proof = M.inclusionProof(leaves, i);
           expect(proof.map(hex)).toEqual(path(i, data).map(hex));
-          expect(verifyInclusion(leaves[i]!, i, n, proof, root)).toBe(true);
+          expect(M.verifyInclusion(leaves[i]!, i, n, proof, root)).toBe(true);
           if (proof.length > 0) {
             const bad = proof.map((p) => Uint8Array.from(p));
             bad[flip % bad.length]![flip % 32]! ^= 1;
-            expect(verifyInclusion(leaves[i]!, i, n, bad, root)).toBe(false);
-            expect(verifyInclusion(leaves[i]!, i, n, proof.slice(1), root)).toBe(false);
+            expect(M.verifyInclusion(leaves[i]!, i, n, bad, root)).toBe(false);
+            expect(M.verifyInclusion(leaves[i]!, i, n, proof.slice(1), root)).toBe(false);
           }
           const other = leaves[(i + 1) % n]!;
-          if (hex(other) !== hex(leaves[i]!)) expect(verifyInclusion(other, i, n, proof, root)).toBe(false);
+          if (hex(other) !== hex(leaves[i]!)) expect(M.verifyInclusion(other, i, n, proof, root)).toBe(false);
 
           const m = (b % n) + 1;
-          const cproof = consistencyProof(leaves, m, n);
-          const firstRoot = merkleRoot(leaves.slice(0, m));
+          const cproof = M.consistencyProof(leaves, m, n);
+          const firstRoot = M.merkleRoot(leaves.slice(0, m));
           expect(cproof.map(hex)).toEqual(m === n ? [] : subproof(m, data, true).map(hex));
-          expect(verifyConsistency(m, n, firstRoot, root, cproof)).toBe(true);
+          expect(M.verifyConsistency(m, n, firstRoot, root, cproof)).toBe(true);
           if (cproof.length > 0) {
             const bad = cproof.map((p) => Uint8Array.from(p));
             bad[flip % bad.length]![flip % 32]! ^= 1;
-            expect(verifyConsistency(m, n, firstRoot, root, bad)).toBe(false);
+            expect(M.verifyConsistency(m, n, firstRoot, root, bad)).toBe(false);
           }
         },
       ),
@@ -219,15 +213,15 @@ describe('RFC 6962 Merkle tree', () => {
   });
 
   it('rejects malformed input', () => {
-    const root = merkleRoot(hashes);
-    const proof = inclusionProof(hashes, 5);
-    expect(verifyInclusion(hashes[5]!, 8, 8, proof, root)).toBe(false);
-    expect(verifyInclusion(hashes[5]!, -1, 8, proof, root)).toBe(false);
-    expect(verifyInclusion(new Uint8Array(31), 5, 8, proof, root)).toBe(false);
-    expect(verifyConsistency(6, 8, root, root, [])).toBe(false);
-    expect(verifyConsistency(8, 6, root, root, [])).toBe(false);
-    expect(verifyConsistency(0, 8, EMPTY_ROOT, root, [])).toBe(true);
-    expect(() => inclusionProof(hashes, 8)).toThrow(RangeError);
-    expect(() => consistencyProof(hashes, 5, 3)).toThrow(RangeError);
+    const root = M.merkleRoot(hashes);
+    const proof = M.inclusionProof(hashes, 5);
+    expect(M.verifyInclusion(hashes[5]!, 8, 8, proof, root)).toBe(false);
+    expect(M.verifyInclusion(hashes[5]!, -1, 8, proof, root)).toBe(false);
+    expect(M.verifyInclusion(new Uint8Array(31), 5, 8, proof, root)).toBe(false);
+    expect(M.verifyConsistency(6, 8, root, root, [])).toBe(false);
+    expect(M.verifyConsistency(8, 6, root, root, [])).toBe(false);
+    expect(M.verifyConsistency(0, 8, M.EMPTY_ROOT, root, [])).toBe(true);
+    expect(() => M.inclusionProof(hashes, 8)).toThrow(RangeError);
+    expect(() => M.consistencyProof(hashes, 5, 3)).toThrow(RangeError);
   });
 });

@@ -244,6 +244,7 @@ export function verifyInclusion(
   proof: readonly Uint8Array[],
   root: Uint8Array,
 ): boolean {
+  // Deliberate repetition: an RFC 9162 transcription, as verifyConsistency is (see there).
   if (!isHash(leaf) || !isHash(root) || !Array.isArray(proof) || !proof.every(isHash)) return false;
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
   let fn = BigInt(index);
@@ -286,6 +287,9 @@ export function verifyConsistency(
   secondRoot: Uint8Array,
   proof: readonly Uint8Array[],
 ): boolean {
+  // Deliberate repetition: verifyInclusion and verifyConsistency are line-by-line transcriptions of
+  // RFC 9162 §2.1.3.2 and §2.1.4.2, whose bit walks (shift fn and sn while …) read alike; kept literal
+  // so each can be checked against its section.
   if (!isHash(firstRoot) || !isHash(secondRoot) || !Array.isArray(proof) || !proof.every(isHash))
     return false;
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second)

@@ -15,6 +15,8 @@ import type { AuditLog } from './log.js';
  * ```
  */
 export function auditOperations(log: AuditLog): readonly ComponentOperation[] {
+  // Deliberate repetition: operations are declared as literals of the control plane's shape (name,
+  // type, summary, input schema), one per view or action, like every component's operations.
   return [
     {
       name: 'entries',

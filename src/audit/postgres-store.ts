@@ -11,20 +11,7 @@ import { s } from '../core/schema.js';
 import type { AuditEntry, StoredPayload } from './entry.js';
 import { GENESIS_HASH } from './entry.js';
 import { BulwarkAuditError, loadPeer } from './errors.js';
-import {
-  type AuditFilter,
-  type AuditHead,
-  type AuditStore,
-  type Chainer,
-  type Checkpoint,
-  ENTRY_COLUMNS,
-  type EntryRow,
-  entryValues,
-  filterSql,
-  type LegalHold,
-  type PreparedEntry,
-  rowToEntry,
-} from './store.js';
+import * as S from './store.js';
 
 /** Options of `postgresAuditStore`. */
 export interface PostgresAuditStoreOptions {
@@ -50,21 +37,10 @@ const optionsSchema = s.object({
   table: s.optional(s.string(IDENT), 'bulwark_audit'),
 });
 
-interface PayloadRow {
-  seq: string;
-  salt: Buffer;
-  body: Buffer;
-  key_id: string | null;
-}
-const toPayload = (r: PayloadRow): StoredPayload => ({
-  seq: Number(r.seq),
-  salt: r.salt,
-  body: r.body,
-  keyId: r.key_id,
-});
-
 /** Rows per INSERT statement (12 parameters each stays far below PostgreSQL's 65 535). */
 const CHUNK = 1000;
+/** PostgreSQL's i-th placeholder. */
+const pgParam = (i: number): string => `$${i}`;
 
 /**
  * The PostgreSQL audit store.
@@ -75,7 +51,7 @@ const CHUNK = 1000;
  * const log = openAuditLog({ store: postgresAuditStore({ connectionString: 'postgres://app@db/app', schema: 'audit' }) });
  * ```
  */
-export class PostgresAuditStore implements AuditStore {
+export class PostgresAuditStore implements S.AuditStore {
   readonly description: string;
   readonly #o: PostgresAuditStoreOptions & { schema: string; table: string };
   #pool: Pool | undefined;
@@ -152,6 +128,8 @@ export class PostgresAuditStore implements AuditStore {
     return this.#pool;
   }
 
+  // Deliberate repetition: BEGIN / COMMIT / ROLLBACK on a pooled client, as sync's PostgreSQL store
+  // does; the shared `withTransaction` lives in src/postgres, which the audit layer may not import.
   async #tx<T>(work: (c: PoolClient) => Promise<T>): Promise<T> {
     let c: PoolClient;
     try {
@@ -178,34 +156,24 @@ export class PostgresAuditStore implements AuditStore {
     return (await this.#ready().query(text, values as unknown[])).rows as R[];
   }
 
-  append(batch: readonly PreparedEntry[], chain: Chainer): Promise<AuditEntry[]> {
+  append(batch: readonly S.PreparedEntry[], chain: S.Chainer): Promise<AuditEntry[]> {
     const t = this.#t;
     return this.#tx(async (c) => {
       const h = (await c.query(`SELECT seq, hash FROM ${t}_head WHERE id = 1 FOR UPDATE`))
-        .rows[0] as AuditHead;
-      const entries = chain({ seq: Number(h.seq), hash: h.hash }, batch);
+        .rows[0] as S.AuditHead;
+      const entries = chain(S.rowToHead(h), batch);
       for (let i = 0; i < entries.length; i += CHUNK) {
-        const part = entries.slice(i, i + CHUNK);
-        const values: unknown[] = [];
-        const tuples = part.map((e) => {
-          const base = values.length;
-          values.push(...entryValues(e));
-          return `(${ENTRY_COLUMNS.map((_, j) => `$${base + j + 1}`).join(',')})`;
-        });
+        const n = Math.min(CHUNK, entries.length - i);
         await c.query(
-          `INSERT INTO ${t}_entries (${ENTRY_COLUMNS.join(',')}) VALUES ${tuples.join(',')}`,
-          values,
+          `INSERT INTO ${t}_entries (${S.ENTRY_COLUMNS.join(',')}) VALUES ${S.valuesSql(n, S.ENTRY_COLUMNS.length, pgParam)}`,
+          S.entryParams(entries, i, n),
         );
-        const pv: unknown[] = [];
-        const pt: string[] = [];
-        for (const [j, e] of part.entries()) {
-          const p = batch[i + j]!.payload;
-          if (p === null) continue;
-          pt.push(`($${pv.length + 1},$${pv.length + 2},$${pv.length + 3},$${pv.length + 4})`);
-          pv.push(e.seq, p.salt, p.body, p.keyId);
-        }
-        if (pt.length > 0)
-          await c.query(`INSERT INTO ${t}_payloads (seq, salt, body, key_id) VALUES ${pt.join(',')}`, pv);
+        const pv = S.payloadParams(entries, batch, i, n);
+        if (pv.length > 0)
+          await c.query(
+            `INSERT INTO ${t}_payloads (seq, salt, body, key_id) VALUES ${S.valuesSql(pv.length / 4, 4, pgParam)}`,
+            pv,
+          );
       }
       const last = entries[entries.length - 1];
       if (last !== undefined)
@@ -214,50 +182,45 @@ export class PostgresAuditStore implements AuditStore {
     });
   }
 
-  async head(): Promise<AuditHead> {
-    const h = (await this.#q<AuditHead>(`SELECT seq, hash FROM ${this.#t}_head WHERE id = 1`))[0]!;
-    return { seq: Number(h.seq), hash: h.hash };
+  async head(): Promise<S.AuditHead> {
+    return S.rowToHead(
+      (await this.#q<S.AuditHead>(`SELECT seq, hash FROM ${this.#t}_head WHERE id = 1`))[0]!,
+    );
   }
 
-  async *scan(fromSeq: number, toSeq: number, pageSize: number): AsyncIterable<AuditEntry[]> {
-    let next = fromSeq;
-    for (;;) {
-      const rows = await this.#q<EntryRow>(
+  scan(fromSeq: number, toSeq: number, pageSize: number): AsyncIterable<AuditEntry[]> {
+    return S.scanPages(fromSeq, toSeq, pageSize, (next, to, size) =>
+      this.#q<S.EntryRow>(
         `SELECT * FROM ${this.#t}_entries WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
-        [next, toSeq, pageSize],
-      );
-      if (rows.length === 0) return;
-      const page = rows.map(rowToEntry);
-      yield page;
-      next = page[page.length - 1]!.seq + 1;
-      if (rows.length < pageSize) return;
-    }
+        [next, to, size],
+      ),
+    );
   }
 
-  async list(filter: AuditFilter): Promise<AuditEntry[]> {
-    const q = filterSql(filter, (i) => `$${i}`, `${this.#t}_payloads`);
-    const rows = await this.#q<EntryRow>(
+  async list(filter: S.AuditFilter): Promise<AuditEntry[]> {
+    const q = S.filterSql(filter, pgParam, `${this.#t}_payloads`);
+    const rows = await this.#q<S.EntryRow>(
       `SELECT e.* FROM ${this.#t}_entries e ${q.where} ORDER BY e.seq ${q.order} LIMIT ${q.limit}`,
       q.params,
     );
-    return rows.map(rowToEntry);
+    return rows.map(S.rowToEntry);
   }
 
   async payloads(seqs: readonly number[]): Promise<StoredPayload[]> {
     if (seqs.length === 0) return [];
-    const rows = await this.#q<PayloadRow>(
+    const rows = await this.#q<S.PayloadRow>(
       `SELECT * FROM ${this.#t}_payloads WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
       [seqs],
     );
-    return rows.map(toPayload);
+    return rows.map(S.rowToPayload);
   }
 
   async scanPayloads(afterSeq: number, limit: number): Promise<StoredPayload[]> {
-    const rows = await this.#q<PayloadRow>(
+    const rows = await this.#q<S.PayloadRow>(
       `SELECT * FROM ${this.#t}_payloads WHERE seq > $1 ORDER BY seq LIMIT $2`,
       [afterSeq, limit],
     );
-    return rows.map(toPayload);
+    return rows.map(S.rowToPayload);
   }
 
   async deletePayloads(seqs: readonly number[]): Promise<number> {
@@ -282,21 +245,21 @@ export class PostgresAuditStore implements AuditStore {
     });
   }
 
-  async addCheckpoint(c: Checkpoint): Promise<void> {
+  async addCheckpoint(c: S.Checkpoint): Promise<void> {
     await this.#q(
       `INSERT INTO ${this.#t}_checkpoints (tree_size, body) VALUES ($1, $2) ON CONFLICT (tree_size) DO UPDATE SET body = EXCLUDED.body`,
       [c.treeSize, JSON.stringify(c)],
     );
   }
 
-  async checkpoints(): Promise<Checkpoint[]> {
+  async checkpoints(): Promise<S.Checkpoint[]> {
     const rows = await this.#q<{ body: string }>(
       `SELECT body FROM ${this.#t}_checkpoints ORDER BY tree_size`,
     );
-    return rows.map((r) => JSON.parse(r.body) as Checkpoint);
+    return rows.map((r) => JSON.parse(r.body) as S.Checkpoint);
   }
 
-  async putHold(h: LegalHold): Promise<void> {
+  async putHold(h: S.LegalHold): Promise<void> {
     await this.#q(
       `INSERT INTO ${this.#t}_holds (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body`,
       [h.id, JSON.stringify(h)],
@@ -308,9 +271,9 @@ export class PostgresAuditStore implements AuditStore {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async holds(): Promise<LegalHold[]> {
+  async holds(): Promise<S.LegalHold[]> {
     const rows = await this.#q<{ body: string }>(`SELECT body FROM ${this.#t}_holds ORDER BY id`);
-    return rows.map((r) => JSON.parse(r.body) as LegalHold);
+    return rows.map((r) => JSON.parse(r.body) as S.LegalHold);
   }
 
   async close(): Promise<void> {

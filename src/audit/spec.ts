@@ -31,11 +31,9 @@ export function auditStoreFromSpec(spec: string): AuditStore {
       ...(table === undefined ? {} : { table }),
     });
   }
-  let path: string | undefined;
-  if (spec.startsWith('sqlite://')) path = spec.slice('sqlite://'.length);
-  else if (spec.startsWith('sqlite:')) path = spec.slice('sqlite:'.length);
-  else if (/\.(db|sqlite3?)$/i.test(spec)) path = spec;
-  if (path === undefined || path === '') {
+  // `sqlite:PATH` or `sqlite://PATH` (group 1), else a bare path ending in .db/.sqlite/.sqlite3.
+  const path = /^sqlite:(?:\/\/)?(.*)$/.exec(spec)?.[1] ?? (/\.(db|sqlite3?)$/i.test(spec) ? spec : '');
+  if (path === '') {
     throw new BulwarkAuditError(
       'INVALID_STORE_SPEC',
       `Unknown audit store "${spec.replace(/:[^:@/]*@/, ':***@')}": use sqlite:PATH (e.g. sqlite:./audit.db) or postgres://user@host/db?schema=audit`,

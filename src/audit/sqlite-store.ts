@@ -10,20 +10,7 @@ import { s } from '../core/schema.js';
 import type { AuditEntry, StoredPayload } from './entry.js';
 import { GENESIS_HASH } from './entry.js';
 import { BulwarkAuditError, loadPeer } from './errors.js';
-import {
-  type AuditFilter,
-  type AuditHead,
-  type AuditStore,
-  type Chainer,
-  type Checkpoint,
-  ENTRY_COLUMNS,
-  type EntryRow,
-  entryValues,
-  filterSql,
-  type LegalHold,
-  type PreparedEntry,
-  rowToEntry,
-} from './store.js';
+import * as S from './store.js';
 
 /** Options of `sqliteAuditStore`. */
 export interface SqliteAuditStoreOptions {
@@ -48,20 +35,16 @@ const optionsSchema = s.object({
 });
 
 type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
+type AppendTx = BetterSqlite3.Transaction<
+  (batch: readonly S.PreparedEntry[], chain: S.Chainer) => AuditEntry[]
+>;
 
-interface PayloadRow {
-  seq: number;
-  salt: Buffer;
-  body: Buffer;
-  key_id: string | null;
-}
-
-const toPayload = (r: PayloadRow): StoredPayload => ({
-  seq: Number(r.seq),
-  salt: r.salt,
-  body: r.body,
-  keyId: r.key_id,
-});
+/**
+ * Rows per multi-row INSERT at most: a group of 64 entries goes in with one statement for the
+ * entries and one for their payloads, instead of a statement a row (a statement is prepared once
+ * per row count, at most 2 × CHUNK of them).
+ */
+const CHUNK = 64;
 
 /**
  * The SQLite audit store.
@@ -74,11 +57,14 @@ const toPayload = (r: PayloadRow): StoredPayload => ({
  * await log.close();
  * ```
  */
-export class SqliteAuditStore implements AuditStore {
+export class SqliteAuditStore implements S.AuditStore {
   readonly description: string;
   readonly #o: Required<SqliteAuditStoreOptions>;
   #db: BetterSqlite3.Database | undefined;
   #s: Record<string, Stmt> = {};
+  /** Multi-row INSERTs by row count: entries under +n, payloads under -n. */
+  readonly #rows = new Map<number, Stmt>();
+  #appendTx: AppendTx | undefined;
   #opening: Promise<void> | undefined;
 
   constructor(options: SqliteAuditStoreOptions) {
@@ -132,10 +118,6 @@ export class SqliteAuditStore implements AuditStore {
     this.#s = {
       head: p(`SELECT seq, hash FROM ${t}_head WHERE id = 1`),
       setHead: p(`UPDATE ${t}_head SET seq = ?, hash = ? WHERE id = 1`),
-      insert: p(
-        `INSERT INTO ${t}_entries (${ENTRY_COLUMNS.join(', ')}) VALUES (${ENTRY_COLUMNS.map(() => '?').join(', ')})`,
-      ),
-      insertPayload: p(`INSERT INTO ${t}_payloads (seq, salt, body, key_id) VALUES (?, ?, ?, ?)`),
       scan: p(`SELECT * FROM ${t}_entries WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?`),
       scanPayloads: p(`SELECT * FROM ${t}_payloads WHERE seq > ? ORDER BY seq LIMIT ?`),
       payload: p(`SELECT * FROM ${t}_payloads WHERE seq = ?`),
@@ -147,7 +129,40 @@ export class SqliteAuditStore implements AuditStore {
       deleteHold: p(`DELETE FROM ${t}_holds WHERE id = ?`),
       holds: p(`SELECT body FROM ${t}_holds ORDER BY id`).pluck(),
     };
+    // One transaction function for every append (its BEGIN IMMEDIATE / COMMIT are prepared once).
+    this.#appendTx = db.transaction((batch: readonly S.PreparedEntry[], chain: S.Chainer) => {
+      const st = this.#s;
+      const head = st.head!.get() as S.AuditHead;
+      const entries = chain(S.rowToHead(head), batch);
+      for (let i = 0; i < entries.length; i += CHUNK) {
+        const n = Math.min(CHUNK, entries.length - i);
+        this.#insertRows(n).run(S.entryParams(entries, i, n));
+        const pv = S.payloadParams(entries, batch, i, n);
+        if (pv.length > 0) this.#insertRows(-pv.length / 4).run(pv);
+      }
+      const last = entries[entries.length - 1];
+      if (last !== undefined) st.setHead!.run(last.seq, last.hash);
+      return entries;
+    });
     this.#db = db;
+  }
+
+  /** The INSERT of `n` entry rows (n > 0) or of -n payload rows (n < 0), prepared on first use. */
+  #insertRows(n: number): Stmt {
+    let st = this.#rows.get(n);
+    if (st === undefined) {
+      const t = this.#o.table;
+      st =
+        n > 0
+          ? this.#db!.prepare(
+              `INSERT INTO ${t}_entries (${S.ENTRY_COLUMNS.join(', ')}) VALUES ${S.valuesSql(n, S.ENTRY_COLUMNS.length, () => '?')}`,
+            )
+          : this.#db!.prepare(
+              `INSERT INTO ${t}_payloads (seq, salt, body, key_id) VALUES ${S.valuesSql(-n, 4, () => '?')}`,
+            );
+      this.#rows.set(n, st);
+    }
+    return st;
   }
 
   #ready(): Record<string, Stmt> {
@@ -160,65 +175,43 @@ export class SqliteAuditStore implements AuditStore {
     return this.#s;
   }
 
-  async append(batch: readonly PreparedEntry[], chain: Chainer): Promise<AuditEntry[]> {
-    const st = this.#ready();
-    const run = this.#db!.transaction(() => {
-      const head = st.head!.get() as AuditHead;
-      const entries = chain({ seq: Number(head.seq), hash: head.hash }, batch);
-      const insert = st.insert!;
-      const insertPayload = st.insertPayload!;
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
-        insert.run(entryValues(e));
-        const p = batch[i]!.payload;
-        if (p !== null) insertPayload.run(e.seq, p.salt, p.body, p.keyId);
-      }
-      const last = entries[entries.length - 1];
-      if (last !== undefined) st.setHead!.run(last.seq, last.hash);
-      return entries;
+  async append(batch: readonly S.PreparedEntry[], chain: S.Chainer): Promise<AuditEntry[]> {
+    this.#ready();
+    return this.#appendTx!.immediate(batch, chain);
+  }
+
+  async head(): Promise<S.AuditHead> {
+    return S.rowToHead(this.#ready().head!.get() as S.AuditHead);
+  }
+
+  scan(fromSeq: number, toSeq: number, pageSize: number): AsyncIterable<AuditEntry[]> {
+    return S.scanPages(fromSeq, toSeq, pageSize, (next, to, size) => {
+      return this.#ready().scan!.all(next, to, size) as S.EntryRow[];
     });
-    return run.immediate();
   }
 
-  async head(): Promise<AuditHead> {
-    const h = this.#ready().head!.get() as AuditHead;
-    return { seq: Number(h.seq), hash: h.hash };
-  }
-
-  async *scan(fromSeq: number, toSeq: number, pageSize: number): AsyncIterable<AuditEntry[]> {
-    let next = fromSeq;
-    for (;;) {
-      const rows = this.#ready().scan!.all(next, toSeq, pageSize) as EntryRow[];
-      if (rows.length === 0) return;
-      const page = rows.map(rowToEntry);
-      yield page;
-      next = page[page.length - 1]!.seq + 1;
-      if (rows.length < pageSize) return;
-    }
-  }
-
-  async list(filter: AuditFilter): Promise<AuditEntry[]> {
+  async list(filter: S.AuditFilter): Promise<AuditEntry[]> {
     this.#ready();
     const t = this.#o.table;
-    const q = filterSql(filter, () => '?', `${t}_payloads`);
+    const q = S.filterSql(filter, () => '?', `${t}_payloads`);
     const rows = this.#db!.prepare(
       `SELECT e.* FROM ${t}_entries e ${q.where} ORDER BY e.seq ${q.order} LIMIT ${q.limit}`,
-    ).all(...q.params) as EntryRow[];
-    return rows.map(rowToEntry);
+    ).all(...q.params) as S.EntryRow[];
+    return rows.map(S.rowToEntry);
   }
 
   async payloads(seqs: readonly number[]): Promise<StoredPayload[]> {
     const st = this.#ready();
     const out: StoredPayload[] = [];
     for (const seq of seqs) {
-      const r = st.payload!.get(seq) as PayloadRow | undefined;
-      if (r !== undefined) out.push(toPayload(r));
+      const r = st.payload!.get(seq) as S.PayloadRow | undefined;
+      if (r !== undefined) out.push(S.rowToPayload(r));
     }
     return out;
   }
 
   async scanPayloads(afterSeq: number, limit: number): Promise<StoredPayload[]> {
-    return (this.#ready().scanPayloads!.all(afterSeq, limit) as PayloadRow[]).map(toPayload);
+    return (this.#ready().scanPayloads!.all(afterSeq, limit) as S.PayloadRow[]).map(S.rowToPayload);
   }
 
   async deletePayloads(seqs: readonly number[]): Promise<number> {
@@ -241,15 +234,15 @@ export class SqliteAuditStore implements AuditStore {
     ).immediate();
   }
 
-  async addCheckpoint(c: Checkpoint): Promise<void> {
+  async addCheckpoint(c: S.Checkpoint): Promise<void> {
     this.#ready().addCheckpoint!.run(c.treeSize, JSON.stringify(c));
   }
 
-  async checkpoints(): Promise<Checkpoint[]> {
-    return (this.#ready().checkpoints!.all() as string[]).map((b) => JSON.parse(b) as Checkpoint);
+  async checkpoints(): Promise<S.Checkpoint[]> {
+    return (this.#ready().checkpoints!.all() as string[]).map((b) => JSON.parse(b) as S.Checkpoint);
   }
 
-  async putHold(h: LegalHold): Promise<void> {
+  async putHold(h: S.LegalHold): Promise<void> {
     this.#ready().putHold!.run(h.id, JSON.stringify(h));
   }
 
@@ -257,14 +250,16 @@ export class SqliteAuditStore implements AuditStore {
     return this.#ready().deleteHold!.run(id).changes > 0;
   }
 
-  async holds(): Promise<LegalHold[]> {
-    return (this.#ready().holds!.all() as string[]).map((b) => JSON.parse(b) as LegalHold);
+  async holds(): Promise<S.LegalHold[]> {
+    return (this.#ready().holds!.all() as string[]).map((b) => JSON.parse(b) as S.LegalHold);
   }
 
   async close(): Promise<void> {
     await this.#opening?.catch(() => {});
     this.#db?.close();
     this.#db = undefined;
+    this.#appendTx = undefined;
+    this.#rows.clear();
   }
 }
 

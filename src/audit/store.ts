@@ -125,6 +125,45 @@ export function tagsColumn(tags: readonly string[]): string {
   return tags.length === 0 ? ',' : `,${tags.join(',')},`;
 }
 
+/** The columns of a payload row, as both SQL stores name them. @internal */
+export interface PayloadRow {
+  seq: number | string;
+  salt: Uint8Array;
+  body: Uint8Array;
+  key_id: string | null;
+}
+
+/** @internal */
+export function rowToPayload(r: PayloadRow): StoredPayload {
+  return { seq: Number(r.seq), salt: r.salt, body: r.body, keyId: r.key_id };
+}
+
+/** The head row (`seq` is a string where the driver reads BIGINT as one). @internal */
+export function rowToHead(r: { seq: number | string; hash: string }): AuditHead {
+  return { seq: Number(r.seq), hash: r.hash };
+}
+
+/**
+ * `AuditStore.scan` over a store's page query: `page(next, toSeq, pageSize)` reads the entry rows
+ * with `next <= seq <= toSeq` in seq order, at most `pageSize`. @internal
+ */
+export async function* scanPages(
+  fromSeq: number,
+  toSeq: number,
+  pageSize: number,
+  page: (next: number, toSeq: number, pageSize: number) => EntryRow[] | Promise<EntryRow[]>,
+): AsyncIterable<AuditEntry[]> {
+  let next = fromSeq;
+  for (;;) {
+    const rows = await page(next, toSeq, pageSize);
+    if (rows.length === 0) return;
+    const entries = rows.map(rowToEntry);
+    yield entries;
+    next = entries[entries.length - 1]!.seq + 1;
+    if (rows.length < pageSize) return;
+  }
+}
+
 /** @internal */
 export function rowToEntry(r: EntryRow): AuditEntry {
   return {
@@ -145,20 +184,61 @@ export function rowToEntry(r: EntryRow): AuditEntry {
 
 /** @internal The column values of an entry, in the order of `ENTRY_COLUMNS`. */
 export function entryValues(e: AuditEntry): unknown[] {
-  return [
-    e.seq,
-    e.v,
-    e.time,
-    e.actor,
-    e.action,
-    e.resource,
-    e.outcome,
-    tagsColumn(e.tags),
-    e.subject,
-    e.payloadDigest,
-    e.prevHash,
-    e.hash,
-  ];
+  return entryParams([e], 0, 1);
+}
+
+/**
+ * @internal The parameters of a multi-row INSERT of `entries[from, from + n)`: each row's column
+ * values in the order of `ENTRY_COLUMNS`, one flat array.
+ */
+export function entryParams(entries: readonly AuditEntry[], from: number, n: number): unknown[] {
+  const out = new Array<unknown>(n * 12);
+  for (let i = 0, o = 0; i < n; i++, o += 12) {
+    const e = entries[from + i]!;
+    out[o] = e.seq;
+    out[o + 1] = e.v;
+    out[o + 2] = e.time;
+    out[o + 3] = e.actor;
+    out[o + 4] = e.action;
+    out[o + 5] = e.resource;
+    out[o + 6] = e.outcome;
+    out[o + 7] = tagsColumn(e.tags);
+    out[o + 8] = e.subject;
+    out[o + 9] = e.payloadDigest;
+    out[o + 10] = e.prevHash;
+    out[o + 11] = e.hash;
+  }
+  return out;
+}
+
+/**
+ * @internal The parameters of a multi-row INSERT of the payloads of `entries[from, from + n)`
+ * (those that have one): `seq, salt, body, key_id` a row, one flat array (its length / 4 rows).
+ * `batch` is what was chained into `entries`, index for index.
+ */
+export function payloadParams(
+  entries: readonly AuditEntry[],
+  batch: readonly PreparedEntry[],
+  from: number,
+  n: number,
+): unknown[] {
+  const out: unknown[] = [];
+  for (let i = from; i < from + n; i++) {
+    const p = batch[i]!.payload;
+    if (p !== null) out.push(entries[i]!.seq, p.salt, p.body, p.keyId);
+  }
+  return out;
+}
+
+/** @internal `(p1,…,pc),(…)` for `rows` rows of `cols` parameters; `param(i)` renders the i-th (from 1). */
+export function valuesSql(rows: number, cols: number, param: (i: number) => string): string {
+  let out = '';
+  for (let r = 0, i = 1; r < rows; r++) {
+    out += r === 0 ? '(' : ',(';
+    for (let c = 0; c < cols; c++, i++) out += c === 0 ? param(i) : `,${param(i)}`;
+    out += ')';
+  }
+  return out;
 }
 
 /** @internal */

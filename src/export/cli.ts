@@ -13,16 +13,7 @@
  */
 
 import type { Writable } from 'node:stream';
-import {
-  type CliIo,
-  encryptionFromEnv,
-  need,
-  parse,
-  runCli,
-  throttled,
-  UsageError,
-  wholeNumber,
-} from '../audit/cli-support.js';
+import * as cli from '../audit/cli-support.js';
 import { openAuditLog } from '../audit/log.js';
 import { EXTENSIONS, type ExportFormat } from './formats.js';
 import { exportHistory, recordExport } from './history.js';
@@ -49,25 +40,10 @@ Options:
   --json              print the result (rows, bytes, sha256) as JSON on stderr's behalf: stdout when --out is given
 `;
 
-const OPTIONS = {
-  format: { type: 'string' },
-  sqlite: { type: 'string' },
-  postgres: { type: 'string' },
-  query: { type: 'string' },
-  queue: { type: 'string' },
-  store: { type: 'string' },
-  dead: { type: 'boolean' },
-  audit: { type: 'string' },
-  tag: { type: 'string' },
-  subject: { type: 'string' },
-  out: { type: 'string' },
-  dialect: { type: 'string' },
-  table: { type: 'string' },
-  total: { type: 'string' },
-  limit: { type: 'string' },
-  'record-in': { type: 'string' },
-  actor: { type: 'string' },
-} as const;
+const OPTIONS = cli.optionSpec(
+  'format sqlite postgres query queue store audit tag subject out dialect table total limit record-in actor',
+  'dead',
+);
 
 type Values = Record<string, string | boolean | undefined>;
 type Opened = { source: ExportSource; close: () => Promise<void> };
@@ -75,12 +51,12 @@ type Opened = { source: ExportSource; close: () => Promise<void> };
 async function openSource(v: Values): Promise<Opened> {
   const given = ['sqlite', 'postgres', 'queue', 'audit'].filter((k) => v[k] !== undefined);
   if (given.length !== 1)
-    throw new UsageError('give exactly one source: --sqlite, --postgres, --queue or --audit');
+    throw new cli.UsageError('give exactly one source: --sqlite, --postgres, --queue or --audit');
   if (typeof v.sqlite === 'string') {
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(v.sqlite, { readonly: true, fileMustExist: true });
     return {
-      source: sqliteQuerySource({ name: (v.table as string) ?? 'export', db, sql: need(v, 'query') }),
+      source: sqliteQuerySource({ name: (v.table as string) ?? 'export', db, sql: cli.need(v, 'query') }),
       close: async () => {
         db.close();
       },
@@ -91,16 +67,16 @@ async function openSource(v: Values): Promise<Opened> {
     const pool = new pg.Pool({ connectionString: v.postgres, max: 1 });
     pool.on('error', () => {});
     return {
-      source: postgresQuerySource({ name: (v.table as string) ?? 'export', pool, sql: need(v, 'query') }),
+      source: postgresQuerySource({ name: (v.table as string) ?? 'export', pool, sql: cli.need(v, 'query') }),
       close: () => pool.end(),
     };
   }
   if (typeof v.queue === 'string') {
     const { openQueue, storeFromSpec } = await import('../durable/index.js');
-    const q = await openQueue({ name: v.queue, store: storeFromSpec(need(v, 'store')) });
+    const q = await openQueue({ name: v.queue, store: storeFromSpec(cli.need(v, 'store')) });
     return { source: queueSource(q, v.dead === true ? { state: 'dead' } : {}), close: () => q.close() };
   }
-  const encryption = encryptionFromEnv(undefined);
+  const encryption = cli.encryptionFromEnv(undefined);
   const log = openAuditLog({ store: v.audit as string, ...(encryption === undefined ? {} : { encryption }) });
   return {
     source: auditSource(log, {
@@ -112,17 +88,21 @@ async function openSource(v: Values): Promise<Opened> {
 }
 
 /** Runs `bulwark export …` (argv includes the word `export`). */
-export function main(argv: readonly string[], io: CliIo, stdout: Writable = process.stdout): Promise<number> {
-  return runCli(io, USAGE, async () => {
-    const { positionals, values: v } = parse(argv.slice(1), OPTIONS);
+export function main(
+  argv: readonly string[],
+  io: cli.CliIo,
+  stdout: Writable = process.stdout,
+): Promise<number> {
+  return cli.runCli(io, USAGE, async () => {
+    const { positionals, values: v } = cli.parse(argv.slice(1), OPTIONS);
     if (v.help === true) {
       io.out(USAGE);
       return 0;
     }
     if (positionals[0] === 'history') {
-      const log = openAuditLog({ store: need(v, 'audit') });
+      const log = openAuditLog({ store: cli.need(v, 'audit') });
       try {
-        const h = await exportHistory(log, { limit: wholeNumber(v, 'limit') ?? 20 });
+        const h = await exportHistory(log, { limit: cli.wholeNumber(v, 'limit') ?? 20 });
         if (v.json === true) io.out(JSON.stringify(h));
         else
           for (const r of h)
@@ -134,18 +114,20 @@ export function main(argv: readonly string[], io: CliIo, stdout: Writable = proc
         await log.close();
       }
     }
-    if (positionals.length > 0) throw new UsageError(`unknown command "${positionals[0]}"`);
-    const format = need(v, 'format');
+    if (positionals.length > 0) throw new cli.UsageError(`unknown command "${positionals[0]}"`);
+    const format = cli.need(v, 'format');
     if (!(format in EXTENSIONS))
-      throw new UsageError(`--format must be one of ${Object.keys(EXTENSIONS).join(', ')} (got ${format})`);
+      throw new cli.UsageError(
+        `--format must be one of ${Object.keys(EXTENSIONS).join(', ')} (got ${format})`,
+      );
     const dialect = v.dialect ?? 'postgres';
     if (dialect !== 'postgres' && dialect !== 'sqlite')
-      throw new UsageError('--dialect must be postgres or sqlite');
-    if (v['record-in'] !== undefined) need(v, 'actor');
-    const total = wholeNumber(v, 'total');
+      throw new cli.UsageError('--dialect must be postgres or sqlite');
+    if (v['record-in'] !== undefined) cli.need(v, 'actor');
+    const total = cli.wholeNumber(v, 'total');
     const opened = await openSource(v);
     try {
-      const progress = throttled<Parameters<typeof progressLine>[0]>(1000, (p) =>
+      const progress = cli.throttled<Parameters<typeof progressLine>[0]>(1000, (p) =>
         io.err(`export: ${progressLine(p)}`),
       );
       const r = await exportTo({

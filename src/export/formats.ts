@@ -6,7 +6,7 @@
  */
 
 import { BulwarkError } from '../core/errors.js';
-import { type Column, cellText, jsonValue, type Row } from './rows.js';
+import { batched, type Column, cellText, jsonValue, type Row } from './rows.js';
 import { type SqlDialect, sqlBatchChunks } from './sql.js';
 
 /** The export formats. */
@@ -154,26 +154,8 @@ export const BATCH_FORMATS: Readonly<
   sql: (rows, ctx) => sqlBatchChunks(rows, ctx.columns, ctx.dialect ?? 'postgres', ctx.table ?? ctx.source),
 };
 
-/**
- * Groups rows into arrays of up to `size` (one await per row of the source, none per row after).
- *
- * @example
- * ```ts
- * import { batched } from 'bulwark/export';
- * for await (const b of batched([{ a: 1 }, { a: 2 }, { a: 3 }], 2)) console.log(b.length); // 2, then 1
- * ```
- */
-export async function* batched(rows: AsyncIterable<Row> | Iterable<Row>, size = 512): RowBatches {
-  let batch: Row[] = [];
-  for await (const r of rows) {
-    batch.push(r);
-    if (batch.length === size) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) yield batch;
-}
+/** Groups rows into arrays (see rows.ts); exported here, beside the formats that take them. */
+export { batched };
 
 const byRow =
   (f: (rows: RowBatches, ctx: FormatContext) => AsyncIterable<string>) =>

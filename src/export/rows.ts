@@ -108,3 +108,65 @@ export function jsonValue(value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
   return value === undefined ? null : value;
 }
+
+/**
+ * Columns from a compact spec: space-separated `name:type` pairs. @internal
+ *
+ * @example
+ * ```ts nocheck
+ * columnsOf('id:integer name:text'); // [{ name: 'id', type: 'integer' }, { name: 'name', type: 'text' }]
+ * ```
+ */
+export function columnsOf(spec: string): Column[] {
+  return spec.split(' ').map((pair) => {
+    const [name, type] = pair.split(':') as [string, ColumnType];
+    return { name, type };
+  });
+}
+
+/**
+ * The items of a paged read, page after page until an empty one: `fetch(after)` reads the page
+ * after the cursor `after` (`start` first, then `cursorOf` the previous page's last item). @internal
+ *
+ * @example
+ * ```ts nocheck
+ * for await (const e of paged(0, (after) => log.list({ afterSeq: after }), (e) => e.seq)) console.log(e.seq);
+ * ```
+ */
+export async function* paged<T, C>(
+  start: C,
+  fetch: (after: C) => Promise<readonly T[]>,
+  cursorOf: (last: T) => C,
+): AsyncIterable<T> {
+  let after = start;
+  for (;;) {
+    const page = await fetch(after);
+    if (page.length === 0) return;
+    yield* page;
+    after = cursorOf(page[page.length - 1]!);
+  }
+}
+
+/**
+ * Groups rows into arrays of up to `size` (one await per row of the source, none per row after).
+ *
+ * @example
+ * ```ts
+ * import { batched } from 'bulwark/export';
+ * for await (const b of batched([{ a: 1 }, { a: 2 }, { a: 3 }], 2)) console.log(b.length); // 2, then 1
+ * ```
+ */
+export async function* batched(
+  rows: AsyncIterable<Row> | Iterable<Row>,
+  size = 512,
+): AsyncIterable<readonly Row[]> {
+  let batch: Row[] = [];
+  for await (const r of rows) {
+    batch.push(r);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}

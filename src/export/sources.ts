@@ -13,7 +13,7 @@ import { BulwarkError } from '../core/errors.js';
 import type { Queue } from '../durable/queue.js';
 import type { ItemState } from '../durable/store.js';
 import { copyCsv } from './pg-copy.js';
-import type { Column, CsvCopy, ExportSource, Row } from './rows.js';
+import { type Column, type CsvCopy, columnsOf, type ExportSource, paged, type Row } from './rows.js';
 
 /**
  * Rows of a query on SQLite, streamed with the statement's iterator.
@@ -161,15 +161,9 @@ export function postgresQuerySource(options: {
   };
 }
 
-const QUEUE_COLUMNS: readonly Column[] = [
-  { name: 'id', type: 'text' },
-  { name: 'state', type: 'text' },
-  { name: 'attempts', type: 'integer' },
-  { name: 'priority', type: 'integer' },
-  { name: 'createdAt', type: 'integer' },
-  { name: 'deadReason', type: 'text' },
-  { name: 'payload', type: 'json' },
-];
+const QUEUE_COLUMNS = columnsOf(
+  'id:text state:text attempts:integer priority:integer createdAt:integer deadReason:text payload:json',
+);
 
 /**
  * Items of a durable queue (optionally of one state), in id order, paged.
@@ -191,45 +185,35 @@ export function queueSource(
     name: options.state === 'dead' ? `${queue.name}.dead` : queue.name,
     columns: QUEUE_COLUMNS,
     async *rows() {
-      let after: string | undefined;
-      for (;;) {
-        const page = await queue.list({
-          limit: options.pageSize ?? 500,
-          ...(options.state === undefined ? {} : { state: options.state }),
-          ...(after === undefined ? {} : { after }),
-        });
-        if (page.length === 0) return;
-        for (const i of page) {
-          const v = i as unknown as Record<string, unknown>;
-          yield {
-            id: i.id,
-            state: v.state,
-            attempts: v.attempts,
-            priority: v.priority,
-            createdAt: v.createdAt,
-            deadReason: v.deadReason ?? null,
-            payload: i.payload ?? null,
-          };
-        }
-        after = page[page.length - 1]!.id;
+      const items = paged(
+        undefined as string | undefined,
+        (after) =>
+          queue.list({
+            limit: options.pageSize ?? 500,
+            ...(options.state === undefined ? {} : { state: options.state }),
+            ...(after === undefined ? {} : { after }),
+          }),
+        (last) => last.id,
+      );
+      for await (const i of items) {
+        const v = i as unknown as Record<string, unknown>;
+        yield {
+          id: i.id,
+          state: v.state,
+          attempts: v.attempts,
+          priority: v.priority,
+          createdAt: v.createdAt,
+          deadReason: v.deadReason ?? null,
+          payload: i.payload ?? null,
+        };
       }
     },
   };
 }
 
-const AUDIT_COLUMNS: readonly Column[] = [
-  { name: 'seq', type: 'integer' },
-  { name: 'time', type: 'integer' },
-  { name: 'actor', type: 'text' },
-  { name: 'action', type: 'text' },
-  { name: 'resource', type: 'text' },
-  { name: 'outcome', type: 'text' },
-  { name: 'tags', type: 'text' },
-  { name: 'subject', type: 'text' },
-  { name: 'payloadState', type: 'text' },
-  { name: 'payload', type: 'json' },
-  { name: 'hash', type: 'text' },
-];
+const AUDIT_COLUMNS = columnsOf(
+  'seq:integer time:integer actor:text action:text resource:text outcome:text tags:text subject:text payloadState:text payload:json hash:text',
+);
 
 /**
  * Entries of an audit log matching `filter`, with payloads (purged or unreadable ones say so).
@@ -253,15 +237,14 @@ export function auditSource(
     name: `audit.${log.name}`,
     columns: AUDIT_COLUMNS,
     async *rows() {
-      let afterSeq = f.afterSeq ?? 0;
-      for (;;) {
-        const page = await log.list({ ...f, afterSeq, limit: 1000, order: 'asc', payloads: true });
-        if (page.length === 0) return;
-        for (const e of page) {
-          if (readableOnly === true && e.payloadState !== 'present') continue;
-          yield { ...e, tags: e.tags.join(','), payload: e.payload ?? null };
-        }
-        afterSeq = page[page.length - 1]!.seq;
+      const entries = paged(
+        f.afterSeq ?? 0,
+        (afterSeq) => log.list({ ...f, afterSeq, limit: 1000, order: 'asc', payloads: true }),
+        (last) => last.seq,
+      );
+      for await (const e of entries) {
+        if (readableOnly === true && e.payloadState !== 'present') continue;
+        yield { ...e, tags: e.tags.join(','), payload: e.payload ?? null };
       }
     },
   };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Column, ColumnType, Row } from './rows.js';
+import { batched, type Column, type ColumnType, type Row } from './rows.js';
 
 /** The SQL dialects. */
 export type SqlDialect = 'postgres' | 'sqlite';
@@ -93,18 +93,7 @@ export async function* sqlChunks(
   dialect: SqlDialect,
   table: string,
 ): AsyncIterable<string> {
-  async function* batches(): AsyncIterable<readonly Row[]> {
-    let b: Row[] = [];
-    for await (const r of rows) {
-      b.push(r);
-      if (b.length === ROWS_PER_INSERT) {
-        yield b;
-        b = [];
-      }
-    }
-    if (b.length > 0) yield b;
-  }
-  yield* sqlBatchChunks(batches(), columns, dialect, table);
+  yield* sqlBatchChunks(batched(rows, ROWS_PER_INSERT), columns, dialect, table);
 }
 
 /**
