@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { chainAfter } from '../src/audit/chain.js';
-import { canonical, ENTRY_VERSION, loadCanonical } from '../src/audit/entry.js';
-import { openAuditLog, sqliteAuditStore } from '../src/audit/index.js';
-import { ENTRY_COLUMNS, entryValues, valuesSql } from '../src/audit/store.js';
-import { exportTo, postgresQuerySource } from '../src/export/index.js';
+import { chainAfter } from '../dist/audit/chain.js';
+import { canonical, ENTRY_VERSION, loadCanonical } from '../dist/audit/entry.js';
+import { openAuditLog, sqliteAuditStore } from '../dist/audit/index.js';
+import { ENTRY_COLUMNS, entryValues, valuesSql } from '../dist/audit/store.js';
+import { exportTo, postgresQuerySource } from '../dist/export/index.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'audit-bench-'));

@@ -18,10 +18,10 @@
 
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type BackoffSequence, backoff } from '../src/core/backoff.js';
-import type { RandomSource } from '../src/core/clock.js';
-import { retryBudget } from '../src/limits/retry-budget.js';
-import { seededRandom } from '../src/testing/random.js';
+import { type BackoffSequence, backoff } from '../dist/core/backoff.js';
+import type { RandomSource } from '../dist/core/clock.js';
+import { retryBudget } from '../dist/limits/retry-budget.js';
+import { seededRandom } from '../dist/testing/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // A tiny discrete-event engine: a binary min-heap of (time, sequence) events.

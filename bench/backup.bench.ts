@@ -15,7 +15,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { pgTool, toolVersion, withDatabase } from '../src/backup/pg-tools.js';
+import { pgTool, toolVersion, withDatabase } from '../dist/backup/pg-tools.js';
 
 const write = !process.argv.includes('--no-write');
 const SERVER = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

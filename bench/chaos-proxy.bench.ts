@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
-import { faultProxy } from '../src/chaos/proxy/index.js';
+import { faultProxy } from '../dist/chaos/proxy/index.js';
 
 const MB = Number(process.env.BENCH_MB ?? 64);
 const RATE = Number(process.env.BENCH_RATE ?? 2_000);

@@ -29,7 +29,7 @@ import {
   pipeline,
   retry,
   timeout,
-} from '../src/index.js';
+} from '../dist/index.js';
 import { type Case, formatOps, type Result, runCases } from './harness.js';
 
 async function work(): Promise<number> {

@@ -26,9 +26,9 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
-import { type PostgresQueueStore, postgresStore } from '../src/durable/postgres-store.js';
-import { openQueue, type Queue } from '../src/durable/queue.js';
-import type { NewItem } from '../src/durable/store.js';
+import { type PostgresQueueStore, postgresStore } from '../dist/durable/postgres-store.js';
+import { openQueue, type Queue } from '../dist/durable/queue.js';
+import type { NewItem } from '../dist/durable/store.js';
 
 const write = !process.argv.includes('--no-write');
 const URL_ = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

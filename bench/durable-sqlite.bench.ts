@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { openQueue } from '../src/durable/queue.js';
-import { sqliteStore } from '../src/durable/sqlite-store.js';
+import { openQueue } from '../dist/durable/queue.js';
+import { sqliteStore } from '../dist/durable/sqlite-store.js';
 
 const write = !process.argv.includes('--no-write');
 const N = Number(process.env.BENCH_JOBS ?? 20_000);

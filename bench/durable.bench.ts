@@ -38,9 +38,9 @@ import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
-import { type PostgresQueueStore, postgresStore } from '../src/durable/postgres-store.js';
-import { openQueue, type Queue } from '../src/durable/queue.js';
-import { type SqliteStore, sqliteStore } from '../src/durable/sqlite-store.js';
+import { type PostgresQueueStore, postgresStore } from '../dist/durable/postgres-store.js';
+import { openQueue, type Queue } from '../dist/durable/queue.js';
+import { type SqliteStore, sqliteStore } from '../dist/durable/sqlite-store.js';
 
 const { values: args } = parseArgs({
   options: {

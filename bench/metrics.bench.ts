@@ -13,8 +13,8 @@
 
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import type { Component } from '../src/core/component.js';
-import { createHealthMonitor, customCheck } from '../src/health/index.js';
+import type { Component } from '../dist/core/component.js';
+import { createHealthMonitor, customCheck } from '../dist/health/index.js';
 import {
   bulkhead,
   circuitBreaker,
@@ -23,8 +23,8 @@ import {
   pipeline,
   retry,
   timeout,
-} from '../src/index.js';
-import { createAlerts, createMetrics, prometheusExporter, sloTracker } from '../src/metrics/index.js';
+} from '../dist/index.js';
+import { createAlerts, createMetrics, prometheusExporter, sloTracker } from '../dist/metrics/index.js';
 import { type Case, formatOps, runCases } from './harness.js';
 
 async function work(): Promise<number> {

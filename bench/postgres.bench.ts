@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { withTransaction } from '../src/postgres/transaction.js';
+import { withTransaction } from '../dist/postgres/transaction.js';
 
 const write = !process.argv.includes('--no-write');
 const URL_ = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

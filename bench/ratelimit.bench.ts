@@ -16,8 +16,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { rateLimit } from '../src/limits/rate-limit.js';
-import { rateLimiter } from '../src/limits/rate-limiter.js';
+import { rateLimit } from '../dist/limits/rate-limit.js';
+import { rateLimiter } from '../dist/limits/rate-limiter.js';
 import { type Case, formatOps, runCases } from './harness.js';
 
 const write = !process.argv.includes('--no-write');

@@ -20,7 +20,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { redisRateLimiter } from '../src/redis/rate-limiter.js';
+import { redisRateLimiter } from '../dist/redis/rate-limiter.js';
 
 const write = !process.argv.includes('--no-write');
 const ROUNDS = 15;

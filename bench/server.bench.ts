@@ -13,8 +13,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { createRegistry } from '../src/core/registry.js';
-import { createControlPlane } from '../src/server/index.js';
+import { createRegistry } from '../dist/core/registry.js';
+import { createControlPlane } from '../dist/server/index.js';
 import { FakeBreaker, FakeLimiter, FakeQueue, TOKENS } from '../test/support/control-plane-fixture.js';
 
 const TOKEN = TOKENS.viewer;

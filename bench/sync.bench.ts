@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
-import { postgresSyncStore, type SyncOperation, type SyncServer, syncServer } from '../src/sync/index.js';
+import { postgresSyncStore, type SyncOperation, type SyncServer, syncServer } from '../dist/sync/index.js';
 
 const write = !process.argv.includes('--no-write');
 const URL_ = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
