@@ -25,6 +25,8 @@ const LEAVES = [
   '5051525354555657',
   '606162636465666768696a6b6c6d6e6f',
 ].map(unhex);
+// Deliberate repetition: reference vectors transcribed as the RFC 6962 / certificate-transparency
+// test data gives them (roots, then inclusion and consistency proofs of the same shape).
 const ROOTS = [
   'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
   '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
