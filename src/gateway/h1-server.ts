@@ -22,6 +22,7 @@
 
 import { type Server as HttpServer, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { isHopByHop } from './http.js';
 import { holdWrites } from './write-batch.js';
 
 /** What the front end calls per request (the gateway's handler, typed over these light objects). */
@@ -147,6 +148,9 @@ export class FastResponse {
   writableFinished = false;
   private status = 200;
   private headers: Record<string, unknown> | null = null;
+  /** A proxied head: the upstream's headers (validated by their parser), less these names. */
+  private dropped: ReadonlySet<string> | null = null;
+  private own: Record<string, string> | null = null;
   private chunked = false;
   private bodiless: boolean;
   private closeListeners: Listener[] | null = null;
@@ -173,9 +177,28 @@ export class FastResponse {
     return this;
   }
 
-  /** A header given to `writeHead`. */
+  /**
+   * `writeHead` for a proxied response, without copying its headers: `upstream` comes from a
+   * parser that validated it (h1-parse, undici), so only hop-by-hop names and `dropped` ones are
+   * left out; `own` (request id, route additions, RateLimit headers) is validated and written
+   * after it, replacing upstream headers of the same names.
+   */
+  writeProxiedHead(
+    status: number,
+    upstream: Record<string, unknown>,
+    dropped: ReadonlySet<string> | null,
+    own: Record<string, string>,
+  ): this {
+    this.writeHead(status, upstream);
+    this.dropped = dropped;
+    this.own = own;
+    return this;
+  }
+
+  /** A header given to `writeHead` (or `writeProxiedHead`). */
   getHeader(name: string): unknown {
-    return this.headers?.[name.toLowerCase()];
+    const k = name.toLowerCase();
+    return this.own?.[k] ?? this.headers?.[k];
   }
 
   /** Sends the head now (a stream's head goes out before its first event). */
@@ -269,7 +292,20 @@ export class FastResponse {
     let hasLength = false;
     let hasDate = false;
     const h = this.headers;
-    if (h !== null)
+    const own = this.own;
+    if (own !== null && h !== null) {
+      // A proxied head: the upstream's validated lower-case names, then our own.
+      const dropped = this.dropped;
+      for (const k in h) {
+        const v = h[k];
+        if (v === undefined || isHopByHop(k) || dropped?.has(k) === true || own[k] !== undefined) continue;
+        if (k === 'content-length') hasLength = true;
+        else if (k === 'date') hasDate = true;
+        if (typeof v === 'string') s += `${k}: ${v}\r\n`;
+        else for (const one of v as string[]) s += `${k}: ${one}\r\n`;
+      }
+      for (const k in own) s += headerLine(k, own[k]!);
+    } else if (h !== null)
       for (const k in h) {
         const v = h[k];
         if (v === undefined) continue;

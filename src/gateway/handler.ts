@@ -10,6 +10,7 @@ import { Transform } from 'node:stream';
 import type { RandomSource } from '../core/clock.js';
 import { type ClientVerdict, checkClient } from './clients.js';
 import { Exchange, type Sink } from './exchange.js';
+import { FastResponse } from './h1-server.js';
 import { downstreamHeaders, requestIdOf, sendProblem, upstreamHeaders } from './http.js';
 import type { Route } from './route.js';
 import { resetRequest } from './route-chaos.js';
@@ -71,12 +72,26 @@ class ClientSink implements Sink {
     private readonly extra: Record<string, string> | null,
   ) {}
   start(status: number, headers: Record<string, string | string[] | undefined>): boolean {
-    const h = downstreamHeaders(headers, this.requestId, this.route.responseRemove, this.route.responseAdd);
-    if (this.extra !== null) Object.assign(h, this.extra);
-    const ct = h['content-type'];
-    this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream');
     const res = this.res;
-    res.writeHead(status, h);
+    // The lean front end's response (listener.ts passes it for node:http's; see h1-server.ts).
+    const fast: unknown = res;
+    if (fast instanceof FastResponse) {
+      // The lean front end writes the upstream's headers as they are (no copy); ours after them.
+      const own: Record<string, string> = {};
+      if (headers['x-request-id'] === undefined) own['x-request-id'] = this.requestId;
+      const add = this.route.responseAdd;
+      if (add !== null) for (const [k, v] of add) own[k] = v;
+      if (this.extra !== null) Object.assign(own, this.extra);
+      const ct = own['content-type'] ?? headers['content-type'];
+      this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream');
+      fast.writeProxiedHead(status, headers, this.route.responseRemove, own);
+    } else {
+      const h = downstreamHeaders(headers, this.requestId, this.route.responseRemove, this.route.responseAdd);
+      if (this.extra !== null) Object.assign(h, this.extra);
+      const ct = h['content-type'];
+      this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream');
+      res.writeHead(status, h);
+    }
     // A stream's head goes out at once; with its first event when that came in the same read.
     if (this.sse)
       queueMicrotask(() => {

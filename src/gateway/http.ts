@@ -20,6 +20,11 @@ const HOP = new Set([
   'upgrade',
 ]);
 
+/** True for a hop-by-hop header name (lower case), never forwarded either way. */
+export function isHopByHop(name: string): boolean {
+  return HOP.has(name);
+}
+
 /** Headers the gateway sets itself on the way up. */
 const OWN = new Set([
   'host',
