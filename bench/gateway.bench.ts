@@ -48,7 +48,28 @@ function freePort(): Promise<number> {
   });
 }
 
-function start(cmd: string, args: string[], ready: RegExp | null, cwd = dir): Promise<ChildProcess> {
+/**
+ * Cores: with BENCH_PIN (default on with 2+ cores) every proxy runs alone on core 1 and everything
+ * else — this script, the upstream, wrk and the open-loop generator — on core 0, the same for
+ * every proxy. Without it, three busy processes share two cores wherever the scheduler puts them
+ * and a proxy's figure swings by a third from run to run.
+ */
+const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+if (PIN) execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+
+/** `cmd args` on the proxies' core (when pinned). */
+function onProxyCore(cmd: string, args: string[]): [string, string[]] {
+  return PIN ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
+}
+
+function start(
+  cmd0: string,
+  args0: string[],
+  ready: RegExp | null,
+  cwd = dir,
+  proxy = true,
+): Promise<ChildProcess> {
+  const [cmd, args] = proxy ? onProxyCore(cmd0, args0) : [cmd0, args0];
   const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(child);
   let out = '';
@@ -79,7 +100,7 @@ function stop(child: ChildProcess): void {
   } catch {}
 }
 
-async function nginx(name: string, body: string): Promise<ChildProcess> {
+async function nginx(name: string, body: string, proxy = true): Promise<ChildProcess> {
   const conf = join(dir, `${name}.conf`);
   writeFileSync(
     conf,
@@ -89,7 +110,7 @@ http { access_log off; client_body_temp_path ${dir}/cb-${name}; proxy_temp_path 
   fastcgi_temp_path ${dir}/ft-${name}; uwsgi_temp_path ${dir}/ut-${name}; scgi_temp_path ${dir}/st-${name};
   ${body} }`,
   );
-  return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null);
+  return start('nginx', ['-c', conf, '-p', dir, '-e', `${dir}/${name}.err`], null, dir, proxy);
 }
 
 const HZ = existsSync('/proc/self/stat')
@@ -258,6 +279,7 @@ async function main(): Promise<void> {
   const upstream = await nginx(
     'upstream',
     `server { listen 127.0.0.1:${upPort}; location / { return 200 "hello"; } }`,
+    false,
   );
   const cases: { name: string; port: number; launch: (port: number) => Promise<ChildProcess> }[] = [
     { name: 'upstream alone (nginx return 200)', port: upPort, launch: async () => upstream },
@@ -436,6 +458,7 @@ Same upstream for all (a 1-worker nginx answering \`200 hello\`), one worker / p
 proxy, keep-alive to the upstream everywhere. Throughput: \`wrk -t1 -c50 -d${SECONDS}s\`, every proxy
 warmed twice for 2 s first, then ${ROUNDS} rounds (each proxy once per round, the order rotated each
 round). req/s, p50, p99: the median run; ratios: the median of the per-round ratios.
+${PIN ? 'Cores: each proxy alone on core 1; the upstream, wrk and the open-loop generator on core 0 (so the "upstream alone" row is bounded by wrk sharing its core).' : 'Cores: not pinned (BENCH_PIN=0 or no taskset): proxies, upstream and load generators share the cores.'}
 
 | Proxy | req/s | non-2xx | × nginx | × @fastify/http-proxy | p50 ms | p99 ms | CPU µs/req |
 |---|---|---|---|---|---|---|---|
