@@ -11,7 +11,6 @@ import {
   adaptiveTimeout,
   backoff,
   bulkhead,
-  ConfigError,
   cache,
   chaos,
   coalesce,
@@ -27,6 +26,7 @@ import {
   timeout,
 } from 'bulwark';
 import { describe, expect, it } from 'vitest';
+import { configError } from './support/config-error.js';
 
 type Options = Record<string, unknown>;
 
@@ -250,15 +250,7 @@ const rows: readonly Row[] = [
   },
 ];
 
-function errorOf(f: () => unknown): ConfigError {
-  try {
-    f();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
+const errorOf = configError;
 
 describe('every public constructor refuses bad options with ConfigError and the dotted path', () => {
   describe.each(rows)('$name', (row) => {

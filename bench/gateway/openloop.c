@@ -544,6 +544,12 @@ static int use_pwait2 = 1;
 static int tfd = -1;
 #define TIMER_TAG UINT64_MAX
 
+/* The fallback timer fired: consume its count (the wake-up itself was the point). */
+static void drain_timer(void) {
+  uint64_t x;
+  if (read(tfd, &x, sizeof x) < 0) { /* nothing to do */ }
+}
+
 static int wait_until(struct epoll_event *ev, int max, uint64_t deadline, uint64_t now) {
   if (use_pwait2) {
 #ifdef __NR_epoll_pwait2
@@ -652,8 +658,7 @@ int main(int argc, char **argv) {
     now = now_ns();
     for (int i = 0; i < n; i++) {
       if (ev[i].data.u64 == TIMER_TAG) {
-        uint64_t x;
-        if (read(tfd, &x, sizeof x) < 0) { /* nothing to do */ }
+        drain_timer();
         continue;
       }
       conn_t *c = &conns[ev[i].data.u64];
@@ -714,8 +719,7 @@ int main(int argc, char **argv) {
     now = now_ns();
     for (int i = 0; i < n; i++) {
       if (ev[i].data.u64 == TIMER_TAG) {
-        uint64_t x;
-        if (read(tfd, &x, sizeof x) < 0) { /* nothing to do */ }
+        drain_timer();
         continue;
       }
       conn_t *c = &conns[ev[i].data.u64];
