@@ -12,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { type ResponseHeaders, ResponseParser, UpstreamError } from './h1-parse.js';
 import type { Call, H1Pool } from './h1-pool.js';
-import { holdWrites } from './write-batch.js';
+import { holdWrite, releaseWrite } from './write-batch.js';
 
 const READ_BYTES = 65_536;
 /** Body slices up to this size are copied out of the socket's read buffer (which is then reused). */
@@ -74,7 +74,9 @@ export class Conn {
   readonly parser: ResponseParser;
   call: Call | null = null;
   uses = 0;
-  held = false;
+  /** A bodiless request's head, held for the end of this round of I/O (write-batch.ts). */
+  held: string | Buffer | null = null;
+  heldCb: (() => void) | null = null;
   idleSince = 0;
   keepAliveMs: number;
   dead = false;
@@ -272,11 +274,13 @@ export class Conn {
     const head = call.head ?? requestHead(call, this.keepAliveMs > 0);
     const body = call.body;
     const socket = this.socket;
-    holdWrites(this); // sent with the other writes of this round of I/O
     if (body === null) {
-      socket.write(head, 'latin1');
+      holdWrite(this, head); // sent with the other writes of this round of I/O
       call.written = true;
-    } else if (Buffer.isBuffer(body)) {
+      return;
+    }
+    releaseWrite(this);
+    if (Buffer.isBuffer(body)) {
       socket.cork();
       socket.write(head, 'latin1');
       if (body.length > 0) socket.write(body);

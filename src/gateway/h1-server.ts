@@ -23,7 +23,7 @@
 import { type Server as HttpServer, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { isHopByHop } from './http.js';
-import { holdWrites } from './write-batch.js';
+import { holdWrite, releaseWrite } from './write-batch.js';
 
 /** What the front end calls per request (the gateway's handler, typed over these light objects). */
 export type FastHandler = (req: FastRequest, res: FastResponse) => void;
@@ -203,8 +203,10 @@ export class FastResponse {
 
   /** Sends the head now (a stream's head goes out before its first event). */
   flushHeaders(): void {
-    if (!this.headersSent && !this.conn.socket.destroyed)
+    if (!this.headersSent && !this.conn.socket.destroyed) {
+      releaseWrite(this.conn);
       this.conn.socket.write(this.headString(-1), 'latin1');
+    }
   }
 
   write(chunk: string | Buffer, cb?: () => void): boolean {
@@ -212,12 +214,15 @@ export class FastResponse {
     if (this.writableEnded || socket.destroyed) return false;
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (this.bodiless || body.length === 0) {
-      if (!this.headersSent) socket.write(this.headString(-1), 'latin1');
+      if (!this.headersSent) {
+        releaseWrite(this.conn);
+        socket.write(this.headString(-1), 'latin1');
+      }
       if (cb !== undefined) queueMicrotask(cb);
       return true;
     }
     const head = this.headersSent ? '' : this.headString(-1);
-    return this.send(head, body, this.chunked, false, cb);
+    return this.send(head, body, this.chunked, false, cb, false);
   }
 
   end(chunk?: string | Buffer | (() => void), cb?: () => void): this {
@@ -229,7 +234,7 @@ export class FastResponse {
       let body = chunk === undefined ? null : typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       if (this.bodiless) body = null;
       const head = this.headersSent ? '' : this.headString(body === null ? 0 : body.length);
-      this.send(head, body, this.chunked, this.chunked, cb);
+      this.send(head, body, this.chunked, this.chunked, cb, true);
     }
     this.writableFinished = !socket.destroyed;
     this.conn.finished(this);
@@ -335,23 +340,37 @@ export class FastResponse {
   }
 
   /** Writes head (possibly '') and body in one write when small, framed when chunked. */
-  private send(head: string, body: Buffer | null, chunked: boolean, last: boolean, cb?: () => void): boolean {
-    const socket = this.conn.socket;
-    holdWrites(this.conn); // sent with the other writes of this round of I/O
+  private send(
+    head: string,
+    body: Buffer | null,
+    chunked: boolean,
+    last: boolean,
+    cb: (() => void) | undefined,
+    final: boolean,
+  ): boolean {
+    const conn = this.conn;
+    const socket = conn.socket;
     const n = body === null ? 0 : body.length;
     const pre = chunked && n > 0 ? `${head}${n.toString(16)}\r\n` : head;
     const post = chunked ? (n > 0 ? (last ? '\r\n0\r\n\r\n' : '\r\n') : last ? '0\r\n\r\n' : '') : '';
     if (n === 0) {
       const s = pre + post;
-      return s === '' ? true : socket.write(s, 'latin1', cb);
+      if (s === '') return true;
+      // A response's last bytes leave with the other writes of this round of I/O.
+      if (final) return holdWrite(conn, s, cb);
+      releaseWrite(conn);
+      return socket.write(s, 'latin1', cb);
     }
     if (n + pre.length + post.length <= 16_384) {
       const out = Buffer.allocUnsafe(pre.length + n + post.length);
       out.write(pre, 0, 'latin1');
       body!.copy(out, pre.length);
       if (post !== '') out.write(post, pre.length + n, 'latin1');
+      if (final) return holdWrite(conn, out, cb);
+      releaseWrite(conn);
       return socket.write(out, cb);
     }
+    releaseWrite(conn);
     socket.cork();
     if (pre !== '') socket.write(pre, 'latin1');
     let ok = socket.write(body!, post === '' ? cb : undefined);
@@ -369,7 +388,9 @@ function headerLine(name: string, value: string): string {
 
 /** One client connection while this front end serves it. */
 export class H1Connection {
-  held = false;
+  /** A response's last bytes, held for the end of this round of I/O (write-batch.ts). */
+  held: string | Buffer | null = null;
+  heldCb: (() => void) | null = null;
   /** Bytes read and not yet served. */
   private pending: Buffer | null = null;
   current: FastResponse | null = null;
@@ -437,6 +458,7 @@ export class H1Connection {
     this.lastTick = this.server.tick;
     const socket = this.socket;
     if (this.closeAfter) {
+      releaseWrite(this);
       socket.end();
       this.pending = null;
     }
@@ -451,6 +473,7 @@ export class H1Connection {
   /** Gives the connection, with the bytes not yet served, to node:http for the rest of its life. */
   private handOn(): void {
     const socket = this.socket;
+    releaseWrite(this); // the last response's bytes go before node:http's
     socket.off('data', this.onData);
     socket.off('error', noop);
     this.server.connections.delete(this);
