@@ -348,7 +348,15 @@ export class ResponseParser {
   }
 }
 
-function hasToken(list: string | undefined, token: string): boolean {
+/**
+ * True when the comma-separated `list` (a Connection header, lower case) holds `token`.
+ *
+ * @example
+ * ```ts nocheck
+ * hasToken('keep-alive, close', 'close'); // true
+ * ```
+ */
+export function hasToken(list: string | undefined, token: string): boolean {
   if (list === undefined) return false;
   if (list === token) return true;
   for (const t of list.split(',')) if (t.trim() === token) return true;

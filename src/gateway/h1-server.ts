@@ -22,6 +22,7 @@
 
 import { type Server as HttpServer, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { hasToken } from './h1-parse.js';
 import { isHopByHop } from './http.js';
 import { holdWrite, releaseWrite } from './write-batch.js';
 
@@ -442,7 +443,7 @@ export class H1Connection {
       }
       this.pending = end + 4 === buf.length ? null : buf.subarray(end + 4);
       const c = parsed.headers.connection;
-      if (typeof c === 'string' && /(?:^|,)\s*close\s*(?:,|$)/i.test(c)) this.closeAfter = true;
+      if (typeof c === 'string' && hasToken(c.toLowerCase(), 'close')) this.closeAfter = true;
       const req = new FastRequest(parsed.method, parsed.url, parsed.headers, parsed.rawHeaders, this.socket);
       const res = new FastResponse(this, parsed.method === 'HEAD');
       this.current = res;
@@ -462,6 +463,8 @@ export class H1Connection {
       socket.end();
       this.pending = null;
     }
+    // A closure per response: with pipelined requests answered synchronously, several can end
+    // before the first microtask runs, and each must get its own close listeners run.
     queueMicrotask(() => {
       res.emitClose();
       if (this.current !== null || socket.destroyed || this.closeAfter) return;

@@ -29,7 +29,7 @@ export class GatewayConfigError extends BulwarkError {
   constructor(file: string, line: number, column: number, option: string, detail: string, cause?: unknown) {
     super(
       'INVALID_CONFIG',
-      `${file}:${line}:${column} ${option === '' ? '' : `${option}: `}${detail}`,
+      `${line > 0 ? `${file}:${line}:${column}` : `${file}:`} ${option === '' ? '' : `${option}: `}${detail}`,
       cause === undefined ? undefined : { cause },
     );
     this.file = file;
