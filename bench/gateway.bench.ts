@@ -21,6 +21,8 @@
  *
  * Writes bench/RESULTS-gateway.md. Needs nginx, haproxy and wrk (apt-get install nginx-light
  * haproxy wrk). Run: `npm run bench:gateway` (BENCH_SECONDS for the length of each wrk run,
+ * BENCH_PAIRS and BENCH_PAIR_SECONDS for the back-to-back pairs behind the target ratios,
+ * BENCH_LAT_TRIALS and BENCH_LAT_SECONDS for the open-loop latency trials,
  * default 4; BENCH_ROUNDS for the rounds, default 3).
  */
 
@@ -36,6 +38,17 @@ import { openLoop } from './gateway/openloop.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+/**
+ * Open-loop latency: BENCH_LAT_TRIALS trials (default 5) of BENCH_LAT_SECONDS (default 3) per proxy
+ * and rate, the proxies interleaved within each trial. One trial's p99 on this shared 2-core VM
+ * swings by an order of magnitude (a stalled vCPU stalls whichever process is on it), so the report
+ * gives the median over the trials and the range.
+ */
+const LAT_TRIALS = Math.max(1, Number(process.env.BENCH_LAT_TRIALS ?? 5));
+/** Back-to-back pairs for the targets' throughput ratios (BENCH_PAIRS, BENCH_PAIR_SECONDS). */
+const PAIRS = Math.max(1, Number(process.env.BENCH_PAIRS ?? 8));
+const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 2);
+const LAT_SECONDS = Number(process.env.BENCH_LAT_SECONDS ?? 3);
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-gw-bench-'));
 const children: ChildProcess[] = [];
 
@@ -179,7 +192,7 @@ async function fixedRate(port: number, rate: number): Promise<AtRate> {
     port,
     connections: 32,
     rate: Math.max(1, Math.round(rate)),
-    seconds: SECONDS,
+    seconds: LAT_SECONDS,
     warmupSeconds: 1,
   });
   return {
@@ -189,6 +202,23 @@ async function fixedRate(port: number, rate: number): Promise<AtRate> {
     late99: r.p99Late / 1000,
     failed: r.non2xx + r.errors + r.timeouts,
   };
+}
+
+/** One proxy's open-loop figures over the trials at one rate (ms; medians over the trials). */
+interface LatStats {
+  rps: number;
+  failed: number;
+  p50: number;
+  p99: number;
+  /** Per trial: this proxy's percentile minus the upstream's own in the same trial; the median. */
+  added50: number;
+  added99: number;
+  /** The lowest and highest per-trial added p99. */
+  added99Lo: number;
+  added99Hi: number;
+  late99: number;
+  /** The share of one core the process (group) used during its runs, warm-ups included. */
+  cpuShare: number;
 }
 
 function version(cmd: string, args: string[]): string {
@@ -398,11 +428,56 @@ async function main(): Promise<void> {
     median(runs.get(a)!.map((r, i) => r.rps / runs.get(b)!.at(i)!.rps));
   const nginxMax = max.get(cases[1]!.name)!.rps;
   const gwMax = max.get(cases[3]!.name)!.rps;
+  // The targets' ratios from back-to-back pairs: the VM's speed drifts by a quarter over tens of
+  // seconds, and a round puts up to eight other runs between two proxies; a pair puts none.
+  const paired = (a: string, b: string) => {
+    const pa = cases.find((c) => c.name === a)!.port;
+    const pb = cases.find((c) => c.name === b)!.port;
+    const ratios: number[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      // Which goes first alternates, so a drift within a pair cancels over the pairs.
+      const [x, y] =
+        i % 2 === 0 ? [wrk(pa, PAIR_SECONDS), wrk(pb, PAIR_SECONDS)] : [null, wrk(pb, PAIR_SECONDS)];
+      ratios.push((x ?? wrk(pa, PAIR_SECONDS)).rps / y.rps);
+    }
+    console.error(`pairs ${a} ÷ ${b}: ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
+    return { ratios, median: median(ratios) };
+  };
+  const pairNginx = paired(cases[3]!.name, cases[1]!.name);
+  const pairFastify = paired(cases[3]!.name, cases[5]!.name);
+  const pairOn = paired(cases[3]!.name, cases[4]!.name);
   const latencyAt = async (rate: number, names: string[]) => {
-    const out = new Map<string, AtRate>();
+    const per = new Map<string, { r: AtRate; cpu: number }[]>(names.map((n) => [n, []]));
+    for (let t = 0; t < LAT_TRIALS; t++) {
+      for (let k = 0; k < names.length; k++) {
+        const n = names[(k + t) % names.length]!;
+        const c = cases.find((x) => x.name === n)!;
+        const pg = running.get(n)!.pid!;
+        const t0 = groupTicks(pg);
+        const w0 = performance.now();
+        const r = await fixedRate(c.port, rate);
+        const cpu = (groupTicks(pg) - t0) / HZ / ((performance.now() - w0) / 1000);
+        per.get(n)!.push({ r, cpu });
+      }
+      console.error(`latency at ${Math.round(rate)} req/s: trial ${t + 1}/${LAT_TRIALS} done`);
+    }
+    const up = per.get(names[0]!)!;
+    const out = new Map<string, LatStats>();
     for (const n of names) {
-      const c = cases.find((x) => x.name === n)!;
-      out.set(n, await fixedRate(c.port, rate));
+      const xs = per.get(n)!;
+      const added99 = xs.map((x, i) => x.r.p99 - up[i]!.r.p99);
+      out.set(n, {
+        rps: median(xs.map((x) => x.r.rps)),
+        failed: xs.reduce((a, x) => a + x.r.failed, 0),
+        p50: median(xs.map((x) => x.r.p50)),
+        p99: median(xs.map((x) => x.r.p99)),
+        added50: median(xs.map((x, i) => x.r.p50 - up[i]!.r.p50)),
+        added99: median(added99),
+        added99Lo: Math.min(...added99),
+        added99Hi: Math.max(...added99),
+        late99: median(xs.map((x) => x.r.late99)),
+        cpuShare: median(xs.map((x) => x.cpu)),
+      });
     }
     return out;
   };
@@ -427,13 +502,14 @@ async function main(): Promise<void> {
       (r, i) =>
         `| ${i + 1} | ${(r.rps / runs.get(cases[1]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[5]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[4]!.name)![i]!.rps).toFixed(2)} | ${(r.rps / runs.get(cases[7]!.name)![i]!.rps).toFixed(2)} |`,
     );
-  const direct = (m: Map<string, AtRate>) => m.get(cases[0]!.name)!;
-  const latRows = (m: Map<string, AtRate>) =>
+  const latRows = (m: Map<string, LatStats>) =>
     latNames.map((n, i) => {
       const r = m.get(n)!;
-      const d = direct(m);
-      const added = i === 0 ? '— | —' : `${fmt(r.p50 - d.p50)} | ${fmt(r.p99 - d.p99)}`;
-      return `| ${n} | ${Math.round(r.rps)} | ${r.failed} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${added} | ${fmt(r.late99)} |`;
+      const added =
+        i === 0
+          ? '— | — | —'
+          : `${fmt(r.added50)} | **${fmt(r.added99)}** | ${fmt(r.added99Lo)} – ${fmt(r.added99Hi)}`;
+      return `| ${n} | ${Math.round(r.rps)} | ${r.failed} | ${Math.round(r.cpuShare * 100)}% | ${fmt(r.p50)} | ${fmt(r.p99)} | ${added} | ${fmt(r.late99)} |`;
     });
   const pkg = (name: string) =>
     (
@@ -441,10 +517,12 @@ async function main(): Promise<void> {
         version: string;
       }
     ).version;
-  const onCost = roundRatio(cases[3]!.name, cases[4]!.name);
+  const onCost = pairOn.median;
   const cpuOf = (i: number) => cpu(cases[i]!.name);
-  const vsNginx = roundRatio(cases[3]!.name, cases[1]!.name);
-  const vsFastify = roundRatio(cases[3]!.name, cases[5]!.name);
+  const vsNginx = pairNginx.median;
+  const vsFastify = pairFastify.median;
+  const pairRow = (label: string, p: { ratios: number[]; median: number }) =>
+    `| ${label} | **${p.median.toFixed(2)}** | ${Math.min(...p.ratios).toFixed(2)} – ${Math.max(...p.ratios).toFixed(2)} | ${p.ratios.map((r) => r.toFixed(2)).join(' ')} |`;
   const report = `# Gateway benchmark (bench/gateway.bench.ts)
 
 One run, ${new Date().toISOString()}. Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average
@@ -471,32 +549,44 @@ gateway ${(cpuOf(1) / cpuOf(3)).toFixed(2)}×, @fastify/http-proxy ÷ gateway ${
 gateway ÷ the Node proxying floor ${(cpuOf(3) / cpuOf(7)).toFixed(2)}×. On a shared machine it moves with the load too (caches,
 other tenants), so read it beside the throughput ratios, not instead of them.
 
-Targets (issue 13): gateway without policies ≥ 0.6× nginx → **${vsNginx.toFixed(2)}×**; ≥ 1.5× @fastify/http-proxy →
-**${vsFastify.toFixed(2)}×**; default policies on ≤ 1.15× the cost of off → **${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
+Targets (issue 13), from ${PAIRS} back-to-back pairs of ${PAIR_SECONDS} s runs each (which of the two runs first
+alternates; the median pair): gateway without policies ≥ 0.6× nginx → **${vsNginx.toFixed(2)}×**; ≥ 1.5×
+@fastify/http-proxy → **${vsFastify.toFixed(2)}×**; default policies on ≤ 1.15× the cost of off →
+**${onCost.toFixed(2)}×** (off req/s ÷ on req/s).
 
-Per round (gateway without policies ÷ the other, same round):
+| Pairs | median | range | every pair |
+|---|---|---|---|
+${pairRow('gateway ÷ nginx', pairNginx)}
+${pairRow('gateway ÷ @fastify/http-proxy', pairFastify)}
+${pairRow('gateway off ÷ on (cost of the default policies)', pairOn)}
+
+Per round of the table above (gateway without policies ÷ the other, same round; the runs of a
+round are up to 30 s apart, so these move with the machine more than the pairs do):
 
 | round | × nginx | × @fastify/http-proxy | off ÷ on | × Node proxying floor |
 |---|---|---|---|---|
 ${perRound.join('\n')}
 
-## Added latency at a fixed rate (open loop, 32 connections, 1 s warm-up + ${SECONDS} s)
+## Added latency at a fixed rate (open loop, 32 connections, ${LAT_TRIALS} trials of 1 s warm-up + ${LAT_SECONDS} s)
 
-Latency counts from each request's scheduled send time (coordinated omission corrected). Added =
-the proxy's percentile minus the upstream's own at the same rate. "gen. late p99": how late the
+Latency counts from each request's scheduled send time (coordinated omission corrected). Each
+trial runs every row once (the order rotated per trial); figures are medians over the trials.
+Added = the row's percentile minus the upstream's own in the same trial (median over trials; the
+range shows the lowest and highest trial). "CPU": the share of one core the row's process used
+during its runs — a proxy near 100% is at its limit and queues. "gen. late p99": how late the
 generator itself was at sending, at p99 — where it is close to a row's p99, the machine's
 scheduling (2 cores shared by the generator, the proxy and the upstream), not the proxy, set it.
 
 At half of nginx's maximum (${Math.round(nginxMax / 2)} req/s requested):
 
-| Proxy | req/s done | failed | p50 ms | p99 ms | added p50 ms | added p99 ms | gen. late p99 ms |
-|---|---|---|---|---|---|---|---|
+| Proxy | req/s done | failed | CPU | p50 ms | p99 ms | added p50 ms | added p99 ms | added p99 range | gen. late p99 ms |
+|---|---|---|---|---|---|---|---|---|---|
 ${latRows(atNginxHalf).join('\n')}
 
 At half of the gateway's own maximum (${Math.round(gwMax / 2)} req/s requested):
 
-| Proxy | req/s done | failed | p50 ms | p99 ms | added p50 ms | added p99 ms | gen. late p99 ms |
-|---|---|---|---|---|---|---|---|
+| Proxy | req/s done | failed | CPU | p50 ms | p99 ms | added p50 ms | added p99 ms | added p99 range | gen. late p99 ms |
+|---|---|---|---|---|---|---|---|---|---|
 ${latRows(atGwHalf).join('\n')}
 
 ## Time to first token (SSE)

@@ -102,4 +102,28 @@ describe('bulwark migrate (SQLite)', () => {
     expect(status.map((m) => m.state)).toEqual(['applied', 'pending']);
     rmSync(d2, { recursive: true, force: true });
   });
+
+  it('--json: a usage error and a failure are JSON on stdout, with exit codes 2 and 1', async () => {
+    const usage = await runCli(['migrate', 'status', '--json'], { DATABASE_URL: '' });
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.out)).toEqual({
+      error: { code: 'USAGE', message: '--db is required (or set DATABASE_URL)' },
+    });
+    const unknown = await runCli(['migrate', 'status', '--json', '--nope']);
+    expect(unknown.code).toBe(2);
+    expect((JSON.parse(unknown.out) as { error: { message: string } }).error.message).toContain('--nope');
+    const failed = await runCli([
+      'migrate',
+      'status',
+      '--json',
+      '--db',
+      `sqlite:${db}`,
+      '--dir',
+      join(dir, 'no-such-dir'),
+    ]);
+    expect(failed.code).toBe(1);
+    const body = JSON.parse(failed.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toMatch(/^[A-Z_]+$/);
+    expect(body.error.message.length).toBeGreaterThan(0);
+  });
 });

@@ -9,6 +9,7 @@
  */
 
 import { BulwarkError } from '../core/errors.js';
+import { headerKey } from './header-name.js';
 
 /** Response headers as the gateway passes them on: lower-case names, repeated ones as arrays. */
 export type ResponseHeaders = Record<string, string | string[]>;
@@ -30,7 +31,6 @@ export class UpstreamError extends BulwarkError {}
 
 const HEAD_MAX = 65_536;
 const TRAILER_MAX = 16_384;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 enum S {
   Head,
@@ -261,9 +261,12 @@ export class ResponseParser {
       (eol > 12 && text[12] !== ' ')
     )
       throw protocol(`bad status line ${JSON.stringify(text.slice(0, Math.min(eol, 64)))}`);
-    const code = text.slice(9, 12);
-    if (!/^[1-5]\d\d$/.test(code)) throw protocol(`bad status code ${JSON.stringify(code)}`);
-    const status = Number(code);
+    const d0 = text.charCodeAt(9) - 48;
+    const d1 = text.charCodeAt(10) - 48;
+    const d2 = text.charCodeAt(11) - 48;
+    if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9)
+      throw protocol(`bad status code ${JSON.stringify(text.slice(9, 12))}`);
+    const status = d0 * 100 + d1 * 10 + d2;
     const http10 = text[7] === '0';
     const headers: ResponseHeaders = {};
     let length: string | undefined;
@@ -277,7 +280,8 @@ export class ResponseParser {
       const colon = text.indexOf(':', pos);
       if (colon <= pos || colon >= next) throw protocol('header line without a name');
       const name = text.slice(pos, colon);
-      if (!TOKEN.test(name)) throw protocol(`invalid header name ${JSON.stringify(name.slice(0, 64))}`);
+      const key = headerKey(name);
+      if (key === null) throw protocol(`invalid header name ${JSON.stringify(name.slice(0, 64))}`);
       let vs = colon + 1;
       let ve = next;
       while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
@@ -285,7 +289,6 @@ export class ResponseParser {
       const value = text.slice(vs, ve);
       if (value.includes('\n') || value.includes('\r') || value.includes('\0'))
         throw protocol(`invalid value of header ${name}`);
-      const key = name.toLowerCase();
       pos = next + 2;
       switch (key) {
         case 'content-length':

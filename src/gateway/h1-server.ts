@@ -23,6 +23,7 @@
 import { type Server as HttpServer, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { hasToken } from './h1-parse.js';
+import { headerKey, isToken } from './header-name.js';
 import { isHopByHop } from './http.js';
 import { holdWrite, releaseWrite } from './write-batch.js';
 
@@ -39,10 +40,6 @@ export interface H1ServerOptions {
 
 const CRLF2 = Buffer.from('\r\n\r\n');
 const METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Request line: a method we take, an origin-form target of visible ASCII, HTTP/1.1. */
-const REQUEST_LINE = /^([A-Z]+) (\/[!-~]*) HTTP\/1\.1$/;
-/** A header name: a token (RFC 9110 §5.1). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A field value's bad bytes: control characters but HTAB (obs-text is allowed, as llhttp and node:http do). */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Headers whose presence sends the request to node:http (bodies, protocol switches). */
@@ -75,8 +72,17 @@ export function parseRequestHead(
   head: string,
 ): { method: string; url: string; rawHeaders: string[]; headers: Record<string, string | string[]> } | null {
   let eol = head.indexOf('\r\n');
-  const line = REQUEST_LINE.exec(eol < 0 ? head : head.slice(0, eol));
-  if (line === null || !METHODS.has(line[1]!)) return null;
+  // The request line: METHOD SP origin-form SP HTTP/1.1, the target all visible ASCII.
+  const lineEnd = eol < 0 ? head.length : eol;
+  const sp = head.indexOf(' ');
+  const method = sp > 0 && sp < lineEnd ? head.slice(0, sp) : '';
+  const targetEnd = lineEnd - 9; // ' HTTP/1.1'
+  if (!METHODS.has(method) || targetEnd <= sp + 1 || head.charCodeAt(sp + 1) !== 47) return null;
+  if (!head.startsWith(' HTTP/1.1', targetEnd)) return null;
+  for (let i = sp + 2; i < targetEnd; i++) {
+    const c = head.charCodeAt(i);
+    if (c < 33 || c > 126) return null;
+  }
   const rawHeaders: string[] = [];
   const headers: Record<string, string | string[]> = {};
   let host = false;
@@ -87,14 +93,14 @@ export function parseRequestHead(
     const colon = head.indexOf(':', start);
     if (colon <= start || colon >= end) return null;
     const name = head.slice(start, colon);
-    if (!TOKEN.test(name)) return null;
+    const lower = headerKey(name);
+    if (lower === null) return null;
     let a = colon + 1;
     let b = end;
     while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
     while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
     const value = head.slice(a, b);
     if (BAD_VALUE.test(value)) return null;
-    const lower = name.toLowerCase();
     if (HAND_ON.has(lower)) return null;
     rawHeaders.push(name, value);
     const had = headers[lower];
@@ -107,7 +113,7 @@ export function parseRequestHead(
     else if (!FIRST_WINS.has(lower)) headers[lower] = `${had}${lower === 'cookie' ? '; ' : ', '}${value}`;
   }
   if (!host) return null; // node:http answers 400 for HTTP/1.1 without Host
-  return { method: line[1]!, url: line[2]!, rawHeaders, headers };
+  return { method, url: head.slice(sp + 1, targetEnd), rawHeaders, headers };
 }
 
 /** The request as the handler sees it: what it reads of an `IncomingMessage` (no body here). */
@@ -382,7 +388,7 @@ export class FastResponse {
 }
 
 function headerLine(name: string, value: string): string {
-  if (BAD_VALUE.test(value) || !TOKEN.test(name))
+  if (BAD_VALUE.test(value) || !isToken(name))
     throw Object.assign(new TypeError(`Invalid character in header "${name}"`), { code: 'ERR_INVALID_CHAR' });
   return `${name}: ${value}\r\n`;
 }

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { headerKey } from './header-name.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way. */
 const HOP = new Set([
@@ -75,7 +76,7 @@ export function upstreamHeaders(req: IncomingMessage, o: ForwardOptions): string
   let fhost: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
+    const lower = headerKey(name) ?? name.toLowerCase();
     if (HOP.has(lower) || OWN.has(lower)) {
       if (o.trusted) {
         if (lower === 'x-forwarded-for') xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;

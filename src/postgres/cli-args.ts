@@ -54,7 +54,8 @@ export interface CommandSpec {
 /**
  * Parses `argv` and runs the command, turning how it ends into the exit code: `--help` prints the
  * usage (0); a `UsageError` prints its message and the usage (2); a `BulwarkError` prints
- * `CODE: message`, any other error `<name> failed: message` (1).
+ * `CODE: message`, any other error `<name> failed: message` (1). With `--json` an error is printed
+ * as `{"error":{"code","message"}}` on stdout instead (code `USAGE` for a usage error).
  *
  * @example
  * ```ts nocheck
@@ -76,15 +77,23 @@ export async function runCommand(
     }
     return await run(args);
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`${error.message}\n\n${spec.usage}`);
+    const usage = error instanceof UsageError;
+    const code = usage ? 'USAGE' : error instanceof BulwarkError ? error.code : 'FAILED';
+    const message =
+      usage || error instanceof BulwarkError
+        ? error.message
+        : `${spec.name} failed: ${error instanceof Error ? error.message : String(error)}`;
+    // --json (anywhere in argv, even when parsing failed): the error as JSON on stdout, as
+    // `bulwark chaos run --json` does; otherwise text on stderr, with the usage after a usage error.
+    if (argv.includes('--json')) {
+      io.out(JSON.stringify({ error: { code, message } }));
+      return usage ? 2 : 1;
+    }
+    if (usage) {
+      io.err(`${message}\n\n${spec.usage}`);
       return 2;
     }
-    io.err(
-      error instanceof BulwarkError
-        ? `${error.code}: ${error.message}`
-        : `${spec.name} failed: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    io.err(error instanceof BulwarkError ? `${code}: ${message}` : message);
     return 1;
   }
 }
