@@ -121,11 +121,14 @@ describe('bulwark demo', () => {
       requests: number;
       successRatio: number;
       duplicateWrites: number;
+      writesQueued: number;
+      writesDeliveredAfterOutage: number;
       events: string[];
     };
     expect(s.requests).toBeGreaterThan(50);
     expect(s.successRatio).toBeGreaterThanOrEqual(0.9);
     expect(s.duplicateWrites).toBe(0);
+    expect(s.writesDeliveredAfterOutage).toBe(s.writesQueued);
     expect(s.events.length).toBeGreaterThan(3);
   });
 });

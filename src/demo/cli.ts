@@ -219,6 +219,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   const pending: { ev: ScriptEvent; at: number; before: Map<string, number>; failedBefore: number }[] = [];
+  // Writes answered 202 whose status URL says delivered (only the others are asked again).
+  const deliveredOps = new Set<string>();
+  const refreshDelivered = async (): Promise<number> => {
+    for (const op of load.queuedOps) {
+      if (deliveredOps.has(op)) continue;
+      const r = await fetch(`${gw.url}${op}`).then(
+        (x) => x.json() as Promise<{ state: string }>,
+        () => ({ state: '?' }),
+      );
+      if (r.state === 'delivered') deliveredOps.add(op);
+    }
+    return deliveredOps.size;
+  };
   while (!stopping) {
     await new Promise((r) => setTimeout(r, 1000));
     const t = (Date.now() - started) / 1000;
@@ -234,8 +247,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const eps = gw.registry.snapshot('gatewayEndpoint');
     const open = eps.filter((s) => s.details?.breaker === 'open').length;
     const ejected = eps.filter((s) => s.state === 'ejected').length;
-    const queued = gw.registry.snapshot('gatewayRoute').reduce((a, s) => a + (s.counters.queued ?? 0), 0);
-    const line = `t=${String(Math.round(t)).padStart(3)}s  ${String(w.requests).padStart(3)} req/s  ok ${w.requests === 0 ? '100.0' : ((w.ok / w.requests) * 100).toFixed(1)}%  p99 ${Math.round(p99(w.latencies))} ms  breakers open ${open}  ejected ${ejected}  writes queued ${queued}`;
+    const kept = gw.registry.snapshot('gatewayRoute').reduce((a, s) => a + (s.counters.queued ?? 0), 0);
+    const waiting = Math.max(0, load.queuedOps.length - (await refreshDelivered()));
+    const line = `t=${String(Math.round(t)).padStart(3)}s  ${String(w.requests).padStart(3)} req/s  ok ${w.requests === 0 ? '100.0' : ((w.ok / w.requests) * 100).toFixed(1)}%  p99 ${Math.round(p99(w.latencies))} ms  breakers open ${open}  ejected ${ejected}  writes queued ${waiting} (${kept} kept so far)`;
     if (!f.json) io.err(line);
     for (const p of pending.splice(0)) {
       if (t - p.at < 2 * Math.max(scale, 0.5)) {
@@ -259,21 +273,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const deadline = Date.now() + 15_000;
   const committed = () => ups.filter((u) => u.kind === 'payments').reduce((a, u) => a + u.committed.size, 0);
   const acceptedWrites = load.byRoute.get('payments')?.ok ?? 0;
-  const deliveredOf = async () => {
-    let n = 0;
-    for (const op of load.queuedOps) {
-      const r = await fetch(`${gw.url}${op}`).then(
-        (x) => x.json() as Promise<{ state: string }>,
-        () => ({ state: '?' }),
-      );
-      if (r.state === 'delivered') n++;
-    }
-    return n;
-  };
-  let delivered = await deliveredOf();
+  let delivered = await refreshDelivered();
   while (delivered < load.queuedOps.length && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
-    delivered = await deliveredOf();
+    delivered = await refreshDelivered();
   }
   const duplicates = ups
     .filter((u) => u.kind === 'payments')
