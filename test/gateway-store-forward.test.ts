@@ -86,6 +86,13 @@ describe('gateway: store-and-forward', () => {
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.headers.get('location')).toBe(location);
     expect((await post(`${gw.url}/pay/charge`, 'k1', '{"amount":99}')).status).toBe(422);
+    // The write queue is a registered component (admin API, dashboard, /metrics).
+    const queue = gw.registry.get('durableQueue', 'gateway-writes') as
+      | { stats(): Promise<{ pending: number }> }
+      | undefined;
+    expect(queue).toBeDefined();
+    expect((await queue!.stats()).pending).toBe(1);
+    expect(gw.registry.snapshot('durableQueue')[0]?.gauges.pending).toBe(1);
 
     await recorder(port, seen);
     const deadline = Date.now() + 15_000;

@@ -100,7 +100,7 @@ function keyOf(req: IncomingMessage): string {
 export async function openWriteKeeper(
   config: GatewayConfig,
   initial: () => ReadonlyMap<string, Upstream>,
-  _registry: Registry,
+  registry: Registry,
   fleet?: Fleet,
 ): Promise<WriteKeeperHandle> {
   let upstreams = initial;
@@ -109,6 +109,9 @@ export async function openWriteKeeper(
   const queue: Queue<Payload> = await openQueue<Payload>({
     name: 'gateway-writes',
     store,
+    // On the admin API, the dashboard and /metrics as a `durableQueue`: pending, dead, oldest age.
+    registry,
+    statsIntervalMs: 5_000,
     maxAttempts: MAX_ATTEMPTS,
     backoff: backoff.exponential({ initialMs: 200, maxMs: 5_000, jitter: 'full' }),
   });
