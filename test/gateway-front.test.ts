@@ -230,6 +230,24 @@ describe('gateway front end: connections', () => {
     expect(keep).toMatch(/connection: keep-alive\r\n/i);
   });
 
+  it('a head that stops arriving is cut after headersTimeoutMs (slowloris), also once handed on', async () => {
+    const u = await up((_req, res) => res.end('ok'));
+    const gw = await gateway(
+      config({ u: [u.url] }, [{ match: { path: '/' }, upstream: 'u' }], {
+        limits: { headersTimeoutMs: 300 },
+      }),
+    );
+    // Partial from the first byte (handed to node:http at once), and after a served request.
+    const fresh = client(gw.address.port);
+    fresh.socket.write('GET / HTTP/1.1\r\nHo');
+    const after = client(gw.address.port);
+    after.socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await until(() => after.text().endsWith('ok'));
+    after.socket.write('GET / HTTP/1.1\r\nHo');
+    await Promise.all([fresh.closed, after.closed]);
+    expect(fresh.text()).toMatch(/^HTTP\/1.1 408 /);
+  });
+
   it('hands partial, malformed and smuggling heads to node:http, which answers 400', async () => {
     const u = await up((_req, res) => res.end('ok'));
     const gw = await gateway(config({ u: [u.url] }, [{ match: { path: '/' }, upstream: 'u' }]));

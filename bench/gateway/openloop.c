@@ -582,6 +582,26 @@ static int wait_until(struct epoll_event *ev, int max, uint64_t deadline, uint64
   return epoll_wait(epfd, ev, max, -1);
 }
 
+/* Handles one batch of epoll events: the timer, connects finishing (or failing), writable and
+ * readable connections. Before the clock starts no connection is busy, so this only finishes
+ * connects and notices a server closing an idle connection (it is reopened). */
+static void dispatch(struct epoll_event *ev, int n, uint64_t now) {
+  for (int i = 0; i < n; i++) {
+    if (ev[i].data.u64 == TIMER_TAG) {
+      drain_timer();
+      continue;
+    }
+    conn_t *c = &conns[ev[i].data.u64];
+    if (c->fd < 0) continue; /* closed earlier in this batch */
+    uint32_t e = ev[i].events;
+    if (e & EPOLLOUT) on_writable(c, now);
+    if (c->fd >= 0 && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && c->state != C_CONNECTING)
+      on_readable(c, now);
+    else if (c->fd >= 0 && (e & (EPOLLHUP | EPOLLERR)) && c->state == C_CONNECTING)
+      on_writable(c, now);
+  }
+}
+
 /* ---------- main ---------- */
 
 static void usage(void) {
@@ -656,14 +676,7 @@ int main(int argc, char **argv) {
     if (ndown > 0) break;
     int n = wait_until(ev, 512, connect_deadline, now);
     now = now_ns();
-    for (int i = 0; i < n; i++) {
-      if (ev[i].data.u64 == TIMER_TAG) {
-        drain_timer();
-        continue;
-      }
-      conn_t *c = &conns[ev[i].data.u64];
-      if (c->state == C_CONNECTING) on_writable(c, now);
-    }
+    dispatch(ev, n, now);
   }
   if (nidle == 0) {
     fprintf(stderr, "openloop: cannot connect to %s:%s\n", host, port);
@@ -716,21 +729,7 @@ int main(int argc, char **argv) {
       perror("epoll_wait");
       return 1;
     }
-    now = now_ns();
-    for (int i = 0; i < n; i++) {
-      if (ev[i].data.u64 == TIMER_TAG) {
-        drain_timer();
-        continue;
-      }
-      conn_t *c = &conns[ev[i].data.u64];
-      if (c->fd < 0) continue; /* closed earlier in this batch */
-      uint32_t e = ev[i].events;
-      if (e & EPOLLOUT) on_writable(c, now);
-      if (c->fd >= 0 && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && c->state != C_CONNECTING)
-        on_readable(c, now);
-      else if (c->fd >= 0 && (e & (EPOLLHUP | EPOLLERR)) && c->state == C_CONNECTING)
-        on_writable(c, now);
-    }
+    dispatch(ev, n, now_ns());
   }
 
   /* Measured requests neither completed nor failed: still queued or in flight at the end. */

@@ -241,12 +241,6 @@ function nextSalt(): number {
   saltAt += 16;
   return saltAt - 16;
 }
-/** 16 fresh random bytes (a view of the pool). */
-function freshSalt(): Uint8Array {
-  const at = nextSalt();
-  return saltPool.subarray(at, at + 16);
-}
-
 /** A payload ready to store (a payload row but its seq): its canonical bytes, a fresh salt and the digest under it. */
 export interface SaltedPayload extends Omit<StoredPayload, 'seq'> {
   /** SHA-256(salt ‖ body), hex. */
@@ -266,15 +260,12 @@ export function saltedPayload(value: unknown): SaltedPayload {
   return { salt: both.subarray(0, 16), body: both.subarray(16), keyId: null, digest: sha256Hex(both) };
 }
 
-/** The digest of payload bytes under `salt` (a fresh one by default). */
-export function digestPayload(
-  bytes: Uint8Array,
-  salt: Uint8Array = freshSalt(),
-): { salt: Uint8Array; digest: string } {
+/** The digest of payload bytes under their stored `salt`: SHA-256(salt ‖ bytes), hex. */
+export function digestPayload(bytes: Uint8Array, salt: Uint8Array): string {
   const both = Buffer.allocUnsafe(salt.length + bytes.length);
   both.set(salt, 0);
   both.set(bytes, salt.length);
-  return { salt, digest: sha256Hex(both) };
+  return sha256Hex(both);
 }
 
 const TAG = /^[a-z0-9][a-z0-9._:-]{0,63}$/;

@@ -344,7 +344,7 @@ export class AuditLog implements Component {
       if (code === 'SUBJECT_ERASED' || code === 'KEY_MISSING') return 'unreadable';
       return `entry ${e.seq}'s payload does not decrypt: it was altered`;
     }
-    return digestPayload(bytes, p.salt).digest === e.payloadDigest
+    return digestPayload(bytes, p.salt) === e.payloadDigest
       ? 'ok'
       : `entry ${e.seq}'s payload does not match its digest: it was altered`;
   }

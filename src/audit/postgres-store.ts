@@ -8,6 +8,7 @@
 
 import type { Pool, PoolClient } from 'pg';
 import { s } from '../core/schema.js';
+import { inTransaction } from '../durable/pg-client.js';
 import type { AuditEntry, StoredPayload } from './entry.js';
 import { GENESIS_HASH } from './entry.js';
 import { BulwarkAuditError, loadPeer } from './errors.js';
@@ -128,8 +129,7 @@ export class PostgresAuditStore implements S.AuditStore {
     return this.#pool;
   }
 
-  // Deliberate repetition: BEGIN / COMMIT / ROLLBACK on a pooled client, as sync's PostgreSQL store
-  // does; the shared `withTransaction` lives in src/postgres, which the audit layer may not import.
+  /** `work` in a transaction on a pooled client; an unreachable store is `STORE_UNAVAILABLE`. */
   async #tx<T>(work: (c: PoolClient) => Promise<T>): Promise<T> {
     let c: PoolClient;
     try {
@@ -140,13 +140,7 @@ export class PostgresAuditStore implements S.AuditStore {
       });
     }
     try {
-      await c.query('BEGIN');
-      const out = await work(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (error) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw error;
+      return await inTransaction(c, 'BEGIN', work);
     } finally {
       c.release();
     }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { sqlitePathOf } from '../durable/store-spec.js';
 import { BulwarkAuditError } from './errors.js';
 import { postgresAuditStore } from './postgres-store.js';
 import { sqliteAuditStore } from './sqlite-store.js';
@@ -31,9 +32,9 @@ export function auditStoreFromSpec(spec: string): AuditStore {
       ...(table === undefined ? {} : { table }),
     });
   }
-  // `sqlite:PATH` or `sqlite://PATH` (group 1), else a bare path ending in .db/.sqlite/.sqlite3.
-  const path = /^sqlite:(?:\/\/)?(.*)$/.exec(spec)?.[1] ?? (/\.(db|sqlite3?)$/i.test(spec) ? spec : '');
-  if (path === '') {
+  // `sqlite:PATH` or `sqlite://PATH`, else a bare path ending in .db/.sqlite/.sqlite3.
+  const path = sqlitePathOf(spec);
+  if (path === undefined) {
     throw new BulwarkAuditError(
       'INVALID_STORE_SPEC',
       `Unknown audit store "${spec.replace(/:[^:@/]*@/, ':***@')}": use sqlite:PATH (e.g. sqlite:./audit.db) or postgres://user@host/db?schema=audit`,

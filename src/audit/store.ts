@@ -182,18 +182,14 @@ export function rowToEntry(r: EntryRow): AuditEntry {
   };
 }
 
-/** @internal The column values of an entry, in the order of `ENTRY_COLUMNS`. */
-export function entryValues(e: AuditEntry): unknown[] {
-  return entryParams([e], 0, 1);
-}
-
 /**
  * @internal The parameters of a multi-row INSERT of `entries[from, from + n)`: each row's column
  * values in the order of `ENTRY_COLUMNS`, one flat array.
  */
 export function entryParams(entries: readonly AuditEntry[], from: number, n: number): unknown[] {
-  const out = new Array<unknown>(n * 12);
-  for (let i = 0, o = 0; i < n; i++, o += 12) {
+  const width = ENTRY_COLUMNS.length; // the assignments below follow ENTRY_COLUMNS one for one
+  const out = new Array<unknown>(n * width);
+  for (let i = 0, o = 0; i < n; i++, o += width) {
     const e = entries[from + i]!;
     out[o] = e.seq;
     out[o + 1] = e.v;

@@ -5,8 +5,28 @@
  * @module
  */
 
+import { BulwarkError } from './errors.js';
+
 /** Bad command-line input: the CLI prints it with the usage text and exits 2. @internal */
 export class UsageError extends Error {}
+
+/**
+ * An error as the JSON a CLI prints with `--json`: `code` (the error's, `USAGE` for a usage error,
+ * else `ERROR`), `message`, and the error's `store`, `option`, `rule`, `suggestion`, `retryable`
+ * when set. @internal
+ */
+export function jsonError(error: unknown): { error: Record<string, unknown> } {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const out: Record<string, unknown> = {
+    code: e instanceof BulwarkError ? e.code : e instanceof UsageError ? 'USAGE' : 'ERROR',
+    message: e.message,
+  };
+  for (const k of ['store', 'option', 'rule', 'suggestion', 'retryable'] as const) {
+    const v = (e as unknown as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return { error: out };
+}
 
 /** Parsed arguments. @internal */
 export interface ParsedArgs {

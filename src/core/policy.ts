@@ -228,9 +228,10 @@ export interface PipelineOptions {
    * Time executions into the `durationSeconds` histogram: `'auto'` (default) while something
    * reads the durations — a metrics reader of a registry the pipeline is in (`createMetrics`, the
    * control plane), a latency SLO over it (`readDurations`), a listener of its `execution`
-   * events — and then EVERY execution; `true` always; `false` never. Timing costs one clock read
-   * at the start, shared with the policies that need the time (a timeout's deadline), and one at
-   * the end; an untimed pipeline reads no clock beyond what its policies need.
+   * events — and then EVERY execution; `true` always; `false` only while a listener of its
+   * `execution` events needs each call's duration. Timing costs one clock read at the start,
+   * shared with the policies that need the time (a timeout's deadline), and one at the end; an
+   * untimed pipeline reads no clock beyond what its policies need.
    */
   timing?: boolean | 'auto';
 }

@@ -224,10 +224,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const refreshDelivered = async (): Promise<number> => {
     for (const op of load.queuedOps) {
       if (deliveredOps.has(op)) continue;
-      const r = await fetch(`${gw.url}${op}`).then(
-        (x) => x.json() as Promise<{ state: string }>,
-        () => ({ state: '?' }),
-      );
+      // Bounded: a stuck gateway must not stall the live line.
+      const r = await fetch(`${gw.url}${op}`, { signal: AbortSignal.timeout(2_000) })
+        .then((x) => x.json() as Promise<{ state: string }>)
+        .catch(() => ({ state: '?' }));
       if (r.state === 'delivered') deliveredOps.add(op);
     }
     return deliveredOps.size;

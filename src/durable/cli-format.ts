@@ -5,7 +5,6 @@
  * @module
  */
 
-import { BulwarkError } from '../core/errors.js';
 import { parseError } from './failures.js';
 import type { ItemView } from './job.js';
 
@@ -75,20 +74,6 @@ export function jsonItem(v: ItemView<unknown>, withPayload: boolean): Record<str
     if (payloadError !== undefined) out.payloadError = payloadError;
   }
   return out;
-}
-
-/** An error as the JSON the CLI prints with `--json`. @internal */
-export function jsonError(error: unknown): { error: Record<string, unknown> } {
-  const e = error instanceof Error ? error : new Error(String(error));
-  const out: Record<string, unknown> = {
-    code: e instanceof BulwarkError ? e.code : 'ERROR',
-    message: e.message,
-  };
-  for (const k of ['store', 'option', 'rule', 'suggestion', 'retryable'] as const) {
-    const v = (e as unknown as Record<string, unknown>)[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return { error: out };
 }
 
 /** JSON text, two-space indented. @internal */

@@ -16,8 +16,9 @@
  * @module
  */
 
+import { jsonError } from '../core/cli-args.js';
 import { type Args, confirmMode, int, parseArgs, state, str, UsageError } from './cli-args.js';
-import { ageText, errorText, iso, json, jsonError, jsonItem, payloadText, table } from './cli-format.js';
+import { ageText, errorText, iso, json, jsonItem, payloadText, table } from './cli-format.js';
 import { limitsCommand, schedulesCommand } from './cli-schedules.js';
 import type { RedriveSkip } from './dead-letters.js';
 import { keyringFromEnv } from './encryption.js';

@@ -111,6 +111,8 @@ export class Gateway {
       {
         maxHeaderSize: config.limits.maxHeaderBytes,
         headersTimeout: config.limits.headersTimeoutMs,
+        // node:http checks header timeouts on this period (default 30 s): a tenth of the limit.
+        connectionsCheckingInterval: Math.max(100, Math.min(30_000, config.limits.headersTimeoutMs / 10)),
         requestTimeout: 0,
         keepAliveTimeout: 5_000,
       },

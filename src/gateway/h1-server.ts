@@ -229,7 +229,7 @@ export class FastResponse {
       return true;
     }
     const head = this.headersSent ? '' : this.headString(-1);
-    return this.send(head, body, this.chunked, false, cb, false);
+    return this.send(head, body, cb, false);
   }
 
   end(chunk?: string | Buffer | (() => void), cb?: () => void): this {
@@ -241,7 +241,7 @@ export class FastResponse {
       let body = chunk === undefined ? null : typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       if (this.bodiless) body = null;
       const head = this.headersSent ? '' : this.headString(body === null ? 0 : body.length);
-      this.send(head, body, this.chunked, this.chunked, cb, true);
+      this.send(head, body, cb, true);
     }
     this.writableFinished = !socket.destroyed;
     this.conn.finished(this);
@@ -250,6 +250,7 @@ export class FastResponse {
 
   /** Cuts the connection (the client sees a broken response, never a clean end). */
   destroy(): this {
+    releaseWrite(this.conn); // an earlier response's held bytes still go out
     this.conn.socket.destroy();
     return this;
   }
@@ -317,6 +318,8 @@ export class FastResponse {
         else for (const one of v as string[]) s += `${k}: ${one}\r\n`;
       }
       for (const k in own) s += headerLine(k, own[k]!);
+      if (own.date !== undefined) hasDate = true;
+      if (own['content-length'] !== undefined) hasLength = true;
     } else if (h !== null)
       for (const k in h) {
         const v = h[k];
@@ -346,15 +349,13 @@ export class FastResponse {
     return s;
   }
 
-  /** Writes head (possibly '') and body in one write when small, framed when chunked. */
-  private send(
-    head: string,
-    body: Buffer | null,
-    chunked: boolean,
-    last: boolean,
-    cb: (() => void) | undefined,
-    final: boolean,
-  ): boolean {
+  /**
+   * Writes head (possibly '') and body in one write when small, framed when chunked; `final`: the
+   * response's last write (a chunked body's terminator goes with it).
+   */
+  private send(head: string, body: Buffer | null, cb: (() => void) | undefined, final: boolean): boolean {
+    const chunked = this.chunked;
+    const last = final && chunked;
     const conn = this.conn;
     const socket = conn.socket;
     const n = body === null ? 0 : body.length;
@@ -464,6 +465,7 @@ export class H1Connection {
     this.current = null;
     this.lastTick = this.server.tick;
     const socket = this.socket;
+    if (this.server.closing) this.closeAfter = true; // its head may predate the shutdown
     if (this.closeAfter) {
       releaseWrite(this);
       socket.end();
@@ -520,7 +522,20 @@ export class H1Server {
       this.tick++;
       for (const c of this.connections) if (c.idle && this.tick - c.lastTick > idleTicks) c.socket.destroy();
     }, 1000).unref();
-    server.once('close', () => clearInterval(this.ticker));
+    this.attach(server);
+  }
+
+  /**
+   * Ties this front end to the server listening for it (its own, or h2c's outer one): node:http's
+   * connection tracking (header timeouts, closeAll) starts when it listens; it and the ticker
+   * stop when it closes.
+   */
+  attach(listening: NetServer): void {
+    listening.once('listening', () => this.http1.emit('listening'));
+    listening.once('close', () => {
+      clearInterval(this.ticker);
+      this.http1.close();
+    });
   }
 
   /** The Date header's value, made once a second. */
@@ -548,7 +563,11 @@ export class H1Server {
   /** Closes idle connections now and the busy ones after their current response. */
   closeIdle(): void {
     this.closing = true;
-    for (const c of this.connections) if (c.idle) c.socket.destroy();
+    for (const c of this.connections)
+      if (c.idle) {
+        releaseWrite(c); // the last response may still be held for this round
+        c.socket.destroy();
+      }
     this.http1.closeIdleConnections();
   }
 

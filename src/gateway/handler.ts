@@ -78,7 +78,9 @@ class ClientSink implements Sink {
     if (fast instanceof FastResponse) {
       // The lean front end writes the upstream's headers as they are (no copy); ours after them.
       const own: Record<string, string> = {};
-      if (headers['x-request-id'] === undefined) own['x-request-id'] = this.requestId;
+      // As downstreamHeaders does: ours unless the upstream's is passed on (not removed by the route).
+      if (headers['x-request-id'] === undefined || this.route.responseRemove?.has('x-request-id') === true)
+        own['x-request-id'] = this.requestId;
       const add = this.route.responseAdd;
       if (add !== null) for (const [k, v] of add) own[k] = v;
       if (this.extra !== null) Object.assign(own, this.extra);

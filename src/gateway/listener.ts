@@ -248,6 +248,7 @@ export function createListener(
     };
     socket.on('data', onData);
   });
+  front.attach(server);
   return {
     server,
     scheme: 'http',

@@ -47,7 +47,8 @@ export interface Metrics {
 }
 
 /**
- * Makes the metrics of a registry (whose pipelines then time every execution: see
+ * Makes the metrics of a registry (whose pipelines then time every execution, for as long as
+ * the registry lives: metrics are made once per registry and never released; see
  * `Registry.readDurations`). Export them with `prometheusExporter({ metrics })` or
  * `otelMetrics({ metrics })`; evaluate alert rules over them with `createAlerts({ metrics })`.
  *

@@ -346,6 +346,8 @@ export class SloTracker {
   private totals = { goodEvents: 0, badEvents: 0 };
   private state: SloState = 'ok';
   private timer: TimerHandle | undefined;
+  /** Ends this tracker's reading of the source's durations (a latency objective only). */
+  private readonly stopReading: (() => void) | undefined;
 
   constructor(options: SloOptions) {
     const o = schema.parse(options, 'sloTracker');
@@ -365,7 +367,7 @@ export class SloTracker {
     this.window = new RollingWindow(bucketMs, buckets);
     this.latencyWindow = new RollingWindow(bucketMs, buckets);
     // A latency objective reads the source's durations: a pipeline times every execution.
-    if (this.latency !== undefined) readDurations(this.source);
+    this.stopReading = this.latency === undefined ? undefined : readDurations(this.source);
     this.refresh();
     const intervalMs = o.intervalMs ?? 10_000;
     const tick = () => {
@@ -528,10 +530,14 @@ export class SloTracker {
     };
   }
 
-  /** Stops reading the source on a timer (the counts stay readable). */
+  /**
+   * Stops reading the source on a timer and, for a latency objective, stops asking it to time
+   * its executions (the counts stay readable).
+   */
   stop(): void {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopReading?.();
   }
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Flags, type ParsedArgs, parseArgv, str, UsageError } from '../core/cli-args.js';
+import { type Flags, jsonError, type ParsedArgs, parseArgv, str, UsageError } from '../core/cli-args.js';
 import { BulwarkError } from '../core/errors.js';
 
 export { int, str, UsageError } from '../core/cli-args.js';
@@ -55,7 +55,8 @@ export interface CommandSpec {
  * Parses `argv` and runs the command, turning how it ends into the exit code: `--help` prints the
  * usage (0); a `UsageError` prints its message and the usage (2); a `BulwarkError` prints
  * `CODE: message`, any other error `<name> failed: message` (1). With `--json` an error is printed
- * as `{"error":{"code","message"}}` on stdout instead (code `USAGE` for a usage error).
+ * as `{"error":{"code","message",…}}` on stdout instead (`jsonError`: code `USAGE` for a usage
+ * error).
  *
  * @example
  * ```ts nocheck
@@ -69,8 +70,11 @@ export async function runCommand(
   io: CliIo,
   run: (args: Args) => Promise<number>,
 ): Promise<number> {
+  // --json: parsed, or (when parsing failed) given anywhere in argv.
+  let json = argv.includes('--json');
   try {
     const args = parseArgs(argv, spec.valued, spec.switches);
+    json = args.flags.has('json');
     if (args.flags.has('help')) {
       io.out(spec.usage);
       return 0;
@@ -78,22 +82,21 @@ export async function runCommand(
     return await run(args);
   } catch (error) {
     const usage = error instanceof UsageError;
-    const code = usage ? 'USAGE' : error instanceof BulwarkError ? error.code : 'FAILED';
-    const message =
-      usage || error instanceof BulwarkError
-        ? error.message
-        : `${spec.name} failed: ${error instanceof Error ? error.message : String(error)}`;
-    // --json (anywhere in argv, even when parsing failed): the error as JSON on stdout, as
-    // `bulwark chaos run --json` does; otherwise text on stderr, with the usage after a usage error.
-    if (argv.includes('--json')) {
-      io.out(JSON.stringify({ error: { code, message } }));
+    // --json: the error as JSON on stdout, as `bulwark queue --json` prints it; otherwise text on
+    // stderr, with the usage after a usage error.
+    if (json) {
+      io.out(JSON.stringify(jsonError(error)));
       return usage ? 2 : 1;
     }
     if (usage) {
-      io.err(`${message}\n\n${spec.usage}`);
+      io.err(`${error.message}\n\n${spec.usage}`);
       return 2;
     }
-    io.err(error instanceof BulwarkError ? `${code}: ${message}` : message);
+    io.err(
+      error instanceof BulwarkError
+        ? `${error.code}: ${error.message}`
+        : `${spec.name} failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
     return 1;
   }
 }

@@ -128,7 +128,7 @@ export function loadMigrations(dir: string): Migration[] {
     throw new MigrationError(
       'MIGRATION_FILE_INVALID',
       dir,
-      `The migrations directory "${dir}" does not exist`,
+      `The migrations directory "${dir}" does not exist: create it (bulwark migrate create NAME --dir DIR makes the first file) or pass --dir`,
     );
   }
   const out: Migration[] = [];
