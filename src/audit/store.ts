@@ -182,6 +182,11 @@ export function rowToEntry(r: EntryRow): AuditEntry {
   };
 }
 
+/** @internal The column values of an entry, in the order of `ENTRY_COLUMNS` (bench/audit.bench.ts binds them). */
+export function entryValues(e: AuditEntry): unknown[] {
+  return entryParams([e], 0, 1);
+}
+
 /**
  * @internal The parameters of a multi-row INSERT of `entries[from, from + n)`: each row's column
  * values in the order of `ENTRY_COLUMNS`, one flat array.
